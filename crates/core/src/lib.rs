@@ -1,0 +1,17 @@
+//! Duet's sans-IO core: the interview room as a state machine.
+//!
+//! A [`Room`] owns the interview's yrs `Doc` and the presence of everyone connected. It takes
+//! events (a participant joins, a websocket message arrives, a participant leaves) with the time
+//! they happened, and answers with [`Effect`]s for the server to carry out: records to make
+//! durable, messages to send, connections to close. It never touches a socket, a clock or a
+//! database, so every rule here is tested without a runtime.
+//!
+//! What does not belong here: tokio, axum, SQLite, Docker. Those live in the server, store and
+//! sandbox crates, which depend on this one.
+
+mod awareness;
+mod history;
+mod room;
+
+pub use history::{rebuild, RebuildError, Rebuilt};
+pub use room::{ConnId, Effect, Room, RoomConfig};

@@ -1,0 +1,269 @@
+//! Duet's wire vocabulary: roles and their capabilities, id newtypes, the JSON bodies of the
+//! public API, the kinds of event in a room's log and the websocket close codes.
+//!
+//! Everything here is plain data: no tokio, no I/O, no yrs. The other crates agree through it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who a token speaks for. Each interview issues one token per role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the interview: edits, runs code, runs hidden tests, keeps the scorecard.
+    Interviewer,
+    /// Writes the program: edits and runs it, sees nothing private.
+    Candidate,
+    /// Looks back afterwards: reads and replays, never changes anything.
+    Reviewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Interviewer, Role::Candidate, Role::Reviewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Interviewer => "interviewer",
+            Role::Candidate => "candidate",
+            Role::Reviewer => "reviewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// May change the shared document.
+    pub fn can_edit(self) -> bool {
+        matches!(self, Role::Interviewer | Role::Candidate)
+    }
+    /// May start, feed and cancel runs of the shared program.
+    pub fn can_run(self) -> bool {
+        matches!(self, Role::Interviewer | Role::Candidate)
+    }
+    /// May run the question's hidden tests and see their results.
+    pub fn can_run_hidden_tests(self) -> bool {
+        matches!(self, Role::Interviewer)
+    }
+    /// May read the private scorecard, hints and interviewer notes.
+    pub fn can_read_scorecard(self) -> bool {
+        matches!(self, Role::Interviewer | Role::Reviewer)
+    }
+    /// May change the scorecard.
+    pub fn can_write_scorecard(self) -> bool {
+        matches!(self, Role::Interviewer)
+    }
+    /// May read the replay timeline and snapshots.
+    pub fn can_replay(self) -> bool {
+        matches!(self, Role::Interviewer | Role::Reviewer)
+    }
+
+    /// The colour the server stamps on this role's cursor and presence.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Role::Interviewer => "#2563eb",
+            Role::Candidate => "#16a34a",
+            Role::Reviewer => "#9333ea",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An interview's public id: 22 url-safe characters (128 random bits, base64url).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InterviewId(String);
+
+impl InterviewId {
+    /// Accepts only what an id can look like, so a path segment never reaches the store raw.
+    pub fn parse(s: &str) -> Option<InterviewId> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| InterviewId(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InterviewId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The identity the server stamps on a participant's awareness state. Clients cannot choose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
+    pub color: String,
+}
+
+impl Identity {
+    pub fn for_role(role: Role, candidate_name: &str) -> Identity {
+        let name = match role {
+            Role::Candidate => candidate_name.to_owned(),
+            Role::Interviewer => "Interviewer".to_owned(),
+            Role::Reviewer => "Reviewer".to_owned(),
+        };
+        Identity { name, role, color: role.colour().to_owned() }
+    }
+}
+
+/// The kinds of event a room's log holds, each with one room sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A Yjs update (v1 encoding) that changed the shared document.
+    Edit,
+    /// A participant connected to the room.
+    Join,
+    /// A participant left the room.
+    Leave,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Edit => "edit",
+            EventKind::Join => "join",
+            EventKind::Leave => "leave",
+        }
+    }
+    pub fn parse(s: &str) -> Option<EventKind> {
+        [EventKind::Edit, EventKind::Join, EventKind::Leave].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of a room's durable log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Per-room sequence number, starting at 1, without gaps.
+    pub seq: u64,
+    /// The server's clock when the event was accepted, unix milliseconds.
+    pub at_ms: i64,
+    pub kind: EventKind,
+    /// Who caused it.
+    pub role: Role,
+    /// For `Edit`: the Yjs update exactly as received. Empty for the others.
+    pub data: Vec<u8>,
+}
+
+/// The name of the shared `Y.Text` holding the candidate's program.
+pub const MAIN_FILE: &str = "main.py";
+
+/// Websocket close codes the server uses, with what each means to a client.
+pub mod close {
+    /// The server is shutting down or the room is reloading; reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame that is not a Yjs binary message (for example a text frame).
+    pub const UNSUPPORTED: u16 = 1003;
+    /// A binary message that is not a well-formed Yjs message.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Too many messages or bytes per second.
+    pub const POLICY: u16 = 1008;
+    /// A frame larger than the configured cap.
+    pub const TOO_BIG: u16 = 1009;
+    /// The room could not load its stored state, or storage failed.
+    pub const INTERNAL: u16 = 1011;
+    /// The client fell behind the room; reconnect and resync.
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+/// `POST /api/interviews` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInterview {
+    pub title: String,
+    pub candidate_name: String,
+}
+
+/// One value per role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerRole {
+    pub interviewer: String,
+    pub candidate: String,
+    pub reviewer: String,
+}
+
+/// `201` answer to `POST /api/interviews`. The tokens are shown once; only hashes are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedInterview {
+    pub id: InterviewId,
+    pub tokens: PerRole,
+    pub urls: PerRole,
+}
+
+/// An interview as the admin lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterviewSummary {
+    pub id: InterviewId,
+    pub title: String,
+    pub candidate_name: String,
+    pub created_at: i64,
+}
+
+/// `GET /api/interviews/{id}`: the interview as one role sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterviewView {
+    pub id: InterviewId,
+    pub title: String,
+    pub candidate_name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// Every 4xx/5xx body: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_candidate_and_interviewer_edit() {
+        assert!(Role::Candidate.can_edit());
+        assert!(Role::Interviewer.can_edit());
+        assert!(!Role::Reviewer.can_edit());
+    }
+
+    #[test]
+    fn candidate_never_reads_private_material() {
+        assert!(!Role::Candidate.can_read_scorecard());
+        assert!(!Role::Candidate.can_run_hidden_tests());
+        assert!(!Role::Candidate.can_replay());
+        assert!(Role::Reviewer.can_read_scorecard() && !Role::Reviewer.can_write_scorecard());
+    }
+
+    #[test]
+    fn interview_ids_reject_path_tricks() {
+        assert!(InterviewId::parse("abc_DEF-123").is_some());
+        for bad in ["", "../x", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(InterviewId::parse(bad).is_none(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_string(&r).unwrap_or_default(), format!("\"{r}\""));
+        }
+    }
+}

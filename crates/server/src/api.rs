@@ -1,0 +1,109 @@
+//! The REST endpoints: interviews and their role views, health and metrics.
+
+use crate::auth;
+use crate::error::AppError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use duet_protocol::{CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole, Role};
+use duet_store::Interview;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const MAX_TITLE: usize = 200;
+const MAX_NAME: usize = 100;
+
+/// `POST /api/interviews` (admin): creates an interview and its three role tokens.
+pub async fn create_interview(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    auth::require_admin(&state, &parts)?;
+    let body = body.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+    let req: CreateInterview = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("expected {{\"title\": str, \"candidate_name\": str}}: {e}")))?;
+    let title = checked_text("title", &req.title, MAX_TITLE)?;
+    let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
+
+    let id = InterviewId::parse(&auth::random_token(16)).ok_or_else(|| AppError::Internal("minted a bad id".into()))?;
+    let tokens = PerRole { interviewer: auth::random_token(32), candidate: auth::random_token(32), reviewer: auth::random_token(32) };
+    let hashes = [
+        (Role::Interviewer, auth::hash(&tokens.interviewer)),
+        (Role::Candidate, auth::hash(&tokens.candidate)),
+        (Role::Reviewer, auth::hash(&tokens.reviewer)),
+    ];
+    let interview = Interview { id: id.clone(), title, candidate_name, created_at: now_ms() };
+    state.store.create_interview(&interview, &hashes)?;
+
+    // Tokens travel in the fragment: browsers never send it to a server or in a Referer.
+    let base = state.public_url.trim_end_matches('/');
+    let urls = PerRole {
+        interviewer: format!("{base}/interview/{id}#token={}", tokens.interviewer),
+        candidate: format!("{base}/interview/{id}#token={}", tokens.candidate),
+        reviewer: format!("{base}/replay/{id}#token={}", tokens.reviewer),
+    };
+    Ok((StatusCode::CREATED, Json(CreatedInterview { id, tokens, urls })).into_response())
+}
+
+fn checked_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AppError::BadRequest(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(AppError::BadRequest(format!("{field} is longer than {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(format!("{field} must not contain control characters")));
+    }
+    Ok(value.to_owned())
+}
+
+/// `GET /api/interviews` (admin): every interview, newest first. Tokens are not kept, so not shown.
+pub async fn list_interviews(State(state): State<AppState>, parts: Parts) -> Result<Json<Vec<InterviewSummary>>, AppError> {
+    auth::require_admin(&state, &parts)?;
+    let list = state.store.list_interviews()?;
+    Ok(Json(
+        list.into_iter()
+            .map(|i| InterviewSummary { id: i.id, title: i.title, candidate_name: i.candidate_name, created_at: i.created_at })
+            .collect(),
+    ))
+}
+
+/// `GET /api/interviews/{id}` (any role of that interview): the interview as that role sees it.
+pub async fn get_interview(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Json<InterviewView>, AppError> {
+    let (id, role) = auth::role_in(&state, &parts, &id)?;
+    let i = state.store.get_interview(&id)?.ok_or(AppError::NotFound("no such interview"))?;
+    Ok(Json(InterviewView { id: i.id, title: i.title, candidate_name: i.candidate_name, role, created_at: i.created_at }))
+}
+
+/// `GET /healthz`: 200 when the store answers, 503 otherwise.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let store_ok = state.store.ping().is_ok();
+    let body = serde_json::json!({
+        "status": if store_ok { "ok" } else { "degraded" },
+        "store": if store_ok { "ok" } else { "unavailable" },
+        "sandbox": "not_configured",
+        "rooms_loaded": state.rooms.loaded(),
+    });
+    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+pub async fn not_found() -> AppError {
+    AppError::NotFound("no such endpoint")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,59 @@
+//! The server's error type and how each maps to an HTTP status and a JSON body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use duet_protocol::{ErrorBody, ErrorDetail};
+
+/// Everything a handler can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No token, or a token nobody issued.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A valid token whose role lacks the capability.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such resource, or the token belongs to another interview.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The request is malformed; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something broke inside; the detail goes to the log, not the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<duet_store::StoreError> for AppError {
+    fn from(e: duet_store::StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,135 @@
+//! The Duet server: HTTP routes, the Yjs websocket, room tasks and configuration.
+//!
+//! `main.rs` only parses flags and calls [`serve`]. Tests build an [`AppState`] and drive
+//! [`router`] directly, or call [`serve`] with a listener bound to port 0.
+//!
+//! What does not belong here: protocol rules (duet-core), SQL (duet-store), wire types
+//! (duet-protocol).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod rooms;
+pub mod ws;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use config::ServeArgs;
+use duet_store::{SqliteConfig, SqliteStore, Store, TokenHash};
+use metrics::Metrics;
+use rooms::Rooms;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Largest REST request body.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub rooms: Arc<Rooms>,
+    pub metrics: Arc<Metrics>,
+    pub admin_hash: TokenHash,
+    pub config: Arc<ServeArgs>,
+    /// Base of the links handed out for new interviews.
+    pub public_url: String,
+    pub next_conn: Arc<AtomicU64>,
+}
+
+/// What starting up produced besides the state.
+pub struct Startup {
+    pub state: AppState,
+    /// Set when this start generated the admin token: show it to the operator once.
+    pub new_admin_token: Option<(String, std::path::PathBuf)>,
+}
+
+impl AppState {
+    /// Opens the store in the data dir and settles the admin token.
+    pub fn open(config: ServeArgs, local_addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<Startup> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+        let store = SqliteStore::open(SqliteConfig::at(config.data_dir.join("duet.db")))
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let (admin_token, new_admin_token) = admin_token(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let store: Arc<dyn Store> = Arc::new(store);
+        let rooms = Rooms::new(store.clone(), config.rooms.clone(), metrics.clone(), shutdown);
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+        let state = AppState {
+            store,
+            rooms,
+            metrics,
+            admin_hash: auth::hash(&admin_token),
+            config: Arc::new(config),
+            public_url,
+            next_conn: Arc::new(AtomicU64::new(1)),
+        };
+        Ok(Startup { state, new_admin_token })
+    }
+}
+
+/// The admin token from the config, else from the data dir, else a new one saved there.
+fn admin_token(config: &ServeArgs) -> anyhow::Result<(String, Option<(String, std::path::PathBuf)>)> {
+    if let Some(secret) = &config.admin_token {
+        return Ok((secret.0.clone(), None));
+    }
+    let path = config.data_dir.join("admin-token");
+    if let Ok(saved) = std::fs::read_to_string(&path) {
+        let saved = saved.trim().to_owned();
+        anyhow::ensure!(saved.len() >= 16, "{} holds no usable admin token; delete it to mint a new one", path.display());
+        return Ok((saved, None));
+    }
+    let token = auth::random_token(32);
+    write_private(&path, &token).with_context(|| format!("saving the admin token to {}", path.display()))?;
+    Ok((token.clone(), Some((token, path))))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/interviews", post(api::create_interview).get(api::list_interviews))
+        .route("/api/interviews/{id}", get(api::get_interview))
+        .route("/yjs/{id}", get(ws::upgrade))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` fires, then lets every room checkpoint and close.
+pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let Startup { state, new_admin_token } = AppState::open(config, addr, shutdown.clone())?;
+    if let Some((token, path)) = new_admin_token {
+        println!("Generated the admin token (shown once; kept in {}):\n  {token}", path.display());
+    }
+    println!("Duet listening on http://{addr}");
+    let rooms = state.rooms.clone();
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    shutdown.cancel();
+    rooms.wait_closed().await;
+    Ok(())
+}

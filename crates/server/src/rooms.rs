@@ -1,0 +1,402 @@
+//! Interview rooms at run time: one task per loaded room owns its [`duet_core::Room`] (and so
+//! its yrs `Doc`), and a registry finds or loads the task for an interview.
+//!
+//! The task carries out the core's effects. Records go to the store, and every message that
+//! follows a record waits in order behind that record's ticket (a "gate"), so no participant
+//! receives an edit before it is durable, while a burst of edits still flows as a pipeline and
+//! the store commits them in batches.
+
+use crate::metrics::Metrics;
+use crate::config::RoomSettings;
+use axum::body::Bytes;
+use duet_core::{ConnId, Effect, Room, RoomConfig};
+use duet_protocol::{close, EventKind, Identity, InterviewId, Role};
+use duet_store::{Store, StoreError, Ticket};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Records in flight to the store per room before the room stops taking commands (backpressure).
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// A connection's way out: binary messages, and a separate slot for the reason it is closed.
+#[derive(Clone)]
+pub struct PeerSink {
+    pub messages: mpsc::Sender<Bytes>,
+    pub close: mpsc::Sender<(u16, String)>,
+}
+
+impl PeerSink {
+    fn close(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.close.try_send((code, reason.into()));
+    }
+}
+
+/// What a room task is asked to do.
+pub enum RoomCmd {
+    Join { conn: ConnId, role: Role, identity: Identity, sink: PeerSink },
+    Message { conn: ConnId, bytes: Bytes },
+    Leave { conn: ConnId },
+    /// The program as it stands and the seq it matches (runs will take their code from here).
+    Text { reply: oneshot::Sender<(u64, String)> },
+}
+
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub tx: mpsc::Sender<RoomCmd>,
+    generation: u64,
+}
+
+/// Finds or loads the room of an interview.
+pub struct Rooms {
+    map: Mutex<HashMap<InterviewId, RoomHandle>>,
+    store: Arc<dyn Store>,
+    settings: RoomSettings,
+    metrics: Arc<Metrics>,
+    generations: AtomicU64,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Rooms {
+    pub fn new(store: Arc<dyn Store>, settings: RoomSettings, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Rooms> {
+        Arc::new(Rooms {
+            map: Mutex::new(HashMap::new()),
+            store,
+            settings,
+            metrics,
+            generations: AtomicU64::new(0),
+            tracker: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<InterviewId, RoomHandle>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room's handle, starting its task (which loads it) if it is not running.
+    pub fn get(self: &Arc<Self>, id: &InterviewId) -> RoomHandle {
+        let mut map = self.map();
+        if let Some(handle) = map.get(id) {
+            if !handle.tx.is_closed() {
+                return handle.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.settings.queue.max(1));
+        let handle = RoomHandle { tx, generation: self.generations.fetch_add(1, Relaxed) };
+        map.insert(id.clone(), handle.clone());
+        let task = RoomTask::new(self.clone(), id.clone(), handle.generation);
+        self.tracker.spawn(task.run(rx));
+        handle
+    }
+
+    /// Removes the room from the registry if `generation` is still the one registered and its
+    /// queue is empty. Returns whether it did.
+    fn retire(&self, id: &InterviewId, generation: u64, rx: &mpsc::Receiver<RoomCmd>) -> bool {
+        let mut map = self.map();
+        match map.get(id) {
+            Some(h) if h.generation == generation => {
+                if !rx.is_empty() {
+                    return false;
+                }
+                map.remove(id);
+                true
+            }
+            _ => true, // already replaced: this task is not the registered one any more
+        }
+    }
+
+    /// Rooms loaded right now.
+    pub fn loaded(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Waits for every room task to checkpoint and stop (after the shutdown token fired).
+    pub async fn wait_closed(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// A message waiting for a record to become durable.
+enum Delivery {
+    To(ConnId, Bytes),
+    All { except: Option<ConnId>, message: Bytes },
+}
+
+struct Gate {
+    ticket: Ticket,
+    handed_at: Instant,
+    is_edit: bool,
+    then: Vec<Delivery>,
+}
+
+struct RoomTask {
+    rooms: Arc<Rooms>,
+    id: InterviewId,
+    generation: u64,
+    peers: HashMap<ConnId, PeerSink>,
+    gates: VecDeque<Gate>,
+    edits_since_checkpoint: u64,
+    /// Set when the room must close everyone and reload from the store.
+    poisoned: Option<String>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl RoomTask {
+    fn new(rooms: Arc<Rooms>, id: InterviewId, generation: u64) -> RoomTask {
+        RoomTask { rooms, id, generation, peers: HashMap::new(), gates: VecDeque::new(), edits_since_checkpoint: 0, poisoned: None }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+        let metrics = self.rooms.metrics.clone();
+        metrics.rooms_open.fetch_add(1, Relaxed);
+        let store = self.rooms.store.clone();
+        let id = self.id.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&*store, &id)).await;
+        match loaded {
+            Ok(Ok(room)) => self.live(room, &mut rx).await,
+            Ok(Err(reason)) => self.refuse(&mut rx, reason).await,
+            Err(join) => self.refuse(&mut rx, format!("room load crashed: {join}")).await,
+        }
+        metrics.rooms_open.fetch_sub(1, Relaxed);
+    }
+
+    /// The room could not be loaded: refuse every connection with the reason, never start empty.
+    async fn refuse(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, reason: String) {
+        self.rooms.metrics.room_load_failures.fetch_add(1, Relaxed);
+        tracing::error!(interview = %self.id, %reason, "room failed to load; refusing connections");
+        let reason = format!("room state failed to load: {reason}");
+        loop {
+            let linger = tokio::time::sleep(std::time::Duration::from_secs(5));
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(RoomCmd::Join { sink, .. }) => sink.close(close::INTERNAL, truncate(&reason)),
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = linger => if self.rooms.retire(&self.id, self.generation, rx) { return },
+                _ = self.rooms.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn live(&mut self, mut room: Room, rx: &mut mpsc::Receiver<RoomCmd>) {
+        let idle = self.rooms.settings.idle();
+        let mut idle_since = Instant::now();
+        loop {
+            if let Some(reason) = self.poisoned.take() {
+                self.close_everyone(close::INTERNAL, &reason);
+                self.rooms.retire(&self.id, self.generation, rx);
+                rx.close();
+                self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect").await;
+                return;
+            }
+            let can_take = self.gates.len() < MAX_IN_FLIGHT;
+            let idle_armed = room.connections() == 0 && self.gates.is_empty();
+            let idle_deadline = tokio::time::Instant::from_std(idle_since + idle);
+            tokio::select! {
+                biased;
+                ack = next_ack(&mut self.gates) => self.on_ack(ack),
+                cmd = rx.recv(), if can_take => match cmd {
+                    Some(cmd) => {
+                        self.on_command(&mut room, cmd);
+                        if room.connections() == 0 { idle_since = Instant::now(); }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
+                    self.checkpoint(&room, true).await;
+                    if self.rooms.retire(&self.id, self.generation, rx) {
+                        rx.close();
+                        self.drain_refusing(rx, close::GOING_AWAY, "room unloaded; reconnect").await;
+                        return;
+                    }
+                    idle_since = Instant::now();
+                }
+                _ = self.rooms.shutdown.cancelled() => {
+                    while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
+                    self.checkpoint(&room, true).await;
+                    self.close_everyone(close::GOING_AWAY, "server shutting down");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers what is left in a closed queue so no connection waits for a room that is gone.
+    async fn drain_refusing(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, code: u16, reason: &str) {
+        while let Some(cmd) = rx.recv().await {
+            if let RoomCmd::Join { sink, .. } = cmd {
+                sink.close(code, reason);
+            }
+        }
+    }
+
+    fn on_command(&mut self, room: &mut Room, cmd: RoomCmd) {
+        let now = now_ms();
+        let effects = match cmd {
+            RoomCmd::Join { conn, role, identity, sink } => {
+                self.peers.insert(conn, sink);
+                room.join(conn, role, identity, now)
+            }
+            RoomCmd::Message { conn, bytes } => room.receive(conn, &bytes, now),
+            RoomCmd::Leave { conn } => {
+                self.peers.remove(&conn);
+                room.leave(conn, now)
+            }
+            RoomCmd::Text { reply } => {
+                let _ = reply.send((room.last_seq(), room.text()));
+                Vec::new()
+            }
+        };
+        self.execute(room, effects);
+        if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
+            if let Some((seq, state)) = room.checkpoint() {
+                drop(self.rooms.store.checkpoint(&self.id, seq, state));
+                self.edits_since_checkpoint = 0;
+            }
+        }
+    }
+
+    fn execute(&mut self, room: &mut Room, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(record) => {
+                    let is_edit = record.kind == EventKind::Edit;
+                    self.edits_since_checkpoint += u64::from(is_edit);
+                    let ticket = self.rooms.store.append(&self.id, record);
+                    self.gates.push_back(Gate { ticket, handed_at: Instant::now(), is_edit, then: Vec::new() });
+                }
+                Effect::Send { to, message } => self.deliver(Delivery::To(to, Bytes::from(message))),
+                Effect::Broadcast { except, message } => {
+                    self.deliver(Delivery::All { except, message: Bytes::from(message) })
+                }
+                Effect::Close { conn, code, reason } => self.drop_peer(room, conn, code, &reason),
+                Effect::Reload { reason } => self.poisoned = Some(reason),
+            }
+        }
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        match self.gates.back_mut() {
+            Some(gate) => gate.then.push(delivery),
+            None => self.send(delivery),
+        }
+    }
+
+    /// Closes one connection and takes it out of the room.
+    fn drop_peer(&mut self, room: &mut Room, conn: ConnId, code: u16, reason: &str) {
+        if let Some(sink) = self.peers.remove(&conn) {
+            self.rooms.metrics.connections_closed_by_server.fetch_add(1, Relaxed);
+            sink.close(code, truncate(reason));
+        }
+        let effects = room.leave(conn, now_ms());
+        self.execute(room, effects);
+    }
+
+    fn on_ack(&mut self, result: Result<(), StoreError>) {
+        let Some(gate) = self.gates.pop_front() else { return };
+        match result {
+            Ok(()) => {
+                self.rooms.metrics.observe_persist(gate.handed_at.elapsed());
+                self.rooms.metrics.events_persisted.fetch_add(1, Relaxed);
+                if gate.is_edit {
+                    self.rooms.metrics.updates_persisted.fetch_add(1, Relaxed);
+                }
+                for delivery in gate.then {
+                    self.send(delivery);
+                }
+            }
+            Err(e) => {
+                tracing::error!(interview = %self.id, error = %e, "room: storing an event failed");
+                self.poisoned = Some("storage failed; reconnect".into());
+            }
+        }
+    }
+
+    /// Sends a message now. A peer whose queue is full is closed; its leave reaches the room
+    /// through the connection's own `Leave` command, so nobody is dropped silently.
+    fn send(&mut self, delivery: Delivery) {
+        let mut too_slow = Vec::new();
+        let targets: Vec<(ConnId, &PeerSink)> = match &delivery {
+            Delivery::To(conn, _) => self.peers.get_key_value(conn).map(|(c, s)| (*c, s)).into_iter().collect(),
+            Delivery::All { except, .. } => {
+                self.peers.iter().filter(|(c, _)| Some(**c) != *except).map(|(c, s)| (*c, s)).collect()
+            }
+        };
+        let message = match &delivery {
+            Delivery::To(_, m) | Delivery::All { message: m, .. } => m,
+        };
+        for (conn, sink) in targets {
+            if let Err(mpsc::error::TrySendError::Full(_)) = sink.messages.try_send(message.clone()) {
+                too_slow.push(conn);
+            }
+        }
+        for conn in too_slow {
+            if let Some(sink) = self.peers.remove(&conn) {
+                self.rooms.metrics.connections_closed_by_server.fetch_add(1, Relaxed);
+                sink.close(close::TRY_AGAIN, "client too slow to keep up; reconnect to resync");
+            }
+        }
+    }
+
+    async fn pop_ack(&mut self) -> Option<Result<(), StoreError>> {
+        let gate = self.gates.front_mut()?;
+        Some((&mut gate.ticket).await.unwrap_or(Err(StoreError::WriterGone)))
+    }
+
+    /// Stores the whole document, waiting for it if `wait`.
+    async fn checkpoint(&mut self, room: &Room, wait: bool) {
+        if self.edits_since_checkpoint == 0 {
+            return;
+        }
+        if let Some((seq, state)) = room.checkpoint() {
+            let ticket = self.rooms.store.checkpoint(&self.id, seq, state);
+            if wait {
+                if let Ok(Err(e)) = ticket.await {
+                    tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
+                }
+            }
+            self.edits_since_checkpoint = 0;
+        }
+    }
+
+    fn close_everyone(&mut self, code: u16, reason: &str) {
+        for (_, sink) in self.peers.drain() {
+            sink.close(code, truncate(reason));
+        }
+        self.gates.clear();
+    }
+}
+
+async fn next_ack(gates: &mut VecDeque<Gate>) -> Result<(), StoreError> {
+    match gates.front_mut() {
+        Some(gate) => (&mut gate.ticket).await.unwrap_or(Err(StoreError::WriterGone)),
+        None => std::future::pending().await,
+    }
+}
+
+fn load(store: &dyn Store, id: &InterviewId) -> Result<Room, String> {
+    let history = store.load_history(id).map_err(|e| e.to_string())?;
+    let checkpoint = history.checkpoint.as_ref().map(|(seq, state)| (*seq, state.as_slice()));
+    let rebuilt = duet_core::rebuild(checkpoint, history.records).map_err(|e| e.to_string())?;
+    Ok(Room::from_history(RoomConfig::default(), rebuilt))
+}
+
+/// Close reasons must fit a websocket close frame (123 bytes).
+fn truncate(reason: &str) -> String {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}

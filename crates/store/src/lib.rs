@@ -1,0 +1,80 @@
+//! Duet's durable state: interviews, hashed role tokens, and each room's append-only event log
+//! with checkpoints. A [`Store`] trait with an embedded SQLite implementation behind it, shaped
+//! so a Postgres one can follow.
+//!
+//! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
+//! SQLite's write-ahead log. A committed record survives `kill -9` of the server (it is in the
+//! operating system's file cache). The WAL is fsynced at least once a second while there are
+//! writes (a passive WAL checkpoint), so a power cut loses at most about the last second.
+//!
+//! What does not belong here: the meaning of the records (the core crate), websockets (the server).
+
+mod sqlite;
+
+use duet_protocol::{InterviewId, LogRecord, Role};
+pub use sqlite::{SqliteConfig, SqliteStore};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error (disk full, I/O error, a locked database...).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row holds something this version cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The writer thread is gone (the store is shutting down or crashed).
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    /// Creating the data directory or database file failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Resolves when a write is durable (or has failed).
+pub type Ticket = tokio::sync::oneshot::Receiver<Result<()>>;
+
+/// An interview's stored description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interview {
+    pub id: InterviewId,
+    pub title: String,
+    pub candidate_name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Everything needed to bring a room back: the newest checkpoint and the log after it.
+#[derive(Debug, Default)]
+pub struct History {
+    /// `(seq, whole document as one Yjs update)`.
+    pub checkpoint: Option<(u64, Vec<u8>)>,
+    /// Records after the checkpoint, in sequence order.
+    pub records: Vec<LogRecord>,
+}
+
+/// A token's hash: SHA-256 of the token string. Tokens themselves are never stored.
+pub type TokenHash = [u8; 32];
+
+/// Storage for interviews and room logs.
+pub trait Store: Send + Sync + 'static {
+    /// Saves a new interview with its role tokens' hashes, all or nothing.
+    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Result<()>;
+    /// Every interview, newest first.
+    fn list_interviews(&self) -> Result<Vec<Interview>>;
+    fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
+    /// Which interview and role a token hash belongs to.
+    fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
+    /// The newest checkpoint and the records after it, to load a room.
+    fn load_history(&self, id: &InterviewId) -> Result<History>;
+    /// Every record of a room's log with `seq > after`, in order.
+    fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>>;
+    /// Appends one record to a room's log. Records of one room must arrive in sequence order.
+    fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket;
+    /// Stores the whole document as of `seq`; the log is kept whole beside it.
+    fn checkpoint(&self, id: &InterviewId, seq: u64, state: Vec<u8>) -> Ticket;
+    /// Answers whether the database can be read.
+    fn ping(&self) -> Result<()>;
+}

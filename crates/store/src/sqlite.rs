@@ -1,0 +1,311 @@
+//! The embedded store: one SQLite database in WAL mode.
+//!
+//! Reads and the rare metadata writes share one connection behind a std mutex (each call is a
+//! short critical section). Log appends and checkpoints go to a dedicated writer thread that
+//! commits whatever has queued up in one transaction (group commit), so a burst of keystrokes
+//! costs one commit per batch rather than one per keystroke, and answers each write's ticket.
+
+use crate::{History, Interview, Result, Store, StoreError, Ticket, TokenHash};
+use duet_protocol::{EventKind, InterviewId, LogRecord, Role};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Where and how to keep the database.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; its folder is created if missing.
+    pub path: PathBuf,
+    /// How many writes may wait for the writer before `append` blocks (backpressure).
+    pub write_queue: usize,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// How often the WAL is fsynced (a passive checkpoint) while there are writes.
+    pub sync_interval: Duration,
+}
+
+impl SqliteConfig {
+    pub fn at(path: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig { path: path.into(), write_queue: 65_536, max_batch: 2_048, sync_interval: Duration::from_secs(1) }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS interviews (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    candidate_name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash BLOB PRIMARY KEY,
+    interview_id TEXT NOT NULL REFERENCES interviews(id),
+    role TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_log (
+    interview_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (interview_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    interview_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (interview_id, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+enum Write {
+    Append { id: InterviewId, record: LogRecord, ack: oneshot::Sender<Result<()>> },
+    Checkpoint { id: InterviewId, seq: u64, state: Vec<u8>, ack: oneshot::Sender<Result<()>> },
+}
+
+/// SQLite behind the [`Store`] trait.
+pub struct SqliteStore {
+    reader: Mutex<Connection>,
+    writer: SyncSender<Write>,
+}
+
+fn open(path: &std::path::Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers never block the writer. NORMAL: a commit is a write into the WAL (survives a
+    // process crash) without an fsync each time; the writer thread fsyncs on its interval.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database and starts its writer thread.
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
+        if let Some(dir) = config.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let reader = open(&config.path)?;
+        reader.execute_batch(SCHEMA)?;
+        let writer_conn = open(&config.path)?;
+        let (tx, rx) = mpsc::sync_channel(config.write_queue);
+        std::thread::Builder::new()
+            .name("duet-store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, config.max_batch, config.sync_interval))?;
+        Ok(SqliteStore { reader: Mutex::new(reader), writer: tx })
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written: take it back.
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn submit(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Write) -> Ticket {
+        let (ack, ticket) = oneshot::channel();
+        if let Err(mpsc::SendError(write)) = self.writer.send(make(ack)) {
+            let ack = match write {
+                Write::Append { ack, .. } | Write::Checkpoint { ack, .. } => ack,
+            };
+            let _ = ack.send(Err(StoreError::WriterGone));
+        }
+        ticket
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize, sync_interval: Duration) {
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(sync_interval) {
+            Ok(write) => write,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty {
+                    sync(&conn);
+                    dirty = false;
+                    last_sync = Instant::now();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(&mut conn, &batch);
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, writes = batch.len(), "store: batch commit failed");
+        }
+        for write in batch {
+            let ack = match write {
+                Write::Append { ack, .. } | Write::Checkpoint { ack, .. } => ack,
+            };
+            let _ = ack.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
+        }
+        dirty = true;
+        if last_sync.elapsed() >= sync_interval {
+            sync(&conn);
+            dirty = false;
+            last_sync = Instant::now();
+        }
+    }
+    sync(&conn);
+}
+
+/// Fsyncs the WAL and copies what it can into the main database without waiting for readers.
+fn sync(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "store: WAL checkpoint failed");
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
+    let txn = conn.transaction()?;
+    {
+        let mut append = txn.prepare_cached(
+            "INSERT INTO room_log (interview_id, seq, at_ms, kind, role, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut checkpoint =
+            txn.prepare_cached("INSERT OR REPLACE INTO checkpoints (interview_id, seq, state) VALUES (?1, ?2, ?3)")?;
+        for write in batch {
+            match write {
+                Write::Append { id, record, .. } => {
+                    append.execute(params![
+                        id.as_str(),
+                        seq_to_sql(record.seq),
+                        record.at_ms,
+                        record.kind.as_str(),
+                        record.role.as_str(),
+                        record.data
+                    ])?;
+                }
+                Write::Checkpoint { id, seq, state, .. } => {
+                    checkpoint.execute(params![id.as_str(), seq_to_sql(*seq), state])?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn seq_to_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn seq_from_sql(seq: i64) -> Result<u64> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative seq {seq}")))
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, String, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn to_record((seq, at_ms, kind, role, data): (i64, i64, String, String, Vec<u8>)) -> Result<LogRecord> {
+    let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?;
+    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
+    Ok(LogRecord { seq: seq_from_sql(seq)?, at_ms, kind, role, data })
+}
+
+fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn interview_from((id, title, candidate_name, created_at): (String, String, String, i64)) -> Result<Interview> {
+    let id = InterviewId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
+    Ok(Interview { id, title, candidate_name, created_at })
+}
+
+impl Store for SqliteStore {
+    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Result<()> {
+        let mut conn = self.reader();
+        let txn = conn.transaction()?;
+        txn.execute(
+            "INSERT INTO interviews (id, title, candidate_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at],
+        )?;
+        for (role, hash) in tokens {
+            txn.execute(
+                "INSERT INTO tokens (hash, interview_id, role) VALUES (?1, ?2, ?3)",
+                params![&hash[..], interview.id.as_str(), role.as_str()],
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn list_interviews(&self) -> Result<Vec<Interview>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, title, candidate_name, created_at FROM interviews ORDER BY created_at DESC, id",
+        )?;
+        let rows = stmt.query_map([], to_interview)?;
+        rows.map(|r| interview_from(r?)).collect()
+    }
+
+    fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>> {
+        let conn = self.reader();
+        let row = conn
+            .prepare_cached("SELECT id, title, candidate_name, created_at FROM interviews WHERE id = ?1")?
+            .query_row([id.as_str()], to_interview)
+            .optional()?;
+        row.map(interview_from).transpose()
+    }
+
+    fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {
+        let conn = self.reader();
+        let row: Option<(String, String)> = conn
+            .prepare_cached("SELECT interview_id, role FROM tokens WHERE hash = ?1")?
+            .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, role)) = row else { return Ok(None) };
+        let id = InterviewId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
+        let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
+        Ok(Some((id, role)))
+    }
+
+    fn load_history(&self, id: &InterviewId) -> Result<History> {
+        let checkpoint: Option<(i64, Vec<u8>)> = {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, state FROM checkpoints WHERE interview_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let row = stmt.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            row
+        };
+        let checkpoint = checkpoint.map(|(seq, state)| Ok::<_, StoreError>((seq_from_sql(seq)?, state))).transpose()?;
+        let after = checkpoint.as_ref().map_or(0, |(seq, _)| *seq);
+        Ok(History { checkpoint, records: self.read_log(id, after)? })
+    }
+
+    fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, kind, role, data FROM room_log WHERE interview_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![id.as_str(), seq_to_sql(after)], row_to_record)?;
+        rows.map(|r| to_record(r?)).collect()
+    }
+
+    fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket {
+        self.submit(|ack| Write::Append { id: id.clone(), record, ack })
+    }
+
+    fn checkpoint(&self, id: &InterviewId, seq: u64, state: Vec<u8>) -> Ticket {
+        self.submit(|ack| Write::Checkpoint { id: id.clone(), seq, state, ack })
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.reader().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}

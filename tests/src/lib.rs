@@ -1,0 +1,1 @@
+//! End-to-end scenarios against a real Duet server; see tests/tests/.
