@@ -1,1 +1,28 @@
-//! End-to-end scenarios against a real Duet server; see tests/tests/.
+//! Helpers for Duet's end-to-end scenarios: a real server on port 0 ([`TestServer`]) and a Yjs
+//! client speaking the y-websocket protocol over a real websocket ([`YClient`]).
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod client;
+mod server;
+
+pub use client::{Closed, YClient};
+pub use server::TestServer;
+
+use std::time::Duration;
+
+/// Polls `cond` every 5 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How long a scenario waits for something that normally takes milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -212,9 +212,19 @@ impl Room {
         if update.is_empty() {
             return Ok(()); // a sync step 2 with nothing new: nothing to store or forward
         }
-        let applied = catch_unwind(AssertUnwindSafe(|| self.doc.transact_mut().apply_update(update)));
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            let mut txn = self.doc.transact_mut();
+            txn.apply_update(update)?;
+            // Stored only if it changed something, or if part of it waits for a missing
+            // dependency (replay must see it then). A reconnecting client's sync step 2 repeats
+            // its whole delete set, which would otherwise be logged again on every reconnect.
+            Ok::<bool, yrs::error::UpdateError>(
+                !txn.insert_set().is_empty() || !txn.delete_set().is_empty() || txn.has_missing_updates(),
+            )
+        }));
         match applied {
-            Ok(Ok(())) => {}
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Ok(()),
             Ok(Err(_)) => return Err(Refusal::Malformed("Yjs update (could not be applied)")),
             Err(_) => {
                 effects.push(Effect::Reload { reason: "an update could not be applied; reloading the room from its log".into() });

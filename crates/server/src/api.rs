@@ -24,7 +24,7 @@ pub async fn create_interview(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     auth::require_admin(&state, &parts)?;
-    let body = body.map_err(|e| AppError::BadRequest(format!("could not read the body: {e}")))?;
+    let body = body?;
     let req: CreateInterview = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("expected {{\"title\": str, \"candidate_name\": str}}: {e}")))?;
     let title = checked_text("title", &req.title, MAX_TITLE)?;

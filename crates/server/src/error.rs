@@ -20,6 +20,9 @@ pub enum AppError {
     /// The request is malformed; the message says how.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is larger than the endpoint accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// Something broke inside; the detail goes to the log, not the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -32,6 +35,7 @@ impl AppError {
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -40,6 +44,16 @@ impl AppError {
 impl From<duet_store::StoreError> for AppError {
     fn from(e: duet_store::StoreError) -> Self {
         AppError::Internal(e.to_string())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for AppError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge(format!("request body over the {} byte limit", crate::MAX_BODY))
+        } else {
+            AppError::BadRequest(format!("could not read the body: {e}"))
+        }
     }
 }
 

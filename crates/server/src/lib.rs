@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Largest REST request body.
-const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Everything a handler can reach.
 #[derive(Clone)]
@@ -132,4 +132,9 @@ pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: Cancellat
     shutdown.cancel();
     rooms.wait_closed().await;
     Ok(())
+}
+
+/// Crates the tests need at the same version the server uses.
+pub mod reexports {
+    pub use axum;
 }

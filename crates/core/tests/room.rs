@@ -1,0 +1,302 @@
+//! The room's protocol rules, driven without any runtime: simulated yrs clients exchange
+//! messages through `Room`, and every effect is carried out by hand.
+
+use duet_core::{rebuild, ConnId, Effect, Room, RoomConfig};
+use duet_protocol::{close, EventKind, Identity, LogRecord, Role, MAIN_FILE};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap};
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
+
+struct Client {
+    doc: Doc,
+    awareness: HashMap<u64, String>,
+}
+
+impl Client {
+    fn text(&self) -> String {
+        let t = self.doc.get_or_insert_text(MAIN_FILE);
+        t.get_string(&self.doc.transact())
+    }
+}
+
+#[derive(Default)]
+struct Harness {
+    room: Option<Room>,
+    clients: BTreeMap<ConnId, Client>,
+    log: Vec<LogRecord>,
+    closed: Vec<(ConnId, u16, String)>,
+    clock: i64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness { room: Some(Room::new(RoomConfig::default())), ..Default::default() }
+    }
+    fn room(&mut self) -> &mut Room {
+        self.room.as_mut().expect("room")
+    }
+    fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn join(&mut self, conn: ConnId, role: Role) {
+        // UTF-16 offsets, as the JavaScript clients count.
+        let doc = Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() });
+        self.clients.insert(conn, Client { doc, awareness: HashMap::new() });
+        let now = self.tick();
+        let effects = self.room().join(conn, role, Identity::for_role(role, "Ada"), now);
+        self.run(effects);
+        // The client opens with its own sync step 1, as y-websocket does.
+        let sv = self.clients[&conn].doc.transact().state_vector();
+        self.send(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let now = self.tick();
+        let effects = self.room().receive(conn, &bytes, now);
+        self.run(effects);
+    }
+
+    fn leave(&mut self, conn: ConnId) {
+        self.clients.remove(&conn);
+        let now = self.tick();
+        let effects = self.room().leave(conn, now);
+        self.run(effects);
+    }
+
+    fn type_at(&mut self, conn: ConnId, index: u32, chunk: &str) {
+        let update = {
+            let client = &self.clients[&conn];
+            let text = client.doc.get_or_insert_text(MAIN_FILE);
+            let mut txn = client.doc.transact_mut();
+            text.insert(&mut txn, index, chunk);
+            txn.encode_update_v1()
+        };
+        self.send(conn, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    }
+
+    fn run(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(record) => self.log.push(record),
+                Effect::Send { to, message } => self.deliver(to, &message),
+                Effect::Broadcast { except, message } => {
+                    let targets: Vec<_> = self.clients.keys().copied().filter(|c| Some(*c) != except).collect();
+                    for to in targets {
+                        self.deliver(to, &message);
+                    }
+                }
+                Effect::Close { conn, code, reason } => {
+                    self.closed.push((conn, code, reason));
+                    self.leave(conn);
+                }
+                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: ConnId, message: &[u8]) {
+        let Some(client) = self.clients.get_mut(&to) else { return };
+        let reply = match Message::decode_v1(message).expect("server sent a valid message") {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = client.doc.transact().encode_state_as_update_v1(&sv);
+                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
+            }
+            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
+                client.doc.transact_mut().apply_update(Update::decode_v1(&u).expect("update")).expect("apply");
+                None
+            }
+            Message::Awareness(update) => {
+                for (id, entry) in update.clients {
+                    client.awareness.insert(id.get(), entry.json.to_string());
+                }
+                None
+            }
+            other => panic!("unexpected message {other:?}"),
+        };
+        if let Some(reply) = reply {
+            self.send(to, reply);
+        }
+    }
+
+    fn room_text(&mut self) -> String {
+        self.room().text()
+    }
+}
+
+fn awareness(client_id: u64, clock: u32, json: &str) -> Vec<u8> {
+    let mut clients = HashMap::new();
+    clients.insert(yrs::block::ClientID::new(client_id), AwarenessUpdateEntry { clock, json: json.into() });
+    Message::Awareness(AwarenessUpdate { clients }).encode_v1()
+}
+
+#[test]
+fn two_editors_converge_and_a_late_joiner_gets_everything() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.type_at(1, 0, "def add(a, b):\n");
+    h.type_at(2, 0, "# interview\n");
+    h.type_at(1, 26, "    return a + b\n");
+    assert_eq!(h.clients[&1].text(), h.clients[&2].text());
+    assert_eq!(h.clients[&1].text(), h.room_text());
+
+    h.join(3, Role::Reviewer);
+    assert_eq!(h.clients[&3].text(), h.room_text(), "the late joiner receives the whole document");
+}
+
+#[test]
+fn reviewer_edits_are_dropped_and_its_connection_stays_open() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.type_at(1, 0, "print(1)");
+    h.join(2, Role::Reviewer);
+    let before = h.log.len();
+    h.type_at(2, 0, "import os; ");
+    assert_eq!(h.room_text(), "print(1)");
+    assert_eq!(h.clients[&1].text(), "print(1)");
+    assert_eq!(h.log.len(), before, "nothing of the reviewer's is stored");
+    assert!(h.closed.is_empty());
+    assert_eq!(h.room().connections(), 2);
+}
+
+#[test]
+fn every_edit_is_persisted_before_it_is_broadcast() {
+    let mut room = Room::new(RoomConfig::default());
+    room.join(1, Role::Candidate, Identity::for_role(Role::Candidate, "Ada"), 1);
+    room.join(2, Role::Interviewer, Identity::for_role(Role::Interviewer, "Ada"), 2);
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text(MAIN_FILE);
+    let update = {
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, 0, "x");
+        txn.encode_update_v1()
+    };
+    let effects = room.receive(1, &Message::Sync(SyncMessage::Update(update.clone())).encode_v1(), 3);
+    assert!(matches!(&effects[0], Effect::Persist(r) if r.kind == EventKind::Edit && r.data == update && r.role == Role::Candidate && r.seq == 3 && r.at_ms == 3));
+    assert!(matches!(&effects[1], Effect::Broadcast { except: Some(1), .. }));
+    assert_eq!(effects.len(), 2);
+}
+
+#[test]
+fn awareness_identity_is_stamped_by_the_server() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.send(1, awareness(111, 1, r#"{"user":{"name":"Mallory","role":"interviewer"},"cursor":{"anchor":3}}"#));
+    let seen: serde_json::Value = serde_json::from_str(&h.clients[&2].awareness[&111]).expect("json");
+    assert_eq!(seen["user"]["name"], "Ada");
+    assert_eq!(seen["user"]["role"], "candidate");
+    assert_eq!(seen["cursor"]["anchor"], 3, "the client's own fields are kept");
+}
+
+#[test]
+fn a_connection_cannot_speak_for_another_connections_awareness_id() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.join(3, Role::Reviewer);
+    h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
+    h.send(2, awareness(111, 5, r#"{"cursor":99}"#));
+    let seen: serde_json::Value = serde_json::from_str(&h.clients[&3].awareness[&111]).expect("json");
+    assert_eq!(seen["cursor"], 1);
+    assert_eq!(seen["user"]["role"], "candidate");
+}
+
+#[test]
+fn leaving_removes_presence_and_is_logged() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
+    h.leave(1);
+    assert_eq!(h.clients[&2].awareness[&111], "null");
+    let kinds: Vec<_> = h.log.iter().map(|r| (r.kind, r.role)).collect();
+    assert_eq!(kinds.first(), Some(&(EventKind::Join, Role::Candidate)));
+    assert_eq!(kinds.last(), Some(&(EventKind::Leave, Role::Candidate)));
+    let seqs: Vec<u64> = h.log.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "one gapless sequence");
+}
+
+#[test]
+fn malformed_messages_close_only_the_sender() {
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unknown message type", vec![9, 1, 0], close::UNSUPPORTED),
+        ("unknown sync type", vec![0, 7, 0], close::UNSUPPORTED),
+        ("truncated sync payload", vec![0, 2, 50, 1, 2], close::INVALID_PAYLOAD),
+        ("garbage update", vec![0, 2, 4, 0xff, 0xff, 0xff, 0xff], close::INVALID_PAYLOAD),
+        ("awareness state not JSON", awareness(5, 1, "{nope"), close::INVALID_PAYLOAD),
+        ("empty varint", vec![0x80], close::INVALID_PAYLOAD),
+    ];
+    for (what, bytes, code) in cases {
+        let mut h = Harness::new();
+        h.join(1, Role::Candidate);
+        h.join(2, Role::Interviewer);
+        h.type_at(2, 0, "kept");
+        h.send(1, bytes);
+        assert_eq!(h.closed.len(), 1, "{what}: the sender is closed");
+        assert_eq!(h.closed[0].0, 1, "{what}");
+        assert_eq!(h.closed[0].1, code, "{what}: {}", h.closed[0].2);
+        assert!(!h.closed[0].2.is_empty(), "{what}: a reason is given");
+        assert_eq!(h.room_text(), "kept", "{what}: the document is untouched");
+        h.type_at(2, 4, "!");
+        assert_eq!(h.room_text(), "kept!", "{what}: the others go on");
+    }
+}
+
+#[test]
+fn random_bytes_never_panic_the_room() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut room = Room::new(RoomConfig::default());
+    for conn in 0..2000u64 {
+        room.join(conn, Role::Candidate, Identity::for_role(Role::Candidate, "x"), 0);
+        let len = rng.gen_range(0..64);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        if let Some(first) = bytes.first_mut() {
+            *first %= 4; // mostly known message types, so the fuzzing reaches the decoders
+        }
+        let _ = room.receive(conn, &bytes, 0);
+        room.leave(conn, 0);
+    }
+}
+
+#[test]
+fn the_stored_log_rebuilds_the_live_text_from_any_checkpoint() {
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    for _ in 0..300 {
+        let conn = rng.gen_range(1..=2);
+        let text = h.clients[&conn].text();
+        let chars = rng.gen_range(0..=text.chars().count());
+        let at: u32 = text.chars().take(chars).map(|c| c.len_utf16() as u32).sum();
+        let ch = ["a", "b", "\n", "é", "🙂"][rng.gen_range(0..5)];
+        h.type_at(conn, at, ch);
+    }
+    let live = h.room_text();
+    let whole = rebuild(None, h.log.clone()).expect("rebuild");
+    assert_eq!(whole.text(), live);
+    assert_eq!(whole.last_seq, h.log.len() as u64);
+
+    // A checkpoint part-way, then the tail.
+    let cut = h.log.len() / 2;
+    let head = rebuild(None, h.log[..cut].to_vec()).expect("head");
+    let state = head.doc.transact().encode_state_as_update_v1(&StateVector::default());
+    let resumed = rebuild(Some((cut as u64, &state)), h.log[cut..].to_vec()).expect("resume");
+    assert_eq!(resumed.text(), live);
+}
+
+#[test]
+fn a_corrupt_log_is_an_error_not_an_empty_document() {
+    let bad = LogRecord { seq: 1, at_ms: 0, kind: EventKind::Edit, role: Role::Candidate, data: vec![1, 2, 3] };
+    assert!(rebuild(None, vec![bad]).is_err());
+    let r = |seq| LogRecord { seq, at_ms: 0, kind: EventKind::Join, role: Role::Candidate, data: vec![] };
+    assert!(rebuild(None, vec![r(2), r(1)]).is_err(), "out of order");
+    assert!(rebuild(Some((1, &[9, 9, 9][..])), vec![]).is_err(), "bad checkpoint");
+}
