@@ -1,0 +1,120 @@
+//! `kill -9` of the real server process: every edit a participant had received is still there
+//! after a restart on the same data dir.
+
+use duet_tests::{eventually, YClient, PATIENCE};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+const ADMIN: &str = "crash-test-admin-token-0123456789";
+
+/// The `duet` binary: $DUET_BIN, or target/<profile>/duet next to this test's own binary.
+fn duet_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("DUET_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("duet");
+    assert!(path.exists(), "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)", path.display());
+    path
+}
+
+/// Starts `duet serve` on a free port and returns it with its base address.
+fn start(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(duet_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("DUET_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("Duet listening on http://") {
+            return (child, addr.trim().to_owned());
+        }
+    }
+    panic!("the server exited before it listened");
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_edit_anyone_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path());
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/interviews"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"title": "crash", "candidate_name": "Ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = |role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
+
+    let candidate = YClient::connect(&url("candidate")).await.unwrap();
+    let interviewer = YClient::connect(&url("interviewer")).await.unwrap();
+    // A burst of keystrokes, as fast as the candidate can send them.
+    for i in 0..500u32 {
+        candidate.insert(i, if i % 40 == 39 { "\n" } else { "x" });
+    }
+    assert!(eventually(PATIENCE, || interviewer.text().len() == 500).await);
+    let received = interviewer.text();
+
+    server.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint, no flush
+    server.wait().unwrap();
+    candidate.abort();
+    interviewer.abort();
+
+    let (mut server, addr2) = start(dir.path());
+    let url2 = format!("ws://{addr2}/yjs/{id}?token={}", created["tokens"]["reviewer"].as_str().unwrap());
+    let after = YClient::connect(&url2).await.unwrap();
+    assert!(eventually(PATIENCE, || after.synced()).await);
+    assert_eq!(after.text(), received, "the document after kill -9 and restart");
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_burst_keeps_what_the_watcher_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path());
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/interviews"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"title": "crash", "candidate_name": "Ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = |addr: &str, role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
+
+    let candidate = YClient::connect(&url(&addr, "candidate")).await.unwrap();
+    let watcher = YClient::connect(&url(&addr, "reviewer")).await.unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced() && watcher.synced()).await);
+    // Appends at the end, without waiting: the server is killed while edits are in flight.
+    for i in 0..5_000u32 {
+        candidate.insert(i, &char::from(b'a' + (i % 26) as u8).to_string());
+    }
+    assert!(eventually(PATIENCE, || watcher.text().len() >= 1_000).await);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let seen = watcher.text();
+    candidate.abort();
+    watcher.abort();
+
+    let (mut server, addr2) = start(dir.path());
+    let after = YClient::connect(&url(&addr2, "reviewer")).await.unwrap();
+    assert!(eventually(PATIENCE, || after.synced()).await);
+    let restored = after.text();
+    assert!(restored.starts_with(&seen), "lost edits: the watcher had {} characters, the restart has {}", seen.len(), restored.len());
+    server.kill().unwrap();
+    let _ = server.wait();
+}
