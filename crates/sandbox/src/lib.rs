@@ -1,0 +1,169 @@
+//! Running untrusted Python: a small [`Sandbox`] trait and its Docker implementation.
+//!
+//! A run takes files, what to run (the program or pytest over test files), optional stdin and
+//! limits, and yields a stream of [`RunEvent`]s: stdout and stderr chunks as they happen, then
+//! exactly one [`RunEvent::Finished`]. A candidate's failing program is data (an exit code, a
+//! timeout), never an `Err`; errors here mean the run could not be queued at all.
+//!
+//! What does not belong here: rooms, run records, who may run what (the server and core).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `python3 <entry>` with the run's stdin.
+    Program { entry: String },
+    /// pytest over these test files, with per-test results.
+    Pytest { test_files: Vec<String> },
+}
+
+/// Limits of one run. Every default is configurable by the server's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time from start to kill.
+    pub wall: Duration,
+    /// Memory, and memory plus swap (swap equal to it: no swapping).
+    pub memory_bytes: i64,
+    /// Processes and threads in the container.
+    pub pids: i64,
+    /// CPUs, in billionths (1_000_000_000 = one CPU).
+    pub nano_cpus: i64,
+    /// CPU seconds (RLIMIT_CPU), a backstop should the server die mid-run.
+    pub cpu_secs: u64,
+    /// Open files per process (RLIMIT_NOFILE).
+    pub nofile: u64,
+    /// Largest file a process may write (RLIMIT_FSIZE).
+    pub fsize_bytes: u64,
+    /// Size of the noexec tmpfs work dir.
+    pub work_dir_bytes: u64,
+    /// Bytes of stdout plus stderr kept before the run ends as `output_limit`.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall: Duration::from_secs(10),
+            memory_bytes: 256 << 20,
+            pids: 64,
+            nano_cpus: 1_000_000_000,
+            cpu_secs: 15,
+            nofile: 256,
+            fsize_bytes: 16 << 20,
+            work_dir_bytes: 32 << 20,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One run's input.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// File name (no folders) to content: `main.py`, test files.
+    pub files: BTreeMap<String, String>,
+    pub target: Target,
+    /// Bytes fed to the program's stdin at start (more can follow through the handle).
+    pub stdin: Option<Vec<u8>>,
+    pub limits: Limits,
+}
+
+/// How a run ended. The server's own flags win (timeout, output cap, cancel), then the
+/// out-of-memory flag, then the exit code and test results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Exit 0 and, for pytest, every test passed.
+    Ok,
+    /// Non-zero exit or failing tests.
+    Error,
+    Timeout,
+    MemoryLimit,
+    OutputLimit,
+    Cancelled,
+    /// The infrastructure failed, not the candidate.
+    SandboxError,
+}
+
+/// One test's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub name: String,
+    /// `passed`, `failed`, `error` or `skipped`.
+    pub outcome: String,
+    pub message: Option<String>,
+}
+
+/// pytest's results, counted and per test.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestReport {
+    pub passed: u32,
+    pub failed: u32,
+    pub errors: u32,
+    pub skipped: u32,
+    pub cases: Vec<TestCase>,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i64>,
+    pub duration: Duration,
+    pub tests: Option<TestReport>,
+    /// For `sandbox_error`: what failed, for the log and the operator.
+    pub detail: Option<String>,
+}
+
+/// What a run yields, in order; `Finished` comes exactly once, last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Finished(RunOutcome),
+}
+
+/// A queued or running run.
+pub struct RunHandle {
+    pub events: mpsc::Receiver<RunEvent>,
+    /// More stdin for the program; dropping it closes the program's stdin.
+    pub stdin: mpsc::Sender<Vec<u8>>,
+    /// Cancelling ends the run at once with status `cancelled`.
+    pub cancel: CancellationToken,
+}
+
+/// Why a run could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Every run slot and queue place is taken.
+    #[error("the sandbox is busy: {running} runs in progress and {queued} queued; try again shortly")]
+    Busy { running: usize, queued: usize },
+    /// The request itself is unusable (a file name with a slash, no files...).
+    #[error("invalid run request: {0}")]
+    Invalid(String),
+}
+
+/// The sandbox's state, for `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `ok`, or `degraded` when the engine or the image is missing.
+    pub status: &'static str,
+    /// What is wrong and exactly what to run to fix it, when degraded.
+    pub detail: Option<String>,
+    pub running: usize,
+    pub queued: usize,
+    pub warm: usize,
+}
+
+/// Somewhere untrusted code runs.
+pub trait Sandbox: Send + Sync + 'static {
+    /// Queues a run. Its events arrive on the handle, ending with exactly one `Finished`
+    /// (`sandbox_error` if the engine fails, within the run's deadline).
+    fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError>;
+    /// The last known health (checked in the background; this never blocks).
+    fn health(&self) -> Health;
+}
