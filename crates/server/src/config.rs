@@ -28,8 +28,8 @@ pub struct ServeArgs {
     /// Folder for the database and the generated admin token.
     #[arg(long, env = "DUET_DATA_DIR", default_value = "./duet-data")]
     pub data_dir: PathBuf,
-    /// The admin token. If unset, one is generated on first start, kept in the data dir and
-    /// printed once.
+    /// The admin token (16+ characters). If unset or empty, one is generated on first start,
+    /// kept in the data dir and printed once.
     #[arg(long, env = "DUET_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
     /// Base URL people reach this server at, used in the links of new interviews.
@@ -120,9 +120,19 @@ impl fmt::Debug for Secret {
 impl std::str::FromStr for Secret {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Ok(Secret(String::new())); // "not set", as `DUET_ADMIN_TOKEN=` in a compose file
+        }
         if s.trim().len() < 16 {
             return Err("the admin token must be at least 16 characters".into());
         }
         Ok(Secret(s.trim().to_owned()))
+    }
+}
+
+impl ServeArgs {
+    /// The admin token, if one was given.
+    pub fn admin_secret(&self) -> Option<&Secret> {
+        self.admin_token.as_ref().filter(|s| !s.0.is_empty())
     }
 }

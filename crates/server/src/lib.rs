@@ -79,7 +79,7 @@ impl AppState {
 
 /// The admin token from the config, else from the data dir, else a new one saved there.
 fn admin_token(config: &ServeArgs) -> anyhow::Result<(String, Option<(String, std::path::PathBuf)>)> {
-    if let Some(secret) = &config.admin_token {
+    if let Some(secret) = config.admin_secret() {
         return Ok((secret.0.clone(), None));
     }
     let path = config.data_dir.join("admin-token");
