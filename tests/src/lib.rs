@@ -3,9 +3,13 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod client;
+mod events;
+mod fake_sandbox;
 mod server;
 
 pub use client::{Closed, YClient};
+pub use events::EventsClient;
+pub use fake_sandbox::FakeSandbox;
 pub use server::TestServer;
 
 use std::time::Duration;

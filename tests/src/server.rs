@@ -1,4 +1,7 @@
+use crate::FakeSandbox;
 use duet_protocol::{CreatedInterview, InterviewId};
+use duet_sandbox::Sandbox;
+use std::sync::Arc;
 use duet_server::config::ServeArgs;
 use duet_server::{router, AppState};
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ pub struct TestServer {
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 impl TestServer {
+    /// A server whose runs go to a [`FakeSandbox`].
     pub async fn start() -> TestServer {
         TestServer::start_with(|_| {}).await
     }
@@ -29,13 +33,18 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (to test restarts).
     pub async fn start_in(data_dir: tempfile::TempDir, tune: impl FnOnce(&mut ServeArgs)) -> TestServer {
+        TestServer::start_full(data_dir, FakeSandbox::new(), tune).await
+    }
+
+    /// Starts a server with the given sandbox (the real Docker one, in the sandbox scenarios).
+    pub async fn start_full(data_dir: tempfile::TempDir, sandbox: Arc<dyn Sandbox>, tune: impl FnOnce(&mut ServeArgs)) -> TestServer {
         let mut args = ServeArgs::for_data_dir(data_dir.path());
         args.admin_token = Some(ADMIN_TOKEN.parse().unwrap());
         tune(&mut args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let startup = AppState::open(args, addr, shutdown.clone()).unwrap();
+        let startup = AppState::open(args, addr, shutdown.clone(), sandbox).unwrap();
         let state = startup.state;
         let app = router(state.clone());
         let stop = shutdown.clone();
@@ -47,6 +56,11 @@ impl TestServer {
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The events websocket URL of an interview for a token.
+    pub fn events_url(&self, id: &InterviewId, token: &str) -> String {
+        format!("ws://{}/api/interviews/{id}/events?token={token}", self.addr)
     }
 
     /// The websocket URL of an interview's document for a token.

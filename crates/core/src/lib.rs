@@ -12,6 +12,8 @@
 mod awareness;
 mod history;
 mod room;
+mod runs;
 
 pub use history::{rebuild, RebuildError, Rebuilt};
-pub use room::{ConnId, Effect, Room, RoomConfig};
+pub use room::{Audience, ConnId, Effect, Room, RoomConfig};
+pub use runs::{run_history, unfinished_runs};

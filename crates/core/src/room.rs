@@ -3,7 +3,7 @@
 
 use crate::awareness::Presence;
 use crate::history::Rebuilt;
-use duet_protocol::{close, EventKind, Identity, LogRecord, Role, MAIN_FILE};
+use duet_protocol::{close, EventKind, Identity, LogRecord, Role, RunFinished, RunOutput, RunStarted, MAIN_FILE};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use yrs::encoding::read::{Cursor, Read};
@@ -31,9 +31,29 @@ pub enum Effect {
     Broadcast { except: Option<ConnId>, message: Vec<u8> },
     /// Close one connection with a websocket close code and a reason a person can read.
     Close { conn: ConnId, code: u16, reason: String },
+    /// Publish a JSON event on the interview's events socket to `audience`.
+    Event { audience: Audience, json: String },
     /// The document can no longer be trusted (yrs panicked while applying an update). Close
     /// everyone and reload the room from the store, which never saw the offending update.
     Reload { reason: String },
+}
+
+/// Who receives an event on the events socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every role.
+    Everyone,
+    /// Only roles that may read private material (a hidden-test run): never the candidate.
+    Private,
+}
+
+impl Audience {
+    pub fn includes(self, role: Role) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Private => role.can_read_scorecard(),
+        }
+    }
 }
 
 /// Tunables of the room's protocol handling.
@@ -237,10 +257,53 @@ impl Room {
         Ok(())
     }
 
+    /// A run began: log it (with the code that ran) and tell the events socket.
+    pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
+        let record = self.record(EventKind::RunStarted, started.by, to_json(started), now_ms);
+        let seq = self.last_seq;
+        let json = serde_json::json!({
+            "type": "run.started", "seq": seq, "run_id": started.run_id, "kind": started.kind,
+            "by": started.by, "at": started.at,
+        });
+        vec![record, Effect::Event { audience: audience(started.private), json: json.to_string() }]
+    }
+
+    /// A run printed something.
+    pub fn run_output(&mut self, output: &RunOutput, by: Role, private: bool, now_ms: i64) -> Vec<Effect> {
+        let record = self.record(EventKind::RunOutput, by, to_json(output), now_ms);
+        let json = serde_json::json!({
+            "type": "run.output", "seq": self.last_seq, "run_id": output.run_id, "stream": output.stream,
+            "data": output.data,
+        });
+        vec![record, Effect::Event { audience: audience(private), json: json.to_string() }]
+    }
+
+    /// A run ended.
+    pub fn run_finished(&mut self, finished: &RunFinished, by: Role, private: bool, now_ms: i64) -> Vec<Effect> {
+        let record = self.record(EventKind::RunFinished, by, to_json(finished), now_ms);
+        let json = serde_json::json!({
+            "type": "run.finished", "seq": self.last_seq, "run_id": finished.run_id, "status": finished.status,
+            "exit_code": finished.exit_code, "duration_ms": finished.duration_ms, "tests": finished.tests,
+        });
+        vec![record, Effect::Event { audience: audience(private), json: json.to_string() }]
+    }
+
     fn record(&mut self, kind: EventKind, role: Role, data: Vec<u8>, now_ms: i64) -> Effect {
         self.last_seq += 1;
         Effect::Persist(LogRecord { seq: self.last_seq, at_ms: now_ms, kind, role, data })
     }
+}
+
+fn audience(private: bool) -> Audience {
+    if private {
+        Audience::Private
+    } else {
+        Audience::Everyone
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// Why a connection is closed.

@@ -127,6 +127,12 @@ pub enum EventKind {
     Join,
     /// A participant left the room.
     Leave,
+    /// A run began (JSON [`RunStarted`]).
+    RunStarted,
+    /// A chunk of a run's output (JSON [`RunOutput`]).
+    RunOutput,
+    /// A run ended (JSON [`RunFinished`]).
+    RunFinished,
 }
 
 impl EventKind {
@@ -135,10 +141,15 @@ impl EventKind {
             EventKind::Edit => "edit",
             EventKind::Join => "join",
             EventKind::Leave => "leave",
+            EventKind::RunStarted => "run.started",
+            EventKind::RunOutput => "run.output",
+            EventKind::RunFinished => "run.finished",
         }
     }
+    pub const ALL: [EventKind; 6] =
+        [EventKind::Edit, EventKind::Join, EventKind::Leave, EventKind::RunStarted, EventKind::RunOutput, EventKind::RunFinished];
     pub fn parse(s: &str) -> Option<EventKind> {
-        [EventKind::Edit, EventKind::Join, EventKind::Leave].into_iter().find(|k| k.as_str() == s)
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -154,6 +165,116 @@ pub struct LogRecord {
     pub role: Role,
     /// For `Edit`: the Yjs update exactly as received. Empty for the others.
     pub data: Vec<u8>,
+}
+
+/// What a run executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    /// The program, `python3 main.py`.
+    Run,
+    /// pytest over the question's tests (comes with the question bank).
+    Test,
+}
+
+/// A run's id: 16 url-safe characters.
+pub type RunId = String;
+
+/// Stored with `EventKind::RunStarted`: everything needed to show and replay the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: RunId,
+    pub kind: RunKind,
+    pub by: Role,
+    pub at: i64,
+    /// The code that ran: `main.py` as the room had it when the run was asked for.
+    pub code: String,
+    /// The room's sequence number that code matches (the snapshot at this seq has this text).
+    pub code_seq: u64,
+    /// Seen only by roles that can read private material (hidden-test runs).
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Which stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Stored with `EventKind::RunOutput`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub run_id: RunId,
+    pub stream: Stream,
+    pub data: String,
+    pub at: i64,
+}
+
+/// pytest's results as the API shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResults {
+    pub passed: u32,
+    pub failed: u32,
+    pub errors: u32,
+    pub skipped: u32,
+    pub cases: Vec<TestCaseResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCaseResult {
+    pub name: String,
+    pub outcome: String,
+    pub message: Option<String>,
+}
+
+/// Stored with `EventKind::RunFinished`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFinished {
+    pub run_id: RunId,
+    /// `ok`, `error`, `timeout`, `memory_limit`, `output_limit`, `cancelled`, `sandbox_error`.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub duration_ms: u64,
+    pub tests: Option<TestResults>,
+    pub at: i64,
+}
+
+/// `POST /api/interviews/{id}/runs` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    pub kind: RunKind,
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+/// `POST /api/interviews/{id}/runs/{run_id}/stdin` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStdin {
+    pub data: String,
+}
+
+/// One run in `GET /api/interviews/{id}/runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: RunId,
+    pub kind: RunKind,
+    pub by: Role,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// `running` until it finishes.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub duration_ms: Option<u64>,
+    pub code: String,
+    pub code_seq: u64,
+    pub stdout: String,
+    pub stderr: String,
+    pub tests: Option<TestResults>,
 }
 
 /// The name of the shared `Y.Text` holding the candidate's program.

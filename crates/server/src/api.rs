@@ -82,13 +82,17 @@ pub async fn get_interview(State(state): State<AppState>, Path(id): Path<String>
     Ok(Json(InterviewView { id: i.id, title: i.title, candidate_name: i.candidate_name, role, created_at: i.created_at }))
 }
 
-/// `GET /healthz`: 200 when the store answers, 503 otherwise.
+/// `GET /healthz`: whether the store and the sandbox are usable. 503 when the store is not
+/// (nothing works then); 200 with `"status": "degraded"` when only the sandbox is not (editing
+/// still works, runs do not).
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store_ok = state.store.ping().is_ok();
+    let sandbox = state.sandbox.health();
+    let all_ok = store_ok && sandbox.status == "ok";
     let body = serde_json::json!({
-        "status": if store_ok { "ok" } else { "degraded" },
+        "status": if all_ok { "ok" } else { "degraded" },
         "store": if store_ok { "ok" } else { "unavailable" },
-        "sandbox": "not_configured",
+        "sandbox": sandbox,
         "rooms_loaded": state.rooms.loaded(),
     });
     let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -40,6 +40,76 @@ pub struct ServeArgs {
     pub ws: WsLimits,
     #[command(flatten)]
     pub rooms: RoomSettings,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// Where and how candidates' code runs.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Docker image runs use (built by sandbox/build-image.sh or sandbox/Dockerfile).
+    #[arg(long = "sandbox-image", env = "DUET_SANDBOX_IMAGE", default_value = "duet-sandbox:latest")]
+    pub image: String,
+    /// Containers started ahead of time, each used for one run (0 turns the warm pool off).
+    #[arg(long = "sandbox-pool", env = "DUET_SANDBOX_POOL", default_value_t = 2)]
+    pub pool: usize,
+    /// Runs at once (default: the number of cores).
+    #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Runs waiting for a slot before new ones are refused as busy.
+    #[arg(long = "sandbox-queue", env = "DUET_SANDBOX_QUEUE", default_value_t = 32)]
+    pub queue: usize,
+    /// Wall-clock seconds a run may take.
+    #[arg(long = "run-timeout-secs", env = "DUET_RUN_TIMEOUT_SECS", default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// Memory per run, in MiB (swap is set equal: no swapping).
+    #[arg(long = "run-memory-mib", env = "DUET_RUN_MEMORY_MIB", default_value_t = 256)]
+    pub memory_mib: i64,
+    /// Processes and threads per run.
+    #[arg(long = "run-pids", env = "DUET_RUN_PIDS", default_value_t = 64)]
+    pub pids: i64,
+    /// CPUs per run.
+    #[arg(long = "run-cpus", env = "DUET_RUN_CPUS", default_value_t = 1.0)]
+    pub cpus: f64,
+    /// Bytes of output (stdout plus stderr) kept per run.
+    #[arg(long = "run-output-bytes", env = "DUET_RUN_OUTPUT_BYTES", default_value_t = 1 << 20)]
+    pub output_bytes: usize,
+    /// Runs one interview may start per minute.
+    #[arg(long = "runs-per-minute", env = "DUET_RUNS_PER_MINUTE", default_value_t = 30)]
+    pub runs_per_minute: usize,
+}
+
+impl Default for SandboxArgs {
+    fn default() -> Self {
+        SandboxArgs {
+            image: "duet-sandbox:latest".into(),
+            pool: 2,
+            concurrency: None,
+            queue: 32,
+            timeout_secs: 10,
+            memory_mib: 256,
+            pids: 64,
+            cpus: 1.0,
+            output_bytes: 1 << 20,
+            runs_per_minute: 30,
+        }
+    }
+}
+
+impl SandboxArgs {
+    /// The limits every run gets.
+    pub fn limits(&self) -> duet_sandbox::Limits {
+        let defaults = duet_sandbox::Limits::default();
+        duet_sandbox::Limits {
+            wall: Duration::from_secs(self.timeout_secs.max(1)),
+            memory_bytes: self.memory_mib.max(16) << 20,
+            pids: self.pids.max(8),
+            nano_cpus: (self.cpus.max(0.1) * 1e9) as i64,
+            cpu_secs: self.timeout_secs.max(1) + 5,
+            output_bytes: self.output_bytes.max(1024),
+            ..defaults
+        }
+    }
 }
 
 /// Limits on each websocket connection.
@@ -103,6 +173,7 @@ impl ServeArgs {
             public_url: None,
             ws: WsLimits::default(),
             rooms: RoomSettings::default(),
+            sandbox: SandboxArgs::default(),
         }
     }
 }

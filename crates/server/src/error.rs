@@ -23,6 +23,15 @@ pub enum AppError {
     /// The body is larger than the endpoint accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// Too many runs in the last minute.
+    #[error("rate limit: at most {limit} runs a minute per interview; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64, limit: usize },
+    /// The request conflicts with the resource's state (a run that is not running).
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency is busy or unavailable right now (the sandbox, a reloading room).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something broke inside; the detail goes to the log, not the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -36,6 +45,9 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -68,6 +80,10 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::RateLimited { retry_after_secs, .. } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }

@@ -10,8 +10,11 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod metrics;
+pub mod room_runs;
 pub mod rooms;
+pub mod runs_api;
 pub mod ws;
 
 use anyhow::Context;
@@ -21,7 +24,8 @@ use axum::Router;
 use config::ServeArgs;
 use duet_store::{SqliteConfig, SqliteStore, Store, TokenHash};
 use metrics::Metrics;
-use rooms::Rooms;
+use duet_sandbox::Sandbox;
+use rooms::{Rooms, RoomsParts};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -31,11 +35,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest REST request body.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest body of a run or stdin request: room for 64 KiB of stdin once JSON-escaped.
+const RUN_BODY: usize = 512 * 1024;
 
 /// Everything a handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub run_rate: Arc<runs_api::RateLimiter>,
     pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
     pub admin_hash: TokenHash,
@@ -54,7 +62,7 @@ pub struct Startup {
 
 impl AppState {
     /// Opens the store in the data dir and settles the admin token.
-    pub fn open(config: ServeArgs, local_addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<Startup> {
+    pub fn open(config: ServeArgs, local_addr: SocketAddr, shutdown: CancellationToken, sandbox: Arc<dyn Sandbox>) -> anyhow::Result<Startup> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let store = SqliteStore::open(SqliteConfig::at(config.data_dir.join("duet.db")))
@@ -62,10 +70,20 @@ impl AppState {
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = Arc::new(store);
-        let rooms = Rooms::new(store.clone(), config.rooms.clone(), metrics.clone(), shutdown);
+        let rooms = Rooms::new(RoomsParts {
+            store: store.clone(),
+            sandbox: sandbox.clone(),
+            run_limits: config.sandbox.limits(),
+            settings: config.rooms.clone(),
+            metrics: metrics.clone(),
+            shutdown,
+        });
+        let run_rate = Arc::new(runs_api::RateLimiter::per_minute(config.sandbox.runs_per_minute));
         let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
         let state = AppState {
             store,
+            sandbox,
+            run_rate,
             rooms,
             metrics,
             admin_hash: auth::hash(&admin_token),
@@ -112,6 +130,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/api/interviews", post(api::create_interview).get(api::list_interviews))
         .route("/api/interviews/{id}", get(api::get_interview))
+        .route("/api/interviews/{id}/runs", post(runs_api::start).layer(DefaultBodyLimit::max(RUN_BODY)).get(runs_api::history))
+        .route("/api/interviews/{id}/runs/{run_id}/stdin", post(runs_api::stdin).layer(DefaultBodyLimit::max(RUN_BODY)))
+        .route("/api/interviews/{id}/runs/{run_id}/cancel", post(runs_api::cancel))
+        .route("/api/interviews/{id}/events", get(events::upgrade))
         .route("/yjs/{id}", get(ws::upgrade))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -119,9 +141,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves on `listener` until `shutdown` fires, then lets every room checkpoint and close.
-pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: CancellationToken, sandbox: Arc<dyn Sandbox>) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let Startup { state, new_admin_token } = AppState::open(config, addr, shutdown.clone())?;
+    let Startup { state, new_admin_token } = AppState::open(config, addr, shutdown.clone(), sandbox)?;
     if let Some((token, path)) = new_admin_token {
         println!("Generated the admin token (shown once; kept in {}):\n  {token}", path.display());
     }

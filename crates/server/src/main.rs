@@ -16,7 +16,20 @@ async fn main() -> anyhow::Result<()> {
         shutdown_signal().await;
         on_signal.cancel();
     });
-    duet_server::serve(args, listener, shutdown).await
+    let sandbox = std::sync::Arc::new(NotYetWired);
+    duet_server::serve(args, listener, shutdown, sandbox).await
+}
+
+/// Interim: the Docker sandbox is wired in the next commit; until then runs are refused.
+struct NotYetWired;
+
+impl duet_sandbox::Sandbox for NotYetWired {
+    fn start(&self, _: duet_sandbox::RunRequest) -> Result<duet_sandbox::RunHandle, duet_sandbox::SandboxError> {
+        Err(duet_sandbox::SandboxError::Busy { running: 0, queued: 0 })
+    }
+    fn health(&self) -> duet_sandbox::Health {
+        duet_sandbox::Health { status: "degraded", detail: Some("the Docker sandbox is not wired yet".into()), running: 0, queued: 0, warm: 0 }
+    }
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop` sends).

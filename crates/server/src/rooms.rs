@@ -6,11 +6,14 @@
 //! receives an edit before it is durable, while a burst of edits still flows as a pipeline and
 //! the store commits them in batches.
 
-use crate::metrics::Metrics;
 use crate::config::RoomSettings;
+use crate::metrics::Metrics;
+use crate::room_runs::{ActiveRun, RunError};
 use axum::body::Bytes;
-use duet_core::{ConnId, Effect, Room, RoomConfig};
-use duet_protocol::{close, EventKind, Identity, InterviewId, Role};
+use axum::extract::ws::Message;
+use duet_core::{Audience, ConnId, Effect, Room, RoomConfig};
+use duet_protocol::{close, EventKind, Identity, InterviewId, Role, RunId, RunKind};
+use duet_sandbox::{Limits, RunEvent, Sandbox};
 use duet_store::{Store, StoreError, Ticket};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,15 +26,15 @@ use tokio_util::task::TaskTracker;
 /// Records in flight to the store per room before the room stops taking commands (backpressure).
 const MAX_IN_FLIGHT: usize = 4096;
 
-/// A connection's way out: binary messages, and a separate slot for the reason it is closed.
+/// A connection's way out: websocket messages, and a separate slot for the reason it is closed.
 #[derive(Clone)]
 pub struct PeerSink {
-    pub messages: mpsc::Sender<Bytes>,
+    pub messages: mpsc::Sender<Message>,
     pub close: mpsc::Sender<(u16, String)>,
 }
 
 impl PeerSink {
-    fn close(&self, code: u16, reason: impl Into<String>) {
+    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) {
         let _ = self.close.try_send((code, reason.into()));
     }
 }
@@ -41,8 +44,16 @@ pub enum RoomCmd {
     Join { conn: ConnId, role: Role, identity: Identity, sink: PeerSink },
     Message { conn: ConnId, bytes: Bytes },
     Leave { conn: ConnId },
-    /// The program as it stands and the seq it matches (runs will take their code from here).
+    /// The program as it stands and the seq it matches.
     Text { reply: oneshot::Sender<(u64, String)> },
+    /// An events-socket subscriber arrived or left.
+    Subscribe { conn: ConnId, role: Role, sink: PeerSink },
+    Unsubscribe { conn: ConnId },
+    /// Runs: start one, feed it, cancel it, and what the sandbox reports about it.
+    StartRun { by: Role, kind: RunKind, stdin: Option<String>, reply: oneshot::Sender<Result<RunId, RunError>> },
+    RunStdin { run_id: RunId, data: String, reply: oneshot::Sender<Result<(), RunError>> },
+    CancelRun { run_id: RunId, reply: oneshot::Sender<Result<(), RunError>> },
+    RunEvent { run_id: RunId, event: RunEvent },
 }
 
 #[derive(Clone)]
@@ -54,7 +65,9 @@ pub struct RoomHandle {
 /// Finds or loads the room of an interview.
 pub struct Rooms {
     map: Mutex<HashMap<InterviewId, RoomHandle>>,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sandbox: Arc<dyn Sandbox>,
+    pub(crate) run_limits: Limits,
     settings: RoomSettings,
     metrics: Arc<Metrics>,
     generations: AtomicU64,
@@ -63,10 +76,13 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn new(store: Arc<dyn Store>, settings: RoomSettings, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Rooms> {
+    pub fn new(parts: RoomsParts) -> Arc<Rooms> {
+        let RoomsParts { store, sandbox, run_limits, settings, metrics, shutdown } = parts;
         Arc::new(Rooms {
             map: Mutex::new(HashMap::new()),
             store,
+            sandbox,
+            run_limits,
             settings,
             metrics,
             generations: AtomicU64::new(0),
@@ -90,7 +106,7 @@ impl Rooms {
         let (tx, rx) = mpsc::channel(self.settings.queue.max(1));
         let handle = RoomHandle { tx, generation: self.generations.fetch_add(1, Relaxed) };
         map.insert(id.clone(), handle.clone());
-        let task = RoomTask::new(self.clone(), id.clone(), handle.generation);
+        let task = RoomTask::new(self.clone(), id.clone(), handle.generation, handle.tx.downgrade());
         self.tracker.spawn(task.run(rx));
         handle
     }
@@ -123,10 +139,21 @@ impl Rooms {
     }
 }
 
+/// What a room needs from the server.
+pub struct RoomsParts {
+    pub store: Arc<dyn Store>,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub run_limits: Limits,
+    pub settings: RoomSettings,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
+
 /// A message waiting for a record to become durable.
-enum Delivery {
-    To(ConnId, Bytes),
-    All { except: Option<ConnId>, message: Bytes },
+pub(crate) enum Delivery {
+    To(ConnId, Message),
+    All { except: Option<ConnId>, message: Message },
+    Event { audience: Audience, message: Message },
 }
 
 struct Gate {
@@ -136,24 +163,43 @@ struct Gate {
     then: Vec<Delivery>,
 }
 
-struct RoomTask {
-    rooms: Arc<Rooms>,
-    id: InterviewId,
+pub(crate) struct RoomTask {
+    pub(crate) rooms: Arc<Rooms>,
+    pub(crate) id: InterviewId,
     generation: u64,
+    /// This room's own queue, for the tasks that pump a run's events into it.
+    pub(crate) me: mpsc::WeakSender<RoomCmd>,
     peers: HashMap<ConnId, PeerSink>,
+    subscribers: HashMap<ConnId, (Role, PeerSink)>,
+    pub(crate) runs: HashMap<RunId, ActiveRun>,
     gates: VecDeque<Gate>,
     edits_since_checkpoint: u64,
     /// Set when the room must close everyone and reload from the store.
     poisoned: Option<String>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl RoomTask {
-    fn new(rooms: Arc<Rooms>, id: InterviewId, generation: u64) -> RoomTask {
-        RoomTask { rooms, id, generation, peers: HashMap::new(), gates: VecDeque::new(), edits_since_checkpoint: 0, poisoned: None }
+    fn new(rooms: Arc<Rooms>, id: InterviewId, generation: u64, me: mpsc::WeakSender<RoomCmd>) -> RoomTask {
+        RoomTask {
+            rooms,
+            id,
+            generation,
+            me,
+            peers: HashMap::new(),
+            subscribers: HashMap::new(),
+            runs: HashMap::new(),
+            gates: VecDeque::new(),
+            edits_since_checkpoint: 0,
+            poisoned: None,
+        }
+    }
+
+    fn is_idle(&self, room: &Room) -> bool {
+        room.connections() == 0 && self.subscribers.is_empty() && self.runs.is_empty() && self.gates.is_empty()
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
@@ -163,7 +209,7 @@ impl RoomTask {
         let id = self.id.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&*store, &id)).await;
         match loaded {
-            Ok(Ok(room)) => self.live(room, &mut rx).await,
+            Ok(Ok((room, unfinished))) => self.live(room, unfinished, &mut rx).await,
             Ok(Err(reason)) => self.refuse(&mut rx, reason).await,
             Err(join) => self.refuse(&mut rx, format!("room load crashed: {join}")).await,
         }
@@ -179,7 +225,8 @@ impl RoomTask {
             let linger = tokio::time::sleep(std::time::Duration::from_secs(5));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(RoomCmd::Join { sink, .. }) => sink.close(close::INTERNAL, truncate(&reason)),
+                    Some(RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. }) => sink.close(close::INTERNAL, truncate(&reason)),
+                    Some(RoomCmd::StartRun { reply, .. }) => { let _ = reply.send(Err(RunError::RoomUnavailable(reason.clone()))); }
                     Some(_) => {}
                     None => return,
                 },
@@ -189,7 +236,8 @@ impl RoomTask {
         }
     }
 
-    async fn live(&mut self, mut room: Room, rx: &mut mpsc::Receiver<RoomCmd>) {
+    async fn live(&mut self, mut room: Room, unfinished: Vec<(String, Role, bool)>, rx: &mut mpsc::Receiver<RoomCmd>) {
+        self.finish_interrupted(&mut room, unfinished);
         let idle = self.rooms.settings.idle();
         let mut idle_since = Instant::now();
         loop {
@@ -201,7 +249,7 @@ impl RoomTask {
                 return;
             }
             let can_take = self.gates.len() < MAX_IN_FLIGHT;
-            let idle_armed = room.connections() == 0 && self.gates.is_empty();
+            let idle_armed = self.is_idle(&room);
             let idle_deadline = tokio::time::Instant::from_std(idle_since + idle);
             tokio::select! {
                 biased;
@@ -209,7 +257,7 @@ impl RoomTask {
                 cmd = rx.recv(), if can_take => match cmd {
                     Some(cmd) => {
                         self.on_command(&mut room, cmd);
-                        if room.connections() == 0 { idle_since = Instant::now(); }
+                        if !self.is_idle(&room) { idle_since = Instant::now(); }
                     }
                     None => return,
                 },
@@ -223,6 +271,7 @@ impl RoomTask {
                     idle_since = Instant::now();
                 }
                 _ = self.rooms.shutdown.cancelled() => {
+                    self.abandon_runs(&mut room);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
                     self.checkpoint(&room, true).await;
                     self.close_everyone(close::GOING_AWAY, "server shutting down");
@@ -235,8 +284,12 @@ impl RoomTask {
     /// Answers what is left in a closed queue so no connection waits for a room that is gone.
     async fn drain_refusing(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, code: u16, reason: &str) {
         while let Some(cmd) = rx.recv().await {
-            if let RoomCmd::Join { sink, .. } = cmd {
-                sink.close(code, reason);
+            match cmd {
+                RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => sink.close(code, reason),
+                RoomCmd::StartRun { reply, .. } => {
+                    let _ = reply.send(Err(RunError::RoomUnavailable(reason.to_owned())));
+                }
+                _ => {}
             }
         }
     }
@@ -257,6 +310,28 @@ impl RoomTask {
                 let _ = reply.send((room.last_seq(), room.text()));
                 Vec::new()
             }
+            RoomCmd::Subscribe { conn, role, sink } => {
+                self.subscribers.insert(conn, (role, sink));
+                Vec::new()
+            }
+            RoomCmd::Unsubscribe { conn } => {
+                self.subscribers.remove(&conn);
+                Vec::new()
+            }
+            RoomCmd::StartRun { by, kind, stdin, reply } => {
+                let (result, effects) = self.start_run(room, by, kind, stdin, now);
+                let _ = reply.send(result);
+                effects
+            }
+            RoomCmd::RunStdin { run_id, data, reply } => {
+                let _ = reply.send(self.feed_run(&run_id, data));
+                Vec::new()
+            }
+            RoomCmd::CancelRun { run_id, reply } => {
+                let _ = reply.send(self.cancel_run(&run_id));
+                Vec::new()
+            }
+            RoomCmd::RunEvent { run_id, event } => self.on_run_event(room, &run_id, event, now),
         };
         self.execute(room, effects);
         if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
@@ -267,7 +342,7 @@ impl RoomTask {
         }
     }
 
-    fn execute(&mut self, room: &mut Room, effects: Vec<Effect>) {
+    pub(crate) fn execute(&mut self, room: &mut Room, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::Persist(record) => {
@@ -276,10 +351,11 @@ impl RoomTask {
                     let ticket = self.rooms.store.append(&self.id, record);
                     self.gates.push_back(Gate { ticket, handed_at: Instant::now(), is_edit, then: Vec::new() });
                 }
-                Effect::Send { to, message } => self.deliver(Delivery::To(to, Bytes::from(message))),
+                Effect::Send { to, message } => self.deliver(Delivery::To(to, Message::Binary(Bytes::from(message)))),
                 Effect::Broadcast { except, message } => {
-                    self.deliver(Delivery::All { except, message: Bytes::from(message) })
+                    self.deliver(Delivery::All { except, message: Message::Binary(Bytes::from(message)) })
                 }
+                Effect::Event { audience, json } => self.deliver(Delivery::Event { audience, message: Message::Text(json.into()) }),
                 Effect::Close { conn, code, reason } => self.drop_peer(room, conn, code, &reason),
                 Effect::Reload { reason } => self.poisoned = Some(reason),
             }
@@ -327,22 +403,31 @@ impl RoomTask {
     /// through the connection's own `Leave` command, so nobody is dropped silently.
     fn send(&mut self, delivery: Delivery) {
         let mut too_slow = Vec::new();
-        let targets: Vec<(ConnId, &PeerSink)> = match &delivery {
-            Delivery::To(conn, _) => self.peers.get_key_value(conn).map(|(c, s)| (*c, s)).into_iter().collect(),
-            Delivery::All { except, .. } => {
-                self.peers.iter().filter(|(c, _)| Some(**c) != *except).map(|(c, s)| (*c, s)).collect()
-            }
-        };
-        let message = match &delivery {
-            Delivery::To(_, m) | Delivery::All { message: m, .. } => m,
-        };
-        for (conn, sink) in targets {
+        let mut offer = |conn: ConnId, sink: &PeerSink, message: &Message| {
             if let Err(mpsc::error::TrySendError::Full(_)) = sink.messages.try_send(message.clone()) {
                 too_slow.push(conn);
             }
+        };
+        match &delivery {
+            Delivery::To(conn, message) => {
+                if let Some(sink) = self.peers.get(conn) {
+                    offer(*conn, sink, message);
+                }
+            }
+            Delivery::All { except, message } => {
+                for (conn, sink) in self.peers.iter().filter(|(c, _)| Some(**c) != *except) {
+                    offer(*conn, sink, message);
+                }
+            }
+            Delivery::Event { audience, message } => {
+                for (conn, (_, sink)) in self.subscribers.iter().filter(|(_, (role, _))| audience.includes(*role)) {
+                    offer(*conn, sink, message);
+                }
+            }
         }
         for conn in too_slow {
-            if let Some(sink) = self.peers.remove(&conn) {
+            let sink = self.peers.remove(&conn).or_else(|| self.subscribers.remove(&conn).map(|(_, s)| s));
+            if let Some(sink) = sink {
                 self.rooms.metrics.connections_closed_by_server.fetch_add(1, Relaxed);
                 sink.close(close::TRY_AGAIN, "client too slow to keep up; reconnect to resync");
             }
@@ -371,7 +456,11 @@ impl RoomTask {
     }
 
     fn close_everyone(&mut self, code: u16, reason: &str) {
+        self.cancel_all_runs();
         for (_, sink) in self.peers.drain() {
+            sink.close(code, truncate(reason));
+        }
+        for (_, (_, sink)) in self.subscribers.drain() {
             sink.close(code, truncate(reason));
         }
         self.gates.clear();
@@ -385,15 +474,17 @@ async fn next_ack(gates: &mut VecDeque<Gate>) -> Result<(), StoreError> {
     }
 }
 
-fn load(store: &dyn Store, id: &InterviewId) -> Result<Room, String> {
+/// Loads a room from its history, with the runs the log shows as never finished.
+fn load(store: &dyn Store, id: &InterviewId) -> Result<(Room, Vec<(String, Role, bool)>), String> {
     let history = store.load_history(id).map_err(|e| e.to_string())?;
     let checkpoint = history.checkpoint.as_ref().map(|(seq, state)| (*seq, state.as_slice()));
     let rebuilt = duet_core::rebuild(checkpoint, history.records).map_err(|e| e.to_string())?;
-    Ok(Room::from_history(RoomConfig::default(), rebuilt))
+    let runs = store.read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished]).map_err(|e| e.to_string())?;
+    Ok((Room::from_history(RoomConfig::default(), rebuilt), duet_core::unfinished_runs(&runs)))
 }
 
 /// Close reasons must fit a websocket close frame (123 bytes).
-fn truncate(reason: &str) -> String {
+pub(crate) fn truncate(reason: &str) -> String {
     let mut end = reason.len().min(120);
     while !reason.is_char_boundary(end) {
         end -= 1;

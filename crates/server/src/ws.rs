@@ -43,7 +43,7 @@ pub async fn upgrade(
 
 async fn connection(state: AppState, interview: InterviewId, role: Role, identity: Identity, limits: WsLimits, socket: WebSocket) {
     let conn: ConnId = state.next_conn.fetch_add(1, Relaxed);
-    let (messages, outbound) = mpsc::channel::<Bytes>(limits.outbound_queue.max(1));
+    let (messages, outbound) = mpsc::channel::<Message>(limits.outbound_queue.max(1));
     let (closer, close_rx) = mpsc::channel::<(u16, String)>(1);
     let sink = PeerSink { messages, close: closer.clone() };
     let (ws_tx, mut ws_rx) = socket.split();
@@ -109,9 +109,10 @@ async fn join(state: &AppState, interview: &InterviewId, conn: ConnId, role: Rol
     None
 }
 
-async fn write_loop(
+/// Drains a connection's queue to its socket; sends the close frame when told; pings when idle.
+pub(crate) async fn write_loop(
     mut ws: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Bytes>,
+    mut outbound: mpsc::Receiver<Message>,
     mut close_rx: mpsc::Receiver<(u16, String)>,
     stopped: CancellationToken,
 ) {
@@ -127,8 +128,8 @@ async fn write_loop(
                 break;
             }
             message = outbound.recv() => match message {
-                Some(bytes) => {
-                    if ws.send(Message::Binary(bytes)).await.is_err() { break; }
+                Some(message) => {
+                    if ws.send(message).await.is_err() { break; }
                 }
                 None => break,
             },
@@ -140,7 +141,7 @@ async fn write_loop(
     let _ = ws.close().await;
 }
 
-fn close_message(code: u16, reason: &str) -> Message {
+pub(crate) fn close_message(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
 

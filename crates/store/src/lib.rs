@@ -71,6 +71,8 @@ pub trait Store: Send + Sync + 'static {
     fn load_history(&self, id: &InterviewId) -> Result<History>;
     /// Every record of a room's log with `seq > after`, in order.
     fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>>;
+    /// Every record of the given kinds, in sequence order (runs, joins: without the edits).
+    fn read_kinds(&self, id: &InterviewId, kinds: &[duet_protocol::EventKind]) -> Result<Vec<LogRecord>>;
     /// Appends one record to a room's log. Records of one room must arrive in sequence order.
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket;
     /// Stores the whole document as of `seq`; the log is kept whole beside it.

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     state BLOB NOT NULL,
     PRIMARY KEY (interview_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq);
 PRAGMA user_version = 1;
 ";
 
@@ -294,6 +295,22 @@ impl Store for SqliteStore {
         )?;
         let rows = stmt.query_map(params![id.as_str(), seq_to_sql(after)], row_to_record)?;
         rows.map(|r| to_record(r?)).collect()
+    }
+
+    fn read_kinds(&self, id: &InterviewId, kinds: &[EventKind]) -> Result<Vec<LogRecord>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, kind, role, data FROM room_log WHERE interview_id = ?1 AND kind = ?2 ORDER BY seq",
+        )?;
+        let mut out = Vec::new();
+        for kind in kinds {
+            let rows = stmt.query_map(params![id.as_str(), kind.as_str()], row_to_record)?;
+            for row in rows {
+                out.push(to_record(row?)?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
     }
 
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket {

@@ -1,0 +1,136 @@
+//! The run endpoints: start a run of the room's code, feed its stdin, cancel it, and list the
+//! interview's run history. Live output goes out on the events socket (see `events.rs`).
+
+use crate::auth;
+use crate::error::AppError;
+use crate::room_runs::RunError;
+use crate::rooms::RoomCmd;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use duet_protocol::{EventKind, InterviewId, Role, RunRecord, RunStdin, StartRun};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Largest stdin one request may carry.
+pub const MAX_STDIN: usize = 64 * 1024;
+
+/// `POST /api/interviews/{id}/runs` (candidate, interviewer): runs `main.py` as it stands.
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let (interview, role) = runner(&state, &parts, &id)?;
+    let request: StartRun = parse(&body?, r#"{"kind": "run", "stdin": optional string}"#)?;
+    if request.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
+        return Err(AppError::TooLarge(format!("stdin is over {MAX_STDIN} bytes")));
+    }
+    state.run_rate.check(&interview)?;
+    let run_id = ask(&state, &interview, |reply| RoomCmd::StartRun { by: role, kind: request.kind, stdin: request.stdin, reply }).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "run_id": run_id }))).into_response())
+}
+
+/// `POST /api/interviews/{id}/runs/{run_id}/stdin` (candidate, interviewer).
+pub async fn stdin(
+    State(state): State<AppState>,
+    Path((id, run_id)): Path<(String, String)>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, AppError> {
+    let (interview, _) = runner(&state, &parts, &id)?;
+    let request: RunStdin = parse(&body?, r#"{"data": string}"#)?;
+    if request.data.len() > MAX_STDIN {
+        return Err(AppError::TooLarge(format!("stdin is over {MAX_STDIN} bytes")));
+    }
+    ask(&state, &interview, |reply| RoomCmd::RunStdin { run_id, data: request.data, reply }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/interviews/{id}/runs/{run_id}/cancel` (candidate, interviewer).
+pub async fn cancel(State(state): State<AppState>, Path((id, run_id)): Path<(String, String)>, parts: Parts) -> Result<StatusCode, AppError> {
+    let (interview, _) = runner(&state, &parts, &id)?;
+    ask(&state, &interview, |reply| RoomCmd::CancelRun { run_id, reply }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/interviews/{id}/runs` (any role): every run this role may see, oldest first.
+pub async fn history(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Json<Vec<RunRecord>>, AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id)?;
+    let records = state.store.read_kinds(&interview, &[EventKind::RunStarted, EventKind::RunOutput, EventKind::RunFinished])?;
+    Ok(Json(duet_core::run_history(&records, role)))
+}
+
+fn runner(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
+    let (interview, role) = auth::role_in(state, parts, id)?;
+    if !role.can_run() {
+        return Err(AppError::Forbidden("this role cannot run code"));
+    }
+    Ok((interview, role))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("expected {shape}: {e}")))
+}
+
+/// Sends a command to the interview's room and waits for its answer.
+async fn ask<T>(
+    state: &AppState,
+    interview: &InterviewId,
+    make: impl FnOnce(oneshot::Sender<Result<T, RunError>>) -> RoomCmd,
+) -> Result<T, AppError> {
+    let (reply, answer) = oneshot::channel();
+    let room = state.rooms.get(interview);
+    room.tx.send(make(reply)).await.map_err(|_| AppError::Unavailable("the interview's room is reloading; try again".into()))?;
+    let result = answer.await.map_err(|_| AppError::Unavailable("the interview's room is reloading; try again".into()))?;
+    result.map_err(AppError::from)
+}
+
+impl From<RunError> for AppError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::EmptyProgram | RunError::Unsupported(_) => AppError::BadRequest(e.to_string()),
+            RunError::Busy(_) | RunError::RoomUnavailable(_) => AppError::Unavailable(e.to_string()),
+            RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// Runs per interview in a sliding window.
+pub struct RateLimiter {
+    limit: usize,
+    window: Duration,
+    starts: Mutex<HashMap<InterviewId, VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    pub fn per_minute(limit: usize) -> RateLimiter {
+        RateLimiter { limit: limit.max(1), window: Duration::from_secs(60), starts: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a run, or says how long to wait.
+    pub fn check(&self, interview: &InterviewId) -> Result<(), AppError> {
+        let now = Instant::now();
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        starts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
+        let queue = starts.entry(interview.clone()).or_default();
+        while queue.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            queue.pop_front();
+        }
+        if queue.len() >= self.limit {
+            let oldest = queue.front().copied().unwrap_or(now);
+            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            return Err(AppError::RateLimited { retry_after_secs: wait.as_secs().max(1), limit: self.limit });
+        }
+        queue.push_back(now);
+        Ok(())
+    }
+}
