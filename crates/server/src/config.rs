@@ -57,7 +57,7 @@ pub struct SandboxArgs {
     #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Runs waiting for a slot before new ones are refused as busy.
-    #[arg(long = "sandbox-queue", env = "DUET_SANDBOX_QUEUE", default_value_t = 32)]
+    #[arg(id = "sandbox_queue", long = "sandbox-queue", env = "DUET_SANDBOX_QUEUE", default_value_t = 32)]
     pub queue: usize,
     /// Wall-clock seconds a run may take.
     #[arg(long = "run-timeout-secs", env = "DUET_RUN_TIMEOUT_SECS", default_value_t = 10)]
@@ -147,7 +147,7 @@ pub struct RoomSettings {
     #[arg(long = "checkpoint-every", env = "DUET_CHECKPOINT_EVERY", default_value_t = 1000)]
     pub checkpoint_every: u64,
     /// Commands queued for one room before senders wait.
-    #[arg(long = "room-queue", env = "DUET_ROOM_QUEUE", default_value_t = 1024)]
+    #[arg(id = "room_queue", long = "room-queue", env = "DUET_ROOM_QUEUE", default_value_t = 1024)]
     pub queue: usize,
 }
 
@@ -205,5 +205,31 @@ impl ServeArgs {
     /// The admin token, if one was given.
     pub fn admin_secret(&self) -> Option<&Secret> {
         self.admin_token.as_ref().filter(|s| !s.0.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_is_well_formed_and_unique() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_parse_and_match_the_documented_values() {
+        let Cli { command: Command::Serve(args) } = Cli::parse_from(["duet", "serve"]);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.ws.max_message_bytes, 1 << 20);
+        assert_eq!(args.sandbox.image, "duet-sandbox:latest");
+        assert_eq!(args.sandbox.limits(), duet_sandbox::Limits::default());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret: Secret = "a-very-secret-admin-token".parse().unwrap_or(Secret(String::new()));
+        assert!(!format!("{secret:?}").contains("very-secret"));
     }
 }
