@@ -39,20 +39,24 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
     panic!("the server exited before it listened");
 }
 
-#[tokio::test]
-async fn kill_9_loses_no_edit_anyone_received() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = start(dir.path());
-    let created: serde_json::Value = reqwest::Client::new()
+/// Creates an interview through the real server's API; its JSON answer.
+async fn create_interview(addr: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
         .post(format!("http://{addr}/api/interviews"))
         .bearer_auth(ADMIN)
         .json(&serde_json::json!({"title": "crash", "candidate_name": "Ada"}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_edit_anyone_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path());
+    let created = create_interview(&addr).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let url = |role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
 
@@ -83,16 +87,7 @@ async fn kill_9_loses_no_edit_anyone_received() {
 async fn kill_9_in_the_middle_of_a_burst_keeps_what_the_watcher_saw() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path());
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/interviews"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"title": "crash", "candidate_name": "Ada"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_interview(&addr).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let url = |addr: &str, role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
 

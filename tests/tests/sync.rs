@@ -1,15 +1,21 @@
 //! The shared editor over a real websocket: participants converge, late joiners catch up,
 //! reviewers only watch, and presence carries the names the server stamps.
 
-use duet_protocol::{EventKind, Role};
+use duet_protocol::{CreatedInterview, EventKind, Role};
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};
+
+/// A server, an interview, and its candidate and interviewer connected to the document.
+async fn pair(candidate_name: &str) -> (TestServer, CreatedInterview, YClient, YClient) {
+    let server = TestServer::start().await;
+    let interview = server.create_interview(candidate_name).await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
+    let interviewer = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer)).await.unwrap();
+    (server, interview, candidate, interviewer)
+}
 
 #[tokio::test]
 async fn two_participants_converge() {
-    let server = TestServer::start().await;
-    let interview = server.create_interview("Ada").await;
-    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    let interviewer = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer)).await.unwrap();
+    let (_server, _interview, candidate, interviewer) = pair("Ada").await;
     assert!(eventually(PATIENCE, || candidate.synced() && interviewer.synced()).await);
 
     candidate.insert(0, "def lru(capacity):\n");
@@ -59,10 +65,7 @@ async fn a_reviewer_watches_but_its_edits_do_not_apply() {
 
 #[tokio::test]
 async fn presence_shows_the_names_the_server_stamps() {
-    let server = TestServer::start().await;
-    let interview = server.create_interview("Grace Hopper").await;
-    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    let interviewer = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer)).await.unwrap();
+    let (server, interview, candidate, interviewer) = pair("Grace Hopper").await;
     assert!(eventually(PATIENCE, || candidate.synced() && interviewer.synced()).await);
 
     candidate.set_awareness(1001, 1, r#"{"user":{"name":"The Interviewer","role":"interviewer"},"cursor":{"index":4}}"#);
@@ -87,10 +90,7 @@ async fn presence_shows_the_names_the_server_stamps() {
 
 #[tokio::test]
 async fn every_received_edit_is_already_in_the_log() {
-    let server = TestServer::start().await;
-    let interview = server.create_interview("Ada").await;
-    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    let interviewer = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer)).await.unwrap();
+    let (server, interview, candidate, interviewer) = pair("Ada").await;
     for i in 0..50 {
         candidate.insert(i, "x");
     }
