@@ -6,6 +6,25 @@
 //! timeout), never an `Err`; errors here mean the run could not be queued at all.
 //!
 //! What does not belong here: rooms, run records, who may run what (the server and core).
+//!
+//! [`DockerSandbox`] is the implementation: one fresh, hardened container per run (never reused,
+//! never exec'd into), an optional warm pool, a global concurrency limit with a bounded queue,
+//! and a reaper. The image and the runner inside it are in `sandbox/` at the repository root;
+//! `sandbox/README.md` holds the contract between them and this crate.
+
+mod config;
+mod container;
+mod docker;
+mod engine;
+mod pool;
+mod protocol;
+mod reaper;
+mod run;
+mod slots;
+
+pub use config::DockerConfig;
+pub use container::{INSTANCE_LABEL, LABEL};
+pub use docker::DockerSandbox;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -140,7 +159,9 @@ pub struct RunHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// Every run slot and queue place is taken.
-    #[error("the sandbox is busy: {running} runs in progress and {queued} queued; try again shortly")]
+    #[error(
+        "the sandbox is busy: {running} runs in progress and {queued} queued; try again shortly"
+    )]
     Busy { running: usize, queued: usize },
     /// The request itself is unusable (a file name with a slash, no files...).
     #[error("invalid run request: {0}")]

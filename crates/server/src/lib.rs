@@ -95,6 +95,35 @@ impl AppState {
     }
 }
 
+/// The Docker sandbox as the flags describe it. Its instance name is kept in the data dir, so
+/// after a restart the server reaps the containers its previous life left behind, and two
+/// servers sharing an engine never reap each other's.
+pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::DockerSandbox> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("sandbox-instance");
+    let instance = match std::fs::read_to_string(&path) {
+        Ok(saved) => saved.trim().to_owned(),
+        Err(_) => {
+            let minted = format!("duet-{}", auth::random_token(6).replace(['-', '_'], "x"));
+            std::fs::write(&path, format!("{minted}\n")).with_context(|| format!("saving {}", path.display()))?;
+            minted
+        }
+    };
+    let defaults = duet_sandbox::DockerConfig::default();
+    let sandbox = &config.sandbox;
+    let docker = duet_sandbox::DockerConfig {
+        image: sandbox.image.clone(),
+        pool_size: sandbox.pool,
+        concurrency: sandbox.concurrency.unwrap_or(defaults.concurrency).max(1),
+        queue: sandbox.queue,
+        limits: sandbox.limits(),
+        instance,
+        ..defaults
+    };
+    Ok(duet_sandbox::DockerSandbox::new(docker)?)
+}
+
 /// The admin token from the config, else from the data dir, else a new one saved there.
 fn admin_token(config: &ServeArgs) -> anyhow::Result<(String, Option<(String, std::path::PathBuf)>)> {
     if let Some(secret) = config.admin_secret() {

@@ -16,20 +16,17 @@ async fn main() -> anyhow::Result<()> {
         shutdown_signal().await;
         on_signal.cancel();
     });
-    let sandbox = std::sync::Arc::new(NotYetWired);
-    duet_server::serve(args, listener, shutdown, sandbox).await
-}
-
-/// Interim: the Docker sandbox is wired in the next commit; until then runs are refused.
-struct NotYetWired;
-
-impl duet_sandbox::Sandbox for NotYetWired {
-    fn start(&self, _: duet_sandbox::RunRequest) -> Result<duet_sandbox::RunHandle, duet_sandbox::SandboxError> {
-        Err(duet_sandbox::SandboxError::Busy { running: 0, queued: 0 })
+    let sandbox = std::sync::Arc::new(duet_server::docker_sandbox(&args)?);
+    let health = sandbox.check_now().await;
+    if health.status != "ok" {
+        eprintln!(
+            "WARNING: runs will fail until the sandbox is usable: {}\n  (GET /healthz shows the sandbox's state; editing works meanwhile)",
+            health.detail.unwrap_or_default()
+        );
     }
-    fn health(&self) -> duet_sandbox::Health {
-        duet_sandbox::Health { status: "degraded", detail: Some("the Docker sandbox is not wired yet".into()), running: 0, queued: 0, warm: 0 }
-    }
+    let served = duet_server::serve(args, listener, shutdown, sandbox.clone()).await;
+    sandbox.shutdown().await;
+    served
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop` sends).

@@ -1,0 +1,124 @@
+//! Measures request to first byte of output through the sandbox, warm pool and cold, beside
+//! `docker run --rm IMAGE python3 -c 'print(1)'` through the CLI; then short runs per second
+//! sustained with the default config (pool of 2, concurrency = cores).
+//!
+//!   cargo run --release -p duet-sandbox --example first_byte -- [runs]
+//!
+//! Needs the engine and the image (scripts/ensure-docker.sh).
+
+use duet_sandbox::{DockerConfig, DockerSandbox, Limits, RunEvent, RunRequest, Sandbox, Target};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn request() -> RunRequest {
+    RunRequest {
+        files: BTreeMap::from([("main.py".to_string(), "print(1)\n".to_string())]),
+        target: Target::Program {
+            entry: "main.py".into(),
+        },
+        stdin: None,
+        limits: Limits::default(),
+    }
+}
+
+async fn first_byte(sandbox: &DockerSandbox) -> Duration {
+    let started = Instant::now();
+    let mut handle = sandbox.start(request()).expect("queued");
+    drop(handle.stdin);
+    let mut first = None;
+    while let Some(event) = handle.events.recv().await {
+        match event {
+            RunEvent::Stdout(_) | RunEvent::Stderr(_) => {
+                first.get_or_insert(started.elapsed());
+            }
+            RunEvent::Finished(o) => assert_eq!(o.status, duet_sandbox::RunStatus::Ok, "{o:?}"),
+        }
+    }
+    first.expect("output")
+}
+
+fn summary(name: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let at = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "{name:<28} p50 {:>7.1} ms   p99 {:>7.1} ms   (n={})",
+        ms(at(0.5)),
+        ms(at(0.99)),
+        times.len()
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(30);
+    let config = |pool| DockerConfig {
+        pool_size: pool,
+        instance: "bench".into(),
+        ..DockerConfig::default()
+    };
+
+    let warm = DockerSandbox::new(config(2)).expect("config");
+    assert_eq!(warm.check_now().await.status, "ok", "{:?}", warm.health());
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        while warm.health().warm < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        times.push(first_byte(&warm).await);
+    }
+    warm.shutdown().await;
+    summary("warm pool", times);
+
+    let cold = DockerSandbox::new(config(0)).expect("config");
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        times.push(first_byte(&cold).await);
+    }
+    cold.shutdown().await;
+    summary("cold (API)", times);
+
+    let sustained = DockerSandbox::new(config(2)).expect("config");
+    let total = runs * 2;
+    let started = Instant::now();
+    let mut waiting = tokio::task::JoinSet::new();
+    let sandbox = std::sync::Arc::new(sustained);
+    for _ in 0..total {
+        let sandbox = sandbox.clone();
+        waiting.spawn(async move { first_byte(&sandbox).await });
+    }
+    while let Some(r) = waiting.join_next().await {
+        r.expect("run");
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    sandbox.shutdown().await;
+    println!("sustained (pool 2)           {rate:.1} runs/s ({total} runs of print(1), all queued at once)");
+
+    let mut times = Vec::new();
+    for _ in 0..runs.min(20) {
+        let started = Instant::now();
+        let out = std::process::Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "duet-sandbox:latest",
+                "python3",
+                "-c",
+                "print(1)",
+            ])
+            .output()
+            .expect("docker cli");
+        assert!(out.status.success());
+        times.push(started.elapsed());
+    }
+    summary("docker run --rm (CLI, total)", times);
+}

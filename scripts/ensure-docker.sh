@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers and the sandbox image exists; safe to run again and again.
+#
+# - If `docker info` fails: installs docker.io (and debootstrap, for the image) with apt when
+#   missing, then starts dockerd in the background with no bridge network and no iptables
+#   changes (sandbox containers use network mode `none`; nothing here may route anywhere),
+#   logging to $DUET_DOCKERD_LOG, and waits for it to answer.
+# - If the image ${DUET_SANDBOX_IMAGE:-duet-sandbox:latest} is missing: builds it with
+#   sandbox/build-image.sh (Debian packages, no image registry needed).
+# Exits non-zero with a message saying what failed and what to run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE="${DUET_SANDBOX_IMAGE:-duet-sandbox:latest}"
+LOG="${DUET_DOCKERD_LOG:-/var/log/duet-dockerd.log}"
+WAIT_SECS="${DUET_DOCKERD_WAIT_SECS:-60}"
+
+say() { echo "ensure-docker: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+    # apt-get update once per run of this script, and only when something must be installed.
+    if [ "$apt_updated" -eq 0 ]; then
+        as_root apt-get update -qq || die "apt-get update failed"
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null \
+        || die "apt-get install $* failed"
+}
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+if ! engine_answers; then
+    missing=()
+    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    command -v dockerd >/dev/null 2>&1 || die "dockerd is still missing after installing docker.io"
+
+    if pgrep -x dockerd >/dev/null 2>&1; then
+        say "dockerd is running but does not answer yet; waiting"
+    else
+        say "starting dockerd (log: $LOG)"
+        as_root mkdir -p "$(dirname "$LOG")"
+        # setsid + nohup: the daemon outlives this script and the shell that ran it.
+        as_root setsid nohup dockerd --bridge=none --iptables=false --ip-forward=false \
+            --ip-masq=false >>"$LOG" 2>&1 </dev/null &
+    fi
+    for _ in $(seq 1 "$((WAIT_SECS * 2))"); do
+        engine_answers && break
+        sleep 0.5
+    done
+    engine_answers || die "dockerd did not answer within ${WAIT_SECS}s; see $LOG (tail -50 $LOG)"
+    say "docker engine is up"
+fi
+
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; apt_install debootstrap; }
+    say "image $IMAGE is missing; building it with sandbox/build-image.sh"
+    DUET_SANDBOX_IMAGE="$IMAGE" bash sandbox/build-image.sh || die "sandbox/build-image.sh failed"
+fi
+say "ok: engine answers and $IMAGE exists"
