@@ -1,8 +1,8 @@
 //! The room's protocol rules, driven without any runtime: simulated yrs clients exchange
 //! messages through `Room`, and every effect is carried out by hand.
 
-use duet_core::{rebuild, ConnId, Effect, Room, RoomConfig};
-use duet_protocol::{close, EventKind, Identity, LogRecord, Role, MAIN_FILE};
+use duet_core::{rebuild, run_history, unfinished_runs, Audience, ConnId, Effect, Room, RoomConfig};
+use duet_protocol::{close, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutput, RunStarted, Stream, MAIN_FILE};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
@@ -29,6 +29,7 @@ struct Harness {
     clients: BTreeMap<ConnId, Client>,
     log: Vec<LogRecord>,
     closed: Vec<(ConnId, u16, String)>,
+    events: Vec<(Audience, serde_json::Value)>,
     clock: i64,
 }
 
@@ -95,6 +96,7 @@ impl Harness {
                     self.closed.push((conn, code, reason));
                     self.leave(conn);
                 }
+                Effect::Event { audience, json } => self.events.push((audience, serde_json::from_str(&json).expect("event JSON"))),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }
@@ -299,4 +301,68 @@ fn a_corrupt_log_is_an_error_not_an_empty_document() {
     let r = |seq| LogRecord { seq, at_ms: 0, kind: EventKind::Join, role: Role::Candidate, data: vec![] };
     assert!(rebuild(None, vec![r(2), r(1)]).is_err(), "out of order");
     assert!(rebuild(Some((1, &[9, 9, 9][..])), vec![]).is_err(), "bad checkpoint");
+}
+
+#[test]
+fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.type_at(1, 0, "print('hi')");
+    let code_seq = h.room().last_seq();
+    let started = RunStarted { run_id: "r1".into(), kind: RunKind::Run, by: Role::Candidate, at: 10, code: h.room_text(), code_seq, private: false };
+    let mut effects = h.room().run_started(&started, 10);
+    let out = RunOutput { run_id: "r1".into(), stream: Stream::Stdout, data: "hi\n".into(), at: 11 };
+    effects.extend(h.room().run_output(&out, Role::Candidate, false, 11));
+    let err = RunOutput { run_id: "r1".into(), stream: Stream::Stderr, data: "warn\n".into(), at: 11 };
+    effects.extend(h.room().run_output(&err, Role::Candidate, false, 11));
+    let fin = RunFinished { run_id: "r1".into(), status: "ok".into(), exit_code: Some(0), duration_ms: 30, tests: None, at: 12 };
+    effects.extend(h.room().run_finished(&fin, Role::Candidate, false, 12));
+    h.run(effects);
+
+    let types: Vec<_> = h.events.iter().map(|(a, e)| (*a, e["type"].as_str().unwrap_or("").to_owned(), e["seq"].as_u64())).collect();
+    assert_eq!(types.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["run.started", "run.output", "run.output", "run.finished"]);
+    assert!(types.iter().all(|t| t.0 == Audience::Everyone));
+    let seqs: Vec<u64> = types.iter().filter_map(|t| t.2).collect();
+    assert_eq!(seqs, (code_seq + 1..=code_seq + 4).collect::<Vec<_>>(), "runs share the edits' sequence");
+
+    let history = run_history(&h.log, Role::Reviewer);
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].stdout.as_str(), history[0].stderr.as_str(), history[0].status.as_str()), ("hi\n", "warn\n", "ok"));
+    assert_eq!(history[0].code, "print('hi')");
+    assert!(unfinished_runs(&h.log).is_empty());
+    assert_eq!(rebuild(None, h.log.clone()).expect("rebuild").text(), "print('hi')", "run records do not disturb replay");
+}
+
+#[test]
+fn a_private_run_reaches_only_roles_that_may_see_it() {
+    let mut room = Room::new(RoomConfig::default());
+    let started = RunStarted { run_id: "h".into(), kind: RunKind::Test, by: Role::Interviewer, at: 1, code: "x".into(), code_seq: 0, private: true };
+    let effects = room.run_started(&started, 1);
+    let audience = effects.iter().find_map(|e| match e { Effect::Event { audience, .. } => Some(*audience), _ => None });
+    assert_eq!(audience, Some(Audience::Private));
+    assert!(!Audience::Private.includes(Role::Candidate));
+    assert!(Audience::Private.includes(Role::Interviewer) && Audience::Private.includes(Role::Reviewer));
+    let log: Vec<LogRecord> = effects.into_iter().filter_map(|e| match e { Effect::Persist(r) => Some(r), _ => None }).collect();
+    assert!(run_history(&log, Role::Candidate).is_empty(), "missing from the candidate's history");
+    assert_eq!(run_history(&log, Role::Reviewer).len(), 1);
+    assert_eq!(unfinished_runs(&log).len(), 1);
+}
+
+#[test]
+fn a_reconnecting_clients_repeated_state_is_not_logged_again() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.type_at(1, 0, "abc");
+    let update = {
+        let client = &h.clients[&1];
+        let text = client.doc.get_or_insert_text(MAIN_FILE);
+        let mut txn = client.doc.transact_mut();
+        text.remove_range(&mut txn, 0, 1);
+        txn.encode_update_v1()
+    };
+    h.send(1, Message::Sync(SyncMessage::Update(update.clone())).encode_v1());
+    let before = h.log.len();
+    h.send(1, Message::Sync(SyncMessage::SyncStep2(update)).encode_v1());
+    assert_eq!(h.log.len(), before, "nothing new, nothing stored");
+    assert_eq!(h.room_text(), "bc");
 }
