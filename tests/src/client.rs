@@ -46,16 +46,18 @@ impl YClient {
 
         let (task_doc, task_shared) = (doc.clone(), shared.clone());
         let task = tokio::spawn(async move {
+            // Once sending fails (the server closed), keep reading: its close frame says why.
+            let mut can_send = true;
             loop {
                 tokio::select! {
-                    outgoing = out_rx.recv() => match outgoing {
-                        Some(frame) => if sink.send(frame).await.is_err() { break },
+                    outgoing = out_rx.recv(), if can_send => match outgoing {
+                        Some(frame) => if sink.send(frame).await.is_err() { can_send = false },
                         None => { let _ = sink.close().await; break }
                     },
                     incoming = stream.next() => match incoming {
                         Some(Ok(Ws::Binary(bytes))) => {
                             if let Some(reply) = handle(&task_doc, &task_shared, &bytes) {
-                                if sink.send(Ws::Binary(reply.into())).await.is_err() { break }
+                                if can_send && sink.send(Ws::Binary(reply.into())).await.is_err() { can_send = false }
                             }
                         }
                         Some(Ok(Ws::Close(frame))) => {

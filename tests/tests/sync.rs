@@ -91,6 +91,9 @@ async fn presence_shows_the_names_the_server_stamps() {
 #[tokio::test]
 async fn every_received_edit_is_already_in_the_log() {
     let (server, interview, candidate, interviewer) = pair("Ada").await;
+    // After the handshake, every keystroke is news to the server. (Typed before it, they would
+    // arrive folded into the client's sync step 2, and their repeats would rightly not be stored.)
+    assert!(eventually(PATIENCE, || candidate.synced() && interviewer.synced()).await);
     for i in 0..50 {
         candidate.insert(i, "x");
     }
