@@ -93,6 +93,9 @@ impl TestServer {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum_router::Router, stop: CancellationToken) {
+    let listener = duet_server::reexports::axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let _ = axum_router::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
 }
 

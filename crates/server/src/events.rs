@@ -22,7 +22,7 @@ const MAX_INCOMING: usize = 4 * 1024;
 
 pub async fn upgrade(State(state): State<AppState>, Path(id): Path<String>, parts: Parts, ws: WebSocketUpgrade) -> Result<Response, AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    Ok(ws.max_message_size(MAX_INCOMING).on_upgrade(move |socket| subscriber(state, interview, role, socket)))
+    Ok(ws.read_buffer_size(crate::ws::READ_BUFFER).max_message_size(MAX_INCOMING).on_upgrade(move |socket| subscriber(state, interview, role, socket)))
 }
 
 async fn subscriber(state: AppState, interview: InterviewId, role: Role, socket: WebSocket) {

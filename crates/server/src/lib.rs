@@ -179,6 +179,11 @@ pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: Cancellat
     println!("Duet listening on http://{addr}");
     let rooms = state.rooms.clone();
     let app = router(state);
+    // Keystrokes are tiny writes: without TCP_NODELAY, Nagle's algorithm holds them for the
+    // peer's delayed ACK (tens of milliseconds).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
     rooms.wait_closed().await;

@@ -9,9 +9,10 @@ use crate::{History, Interview, Result, Store, StoreError, Ticket, TokenHash};
 use duet_protocol::{EventKind, InterviewId, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Where and how to keep the database.
@@ -95,10 +96,17 @@ impl SqliteStore {
         let reader = open(&config.path)?;
         reader.execute_batch(SCHEMA)?;
         let writer_conn = open(&config.path)?;
+        let syncer_conn = open(&config.path)?;
+        let dirty = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::sync_channel(config.write_queue);
+        let writer_dirty = dirty.clone();
         std::thread::Builder::new()
             .name("duet-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, config.max_batch, config.sync_interval))?;
+            .spawn(move || writer_loop(writer_conn, rx, config.max_batch, &writer_dirty))?;
+        let sync_interval = config.sync_interval;
+        std::thread::Builder::new()
+            .name("duet-store-syncer".into())
+            .spawn(move || syncer_loop(syncer_conn, dirty, sync_interval))?;
         Ok(SqliteStore { reader: Mutex::new(reader), writer: tx })
     }
 
@@ -119,22 +127,8 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize, sync_interval: Duration) {
-    let mut dirty = false;
-    let mut last_sync = Instant::now();
-    loop {
-        let first = match rx.recv_timeout(sync_interval) {
-            Ok(write) => write,
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty {
-                    sync(&conn);
-                    dirty = false;
-                    last_sync = Instant::now();
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize, dirty: &AtomicBool) {
+    while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -152,14 +146,26 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize
             };
             let _ = ack.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
         }
-        dirty = true;
-        if last_sync.elapsed() >= sync_interval {
+        dirty.store(true, Ordering::Release);
+    }
+    // The senders are gone: the store is closing. One last sync below, from the syncer.
+    dirty.store(true, Ordering::Release);
+}
+
+/// Fsyncs the WAL (a passive checkpoint) every `interval` while there were writes. It runs on
+/// its own connection and thread, so a slow fsync never holds up commits, and so never holds
+/// up any room's deliveries.
+fn syncer_loop(conn: Connection, dirty: Arc<AtomicBool>, interval: Duration) {
+    loop {
+        std::thread::sleep(interval);
+        if dirty.swap(false, Ordering::AcqRel) {
             sync(&conn);
-            dirty = false;
-            last_sync = Instant::now();
+        }
+        if Arc::strong_count(&dirty) == 1 {
+            sync(&conn); // the writer has stopped: a final sync, then done
+            return;
         }
     }
-    sync(&conn);
 }
 
 /// Fsyncs the WAL and copies what it can into the main database without waiting for readers.
