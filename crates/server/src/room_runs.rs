@@ -24,6 +24,9 @@ pub enum RunError {
     /// The sandbox has no room for another run.
     #[error("{0}")]
     Busy(String),
+    /// The sandbox refused the request as built by the server (a configuration problem).
+    #[error("the sandbox refused the run: {0}")]
+    Refused(String),
     /// The run asked for is not running (finished, cancelled, or never was).
     #[error("no such running run")]
     NotRunning,
@@ -75,7 +78,7 @@ impl RoomTask {
         let handle = match self.rooms.sandbox.start(request) {
             Ok(handle) => handle,
             Err(e @ SandboxError::Busy { .. }) => return (Err(RunError::Busy(e.to_string())), Vec::new()),
-            Err(e @ SandboxError::Invalid(_)) => return (Err(RunError::Busy(e.to_string())), Vec::new()),
+            Err(e @ SandboxError::Invalid(_)) => return (Err(RunError::Refused(e.to_string())), Vec::new()),
         };
         let run_id: RunId = auth::random_token(12);
         if let Some(me) = self.me.upgrade() {

@@ -100,6 +100,7 @@ impl From<RunError> for AppError {
             RunError::EmptyProgram | RunError::Unsupported(_) => AppError::BadRequest(e.to_string()),
             RunError::Busy(_) | RunError::RoomUnavailable(_) => AppError::Unavailable(e.to_string()),
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
+            RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
     }
 }
