@@ -22,7 +22,9 @@ fn duet_bin() -> PathBuf {
 /// Starts `duet serve` on a free port and returns it with its base address.
 fn start(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(duet_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        // No warm pool: this server is killed with SIGKILL, and its temporary data dir (and so
+        // its sandbox instance name) is gone after the test, so nothing could reap its containers.
+        .args(["serve", "--listen", "127.0.0.1:0", "--sandbox-pool", "0", "--data-dir"])
         .arg(data_dir)
         .env("DUET_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())

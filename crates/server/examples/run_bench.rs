@@ -74,7 +74,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM and a wait: a graceful stop removes the warm pool's containers (a SIGKILL would
+    /// leave them behind, with nothing to reap them once the temporary data dir is gone).
     fn drop(&mut self) {
+        let stopped = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        if stopped.is_ok() {
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
