@@ -154,11 +154,10 @@ impl Room {
     /// A binary websocket message arrived from `conn`.
     pub fn receive(&mut self, conn: ConnId, bytes: &[u8], now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let Some(peer) = self.peers.get(&conn) else { return effects };
-        let (role, identity) = (peer.role, peer.identity.clone());
+        let Some(role) = self.peers.get(&conn).map(|p| p.role) else { return effects };
         let mut cursor = Cursor::new(bytes);
         while cursor.has_content() {
-            if let Err(reason) = self.handle_one(conn, role, &identity, &mut cursor, now_ms, &mut effects) {
+            if let Err(reason) = self.handle_one(conn, role, &mut cursor, now_ms, &mut effects) {
                 let code = reason.code();
                 effects.push(Effect::Close { conn, code, reason: reason.to_string() });
                 break;
@@ -171,7 +170,6 @@ impl Room {
         &mut self,
         conn: ConnId,
         role: Role,
-        identity: &Identity,
         cursor: &mut Cursor<'_>,
         now_ms: i64,
         effects: &mut Vec<Effect>,
@@ -202,7 +200,8 @@ impl Room {
                 if update.clients.values().any(|e| e.json.len() > self.config.max_awareness_state) {
                     return Err(Refusal::Malformed("awareness state over the size cap"));
                 }
-                let stamped = self.presence.apply(conn, identity, update).map_err(|_| Refusal::Malformed("awareness state is not JSON"))?;
+                let Some(peer) = self.peers.get(&conn) else { return Ok(()) };
+                let stamped = self.presence.apply(conn, &peer.identity, update).map_err(|_| Refusal::Malformed("awareness state is not JSON"))?;
                 if let Some(stamped) = stamped {
                     effects.push(Effect::Broadcast { except: Some(conn), message: Message::Awareness(stamped).encode_v1() });
                 }

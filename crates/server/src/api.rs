@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_protocol::{CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole, Role};
 use duet_store::Interview;
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::rooms::now_ms;
 
 const MAX_TITLE: usize = 200;
 const MAX_NAME: usize = 100;
@@ -106,8 +106,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 pub async fn not_found() -> AppError {
     AppError::NotFound("no such endpoint")
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

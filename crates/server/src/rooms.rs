@@ -44,8 +44,6 @@ pub enum RoomCmd {
     Join { conn: ConnId, role: Role, identity: Identity, sink: PeerSink },
     Message { conn: ConnId, bytes: Bytes },
     Leave { conn: ConnId },
-    /// The program as it stands and the seq it matches.
-    Text { reply: oneshot::Sender<(u64, String)> },
     /// An events-socket subscriber arrived or left.
     Subscribe { conn: ConnId, role: Role, sink: PeerSink },
     Unsubscribe { conn: ConnId },
@@ -178,7 +176,7 @@ pub(crate) struct RoomTask {
     poisoned: Option<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -262,7 +260,7 @@ impl RoomTask {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
-                    self.checkpoint(&room, true).await;
+                    self.checkpoint(&room).await;
                     if self.rooms.retire(&self.id, self.generation, rx) {
                         rx.close();
                         self.drain_refusing(rx, close::GOING_AWAY, "room unloaded; reconnect").await;
@@ -273,7 +271,7 @@ impl RoomTask {
                 _ = self.rooms.shutdown.cancelled() => {
                     self.abandon_runs(&mut room);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
-                    self.checkpoint(&room, true).await;
+                    self.checkpoint(&room).await;
                     self.close_everyone(close::GOING_AWAY, "server shutting down");
                     return;
                 }
@@ -305,10 +303,6 @@ impl RoomTask {
             RoomCmd::Leave { conn } => {
                 self.peers.remove(&conn);
                 room.leave(conn, now)
-            }
-            RoomCmd::Text { reply } => {
-                let _ = reply.send((room.last_seq(), room.text()));
-                Vec::new()
             }
             RoomCmd::Subscribe { conn, role, sink } => {
                 self.subscribers.insert(conn, (role, sink));
@@ -439,17 +433,14 @@ impl RoomTask {
         Some((&mut gate.ticket).await.unwrap_or(Err(StoreError::WriterGone)))
     }
 
-    /// Stores the whole document, waiting for it if `wait`.
-    async fn checkpoint(&mut self, room: &Room, wait: bool) {
+    /// Stores the whole document and waits until it is stored.
+    async fn checkpoint(&mut self, room: &Room) {
         if self.edits_since_checkpoint == 0 {
             return;
         }
         if let Some((seq, state)) = room.checkpoint() {
-            let ticket = self.rooms.store.checkpoint(&self.id, seq, state);
-            if wait {
-                if let Ok(Err(e)) = ticket.await {
-                    tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
-                }
+            if let Ok(Err(e)) = self.rooms.store.checkpoint(&self.id, seq, state).await {
+                tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
             }
             self.edits_since_checkpoint = 0;
         }
