@@ -38,11 +38,17 @@ impl YClient {
     pub async fn connect(url: &str) -> Result<YClient, tokio_tungstenite::tungstenite::Error> {
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         let (mut sink, mut stream) = ws.split();
-        let doc = Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() });
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        });
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (out, mut out_rx) = mpsc::unbounded_channel::<Ws>();
         let sv = doc.transact().state_vector();
-        out.send(Ws::Binary(Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1().into())).unwrap();
+        out.send(Ws::Binary(
+            Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1().into(),
+        ))
+        .unwrap();
 
         let (task_doc, task_shared) = (doc.clone(), shared.clone());
         let task = tokio::spawn(async move {
@@ -76,7 +82,12 @@ impl YClient {
                 }
             }
         });
-        Ok(YClient { doc, out, shared, task })
+        Ok(YClient {
+            doc,
+            out,
+            shared,
+            task,
+        })
     }
 
     /// The program text as this client sees it.
@@ -122,7 +133,13 @@ impl YClient {
     /// Announces an awareness state for awareness client id `client`.
     pub fn set_awareness(&self, client: u64, clock: u32, json: &str) {
         let mut clients = HashMap::new();
-        clients.insert(yrs::block::ClientID::new(client), AwarenessUpdateEntry { clock, json: json.into() });
+        clients.insert(
+            yrs::block::ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
         self.send_raw(Message::Awareness(AwarenessUpdate { clients }).encode_v1());
     }
 
@@ -163,12 +180,16 @@ fn handle(doc: &Doc, shared: &Mutex<Shared>, bytes: &[u8]) -> Option<Vec<u8>> {
             Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
         }
         Message::Sync(SyncMessage::SyncStep2(update)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(&update).expect("update")).expect("apply");
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(&update).expect("update"))
+                .expect("apply");
             shared.lock().unwrap().synced = true;
             None
         }
         Message::Sync(SyncMessage::Update(update)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(&update).expect("update")).expect("apply");
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(&update).expect("update"))
+                .expect("apply");
             None
         }
         Message::Awareness(update) => {

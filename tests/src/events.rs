@@ -20,7 +20,9 @@ impl EventsClient {
             while let Some(Ok(frame)) = stream.next().await {
                 if let Message::Text(text) = frame {
                     let value = serde_json::from_str(&text).expect("events are JSON");
-                    keep.lock().unwrap().push((std::time::Instant::now(), value));
+                    keep.lock()
+                        .unwrap()
+                        .push((std::time::Instant::now(), value));
                 }
             }
         });
@@ -29,7 +31,12 @@ impl EventsClient {
 
     /// Every event so far.
     pub fn all(&self) -> Vec<serde_json::Value> {
-        self.events.lock().unwrap().iter().map(|(_, v)| v.clone()).collect()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Every event so far with its arrival time.
@@ -39,12 +46,19 @@ impl EventsClient {
 
     /// Events of one run, of one type.
     pub fn of(&self, run_id: &str, kind: &str) -> Vec<serde_json::Value> {
-        self.all().into_iter().filter(|e| e["run_id"] == run_id && e["type"] == kind).collect()
+        self.all()
+            .into_iter()
+            .filter(|e| e["run_id"] == run_id && e["type"] == kind)
+            .collect()
     }
 
     /// The stdout text of a run seen so far.
     pub fn stdout(&self, run_id: &str) -> String {
-        self.of(run_id, "run.output").iter().filter(|e| e["stream"] == "stdout").filter_map(|e| e["data"].as_str()).collect()
+        self.of(run_id, "run.output")
+            .iter()
+            .filter(|e| e["stream"] == "stdout")
+            .filter_map(|e| e["data"].as_str())
+            .collect()
     }
 }
 

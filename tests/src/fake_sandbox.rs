@@ -6,7 +6,9 @@
 //! Its "program" prints `started <first line of main.py>`, then echoes each stdin chunk to
 //! stdout; a chunk containing `exit` ends it with status ok, cancel ends it as cancelled.
 
-use duet_sandbox::{Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError};
+use duet_sandbox::{
+    Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,9 +32,17 @@ impl FakeSandbox {
 impl Sandbox for FakeSandbox {
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError> {
         if self.busy.load(Ordering::SeqCst) {
-            return Err(SandboxError::Busy { running: 2, queued: 32 });
+            return Err(SandboxError::Busy {
+                running: 2,
+                queued: 32,
+            });
         }
-        let first_line = request.files.get("main.py").and_then(|c| c.lines().next()).unwrap_or("").to_owned();
+        let first_line = request
+            .files
+            .get("main.py")
+            .and_then(|c| c.lines().next())
+            .unwrap_or("")
+            .to_owned();
         let initial_stdin = request.stdin.clone();
         self.requests.lock().unwrap().push(request);
         let (events_tx, events) = mpsc::channel(64);
@@ -41,12 +51,26 @@ impl Sandbox for FakeSandbox {
         let cancelled = cancel.clone();
         tokio::spawn(async move {
             let began = Instant::now();
-            let finish = |status, exit_code| RunEvent::Finished(RunOutcome { status, exit_code, duration: began.elapsed(), tests: None, detail: None });
-            let _ = events_tx.send(RunEvent::Stdout(format!("started {first_line}\n").into_bytes())).await;
+            let finish = |status, exit_code| {
+                RunEvent::Finished(RunOutcome {
+                    status,
+                    exit_code,
+                    duration: began.elapsed(),
+                    tests: None,
+                    detail: None,
+                })
+            };
+            let _ = events_tx
+                .send(RunEvent::Stdout(
+                    format!("started {first_line}\n").into_bytes(),
+                ))
+                .await;
             if let Some(bytes) = initial_stdin {
                 let _ = events_tx.send(RunEvent::Stdout(bytes)).await;
             }
-            let _ = events_tx.send(RunEvent::Stderr(b"a warning\n".to_vec())).await;
+            let _ = events_tx
+                .send(RunEvent::Stderr(b"a warning\n".to_vec()))
+                .await;
             loop {
                 tokio::select! {
                     _ = cancelled.cancelled() => {
@@ -67,10 +91,20 @@ impl Sandbox for FakeSandbox {
                 }
             }
         });
-        Ok(RunHandle { events, stdin, cancel })
+        Ok(RunHandle {
+            events,
+            stdin,
+            cancel,
+        })
     }
 
     fn health(&self) -> Health {
-        Health { status: "ok", detail: None, running: 0, queued: 0, warm: 0 }
+        Health {
+            status: "ok",
+            detail: None,
+            running: 0,
+            queued: 0,
+            warm: 0,
+        }
     }
 }

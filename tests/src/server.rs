@@ -1,10 +1,10 @@
 use crate::FakeSandbox;
 use duet_protocol::{CreatedInterview, InterviewId};
 use duet_sandbox::Sandbox;
-use std::sync::Arc;
 use duet_server::config::ServeArgs;
 use duet_server::{router, AppState};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// A Duet server on a port-0 listener with its own data dir, stopped on drop.
@@ -32,12 +32,19 @@ impl TestServer {
     }
 
     /// Starts a server on an existing data dir (to test restarts).
-    pub async fn start_in(data_dir: tempfile::TempDir, tune: impl FnOnce(&mut ServeArgs)) -> TestServer {
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        tune: impl FnOnce(&mut ServeArgs),
+    ) -> TestServer {
         TestServer::start_full(data_dir, FakeSandbox::new(), tune).await
     }
 
     /// Starts a server with the given sandbox (the real Docker one, in the sandbox scenarios).
-    pub async fn start_full(data_dir: tempfile::TempDir, sandbox: Arc<dyn Sandbox>, tune: impl FnOnce(&mut ServeArgs)) -> TestServer {
+    pub async fn start_full(
+        data_dir: tempfile::TempDir,
+        sandbox: Arc<dyn Sandbox>,
+        tune: impl FnOnce(&mut ServeArgs),
+    ) -> TestServer {
         let mut args = ServeArgs::for_data_dir(data_dir.path());
         args.admin_token = Some(ADMIN_TOKEN.parse().unwrap());
         tune(&mut args);
@@ -48,10 +55,18 @@ impl TestServer {
         let state = startup.state;
         let app = router(state.clone());
         let stop = shutdown.clone();
+        let limits = state.config.http.clone();
         let task = tokio::spawn(async move {
-            axum_serve(listener, app, stop).await;
+            duet_server::http::serve(listener, app, &limits, stop).await;
         });
-        TestServer { addr, admin_token: ADMIN_TOKEN.into(), state, data_dir, shutdown, task: Some(task) }
+        TestServer {
+            addr,
+            admin_token: ADMIN_TOKEN.into(),
+            state,
+            data_dir,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -60,7 +75,10 @@ impl TestServer {
 
     /// The events websocket URL of an interview for a token.
     pub fn events_url(&self, id: &InterviewId, token: &str) -> String {
-        format!("ws://{}/api/interviews/{id}/events?token={token}", self.addr)
+        format!(
+            "ws://{}/api/interviews/{id}/events?token={token}",
+            self.addr
+        )
     }
 
     /// The websocket URL of an interview's document for a token.
@@ -90,17 +108,6 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.data_dir, dir)
     }
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, app: axum_router::Router, stop: CancellationToken) {
-    let listener = duet_server::reexports::axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let _ = axum_router::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-}
-
-mod axum_router {
-    pub use duet_server::reexports::axum::{serve, Router};
 }
 
 impl Drop for TestServer {

@@ -23,17 +23,40 @@ async fn creating_an_interview_needs_the_admin_token() {
     let server = TestServer::start().await;
     let body = serde_json::json!({"title": "t", "candidate_name": "Ada"});
     let client = reqwest::Client::new();
-    let none = client.post(server.http("/api/interviews")).json(&body).send().await.unwrap();
+    let none = client
+        .post(server.http("/api/interviews"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), 401);
-    let wrong = client.post(server.http("/api/interviews")).bearer_auth("nope-nope-nope-nope").json(&body).send().await.unwrap();
+    let wrong = client
+        .post(server.http("/api/interviews"))
+        .bearer_auth("nope-nope-nope-nope")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let body: Value = wrong.json().await.unwrap();
     assert_eq!(error_code(&body), "unauthorized");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
 
     let interview = server.create_interview("Ada").await;
-    let role_token = client.post(server.http("/api/interviews")).bearer_auth(&interview.tokens.interviewer).json(&serde_json::json!({"title": "t", "candidate_name": "x"})).send().await.unwrap();
-    assert_eq!(role_token.status(), 403, "a role token is known but is not the admin's");
+    let role_token = client
+        .post(server.http("/api/interviews"))
+        .bearer_auth(&interview.tokens.interviewer)
+        .json(&serde_json::json!({"title": "t", "candidate_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        role_token.status(),
+        403,
+        "a role token is known but is not the admin's"
+    );
 }
 
 #[tokio::test]
@@ -44,16 +67,27 @@ async fn a_new_interview_has_three_distinct_strong_tokens_and_links() {
     for token in [&t.interviewer, &t.candidate, &t.reviewer] {
         assert!(token.len() >= 22, "at least 128 bits, base64url");
     }
-    assert!(t.interviewer != t.candidate && t.candidate != t.reviewer && t.interviewer != t.reviewer);
+    assert!(
+        t.interviewer != t.candidate && t.candidate != t.reviewer && t.interviewer != t.reviewer
+    );
     assert!(interview.urls.candidate.contains(interview.id.as_str()));
-    assert!(interview.urls.candidate.ends_with(&format!("#token={}", t.candidate)), "the token rides in the fragment");
+    assert!(
+        interview
+            .urls
+            .candidate
+            .ends_with(&format!("#token={}", t.candidate)),
+        "the token rides in the fragment"
+    );
 
     // Tokens are stored only as hashes.
     let db = std::fs::read(server.data_dir.path().join("duet.db")).unwrap();
     let wal = std::fs::read(server.data_dir.path().join("duet.db-wal")).unwrap_or_default();
     for token in [&t.interviewer, &t.candidate, &t.reviewer] {
         let needle = token.as_bytes();
-        assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle)
+                && !wal.windows(needle.len()).any(|w| w == needle)
+        );
     }
 }
 
@@ -62,20 +96,34 @@ async fn each_role_sees_the_interview_with_its_own_role() {
     let server = TestServer::start().await;
     let interview = server.create_interview("Ada Lovelace").await;
     let path = format!("/api/interviews/{}", interview.id);
-    for (token, role) in [(&interview.tokens.interviewer, "interviewer"), (&interview.tokens.candidate, "candidate"), (&interview.tokens.reviewer, "reviewer")] {
+    for (token, role) in [
+        (&interview.tokens.interviewer, "interviewer"),
+        (&interview.tokens.candidate, "candidate"),
+        (&interview.tokens.reviewer, "reviewer"),
+    ] {
         let (status, body) = get(&server, &path, Some(token)).await;
         assert_eq!(status, 200);
         assert_eq!(body["role"], role);
         assert_eq!(body["id"], interview.id.as_str());
         assert_eq!(body["title"], "Python pairing");
         assert_eq!(body["candidate_name"], "Ada Lovelace");
-        assert!(body["created_at"].as_i64().is_some_and(|t| t > 1_600_000_000_000));
+        assert!(body["created_at"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000_000));
         let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 5, "no more than the view: {keys:?}");
     }
     // The query parameter works as the header does (browsers cannot set headers on websockets).
-    let (status, body) = get(&server, &format!("{path}?token={}", interview.tokens.candidate), None).await;
-    assert_eq!((status, body["role"].as_str()), (StatusCode::OK, Some("candidate")));
+    let (status, body) = get(
+        &server,
+        &format!("{path}?token={}", interview.tokens.candidate),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["role"].as_str()),
+        (StatusCode::OK, Some("candidate"))
+    );
 }
 
 #[tokio::test]
@@ -85,17 +133,32 @@ async fn tokens_do_not_cross_interviews() {
     let second = server.create_interview("Alan").await;
     let path = format!("/api/interviews/{}", first.id);
     let (status, body) = get(&server, &path, Some(&second.tokens.interviewer)).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let (status, body) = get(&server, &path, None).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
     let (status, _) = get(&server, &path, Some("made-up-token-made-up-token")).await;
     assert_eq!(status, 401);
     let (status, _) = get(&server, &path, Some(&server.admin_token)).await;
-    assert_eq!(status, 401, "the admin token is not a role in any interview");
+    assert_eq!(
+        status, 401,
+        "the admin token is not a role in any interview"
+    );
 
     // The same rules guard the websocket, before the upgrade.
-    for (token, expected) in [(second.tokens.candidate.as_str(), "404"), ("made-up-token-made-up-token", "401")] {
-        let err = duet_tests::YClient::connect(&server.yjs_url(&first.id, token)).await.err().expect("refused");
+    for (token, expected) in [
+        (second.tokens.candidate.as_str(), "404"),
+        ("made-up-token-made-up-token", "401"),
+    ] {
+        let err = duet_tests::YClient::connect(&server.yjs_url(&first.id, token))
+            .await
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains(expected), "{err}");
     }
 }
@@ -107,9 +170,17 @@ async fn the_admin_lists_interviews_and_roles_cannot() {
     let b = server.create_interview("Alan").await;
     let (status, body) = get(&server, "/api/interviews", Some(&server.admin_token)).await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = body.as_array().unwrap().iter().filter_map(|i| i["id"].as_str()).collect();
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
     assert!(ids.contains(&a.id.as_str()) && ids.contains(&b.id.as_str()));
-    assert!(body.to_string().find(&a.tokens.candidate).is_none(), "tokens are never listed");
+    assert!(
+        body.to_string().find(&a.tokens.candidate).is_none(),
+        "tokens are never listed"
+    );
     let (status, _) = get(&server, "/api/interviews", Some(&a.tokens.interviewer)).await;
     assert_eq!(status, 403);
     let (status, _) = get(&server, "/api/interviews", None).await;
@@ -120,22 +191,60 @@ async fn the_admin_lists_interviews_and_roles_cannot() {
 async fn bad_requests_get_clear_json_errors() {
     let server = TestServer::start().await;
     let client = reqwest::Client::new();
-    let post = |body: String| client.post(server.http("/api/interviews")).bearer_auth(&server.admin_token).header("content-type", "application/json").body(body).send();
+    let post = |body: String| {
+        client
+            .post(server.http("/api/interviews"))
+            .bearer_auth(&server.admin_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     for (body, expected) in [
         ("{".to_owned(), StatusCode::BAD_REQUEST),
         (r#"{"title": "t"}"#.to_owned(), StatusCode::BAD_REQUEST),
-        (r#"{"title": "", "candidate_name": "Ada"}"#.to_owned(), StatusCode::BAD_REQUEST),
-        (r#"{"title": "t", "candidate_name": "Ada", "extra": 1}"#.to_owned(), StatusCode::BAD_REQUEST),
-        (format!(r#"{{"title": "{}", "candidate_name": "Ada"}}"#, "x".repeat(300)), StatusCode::BAD_REQUEST),
-        (format!(r#"{{"title": "{}", "candidate_name": "Ada"}}"#, "x".repeat(100_000)), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            r#"{"title": "", "candidate_name": "Ada"}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"title": "t", "candidate_name": "Ada", "extra": 1}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(
+                r#"{{"title": "{}", "candidate_name": "Ada"}}"#,
+                "x".repeat(300)
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(
+                r#"{{"title": "{}", "candidate_name": "Ada"}}"#,
+                "x".repeat(100_000)
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ] {
         let response = post(body.clone()).await.unwrap();
-        assert_eq!(response.status(), expected, "{}", &body[..body.len().min(60)]);
+        assert_eq!(
+            response.status(),
+            expected,
+            "{}",
+            &body[..body.len().min(60)]
+        );
         let json: Value = response.json().await.unwrap();
-        assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
     }
     let (status, body) = get(&server, "/api/nowhere", None).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
 }
 
 #[tokio::test]
@@ -145,18 +254,47 @@ async fn health_and_metrics_answer() {
     assert_eq!(status, 200);
     assert_eq!(body["store"], "ok");
     let interview = server.create_interview("Ada").await;
-    let client = duet_tests::YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
+    let client =
+        duet_tests::YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+            .await
+            .unwrap();
     client.insert(0, "x");
     let metrics_has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    let http = reqwest::Client::new();
+    let without_token = http.get(server.http("/metrics")).send().await.unwrap();
+    assert_eq!(
+        without_token.status(),
+        401,
+        "metrics are the operator's, behind the admin token"
+    );
+    let with_role_token = http
+        .get(server.http("/metrics"))
+        .bearer_auth(&interview.tokens.interviewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_role_token.status(), 403);
     let mut text = String::new();
     for _ in 0..500 {
-        text = reqwest::get(server.http("/metrics")).await.unwrap().text().await.unwrap();
+        text = http
+            .get(server.http("/metrics"))
+            .bearer_auth(&server.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if metrics_has(&text, "duet_updates_persisted_total 1") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    for line in ["duet_rooms_open 1", "duet_connections 1", "duet_updates_persisted_total 1"] {
+    for line in [
+        "duet_rooms_open 1",
+        "duet_connections 1",
+        "duet_updates_persisted_total 1",
+    ] {
         assert!(metrics_has(&text, line), "{line} missing from:\n{text}");
     }
     assert!(text.contains("duet_persist_latency_seconds_count"));

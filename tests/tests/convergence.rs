@@ -18,7 +18,10 @@ async fn run(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let server = TestServer::start().await;
     let interview = server.create_interview("Ada").await;
-    let tokens = [interview.tokens.candidate.clone(), interview.tokens.interviewer.clone()];
+    let tokens = [
+        interview.tokens.candidate.clone(),
+        interview.tokens.interviewer.clone(),
+    ];
     let url = |i: usize| server.yjs_url(&interview.id, &tokens[i % 2]);
 
     let mut clients = Vec::new();
@@ -34,7 +37,11 @@ async fn run(seed: u64) {
             (Some(_), 0..=4) => {
                 // Drop without a close frame, or close cleanly: both happen in real life.
                 let client = clients[i].take().unwrap();
-                if rng.gen_bool(0.5) { client.abort() } else { client.close().await }
+                if rng.gen_bool(0.5) {
+                    client.abort()
+                } else {
+                    client.close().await
+                }
             }
             (Some(client), 5..=74) => {
                 let text = client.text();
@@ -75,5 +82,9 @@ async fn run(seed: u64) {
 
     let log = server.state.store.read_log(&interview.id, 0).unwrap();
     let rebuilt = duet_core::rebuild(None, log).unwrap();
-    assert_eq!(rebuilt.text(), texts[0], "seed {seed}: the stored log replays to the live text");
+    assert_eq!(
+        rebuilt.text(),
+        texts[0],
+        "seed {seed}: the stored log replays to the live text"
+    );
 }

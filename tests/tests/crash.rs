@@ -14,8 +14,16 @@ fn duet_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("duet");
-    assert!(path.exists(), "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)", path.display());
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("duet");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)",
+        path.display()
+    );
     path
 }
 
@@ -24,7 +32,14 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(duet_bin())
         // No warm pool: this server is killed with SIGKILL, and its temporary data dir (and so
         // its sandbox instance name) is gone after the test, so nothing could reap its containers.
-        .args(["serve", "--listen", "127.0.0.1:0", "--sandbox-pool", "0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--sandbox-pool",
+            "0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("DUET_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::piped())
@@ -60,7 +75,12 @@ async fn kill_9_loses_no_edit_anyone_received() {
     let (mut server, addr) = start(dir.path());
     let created = create_interview(&addr).await;
     let id = created["id"].as_str().unwrap().to_owned();
-    let url = |role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
+    let url = |role: &str| {
+        format!(
+            "ws://{addr}/yjs/{id}?token={}",
+            created["tokens"][role].as_str().unwrap()
+        )
+    };
 
     let candidate = YClient::connect(&url("candidate")).await.unwrap();
     let interviewer = YClient::connect(&url("interviewer")).await.unwrap();
@@ -77,10 +97,17 @@ async fn kill_9_loses_no_edit_anyone_received() {
     interviewer.abort();
 
     let (mut server, addr2) = start(dir.path());
-    let url2 = format!("ws://{addr2}/yjs/{id}?token={}", created["tokens"]["reviewer"].as_str().unwrap());
+    let url2 = format!(
+        "ws://{addr2}/yjs/{id}?token={}",
+        created["tokens"]["reviewer"].as_str().unwrap()
+    );
     let after = YClient::connect(&url2).await.unwrap();
     assert!(eventually(PATIENCE, || after.synced()).await);
-    assert_eq!(after.text(), received, "the document after kill -9 and restart");
+    assert_eq!(
+        after.text(),
+        received,
+        "the document after kill -9 and restart"
+    );
     server.kill().unwrap();
     let _ = server.wait();
 }
@@ -91,7 +118,12 @@ async fn kill_9_in_the_middle_of_a_burst_keeps_what_the_watcher_saw() {
     let (mut server, addr) = start(dir.path());
     let created = create_interview(&addr).await;
     let id = created["id"].as_str().unwrap().to_owned();
-    let url = |addr: &str, role: &str| format!("ws://{addr}/yjs/{id}?token={}", created["tokens"][role].as_str().unwrap());
+    let url = |addr: &str, role: &str| {
+        format!(
+            "ws://{addr}/yjs/{id}?token={}",
+            created["tokens"][role].as_str().unwrap()
+        )
+    };
 
     let candidate = YClient::connect(&url(&addr, "candidate")).await.unwrap();
     let watcher = YClient::connect(&url(&addr, "reviewer")).await.unwrap();
@@ -111,7 +143,12 @@ async fn kill_9_in_the_middle_of_a_burst_keeps_what_the_watcher_saw() {
     let after = YClient::connect(&url(&addr2, "reviewer")).await.unwrap();
     assert!(eventually(PATIENCE, || after.synced()).await);
     let restored = after.text();
-    assert!(restored.starts_with(&seen), "lost edits: the watcher had {} characters, the restart has {}", seen.len(), restored.len());
+    assert!(
+        restored.starts_with(&seen),
+        "lost edits: the watcher had {} characters, the restart has {}",
+        seen.len(),
+        restored.len()
+    );
     server.kill().unwrap();
     let _ = server.wait();
 }

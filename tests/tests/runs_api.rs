@@ -17,21 +17,54 @@ struct Room {
 
 async fn room_with_code(server: TestServer, code: &str) -> Room {
     let interview = server.create_interview("Ada").await;
-    let editor = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
+    let editor = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
     if !code.is_empty() {
         editor.insert(0, code);
     }
     let expected_seq_events = if code.is_empty() { 1 } else { 2 };
-    assert!(eventually(PATIENCE, || server.state.store.read_log(&interview.id, 0).unwrap().len() >= expected_seq_events).await);
-    Room { server, id: interview.id, tokens: interview.tokens, _editor: editor }
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&interview.id, 0)
+            .unwrap()
+            .len()
+            >= expected_seq_events)
+        .await
+    );
+    Room {
+        server,
+        id: interview.id,
+        tokens: interview.tokens,
+        _editor: editor,
+    }
 }
 
 impl Room {
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let url = self.server.http(&format!("/api/interviews/{}{path}", self.id));
-        let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let url = self
+            .server
+            .http(&format!("/api/interviews/{}{path}", self.id));
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let (status, headers) = (response.status(), response.headers().clone());
-        (status, response.json().await.unwrap_or(Value::Null), headers)
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            headers,
+        )
     }
 
     async fn run(&self, token: &str, body: Value) -> String {
@@ -41,8 +74,18 @@ impl Room {
     }
 
     async fn history(&self, token: &str) -> Vec<Value> {
-        let url = self.server.http(&format!("/api/interviews/{}/runs", self.id));
-        let answer: Value = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let url = self
+            .server
+            .http(&format!("/api/interviews/{}/runs", self.id));
+        let answer: Value = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         answer.as_array().unwrap().clone()
     }
 
@@ -54,22 +97,49 @@ impl Room {
 #[tokio::test]
 async fn both_sides_watch_a_run_and_answer_its_input() {
     let room = room_with_code(TestServer::start().await, "name = input()\nprint(name)\n").await;
-    let candidate_events = EventsClient::connect(&room.events(&room.tokens.candidate)).await.unwrap();
-    let interviewer_events = EventsClient::connect(&room.events(&room.tokens.interviewer)).await.unwrap();
+    let candidate_events = EventsClient::connect(&room.events(&room.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer_events = EventsClient::connect(&room.events(&room.tokens.interviewer))
+        .await
+        .unwrap();
 
-    let run_id = room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
+    let run_id = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
     for events in [&candidate_events, &interviewer_events] {
-        assert!(eventually(PATIENCE, || events.stdout(&run_id).contains("started name = input()")).await);
+        assert!(
+            eventually(PATIENCE, || events
+                .stdout(&run_id)
+                .contains("started name = input()"))
+            .await
+        );
         let started = &events.of(&run_id, "run.started")[0];
         assert_eq!(started["by"], "candidate");
         assert_eq!(started["kind"], "run");
         assert!(started["at"].as_i64().unwrap() > 0);
     }
     // The interviewer answers the program's input().
-    let (status, _, _) = room.post(&format!("/runs/{run_id}/stdin"), &room.tokens.interviewer, json!({"data": "Ada\n"})).await;
+    let (status, _, _) = room
+        .post(
+            &format!("/runs/{run_id}/stdin"),
+            &room.tokens.interviewer,
+            json!({"data": "Ada\n"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(eventually(PATIENCE, || candidate_events.stdout(&run_id).contains("Ada\n")).await);
-    room.post(&format!("/runs/{run_id}/stdin"), &room.tokens.candidate, json!({"data": "exit\n"})).await;
+    assert!(
+        eventually(PATIENCE, || candidate_events
+            .stdout(&run_id)
+            .contains("Ada\n"))
+        .await
+    );
+    room.post(
+        &format!("/runs/{run_id}/stdin"),
+        &room.tokens.candidate,
+        json!({"data": "exit\n"}),
+    )
+    .await;
     for events in [&candidate_events, &interviewer_events] {
         assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await);
         let finished = &events.of(&run_id, "run.finished")[0];
@@ -78,10 +148,17 @@ async fn both_sides_watch_a_run_and_answer_its_input() {
         assert!(finished["duration_ms"].is_u64());
         assert_eq!(finished["tests"], Value::Null);
         // stderr is kept apart from stdout
-        assert!(events.of(&run_id, "run.output").iter().any(|e| e["stream"] == "stderr" && e["data"] == "a warning\n"));
+        assert!(events
+            .of(&run_id, "run.output")
+            .iter()
+            .any(|e| e["stream"] == "stderr" && e["data"] == "a warning\n"));
     }
     // Events carry the room's sequence numbers, in order.
-    let seqs: Vec<u64> = candidate_events.all().iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let seqs: Vec<u64> = candidate_events
+        .all()
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     let history = room.history(&room.tokens.reviewer).await;
@@ -92,16 +169,24 @@ async fn both_sides_watch_a_run_and_answer_its_input() {
     assert_eq!(run["status"], "ok");
     assert_eq!(run["stderr"], "a warning\n");
     assert!(run["stdout"].as_str().unwrap().contains("Ada\n"));
-    assert!(run["code_seq"].as_u64().unwrap() >= 2, "the seq the code matches");
+    assert!(
+        run["code_seq"].as_u64().unwrap() >= 2,
+        "the seq the code matches"
+    );
     assert!(run["finished_at"].as_i64().unwrap() >= run["started_at"].as_i64().unwrap());
 }
 
 #[tokio::test]
 async fn the_run_takes_the_code_as_the_room_has_it_and_its_stdin() {
     let sandbox = FakeSandbox::new();
-    let server = TestServer::start_full(tempfile::tempdir().unwrap(), sandbox.clone(), |_| {}).await;
+    let server =
+        TestServer::start_full(tempfile::tempdir().unwrap(), sandbox.clone(), |_| {}).await;
     let room = room_with_code(server, "print('v1')\n").await;
-    room.run(&room.tokens.interviewer, json!({"kind": "run", "stdin": "42\n"})).await;
+    room.run(
+        &room.tokens.interviewer,
+        json!({"kind": "run", "stdin": "42\n"}),
+    )
+    .await;
     let requests = sandbox.requests.lock().unwrap();
     assert_eq!(requests[0].files["main.py"], "print('v1')\n");
     assert_eq!(requests[0].stdin.as_deref(), Some(&b"42\n"[..]));
@@ -111,40 +196,89 @@ async fn the_run_takes_the_code_as_the_room_has_it_and_its_stdin() {
 #[tokio::test]
 async fn a_new_run_from_the_same_role_cancels_the_previous_one() {
     let room = room_with_code(TestServer::start().await, "print(1)\n").await;
-    let events = EventsClient::connect(&room.events(&room.tokens.interviewer)).await.unwrap();
-    let first = room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
-    let other_role = room.run(&room.tokens.interviewer, json!({"kind": "run"})).await;
-    let second = room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
+    let events = EventsClient::connect(&room.events(&room.tokens.interviewer))
+        .await
+        .unwrap();
+    let first = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
+    let other_role = room
+        .run(&room.tokens.interviewer, json!({"kind": "run"}))
+        .await;
+    let second = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
     assert!(eventually(PATIENCE, || !events.of(&first, "run.finished").is_empty()).await);
     assert_eq!(events.of(&first, "run.finished")[0]["status"], "cancelled");
     assert!(events.of(&second, "run.finished").is_empty());
-    assert!(events.of(&other_role, "run.finished").is_empty(), "the interviewer's run is untouched");
+    assert!(
+        events.of(&other_role, "run.finished").is_empty(),
+        "the interviewer's run is untouched"
+    );
 
-    let (status, _, _) = room.post(&format!("/runs/{second}/cancel"), &room.tokens.interviewer, json!({})).await;
+    let (status, _, _) = room
+        .post(
+            &format!("/runs/{second}/cancel"),
+            &room.tokens.interviewer,
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(eventually(PATIENCE, || !events.of(&second, "run.finished").is_empty()).await);
     assert_eq!(events.of(&second, "run.finished")[0]["status"], "cancelled");
-    let (status, body, _) = room.post(&format!("/runs/{second}/cancel"), &room.tokens.interviewer, json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    let (status, body, _) = room
+        .post(
+            &format!("/runs/{second}/cancel"),
+            &room.tokens.interviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
 }
 
 #[tokio::test]
 async fn reviewers_watch_runs_but_cannot_start_or_steer_them() {
     let room = room_with_code(TestServer::start().await, "print(1)\n").await;
-    let reviewer_events = EventsClient::connect(&room.events(&room.tokens.reviewer)).await.unwrap();
-    let (status, body, _) = room.post("/runs", &room.tokens.reviewer, json!({"kind": "run"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
-    let run_id = room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
-    assert!(eventually(PATIENCE, || !reviewer_events.of(&run_id, "run.started").is_empty()).await);
-    for path in [format!("/runs/{run_id}/stdin"), format!("/runs/{run_id}/cancel")] {
-        let (status, _, _) = room.post(&path, &room.tokens.reviewer, json!({"data": "x"})).await;
+    let reviewer_events = EventsClient::connect(&room.events(&room.tokens.reviewer))
+        .await
+        .unwrap();
+    let (status, body, _) = room
+        .post("/runs", &room.tokens.reviewer, json!({"kind": "run"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let run_id = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
+    assert!(
+        eventually(PATIENCE, || !reviewer_events
+            .of(&run_id, "run.started")
+            .is_empty())
+        .await
+    );
+    for path in [
+        format!("/runs/{run_id}/stdin"),
+        format!("/runs/{run_id}/cancel"),
+    ] {
+        let (status, _, _) = room
+            .post(&path, &room.tokens.reviewer, json!({"data": "x"}))
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     // No token, or another interview's token.
-    let (status, _, _) = room.post("/runs", "nobody-nobody-nobody", json!({"kind": "run"})).await;
+    let (status, _, _) = room
+        .post("/runs", "nobody-nobody-nobody", json!({"kind": "run"}))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let other = room.server.create_interview("Alan").await;
-    let (status, _, _) = room.post("/runs", &other.tokens.candidate, json!({"kind": "run"})).await;
+    let (status, _, _) = room
+        .post("/runs", &other.tokens.candidate, json!({"kind": "run"}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -153,10 +287,16 @@ async fn too_many_runs_a_minute_get_429_with_retry_after() {
     let server = TestServer::start_with(|args| args.sandbox.runs_per_minute = 3).await;
     let room = room_with_code(server, "print(1)\n").await;
     for _ in 0..3 {
-        room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
+        room.run(&room.tokens.candidate, json!({"kind": "run"}))
+            .await;
     }
-    let (status, body, headers) = room.post("/runs", &room.tokens.interviewer, json!({"kind": "run"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
+    let (status, body, headers) = room
+        .post("/runs", &room.tokens.interviewer, json!({"kind": "run"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
 }
@@ -164,36 +304,72 @@ async fn too_many_runs_a_minute_get_429_with_retry_after() {
 #[tokio::test]
 async fn bad_run_requests_get_clear_4xx_and_other_runs_carry_on() {
     let room = room_with_code(TestServer::start().await, "print(1)\n").await;
-    let events = EventsClient::connect(&room.events(&room.tokens.candidate)).await.unwrap();
-    let running = room.run(&room.tokens.interviewer, json!({"kind": "run"})).await;
+    let events = EventsClient::connect(&room.events(&room.tokens.candidate))
+        .await
+        .unwrap();
+    let running = room
+        .run(&room.tokens.interviewer, json!({"kind": "run"}))
+        .await;
     let cases = [
         (json!({"kind": "compile"}), StatusCode::BAD_REQUEST),
         (json!({}), StatusCode::BAD_REQUEST),
         (json!({"kind": "run", "stdin": 5}), StatusCode::BAD_REQUEST),
-        (json!({"kind": "run", "extra": true}), StatusCode::BAD_REQUEST),
+        (
+            json!({"kind": "run", "extra": true}),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({"kind": "test"}), StatusCode::BAD_REQUEST),
-        (json!({"kind": "run", "stdin": "x".repeat(64 * 1024 + 1)}), StatusCode::PAYLOAD_TOO_LARGE),
-        (json!({"kind": "run", "stdin": "x".repeat(600 * 1024)}), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            json!({"kind": "run", "stdin": "x".repeat(64 * 1024 + 1)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            json!({"kind": "run", "stdin": "x".repeat(600 * 1024)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ];
     for (body, expected) in cases {
-        let (status, answer, _) = room.post("/runs", &room.tokens.candidate, body.clone()).await;
+        let (status, answer, _) = room
+            .post("/runs", &room.tokens.candidate, body.clone())
+            .await;
         let shown = body.to_string();
         assert_eq!(status, expected, "{}", &shown[..shown.len().min(80)]);
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
-    let (status, _, _) = room.post(&format!("/runs/{running}/stdin"), &room.tokens.candidate, json!({"data": "x".repeat(70_000)})).await;
+    let (status, _, _) = room
+        .post(
+            &format!("/runs/{running}/stdin"),
+            &room.tokens.candidate,
+            json!({"data": "x".repeat(70_000)}),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    let (status, _, _) = room.post("/runs/nope/stdin", &room.tokens.candidate, json!({"data": "x"})).await;
+    let (status, _, _) = room
+        .post(
+            "/runs/nope/stdin",
+            &room.tokens.candidate,
+            json!({"data": "x"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // The run that was going still answers.
-    room.post(&format!("/runs/{running}/stdin"), &room.tokens.interviewer, json!({"data": "exit"})).await;
+    room.post(
+        &format!("/runs/{running}/stdin"),
+        &room.tokens.interviewer,
+        json!({"data": "exit"}),
+    )
+    .await;
     assert!(eventually(PATIENCE, || !events.of(&running, "run.finished").is_empty()).await);
 }
 
 #[tokio::test]
 async fn a_run_of_an_empty_document_is_refused() {
     let room = room_with_code(TestServer::start().await, "").await;
-    let (status, body, _) = room.post("/runs", &room.tokens.candidate, json!({"kind": "run"})).await;
+    let (status, body, _) = room
+        .post("/runs", &room.tokens.candidate, json!({"kind": "run"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"]["message"].as_str().unwrap().contains("empty"));
 }
@@ -201,10 +377,17 @@ async fn a_run_of_an_empty_document_is_refused() {
 #[tokio::test]
 async fn a_busy_sandbox_answers_503_busy() {
     let sandbox = FakeSandbox::new();
-    let server = TestServer::start_full(tempfile::tempdir().unwrap(), sandbox.clone() as Arc<dyn duet_sandbox::Sandbox>, |_| {}).await;
+    let server = TestServer::start_full(
+        tempfile::tempdir().unwrap(),
+        sandbox.clone() as Arc<dyn duet_sandbox::Sandbox>,
+        |_| {},
+    )
+    .await;
     let room = room_with_code(server, "print(1)\n").await;
     sandbox.busy.store(true, Ordering::SeqCst);
-    let (status, body, _) = room.post("/runs", &room.tokens.candidate, json!({"kind": "run"})).await;
+    let (status, body, _) = room
+        .post("/runs", &room.tokens.candidate, json!({"kind": "run"}))
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["error"]["message"].as_str().unwrap().contains("busy"));
 }
@@ -212,17 +395,34 @@ async fn a_busy_sandbox_answers_503_busy() {
 #[tokio::test]
 async fn a_run_interrupted_by_a_restart_is_closed_in_the_history() {
     let room = room_with_code(TestServer::start().await, "print(1)\n").await;
-    let run_id = room.run(&room.tokens.candidate, json!({"kind": "run"})).await;
-    let Room { server, id, tokens, _editor } = room;
+    let run_id = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
+    let Room {
+        server,
+        id,
+        tokens,
+        _editor,
+    } = room;
     drop(_editor);
     let dir = server.stop().await;
     let server = TestServer::start_in(dir, |_| {}).await;
     // Loading the room (any connection) closes what the stop left open.
-    let _watcher = YClient::connect(&server.yjs_url(&id, &tokens.reviewer)).await.unwrap();
+    let _watcher = YClient::connect(&server.yjs_url(&id, &tokens.reviewer))
+        .await
+        .unwrap();
     let url = server.http(&format!("/api/interviews/{id}/runs"));
     let mut history = Vec::new();
     for _ in 0..500 {
-        let answer: Value = reqwest::Client::new().get(&url).bearer_auth(&tokens.reviewer).send().await.unwrap().json().await.unwrap();
+        let answer: Value = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&tokens.reviewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         history = answer.as_array().cloned().unwrap_or_default();
         if history.first().is_some_and(|r| r["status"] != "running") {
             break;

@@ -20,9 +20,20 @@ async fn docker_server() -> (TestServer, Arc<duet_sandbox::DockerSandbox>) {
     (server, sandbox)
 }
 
-async fn start_run(server: &TestServer, id: &duet_protocol::InterviewId, token: &str, body: Value) -> String {
+async fn start_run(
+    server: &TestServer,
+    id: &duet_protocol::InterviewId,
+    token: &str,
+    body: Value,
+) -> String {
     let url = server.http(&format!("/api/interviews/{id}/runs"));
-    let response = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let answer: Value = response.json().await.unwrap();
     answer["run_id"].as_str().unwrap().to_owned()
@@ -32,33 +43,87 @@ async fn start_run(server: &TestServer, id: &duet_protocol::InterviewId, token: 
 async fn candidate_runs_code_and_both_sides_watch_it_print_live() {
     let (server, sandbox) = docker_server().await;
     let interview = server.create_interview("Ada").await;
-    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
     let program = "import time, sys\nprint('first', flush=True)\nprint('oops', file=sys.stderr, flush=True)\ntime.sleep(2)\nprint('second')\n";
     candidate.insert(0, program);
-    assert!(eventually(PATIENCE, || !server.state.store.read_log(&interview.id, 1).unwrap().is_empty()).await);
+    assert!(
+        eventually(PATIENCE, || !server
+            .state
+            .store
+            .read_log(&interview.id, 1)
+            .unwrap()
+            .is_empty())
+        .await
+    );
 
-    let candidate_events = EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    let interviewer_events = EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.interviewer)).await.unwrap();
+    let candidate_events =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate))
+            .await
+            .unwrap();
+    let interviewer_events =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
     let asked = Instant::now();
-    let run_id = start_run(&server, &interview.id, &interview.tokens.candidate, json!({"kind": "run"})).await;
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "run"}),
+    )
+    .await;
 
     for events in [&candidate_events, &interviewer_events] {
-        assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await, "{:#?}", events.all());
+        assert!(
+            eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await,
+            "{:#?}",
+            events.all()
+        );
         let timed = events.timed();
-        let first = timed.iter().find(|(_, e)| e["type"] == "run.output" && e["data"].as_str().is_some_and(|d| d.contains("first"))).expect("first line").0;
-        let end = timed.iter().find(|(_, e)| e["type"] == "run.finished").expect("finish").0;
+        let first = timed
+            .iter()
+            .find(|(_, e)| {
+                e["type"] == "run.output" && e["data"].as_str().is_some_and(|d| d.contains("first"))
+            })
+            .expect("first line")
+            .0;
+        let end = timed
+            .iter()
+            .find(|(_, e)| e["type"] == "run.finished")
+            .expect("finish")
+            .0;
         // Streaming, not after the end: the first line comes a second or more before the finish.
-        assert!(end.duration_since(first) >= Duration::from_millis(1500), "first line {:?} after asking, finish {:?}", first - asked, end - asked);
+        assert!(
+            end.duration_since(first) >= Duration::from_millis(1500),
+            "first line {:?} after asking, finish {:?}",
+            first - asked,
+            end - asked
+        );
         let finished = &events.of(&run_id, "run.finished")[0];
         assert_eq!(finished["status"], "ok");
         assert_eq!(finished["exit_code"], 0);
         assert_eq!(events.stdout(&run_id), "first\nsecond\n");
-        let stderr: String = events.of(&run_id, "run.output").iter().filter(|e| e["stream"] == "stderr").filter_map(|e| e["data"].as_str()).collect();
+        let stderr: String = events
+            .of(&run_id, "run.output")
+            .iter()
+            .filter(|e| e["stream"] == "stderr")
+            .filter_map(|e| e["data"].as_str())
+            .collect();
         assert_eq!(stderr, "oops\n");
     }
 
     let url = server.http(&format!("/api/interviews/{}/runs", interview.id));
-    let history: Value = reqwest::Client::new().get(url).bearer_auth(&interview.tokens.reviewer).send().await.unwrap().json().await.unwrap();
+    let history: Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&interview.tokens.reviewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let run = &history[0];
     assert_eq!(run["run_id"], run_id.as_str());
     assert_eq!(run["code"], program, "the history keeps the code that ran");
@@ -71,21 +136,61 @@ async fn candidate_runs_code_and_both_sides_watch_it_print_live() {
 async fn the_interviewer_answers_input_and_a_failing_program_is_an_error_not_a_crash() {
     let (server, sandbox) = docker_server().await;
     let interview = server.create_interview("Ada").await;
-    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    candidate.insert(0, "name = input('name? ')\nprint('hello', name)\nraise SystemExit(3)\n");
-    assert!(eventually(PATIENCE, || !server.state.store.read_log(&interview.id, 1).unwrap().is_empty()).await);
-    let events = EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate)).await.unwrap();
-    let run_id = start_run(&server, &interview.id, &interview.tokens.candidate, json!({"kind": "run"})).await;
-    assert!(eventually(PATIENCE, || events.stdout(&run_id).contains("name? ")).await, "{:#?}", events.all());
-    let url = server.http(&format!("/api/interviews/{}/runs/{run_id}/stdin", interview.id));
-    let fed = reqwest::Client::new().post(url).bearer_auth(&interview.tokens.interviewer).json(&json!({"data": "Ada\n"})).send().await.unwrap();
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    candidate.insert(
+        0,
+        "name = input('name? ')\nprint('hello', name)\nraise SystemExit(3)\n",
+    );
+    assert!(
+        eventually(PATIENCE, || !server
+            .state
+            .store
+            .read_log(&interview.id, 1)
+            .unwrap()
+            .is_empty())
+        .await
+    );
+    let events =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate))
+            .await
+            .unwrap();
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "run"}),
+    )
+    .await;
+    assert!(
+        eventually(PATIENCE, || events.stdout(&run_id).contains("name? ")).await,
+        "{:#?}",
+        events.all()
+    );
+    let url = server.http(&format!(
+        "/api/interviews/{}/runs/{run_id}/stdin",
+        interview.id
+    ));
+    let fed = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(&interview.tokens.interviewer)
+        .json(&json!({"data": "Ada\n"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fed.status(), 204);
     assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await);
     assert!(events.stdout(&run_id).contains("hello Ada"));
     let finished = &events.of(&run_id, "run.finished")[0];
     assert_eq!(finished["status"], "error");
     assert_eq!(finished["exit_code"], 3);
-    let health: Value = reqwest::get(server.http("/healthz")).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(server.http("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["sandbox"]["status"], "ok");
     sandbox.shutdown().await;
 }

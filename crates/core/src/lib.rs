@@ -13,7 +13,9 @@ mod awareness;
 mod history;
 mod room;
 mod runs;
+pub mod validate;
 
-pub use history::{rebuild, RebuildError, Rebuilt};
-pub use room::{Audience, ConnId, Effect, Room, RoomConfig};
+pub use awareness::PresenceLimits;
+pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
+pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Room, RoomConfig};
 pub use runs::{run_history, unfinished_runs};

@@ -1,17 +1,28 @@
 //! The interview room: one shared document, the people connected to it, and the rules of the
 //! Yjs sync and awareness protocols as the stock `y-websocket` client speaks them.
+//!
+//! Nothing a participant sends reaches the document before [`crate::validate`] accepted it, and
+//! what the room stores and forwards is the update it applied, encoded from its own document:
+//! never the client's bytes. So the log, late joiners, replay and runs see exactly what every
+//! connected client sees.
 
-use crate::awareness::Presence;
-use crate::history::Rebuilt;
-use duet_protocol::{close, EventKind, Identity, LogRecord, Role, RunFinished, RunOutput, RunStarted, MAIN_FILE};
+use crate::awareness::{BadState, Presence, PresenceLimits};
+use crate::history::{ClientOwners, Rebuilt};
+use crate::validate::{self, Invalid, Reader};
+use duet_protocol::{
+    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutput, RunStarted,
+    MAIN_FILE,
+};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use yrs::encoding::read::{Cursor, Read};
-use yrs::sync::awareness::AwarenessUpdate;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use yrs::block::ClientID;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 /// A connection's number, unique within the server's lifetime.
 pub type ConnId = u64;
@@ -25,16 +36,28 @@ pub type ConnId = u64;
 pub enum Effect {
     /// Append this record to the room's durable log.
     Persist(LogRecord),
-    /// Send a binary Yjs message to one connection.
-    Send { to: ConnId, message: Vec<u8> },
+    /// Send a binary Yjs message to one connection. `reply` marks an answer that occupies the
+    /// connection's reply slot until it is written (see [`ReplySlots`]).
+    Send {
+        to: ConnId,
+        message: Vec<u8>,
+        reply: Option<Reply>,
+    },
     /// Send a binary Yjs message to every connection but `except`.
-    Broadcast { except: Option<ConnId>, message: Vec<u8> },
+    Broadcast {
+        except: Option<ConnId>,
+        message: Vec<u8>,
+    },
     /// Close one connection with a websocket close code and a reason a person can read.
-    Close { conn: ConnId, code: u16, reason: String },
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
     /// Publish a JSON event on the interview's events socket to `audience`.
     Event { audience: Audience, json: String },
-    /// The document can no longer be trusted (yrs panicked while applying an update). Close
-    /// everyone and reload the room from the store, which never saw the offending update.
+    /// The document can no longer be trusted (yrs failed while applying an update that passed
+    /// validation). Close everyone and reload the room from the store, which never saw it.
     Reload { reason: String },
 }
 
@@ -56,16 +79,82 @@ impl Audience {
     }
 }
 
+/// The answers a connection may have at most one of in its outbound queue at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The answer to a sync step 1 (the document's diff: possibly large).
+    Sync,
+    /// The answer to an awareness query (everyone's presence).
+    Awareness,
+}
+
+/// Per connection: whether a sync answer and an awareness answer are queued and not yet
+/// written. A request that arrives while its answer is still queued is coalesced into it (the
+/// answer already on its way, plus the updates that follow it, bring the client up to date), so
+/// a socket that asks again and again without reading cannot make the server encode and queue
+/// the document again and again. The server's writer calls [`ReplySlots::sent`].
+#[derive(Debug, Clone, Default)]
+pub struct ReplySlots {
+    sync: Arc<AtomicBool>,
+    awareness: Arc<AtomicBool>,
+    coalesced: Arc<AtomicU64>,
+}
+
+impl ReplySlots {
+    /// Slots that count coalesced requests into `coalesced` (a server-wide metric).
+    pub fn counting_into(coalesced: Arc<AtomicU64>) -> ReplySlots {
+        ReplySlots {
+            coalesced,
+            ..ReplySlots::default()
+        }
+    }
+
+    fn flag(&self, reply: Reply) -> &AtomicBool {
+        match reply {
+            Reply::Sync => &self.sync,
+            Reply::Awareness => &self.awareness,
+        }
+    }
+
+    /// Takes the slot; `false` (and counted) if an answer of this kind is already queued.
+    fn claim(&self, reply: Reply) -> bool {
+        let free = !self.flag(reply).swap(true, Ordering::AcqRel);
+        if !free {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+        free
+    }
+
+    /// The answer of this kind was written to the socket: the slot is free again.
+    pub fn sent(&self, reply: Reply) {
+        self.flag(reply).store(false, Ordering::Release);
+    }
+}
+
 /// Tunables of the room's protocol handling.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
     /// Largest awareness state (JSON) one client may announce, in bytes.
     pub max_awareness_state: usize,
+    /// Largest `main.py`, in UTF-8 bytes. An edit that would make it larger is refused.
+    pub max_doc_bytes: usize,
+    /// Bytes of log one interview may hold; past it, edits are refused.
+    pub max_log_bytes: u64,
+    pub presence: PresenceLimits,
+    /// How long after a role's last connection left its leave is logged; a return within it
+    /// logs nothing (so reconnect churn cannot flood the log).
+    pub leave_grace_ms: i64,
 }
 
 impl Default for RoomConfig {
     fn default() -> Self {
-        RoomConfig { max_awareness_state: 16 * 1024 }
+        RoomConfig {
+            max_awareness_state: 16 * 1024,
+            max_doc_bytes: 1 << 20,
+            max_log_bytes: 256 << 20,
+            presence: PresenceLimits::default(),
+            leave_grace_ms: 5_000,
+        }
     }
 }
 
@@ -73,6 +162,7 @@ impl Default for RoomConfig {
 struct Peer {
     role: Role,
     identity: Identity,
+    replies: ReplySlots,
 }
 
 /// One interview's live state.
@@ -82,22 +172,32 @@ pub struct Room {
     last_seq: u64,
     peers: HashMap<ConnId, Peer>,
     presence: Presence,
+    owners: ClientOwners,
+    log_bytes: u64,
+    /// Connections per role, and since when a role with none has been gone (leave not logged yet).
+    role_conns: HashMap<Role, usize>,
+    pending_leaves: HashMap<Role, i64>,
 }
 
 impl Room {
     /// A room whose log is empty.
     pub fn new(config: RoomConfig) -> Room {
-        Room::from_history(config, Rebuilt::empty())
+        Room::from_history(config, Rebuilt::empty(), 0)
     }
 
-    /// A room continuing a stored history (see [`crate::rebuild`]).
-    pub fn from_history(config: RoomConfig, history: Rebuilt) -> Room {
+    /// A room continuing a stored history (see [`crate::rebuild`]) whose log holds `log_bytes`.
+    pub fn from_history(config: RoomConfig, history: Rebuilt, log_bytes: u64) -> Room {
+        let presence = Presence::new(config.presence.clone());
         Room {
             config,
             doc: history.doc,
             last_seq: history.last_seq,
             peers: HashMap::new(),
-            presence: Presence::default(),
+            presence,
+            owners: history.owners,
+            log_bytes,
+            role_conns: HashMap::new(),
+            pending_leaves: HashMap::new(),
         }
     }
 
@@ -118,48 +218,132 @@ impl Room {
         text.get_string(&txn)
     }
 
-    /// The whole document as one update, for a checkpoint at `last_seq`. `None` while some
-    /// update waits for a missing dependency: such a state is not a faithful summary of the log.
-    pub fn checkpoint(&self) -> Option<(u64, Vec<u8>)> {
-        let txn = self.doc.transact();
-        if txn.has_missing_updates() {
-            return None;
-        }
-        Some((self.last_seq, txn.encode_state_as_update_v1(&StateVector::default())))
+    /// The whole document as one update for a checkpoint at `last_seq`, with the client owners
+    /// ([`crate::encode_owners`]).
+    pub fn checkpoint(&self) -> (u64, Vec<u8>, Vec<u8>) {
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        (
+            self.last_seq,
+            state,
+            crate::history::encode_owners(&self.owners),
+        )
     }
 
     /// A participant connected: greet it with the document's state vector and everyone's
-    /// presence, and log the join.
-    pub fn join(&mut self, conn: ConnId, role: Role, identity: Identity, now_ms: i64) -> Vec<Effect> {
-        self.peers.insert(conn, Peer { role, identity });
-        let mut effects = vec![self.record(EventKind::Join, role, Vec::new(), now_ms)];
+    /// presence, and log the join (unless its role was here a moment ago).
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        role: Role,
+        identity: Identity,
+        replies: ReplySlots,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let count = self.role_conns.entry(role).or_default();
+        *count += 1;
+        if *count == 1 && self.pending_leaves.remove(&role).is_none() {
+            effects.push(self.record(EventKind::Join, role.into(), Vec::new(), now_ms));
+        }
         let sv = self.doc.transact().state_vector();
-        effects.push(Effect::Send { to: conn, message: Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1() });
+        effects.push(Effect::Send {
+            to: conn,
+            message: Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1(),
+            reply: None,
+        });
         if let Some(all) = self.presence.snapshot() {
-            effects.push(Effect::Send { to: conn, message: Message::Awareness(all).encode_v1() });
+            if replies.claim(Reply::Awareness) {
+                effects.push(Effect::Send {
+                    to: conn,
+                    message: Message::Awareness(all).encode_v1(),
+                    reply: Some(Reply::Awareness),
+                });
+            }
+        }
+        self.peers.insert(
+            conn,
+            Peer {
+                role,
+                identity,
+                replies,
+            },
+        );
+        effects
+    }
+
+    /// A participant left (closed, dropped, or was closed by the server). Its presence goes at
+    /// once; its role's leave is logged once the grace has passed with no return ([`Room::tick`]).
+    pub fn leave(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        let Some(peer) = self.peers.remove(&conn) else {
+            return Vec::new();
+        };
+        let mut effects = Vec::new();
+        if let Some(count) = self.role_conns.get_mut(&peer.role) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.pending_leaves.insert(peer.role, now_ms);
+            }
+        }
+        if let Some(removed) = self.presence.remove_conn(conn) {
+            effects.push(Effect::Broadcast {
+                except: None,
+                message: Message::Awareness(removed).encode_v1(),
+            });
         }
         effects
     }
 
-    /// A participant left (closed, dropped, or was closed by the server).
-    pub fn leave(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        let Some(peer) = self.peers.remove(&conn) else { return Vec::new() };
-        let mut effects = vec![self.record(EventKind::Leave, peer.role, Vec::new(), now_ms)];
-        if let Some(removed) = self.presence.remove_conn(conn) {
-            effects.push(Effect::Broadcast { except: None, message: Message::Awareness(removed).encode_v1() });
-        }
-        effects
+    /// When [`Room::tick`] next has something to do.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.pending_leaves
+            .values()
+            .min()
+            .map(|since| since + self.config.leave_grace_ms)
+    }
+
+    /// Logs the leaves whose grace has passed.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
+        let due: Vec<Role> = self
+            .pending_leaves
+            .iter()
+            .filter(|(_, since)| now_ms - **since >= self.config.leave_grace_ms)
+            .map(|(r, _)| *r)
+            .collect();
+        self.log_leaves(due, now_ms)
+    }
+
+    /// Logs every pending leave now (the room is unloading or the server stopping).
+    pub fn flush_leaves(&mut self, now_ms: i64) -> Vec<Effect> {
+        let all: Vec<Role> = self.pending_leaves.keys().copied().collect();
+        self.log_leaves(all, now_ms)
+    }
+
+    fn log_leaves(&mut self, mut roles: Vec<Role>, now_ms: i64) -> Vec<Effect> {
+        roles.sort_by_key(|r| r.as_str());
+        roles.retain(|r| self.pending_leaves.remove(r).is_some());
+        roles
+            .into_iter()
+            .map(|r| self.record(EventKind::Leave, r.into(), Vec::new(), now_ms))
+            .collect()
     }
 
     /// A binary websocket message arrived from `conn`.
     pub fn receive(&mut self, conn: ConnId, bytes: &[u8], now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let Some(role) = self.peers.get(&conn).map(|p| p.role) else { return effects };
-        let mut cursor = Cursor::new(bytes);
-        while cursor.has_content() {
-            if let Err(reason) = self.handle_one(conn, role, &mut cursor, now_ms, &mut effects) {
-                let code = reason.code();
-                effects.push(Effect::Close { conn, code, reason: reason.to_string() });
+        let Some(role) = self.peers.get(&conn).map(|p| p.role) else {
+            return effects;
+        };
+        let mut reader = Reader::new(bytes);
+        while reader.has_content() {
+            if let Err(refusal) = self.handle_one(conn, role, &mut reader, now_ms, &mut effects) {
+                effects.push(Effect::Close {
+                    conn,
+                    code: refusal.code(),
+                    reason: refusal.to_string(),
+                });
                 break;
             }
         }
@@ -170,126 +354,303 @@ impl Room {
         &mut self,
         conn: ConnId,
         role: Role,
-        cursor: &mut Cursor<'_>,
+        r: &mut Reader<'_>,
         now_ms: i64,
         effects: &mut Vec<Effect>,
     ) -> Result<(), Refusal> {
-        let tag: u8 = cursor.read_var().map_err(|_| Refusal::Malformed("message type"))?;
+        let tag = r.var(u64::from(u8::MAX), "message type")?;
         match tag {
-            yrs::sync::protocol::MSG_SYNC => {
-                let sub: u8 = cursor.read_var().map_err(|_| Refusal::Malformed("sync message type"))?;
-                let payload = cursor.read_buf().map_err(|_| Refusal::Malformed("sync payload"))?;
+            t if t == u64::from(yrs::sync::protocol::MSG_SYNC) => {
+                let sub = r.var(u64::from(u8::MAX), "sync message type")?;
+                let payload = r.bytes("sync payload")?;
                 match sub {
-                    yrs::sync::protocol::MSG_SYNC_STEP_1 => {
-                        let sv = StateVector::decode_v1(payload).map_err(|_| Refusal::Malformed("state vector"))?;
+                    s if s == u64::from(yrs::sync::protocol::MSG_SYNC_STEP_1) => {
+                        let theirs = validate::parse_state_vector(payload)?;
+                        let Some(peer) = self.peers.get(&conn) else {
+                            return Ok(());
+                        };
+                        if !peer.replies.claim(Reply::Sync) {
+                            return Ok(()); // an answer is still queued for it: coalesced
+                        }
+                        let sv = StateVector::new(
+                            theirs
+                                .into_iter()
+                                .map(|(c, k)| (ClientID::new(c), k))
+                                .collect(),
+                        );
                         let diff = self.doc.transact().encode_state_as_update_v1(&sv);
                         let message = Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1();
-                        effects.push(Effect::Send { to: conn, message });
+                        effects.push(Effect::Send {
+                            to: conn,
+                            message,
+                            reply: Some(Reply::Sync),
+                        });
                     }
-                    yrs::sync::protocol::MSG_SYNC_STEP_2 | yrs::sync::protocol::MSG_SYNC_UPDATE => {
+                    s if s == u64::from(yrs::sync::protocol::MSG_SYNC_STEP_2)
+                        || s == u64::from(yrs::sync::protocol::MSG_SYNC_UPDATE) =>
+                    {
                         if role.can_edit() {
                             self.apply_edit(conn, role, payload, now_ms, effects)?;
                         } // a read-only role's edits are dropped; the connection stays open
                     }
-                    other => return Err(Refusal::UnknownType(format!("sync message type {other}"))),
+                    other => {
+                        return Err(Refusal::UnknownType(format!("sync message type {other}")))
+                    }
                 }
             }
-            yrs::sync::protocol::MSG_AWARENESS => {
-                let payload = cursor.read_buf().map_err(|_| Refusal::Malformed("awareness payload"))?;
-                let update = AwarenessUpdate::decode_v1(payload).map_err(|_| Refusal::Malformed("awareness update"))?;
-                if update.clients.values().any(|e| e.json.len() > self.config.max_awareness_state) {
-                    return Err(Refusal::Malformed("awareness state over the size cap"));
+            t if t == u64::from(yrs::sync::protocol::MSG_AWARENESS) => {
+                let payload = r.bytes("awareness payload")?;
+                let entries = validate::parse_awareness(payload)?;
+                if entries
+                    .iter()
+                    .any(|(_, _, json)| json.len() > self.config.max_awareness_state)
+                {
+                    return Err(Refusal::Malformed(
+                        "awareness state over the size cap".into(),
+                    ));
                 }
-                let Some(peer) = self.peers.get(&conn) else { return Ok(()) };
-                let stamped = self.presence.apply(conn, &peer.identity, update).map_err(|_| Refusal::Malformed("awareness state is not JSON"))?;
+                let clients = entries
+                    .into_iter()
+                    .map(|(c, clock, json)| {
+                        (
+                            ClientID::new(c),
+                            AwarenessUpdateEntry {
+                                clock,
+                                json: Arc::from(json),
+                            },
+                        )
+                    })
+                    .collect();
+                let Some(peer) = self.peers.get(&conn) else {
+                    return Ok(());
+                };
+                let stamped =
+                    self.presence
+                        .apply(conn, role, &peer.identity, AwarenessUpdate { clients })?;
                 if let Some(stamped) = stamped {
-                    effects.push(Effect::Broadcast { except: Some(conn), message: Message::Awareness(stamped).encode_v1() });
+                    effects.push(Effect::Broadcast {
+                        except: Some(conn),
+                        message: Message::Awareness(stamped).encode_v1(),
+                    });
                 }
             }
-            yrs::sync::protocol::MSG_QUERY_AWARENESS => {
+            t if t == u64::from(yrs::sync::protocol::MSG_QUERY_AWARENESS) => {
+                let Some(peer) = self.peers.get(&conn) else {
+                    return Ok(());
+                };
                 if let Some(all) = self.presence.snapshot() {
-                    effects.push(Effect::Send { to: conn, message: Message::Awareness(all).encode_v1() });
+                    if peer.replies.claim(Reply::Awareness) {
+                        effects.push(Effect::Send {
+                            to: conn,
+                            message: Message::Awareness(all).encode_v1(),
+                            reply: Some(Reply::Awareness),
+                        });
+                    }
                 }
             }
-            yrs::sync::protocol::MSG_AUTH => {
+            t if t == u64::from(yrs::sync::protocol::MSG_AUTH) => {
                 // Permission messages travel server to client; a client's copy is read and ignored.
-                let _status: u8 = cursor.read_var().map_err(|_| Refusal::Malformed("auth message"))?;
-                let _reason = cursor.read_string().map_err(|_| Refusal::Malformed("auth message"))?;
+                r.var(u64::from(u8::MAX), "auth message")?;
+                r.string("auth message")?;
             }
             other => return Err(Refusal::UnknownType(format!("message type {other}"))),
         }
         Ok(())
     }
 
-    fn apply_edit(&mut self, conn: ConnId, role: Role, payload: &[u8], now_ms: i64, effects: &mut Vec<Effect>) -> Result<(), Refusal> {
-        // yrs decodes untrusted bytes; a panic in there must cost one connection, not the server.
-        let decoded = catch_unwind(|| Update::decode_v1(payload));
-        let update = match decoded {
-            Ok(Ok(update)) => update,
-            Ok(Err(_)) | Err(_) => return Err(Refusal::Malformed("Yjs update")),
-        };
-        if update.is_empty() {
+    fn apply_edit(
+        &mut self,
+        conn: ConnId,
+        role: Role,
+        payload: &[u8],
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Refusal> {
+        let parsed = validate::parse(payload)?;
+        if parsed.is_empty() {
             return Ok(()); // a sync step 2 with nothing new: nothing to store or forward
         }
-        let applied = catch_unwind(AssertUnwindSafe(|| {
-            let mut txn = self.doc.transact_mut();
-            txn.apply_update(update)?;
-            // Stored only if it changed something, or if part of it waits for a missing
-            // dependency (replay must see it then). A reconnecting client's sync step 2 repeats
-            // its whole delete set, which would otherwise be logged again on every reconnect.
-            Ok::<bool, yrs::error::UpdateError>(
-                !txn.insert_set().is_empty() || !txn.delete_set().is_empty() || txn.has_missing_updates(),
-            )
-        }));
-        match applied {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => return Ok(()),
-            Ok(Err(_)) => return Err(Refusal::Malformed("Yjs update (could not be applied)")),
-            Err(_) => {
-                effects.push(Effect::Reload { reason: "an update could not be applied; reloading the room from its log".into() });
-                return Err(Refusal::Malformed("Yjs update (could not be applied)"));
+        let author = Actor::from(role);
+        let known: HashMap<u64, u32> = self
+            .doc
+            .transact()
+            .state_vector()
+            .iter()
+            .map(|(c, k)| (c.get(), *k))
+            .collect();
+        let creates = validate::check_dependencies(&parsed, &known)?;
+        if let Some((client, owner)) = creates.iter().find_map(|c| {
+            self.owners
+                .get(c)
+                .filter(|o| **o != author)
+                .map(|o| (*c, *o))
+        }) {
+            return Err(Refusal::Malformed(format!(
+                "Yjs client id {client} belongs to the {owner}; use your own"
+            )));
+        }
+        if !creates.is_empty() && self.log_bytes >= self.config.max_log_bytes {
+            return Err(Refusal::Quota(format!(
+                "this interview's log is full ({} MiB); no more edits are stored",
+                self.config.max_log_bytes >> 20
+            )));
+        }
+        if parsed.text_bytes > 0 {
+            let text = self.doc.get_or_insert_text(MAIN_FILE);
+            let now = text.len(&self.doc.transact()) as usize;
+            if now + parsed.text_bytes > self.config.max_doc_bytes {
+                return Err(Refusal::Quota(format!(
+                    "main.py may hold at most {} bytes",
+                    self.config.max_doc_bytes
+                )));
             }
         }
-        effects.push(self.record(EventKind::Edit, role, payload.to_vec(), now_ms));
-        let message = Message::Sync(SyncMessage::Update(payload.to_vec())).encode_v1();
-        effects.push(Effect::Broadcast { except: Some(conn), message });
+        let applied = self.apply_trusted(payload);
+        let update = match applied {
+            Ok(Some(update)) => update,
+            Ok(None) => return Ok(()), // everything in it was known already
+            Err(reason) => {
+                effects.push(Effect::Reload {
+                    reason: "an update could not be applied; reloading the room from its log"
+                        .into(),
+                });
+                return Err(Refusal::Malformed(reason));
+            }
+        };
+        for client in creates {
+            self.owners.entry(client).or_insert(author);
+        }
+        effects.push(self.record(EventKind::Edit, author, update.clone(), now_ms));
+        let message = Message::Sync(SyncMessage::Update(update)).encode_v1();
+        effects.push(Effect::Broadcast {
+            except: Some(conn),
+            message,
+        });
         Ok(())
+    }
+
+    /// Applies an update that passed validation; returns what changed, encoded by the room
+    /// (`None` if nothing did). Any failure here means the document may be half-changed.
+    fn apply_trusted(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let update = Update::decode_v1(payload).map_err(|e| format!("Yjs update: {e}"))?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut txn = self.doc.transact_mut();
+            txn.apply_update(update)?;
+            if txn.has_missing_updates() {
+                return Ok(Err("Yjs update left structs pending".to_owned()));
+            }
+            let changed = txn.before_state() != &txn.state_vector() || !txn.delete_set().is_empty();
+            Ok::<_, yrs::error::UpdateError>(Ok(changed.then(|| txn.encode_update_v1())))
+        }));
+        match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("Yjs update could not be applied: {e}")),
+            Err(_) => Err("Yjs update could not be applied".to_owned()),
+        }
+    }
+
+    /// The server replaces the whole program with `code` (a question's starter), as one edit
+    /// under the server's own client id that every client receives. Returns nothing if the
+    /// text is already `code`.
+    pub fn replace_text(&mut self, code: &str, now_ms: i64) -> Vec<Effect> {
+        let text = self.doc.get_or_insert_text(MAIN_FILE);
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            if text.get_string(&txn) == code {
+                return Vec::new();
+            }
+            let len = text.len(&txn);
+            text.remove_range(&mut txn, 0, len);
+            text.insert(&mut txn, 0, code);
+            txn.encode_update_v1()
+        };
+        self.owners
+            .entry(self.doc.client_id().get())
+            .or_insert(Actor::Server);
+        let mut effects = vec![self.record(EventKind::Edit, Actor::Server, update.clone(), now_ms)];
+        effects.push(Effect::Broadcast {
+            except: None,
+            message: Message::Sync(SyncMessage::Update(update)).encode_v1(),
+        });
+        effects
     }
 
     /// A run began: log it (with the code that ran) and tell the events socket.
     pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
-        let record = self.record(EventKind::RunStarted, started.by, to_json(started), now_ms);
+        let record = self.record(
+            EventKind::RunStarted,
+            started.by.into(),
+            to_json(started),
+            now_ms,
+        );
         let seq = self.last_seq;
         let json = serde_json::json!({
             "type": "run.started", "seq": seq, "run_id": started.run_id, "kind": started.kind,
             "by": started.by, "at": started.at,
         });
-        vec![record, Effect::Event { audience: audience(started.private), json: json.to_string() }]
+        vec![
+            record,
+            Effect::Event {
+                audience: audience(started.private),
+                json: json.to_string(),
+            },
+        ]
     }
 
     /// A run printed something.
-    pub fn run_output(&mut self, output: &RunOutput, by: Role, private: bool, now_ms: i64) -> Vec<Effect> {
-        let record = self.record(EventKind::RunOutput, by, to_json(output), now_ms);
+    pub fn run_output(
+        &mut self,
+        output: &RunOutput,
+        by: Role,
+        private: bool,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let record = self.record(EventKind::RunOutput, by.into(), to_json(output), now_ms);
         let json = serde_json::json!({
             "type": "run.output", "seq": self.last_seq, "run_id": output.run_id, "stream": output.stream,
             "data": output.data,
         });
-        vec![record, Effect::Event { audience: audience(private), json: json.to_string() }]
+        vec![
+            record,
+            Effect::Event {
+                audience: audience(private),
+                json: json.to_string(),
+            },
+        ]
     }
 
     /// A run ended.
-    pub fn run_finished(&mut self, finished: &RunFinished, by: Role, private: bool, now_ms: i64) -> Vec<Effect> {
-        let record = self.record(EventKind::RunFinished, by, to_json(finished), now_ms);
+    pub fn run_finished(
+        &mut self,
+        finished: &RunFinished,
+        by: Role,
+        private: bool,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let record = self.record(EventKind::RunFinished, by.into(), to_json(finished), now_ms);
         let json = serde_json::json!({
             "type": "run.finished", "seq": self.last_seq, "run_id": finished.run_id, "status": finished.status,
             "exit_code": finished.exit_code, "duration_ms": finished.duration_ms, "tests": finished.tests,
         });
-        vec![record, Effect::Event { audience: audience(private), json: json.to_string() }]
+        vec![
+            record,
+            Effect::Event {
+                audience: audience(private),
+                json: json.to_string(),
+            },
+        ]
     }
 
-    fn record(&mut self, kind: EventKind, role: Role, data: Vec<u8>, now_ms: i64) -> Effect {
+    fn record(&mut self, kind: EventKind, by: Actor, data: Vec<u8>, now_ms: i64) -> Effect {
         self.last_seq += 1;
-        Effect::Persist(LogRecord { seq: self.last_seq, at_ms: now_ms, kind, role, data })
+        self.log_bytes += data.len() as u64;
+        Effect::Persist(LogRecord {
+            seq: self.last_seq,
+            at_ms: now_ms,
+            kind,
+            by,
+            data,
+        })
     }
 }
 
@@ -308,15 +669,31 @@ fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
 /// Why a connection is closed.
 #[derive(Debug)]
 enum Refusal {
-    Malformed(&'static str),
+    Malformed(String),
     UnknownType(String),
+    /// Over a size cap or quota.
+    Quota(String),
+    Presence(BadState),
+}
+
+impl From<Invalid> for Refusal {
+    fn from(e: Invalid) -> Refusal {
+        Refusal::Malformed(e.0)
+    }
+}
+
+impl From<BadState> for Refusal {
+    fn from(e: BadState) -> Refusal {
+        Refusal::Presence(e)
+    }
 }
 
 impl Refusal {
     fn code(&self) -> u16 {
         match self {
-            Refusal::Malformed(_) => close::INVALID_PAYLOAD,
+            Refusal::Malformed(_) | Refusal::Presence(BadState::NotJson) => close::INVALID_PAYLOAD,
             Refusal::UnknownType(_) => close::UNSUPPORTED,
+            Refusal::Quota(_) | Refusal::Presence(_) => close::POLICY,
         }
     }
 }
@@ -324,8 +701,10 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Malformed(what) => write!(f, "malformed {what}"),
+            Refusal::Malformed(what) => write!(f, "refused: {what}"),
             Refusal::UnknownType(what) => write!(f, "unknown {what}"),
+            Refusal::Quota(what) => f.write_str(what),
+            Refusal::Presence(bad) => write!(f, "refused: {bad}"),
         }
     }
 }

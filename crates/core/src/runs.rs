@@ -1,7 +1,9 @@
 //! Run history, read back from a room's log: the records of each run's start, output and end
 //! become one [`RunRecord`] per run.
 
-use duet_protocol::{EventKind, LogRecord, Role, RunFinished, RunOutput, RunRecord, RunStarted, Stream};
+use duet_protocol::{
+    EventKind, LogRecord, Role, RunFinished, RunOutput, RunRecord, RunStarted, Stream,
+};
 use std::collections::HashMap;
 
 /// Every run in `records` that `viewer` may see, in the order they started. Records that are
@@ -12,7 +14,9 @@ pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
     for record in records {
         match record.kind {
             EventKind::RunStarted => {
-                let Ok(started) = serde_json::from_slice::<RunStarted>(&record.data) else { continue };
+                let Ok(started) = serde_json::from_slice::<RunStarted>(&record.data) else {
+                    continue;
+                };
                 if started.private && !viewer.can_read_scorecard() {
                     continue;
                 }
@@ -34,7 +38,9 @@ pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
                 });
             }
             EventKind::RunOutput => {
-                let Ok(output) = serde_json::from_slice::<RunOutput>(&record.data) else { continue };
+                let Ok(output) = serde_json::from_slice::<RunOutput>(&record.data) else {
+                    continue;
+                };
                 if let Some(run) = index.get(&output.run_id).map(|i| &mut runs[*i]) {
                     match output.stream {
                         Stream::Stdout => run.stdout.push_str(&output.data),
@@ -43,7 +49,9 @@ pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
                 }
             }
             EventKind::RunFinished => {
-                let Ok(finished) = serde_json::from_slice::<RunFinished>(&record.data) else { continue };
+                let Ok(finished) = serde_json::from_slice::<RunFinished>(&record.data) else {
+                    continue;
+                };
                 if let Some(run) = index.get(&finished.run_id).map(|i| &mut runs[*i]) {
                     run.finished_at = Some(finished.at);
                     run.status = finished.status;

@@ -1,8 +1,14 @@
 //! The room's protocol rules, driven without any runtime: simulated yrs clients exchange
 //! messages through `Room`, and every effect is carried out by hand.
 
-use duet_core::{rebuild, run_history, unfinished_runs, Audience, ConnId, Effect, Room, RoomConfig};
-use duet_protocol::{close, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutput, RunStarted, Stream, MAIN_FILE};
+use duet_core::{
+    rebuild, run_history, unfinished_runs, Audience, CheckpointRef, ConnId, Effect, ReplySlots,
+    Room, RoomConfig,
+};
+use duet_protocol::{
+    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutput,
+    RunStarted, Stream, MAIN_FILE,
+};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
@@ -14,6 +20,7 @@ use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Trans
 struct Client {
     doc: Doc,
     awareness: HashMap<u64, String>,
+    replies: ReplySlots,
 }
 
 impl Client {
@@ -35,7 +42,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness { room: Some(Room::new(RoomConfig::default())), ..Default::default() }
+        Harness {
+            room: Some(Room::new(RoomConfig::default())),
+            ..Default::default()
+        }
     }
     fn room(&mut self) -> &mut Room {
         self.room.as_mut().expect("room")
@@ -47,10 +57,23 @@ impl Harness {
 
     fn join(&mut self, conn: ConnId, role: Role) {
         // UTF-16 offsets, as the JavaScript clients count.
-        let doc = Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() });
-        self.clients.insert(conn, Client { doc, awareness: HashMap::new() });
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        });
+        let replies = ReplySlots::default();
+        self.clients.insert(
+            conn,
+            Client {
+                doc,
+                awareness: HashMap::new(),
+                replies: replies.clone(),
+            },
+        );
         let now = self.tick();
-        let effects = self.room().join(conn, role, Identity::for_role(role, "Ada"), now);
+        let effects = self
+            .room()
+            .join(conn, role, Identity::for_role(role, "Ada"), replies, now);
         self.run(effects);
         // The client opens with its own sync step 1, as y-websocket does.
         let sv = self.clients[&conn].doc.transact().state_vector();
@@ -85,9 +108,20 @@ impl Harness {
         for effect in effects {
             match effect {
                 Effect::Persist(record) => self.log.push(record),
-                Effect::Send { to, message } => self.deliver(to, &message),
+                Effect::Send { to, message, reply } => {
+                    // The server's writer frees the reply slot once the answer is written.
+                    if let (Some(reply), Some(client)) = (reply, self.clients.get(&to)) {
+                        client.replies.sent(reply);
+                    }
+                    self.deliver(to, &message)
+                }
                 Effect::Broadcast { except, message } => {
-                    let targets: Vec<_> = self.clients.keys().copied().filter(|c| Some(*c) != except).collect();
+                    let targets: Vec<_> = self
+                        .clients
+                        .keys()
+                        .copied()
+                        .filter(|c| Some(*c) != except)
+                        .collect();
                     for to in targets {
                         self.deliver(to, &message);
                     }
@@ -96,21 +130,29 @@ impl Harness {
                     self.closed.push((conn, code, reason));
                     self.leave(conn);
                 }
-                Effect::Event { audience, json } => self.events.push((audience, serde_json::from_str(&json).expect("event JSON"))),
+                Effect::Event { audience, json } => self
+                    .events
+                    .push((audience, serde_json::from_str(&json).expect("event JSON"))),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }
     }
 
     fn deliver(&mut self, to: ConnId, message: &[u8]) {
-        let Some(client) = self.clients.get_mut(&to) else { return };
+        let Some(client) = self.clients.get_mut(&to) else {
+            return;
+        };
         let reply = match Message::decode_v1(message).expect("server sent a valid message") {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = client.doc.transact().encode_state_as_update_v1(&sv);
                 Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
             }
             Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                client.doc.transact_mut().apply_update(Update::decode_v1(&u).expect("update")).expect("apply");
+                client
+                    .doc
+                    .transact_mut()
+                    .apply_update(Update::decode_v1(&u).expect("update"))
+                    .expect("apply");
                 None
             }
             Message::Awareness(update) => {
@@ -133,7 +175,13 @@ impl Harness {
 
 fn awareness(client_id: u64, clock: u32, json: &str) -> Vec<u8> {
     let mut clients = HashMap::new();
-    clients.insert(yrs::block::ClientID::new(client_id), AwarenessUpdateEntry { clock, json: json.into() });
+    clients.insert(
+        yrs::block::ClientID::new(client_id),
+        AwarenessUpdateEntry {
+            clock,
+            json: json.into(),
+        },
+    );
     Message::Awareness(AwarenessUpdate { clients }).encode_v1()
 }
 
@@ -149,7 +197,11 @@ fn two_editors_converge_and_a_late_joiner_gets_everything() {
     assert_eq!(h.clients[&1].text(), h.room_text());
 
     h.join(3, Role::Reviewer);
-    assert_eq!(h.clients[&3].text(), h.room_text(), "the late joiner receives the whole document");
+    assert_eq!(
+        h.clients[&3].text(),
+        h.room_text(),
+        "the late joiner receives the whole document"
+    );
 }
 
 #[test]
@@ -170,8 +222,20 @@ fn reviewer_edits_are_dropped_and_its_connection_stays_open() {
 #[test]
 fn every_edit_is_persisted_before_it_is_broadcast() {
     let mut room = Room::new(RoomConfig::default());
-    room.join(1, Role::Candidate, Identity::for_role(Role::Candidate, "Ada"), 1);
-    room.join(2, Role::Interviewer, Identity::for_role(Role::Interviewer, "Ada"), 2);
+    room.join(
+        1,
+        Role::Candidate,
+        Identity::for_role(Role::Candidate, "Ada"),
+        ReplySlots::default(),
+        1,
+    );
+    room.join(
+        2,
+        Role::Interviewer,
+        Identity::for_role(Role::Interviewer, "Ada"),
+        ReplySlots::default(),
+        2,
+    );
     let doc = Doc::new();
     let text = doc.get_or_insert_text(MAIN_FILE);
     let update = {
@@ -179,9 +243,21 @@ fn every_edit_is_persisted_before_it_is_broadcast() {
         text.insert(&mut txn, 0, "x");
         txn.encode_update_v1()
     };
-    let effects = room.receive(1, &Message::Sync(SyncMessage::Update(update.clone())).encode_v1(), 3);
-    assert!(matches!(&effects[0], Effect::Persist(r) if r.kind == EventKind::Edit && r.data == update && r.role == Role::Candidate && r.seq == 3 && r.at_ms == 3));
-    assert!(matches!(&effects[1], Effect::Broadcast { except: Some(1), .. }));
+    let effects = room.receive(
+        1,
+        &Message::Sync(SyncMessage::Update(update.clone())).encode_v1(),
+        3,
+    );
+    assert!(
+        matches!(&effects[0], Effect::Persist(r) if r.kind == EventKind::Edit && r.data == update && r.by == Actor::Candidate && r.seq == 3 && r.at_ms == 3)
+    );
+    assert!(matches!(
+        &effects[1],
+        Effect::Broadcast {
+            except: Some(1),
+            ..
+        }
+    ));
     assert_eq!(effects.len(), 2);
 }
 
@@ -190,11 +266,22 @@ fn awareness_identity_is_stamped_by_the_server() {
     let mut h = Harness::new();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
-    h.send(1, awareness(111, 1, r#"{"user":{"name":"Mallory","role":"interviewer"},"cursor":{"anchor":3}}"#));
-    let seen: serde_json::Value = serde_json::from_str(&h.clients[&2].awareness[&111]).expect("json");
+    h.send(
+        1,
+        awareness(
+            111,
+            1,
+            r#"{"user":{"name":"Mallory","role":"interviewer"},"cursor":{"anchor":3}}"#,
+        ),
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(&h.clients[&2].awareness[&111]).expect("json");
     assert_eq!(seen["user"]["name"], "Ada");
     assert_eq!(seen["user"]["role"], "candidate");
-    assert_eq!(seen["cursor"]["anchor"], 3, "the client's own fields are kept");
+    assert_eq!(
+        seen["cursor"]["anchor"], 3,
+        "the client's own fields are kept"
+    );
 }
 
 #[test]
@@ -205,7 +292,8 @@ fn a_connection_cannot_speak_for_another_connections_awareness_id() {
     h.join(3, Role::Reviewer);
     h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
     h.send(2, awareness(111, 5, r#"{"cursor":99}"#));
-    let seen: serde_json::Value = serde_json::from_str(&h.clients[&3].awareness[&111]).expect("json");
+    let seen: serde_json::Value =
+        serde_json::from_str(&h.clients[&3].awareness[&111]).expect("json");
     assert_eq!(seen["cursor"], 1);
     assert_eq!(seen["user"]["role"], "candidate");
 }
@@ -218,11 +306,22 @@ fn leaving_removes_presence_and_is_logged() {
     h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
     h.leave(1);
     assert_eq!(h.clients[&2].awareness[&111], "null");
-    let kinds: Vec<_> = h.log.iter().map(|r| (r.kind, r.role)).collect();
-    assert_eq!(kinds.first(), Some(&(EventKind::Join, Role::Candidate)));
-    assert_eq!(kinds.last(), Some(&(EventKind::Leave, Role::Candidate)));
+    assert!(
+        h.log.iter().all(|r| r.kind != EventKind::Leave),
+        "the leave waits out its grace"
+    );
+    let deadline = h.room().next_deadline().expect("a leave is pending");
+    let effects = h.room().tick(deadline);
+    h.run(effects);
+    let kinds: Vec<_> = h.log.iter().map(|r| (r.kind, r.by)).collect();
+    assert_eq!(kinds.first(), Some(&(EventKind::Join, Actor::Candidate)));
+    assert_eq!(kinds.last(), Some(&(EventKind::Leave, Actor::Candidate)));
     let seqs: Vec<u64> = h.log.iter().map(|r| r.seq).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "one gapless sequence");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "one gapless sequence"
+    );
 }
 
 #[test]
@@ -230,9 +329,21 @@ fn malformed_messages_close_only_the_sender() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("unknown message type", vec![9, 1, 0], close::UNSUPPORTED),
         ("unknown sync type", vec![0, 7, 0], close::UNSUPPORTED),
-        ("truncated sync payload", vec![0, 2, 50, 1, 2], close::INVALID_PAYLOAD),
-        ("garbage update", vec![0, 2, 4, 0xff, 0xff, 0xff, 0xff], close::INVALID_PAYLOAD),
-        ("awareness state not JSON", awareness(5, 1, "{nope"), close::INVALID_PAYLOAD),
+        (
+            "truncated sync payload",
+            vec![0, 2, 50, 1, 2],
+            close::INVALID_PAYLOAD,
+        ),
+        (
+            "garbage update",
+            vec![0, 2, 4, 0xff, 0xff, 0xff, 0xff],
+            close::INVALID_PAYLOAD,
+        ),
+        (
+            "awareness state not JSON",
+            awareness(5, 1, "{nope"),
+            close::INVALID_PAYLOAD,
+        ),
         ("empty varint", vec![0x80], close::INVALID_PAYLOAD),
     ];
     for (what, bytes, code) in cases {
@@ -256,7 +367,13 @@ fn random_bytes_never_panic_the_room() {
     let mut rng = StdRng::seed_from_u64(7);
     let mut room = Room::new(RoomConfig::default());
     for conn in 0..2000u64 {
-        room.join(conn, Role::Candidate, Identity::for_role(Role::Candidate, "x"), 0);
+        room.join(
+            conn,
+            Role::Candidate,
+            Identity::for_role(Role::Candidate, "x"),
+            ReplySlots::default(),
+            0,
+        );
         let len = rng.gen_range(0..64);
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         if let Some(first) = bytes.first_mut() {
@@ -289,18 +406,59 @@ fn the_stored_log_rebuilds_the_live_text_from_any_checkpoint() {
     // A checkpoint part-way, then the tail.
     let cut = h.log.len() / 2;
     let head = rebuild(None, h.log[..cut].to_vec()).expect("head");
-    let state = head.doc.transact().encode_state_as_update_v1(&StateVector::default());
-    let resumed = rebuild(Some((cut as u64, &state)), h.log[cut..].to_vec()).expect("resume");
+    let state = head
+        .doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let resumed = rebuild(
+        Some(CheckpointRef {
+            seq: cut as u64,
+            state: &state,
+            owners: &[],
+        }),
+        h.log[cut..].to_vec(),
+    )
+    .expect("resume");
     assert_eq!(resumed.text(), live);
 }
 
 #[test]
 fn a_corrupt_log_is_an_error_not_an_empty_document() {
-    let bad = LogRecord { seq: 1, at_ms: 0, kind: EventKind::Edit, role: Role::Candidate, data: vec![1, 2, 3] };
+    let bad = LogRecord {
+        seq: 1,
+        at_ms: 0,
+        kind: EventKind::Edit,
+        by: Actor::Candidate,
+        data: vec![1, 2, 3],
+    };
     assert!(rebuild(None, vec![bad]).is_err());
-    let r = |seq| LogRecord { seq, at_ms: 0, kind: EventKind::Join, role: Role::Candidate, data: vec![] };
+    let r = |seq| LogRecord {
+        seq,
+        at_ms: 0,
+        kind: EventKind::Join,
+        by: Actor::Candidate,
+        data: vec![],
+    };
     assert!(rebuild(None, vec![r(2), r(1)]).is_err(), "out of order");
-    assert!(rebuild(Some((1, &[9, 9, 9][..])), vec![]).is_err(), "bad checkpoint");
+    assert!(
+        matches!(
+            rebuild(None, vec![r(1), r(3)]),
+            Err(duet_core::RebuildError::Gap { seq: 3, after: 1 })
+        ),
+        "a gap"
+    );
+    assert!(
+        rebuild(
+            Some(CheckpointRef {
+                seq: 1,
+                state: &[9, 9, 9],
+                owners: &[]
+            }),
+            vec![]
+        )
+        .is_err(),
+        "bad checkpoint"
+    );
 }
 
 #[test]
@@ -309,41 +467,116 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "print('hi')");
     let code_seq = h.room().last_seq();
-    let started = RunStarted { run_id: "r1".into(), kind: RunKind::Run, by: Role::Candidate, at: 10, code: h.room_text(), code_seq, private: false };
+    let started = RunStarted {
+        run_id: "r1".into(),
+        kind: RunKind::Run,
+        by: Role::Candidate,
+        at: 10,
+        code: h.room_text(),
+        code_seq,
+        private: false,
+    };
     let mut effects = h.room().run_started(&started, 10);
-    let out = RunOutput { run_id: "r1".into(), stream: Stream::Stdout, data: "hi\n".into(), at: 11 };
+    let out = RunOutput {
+        run_id: "r1".into(),
+        stream: Stream::Stdout,
+        data: "hi\n".into(),
+        at: 11,
+    };
     effects.extend(h.room().run_output(&out, Role::Candidate, false, 11));
-    let err = RunOutput { run_id: "r1".into(), stream: Stream::Stderr, data: "warn\n".into(), at: 11 };
+    let err = RunOutput {
+        run_id: "r1".into(),
+        stream: Stream::Stderr,
+        data: "warn\n".into(),
+        at: 11,
+    };
     effects.extend(h.room().run_output(&err, Role::Candidate, false, 11));
-    let fin = RunFinished { run_id: "r1".into(), status: "ok".into(), exit_code: Some(0), duration_ms: 30, tests: None, at: 12 };
+    let fin = RunFinished {
+        run_id: "r1".into(),
+        status: "ok".into(),
+        exit_code: Some(0),
+        duration_ms: 30,
+        tests: None,
+        at: 12,
+    };
     effects.extend(h.room().run_finished(&fin, Role::Candidate, false, 12));
     h.run(effects);
 
-    let types: Vec<_> = h.events.iter().map(|(a, e)| (*a, e["type"].as_str().unwrap_or("").to_owned(), e["seq"].as_u64())).collect();
-    assert_eq!(types.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["run.started", "run.output", "run.output", "run.finished"]);
+    let types: Vec<_> = h
+        .events
+        .iter()
+        .map(|(a, e)| {
+            (
+                *a,
+                e["type"].as_str().unwrap_or("").to_owned(),
+                e["seq"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(),
+        ["run.started", "run.output", "run.output", "run.finished"]
+    );
     assert!(types.iter().all(|t| t.0 == Audience::Everyone));
     let seqs: Vec<u64> = types.iter().filter_map(|t| t.2).collect();
-    assert_eq!(seqs, (code_seq + 1..=code_seq + 4).collect::<Vec<_>>(), "runs share the edits' sequence");
+    assert_eq!(
+        seqs,
+        (code_seq + 1..=code_seq + 4).collect::<Vec<_>>(),
+        "runs share the edits' sequence"
+    );
 
     let history = run_history(&h.log, Role::Reviewer);
     assert_eq!(history.len(), 1);
-    assert_eq!((history[0].stdout.as_str(), history[0].stderr.as_str(), history[0].status.as_str()), ("hi\n", "warn\n", "ok"));
+    assert_eq!(
+        (
+            history[0].stdout.as_str(),
+            history[0].stderr.as_str(),
+            history[0].status.as_str()
+        ),
+        ("hi\n", "warn\n", "ok")
+    );
     assert_eq!(history[0].code, "print('hi')");
     assert!(unfinished_runs(&h.log).is_empty());
-    assert_eq!(rebuild(None, h.log.clone()).expect("rebuild").text(), "print('hi')", "run records do not disturb replay");
+    assert_eq!(
+        rebuild(None, h.log.clone()).expect("rebuild").text(),
+        "print('hi')",
+        "run records do not disturb replay"
+    );
 }
 
 #[test]
 fn a_private_run_reaches_only_roles_that_may_see_it() {
     let mut room = Room::new(RoomConfig::default());
-    let started = RunStarted { run_id: "h".into(), kind: RunKind::Test, by: Role::Interviewer, at: 1, code: "x".into(), code_seq: 0, private: true };
+    let started = RunStarted {
+        run_id: "h".into(),
+        kind: RunKind::Test,
+        by: Role::Interviewer,
+        at: 1,
+        code: "x".into(),
+        code_seq: 0,
+        private: true,
+    };
     let effects = room.run_started(&started, 1);
-    let audience = effects.iter().find_map(|e| match e { Effect::Event { audience, .. } => Some(*audience), _ => None });
+    let audience = effects.iter().find_map(|e| match e {
+        Effect::Event { audience, .. } => Some(*audience),
+        _ => None,
+    });
     assert_eq!(audience, Some(Audience::Private));
     assert!(!Audience::Private.includes(Role::Candidate));
-    assert!(Audience::Private.includes(Role::Interviewer) && Audience::Private.includes(Role::Reviewer));
-    let log: Vec<LogRecord> = effects.into_iter().filter_map(|e| match e { Effect::Persist(r) => Some(r), _ => None }).collect();
-    assert!(run_history(&log, Role::Candidate).is_empty(), "missing from the candidate's history");
+    assert!(
+        Audience::Private.includes(Role::Interviewer) && Audience::Private.includes(Role::Reviewer)
+    );
+    let log: Vec<LogRecord> = effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Persist(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        run_history(&log, Role::Candidate).is_empty(),
+        "missing from the candidate's history"
+    );
     assert_eq!(run_history(&log, Role::Reviewer).len(), 1);
     assert_eq!(unfinished_runs(&log).len(), 1);
 }
@@ -360,9 +593,173 @@ fn a_reconnecting_clients_repeated_state_is_not_logged_again() {
         text.remove_range(&mut txn, 0, 1);
         txn.encode_update_v1()
     };
-    h.send(1, Message::Sync(SyncMessage::Update(update.clone())).encode_v1());
+    h.send(
+        1,
+        Message::Sync(SyncMessage::Update(update.clone())).encode_v1(),
+    );
     let before = h.log.len();
     h.send(1, Message::Sync(SyncMessage::SyncStep2(update)).encode_v1());
     assert_eq!(h.log.len(), before, "nothing new, nothing stored");
     assert_eq!(h.room_text(), "bc");
+}
+
+#[test]
+fn structs_under_another_participants_client_id_are_refused() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.type_at(2, 0, "ok");
+    // The candidate writes under the interviewer's Yjs client id, one clock ahead.
+    let interviewer_client = h.clients[&2].doc.client_id();
+    let forged = Doc::with_options(Options {
+        client_id: interviewer_client,
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    });
+    forged
+        .transact_mut()
+        .apply_update(
+            Update::decode_v1(
+                &h.clients[&2]
+                    .doc
+                    .transact()
+                    .encode_state_as_update_v1(&StateVector::default()),
+            )
+            .expect("u"),
+        )
+        .expect("a");
+    let update = {
+        let text = forged.get_or_insert_text(MAIN_FILE);
+        let mut txn = forged.transact_mut();
+        text.insert(&mut txn, 2, "import os");
+        txn.encode_update_v1()
+    };
+    h.send(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    assert_eq!(
+        h.closed.first().map(|c| (c.0, c.1)),
+        Some((1, close::INVALID_PAYLOAD)),
+        "{:?}",
+        h.closed
+    );
+    assert!(
+        h.closed[0].2.contains("belongs to the interviewer"),
+        "{}",
+        h.closed[0].2
+    );
+    h.type_at(2, 2, "!");
+    assert_eq!(
+        h.room_text(),
+        "ok!",
+        "the interviewer's next keystroke is taken, not swallowed"
+    );
+}
+
+#[test]
+fn ownership_of_client_ids_survives_a_reload_from_the_log() {
+    let mut h = Harness::new();
+    h.join(2, Role::Interviewer);
+    h.type_at(2, 0, "mine");
+    let rebuilt = rebuild(None, h.log.clone()).expect("rebuild");
+    let owner = rebuilt
+        .owners
+        .get(&h.clients[&2].doc.client_id().get())
+        .copied();
+    assert_eq!(owner, Some(Actor::Interviewer));
+}
+
+#[test]
+fn a_document_cannot_grow_past_its_cap() {
+    let config = RoomConfig {
+        max_doc_bytes: 10,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness {
+        room: Some(Room::new(config)),
+        ..Default::default()
+    };
+    h.join(1, Role::Candidate);
+    h.type_at(1, 0, "0123456789");
+    assert!(h.closed.is_empty());
+    h.type_at(1, 10, "x");
+    assert_eq!(h.closed.first().map(|c| c.1), Some(close::POLICY));
+    assert!(
+        h.closed[0].2.contains("at most 10 bytes"),
+        "{}",
+        h.closed[0].2
+    );
+    assert_eq!(h.room_text(), "0123456789");
+}
+
+#[test]
+fn repeated_sync_requests_are_coalesced_while_an_answer_is_queued() {
+    let mut room = Room::new(RoomConfig::default());
+    let slots = ReplySlots::default();
+    room.join(
+        1,
+        Role::Reviewer,
+        Identity::for_role(Role::Reviewer, "x"),
+        slots.clone(),
+        1,
+    );
+    let step1 = Message::Sync(SyncMessage::SyncStep1(StateVector::default())).encode_v1();
+    let answers = |effects: Vec<Effect>| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { reply: Some(_), .. }))
+            .count()
+    };
+    assert_eq!(answers(room.receive(1, &step1, 2)), 1);
+    for _ in 0..1000 {
+        assert_eq!(
+            answers(room.receive(1, &step1, 2)),
+            0,
+            "nothing more is encoded while the first answer waits"
+        );
+    }
+    slots.sent(duet_core::Reply::Sync);
+    assert_eq!(
+        answers(room.receive(1, &step1, 3)),
+        1,
+        "once written, the next request is answered"
+    );
+}
+
+#[test]
+fn reconnect_churn_logs_one_join_and_one_leave() {
+    let mut h = Harness::new();
+    for conn in 1..=200 {
+        h.join(conn, Role::Reviewer);
+        h.leave(conn);
+    }
+    let effects = h.room().flush_leaves(1_000_000);
+    h.run(effects);
+    let kinds: Vec<_> = h.log.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [EventKind::Join, EventKind::Leave]);
+}
+
+#[test]
+fn the_server_replaces_the_program_in_one_edit_everyone_receives() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.join(2, Role::Interviewer);
+    h.type_at(1, 0, "old code");
+    let effects = h.room().replace_text("def solve():\n    pass\n", 100);
+    let edits: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(r) => Some((r.kind, r.by)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(edits, [(EventKind::Edit, Actor::Server)]);
+    h.run(effects);
+    for conn in [1, 2] {
+        assert_eq!(h.clients[&conn].text(), "def solve():\n    pass\n");
+    }
+    assert_eq!(
+        rebuild(None, h.log.clone()).expect("rebuild").text(),
+        "def solve():\n    pass\n"
+    );
+    h.type_at(1, 0, "# ");
+    assert_eq!(h.room_text(), "# def solve():\n    pass\n");
 }

@@ -74,6 +74,65 @@ impl fmt::Display for Role {
     }
 }
 
+/// Who caused an event in a room: a participant (by role) or the server itself (starter code
+/// inserted, a question switched, an interview ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    Interviewer,
+    Candidate,
+    Reviewer,
+    Server,
+}
+
+impl Actor {
+    pub const ALL: [Actor; 4] = [
+        Actor::Interviewer,
+        Actor::Candidate,
+        Actor::Reviewer,
+        Actor::Server,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Interviewer => "interviewer",
+            Actor::Candidate => "candidate",
+            Actor::Reviewer => "reviewer",
+            Actor::Server => "server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Actor> {
+        Actor::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The participant's role, or `None` for the server.
+    pub fn role(self) -> Option<Role> {
+        match self {
+            Actor::Interviewer => Some(Role::Interviewer),
+            Actor::Candidate => Some(Role::Candidate),
+            Actor::Reviewer => Some(Role::Reviewer),
+            Actor::Server => None,
+        }
+    }
+}
+
+impl From<Role> for Actor {
+    fn from(role: Role) -> Actor {
+        match role {
+            Role::Interviewer => Actor::Interviewer,
+            Role::Candidate => Actor::Candidate,
+            Role::Reviewer => Actor::Reviewer,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An interview's public id: 22 url-safe characters (128 random bits, base64url).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -84,7 +143,8 @@ impl InterviewId {
     pub fn parse(s: &str) -> Option<InterviewId> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| InterviewId(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
@@ -113,7 +173,11 @@ impl Identity {
             Role::Interviewer => "Interviewer".to_owned(),
             Role::Reviewer => "Reviewer".to_owned(),
         };
-        Identity { name, role, color: role.colour().to_owned() }
+        Identity {
+            name,
+            role,
+            color: role.colour().to_owned(),
+        }
     }
 }
 
@@ -146,8 +210,14 @@ impl EventKind {
             EventKind::RunFinished => "run.finished",
         }
     }
-    pub const ALL: [EventKind; 6] =
-        [EventKind::Edit, EventKind::Join, EventKind::Leave, EventKind::RunStarted, EventKind::RunOutput, EventKind::RunFinished];
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Edit,
+        EventKind::Join,
+        EventKind::Leave,
+        EventKind::RunStarted,
+        EventKind::RunOutput,
+        EventKind::RunFinished,
+    ];
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
@@ -162,8 +232,10 @@ pub struct LogRecord {
     pub at_ms: i64,
     pub kind: EventKind,
     /// Who caused it.
-    pub role: Role,
-    /// For `Edit`: the Yjs update exactly as received. Empty for the others.
+    pub by: Actor,
+    /// For `Edit`: the Yjs update the server applied, encoded by the server from its own
+    /// document (never a client's raw bytes). For run events: their JSON. Empty for joins and
+    /// leaves.
     pub data: Vec<u8>,
 }
 
@@ -376,7 +448,10 @@ mod tests {
     fn interview_ids_reject_path_tricks() {
         assert!(InterviewId::parse("abc_DEF-123").is_some());
         for bad in ["", "../x", "a/b", "a b", "ä", &"x".repeat(65)] {
-            assert!(InterviewId::parse(bad).is_none(), "{bad:?} should be rejected");
+            assert!(
+                InterviewId::parse(bad).is_none(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -384,7 +459,10 @@ mod tests {
     fn roles_round_trip_through_their_names() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
-            assert_eq!(serde_json::to_string(&r).unwrap_or_default(), format!("\"{r}\""));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap_or_default(),
+                format!("\"{r}\"")
+            );
         }
     }
 }

@@ -50,7 +50,15 @@ impl Server {
     fn start(duet: &str, pool: usize) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let mut child = Command::new(duet)
-            .args(["serve", "--listen", "127.0.0.1:0", "--runs-per-minute", "100000", "--sandbox-queue", "64"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--runs-per-minute",
+                "100000",
+                "--sandbox-queue",
+                "64",
+            ])
             .args(["--sandbox-pool", &pool.to_string(), "--data-dir"])
             .arg(dir.path())
             .env("DUET_ADMIN_TOKEN", ADMIN)
@@ -58,18 +66,30 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         for line in BufReader::new(stdout).lines() {
             if let Some(addr) = line?.strip_prefix("Duet listening on http://") {
-                return Ok(Server { child, addr: addr.trim().to_owned(), _dir: dir });
+                return Ok(Server {
+                    child,
+                    addr: addr.trim().to_owned(),
+                    _dir: dir,
+                });
             }
         }
         anyhow::bail!("duet exited before listening")
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -77,7 +97,9 @@ impl Drop for Server {
     /// SIGTERM and a wait: a graceful stop removes the warm pool's containers (a SIGKILL would
     /// leave them behind, with nothing to reap them once the temporary data dir is gone).
     fn drop(&mut self) {
-        let stopped = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         if stopped.is_ok() {
             for _ in 0..100 {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -95,7 +117,11 @@ impl Drop for Server {
 struct Interview {
     id: String,
     candidate: String,
-    events: futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>,
+    events: futures_util::stream::SplitStream<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    >,
 }
 
 async fn interview(http: &reqwest::Client, addr: &str, code: &str) -> anyhow::Result<Interview> {
@@ -108,8 +134,12 @@ async fn interview(http: &reqwest::Client, addr: &str, code: &str) -> anyhow::Re
         .json()
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
-    let candidate = created["tokens"]["candidate"].as_str().unwrap_or_default().to_owned();
-    let (mut editor, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/yjs/{id}?token={candidate}")).await?;
+    let candidate = created["tokens"]["candidate"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (mut editor, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/yjs/{id}?token={candidate}")).await?;
     let doc = Doc::new();
     let text = doc.get_or_insert_text("main.py");
     let update = {
@@ -117,15 +147,36 @@ async fn interview(http: &reqwest::Client, addr: &str, code: &str) -> anyhow::Re
         text.insert(&mut txn, 0, code);
         txn.encode_update_v1()
     };
-    editor.send(Message::Binary(YMessage::Sync(SyncMessage::Update(update)).encode_v1().into())).await?;
-    let (_, events) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/interviews/{id}/events?token={candidate}")).await?.0.split();
+    editor
+        .send(Message::Binary(
+            YMessage::Sync(SyncMessage::Update(update))
+                .encode_v1()
+                .into(),
+        ))
+        .await?;
+    let (_, events) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/interviews/{id}/events?token={candidate}"
+    ))
+    .await?
+    .0
+    .split();
     // Wait until the edit is in the room: a run of an empty document is refused.
     for _ in 0..200 {
-        let runs = http.post(format!("http://{addr}/api/interviews/{id}/runs")).bearer_auth(&candidate).json(&json!({"kind": "run"})).send().await?;
+        let runs = http
+            .post(format!("http://{addr}/api/interviews/{id}/runs"))
+            .bearer_auth(&candidate)
+            .json(&json!({"kind": "run"}))
+            .send()
+            .await?;
         if runs.status() == 202 {
-            let mut i = Interview { id, candidate, events };
+            let mut i = Interview {
+                id,
+                candidate,
+                events,
+            };
             let run_id: Value = runs.json().await?;
-            i.wait_finish(run_id["run_id"].as_str().unwrap_or_default()).await?;
+            i.wait_finish(run_id["run_id"].as_str().unwrap_or_default())
+                .await?;
             return Ok(i);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -145,10 +196,15 @@ impl Interview {
             .await?
             .json()
             .await?;
-        let run_id = answer["run_id"].as_str().ok_or_else(|| anyhow::anyhow!("no run id: {answer}"))?.to_owned();
+        let run_id = answer["run_id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no run id: {answer}"))?
+            .to_owned();
         let mut first = None;
         while let Some(frame) = self.events.next().await {
-            let Message::Text(text) = frame? else { continue };
+            let Message::Text(text) = frame? else {
+                continue;
+            };
             let event: Value = serde_json::from_str(&text)?;
             if event["run_id"] != run_id.as_str() {
                 continue;
@@ -188,7 +244,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn summary(label: &str, mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
-    println!("{label:<48} n={:<5} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms", samples.len());
+    println!(
+        "{label:<48} n={:<5} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms",
+        samples.len()
+    );
     (p50, p99)
 }
 
@@ -196,12 +255,27 @@ fn summary(label: &str, mut samples: Vec<Duration>) -> (f64, f64) {
 fn docker_cli(image: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut child = Command::new("docker")
-        .args(["run", "--rm", "--network", "none", image, "python3", "-c", "print(1)"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "python3",
+            "-c",
+            "print(1)",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).read_line(&mut line)?;
+    BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+    )
+    .read_line(&mut line)?;
     let first = started.elapsed();
     child.wait()?;
     anyhow::ensure!(line.trim() == "1", "docker run printed {line:?}");
@@ -213,11 +287,16 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let http = reqwest::Client::new();
 
-    let cli: Vec<Duration> = (0..args.runs.min(50)).map(|_| docker_cli(&args.image)).collect::<anyhow::Result<_>>()?;
+    let cli: Vec<Duration> = (0..args.runs.min(50))
+        .map(|_| docker_cli(&args.image))
+        .collect::<anyhow::Result<_>>()?;
     let (cli_p50, _) = summary("docker run --rm (CLI) to first byte", cli);
 
     let mut results = Vec::new();
-    for (label, pool) in [("duet, warm pool of 2: request to first byte", 2), ("duet, no pool (cold container): request to first byte", 0)] {
+    for (label, pool) in [
+        ("duet, warm pool of 2: request to first byte", 2),
+        ("duet, no pool (cold container): request to first byte", 0),
+    ] {
         let server = Server::start(&args.duet, pool)?;
         let mut room = interview(&http, &server.addr, "print(1)\n").await?;
         let mut samples = Vec::with_capacity(args.runs);
@@ -255,7 +334,11 @@ async fn main() -> anyhow::Result<()> {
         interviews.push(task.await??);
     }
     let rate = (per_room * rooms) as f64 / started.elapsed().as_secs_f64();
-    println!("{:<48} {rate:.1} runs/s ({} runs, {rooms} interviews at once)", "sustained short runs (2 cores)", per_room * rooms);
+    println!(
+        "{:<48} {rate:.1} runs/s ({} runs, {rooms} interviews at once)",
+        "sustained short runs (2 cores)",
+        per_room * rooms
+    );
 
     // Memory: the same server over many more runs.
     let rss_start = server.rss_kib();
@@ -280,7 +363,10 @@ async fn main() -> anyhow::Result<()> {
         done += per * rooms;
         marks.push((done, server.rss_kib()));
     }
-    let shown: Vec<String> = marks.iter().map(|(n, kib)| format!("{n}: {:.1} MiB", *kib as f64 / 1024.0)).collect();
+    let shown: Vec<String> = marks
+        .iter()
+        .map(|(n, kib)| format!("{n}: {:.1} MiB", *kib as f64 / 1024.0))
+        .collect();
     println!("{:<48} {}", "server RSS after N runs", shown.join(", "));
     for (label, (p50, _)) in results {
         println!("ratio docker CLI p50 / {label}: {:.1}x", cli_p50 / p50);

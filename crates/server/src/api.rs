@@ -2,6 +2,7 @@
 
 use crate::auth;
 use crate::error::AppError;
+use crate::rooms::now_ms;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,9 +11,10 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use duet_protocol::{CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole, Role};
+use duet_protocol::{
+    CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole, Role,
+};
 use duet_store::Interview;
-use crate::rooms::now_ms;
 
 const MAX_TITLE: usize = 200;
 const MAX_NAME: usize = 100;
@@ -25,19 +27,32 @@ pub async fn create_interview(
 ) -> Result<Response, AppError> {
     auth::require_admin(&state, &parts)?;
     let body = body?;
-    let req: CreateInterview = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("expected {{\"title\": str, \"candidate_name\": str}}: {e}")))?;
+    let req: CreateInterview = serde_json::from_slice(&body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "expected {{\"title\": str, \"candidate_name\": str}}: {e}"
+        ))
+    })?;
     let title = checked_text("title", &req.title, MAX_TITLE)?;
     let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
 
-    let id = InterviewId::parse(&auth::random_token(16)).ok_or_else(|| AppError::Internal("minted a bad id".into()))?;
-    let tokens = PerRole { interviewer: auth::random_token(32), candidate: auth::random_token(32), reviewer: auth::random_token(32) };
+    let id = InterviewId::parse(&auth::random_token(16))
+        .ok_or_else(|| AppError::Internal("minted a bad id".into()))?;
+    let tokens = PerRole {
+        interviewer: auth::random_token(32),
+        candidate: auth::random_token(32),
+        reviewer: auth::random_token(32),
+    };
     let hashes = [
         (Role::Interviewer, auth::hash(&tokens.interviewer)),
         (Role::Candidate, auth::hash(&tokens.candidate)),
         (Role::Reviewer, auth::hash(&tokens.reviewer)),
     ];
-    let interview = Interview { id: id.clone(), title, candidate_name, created_at: now_ms() };
+    let interview = Interview {
+        id: id.clone(),
+        title,
+        candidate_name,
+        created_at: now_ms(),
+    };
     state.store.create_interview(&interview, &hashes)?;
 
     // Tokens travel in the fragment: browsers never send it to a server or in a Referer.
@@ -47,7 +62,11 @@ pub async fn create_interview(
         candidate: format!("{base}/interview/{id}#token={}", tokens.candidate),
         reviewer: format!("{base}/replay/{id}#token={}", tokens.reviewer),
     };
-    Ok((StatusCode::CREATED, Json(CreatedInterview { id, tokens, urls })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInterview { id, tokens, urls }),
+    )
+        .into_response())
 }
 
 fn checked_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
@@ -56,52 +75,91 @@ fn checked_text(field: &str, value: &str, max: usize) -> Result<String, AppError
         return Err(AppError::BadRequest(format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(AppError::BadRequest(format!("{field} is longer than {max} characters")));
+        return Err(AppError::BadRequest(format!(
+            "{field} is longer than {max} characters"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(format!("{field} must not contain control characters")));
+        return Err(AppError::BadRequest(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(value.to_owned())
 }
 
 /// `GET /api/interviews` (admin): every interview, newest first. Tokens are not kept, so not shown.
-pub async fn list_interviews(State(state): State<AppState>, parts: Parts) -> Result<Json<Vec<InterviewSummary>>, AppError> {
+pub async fn list_interviews(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<Json<Vec<InterviewSummary>>, AppError> {
     auth::require_admin(&state, &parts)?;
     let list = state.store.list_interviews()?;
     Ok(Json(
         list.into_iter()
-            .map(|i| InterviewSummary { id: i.id, title: i.title, candidate_name: i.candidate_name, created_at: i.created_at })
+            .map(|i| InterviewSummary {
+                id: i.id,
+                title: i.title,
+                candidate_name: i.candidate_name,
+                created_at: i.created_at,
+            })
             .collect(),
     ))
 }
 
 /// `GET /api/interviews/{id}` (any role of that interview): the interview as that role sees it.
-pub async fn get_interview(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Json<InterviewView>, AppError> {
+pub async fn get_interview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Json<InterviewView>, AppError> {
     let (id, role) = auth::role_in(&state, &parts, &id)?;
-    let i = state.store.get_interview(&id)?.ok_or(AppError::NotFound("no such interview"))?;
-    Ok(Json(InterviewView { id: i.id, title: i.title, candidate_name: i.candidate_name, role, created_at: i.created_at }))
+    let i = state
+        .store
+        .get_interview(&id)?
+        .ok_or(AppError::NotFound("no such interview"))?;
+    Ok(Json(InterviewView {
+        id: i.id,
+        title: i.title,
+        candidate_name: i.candidate_name,
+        role,
+        created_at: i.created_at,
+    }))
 }
 
 /// `GET /healthz`: whether the store and the sandbox are usable. 503 when the store is not
 /// (nothing works then); 200 with `"status": "degraded"` when only the sandbox is not (editing
 /// still works, runs do not).
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let store_ok = state.store.ping().is_ok();
+    // A read and a committed write through the log's own path: a full disk or a read-only
+    // database shows here even while no room is writing.
+    let probe =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.probe_write()).await;
+    let writes_ok = matches!(probe, Ok(Ok(Ok(()))));
+    let store_ok = writes_ok && state.store.ping().is_ok();
     let sandbox = state.sandbox.health();
     let all_ok = store_ok && sandbox.status == "ok";
     let body = serde_json::json!({
         "status": if all_ok { "ok" } else { "degraded" },
-        "store": if store_ok { "ok" } else { "unavailable" },
+        "store": if store_ok { "ok" } else if writes_ok { "unreadable" } else { "failing writes" },
         "sandbox": sandbox,
         "rooms_loaded": state.rooms.loaded(),
     });
-    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+/// `GET /metrics` (admin): Prometheus text format.
+pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, AppError> {
+    auth::require_admin(&state, &parts)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response())
 }
 
 pub async fn not_found() -> AppError {

@@ -34,7 +34,10 @@ pub fn hashes_equal(a: &TokenHash, b: &TokenHash) -> bool {
 pub fn token_of(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
-        return value.strip_prefix("Bearer ").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        return value
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
     }
     let query = parts.uri.query()?;
     url_query_value(query, "token")
@@ -56,7 +59,9 @@ pub fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
         return Ok(());
     }
     match state.store.find_token(&hashed)? {
-        Some(_) => Err(AppError::Forbidden("this needs the admin token, not an interview's role token")),
+        Some(_) => Err(AppError::Forbidden(
+            "this needs the admin token, not an interview's role token",
+        )),
         None => Err(AppError::Unauthorized("invalid admin token")),
     }
 }
@@ -64,7 +69,9 @@ pub fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
 /// Finds the role a request has in the interview `id` names.
 /// No or unknown token: 401. A token of another interview: 404 (its existence is not revealed).
 pub fn role_in(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
-    let token = token_of(parts).ok_or(AppError::Unauthorized("missing token: send Authorization: Bearer <token> or ?token=<token>"))?;
+    let token = token_of(parts).ok_or(AppError::Unauthorized(
+        "missing token: send Authorization: Bearer <token> or ?token=<token>",
+    ))?;
     let found = state.store.find_token(&hash(&token))?;
     let (interview, role) = found.ok_or(AppError::Unauthorized("invalid token"))?;
     if interview.as_str() != id {

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "duet", version, about = "Duet: live pair-programming interviews for Python")]
+#[command(
+    name = "duet",
+    version,
+    about = "Duet: live pair-programming interviews for Python"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +43,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub ws: WsLimits,
     #[command(flatten)]
+    pub http: HttpLimits,
+    #[command(flatten)]
     pub rooms: RoomSettings,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
@@ -48,7 +54,11 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
     /// Docker image runs use (built by sandbox/build-image.sh or sandbox/Dockerfile).
-    #[arg(long = "sandbox-image", env = "DUET_SANDBOX_IMAGE", default_value = "duet-sandbox:latest")]
+    #[arg(
+        long = "sandbox-image",
+        env = "DUET_SANDBOX_IMAGE",
+        default_value = "duet-sandbox:latest"
+    )]
     pub image: String,
     /// Containers started ahead of time, each used for one run (0 turns the warm pool off).
     #[arg(long = "sandbox-pool", env = "DUET_SANDBOX_POOL", default_value_t = 2)]
@@ -57,13 +67,26 @@ pub struct SandboxArgs {
     #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Runs waiting for a slot before new ones are refused as busy.
-    #[arg(id = "sandbox_queue", long = "sandbox-queue", env = "DUET_SANDBOX_QUEUE", default_value_t = 32)]
+    #[arg(
+        id = "sandbox_queue",
+        long = "sandbox-queue",
+        env = "DUET_SANDBOX_QUEUE",
+        default_value_t = 32
+    )]
     pub queue: usize,
     /// Wall-clock seconds a run may take.
-    #[arg(long = "run-timeout-secs", env = "DUET_RUN_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long = "run-timeout-secs",
+        env = "DUET_RUN_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
     pub timeout_secs: u64,
     /// Memory per run, in MiB (swap is set equal: no swapping).
-    #[arg(long = "run-memory-mib", env = "DUET_RUN_MEMORY_MIB", default_value_t = 256)]
+    #[arg(
+        long = "run-memory-mib",
+        env = "DUET_RUN_MEMORY_MIB",
+        default_value_t = 256
+    )]
     pub memory_mib: i64,
     /// Processes and threads per run.
     #[arg(long = "run-pids", env = "DUET_RUN_PIDS", default_value_t = 64)]
@@ -75,7 +98,11 @@ pub struct SandboxArgs {
     #[arg(long = "run-output-bytes", env = "DUET_RUN_OUTPUT_BYTES", default_value_t = 1 << 20)]
     pub output_bytes: usize,
     /// Runs one interview may start per minute.
-    #[arg(long = "runs-per-minute", env = "DUET_RUNS_PER_MINUTE", default_value_t = 30)]
+    #[arg(
+        long = "runs-per-minute",
+        env = "DUET_RUNS_PER_MINUTE",
+        default_value_t = 30
+    )]
     pub runs_per_minute: usize,
 }
 
@@ -120,20 +147,74 @@ pub struct WsLimits {
     pub max_message_bytes: usize,
     /// Sustained messages per second one connection may send; bursts of twice this pass.
     /// Past it the connection is closed (1008).
-    #[arg(long = "ws-max-messages-per-sec", env = "DUET_WS_MAX_MESSAGES_PER_SEC", default_value_t = 20_000)]
+    #[arg(
+        long = "ws-max-messages-per-sec",
+        env = "DUET_WS_MAX_MESSAGES_PER_SEC",
+        default_value_t = 20_000
+    )]
     pub max_messages_per_sec: u32,
     /// Sustained bytes per second one connection may send; bursts of twice this pass.
     #[arg(long = "ws-max-bytes-per-sec", env = "DUET_WS_MAX_BYTES_PER_SEC", default_value_t = 8 << 20)]
     pub max_bytes_per_sec: u64,
     /// Messages queued for one connection before it counts as too slow and is closed (1013);
     /// its client reconnects and resyncs, nothing is dropped silently.
-    #[arg(long = "ws-outbound-queue", env = "DUET_WS_OUTBOUND_QUEUE", default_value_t = 4096)]
+    #[arg(
+        long = "ws-outbound-queue",
+        env = "DUET_WS_OUTBOUND_QUEUE",
+        default_value_t = 4096
+    )]
     pub outbound_queue: usize,
+    /// Bytes queued for one connection before it counts as too slow and is closed (1013).
+    #[arg(long = "ws-outbound-queue-bytes", env = "DUET_WS_OUTBOUND_QUEUE_BYTES", default_value_t = 4 << 20)]
+    pub outbound_queue_bytes: usize,
+    /// Open websockets (editor and events together) one token may hold; more are refused (429).
+    #[arg(
+        long = "ws-max-per-token",
+        env = "DUET_WS_MAX_PER_TOKEN",
+        default_value_t = 16
+    )]
+    pub max_per_token: usize,
 }
 
 impl Default for WsLimits {
     fn default() -> Self {
-        WsLimits { max_message_bytes: 1 << 20, max_messages_per_sec: 20_000, max_bytes_per_sec: 8 << 20, outbound_queue: 4096 }
+        WsLimits {
+            max_message_bytes: 1 << 20,
+            max_messages_per_sec: 20_000,
+            max_bytes_per_sec: 8 << 20,
+            outbound_queue: 4096,
+            outbound_queue_bytes: 4 << 20,
+            max_per_token: 16,
+        }
+    }
+}
+
+/// Limits on HTTP connections, before any token is checked.
+#[derive(Debug, Clone, Args)]
+pub struct HttpLimits {
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests; then it is closed.
+    #[arg(
+        long = "http-header-timeout-secs",
+        env = "DUET_HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 15
+    )]
+    pub header_timeout_secs: u64,
+    /// Open connections at once (websockets included); further ones wait to be accepted.
+    #[arg(
+        long = "max-connections",
+        env = "DUET_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout_secs: 15,
+            max_connections: 4096,
+        }
     }
 }
 
@@ -141,25 +222,59 @@ impl Default for WsLimits {
 #[derive(Debug, Clone, Args)]
 pub struct RoomSettings {
     /// Seconds a room stays loaded with nobody connected.
-    #[arg(long = "room-idle-secs", env = "DUET_ROOM_IDLE_SECS", default_value_t = 30)]
+    #[arg(
+        long = "room-idle-secs",
+        env = "DUET_ROOM_IDLE_SECS",
+        default_value_t = 30
+    )]
     pub idle_secs: u64,
     /// Edits between checkpoints (the whole document stored beside the log, for fast loading).
-    #[arg(long = "checkpoint-every", env = "DUET_CHECKPOINT_EVERY", default_value_t = 1000)]
+    #[arg(
+        long = "checkpoint-every",
+        env = "DUET_CHECKPOINT_EVERY",
+        default_value_t = 1000
+    )]
     pub checkpoint_every: u64,
     /// Commands queued for one room before senders wait.
-    #[arg(id = "room_queue", long = "room-queue", env = "DUET_ROOM_QUEUE", default_value_t = 1024)]
+    #[arg(
+        id = "room_queue",
+        long = "room-queue",
+        env = "DUET_ROOM_QUEUE",
+        default_value_t = 1024
+    )]
     pub queue: usize,
+    /// Largest `main.py`, in bytes; an edit past it closes its sender (1008).
+    #[arg(long = "max-doc-bytes", env = "DUET_MAX_DOC_BYTES", default_value_t = 1 << 20)]
+    pub max_doc_bytes: usize,
+    /// MiB of log one interview may hold; past it, edits are refused (1008).
+    #[arg(long = "max-log-mib", env = "DUET_MAX_LOG_MIB", default_value_t = 256)]
+    pub max_log_mib: u64,
 }
 
 impl Default for RoomSettings {
     fn default() -> Self {
-        RoomSettings { idle_secs: 30, checkpoint_every: 1000, queue: 1024 }
+        RoomSettings {
+            idle_secs: 30,
+            checkpoint_every: 1000,
+            queue: 1024,
+            max_doc_bytes: 1 << 20,
+            max_log_mib: 256,
+        }
     }
 }
 
 impl RoomSettings {
     pub fn idle(&self) -> Duration {
         Duration::from_secs(self.idle_secs)
+    }
+
+    /// The room's protocol settings these flags give.
+    pub fn room_config(&self) -> duet_core::RoomConfig {
+        duet_core::RoomConfig {
+            max_doc_bytes: self.max_doc_bytes,
+            max_log_bytes: self.max_log_mib.saturating_mul(1 << 20),
+            ..duet_core::RoomConfig::default()
+        }
     }
 }
 
@@ -172,6 +287,7 @@ impl ServeArgs {
             admin_token: None,
             public_url: None,
             ws: WsLimits::default(),
+            http: HttpLimits::default(),
             rooms: RoomSettings::default(),
             sandbox: SandboxArgs::default(),
         }
@@ -220,7 +336,9 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_match_the_documented_values() {
-        let Cli { command: Command::Serve(args) } = Cli::parse_from(["duet", "serve"]);
+        let Cli {
+            command: Command::Serve(args),
+        } = Cli::parse_from(["duet", "serve"]);
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(args.ws.max_message_bytes, 1 << 20);
         assert_eq!(args.sandbox.image, "duet-sandbox:latest");
@@ -229,7 +347,9 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug_output() {
-        let secret: Secret = "a-very-secret-admin-token".parse().unwrap_or(Secret(String::new()));
+        let secret: Secret = "a-very-secret-admin-token"
+            .parse()
+            .unwrap_or(Secret(String::new()));
         assert!(!format!("{secret:?}").contains("very-secret"));
     }
 }

@@ -24,8 +24,13 @@ pub enum AppError {
     #[error("{0}")]
     TooLarge(String),
     /// Too many runs in the last minute.
-    #[error("rate limit: at most {limit} runs a minute per interview; retry in {retry_after_secs} s")]
+    #[error(
+        "rate limit: at most {limit} runs a minute per interview; retry in {retry_after_secs} s"
+    )]
     RateLimited { retry_after_secs: u64, limit: usize },
+    /// A token holds as many websockets as it may.
+    #[error("{0}")]
+    TooManySockets(String),
     /// The request conflicts with the resource's state (a run that is not running).
     #[error("{0}")]
     Conflict(String),
@@ -46,6 +51,7 @@ impl AppError {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::TooManySockets(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_sockets"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -62,7 +68,10 @@ impl From<duet_store::StoreError> for AppError {
 impl From<axum::extract::rejection::BytesRejection> for AppError {
     fn from(e: axum::extract::rejection::BytesRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::TooLarge(format!("request body over the {} byte limit", crate::MAX_BODY))
+            AppError::TooLarge(format!(
+                "request body over the {} byte limit",
+                crate::MAX_BODY
+            ))
         } else {
             AppError::BadRequest(format!("could not read the body: {e}"))
         }
@@ -79,10 +88,20 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
-        if let AppError::RateLimited { retry_after_secs, .. } = self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        if let AppError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
         }
         response
     }

@@ -4,8 +4,9 @@
 
 use crate::auth;
 use crate::error::AppError;
-use crate::rooms::{PeerSink, RoomCmd};
-use crate::ws::{close_message, write_loop};
+use crate::outbound::{close_message, write_loop, PeerSink, PEER_DEADLINE};
+use crate::rooms::RoomCmd;
+use crate::sockets::SocketGuard;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
@@ -14,35 +15,62 @@ use axum::response::Response;
 use duet_protocol::{close, InterviewId, Role};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Largest frame a client may send on this socket (it has nothing to say but pongs and close).
 const MAX_INCOMING: usize = 4 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, Path(id): Path<String>, parts: Parts, ws: WebSocketUpgrade) -> Result<Response, AppError> {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    Ok(ws.read_buffer_size(crate::ws::READ_BUFFER).max_message_size(MAX_INCOMING).on_upgrade(move |socket| subscriber(state, interview, role, socket)))
+    let place = state.sockets.acquire(&interview, role)?;
+    Ok(ws
+        .read_buffer_size(crate::ws::READ_BUFFER)
+        .max_message_size(MAX_INCOMING)
+        .on_upgrade(move |socket| subscriber(state, interview, role, socket, place)))
 }
 
-async fn subscriber(state: AppState, interview: InterviewId, role: Role, socket: WebSocket) {
+async fn subscriber(
+    state: AppState,
+    interview: InterviewId,
+    role: Role,
+    socket: WebSocket,
+    _place: SocketGuard,
+) {
     let conn = state.next_conn.fetch_add(1, Relaxed);
-    let (messages, outbound) = mpsc::channel::<Message>(state.config.ws.outbound_queue.max(1));
-    let (closer, close_rx) = mpsc::channel::<(u16, String)>(1);
-    let sink = PeerSink { messages, close: closer.clone() };
+    let (sink, queue) = PeerSink::new(&state.config.ws, state.metrics.replies_coalesced.clone());
+    let closer = sink.clone();
     let (mut ws_tx, mut ws_rx) = socket.split();
     let room = state.rooms.get(&interview);
-    if room.tx.send(RoomCmd::Subscribe { conn, role, sink }).await.is_err() {
-        let _ = ws_tx.send(close_message(close::GOING_AWAY, "room unavailable; reconnect")).await;
+    if room
+        .tx
+        .send(RoomCmd::Subscribe { conn, role, sink })
+        .await
+        .is_err()
+    {
+        let _ = ws_tx
+            .send(close_message(
+                close::GOING_AWAY,
+                "room unavailable; reconnect",
+            ))
+            .await;
         return;
     }
     let stopped = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(ws_tx, outbound, close_rx, stopped.clone()));
+    let writer = tokio::spawn(write_loop(ws_tx, queue, stopped.clone()));
     loop {
         tokio::select! {
-            frame = ws_rx.next() => match frame {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {} // nothing to do with what a subscriber sends
+            frame = tokio::time::timeout(PEER_DEADLINE, ws_rx.next()) => match frame {
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+                Ok(Some(Ok(_))) => {} // nothing to do with what a subscriber sends but pongs
+                Err(_) => {
+                    closer.close(close::GOING_AWAY, "no frame or pong for 45 s; reconnect");
+                    break;
+                }
             },
             _ = stopped.cancelled() => break,
         }

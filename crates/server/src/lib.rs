@@ -11,10 +11,13 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
+pub mod sockets;
 pub mod ws;
 
 use anyhow::Context;
@@ -22,9 +25,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use config::ServeArgs;
+use duet_sandbox::Sandbox;
 use duet_store::{SqliteConfig, SqliteStore, Store, TokenHash};
 use metrics::Metrics;
-use duet_sandbox::Sandbox;
 use rooms::{Rooms, RoomsParts};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +54,8 @@ pub struct AppState {
     /// Base of the links handed out for new interviews.
     pub public_url: String,
     pub next_conn: Arc<AtomicU64>,
+    /// Websockets open per token.
+    pub sockets: Arc<sockets::TokenSockets>,
 }
 
 /// What starting up produced besides the state.
@@ -62,7 +67,12 @@ pub struct Startup {
 
 impl AppState {
     /// Opens the store in the data dir and settles the admin token.
-    pub fn open(config: ServeArgs, local_addr: SocketAddr, shutdown: CancellationToken, sandbox: Arc<dyn Sandbox>) -> anyhow::Result<Startup> {
+    pub fn open(
+        config: ServeArgs,
+        local_addr: SocketAddr,
+        shutdown: CancellationToken,
+        sandbox: Arc<dyn Sandbox>,
+    ) -> anyhow::Result<Startup> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let store = SqliteStore::open(SqliteConfig::at(config.data_dir.join("duet.db")))
@@ -78,8 +88,14 @@ impl AppState {
             metrics: metrics.clone(),
             shutdown,
         });
-        let run_rate = Arc::new(runs_api::RateLimiter::per_minute(config.sandbox.runs_per_minute));
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+        let run_rate = Arc::new(runs_api::RateLimiter::per_minute(
+            config.sandbox.runs_per_minute,
+        ));
+        let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
         let state = AppState {
             store,
             sandbox,
@@ -90,8 +106,12 @@ impl AppState {
             config: Arc::new(config),
             public_url,
             next_conn: Arc::new(AtomicU64::new(1)),
+            sockets,
         };
-        Ok(Startup { state, new_admin_token })
+        Ok(Startup {
+            state,
+            new_admin_token,
+        })
     }
 }
 
@@ -106,7 +126,8 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
         Ok(saved) => saved.trim().to_owned(),
         Err(_) => {
             let minted = format!("duet-{}", auth::random_token(6).replace(['-', '_'], "x"));
-            std::fs::write(&path, format!("{minted}\n")).with_context(|| format!("saving {}", path.display()))?;
+            std::fs::write(&path, format!("{minted}\n"))
+                .with_context(|| format!("saving {}", path.display()))?;
             minted
         }
     };
@@ -125,18 +146,25 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
 }
 
 /// The admin token from the config, else from the data dir, else a new one saved there.
-fn admin_token(config: &ServeArgs) -> anyhow::Result<(String, Option<(String, std::path::PathBuf)>)> {
+fn admin_token(
+    config: &ServeArgs,
+) -> anyhow::Result<(String, Option<(String, std::path::PathBuf)>)> {
     if let Some(secret) = config.admin_secret() {
         return Ok((secret.0.clone(), None));
     }
     let path = config.data_dir.join("admin-token");
     if let Ok(saved) = std::fs::read_to_string(&path) {
         let saved = saved.trim().to_owned();
-        anyhow::ensure!(saved.len() >= 16, "{} holds no usable admin token; delete it to mint a new one", path.display());
+        anyhow::ensure!(
+            saved.len() >= 16,
+            "{} holds no usable admin token; delete it to mint a new one",
+            path.display()
+        );
         return Ok((saved, None));
     }
     let token = auth::random_token(32);
-    write_private(&path, &token).with_context(|| format!("saving the admin token to {}", path.display()))?;
+    write_private(&path, &token)
+        .with_context(|| format!("saving the admin token to {}", path.display()))?;
     Ok((token.clone(), Some((token, path))))
 }
 
@@ -157,34 +185,71 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .route("/api/interviews", post(api::create_interview).get(api::list_interviews))
+        .route(
+            "/api/interviews",
+            post(api::create_interview).get(api::list_interviews),
+        )
         .route("/api/interviews/{id}", get(api::get_interview))
-        .route("/api/interviews/{id}/runs", post(runs_api::start).layer(DefaultBodyLimit::max(RUN_BODY)).get(runs_api::history))
-        .route("/api/interviews/{id}/runs/{run_id}/stdin", post(runs_api::stdin).layer(DefaultBodyLimit::max(RUN_BODY)))
-        .route("/api/interviews/{id}/runs/{run_id}/cancel", post(runs_api::cancel))
+        .route(
+            "/api/interviews/{id}/runs",
+            post(runs_api::start)
+                .layer(DefaultBodyLimit::max(RUN_BODY))
+                .get(runs_api::history),
+        )
+        .route(
+            "/api/interviews/{id}/runs/{run_id}/stdin",
+            post(runs_api::stdin).layer(DefaultBodyLimit::max(RUN_BODY)),
+        )
+        .route(
+            "/api/interviews/{id}/runs/{run_id}/cancel",
+            post(runs_api::cancel),
+        )
         .route("/api/interviews/{id}/events", get(events::upgrade))
         .route("/yjs/{id}", get(ws::upgrade))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
 }
 
+/// Headers every answer carries: no content sniffing, and no caching of answers that may hold
+/// tokens or private material (a handler that means to be cached sets its own Cache-Control).
+async fn common_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Serves on `listener` until `shutdown` fires, then lets every room checkpoint and close.
-pub async fn serve(config: ServeArgs, listener: TcpListener, shutdown: CancellationToken, sandbox: Arc<dyn Sandbox>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: ServeArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    sandbox: Arc<dyn Sandbox>,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let Startup { state, new_admin_token } = AppState::open(config, addr, shutdown.clone(), sandbox)?;
+    let Startup {
+        state,
+        new_admin_token,
+    } = AppState::open(config, addr, shutdown.clone(), sandbox)?;
     if let Some((token, path)) = new_admin_token {
-        println!("Generated the admin token (shown once; kept in {}):\n  {token}", path.display());
+        println!(
+            "Generated the admin token (shown once; kept in {}):\n  {token}",
+            path.display()
+        );
     }
     println!("Duet listening on http://{addr}");
     let rooms = state.rooms.clone();
+    let limits = state.config.http.clone();
     let app = router(state);
-    // Keystrokes are tiny writes: without TCP_NODELAY, Nagle's algorithm holds them for the
-    // peer's delayed ACK (tens of milliseconds).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    http::serve(listener, app, &limits, shutdown.clone()).await;
     shutdown.cancel();
     rooms.wait_closed().await;
     Ok(())

@@ -2,14 +2,41 @@ use clap::Parser;
 use duet_server::config::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Stack of each runtime thread. Updates that reach yrs are validated to hold no nested types,
+/// so nothing recurses deeply; this is defence in depth for the recursion in yrs that remains.
+const THREAD_STACK: usize = 16 << 20;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DUET_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DUET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command: Command::Serve(args) } = Cli::parse();
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let Cli {
+        command: Command::Serve(args),
+    } = Cli::parse();
+    match duet_server::http::raise_open_file_limit() {
+        Some(limit) if (limit as usize) < args.http.max_connections + 256 => tracing::warn!(
+            limit,
+            max_connections = args.http.max_connections,
+            "the open-file limit is below --max-connections plus headroom; raise `ulimit -Hn` or lower the cap"
+        ),
+        Some(_) => {}
+        None => tracing::warn!("could not read or raise the open-file limit"),
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Upper bounds of the persist-latency histogram, in seconds.
-const PERSIST_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+const PERSIST_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -15,6 +17,8 @@ pub struct Metrics {
     pub events_persisted: AtomicU64,
     pub room_load_failures: AtomicU64,
     pub connections_closed_by_server: AtomicU64,
+    /// Sync and awareness requests answered by an answer already queued (see `ReplySlots`).
+    pub replies_coalesced: std::sync::Arc<AtomicU64>,
     persist_buckets: [AtomicU64; PERSIST_BUCKETS.len()],
     persist_count: AtomicU64,
     persist_sum_micros: AtomicU64,
@@ -30,28 +34,76 @@ impl Metrics {
             }
         }
         self.persist_count.fetch_add(1, Relaxed);
-        self.persist_sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        self.persist_sum_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        gauge("duet_rooms_open", "Interview rooms loaded in memory.", "gauge", self.rooms_open.load(Relaxed).to_string());
-        gauge("duet_connections", "Open Yjs websocket connections.", "gauge", self.connections.load(Relaxed).to_string());
-        gauge("duet_updates_persisted_total", "Document updates stored in the edit log.", "counter", self.updates_persisted.load(Relaxed).to_string());
-        gauge("duet_events_persisted_total", "Room events (edits, joins, leaves) stored.", "counter", self.events_persisted.load(Relaxed).to_string());
-        gauge("duet_room_load_failures_total", "Rooms whose stored state failed to load.", "counter", self.room_load_failures.load(Relaxed).to_string());
-        gauge("duet_connections_closed_by_server_total", "Connections the server closed (bad input, floods, slow clients).", "counter", self.connections_closed_by_server.load(Relaxed).to_string());
+        gauge(
+            "duet_rooms_open",
+            "Interview rooms loaded in memory.",
+            "gauge",
+            self.rooms_open.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_connections",
+            "Open Yjs websocket connections.",
+            "gauge",
+            self.connections.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_updates_persisted_total",
+            "Document updates stored in the edit log.",
+            "counter",
+            self.updates_persisted.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_events_persisted_total",
+            "Room events (edits, joins, leaves) stored.",
+            "counter",
+            self.events_persisted.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_room_load_failures_total",
+            "Rooms whose stored state failed to load.",
+            "counter",
+            self.room_load_failures.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_connections_closed_by_server_total",
+            "Connections the server closed (bad input, floods, slow clients).",
+            "counter",
+            self.connections_closed_by_server.load(Relaxed).to_string(),
+        );
+        gauge(
+            "duet_replies_coalesced_total",
+            "Sync and awareness requests folded into an answer already queued.",
+            "counter",
+            self.replies_coalesced.load(Relaxed).to_string(),
+        );
         let name = "duet_persist_latency_seconds";
         let _ = writeln!(out, "# HELP {name} Time from handing a room event to the store until it is durable.\n# TYPE {name} histogram");
         for (bound, bucket) in PERSIST_BUCKETS.iter().zip(&self.persist_buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
         }
         let count = self.persist_count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.persist_sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.persist_sum_micros.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
         out
     }

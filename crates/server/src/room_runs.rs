@@ -5,7 +5,10 @@
 use crate::auth;
 use crate::rooms::{now_ms, RoomCmd, RoomTask};
 use duet_core::{Effect, Room};
-use duet_protocol::{Role, RunFinished, RunId, RunKind, RunOutput, RunStarted, Stream, TestCaseResult, TestResults, MAIN_FILE};
+use duet_protocol::{
+    Role, RunFinished, RunId, RunKind, RunOutput, RunStarted, Stream, TestCaseResult, TestResults,
+    MAIN_FILE,
+};
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Target, TestReport};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -71,20 +74,34 @@ impl RoomTask {
         }
         let request = RunRequest {
             files: BTreeMap::from([(MAIN_FILE.to_owned(), code.clone())]),
-            target: Target::Program { entry: MAIN_FILE.to_owned() },
+            target: Target::Program {
+                entry: MAIN_FILE.to_owned(),
+            },
             stdin: stdin.map(String::into_bytes),
             limits: self.rooms.run_limits.clone(),
         };
         let handle = match self.rooms.sandbox.start(request) {
             Ok(handle) => handle,
-            Err(e @ SandboxError::Busy { .. }) => return (Err(RunError::Busy(e.to_string())), Vec::new()),
-            Err(e @ SandboxError::Invalid(_)) => return (Err(RunError::Refused(e.to_string())), Vec::new()),
+            Err(e @ SandboxError::Busy { .. }) => {
+                return (Err(RunError::Busy(e.to_string())), Vec::new())
+            }
+            Err(e @ SandboxError::Invalid(_)) => {
+                return (Err(RunError::Refused(e.to_string())), Vec::new())
+            }
         };
         let run_id: RunId = auth::random_token(12);
         if let Some(me) = self.me.upgrade() {
             tokio::spawn(pump(handle.events, me, run_id.clone()));
         }
-        let started = RunStarted { run_id: run_id.clone(), kind, by, at: now, code, code_seq: room.last_seq(), private: false };
+        let started = RunStarted {
+            run_id: run_id.clone(),
+            kind,
+            by,
+            at: now,
+            code,
+            code_seq: room.last_seq(),
+            private: false,
+        };
         self.runs.insert(
             run_id.clone(),
             ActiveRun {
@@ -114,8 +131,16 @@ impl RoomTask {
         Ok(())
     }
 
-    pub(crate) fn on_run_event(&mut self, room: &mut Room, run_id: &str, event: RunEvent, now: i64) -> Vec<Effect> {
-        let Some(run) = self.runs.get_mut(run_id) else { return Vec::new() };
+    pub(crate) fn on_run_event(
+        &mut self,
+        room: &mut Room,
+        run_id: &str,
+        event: RunEvent,
+        now: i64,
+    ) -> Vec<Effect> {
+        let Some(run) = self.runs.get_mut(run_id) else {
+            return Vec::new();
+        };
         let (by, private) = (run.by, run.private);
         match event {
             RunEvent::Stdout(bytes) => {
@@ -127,13 +152,36 @@ impl RoomTask {
                 output(room, run_id, Stream::Stderr, data, by, private, now)
             }
             RunEvent::Finished(outcome) => {
-                let Some(mut run) = self.runs.remove(run_id) else { return Vec::new() };
-                let mut effects = output(room, run_id, Stream::Stdout, run.stdout.finish(), by, private, now);
-                effects.extend(output(room, run_id, Stream::Stderr, run.stderr.finish(), by, private, now));
+                let Some(mut run) = self.runs.remove(run_id) else {
+                    return Vec::new();
+                };
+                let mut effects = output(
+                    room,
+                    run_id,
+                    Stream::Stdout,
+                    run.stdout.finish(),
+                    by,
+                    private,
+                    now,
+                );
+                effects.extend(output(
+                    room,
+                    run_id,
+                    Stream::Stderr,
+                    run.stderr.finish(),
+                    by,
+                    private,
+                    now,
+                ));
                 if let Some(detail) = &outcome.detail {
                     tracing::warn!(interview = %self.id, run = run_id, %detail, "run ended with a sandbox problem");
                 }
-                effects.extend(room.run_finished(&finished(run_id, &outcome, now), by, private, now));
+                effects.extend(room.run_finished(
+                    &finished(run_id, &outcome, now),
+                    by,
+                    private,
+                    now,
+                ));
                 effects
             }
         }
@@ -141,10 +189,21 @@ impl RoomTask {
 
     /// Runs the log shows as started but never finished (the server stopped under them) are
     /// closed as `sandbox_error`, so the history never shows a run as running forever.
-    pub(crate) fn finish_interrupted(&mut self, room: &mut Room, unfinished: Vec<(String, Role, bool)>) {
+    pub(crate) fn finish_interrupted(
+        &mut self,
+        room: &mut Room,
+        unfinished: Vec<(String, Role, bool)>,
+    ) {
         let now = now_ms();
         for (run_id, by, private) in unfinished {
-            let record = RunFinished { run_id, status: "sandbox_error".into(), exit_code: None, duration_ms: 0, tests: None, at: now };
+            let record = RunFinished {
+                run_id,
+                status: "sandbox_error".into(),
+                exit_code: None,
+                duration_ms: 0,
+                tests: None,
+                at: now,
+            };
             let effects = room.run_finished(&record, by, private, now);
             self.execute(room, effects);
         }
@@ -177,11 +236,29 @@ impl RoomTask {
     }
 }
 
-fn output(room: &mut Room, run_id: &str, stream: Stream, data: String, by: Role, private: bool, now: i64) -> Vec<Effect> {
+fn output(
+    room: &mut Room,
+    run_id: &str,
+    stream: Stream,
+    data: String,
+    by: Role,
+    private: bool,
+    now: i64,
+) -> Vec<Effect> {
     if data.is_empty() {
         return Vec::new();
     }
-    room.run_output(&RunOutput { run_id: run_id.to_owned(), stream, data, at: now }, by, private, now)
+    room.run_output(
+        &RunOutput {
+            run_id: run_id.to_owned(),
+            stream,
+            data,
+            at: now,
+        },
+        by,
+        private,
+        now,
+    )
 }
 
 fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
@@ -216,7 +293,11 @@ fn test_results(report: &TestReport) -> TestResults {
         cases: report
             .cases
             .iter()
-            .map(|c| TestCaseResult { name: c.name.clone(), outcome: c.outcome.clone(), message: c.message.clone() })
+            .map(|c| TestCaseResult {
+                name: c.name.clone(),
+                outcome: c.outcome.clone(),
+                message: c.message.clone(),
+            })
             .collect(),
     }
 }
@@ -227,7 +308,15 @@ async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>,
     let started = Instant::now();
     while let Some(event) = events.recv().await {
         let last = matches!(event, RunEvent::Finished(_));
-        if room.send(RoomCmd::RunEvent { run_id: run_id.clone(), event }).await.is_err() || last {
+        if room
+            .send(RoomCmd::RunEvent {
+                run_id: run_id.clone(),
+                event,
+            })
+            .await
+            .is_err()
+            || last
+        {
             return;
         }
     }
@@ -238,7 +327,12 @@ async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>,
         tests: None,
         detail: Some("the sandbox stopped reporting before the run finished".into()),
     };
-    let _ = room.send(RoomCmd::RunEvent { run_id, event: RunEvent::Finished(outcome) }).await;
+    let _ = room
+        .send(RoomCmd::RunEvent {
+            run_id,
+            event: RunEvent::Finished(outcome),
+        })
+        .await;
 }
 
 /// Turns a byte stream into text chunk by chunk without splitting a character across chunks;

@@ -8,13 +8,14 @@
 
 use crate::config::RoomSettings;
 use crate::metrics::Metrics;
+pub use crate::outbound::PeerSink;
 use crate::room_runs::{ActiveRun, RunError};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
-use duet_core::{Audience, ConnId, Effect, Room, RoomConfig};
+use duet_core::{Audience, CheckpointRef, ConnId, Effect, Reply, Room, RoomConfig};
 use duet_protocol::{close, EventKind, Identity, InterviewId, Role, RunId, RunKind};
 use duet_sandbox::{Limits, RunEvent, Sandbox};
-use duet_store::{Store, StoreError, Ticket};
+use duet_store::{Checkpoint, Store, StoreError, Ticket};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -26,32 +27,50 @@ use tokio_util::task::TaskTracker;
 /// Records in flight to the store per room before the room stops taking commands (backpressure).
 const MAX_IN_FLIGHT: usize = 4096;
 
-/// A connection's way out: websocket messages, and a separate slot for the reason it is closed.
-#[derive(Clone)]
-pub struct PeerSink {
-    pub messages: mpsc::Sender<Message>,
-    pub close: mpsc::Sender<(u16, String)>,
-}
-
-impl PeerSink {
-    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.close.try_send((code, reason.into()));
-    }
-}
-
 /// What a room task is asked to do.
 pub enum RoomCmd {
-    Join { conn: ConnId, role: Role, identity: Identity, sink: PeerSink },
-    Message { conn: ConnId, bytes: Bytes },
-    Leave { conn: ConnId },
+    Join {
+        conn: ConnId,
+        role: Role,
+        identity: Identity,
+        sink: PeerSink,
+    },
+    Message {
+        conn: ConnId,
+        bytes: Bytes,
+    },
+    Leave {
+        conn: ConnId,
+    },
     /// An events-socket subscriber arrived or left.
-    Subscribe { conn: ConnId, role: Role, sink: PeerSink },
-    Unsubscribe { conn: ConnId },
+    Subscribe {
+        conn: ConnId,
+        role: Role,
+        sink: PeerSink,
+    },
+    Unsubscribe {
+        conn: ConnId,
+    },
     /// Runs: start one, feed it, cancel it, and what the sandbox reports about it.
-    StartRun { by: Role, kind: RunKind, stdin: Option<String>, reply: oneshot::Sender<Result<RunId, RunError>> },
-    RunStdin { run_id: RunId, data: String, reply: oneshot::Sender<Result<(), RunError>> },
-    CancelRun { run_id: RunId, reply: oneshot::Sender<Result<(), RunError>> },
-    RunEvent { run_id: RunId, event: RunEvent },
+    StartRun {
+        by: Role,
+        kind: RunKind,
+        stdin: Option<String>,
+        reply: oneshot::Sender<Result<RunId, RunError>>,
+    },
+    RunStdin {
+        run_id: RunId,
+        data: String,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    CancelRun {
+        run_id: RunId,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    RunEvent {
+        run_id: RunId,
+        event: RunEvent,
+    },
 }
 
 #[derive(Clone)]
@@ -75,7 +94,14 @@ pub struct Rooms {
 
 impl Rooms {
     pub fn new(parts: RoomsParts) -> Arc<Rooms> {
-        let RoomsParts { store, sandbox, run_limits, settings, metrics, shutdown } = parts;
+        let RoomsParts {
+            store,
+            sandbox,
+            run_limits,
+            settings,
+            metrics,
+            shutdown,
+        } = parts;
         Arc::new(Rooms {
             map: Mutex::new(HashMap::new()),
             store,
@@ -102,9 +128,17 @@ impl Rooms {
             }
         }
         let (tx, rx) = mpsc::channel(self.settings.queue.max(1));
-        let handle = RoomHandle { tx, generation: self.generations.fetch_add(1, Relaxed) };
+        let handle = RoomHandle {
+            tx,
+            generation: self.generations.fetch_add(1, Relaxed),
+        };
         map.insert(id.clone(), handle.clone());
-        let task = RoomTask::new(self.clone(), id.clone(), handle.generation, handle.tx.downgrade());
+        let task = RoomTask::new(
+            self.clone(),
+            id.clone(),
+            handle.generation,
+            handle.tx.downgrade(),
+        );
         self.tracker.spawn(task.run(rx));
         handle
     }
@@ -149,9 +183,15 @@ pub struct RoomsParts {
 
 /// A message waiting for a record to become durable.
 pub(crate) enum Delivery {
-    To(ConnId, Message),
-    All { except: Option<ConnId>, message: Message },
-    Event { audience: Audience, message: Message },
+    To(ConnId, Message, Option<Reply>),
+    All {
+        except: Option<ConnId>,
+        message: Message,
+    },
+    Event {
+        audience: Audience,
+        message: Message,
+    },
 }
 
 struct Gate {
@@ -177,11 +217,18 @@ pub(crate) struct RoomTask {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl RoomTask {
-    fn new(rooms: Arc<Rooms>, id: InterviewId, generation: u64, me: mpsc::WeakSender<RoomCmd>) -> RoomTask {
+    fn new(
+        rooms: Arc<Rooms>,
+        id: InterviewId,
+        generation: u64,
+        me: mpsc::WeakSender<RoomCmd>,
+    ) -> RoomTask {
         RoomTask {
             rooms,
             id,
@@ -197,7 +244,10 @@ impl RoomTask {
     }
 
     fn is_idle(&self, room: &Room) -> bool {
-        room.connections() == 0 && self.subscribers.is_empty() && self.runs.is_empty() && self.gates.is_empty()
+        room.connections() == 0
+            && self.subscribers.is_empty()
+            && self.runs.is_empty()
+            && self.gates.is_empty()
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
@@ -205,11 +255,15 @@ impl RoomTask {
         metrics.rooms_open.fetch_add(1, Relaxed);
         let store = self.rooms.store.clone();
         let id = self.id.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&*store, &id)).await;
+        let config = self.rooms.settings.room_config();
+        let loaded = tokio::task::spawn_blocking(move || load(&*store, &id, config)).await;
         match loaded {
             Ok(Ok((room, unfinished))) => self.live(room, unfinished, &mut rx).await,
             Ok(Err(reason)) => self.refuse(&mut rx, reason).await,
-            Err(join) => self.refuse(&mut rx, format!("room load crashed: {join}")).await,
+            Err(join) => {
+                self.refuse(&mut rx, format!("room load crashed: {join}"))
+                    .await
+            }
         }
         metrics.rooms_open.fetch_sub(1, Relaxed);
     }
@@ -234,16 +288,28 @@ impl RoomTask {
         }
     }
 
-    async fn live(&mut self, mut room: Room, unfinished: Vec<(String, Role, bool)>, rx: &mut mpsc::Receiver<RoomCmd>) {
+    async fn live(
+        &mut self,
+        mut room: Room,
+        unfinished: Vec<(String, Role, bool)>,
+        rx: &mut mpsc::Receiver<RoomCmd>,
+    ) {
         self.finish_interrupted(&mut room, unfinished);
         let idle = self.rooms.settings.idle();
         let mut idle_since = Instant::now();
         loop {
+            // A role's leave is logged once its grace has passed (the room's clock is the wall
+            // clock in unix ms; the sleep converts it to the runtime's clock).
+            let leave_due = room.next_deadline().map(|at| {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
             if let Some(reason) = self.poisoned.take() {
                 self.close_everyone(close::INTERNAL, &reason);
                 self.rooms.retire(&self.id, self.generation, rx);
                 rx.close();
-                self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect").await;
+                self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect")
+                    .await;
                 return;
             }
             let can_take = self.gates.len() < MAX_IN_FLIGHT;
@@ -259,7 +325,15 @@ impl RoomTask {
                     }
                     None => return,
                 },
+                _ = sleep_until_maybe(leave_due), if leave_due.is_some() => {
+                    let effects = room.tick(now_ms());
+                    self.execute(&mut room, effects);
+                }
                 _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
+                    let effects = room.flush_leaves(now_ms());
+                    self.execute(&mut room, effects);
+                    while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
+                    if self.poisoned.is_some() { continue; }
                     self.checkpoint(&room).await;
                     if self.rooms.retire(&self.id, self.generation, rx) {
                         rx.close();
@@ -270,6 +344,8 @@ impl RoomTask {
                 }
                 _ = self.rooms.shutdown.cancelled() => {
                     self.abandon_runs(&mut room);
+                    let effects = room.flush_leaves(now_ms());
+                    self.execute(&mut room, effects);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
                     self.checkpoint(&room).await;
                     self.close_everyone(close::GOING_AWAY, "server shutting down");
@@ -283,7 +359,9 @@ impl RoomTask {
     async fn drain_refusing(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, code: u16, reason: &str) {
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => sink.close(code, reason),
+                RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => {
+                    sink.close(code, reason)
+                }
                 RoomCmd::StartRun { reply, .. } => {
                     let _ = reply.send(Err(RunError::RoomUnavailable(reason.to_owned())));
                 }
@@ -295,9 +373,15 @@ impl RoomTask {
     fn on_command(&mut self, room: &mut Room, cmd: RoomCmd) {
         let now = now_ms();
         let effects = match cmd {
-            RoomCmd::Join { conn, role, identity, sink } => {
+            RoomCmd::Join {
+                conn,
+                role,
+                identity,
+                sink,
+            } => {
+                let replies = sink.replies.clone();
                 self.peers.insert(conn, sink);
-                room.join(conn, role, identity, now)
+                room.join(conn, role, identity, replies, now)
             }
             RoomCmd::Message { conn, bytes } => room.receive(conn, &bytes, now),
             RoomCmd::Leave { conn } => {
@@ -312,12 +396,21 @@ impl RoomTask {
                 self.subscribers.remove(&conn);
                 Vec::new()
             }
-            RoomCmd::StartRun { by, kind, stdin, reply } => {
+            RoomCmd::StartRun {
+                by,
+                kind,
+                stdin,
+                reply,
+            } => {
                 let (result, effects) = self.start_run(room, by, kind, stdin, now);
                 let _ = reply.send(result);
                 effects
             }
-            RoomCmd::RunStdin { run_id, data, reply } => {
+            RoomCmd::RunStdin {
+                run_id,
+                data,
+                reply,
+            } => {
                 let _ = reply.send(self.feed_run(&run_id, data));
                 Vec::new()
             }
@@ -329,10 +422,13 @@ impl RoomTask {
         };
         self.execute(room, effects);
         if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
-            if let Some((seq, state)) = room.checkpoint() {
-                drop(self.rooms.store.checkpoint(&self.id, seq, state));
-                self.edits_since_checkpoint = 0;
-            }
+            let (seq, state, owners) = room.checkpoint();
+            drop(
+                self.rooms
+                    .store
+                    .checkpoint(&self.id, Checkpoint { seq, state, owners }),
+            );
+            self.edits_since_checkpoint = 0;
         }
     }
 
@@ -343,13 +439,26 @@ impl RoomTask {
                     let is_edit = record.kind == EventKind::Edit;
                     self.edits_since_checkpoint += u64::from(is_edit);
                     let ticket = self.rooms.store.append(&self.id, record);
-                    self.gates.push_back(Gate { ticket, handed_at: Instant::now(), is_edit, then: Vec::new() });
+                    self.gates.push_back(Gate {
+                        ticket,
+                        handed_at: Instant::now(),
+                        is_edit,
+                        then: Vec::new(),
+                    });
                 }
-                Effect::Send { to, message } => self.deliver(Delivery::To(to, Message::Binary(Bytes::from(message)))),
-                Effect::Broadcast { except, message } => {
-                    self.deliver(Delivery::All { except, message: Message::Binary(Bytes::from(message)) })
-                }
-                Effect::Event { audience, json } => self.deliver(Delivery::Event { audience, message: Message::Text(json.into()) }),
+                Effect::Send { to, message, reply } => self.deliver(Delivery::To(
+                    to,
+                    Message::Binary(Bytes::from(message)),
+                    reply,
+                )),
+                Effect::Broadcast { except, message } => self.deliver(Delivery::All {
+                    except,
+                    message: Message::Binary(Bytes::from(message)),
+                }),
+                Effect::Event { audience, json } => self.deliver(Delivery::Event {
+                    audience,
+                    message: Message::Text(json.into()),
+                }),
                 Effect::Close { conn, code, reason } => self.drop_peer(room, conn, code, &reason),
                 Effect::Reload { reason } => self.poisoned = Some(reason),
             }
@@ -366,7 +475,10 @@ impl RoomTask {
     /// Closes one connection and takes it out of the room.
     fn drop_peer(&mut self, room: &mut Room, conn: ConnId, code: u16, reason: &str) {
         if let Some(sink) = self.peers.remove(&conn) {
-            self.rooms.metrics.connections_closed_by_server.fetch_add(1, Relaxed);
+            self.rooms
+                .metrics
+                .connections_closed_by_server
+                .fetch_add(1, Relaxed);
             sink.close(code, truncate(reason));
         }
         let effects = room.leave(conn, now_ms());
@@ -374,7 +486,9 @@ impl RoomTask {
     }
 
     fn on_ack(&mut self, result: Result<(), StoreError>) {
-        let Some(gate) = self.gates.pop_front() else { return };
+        let Some(gate) = self.gates.pop_front() else {
+            return;
+        };
         match result {
             Ok(()) => {
                 self.rooms.metrics.observe_persist(gate.handed_at.elapsed());
@@ -397,40 +511,57 @@ impl RoomTask {
     /// through the connection's own `Leave` command, so nobody is dropped silently.
     fn send(&mut self, delivery: Delivery) {
         let mut too_slow = Vec::new();
-        let mut offer = |conn: ConnId, sink: &PeerSink, message: &Message| {
-            if let Err(mpsc::error::TrySendError::Full(_)) = sink.messages.try_send(message.clone()) {
+        let mut offer = |conn: ConnId, sink: &PeerSink, message: &Message, reply: Option<Reply>| {
+            if sink.offer(message.clone(), reply).is_err() {
                 too_slow.push(conn);
             }
         };
         match &delivery {
-            Delivery::To(conn, message) => {
+            Delivery::To(conn, message, reply) => {
                 if let Some(sink) = self.peers.get(conn) {
-                    offer(*conn, sink, message);
+                    offer(*conn, sink, message, *reply);
                 }
             }
             Delivery::All { except, message } => {
                 for (conn, sink) in self.peers.iter().filter(|(c, _)| Some(**c) != *except) {
-                    offer(*conn, sink, message);
+                    offer(*conn, sink, message, None);
                 }
             }
             Delivery::Event { audience, message } => {
-                for (conn, (_, sink)) in self.subscribers.iter().filter(|(_, (role, _))| audience.includes(*role)) {
-                    offer(*conn, sink, message);
+                for (conn, (_, sink)) in self
+                    .subscribers
+                    .iter()
+                    .filter(|(_, (role, _))| audience.includes(*role))
+                {
+                    offer(*conn, sink, message, None);
                 }
             }
         }
         for conn in too_slow {
-            let sink = self.peers.remove(&conn).or_else(|| self.subscribers.remove(&conn).map(|(_, s)| s));
+            let sink = self
+                .peers
+                .remove(&conn)
+                .or_else(|| self.subscribers.remove(&conn).map(|(_, s)| s));
             if let Some(sink) = sink {
-                self.rooms.metrics.connections_closed_by_server.fetch_add(1, Relaxed);
-                sink.close(close::TRY_AGAIN, "client too slow to keep up; reconnect to resync");
+                self.rooms
+                    .metrics
+                    .connections_closed_by_server
+                    .fetch_add(1, Relaxed);
+                sink.close(
+                    close::TRY_AGAIN,
+                    "client too slow to keep up; reconnect to resync",
+                );
             }
         }
     }
 
     async fn pop_ack(&mut self) -> Option<Result<(), StoreError>> {
         let gate = self.gates.front_mut()?;
-        Some((&mut gate.ticket).await.unwrap_or(Err(StoreError::WriterGone)))
+        Some(
+            (&mut gate.ticket)
+                .await
+                .unwrap_or(Err(StoreError::WriterGone)),
+        )
     }
 
     /// Stores the whole document and waits until it is stored.
@@ -438,12 +569,16 @@ impl RoomTask {
         if self.edits_since_checkpoint == 0 {
             return;
         }
-        if let Some((seq, state)) = room.checkpoint() {
-            if let Ok(Err(e)) = self.rooms.store.checkpoint(&self.id, seq, state).await {
-                tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
-            }
-            self.edits_since_checkpoint = 0;
+        let (seq, state, owners) = room.checkpoint();
+        if let Ok(Err(e)) = self
+            .rooms
+            .store
+            .checkpoint(&self.id, Checkpoint { seq, state, owners })
+            .await
+        {
+            tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
         }
+        self.edits_since_checkpoint = 0;
     }
 
     fn close_everyone(&mut self, code: u16, reason: &str) {
@@ -458,20 +593,42 @@ impl RoomTask {
     }
 }
 
+async fn sleep_until_maybe(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_ack(gates: &mut VecDeque<Gate>) -> Result<(), StoreError> {
     match gates.front_mut() {
-        Some(gate) => (&mut gate.ticket).await.unwrap_or(Err(StoreError::WriterGone)),
+        Some(gate) => (&mut gate.ticket)
+            .await
+            .unwrap_or(Err(StoreError::WriterGone)),
         None => std::future::pending().await,
     }
 }
 
 /// Loads a room from its history, with the runs the log shows as never finished.
-fn load(store: &dyn Store, id: &InterviewId) -> Result<(Room, Vec<(String, Role, bool)>), String> {
+fn load(
+    store: &dyn Store,
+    id: &InterviewId,
+    config: RoomConfig,
+) -> Result<(Room, Vec<(String, Role, bool)>), String> {
     let history = store.load_history(id).map_err(|e| e.to_string())?;
-    let checkpoint = history.checkpoint.as_ref().map(|(seq, state)| (*seq, state.as_slice()));
+    let checkpoint = history.checkpoint.as_ref().map(|cp| CheckpointRef {
+        seq: cp.seq,
+        state: &cp.state,
+        owners: &cp.owners,
+    });
     let rebuilt = duet_core::rebuild(checkpoint, history.records).map_err(|e| e.to_string())?;
-    let runs = store.read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished]).map_err(|e| e.to_string())?;
-    Ok((Room::from_history(RoomConfig::default(), rebuilt), duet_core::unfinished_runs(&runs)))
+    let runs = store
+        .read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished])
+        .map_err(|e| e.to_string())?;
+    Ok((
+        Room::from_history(config, rebuilt, history.log_bytes),
+        duet_core::unfinished_runs(&runs),
+    ))
 }
 
 /// Close reasons must fit a websocket close frame (123 bytes).

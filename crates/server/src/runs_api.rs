@@ -32,11 +32,23 @@ pub async fn start(
     let (interview, role) = runner(&state, &parts, &id)?;
     let request: StartRun = parse(&body?, r#"{"kind": "run", "stdin": optional string}"#)?;
     if request.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
-        return Err(AppError::TooLarge(format!("stdin is over {MAX_STDIN} bytes")));
+        return Err(AppError::TooLarge(format!(
+            "stdin is over {MAX_STDIN} bytes"
+        )));
     }
     state.run_rate.check(&interview)?;
-    let run_id = ask(&state, &interview, |reply| RoomCmd::StartRun { by: role, kind: request.kind, stdin: request.stdin, reply }).await?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "run_id": run_id }))).into_response())
+    let run_id = ask(&state, &interview, |reply| RoomCmd::StartRun {
+        by: role,
+        kind: request.kind,
+        stdin: request.stdin,
+        reply,
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "run_id": run_id })),
+    )
+        .into_response())
 }
 
 /// `POST /api/interviews/{id}/runs/{run_id}/stdin` (candidate, interviewer).
@@ -49,23 +61,49 @@ pub async fn stdin(
     let (interview, _) = runner(&state, &parts, &id)?;
     let request: RunStdin = parse(&body?, r#"{"data": string}"#)?;
     if request.data.len() > MAX_STDIN {
-        return Err(AppError::TooLarge(format!("stdin is over {MAX_STDIN} bytes")));
+        return Err(AppError::TooLarge(format!(
+            "stdin is over {MAX_STDIN} bytes"
+        )));
     }
-    ask(&state, &interview, |reply| RoomCmd::RunStdin { run_id, data: request.data, reply }).await?;
+    ask(&state, &interview, |reply| RoomCmd::RunStdin {
+        run_id,
+        data: request.data,
+        reply,
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/interviews/{id}/runs/{run_id}/cancel` (candidate, interviewer).
-pub async fn cancel(State(state): State<AppState>, Path((id, run_id)): Path<(String, String)>, parts: Parts) -> Result<StatusCode, AppError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path((id, run_id)): Path<(String, String)>,
+    parts: Parts,
+) -> Result<StatusCode, AppError> {
     let (interview, _) = runner(&state, &parts, &id)?;
-    ask(&state, &interview, |reply| RoomCmd::CancelRun { run_id, reply }).await?;
+    ask(&state, &interview, |reply| RoomCmd::CancelRun {
+        run_id,
+        reply,
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/interviews/{id}/runs` (any role): every run this role may see, oldest first.
-pub async fn history(State(state): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Json<Vec<RunRecord>>, AppError> {
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Json<Vec<RunRecord>>, AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    let records = state.store.read_kinds(&interview, &[EventKind::RunStarted, EventKind::RunOutput, EventKind::RunFinished])?;
+    let records = state.store.read_kinds(
+        &interview,
+        &[
+            EventKind::RunStarted,
+            EventKind::RunOutput,
+            EventKind::RunFinished,
+        ],
+    )?;
     Ok(Json(duet_core::run_history(&records, role)))
 }
 
@@ -89,16 +127,24 @@ async fn ask<T>(
 ) -> Result<T, AppError> {
     let (reply, answer) = oneshot::channel();
     let room = state.rooms.get(interview);
-    room.tx.send(make(reply)).await.map_err(|_| AppError::Unavailable("the interview's room is reloading; try again".into()))?;
-    let result = answer.await.map_err(|_| AppError::Unavailable("the interview's room is reloading; try again".into()))?;
+    room.tx.send(make(reply)).await.map_err(|_| {
+        AppError::Unavailable("the interview's room is reloading; try again".into())
+    })?;
+    let result = answer.await.map_err(|_| {
+        AppError::Unavailable("the interview's room is reloading; try again".into())
+    })?;
     result.map_err(AppError::from)
 }
 
 impl From<RunError> for AppError {
     fn from(e: RunError) -> Self {
         match e {
-            RunError::EmptyProgram | RunError::Unsupported(_) => AppError::BadRequest(e.to_string()),
-            RunError::Busy(_) | RunError::RoomUnavailable(_) => AppError::Unavailable(e.to_string()),
+            RunError::EmptyProgram | RunError::Unsupported(_) => {
+                AppError::BadRequest(e.to_string())
+            }
+            RunError::Busy(_) | RunError::RoomUnavailable(_) => {
+                AppError::Unavailable(e.to_string())
+            }
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
             RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
@@ -114,22 +160,35 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn per_minute(limit: usize) -> RateLimiter {
-        RateLimiter { limit: limit.max(1), window: Duration::from_secs(60), starts: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            limit: limit.max(1),
+            window: Duration::from_secs(60),
+            starts: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts a run, or says how long to wait.
     pub fn check(&self, interview: &InterviewId) -> Result<(), AppError> {
         let now = Instant::now();
         let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
-        starts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
+        starts.retain(|_, q| {
+            q.back()
+                .is_some_and(|t| now.duration_since(*t) < self.window)
+        });
         let queue = starts.entry(interview.clone()).or_default();
-        while queue.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while queue
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             queue.pop_front();
         }
         if queue.len() >= self.limit {
             let oldest = queue.front().copied().unwrap_or(now);
             let wait = self.window.saturating_sub(now.duration_since(oldest));
-            return Err(AppError::RateLimited { retry_after_secs: wait.as_secs().max(1), limit: self.limit });
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+                limit: self.limit,
+            });
         }
         queue.push_back(now);
         Ok(())

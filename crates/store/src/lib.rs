@@ -20,6 +20,12 @@ pub enum StoreError {
     /// SQLite reported an error (disk full, I/O error, a locked database...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A write batch failed; the message is SQLite's (shared by every write of the batch).
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+    /// The database was written by a newer version of Duet.
+    #[error("the database schema is version {found}, newer than this server's {supported}: upgrade Duet")]
+    NewerSchema { found: i64, supported: i64 },
     /// A stored row holds something this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -46,13 +52,23 @@ pub struct Interview {
     pub created_at: i64,
 }
 
+/// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
+/// bytes the core encodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub state: Vec<u8>,
+    pub owners: Vec<u8>,
+}
+
 /// Everything needed to bring a room back: the newest checkpoint and the log after it.
 #[derive(Debug, Default)]
 pub struct History {
-    /// `(seq, whole document as one Yjs update)`.
-    pub checkpoint: Option<(u64, Vec<u8>)>,
+    pub checkpoint: Option<Checkpoint>,
     /// Records after the checkpoint, in sequence order.
     pub records: Vec<LogRecord>,
+    /// Bytes of record data the room's whole log holds (for its quota).
+    pub log_bytes: u64,
 }
 
 /// A token's hash: SHA-256 of the token string. Tokens themselves are never stored.
@@ -72,11 +88,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every record of a room's log with `seq > after`, in order.
     fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>>;
     /// Every record of the given kinds, in sequence order (runs, joins: without the edits).
-    fn read_kinds(&self, id: &InterviewId, kinds: &[duet_protocol::EventKind]) -> Result<Vec<LogRecord>>;
+    fn read_kinds(
+        &self,
+        id: &InterviewId,
+        kinds: &[duet_protocol::EventKind],
+    ) -> Result<Vec<LogRecord>>;
     /// Appends one record to a room's log. Records of one room must arrive in sequence order.
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket;
-    /// Stores the whole document as of `seq`; the log is kept whole beside it.
-    fn checkpoint(&self, id: &InterviewId, seq: u64, state: Vec<u8>) -> Ticket;
+    /// Stores the whole document as of its seq; the log is kept whole beside it.
+    fn checkpoint(&self, id: &InterviewId, checkpoint: Checkpoint) -> Ticket;
     /// Answers whether the database can be read.
     fn ping(&self) -> Result<()>;
+    /// Writes a probe through the same path as the log; resolves once it is committed or has
+    /// failed (a full disk, a read-only file).
+    fn probe_write(&self) -> Ticket;
 }

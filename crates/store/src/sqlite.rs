@@ -5,8 +5,8 @@
 //! commits whatever has queued up in one transaction (group commit), so a burst of keystrokes
 //! costs one commit per batch rather than one per keystroke, and answers each write's ticket.
 
-use crate::{History, Interview, Result, Store, StoreError, Ticket, TokenHash};
-use duet_protocol::{EventKind, InterviewId, LogRecord, Role};
+use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
+use duet_protocol::{Actor, EventKind, InterviewId, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,12 @@ pub struct SqliteConfig {
 
 impl SqliteConfig {
     pub fn at(path: impl Into<PathBuf>) -> SqliteConfig {
-        SqliteConfig { path: path.into(), write_queue: 65_536, max_batch: 2_048, sync_interval: Duration::from_secs(1) }
+        SqliteConfig {
+            path: path.into(),
+            write_queue: 65_536,
+            max_batch: 2_048,
+            sync_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -62,12 +67,64 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (interview_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq);
-PRAGMA user_version = 1;
 ";
 
+/// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
+/// version forward; a database newer than this is refused.
+const SCHEMA_VERSION: i64 = 2;
+const MIGRATIONS: &[(i64, &str)] = &[
+    // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
+    (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
+];
+
+/// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let txn = conn.transaction()?;
+    if found == 0 {
+        txn.execute_batch(SCHEMA)?;
+        for (_, step) in MIGRATIONS {
+            txn.execute_batch(step)?;
+        }
+    } else {
+        for (version, step) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+            txn.execute_batch(step)?;
+            tracing::info!(version, "store: migrated the schema");
+        }
+    }
+    txn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    txn.commit()?;
+    Ok(())
+}
+
 enum Write {
-    Append { id: InterviewId, record: LogRecord, ack: oneshot::Sender<Result<()>> },
-    Checkpoint { id: InterviewId, seq: u64, state: Vec<u8>, ack: oneshot::Sender<Result<()>> },
+    Append {
+        id: InterviewId,
+        record: LogRecord,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    Checkpoint {
+        id: InterviewId,
+        checkpoint: Checkpoint,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    Probe {
+        ack: oneshot::Sender<Result<()>>,
+    },
+}
+
+impl Write {
+    fn into_ack(self) -> oneshot::Sender<Result<()>> {
+        match self {
+            Write::Append { ack, .. } | Write::Checkpoint { ack, .. } | Write::Probe { ack } => ack,
+        }
+    }
 }
 
 /// SQLite behind the [`Store`] trait.
@@ -93,8 +150,8 @@ impl SqliteStore {
         if let Some(dir) = config.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let reader = open(&config.path)?;
-        reader.execute_batch(SCHEMA)?;
+        let mut reader = open(&config.path)?;
+        migrate(&mut reader)?;
         let writer_conn = open(&config.path)?;
         let syncer_conn = open(&config.path)?;
         let dirty = Arc::new(AtomicBool::new(false));
@@ -107,7 +164,10 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("duet-store-syncer".into())
             .spawn(move || syncer_loop(syncer_conn, dirty, sync_interval))?;
-        Ok(SqliteStore { reader: Mutex::new(reader), writer: tx })
+        Ok(SqliteStore {
+            reader: Mutex::new(reader),
+            writer: tx,
+        })
     }
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -118,16 +178,18 @@ impl SqliteStore {
     fn submit(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Write) -> Ticket {
         let (ack, ticket) = oneshot::channel();
         if let Err(mpsc::SendError(write)) = self.writer.send(make(ack)) {
-            let ack = match write {
-                Write::Append { ack, .. } | Write::Checkpoint { ack, .. } => ack,
-            };
-            let _ = ack.send(Err(StoreError::WriterGone));
+            let _ = write.into_ack().send(Err(StoreError::WriterGone));
         }
         ticket
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize, dirty: &AtomicBool) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Write>,
+    max_batch: usize,
+    dirty: &AtomicBool,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -141,10 +203,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize
             tracing::error!(error = %e, writes = batch.len(), "store: batch commit failed");
         }
         for write in batch {
-            let ack = match write {
-                Write::Append { ack, .. } | Write::Checkpoint { ack, .. } => ack,
-            };
-            let _ = ack.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
+            let _ = write.into_ack().send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| StoreError::WriteFailed(e.to_string())),
+            );
         }
         dirty.store(true, Ordering::Release);
     }
@@ -181,8 +245,10 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
         let mut append = txn.prepare_cached(
             "INSERT INTO room_log (interview_id, seq, at_ms, kind, role, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut checkpoint =
-            txn.prepare_cached("INSERT OR REPLACE INTO checkpoints (interview_id, seq, state) VALUES (?1, ?2, ?3)")?;
+        let mut checkpoint = txn
+            .prepare_cached("INSERT OR REPLACE INTO checkpoints (interview_id, seq, state, owners) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut probe =
+            txn.prepare_cached("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)")?;
         for write in batch {
             match write {
                 Write::Append { id, record, .. } => {
@@ -191,12 +257,24 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         seq_to_sql(record.seq),
                         record.at_ms,
                         record.kind.as_str(),
-                        record.role.as_str(),
+                        record.by.as_str(),
                         record.data
                     ])?;
                 }
-                Write::Checkpoint { id, seq, state, .. } => {
-                    checkpoint.execute(params![id.as_str(), seq_to_sql(*seq), state])?;
+                Write::Checkpoint {
+                    id, checkpoint: cp, ..
+                } => {
+                    checkpoint.execute(params![
+                        id.as_str(),
+                        seq_to_sql(cp.seq),
+                        cp.state,
+                        cp.owners
+                    ])?;
+                }
+                Write::Probe { .. } => {
+                    probe.execute([std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64)])?;
                 }
             }
         }
@@ -214,22 +292,46 @@ fn seq_from_sql(seq: i64) -> Result<u64> {
 }
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, String, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn to_record((seq, at_ms, kind, role, data): (i64, i64, String, String, Vec<u8>)) -> Result<LogRecord> {
-    let kind = EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?;
-    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
-    Ok(LogRecord { seq: seq_from_sql(seq)?, at_ms, kind, role, data })
+fn to_record(
+    (seq, at_ms, kind, by, data): (i64, i64, String, String, Vec<u8>),
+) -> Result<LogRecord> {
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?;
+    let by =
+        Actor::parse(&by).ok_or_else(|| StoreError::Corrupt(format!("unknown author {by:?}")))?;
+    Ok(LogRecord {
+        seq: seq_from_sql(seq)?,
+        at_ms,
+        kind,
+        by,
+        data,
+    })
 }
 
 fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
-fn interview_from((id, title, candidate_name, created_at): (String, String, String, i64)) -> Result<Interview> {
-    let id = InterviewId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
-    Ok(Interview { id, title, candidate_name, created_at })
+fn interview_from(
+    (id, title, candidate_name, created_at): (String, String, String, i64),
+) -> Result<Interview> {
+    let id = InterviewId::parse(&id)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
+    Ok(Interview {
+        id,
+        title,
+        candidate_name,
+        created_at,
+    })
 }
 
 impl Store for SqliteStore {
@@ -262,7 +364,9 @@ impl Store for SqliteStore {
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>> {
         let conn = self.reader();
         let row = conn
-            .prepare_cached("SELECT id, title, candidate_name, created_at FROM interviews WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT id, title, candidate_name, created_at FROM interviews WHERE id = ?1",
+            )?
             .query_row([id.as_str()], to_interview)
             .optional()?;
         row.map(interview_from).transpose()
@@ -274,24 +378,47 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT interview_id, role FROM tokens WHERE hash = ?1")?
             .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some((id, role)) = row else { return Ok(None) };
-        let id = InterviewId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
-        let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
+        let Some((id, role)) = row else {
+            return Ok(None);
+        };
+        let id = InterviewId::parse(&id)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
+        let role = Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
         Ok(Some((id, role)))
     }
 
     fn load_history(&self, id: &InterviewId) -> Result<History> {
-        let checkpoint: Option<(i64, Vec<u8>)> = {
+        let (checkpoint, log_bytes): (Option<(i64, Vec<u8>, Vec<u8>)>, i64) = {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, state FROM checkpoints WHERE interview_id = ?1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, state, owners FROM checkpoints WHERE interview_id = ?1 ORDER BY seq DESC LIMIT 1",
             )?;
-            let row = stmt.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-            row
+            let row = stmt
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let bytes = conn
+                .prepare_cached(
+                    "SELECT coalesce(sum(length(data)), 0) FROM room_log WHERE interview_id = ?1",
+                )?
+                .query_row([id.as_str()], |r| r.get(0))?;
+            (row, bytes)
         };
-        let checkpoint = checkpoint.map(|(seq, state)| Ok::<_, StoreError>((seq_from_sql(seq)?, state))).transpose()?;
-        let after = checkpoint.as_ref().map_or(0, |(seq, _)| *seq);
-        Ok(History { checkpoint, records: self.read_log(id, after)? })
+        let checkpoint = checkpoint
+            .map(|(seq, state, owners)| {
+                Ok::<_, StoreError>(Checkpoint {
+                    seq: seq_from_sql(seq)?,
+                    state,
+                    owners,
+                })
+            })
+            .transpose()?;
+        let after = checkpoint.as_ref().map_or(0, |cp| cp.seq);
+        Ok(History {
+            checkpoint,
+            records: self.read_log(id, after)?,
+            log_bytes: log_bytes.max(0) as u64,
+        })
     }
 
     fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>> {
@@ -320,11 +447,23 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket {
-        self.submit(|ack| Write::Append { id: id.clone(), record, ack })
+        self.submit(|ack| Write::Append {
+            id: id.clone(),
+            record,
+            ack,
+        })
     }
 
-    fn checkpoint(&self, id: &InterviewId, seq: u64, state: Vec<u8>) -> Ticket {
-        self.submit(|ack| Write::Checkpoint { id: id.clone(), seq, state, ack })
+    fn checkpoint(&self, id: &InterviewId, checkpoint: Checkpoint) -> Ticket {
+        self.submit(|ack| Write::Checkpoint {
+            id: id.clone(),
+            checkpoint,
+            ack,
+        })
+    }
+
+    fn probe_write(&self) -> Ticket {
+        self.submit(|ack| Write::Probe { ack })
     }
 
     fn ping(&self) -> Result<()> {
