@@ -214,7 +214,10 @@ impl RunTask {
         };
         if outcome.status == RunStatus::SandboxError {
             // `detail` is escaped where it is made.
-            tracing::warn!(detail = outcome.detail.as_deref().unwrap_or(""), "sandbox run failed");
+            tracing::warn!(
+                detail = outcome.detail.as_deref().unwrap_or(""),
+                "sandbox run failed"
+            );
         }
         let _ = events.send(RunEvent::Finished(outcome)).await;
     }
@@ -306,7 +309,11 @@ async fn cold(
         Ok(Ok(Ok(attached))) => Ok(attached),
         Ok(Ok(Err(detail))) => {
             inner.engine.failed();
-            Err(end(RunStatus::SandboxError, started.elapsed(), Some(escape(&detail))))
+            Err(end(
+                RunStatus::SandboxError,
+                started.elapsed(),
+                Some(escape(&detail)),
+            ))
         }
         Ok(Err(join)) => Err(end(
             RunStatus::SandboxError,

@@ -150,7 +150,8 @@ mod tests {
     async fn a_uid_is_given_back_only_when_its_guard_is_gone() {
         let registry = Arc::new(Registry::new(20000, 1));
         // A path that exists but is no engine: every request to it fails.
-        let not_an_engine = std::env::temp_dir().join(format!("duet-not-an-engine-{}", std::process::id()));
+        let not_an_engine =
+            std::env::temp_dir().join(format!("duet-not-an-engine-{}", std::process::id()));
         std::fs::write(&not_an_engine, b"").expect("temp file");
         let docker = Docker::connect_with_socket(
             &not_an_engine.to_string_lossy(),

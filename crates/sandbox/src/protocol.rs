@@ -7,7 +7,7 @@
 //! ran. [`FrameFilter`] takes the frame carrying this run's nonce out of the visible output; a
 //! frame with any other nonce is just something the candidate printed.
 
-use crate::{LintFinding, Limits, SandboxError, Target, TestCase, TestReport};
+use crate::{Limits, LintFinding, SandboxError, Target, TestCase, TestReport};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

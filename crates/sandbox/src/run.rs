@@ -149,7 +149,10 @@ pub async fn drive(
         Some(Stop::Timeout) => (outcome(RunStatus::Timeout, None), false),
         Some(Stop::OutputLimit) => (outcome(RunStatus::OutputLimit, None), false),
         Some(Stop::Cancelled) => (outcome(RunStatus::Cancelled, None), false),
-        None => (classify(exit_code, oom, frame, &request.target, duration), false),
+        None => (
+            classify(exit_code, oom, frame, &request.target, duration),
+            false,
+        ),
     }
 }
 

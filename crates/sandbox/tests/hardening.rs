@@ -87,7 +87,10 @@ print(os.listdir("/dev/pts"))
 "#;
     let ran = hostile("no-pty", code).await;
     assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
-    assert_eq!(ran.out(), "openpty refused\nptmx refused\npts/ptmx refused\n[]\n");
+    assert_eq!(
+        ran.out(),
+        "openpty refused\nptmx refused\npts/ptmx refused\n[]\n"
+    );
 }
 
 #[tokio::test]

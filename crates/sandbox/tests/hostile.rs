@@ -147,9 +147,7 @@ print("".join(caps), end="")
     assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
     let out = ran.out();
     assert!(
-        out.starts_with(
-            "uid True gid 10001\nsetuid refused\nseteuid refused\nsetgid refused\n"
-        ),
+        out.starts_with("uid True gid 10001\nsetuid refused\nseteuid refused\nsetgid refused\n"),
         "{out}"
     );
     assert!(out.contains("CapPrm:\t0000000000000000"), "{out}");

@@ -21,7 +21,11 @@ async fn start_and_cancel_storm(sandbox: &DockerSandbox) {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             handle.cancel.cancel();
             let ran = collect(handle.events, Instant::now()).await;
-            assert_eq!(ran.status(), RunStatus::Cancelled, "cancelled after {delay} ms: {ran:?}");
+            assert_eq!(
+                ran.status(),
+                RunStatus::Cancelled,
+                "cancelled after {delay} ms: {ran:?}"
+            );
         }
     };
     futures_util::future::join_all((0..4).map(interview)).await;

@@ -521,7 +521,11 @@ async fn a_program_claiming_to_be_the_runner_is_the_candidate_s_error_and_health
     let code = "import sys\nsys.stderr.write('duet-runner: the engine is on fire\\x1b[2J\\r\\n')\nsys.exit(125)\n";
     let ran = run(&sandbox, program(code)).await;
     assert_eq!(
-        (ran.status(), ran.outcome.exit_code, ran.outcome.detail.as_deref()),
+        (
+            ran.status(),
+            ran.outcome.exit_code,
+            ran.outcome.detail.as_deref()
+        ),
         (RunStatus::Error, Some(125), None),
         "{ran:?}"
     );
@@ -542,14 +546,19 @@ async fn lint_reports_pyflakes_and_pycodestyle_findings_without_running_the_file
     let instance = config.instance.clone();
     let sandbox = sandbox(config).await;
     let long = format!("x = '{}'\n", "y".repeat(100));
-    let code = format!("import os\n\n\ndef f():\n    return undefined_name\n\n\n{long}print('RAN')\n");
+    let code =
+        format!("import os\n\n\ndef f():\n    return undefined_name\n\n\n{long}print('RAN')\n");
     let mut request = program(&code);
     request.target = Target::Lint {
         file: "main.py".into(),
     };
     let ran = run(&sandbox, request).await;
     assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
-    assert!(!ran.out().contains("RAN"), "the file was not run: {}", ran.out());
+    assert!(
+        !ran.out().contains("RAN"),
+        "the file was not run: {}",
+        ran.out()
+    );
     let finding = |line, col, code: &str, message: &str| LintFinding {
         line,
         col,

@@ -143,7 +143,12 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
 
 /// The names of the containers the instance has on the engine.
 pub async fn containers(instance: &str) -> Vec<String> {
-    let docker = Docker::connect_with_socket(SOCKET, 30, API_DEFAULT_VERSION)
+    containers_at(SOCKET, instance).await
+}
+
+/// The names of the containers the instance has on the engine at `socket`.
+pub async fn containers_at(socket: &str, instance: &str) -> Vec<String> {
+    let docker = Docker::connect_with_socket(socket, 30, API_DEFAULT_VERSION)
         .expect("docker client")
         .negotiate_version()
         .await
