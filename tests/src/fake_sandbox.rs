@@ -6,7 +6,7 @@
 //! Its "program" prints `started <first line of main.py>`, then echoes each stdin chunk to
 //! stdout; a chunk containing `exit` ends it with status ok, cancel ends it as cancelled.
 
-use duet_sandbox::{Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError};
+use duet_sandbox::{Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError, Stdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,12 +36,12 @@ impl Sandbox for FakeSandbox {
         let initial_stdin = request.stdin.clone();
         self.requests.lock().unwrap().push(request);
         let (events_tx, events) = mpsc::channel(64);
-        let (stdin, mut stdin_rx) = mpsc::channel::<Vec<u8>>(8);
+        let (stdin, mut stdin_rx) = mpsc::channel::<Stdin>(8);
         let cancel = CancellationToken::new();
         let cancelled = cancel.clone();
         tokio::spawn(async move {
             let began = Instant::now();
-            let finish = |status, exit_code| RunEvent::Finished(RunOutcome { status, exit_code, duration: began.elapsed(), tests: None, detail: None });
+            let finish = |status, exit_code| RunEvent::Finished(RunOutcome { status, exit_code, duration: began.elapsed(), tests: None, lint: None, detail: None });
             let _ = events_tx.send(RunEvent::Stdout(format!("started {first_line}\n").into_bytes())).await;
             if let Some(bytes) = initial_stdin {
                 let _ = events_tx.send(RunEvent::Stdout(bytes)).await;
@@ -54,7 +54,7 @@ impl Sandbox for FakeSandbox {
                         return;
                     }
                     chunk = stdin_rx.recv() => match chunk {
-                        Some(bytes) => {
+                        Some(Stdin::Data(bytes)) => {
                             let exit = String::from_utf8_lossy(&bytes).contains("exit");
                             let _ = events_tx.send(RunEvent::Stdout(bytes)).await;
                             if exit {
@@ -62,7 +62,7 @@ impl Sandbox for FakeSandbox {
                                 return;
                             }
                         }
-                        None => tokio::time::sleep(Duration::from_secs(3600)).await,
+                        Some(Stdin::Eof) | None => tokio::time::sleep(Duration::from_secs(3600)).await,
                     }
                 }
             }
