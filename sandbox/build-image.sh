@@ -14,7 +14,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 IMAGE="${DUET_SANDBOX_IMAGE:-duet-sandbox:latest}"
 CACHE="${DUET_SANDBOX_CACHE:-/var/cache/duet-sandbox}"
 SUITE=bookworm
-PACKAGES=python3,python3-pytest
+PACKAGES=python3,python3-pytest,python3-pyflakes,pycodestyle
+# The runner contract this image speaks (label duet.sandbox.contract); crates/sandbox checks
+# that it equals its own CONTRACT, and scripts/ensure-docker.sh rebuilds an older image.
+CONTRACT=2
 BASE="$CACHE/base-$SUITE-${PACKAGES//,/-}.tar"
 
 say() { echo "build-image: $*" >&2; }
@@ -83,7 +86,7 @@ tar -C "$root" --numeric-owner -c . | docker import \
     --change 'USER 10001:10001' \
     --change 'WORKDIR /work' \
     --change 'ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin' \
-    --change 'LABEL duet.sandbox.contract=1' \
+    --change "LABEL duet.sandbox.contract=$CONTRACT" \
     --change 'CMD ["/usr/local/bin/duet-runner"]' \
     - "$IMAGE" >/dev/null
 say "built $IMAGE"

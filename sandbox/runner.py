@@ -7,7 +7,7 @@ Protocol (sandbox/README.md has the whole contract):
    exactly ``n`` bytes of UTF-8 JSON::
 
        {"nonce": "<32 hex>", "files": {"main.py": "..."},
-        "target": {"program": "main.py"}  |  {"pytest": ["test_x.py", ...]}}
+        "target": {"program": "main.py"} | {"pytest": ["test_x.py", ...]} | {"lint": "main.py"}}
 
    The runner reads the line one byte at a time and then exactly ``n`` bytes, so everything the
    server writes after the header stays unread in the pipe for the program's stdin.
@@ -15,7 +15,8 @@ Protocol (sandbox/README.md has the whole contract):
 3. ``program``: the runner replaces itself (exec) with ``python3 <entry>``: a fresh interpreter
    with the program's own ``__main__``, ``sys.argv``, exit code, traceback and stdin, whose
    output goes straight to the container's stdout and stderr. Nothing more comes from the runner.
-4. ``pytest``: pytest runs in a worker process forked *before* the header was read, so the
+4. ``pytest`` and ``lint``: pytest (or pyflakes and pycodestyle) runs in a worker process
+   forked *before* the header was read, so the
    nonce never exists in any process that runs candidate code (in a warm container the worker
    has imported pytest already); the runner itself is made non-dumpable, so its memory and
    /proc entries are closed to them. The worker sends its
@@ -56,9 +57,19 @@ class RunnerError(Exception):
     pass
 
 
-def fail(message):
+def fail(message, nonce):
+    if nonce is not None:
+        frame = json.dumps({"exit": RUNNER_FAILED, "failure": message}, ensure_ascii=True)
+        try:
+            write_frame(nonce, frame)
+        except OSError:
+            pass
     os.write(2, ("duet-runner: %s\n" % message).encode("utf-8", "replace"))
     os._exit(RUNNER_FAILED)
+
+
+def write_frame(nonce, frame_json):
+    write_all(1, b"\x1eDUET-REPORT " + nonce.encode("ascii") + b" " + frame_json.encode("ascii") + b"\n")
 
 
 def write_all(fd, data):
@@ -220,8 +231,11 @@ def worker(go_r, report_sock, preload):
     os.close(go_r)
     if not data:
         os._exit(0)
-    test_files = json.loads(data.decode("utf-8"))
+    job = json.loads(data.decode("utf-8"))
     os.chdir(WORK)
+    if "lint" in job:
+        lint_worker(job["lint"], report_sock)
+    test_files = job["pytest"]
     sys.argv = ["pytest"]
     import pytest
 
@@ -240,6 +254,82 @@ def worker(go_r, report_sock, preload):
     report_sock.setblocking(True)
     report_sock.sendall(json.dumps({"exit": code, "cases": plugin.cases}).encode("utf-8") + b"\n")
     os._exit(code & 0xFF)
+
+
+# flake8's numbers for pyflakes' messages, by message class; others get "F" and the class name.
+PYFLAKES_CODES = {
+    "UnusedImport": "F401", "ImportShadowedByLoopVar": "F402", "ImportStarUsed": "F403",
+    "LateFutureImport": "F404", "ImportStarUsage": "F405", "ImportStarNotPermitted": "F406",
+    "FutureFeatureNotDefined": "F407", "PercentFormatInvalidFormat": "F501",
+    "PercentFormatExpectedMapping": "F502", "PercentFormatExpectedSequence": "F503",
+    "PercentFormatExtraNamedArguments": "F504", "PercentFormatMissingArgument": "F505",
+    "PercentFormatMixedPositionalAndNamed": "F506", "PercentFormatPositionalCountMismatch": "F507",
+    "PercentFormatStarRequiresSequence": "F508", "PercentFormatUnsupportedFormatCharacter": "F509",
+    "StringDotFormatInvalidFormat": "F521", "StringDotFormatExtraNamedArguments": "F522",
+    "StringDotFormatExtraPositionalArguments": "F523", "StringDotFormatMissingArgument": "F524",
+    "StringDotFormatMixingAutomatic": "F525", "FStringMissingPlaceholders": "F541",
+    "MultiValueRepeatedKeyLiteral": "F601", "MultiValueRepeatedKeyVariable": "F602",
+    "TooManyExpressionsInStarredAssignment": "F621", "TwoStarredExpressions": "F622",
+    "AssertTuple": "F631", "IsLiteral": "F632", "InvalidPrintSyntax": "F633", "IfTuple": "F634",
+    "BreakOutsideLoop": "F701", "ContinueOutsideLoop": "F702", "YieldOutsideFunction": "F704",
+    "ReturnOutsideFunction": "F706", "DefaultExceptNotLast": "F707", "DoctestSyntaxError": "F721",
+    "ForwardAnnotationSyntaxError": "F722", "RedefinedWhileUnused": "F811",
+    "UndefinedName": "F821", "UndefinedExport": "F822", "UndefinedLocal": "F823",
+    "DuplicateArgument": "F831", "UnusedVariable": "F841", "UnusedAnnotation": "F842",
+    "RaiseNotImplemented": "F901",
+}
+MAX_FINDINGS = 1000
+MAX_LINE_LENGTH = 100
+
+
+def lint_worker(name, report_sock):
+    """pyflakes and pycodestyle over one file; parses it, never runs it."""
+    findings = []
+
+    def add(line, col, code, message):
+        if len(findings) < MAX_FINDINGS:
+            findings.append({"line": max(int(line or 1), 1), "col": max(int(col or 1), 1),
+                             "code": code, "message": clip(message, MAX_MESSAGE)})
+
+    path = os.path.join(WORK, name)
+    with open(path, "rb") as f:
+        source = f.read().decode("utf-8", "replace")
+
+    import pyflakes.api
+    import pyflakes.reporter
+
+    class Flakes(pyflakes.reporter.Reporter):
+        def __init__(self):
+            pass
+
+        def unexpectedError(self, filename, message):
+            add(1, 1, "E902", str(message))
+
+        def syntaxError(self, filename, message, lineno, offset, text):
+            add(lineno, offset, "E999", "SyntaxError: %s" % message)
+
+        def flake(self, message):
+            kind = type(message).__name__
+            add(message.lineno, getattr(message, "col", 0) + 1,
+                PYFLAKES_CODES.get(kind, "F" + kind), message.message % message.message_args)
+
+    pyflakes.api.check(source, name, Flakes())
+
+    import pycodestyle
+
+    class Style(pycodestyle.BaseReport):
+        def error(self, line_number, offset, text, check):
+            code = super().error(line_number, offset, text, check)
+            if code:
+                add(line_number, offset + 1, code, text[len(code):].strip())
+            return code
+
+    style = pycodestyle.StyleGuide(max_line_length=MAX_LINE_LENGTH, quiet=True, reporter=Style)
+    style.check_files([path])
+    findings.sort(key=lambda f: (f["line"], f["col"], f["code"]))
+    report_sock.setblocking(True)
+    report_sock.sendall(json.dumps({"exit": 0, "lint": findings}).encode("utf-8") + b"\n")
+    os._exit(0)
 
 
 def watch_exit(pid):
@@ -302,33 +392,38 @@ def report_from_worker(report_sock, worker_pid):
             foreign = True
         elif len(data) < 16 << 20:
             data += chunk
-    return parse_report(bytes(data), foreign)
+    return bytes(data), foreign
 
 
-def parse_report(data, foreign):
-    """(exit code, cases or None, problem or None) from the worker's one-line report."""
+def parse_report(data, foreign, key):
+    """(exit code, report[key] or None, problem or None) from the worker's one-line report."""
     lines = data.split(b"\n")
     if not data:
-        return 1, None, "no test report: the test process died"
+        return 1, None, "no report: the worker process died"
     if len(lines) != 2 or lines[1] != b"":
-        return 1, None, "the test report was tampered with"
+        return 1, None, "the report was tampered with"
     try:
         report = json.loads(lines[0].decode("utf-8"))
-        code, cases = report["exit"], report["cases"]
-        if not isinstance(cases, list) or not isinstance(code, int):
+        code, items = report["exit"], report[key]
+        if not isinstance(items, list) or not isinstance(code, int):
             raise ValueError("report")
     except Exception:
-        return 1, None, "the test report was tampered with"
-    return code, cases, ("ignored bytes sent by another process" if foreign else None)
+        return 1, None, "the report was tampered with"
+    return code, items, ("ignored bytes sent by another process" if foreign else None)
 
 
-def run_pytest(nonce, test_files, worker_pid, go_w, report_sock):
-    write_all(go_w, json.dumps(test_files).encode("utf-8"))
+def run_worker(nonce, job, worker_pid, go_w, report_sock):
+    """Hands the job (pytest or lint) to the worker, then writes the frame with its report."""
+    write_all(go_w, json.dumps(job).encode("utf-8"))
     os.close(go_w)
-    code, cases, problem = report_from_worker(report_sock, worker_pid)
-    tests = None if cases is None else {"cases": cases}
-    frame = json.dumps({"exit": code, "tests": tests, "problem": problem}, ensure_ascii=True)
-    write_all(1, b"\x1eDUET-REPORT " + nonce.encode("ascii") + b" " + frame.encode("ascii") + b"\n")
+    data, foreign = report_from_worker(report_sock, worker_pid)
+    if "lint" in job:
+        code, findings, problem = parse_report(data, foreign, "lint")
+        frame = {"exit": code, "lint": findings, "problem": problem}
+    else:
+        code, cases, problem = parse_report(data, foreign, "cases")
+        frame = {"exit": code, "tests": None if cases is None else {"cases": cases}, "problem": problem}
+    write_frame(nonce, json.dumps(frame, ensure_ascii=True))
     os._exit(code & 0xFF)
 
 
@@ -371,13 +466,15 @@ def spawn_worker(preload):
 
 def main():
     preload = "--preload-pytest" in sys.argv[1:]
+    nonce = None
     try:
         worker_pid, go_w, report_r = spawn_worker(preload)
         make_undumpable()
         header = read_header()
-        nonce = header.get("nonce")
-        if not isinstance(nonce, str) or not re.fullmatch(r"[0-9a-f]{32,128}", nonce):
+        claimed = header.get("nonce")
+        if not isinstance(claimed, str) or not re.fullmatch(r"[0-9a-f]{32,128}", claimed):
             raise RunnerError("bad nonce")
+        nonce = claimed
         target = header.get("target")
         if not isinstance(target, dict) or len(target) != 1:
             raise RunnerError("bad target")
@@ -401,11 +498,16 @@ def main():
             for name in test_files:
                 if check_name(name) not in files:
                     raise RunnerError("test file %s is not among the files" % name)
-            run_pytest(nonce, test_files, worker_pid, go_w, report_r)
+            run_worker(nonce, {"pytest": test_files}, worker_pid, go_w, report_r)
+        elif "lint" in target:
+            name = check_name(target["lint"])
+            if name not in files:
+                raise RunnerError("lint file %s is not among the files" % name)
+            run_worker(nonce, {"lint": name}, worker_pid, go_w, report_r)
         else:
             raise RunnerError("unknown target")
     except (RunnerError, OSError, ValueError) as err:
-        fail(str(err))
+        fail(str(err), nonce)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
 #   missing, then starts dockerd in the background with no bridge network and no iptables
 #   changes (sandbox containers use network mode `none`; nothing here may route anywhere),
 #   logging to $DUET_DOCKERD_LOG, and waits for it to answer.
-# - If the image ${DUET_SANDBOX_IMAGE:-duet-sandbox:latest} is missing: builds it with
-#   sandbox/build-image.sh (Debian packages, no image registry needed).
+# - If the image ${DUET_SANDBOX_IMAGE:-duet-sandbox:latest} is missing, or carries an older
+#   runner contract (label duet.sandbox.contract) than sandbox/build-image.sh builds: builds it
+#   with sandbox/build-image.sh (Debian packages, no image registry needed).
 # Exits non-zero with a message saying what failed and what to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,9 +63,20 @@ if ! engine_answers; then
     say "docker engine is up"
 fi
 
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+want="$(sed -n 's/^CONTRACT=\([0-9][0-9]*\)$/\1/p' sandbox/build-image.sh)"
+[ -n "$want" ] || die "no CONTRACT=<n> line in sandbox/build-image.sh"
+have=""
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    have="$(docker image inspect -f '{{index .Config.Labels "duet.sandbox.contract"}}' "$IMAGE" 2>/dev/null || true)"
+    [ -n "$have" ] || have=0
+fi
+if [ -z "$have" ] || [ "$have" != "$want" ]; then
     command -v debootstrap >/dev/null 2>&1 || { say "installing debootstrap"; apt_install debootstrap; }
-    say "image $IMAGE is missing; building it with sandbox/build-image.sh"
+    if [ -z "$have" ]; then
+        say "image $IMAGE is missing; building it with sandbox/build-image.sh"
+    else
+        say "image $IMAGE has runner contract $have, this tree needs $want; rebuilding it"
+    fi
     DUET_SANDBOX_IMAGE="$IMAGE" bash sandbox/build-image.sh || die "sandbox/build-image.sh failed"
 fi
-say "ok: engine answers and $IMAGE exists"
+say "ok: engine answers and $IMAGE exists (runner contract $want)"

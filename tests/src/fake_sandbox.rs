@@ -7,7 +7,7 @@
 //! stdout; a chunk containing `exit` ends it with status ok, cancel ends it as cancelled.
 
 use duet_sandbox::{
-    Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError,
+    Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError, Stdin,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ impl Sandbox for FakeSandbox {
         let initial_stdin = request.stdin.clone();
         self.requests.lock().unwrap().push(request);
         let (events_tx, events) = mpsc::channel(64);
-        let (stdin, mut stdin_rx) = mpsc::channel::<Vec<u8>>(8);
+        let (stdin, mut stdin_rx) = mpsc::channel::<Stdin>(8);
         let cancel = CancellationToken::new();
         let cancelled = cancel.clone();
         tokio::spawn(async move {
@@ -57,6 +57,7 @@ impl Sandbox for FakeSandbox {
                     exit_code,
                     duration: began.elapsed(),
                     tests: None,
+                    lint: None,
                     detail: None,
                 })
             };
@@ -78,7 +79,7 @@ impl Sandbox for FakeSandbox {
                         return;
                     }
                     chunk = stdin_rx.recv() => match chunk {
-                        Some(bytes) => {
+                        Some(Stdin::Data(bytes)) => {
                             let exit = String::from_utf8_lossy(&bytes).contains("exit");
                             let _ = events_tx.send(RunEvent::Stdout(bytes)).await;
                             if exit {
@@ -86,7 +87,7 @@ impl Sandbox for FakeSandbox {
                                 return;
                             }
                         }
-                        None => tokio::time::sleep(Duration::from_secs(3600)).await,
+                        Some(Stdin::Eof) | None => tokio::time::sleep(Duration::from_secs(3600)).await,
                     }
                 }
             }

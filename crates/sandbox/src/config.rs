@@ -29,6 +29,11 @@ pub struct DockerConfig {
     pub health_interval: Duration,
     /// Bound on creating, attaching and starting a container (a cold start takes ~0.3 s).
     pub setup_timeout: Duration,
+    /// The first of the host uids containers run as: each container has one of its own among
+    /// `uid_base .. uid_base + pool_size + concurrency`, so per-user kernel limits (inotify
+    /// instances, signals) are never shared by two runs. Servers sharing a host need ranges
+    /// that do not overlap; no other process of the host should run as these uids.
+    pub uid_base: u32,
 }
 
 impl Default for DockerConfig {
@@ -46,11 +51,20 @@ impl Default for DockerConfig {
             reap_interval: Duration::from_secs(60),
             health_interval: Duration::from_secs(5),
             setup_timeout: Duration::from_secs(10),
+            uid_base: 10001,
         }
     }
 }
 
+/// The lowest uid a sandbox may run as (the image's `sandbox` user): far from system users.
+pub const MIN_UID: u32 = 10001;
+
 impl DockerConfig {
+    /// How many host uids the sandbox uses: one per warm container and per run slot.
+    pub fn uid_count(&self) -> u32 {
+        u32::try_from(self.pool_size.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
+    }
+
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> Result<(), SandboxError> {
         let bad = |why: String| Err(SandboxError::Invalid(why));
@@ -70,6 +84,13 @@ impl DockerConfig {
             return bad(format!(
                 "sandbox instance {:?}: 1 to 40 letters, digits, '_', '.' or '-'",
                 self.instance
+            ));
+        }
+        let last = u64::from(self.uid_base) + u64::from(self.uid_count());
+        if self.uid_base < MIN_UID || last > 1 << 31 {
+            return bad(format!(
+                "sandbox uids {}..{last}: they must lie between {MIN_UID} and 2^31",
+                self.uid_base
             ));
         }
         check_limits(&self.limits)

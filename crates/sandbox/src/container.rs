@@ -2,6 +2,7 @@
 //! Host code never reads or writes paths inside a container: files go in over the attached
 //! stdin, output comes back over the attached stdout and stderr.
 
+use crate::owned::Owned;
 use crate::{DockerConfig, Limits};
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -19,14 +20,45 @@ use tokio::io::AsyncWrite;
 pub const LABEL: &str = "duet.sandbox";
 /// ...and the server instance that made it.
 pub const INSTANCE_LABEL: &str = "duet.sandbox.instance";
-const UID: &str = "10001:10001";
+/// The group of every sandbox user (the image's `sandbox` group); the uid is per container.
+const GID: u32 = 10001;
+/// Our seccomp profile: Docker 20.10's default minus socket families other than unix, inet,
+/// inet6 and netlink, io_uring, ptrace and process_vm_* (sandbox/README.md, line by line).
+pub const SECCOMP_PROFILE: &str = include_str!("../../../sandbox/seccomp.json");
+/// Docker's default masked paths (a `MaskedPaths` list replaces them, so they are repeated),
+/// then the pty devices: nothing in a sandbox needs a terminal, and ptys are a host-wide pool.
+const MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/dev/pts",
+    "/dev/ptmx",
+];
+/// Docker's default read-only paths, and all of /proc: an unprivileged process may lower its
+/// own `oom_score_adj` (down to 0, below the 500 the server sets), and nothing in a sandbox
+/// needs to write to /proc.
+const READONLY_PATHS: [&str; 6] = [
+    "/proc",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 pub type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
 pub type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A started container, attached, whose runner waits for its header on stdin.
 pub struct Attached {
-    pub name: String,
+    pub owned: Owned,
     pub output: Output,
     pub input: Input,
 }
@@ -68,8 +100,14 @@ fn ulimit(name: &str, value: u64) -> ResourcesUlimits {
 }
 
 /// The container: no network, read-only root, noexec tmpfs work dir, no capabilities, no new
-/// privileges, non-root, an init, no logs, resource limits; stdin open for the runner.
-pub fn spec(cfg: &DockerConfig, limits: &Limits, preload_pytest: bool) -> ContainerCreateBody {
+/// privileges, our seccomp profile, no ptys, a read-only /proc, its own non-root uid, an init,
+/// no logs, resource limits; stdin open for the runner.
+pub fn spec(
+    cfg: &DockerConfig,
+    limits: &Limits,
+    preload_pytest: bool,
+    uid: u32,
+) -> ContainerCreateBody {
     let tmpfs_opts = |extra: &str| {
         format!(
             "rw,noexec,nosuid,nodev,size={},{extra}",
@@ -89,7 +127,7 @@ pub fn spec(cfg: &DockerConfig, limits: &Limits, preload_pytest: bool) -> Contai
         tmpfs: Some(HashMap::from([
             (
                 "/work".to_string(),
-                tmpfs_opts("mode=0700,uid=10001,gid=10001"),
+                tmpfs_opts(&format!("mode=0700,uid={uid},gid={GID}")),
             ),
             ("/tmp".to_string(), tmpfs_opts("mode=1777")),
         ])),
@@ -105,7 +143,12 @@ pub fn spec(cfg: &DockerConfig, limits: &Limits, preload_pytest: bool) -> Contai
             ulimit("fsize", limits.fsize_bytes),
         ]),
         cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges".into()]),
+        security_opt: Some(vec![
+            "no-new-privileges".into(),
+            format!("seccomp={SECCOMP_PROFILE}"),
+        ]),
+        masked_paths: Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()),
+        readonly_paths: Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()),
         privileged: Some(false),
         init: Some(true),
         ipc_mode: Some("private".into()),
@@ -121,7 +164,7 @@ pub fn spec(cfg: &DockerConfig, limits: &Limits, preload_pytest: bool) -> Contai
         image: Some(cfg.image.clone()),
         cmd: Some(cmd),
         entrypoint: Some(vec![]),
-        user: Some(UID.into()),
+        user: Some(format!("{uid}:{GID}")),
         working_dir: Some("/work".into()),
         hostname: Some("sandbox".into()),
         // The whole environment: nothing of the server's leaks in.
@@ -148,18 +191,23 @@ pub fn spec(cfg: &DockerConfig, limits: &Limits, preload_pytest: bool) -> Contai
     }
 }
 
-/// Creates, attaches (before starting, so no output is missed) and starts a container.
-/// On failure after creation the container is removed (best effort; the reaper backs it up).
+/// Creates, attaches (before starting, so no output is missed) and starts the container
+/// `owned` names. On failure, `owned` comes back with the error: its holder removes what was
+/// made (dropping it does too, in the background).
 pub async fn launch(
     docker: &Docker,
-    name: &str,
+    owned: Owned,
     body: ContainerCreateBody,
-) -> Result<Attached, DockerError> {
+) -> Result<Attached, (Owned, DockerError)> {
+    let name = owned.name().to_string();
+    let name = name.as_str();
     let create = CreateContainerOptions {
         name: Some(name.to_string()),
         ..Default::default()
     };
-    docker.create_container(Some(create), body).await?;
+    if let Err(e) = docker.create_container(Some(create), body).await {
+        return Err((owned, e));
+    }
     let attached = async {
         let attach = AttachContainerOptions {
             stdin: true,
@@ -171,17 +219,17 @@ pub async fn launch(
         };
         let io = docker.attach_container(name, Some(attach)).await?;
         docker.start_container(name, None).await?;
-        Ok::<_, DockerError>(Attached {
-            name: name.to_string(),
-            output: io.output,
-            input: io.input,
-        })
+        Ok::<_, DockerError>((io.output, io.input))
     }
     .await;
-    if attached.is_err() {
-        let _ = remove(docker, name).await;
+    match attached {
+        Ok((output, input)) => Ok(Attached {
+            owned,
+            output,
+            input,
+        }),
+        Err(e) => Err((owned, e)),
     }
-    attached
 }
 
 /// Kills (if running) and removes a container; one already gone is fine.

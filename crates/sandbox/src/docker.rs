@@ -3,21 +3,25 @@
 //! the health current, the pool full and stray containers reaped.
 
 use crate::config::check_limits;
-use crate::container::{launch, new_name, remove, spec, Attached};
+use crate::container::{launch, new_name, spec, Attached};
 use crate::engine::{lock, Engine};
+use crate::escape::escape;
+use crate::owned::{Owned, Registry};
 use crate::pool::{fill, Pool};
 use crate::protocol::{check_request, nonce};
 use crate::reaper::{reap_loop, reap_once};
 use crate::run::{drive, RunIo};
-use crate::slots::{Slots, Ticket};
+use crate::slots::{Slot, Slots, Ticket};
 use crate::{
     DockerConfig, Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox,
-    SandboxError, Target,
+    SandboxError, Stdin, Target,
 };
-use std::collections::HashSet;
+use bollard::models::ContainerCreateBody;
+use bollard::Docker;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -42,33 +46,52 @@ pub struct Inner {
     pub engine: Engine,
     pub pool: Pool,
     slots: Slots,
-    /// Names of the containers a run or the pool owns; the reaper spares these.
-    live: Mutex<HashSet<String>>,
+    /// The containers a run or the pool owns (the reaper spares these) and their uids.
+    pub registry: Arc<Registry>,
     pub reap_now: Notify,
     pub shutdown: CancellationToken,
 }
 
-impl Inner {
-    pub fn own(&self, name: &str) {
-        lock(&self.live).insert(name.to_string());
-    }
-
-    pub fn disown(&self, name: &str) {
-        lock(&self.live).remove(name);
-    }
-
-    pub fn owns(&self, name: &str) -> bool {
-        lock(&self.live).contains(name)
-    }
-
-    /// Removes a container this instance owns, then lets go of it (the reaper retries later
-    /// if the engine is away).
-    pub async fn discard(&self, name: &str) {
-        if let Ok(docker) = self.engine.client().await {
-            let _ = tokio::time::timeout(crate::run::TEARDOWN, remove(&docker, name)).await;
+/// Launches `owned` in a task of its own, so that no cancel or timeout can drop a create
+/// between the engine making the container and our removing it. On failure the task removes
+/// what it made before it ends.
+pub fn spawn_launch(
+    inner: &Inner,
+    docker: &Docker,
+    owned: Owned,
+    body: ContainerCreateBody,
+) -> JoinHandle<Result<Attached, String>> {
+    let docker = docker.clone();
+    inner.registry.tracker.spawn(async move {
+        match launch(&docker, owned, body).await {
+            Ok(attached) => Ok(attached),
+            Err((owned, e)) => {
+                let _ = owned.remove().await;
+                Err(format!("starting a container: {e}"))
+            }
         }
-        self.disown(name);
-    }
+    })
+}
+
+/// For a launch whose waiter gave up (a cancel, a timeout): lets it finish, then removes what
+/// it made, holding `slot` (if any) until then so cancelled starts cannot pile up on the engine.
+pub fn abandon_launch(
+    inner: &Inner,
+    launching: JoinHandle<Result<Attached, String>>,
+    slot: Option<Slot>,
+) {
+    inner.registry.tracker.spawn(async move {
+        if let Ok(Ok(attached)) = launching.await {
+            let Attached {
+                owned,
+                output,
+                input,
+            } = attached;
+            drop((output, input));
+            let _ = owned.remove().await;
+        }
+        drop(slot);
+    });
 }
 
 impl DockerSandbox {
@@ -80,7 +103,7 @@ impl DockerSandbox {
             engine: Engine::new(config.socket.clone(), config.image.clone()),
             pool: Pool::new(config.pool_size),
             slots: Slots::new(config.concurrency, config.queue),
-            live: Mutex::new(HashSet::new()),
+            registry: Arc::new(Registry::new(config.uid_base, config.uid_count())),
             reap_now: Notify::new(),
             shutdown: CancellationToken::new(),
             config,
@@ -105,15 +128,24 @@ impl DockerSandbox {
         reap_once(&self.inner).await
     }
 
-    /// Stops the background tasks and removes the warm containers. Runs in progress finish.
+    /// Stops the background tasks, removes the warm containers, waits for the removals under
+    /// way (cancelled starts among them), then reaps whatever of this instance no run owns.
+    /// Runs in progress finish and remove their own containers.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        // A container being warmed right now is discarded by the filler before it ends.
+        // A container being warmed right now is removed by the filler before it ends.
         let filler = lock(&self.filler).take();
         if let Some(filler) = filler {
             let _ = filler.await;
         }
-        self.inner.pool.drain(&self.inner).await;
+        self.inner.pool.drain().await;
+        let tracker = &self.inner.registry.tracker;
+        tracker.close();
+        tracker.wait().await;
+        tracker.reopen();
+        if let Err(e) = reap_once(&self.inner).await {
+            tracing::warn!("sandbox shutdown: could not reap: {}", escape(&e));
+        }
     }
 }
 
@@ -126,14 +158,10 @@ impl Drop for DockerSandbox {
 impl Sandbox for DockerSandbox {
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError> {
         check_limits(&request.limits)?;
-        check_request(
-            &request.files,
-            &request.target,
-            request.limits.work_dir_bytes,
-        )?;
+        check_request(&request.files, &request.target, &request.limits)?;
         let ticket = self.inner.slots.admit()?;
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
-        let (stdin, stdin_rx) = mpsc::channel(STDIN_BUFFER);
+        let (stdin, stdin_rx) = mpsc::channel::<Stdin>(STDIN_BUFFER);
         let cancel = CancellationToken::new();
         let task = RunTask {
             inner: self.inner.clone(),
@@ -167,7 +195,7 @@ struct RunTask {
     inner: Arc<Inner>,
     request: RunRequest,
     events: mpsc::Sender<RunEvent>,
-    stdin: mpsc::Receiver<Vec<u8>>,
+    stdin: mpsc::Receiver<Stdin>,
     cancel: CancellationToken,
 }
 
@@ -182,19 +210,21 @@ impl RunTask {
         let events = self.events.clone();
         let outcome = match slot {
             None => end(RunStatus::Cancelled, queued.elapsed(), None),
-            Some(slot) => {
-                let outcome = self.in_container().await;
-                drop(slot);
-                outcome
-            }
+            Some(slot) => self.in_container(slot).await,
         };
         if outcome.status == RunStatus::SandboxError {
-            tracing::warn!(detail = ?outcome.detail, "sandbox run failed");
+            // `detail` is escaped where it is made.
+            tracing::warn!(
+                detail = outcome.detail.as_deref().unwrap_or(""),
+                "sandbox run failed"
+            );
         }
         let _ = events.send(RunEvent::Finished(outcome)).await;
     }
 
-    async fn in_container(self) -> RunOutcome {
+    /// Runs in a container; `slot` is freed when the container is gone.
+    async fn in_container(self, slot: Slot) -> RunOutcome {
+        let mut slot = Some(slot);
         let RunTask {
             inner,
             request,
@@ -210,64 +240,95 @@ impl RunTask {
                 return end(
                     RunStatus::SandboxError,
                     setup_started.elapsed(),
-                    Some(detail),
+                    Some(escape(&detail)),
                 );
             }
         };
-        let container = match inner.pool.take(&inner, &request.limits) {
+        let container = match inner.pool.take(&request.limits, &inner.config.limits) {
             Some(warm) => warm,
-            None => match cold(&inner, &docker, &request, &cancel).await {
+            None => match cold(&inner, &docker, &request, &cancel, &mut slot).await {
                 Ok(c) => c,
                 Err(outcome) => return outcome,
             },
         };
-        let name = container.name.clone();
         let io = RunIo {
             events: &events,
             stdin,
             cancel: &cancel,
         };
-        let outcome = drive(&docker, container, request, &nonce(), io).await;
-        inner.disown(&name);
-        if outcome.status == RunStatus::SandboxError {
+        let (outcome, engine_failed) = drive(&docker, container, request, &nonce(), io).await;
+        // Only the engine's failures count against its health, never what the runner or the
+        // candidate's program did.
+        if engine_failed {
             inner.engine.failed();
         }
+        drop(slot);
         outcome
     }
 }
 
-/// Starts a container for one run, bounded by the setup timeout and the run's cancel.
+/// Starts a container for one run, bounded by the setup timeout and the run's cancel. A
+/// cancelled or timed-out start lets the create finish and removes what it made; a cancelled one
+/// takes its run `slot` along until then.
 async fn cold(
     inner: &Arc<Inner>,
-    docker: &bollard::Docker,
+    docker: &Docker,
     request: &RunRequest,
     cancel: &CancellationToken,
+    slot: &mut Option<Slot>,
 ) -> Result<Attached, RunOutcome> {
     let started = Instant::now();
+    let setup = inner.config.setup_timeout;
+    let deadline = started + setup;
     let name = new_name(&inner.config.instance);
-    inner.own(&name);
-    let preload = matches!(request.target, Target::Pytest { .. });
-    let body = spec(&inner.config, &request.limits, preload);
-    let failed = |status, detail| {
-        let inner = inner.clone();
-        let name = name.clone();
-        tokio::spawn(async move { inner.discard(&name).await });
-        Err(end(status, started.elapsed(), detail))
-    };
-    tokio::select! {
+    let claim = inner.registry.claim(docker.clone(), name);
+    let owned = tokio::select! {
         biased;
-        _ = cancel.cancelled() => failed(RunStatus::Cancelled, None),
-        r = tokio::time::timeout(inner.config.setup_timeout, launch(docker, &name, body)) => match r {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => {
-                inner.engine.failed();
-                failed(RunStatus::SandboxError, Some(format!("starting a container: {e}")))
-            }
-            Err(_) => failed(
+        _ = cancel.cancelled() => return Err(end(RunStatus::Cancelled, started.elapsed(), None)),
+        o = tokio::time::timeout_at(deadline, claim) => match o {
+            Ok(owned) => owned,
+            Err(_) => return Err(end(
                 RunStatus::SandboxError,
-                Some(format!("no container within {:?}", inner.config.setup_timeout)),
-            ),
+                started.elapsed(),
+                Some(format!("no free sandbox uid within {setup:?}")),
+            )),
         },
+    };
+    let preload = matches!(request.target, Target::Pytest { .. });
+    let body = spec(&inner.config, &request.limits, preload, owned.uid());
+    let mut launching = spawn_launch(inner, docker, owned, body);
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            abandon_launch(inner, launching, slot.take());
+            return Err(end(RunStatus::Cancelled, started.elapsed(), None));
+        }
+        r = tokio::time::timeout_at(deadline, &mut launching) => r,
+    };
+    match result {
+        Ok(Ok(Ok(attached))) => Ok(attached),
+        Ok(Ok(Err(detail))) => {
+            inner.engine.failed();
+            Err(end(
+                RunStatus::SandboxError,
+                started.elapsed(),
+                Some(escape(&detail)),
+            ))
+        }
+        Ok(Err(join)) => Err(end(
+            RunStatus::SandboxError,
+            started.elapsed(),
+            Some(escape(&format!("starting a container: {join}"))),
+        )),
+        Err(_) => {
+            abandon_launch(inner, launching, None);
+            inner.engine.failed();
+            Err(end(
+                RunStatus::SandboxError,
+                started.elapsed(),
+                Some(format!("no container within {setup:?}")),
+            ))
+        }
     }
 }
 
@@ -277,6 +338,7 @@ fn end(status: RunStatus, duration: Duration, detail: Option<String>) -> RunOutc
         exit_code: None,
         duration,
         tests: None,
+        lint: None,
         detail,
     }
 }

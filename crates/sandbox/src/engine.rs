@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The runner protocol version; the image carries it as label `duet.sandbox.contract`.
-pub const CONTRACT: &str = "1";
+pub const CONTRACT: &str = "2";
 const CONTRACT_LABEL: &str = "duet.sandbox.contract";
 /// Bound on a health probe and on (re)connecting.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -149,4 +149,23 @@ impl Engine {
 /// Locks a mutex whose data stays consistent even if a holder panicked.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CONTRACT;
+
+    #[test]
+    fn both_image_builds_carry_this_runner_contract() {
+        let script = include_str!("../../../sandbox/build-image.sh");
+        assert!(
+            script.lines().any(|l| l == format!("CONTRACT={CONTRACT}")),
+            "sandbox/build-image.sh must build contract {CONTRACT}"
+        );
+        let dockerfile = include_str!("../../../sandbox/Dockerfile");
+        assert!(
+            dockerfile.contains(&format!("LABEL duet.sandbox.contract=\"{CONTRACT}\"")),
+            "sandbox/Dockerfile must label contract {CONTRACT}"
+        );
+    }
 }

@@ -16,6 +16,8 @@ mod config;
 mod container;
 mod docker;
 mod engine;
+mod escape;
+mod owned;
 mod pool;
 mod protocol;
 mod reaper;
@@ -25,6 +27,7 @@ mod slots;
 pub use config::DockerConfig;
 pub use container::{INSTANCE_LABEL, LABEL};
 pub use docker::DockerSandbox;
+pub use escape::escape;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,6 +42,9 @@ pub enum Target {
     Program { entry: String },
     /// pytest over these test files, with per-test results.
     Pytest { test_files: Vec<String> },
+    /// pyflakes and pycodestyle (max line length 100) over one file, with findings in
+    /// [`RunOutcome::lint`]. Nothing of the file is executed.
+    Lint { file: String },
 }
 
 /// Limits of one run. Every default is configurable by the server's flags.
@@ -86,9 +92,22 @@ pub struct RunRequest {
     /// File name (no folders) to content: `main.py`, test files.
     pub files: BTreeMap<String, String>,
     pub target: Target,
-    /// Bytes fed to the program's stdin at start (more can follow through the handle).
+    /// Bytes fed to the program's stdin at start.
     pub stdin: Option<Vec<u8>>,
+    /// Whether stdin stays open after `stdin` for more through [`RunHandle::stdin`] (until
+    /// [`Stdin::Eof`] or the sender is dropped). When false, the program's stdin ends right
+    /// after `stdin` (at once if there is none), so `sys.stdin.read()` returns.
+    pub keep_stdin_open: bool,
     pub limits: Limits,
+}
+
+/// What the run handle sends to the program's stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdin {
+    /// More bytes.
+    Data(Vec<u8>),
+    /// End of input: the program's stdin is closed (later messages are ignored).
+    Eof,
 }
 
 /// How a run ended. The server's own flags win (timeout, output cap, cancel), then the
@@ -127,6 +146,16 @@ pub struct TestReport {
     pub cases: Vec<TestCase>,
 }
 
+/// One finding of a lint run: pyflakes (`F...` codes, flake8's numbering for the common ones,
+/// `E999` for a syntax error) or pycodestyle (`E...`, `W...`). Line and column count from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintFinding {
+    pub line: u32,
+    pub col: u32,
+    pub code: String,
+    pub message: String,
+}
+
 /// The end of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -134,7 +163,10 @@ pub struct RunOutcome {
     pub exit_code: Option<i64>,
     pub duration: Duration,
     pub tests: Option<TestReport>,
-    /// For `sandbox_error`: what failed, for the log and the operator.
+    /// For [`Target::Lint`]: the findings (empty when the file is clean), in file order.
+    pub lint: Option<Vec<LintFinding>>,
+    /// For `sandbox_error`: what failed, for the log and the operator. Control characters are
+    /// escaped (`\u{1b}`), so it is safe to log as it is.
     pub detail: Option<String>,
 }
 
@@ -149,8 +181,9 @@ pub enum RunEvent {
 /// A queued or running run.
 pub struct RunHandle {
     pub events: mpsc::Receiver<RunEvent>,
-    /// More stdin for the program; dropping it closes the program's stdin.
-    pub stdin: mpsc::Sender<Vec<u8>>,
+    /// More stdin for the program when the request kept it open; [`Stdin::Eof`] or dropping
+    /// the sender closes the program's stdin.
+    pub stdin: mpsc::Sender<Stdin>,
     /// Cancelling ends the run at once with status `cancelled`.
     pub cancel: CancellationToken,
 }
@@ -166,6 +199,21 @@ pub enum SandboxError {
     /// The request itself is unusable (a file name with a slash, no files...).
     #[error("invalid run request: {0}")]
     Invalid(String),
+    /// A file (or, with `file: None`, all files together) is larger than the run may hold:
+    /// one file over the fsize limit, all of them over the work dir.
+    #[error("{}", too_large(file.as_deref(), *bytes, *limit))]
+    TooLarge {
+        file: Option<String>,
+        bytes: u64,
+        limit: u64,
+    },
+}
+
+fn too_large(file: Option<&str>, bytes: u64, limit: u64) -> String {
+    match file {
+        Some(f) => format!("{f} holds {bytes} bytes, over the limit of {limit} bytes per file"),
+        None => format!("the files hold {bytes} bytes together, over the limit of {limit} bytes"),
+    }
 }
 
 /// The sandbox's state, for `/healthz`.

@@ -7,8 +7,8 @@
 //! CPU from the program's start-up: measured, a warm program's first byte went from ~16 ms
 //! to ~35 ms. A pytest run pays pytest's import (~0.2 s) instead.
 
-use crate::container::{launch, new_name, same_container_limits, spec, Attached};
-use crate::docker::Inner;
+use crate::container::{new_name, same_container_limits, spec, Attached};
+use crate::docker::{abandon_launch, spawn_launch, Inner};
 use crate::engine::lock;
 use crate::Limits;
 use futures_util::{FutureExt, StreamExt};
@@ -41,9 +41,9 @@ impl Pool {
         lock(&self.ready).len()
     }
 
-    /// A live warm container made with these limits, if there is one.
-    pub fn take(&self, inner: &Arc<Inner>, limits: &Limits) -> Option<Attached> {
-        if self.size == 0 || !same_container_limits(limits, &inner.config.limits) {
+    /// A live warm container made with `defaults` (the config's limits) that also fit `limits`.
+    pub fn take(&self, limits: &Limits, defaults: &Limits) -> Option<Attached> {
+        if self.size == 0 || !same_container_limits(limits, defaults) {
             return None;
         }
         let mut taken = None;
@@ -55,25 +55,30 @@ impl Pool {
                     taken = Some(c);
                     break;
                 }
-                dead.push(c.name);
+                dead.push(c);
             }
         }
-        bury(inner, dead);
+        bury(dead);
         self.wake.notify_one();
         taken
     }
 
     /// Drops warm containers that died while idle (an engine restart, a kill from outside).
-    fn prune(&self, inner: &Arc<Inner>) {
+    fn prune(&self) {
         let mut dead = Vec::new();
-        lock(&self.ready).retain_mut(|c| {
-            let alive = is_alive(c);
-            if !alive {
-                dead.push(c.name.clone());
+        {
+            let mut ready = lock(&self.ready);
+            let mut alive = VecDeque::new();
+            for mut c in ready.drain(..) {
+                if is_alive(&mut c) {
+                    alive.push_back(c);
+                } else {
+                    dead.push(c);
+                }
             }
-            alive
-        });
-        bury(inner, dead);
+            *ready = alive;
+        }
+        bury(dead);
     }
 
     /// Asks the filler to look at the pool now.
@@ -82,10 +87,16 @@ impl Pool {
     }
 
     /// Removes every warm container (at shutdown).
-    pub async fn drain(&self, inner: &Arc<Inner>) {
+    pub async fn drain(&self) {
         let all: Vec<Attached> = lock(&self.ready).drain(..).collect();
         for c in all {
-            inner.discard(&c.name).await;
+            let Attached {
+                owned,
+                output,
+                input,
+            } = c;
+            drop((output, input));
+            let _ = owned.remove().await;
         }
     }
 }
@@ -95,11 +106,10 @@ fn is_alive(c: &mut Attached) -> bool {
     c.output.next().now_or_never().is_none()
 }
 
-fn bury(inner: &Arc<Inner>, dead: Vec<String>) {
-    for name in dead {
-        tracing::warn!(container = %name, "sandbox: a warm container died while idle");
-        let inner = inner.clone();
-        tokio::spawn(async move { inner.discard(&name).await });
+/// Dropping a warm container's guard removes it in the background.
+fn bury(dead: Vec<Attached>) {
+    for c in dead {
+        tracing::warn!(container = %c.owned.name(), "sandbox: a warm container died while idle");
     }
 }
 
@@ -114,7 +124,7 @@ pub async fn fill(inner: Arc<Inner>) {
         if inner.shutdown.is_cancelled() {
             return;
         }
-        pool.prune(&inner);
+        pool.prune();
         if pool.warm() >= pool.size {
             tokio::select! {
                 _ = pool.wake.notified() => {}
@@ -124,16 +134,20 @@ pub async fn fill(inner: Arc<Inner>) {
             continue;
         }
         match warm_one(&inner).await {
-            Ok(c) => {
+            Ok(None) => return,
+            Ok(Some(c)) => {
                 backoff = BACKOFF_MIN;
                 if inner.shutdown.is_cancelled() {
-                    inner.discard(&c.name).await;
+                    let _ = c.owned.remove().await;
                     return;
                 }
                 lock(&pool.ready).push_back(c);
             }
             Err(e) => {
-                tracing::warn!("sandbox: could not warm a container: {e}");
+                tracing::warn!(
+                    "sandbox: could not warm a container: {}",
+                    crate::escape::escape(&e)
+                );
                 inner.engine.failed();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -145,24 +159,25 @@ pub async fn fill(inner: Arc<Inner>) {
     }
 }
 
-async fn warm_one(inner: &Arc<Inner>) -> Result<Attached, String> {
+/// One warm container, or None at shutdown (while waiting for a free uid).
+async fn warm_one(inner: &Arc<Inner>) -> Result<Option<Attached>, String> {
     let docker = inner.engine.client().await?;
     let name = new_name(&inner.config.instance);
-    inner.own(&name);
-    let body = spec(&inner.config, &inner.config.limits, false);
-    let launched =
-        tokio::time::timeout(inner.config.setup_timeout, launch(&docker, &name, body)).await;
-    match launched {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => {
-            inner.disown(&name);
-            Err(e.to_string())
-        }
+    let owned = tokio::select! {
+        o = inner.registry.claim(docker.clone(), name) => o,
+        _ = inner.shutdown.cancelled() => return Ok(None),
+    };
+    let body = spec(&inner.config, &inner.config.limits, false, owned.uid());
+    let mut launching = spawn_launch(inner, &docker, owned, body);
+    match tokio::time::timeout(inner.config.setup_timeout, &mut launching).await {
+        Ok(Ok(r)) => r.map(Some),
+        Ok(Err(join)) => Err(format!("starting a container: {join}")),
         Err(_) => {
-            let timeout = inner.config.setup_timeout;
-            let inner = inner.clone();
-            tokio::spawn(async move { inner.discard(&name).await });
-            Err(format!("no container within {timeout:?}"))
+            abandon_launch(inner, launching, None);
+            Err(format!(
+                "no container within {:?}",
+                inner.config.setup_timeout
+            ))
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The wire protocol with the runner inside the image (sandbox/runner.py; sandbox/README.md).
 //!
 //! In: a header on the container's stdin, `DUET1 <n>\n` then `n` bytes of JSON (files, target,
-//! nonce); whatever follows is the program's stdin. Out, for pytest only: one frame on stdout,
-//! `\x1eDUET-REPORT <nonce> <json>\n`, written by the runner after every other process in the
-//! container is dead. [`FrameFilter`] takes the frame carrying this run's nonce out of the
-//! visible output; a frame with any other nonce is just something the candidate printed.
+//! nonce); whatever follows is the program's stdin. Out: at most one frame on stdout,
+//! `\x1eDUET-REPORT <nonce> <json>\n`, written by the runner: after pytest or lint, once every
+//! other process in the container is dead; or when the runner fails, before any candidate code
+//! ran. [`FrameFilter`] takes the frame carrying this run's nonce out of the visible output; a
+//! frame with any other nonce is just something the candidate printed.
 
-use crate::{SandboxError, Target, TestCase, TestReport};
+use crate::{Limits, LintFinding, SandboxError, Target, TestCase, TestReport};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,11 +44,12 @@ pub fn check_name(name: &str) -> Result<(), SandboxError> {
     }
 }
 
-/// Checks the files and target of a request before anything is started.
+/// Checks the files and target of a request before anything is started: names, the target's
+/// files, each file within the fsize limit and all within the work dir.
 pub fn check_request(
     files: &BTreeMap<String, String>,
     target: &Target,
-    max_bytes: u64,
+    limits: &Limits,
 ) -> Result<(), SandboxError> {
     if files.is_empty() {
         return Err(SandboxError::Invalid("no files to run".into()));
@@ -60,12 +62,22 @@ pub fn check_request(
     let mut total: u64 = 0;
     for (name, content) in files {
         check_name(name)?;
-        total = total.saturating_add(content.len() as u64);
+        let bytes = content.len() as u64;
+        if bytes > limits.fsize_bytes {
+            return Err(SandboxError::TooLarge {
+                file: Some(name.clone()),
+                bytes,
+                limit: limits.fsize_bytes,
+            });
+        }
+        total = total.saturating_add(bytes);
     }
-    if total > max_bytes {
-        return Err(SandboxError::Invalid(format!(
-            "the files hold {total} bytes, more than the work dir's {max_bytes}"
-        )));
+    if total > limits.work_dir_bytes {
+        return Err(SandboxError::TooLarge {
+            file: None,
+            bytes: total,
+            limit: limits.work_dir_bytes,
+        });
     }
     let needed: Vec<&String> = match target {
         Target::Program { entry } => vec![entry],
@@ -75,6 +87,7 @@ pub fn check_request(
             ))
         }
         Target::Pytest { test_files } => test_files.iter().collect(),
+        Target::Lint { file } => vec![file],
     };
     for name in needed {
         check_name(name)?;
@@ -99,6 +112,7 @@ struct Header<'a> {
 enum WireTarget<'a> {
     Program(&'a str),
     Pytest(&'a [String]),
+    Lint(&'a str),
 }
 
 /// The bytes that open the container's stdin.
@@ -106,6 +120,7 @@ pub fn header(nonce: &str, files: &BTreeMap<String, String>, target: &Target) ->
     let target = match target {
         Target::Program { entry } => WireTarget::Program(entry),
         Target::Pytest { test_files } => WireTarget::Pytest(test_files),
+        Target::Lint { file } => WireTarget::Lint(file),
     };
     // Serialising plain strings cannot fail; an empty object would make the runner refuse.
     let json = serde_json::to_vec(&Header {
@@ -119,12 +134,22 @@ pub fn header(nonce: &str, files: &BTreeMap<String, String>, target: &Target) ->
     out
 }
 
-/// What the runner reports after pytest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// What the runner reports: after pytest or lint, or instead of running anything when it
+/// failed (`failure`). Fields a report does not use are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Frame {
+    #[serde(default)]
     pub exit: i64,
+    #[serde(default)]
     pub tests: Option<FrameTests>,
+    #[serde(default)]
+    pub lint: Option<Vec<LintFinding>>,
+    /// Something the runner noticed about the worker's report (tampering, no report).
+    #[serde(default)]
     pub problem: Option<String>,
+    /// The runner failed before any candidate code ran: why.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -35,12 +35,16 @@ pub async fn reap_once(inner: &Arc<Inner>) -> Result<usize, String> {
         else {
             continue;
         };
-        if inner.owns(name) {
+        if inner.registry.owns(name) {
             continue;
         }
         match remove(&docker, name).await {
             Ok(()) => removed += 1,
-            Err(e) => tracing::warn!(container = %name, "sandbox reaper: {e}"),
+            Err(e) => tracing::warn!(
+                container = %name,
+                "sandbox reaper: {}",
+                crate::escape::escape(&e.to_string())
+            ),
         }
     }
     if removed > 0 {

@@ -1,9 +1,10 @@
 //! One run inside a started, attached container: send the header and stdin, stream stdout and
 //! stderr as they come, enforce wall time, the output cap and cancel, then classify the end.
 
-use crate::container::{remove, Attached, Input};
+use crate::container::{Attached, Input};
+use crate::escape::escape;
 use crate::protocol::{header, Frame, FrameFilter};
-use crate::{RunEvent, RunOutcome, RunRequest, RunStatus, Target};
+use crate::{RunEvent, RunOutcome, RunRequest, RunStatus, Stdin, Target};
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::Docker;
@@ -14,10 +15,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Time allowed after the wall deadline for killing, inspecting and removing the container.
-pub const TEARDOWN: Duration = Duration::from_secs(5);
-/// What the runner prints on stderr when it fails before the program starts (exit 125).
-const RUNNER_FAILED: &[u8] = b"duet-runner: ";
+/// Time allowed for inspecting the container after it exited.
+const INSPECT: Duration = Duration::from_secs(5);
 
 /// Why the server stopped a run before it ended by itself.
 enum Stop {
@@ -31,27 +30,28 @@ enum Stop {
 /// Everything one run needs from its caller.
 pub struct RunIo<'a> {
     pub events: &'a mpsc::Sender<RunEvent>,
-    pub stdin: mpsc::Receiver<Vec<u8>>,
+    pub stdin: mpsc::Receiver<Stdin>,
     pub cancel: &'a CancellationToken,
 }
 
 /// Runs `request` in `container` and removes the container; never returns an error: every end
-/// is a [`RunOutcome`].
+/// is a [`RunOutcome`]. The flag says whether the engine failed (not the runner, not the
+/// program), for the engine's health.
 pub async fn drive(
     docker: &Docker,
     container: Attached,
     request: RunRequest,
     nonce: &str,
     io: RunIo<'_>,
-) -> RunOutcome {
+) -> (RunOutcome, bool) {
     let Attached {
-        name,
+        owned,
         mut output,
         mut input,
     } = container;
+    let name = owned.name().to_string();
     let started = Instant::now();
     let deadline = started + request.limits.wall;
-    let pytest = matches!(request.target, Target::Pytest { .. });
 
     let head = header(nonce, &request.files, &request.target);
     let wrote = timeout_at(deadline, async {
@@ -68,7 +68,8 @@ pub async fn drive(
             "the container did not take the run in time".into(),
         )),
     };
-    let stdin_task = tokio::spawn(forward_stdin(input, request.stdin, io.stdin));
+    let more = request.keep_stdin_open.then_some(io.stdin);
+    let stdin_task = tokio::spawn(forward_stdin(input, request.stdin, more));
 
     let mut out = Output {
         events: io.events,
@@ -76,9 +77,9 @@ pub async fn drive(
         deadline,
         cap: request.limits.output_bytes,
         sent: 0,
-        stderr_head: Vec::new(),
     };
-    let mut filter = pytest.then(|| FrameFilter::new(nonce));
+    // Every target: the runner's failure frame can come before a program starts.
+    let mut filter = Some(FrameFilter::new(nonce));
     while stop.is_none() {
         let item = tokio::select! {
             biased;
@@ -129,40 +130,39 @@ pub async fn drive(
     // while it still copies output to a reader that stopped reading (the output cap).
     drop(output);
     stdin_task.abort();
-    let removed = timeout_at(Instant::now() + TEARDOWN, remove(docker, &name)).await;
-    let remove_problem = match removed {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("removing container {name}: {e}")),
-        Err(_) => Some(format!(
-            "removing container {name}: no answer within {TEARDOWN:?}"
-        )),
-    };
+    let remove_problem = owned.remove().await.err();
 
-    let outcome = |status, detail| RunOutcome {
+    let outcome = |status, detail: Option<String>| RunOutcome {
         status,
         exit_code,
         duration,
         tests: None,
-        detail,
+        lint: None,
+        detail: detail.map(|d| escape(&d)),
     };
     match stop {
-        Some(Stop::Engine(d)) => outcome(RunStatus::SandboxError, Some(d)),
+        Some(Stop::Engine(d)) => (outcome(RunStatus::SandboxError, Some(d)), true),
         // A kill that did not happen leaves the run's end unknown: an infrastructure failure.
-        Some(_) if remove_problem.is_some() => outcome(RunStatus::SandboxError, remove_problem),
-        Some(Stop::Timeout) => outcome(RunStatus::Timeout, None),
-        Some(Stop::OutputLimit) => outcome(RunStatus::OutputLimit, None),
-        Some(Stop::Cancelled) => outcome(RunStatus::Cancelled, None),
-        None => classify(exit_code, oom, &out.stderr_head, frame, pytest, duration),
+        Some(_) if remove_problem.is_some() => {
+            (outcome(RunStatus::SandboxError, remove_problem), true)
+        }
+        Some(Stop::Timeout) => (outcome(RunStatus::Timeout, None), false),
+        Some(Stop::OutputLimit) => (outcome(RunStatus::OutputLimit, None), false),
+        Some(Stop::Cancelled) => (outcome(RunStatus::Cancelled, None), false),
+        None => (
+            classify(exit_code, oom, frame, &request.target, duration),
+            false,
+        ),
     }
 }
 
-/// The end of a run that ended by itself.
+/// The end of a run that ended by itself. Only a frame with the run's nonce (which no
+/// candidate code ever held) can make it the sandbox's failure; an exit code cannot.
 fn classify(
     exit_code: Option<i64>,
     oom: bool,
-    stderr_head: &[u8],
     frame: Option<Frame>,
-    pytest: bool,
+    target: &Target,
     duration: Duration,
 ) -> RunOutcome {
     let mut o = RunOutcome {
@@ -170,26 +170,34 @@ fn classify(
         exit_code,
         duration,
         tests: None,
+        lint: None,
         detail: None,
     };
     if oom {
         o.status = RunStatus::MemoryLimit;
-    } else if exit_code == Some(125) && stderr_head.starts_with(RUNNER_FAILED) {
+        return o;
+    }
+    if let Some(failure) = frame.as_ref().and_then(|f| f.failure.as_deref()) {
         o.status = RunStatus::SandboxError;
-        let line = stderr_head
-            .split(|&b| b == b'\n')
-            .next()
-            .unwrap_or_default();
-        o.detail = Some(String::from_utf8_lossy(line).into_owned());
-    } else if pytest {
-        let frame = frame.unwrap_or(Frame {
-            exit: -1,
-            tests: None,
-            problem: Some("no report".into()),
-        });
-        if let Some(problem) = &frame.problem {
-            tracing::info!("pytest run: {problem}");
+        o.detail = Some(escape(&format!("the sandbox runner failed: {failure}")));
+        return o;
+    }
+    let frame = frame.unwrap_or_else(|| Frame {
+        exit: -1,
+        problem: Some("no report".into()),
+        ..Frame::default()
+    });
+    if let Some(problem) = &frame.problem {
+        if !matches!(target, Target::Program { .. }) {
+            tracing::info!("sandbox run: {}", escape(problem));
         }
+    }
+    if let Target::Lint { .. } = target {
+        if exit_code == Some(0) && frame.lint.is_some() {
+            o.status = RunStatus::Ok;
+        }
+        o.lint = frame.lint;
+    } else if let Target::Pytest { .. } = target {
         let report = frame.tests.map(|t| t.into_report());
         let all_passed = report
             .as_ref()
@@ -230,7 +238,7 @@ async fn exit_status(
         r = wait => r?,
     };
     let inspect = timeout_at(
-        Instant::now() + TEARDOWN,
+        Instant::now() + INSPECT,
         docker.inspect_container(name, None),
     )
     .await;
@@ -251,18 +259,12 @@ struct Output<'a> {
     deadline: Instant,
     cap: usize,
     sent: usize,
-    /// The first bytes of stderr, to recognise a runner failure.
-    stderr_head: Vec<u8>,
 }
 
 impl Output<'_> {
     async fn deliver(&mut self, stdout: bool, bytes: &[u8]) -> Result<(), Stop> {
         if bytes.is_empty() {
             return Ok(());
-        }
-        if !stdout && self.stderr_head.len() < 256 {
-            let take = bytes.len().min(256 - self.stderr_head.len());
-            self.stderr_head.extend_from_slice(&bytes[..take]);
         }
         let room = self.cap - self.sent;
         let over = bytes.len() > room;
@@ -288,21 +290,23 @@ impl Output<'_> {
     }
 }
 
-/// Feeds the program's stdin: the request's bytes, then the handle's; closes it when the
-/// handle's sender is dropped.
+/// Feeds the program's stdin: the request's bytes, then (when kept open) the handle's until
+/// [`Stdin::Eof`] or the sender is dropped; then closes it.
 async fn forward_stdin(
     mut input: Input,
     first: Option<Vec<u8>>,
-    mut more: mpsc::Receiver<Vec<u8>>,
+    more: Option<mpsc::Receiver<Stdin>>,
 ) {
     if let Some(bytes) = first {
         if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
             return;
         }
     }
-    while let Some(bytes) = more.recv().await {
-        if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
-            return;
+    if let Some(mut more) = more {
+        while let Some(Stdin::Data(bytes)) = more.recv().await {
+            if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
+                return;
+            }
         }
     }
     let _ = input.shutdown().await;
@@ -322,26 +326,40 @@ mod tests {
         }
     }
 
+    fn program() -> Target {
+        Target::Program {
+            entry: "main.py".into(),
+        }
+    }
+
+    fn pytest() -> Target {
+        Target::Pytest {
+            test_files: vec!["test_x.py".into()],
+        }
+    }
+
     #[test]
     fn oom_wins_over_the_exit_code() {
-        let o = classify(Some(137), true, b"", None, false, Duration::ZERO);
+        let o = classify(Some(137), true, None, &program(), Duration::ZERO);
         assert_eq!(o.status, RunStatus::MemoryLimit);
     }
 
     #[test]
-    fn a_runner_failure_is_the_sandbox_s_not_the_candidate_s() {
-        let o = classify(
-            Some(125),
-            false,
-            b"duet-runner: bad header\n",
-            None,
-            false,
-            Duration::ZERO,
-        );
+    fn only_a_frame_with_the_nonce_makes_a_runner_failure() {
+        let failed = Frame {
+            exit: 125,
+            failure: Some("bad header\x1b[31m".into()),
+            ..Frame::default()
+        };
+        let o = classify(Some(125), false, Some(failed), &program(), Duration::ZERO);
         assert_eq!(o.status, RunStatus::SandboxError);
-        assert_eq!(o.detail.as_deref(), Some("duet-runner: bad header"));
-        let o = classify(Some(125), false, b"Traceback", None, false, Duration::ZERO);
-        assert_eq!(o.status, RunStatus::Error);
+        assert_eq!(
+            o.detail.as_deref(),
+            Some("the sandbox runner failed: bad header\\u{1b}[31m")
+        );
+        // Exit 125 and whatever on stderr, without the frame: the program's own error.
+        let o = classify(Some(125), false, None, &program(), Duration::ZERO);
+        assert_eq!((o.status, o.detail), (RunStatus::Error, None));
     }
 
     #[test]
@@ -349,25 +367,23 @@ mod tests {
         let frame = |cases: Vec<TestCase>| Frame {
             exit: 0,
             tests: Some(FrameTests { cases }),
-            problem: None,
+            ..Frame::default()
         };
         let o = classify(
             Some(0),
             false,
-            b"",
             Some(frame(vec![case("passed")])),
-            true,
+            &pytest(),
             Duration::ZERO,
         );
         assert_eq!(o.status, RunStatus::Ok);
-        let o = classify(Some(0), false, b"", None, true, Duration::ZERO);
+        let o = classify(Some(0), false, None, &pytest(), Duration::ZERO);
         assert_eq!(o.status, RunStatus::Error);
         let o = classify(
             Some(1),
             false,
-            b"",
             Some(frame(vec![case("failed")])),
-            true,
+            &pytest(),
             Duration::ZERO,
         );
         assert_eq!(

@@ -9,7 +9,9 @@ use duet_protocol::{
     Role, RunFinished, RunId, RunKind, RunOutput, RunStarted, Stream, TestCaseResult, TestResults,
     MAIN_FILE,
 };
-use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Target, TestReport};
+use duet_sandbox::{
+    RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target, TestReport,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -46,7 +48,7 @@ pub struct ActiveRun {
     pub by: Role,
     pub private: bool,
     started: Instant,
-    stdin: mpsc::Sender<Vec<u8>>,
+    stdin: mpsc::Sender<Stdin>,
     cancel: CancellationToken,
     stdout: Utf8Carry,
     stderr: Utf8Carry,
@@ -77,6 +79,9 @@ impl RoomTask {
             target: Target::Program {
                 entry: MAIN_FILE.to_owned(),
             },
+            // Stdin given at start ends after it (so `sys.stdin.read()` returns); without it,
+            // stdin stays open for `/stdin`.
+            keep_stdin_open: stdin.is_none(),
             stdin: stdin.map(String::into_bytes),
             limits: self.rooms.run_limits.clone(),
         };
@@ -85,7 +90,7 @@ impl RoomTask {
             Err(e @ SandboxError::Busy { .. }) => {
                 return (Err(RunError::Busy(e.to_string())), Vec::new())
             }
-            Err(e @ SandboxError::Invalid(_)) => {
+            Err(e @ (SandboxError::Invalid(_) | SandboxError::TooLarge { .. })) => {
                 return (Err(RunError::Refused(e.to_string())), Vec::new())
             }
         };
@@ -119,10 +124,12 @@ impl RoomTask {
 
     pub(crate) fn feed_run(&mut self, run_id: &str, data: String) -> Result<(), RunError> {
         let run = self.runs.get(run_id).ok_or(RunError::NotRunning)?;
-        run.stdin.try_send(data.into_bytes()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RunError::StdinFull,
-            mpsc::error::TrySendError::Closed(_) => RunError::NotRunning,
-        })
+        run.stdin
+            .try_send(Stdin::Data(data.into_bytes()))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RunError::StdinFull,
+                mpsc::error::TrySendError::Closed(_) => RunError::NotRunning,
+            })
     }
 
     pub(crate) fn cancel_run(&mut self, run_id: &str) -> Result<(), RunError> {
@@ -325,6 +332,7 @@ async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>,
         exit_code: None,
         duration: started.elapsed(),
         tests: None,
+        lint: None,
         detail: Some("the sandbox stopped reporting before the run finished".into()),
     };
     let _ = room

@@ -19,7 +19,7 @@ pub fn config(test: &str) -> DockerConfig {
     let mut instance = format!("t-{test}");
     instance.truncate(40);
     DockerConfig {
-        image: std::env::var("DUET_SANDBOX_IMAGE").unwrap_or_else(|_| "duet-sandbox:latest".into()),
+        image: image(),
         pool_size: 0,
         concurrency: 4,
         instance,
@@ -56,6 +56,7 @@ pub fn program(code: &str) -> RunRequest {
             entry: "main.py".into(),
         },
         stdin: None,
+        keep_stdin_open: false,
         limits: config("x").limits,
     }
 }
@@ -86,8 +87,7 @@ impl Ran {
     }
 }
 
-/// Starts a run and collects it; the stdin sender is dropped at once (stdin closed after
-/// `request.stdin`).
+/// Starts a run and collects it; the stdin sender is dropped at once.
 pub async fn run(sandbox: &DockerSandbox, request: RunRequest) -> Ran {
     let started = Instant::now();
     let RunHandle {
@@ -108,6 +108,7 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
             exit_code: None,
             duration: Duration::ZERO,
             tests: None,
+            lint: None,
             detail: Some("no Finished event".into()),
         },
         first_output: None,
@@ -142,7 +143,12 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
 
 /// The names of the containers the instance has on the engine.
 pub async fn containers(instance: &str) -> Vec<String> {
-    let docker = Docker::connect_with_socket(SOCKET, 30, API_DEFAULT_VERSION)
+    containers_at(SOCKET, instance).await
+}
+
+/// The names of the containers the instance has on the engine at `socket`.
+pub async fn containers_at(socket: &str, instance: &str) -> Vec<String> {
+    let docker = Docker::connect_with_socket(socket, 30, API_DEFAULT_VERSION)
         .expect("docker client")
         .negotiate_version()
         .await
@@ -165,13 +171,19 @@ pub async fn containers(instance: &str) -> Vec<String> {
         .collect()
 }
 
+/// The image the tests run (`DUET_SANDBOX_IMAGE`, else the default).
+pub fn image() -> String {
+    std::env::var("DUET_SANDBOX_IMAGE").unwrap_or_else(|_| "duet-sandbox:latest".into())
+}
+
 pub async fn assert_no_containers(instance: &str) {
     let left = containers(instance).await;
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
 /// The hostile-program pattern: start it, start a normal run beside it a moment later, and
-/// check that the normal run succeeds promptly, and that nothing is left behind.
+/// check that the normal run succeeds (within its own wall time), and that nothing is left
+/// behind.
 pub async fn hostile(test: &str, code: &str) -> Ran {
     hostile_with(test, program(code)).await
 }
@@ -192,11 +204,6 @@ pub async fn hostile_with(test: &str, request: RunRequest) -> Ran {
         "the normal run beside it: {good:?}"
     );
     assert_eq!(good.out(), "still fine\n");
-    assert!(
-        good.total < Duration::from_secs(5),
-        "the normal run beside it took {:?}",
-        good.total
-    );
     sandbox.shutdown().await;
     assert_no_containers(&instance).await;
     bad

@@ -1,0 +1,70 @@
+//! Containers are owned until they are gone: runs started and cancelled at every moment of a
+//! cold or warm start leave nothing behind but the warm pool, and a graceful shutdown leaves
+//! nothing at all.
+
+mod common;
+
+use common::{collect, config, containers, program, sandbox};
+use duet_sandbox::{DockerSandbox, RunStatus, Sandbox};
+use std::time::{Duration, Instant};
+
+/// Four interviews, each starting runs one after another and cancelling each 0 to 80 ms after
+/// its start (spread evenly, so every phase of a start is hit: queued, creating, attaching,
+/// starting, running).
+async fn start_and_cancel_storm(sandbox: &DockerSandbox) {
+    let interview = |i: u64| async move {
+        for j in 0..12u64 {
+            let handle = sandbox
+                .start(program("import time\nprint('up')\ntime.sleep(30)\n"))
+                .expect("queued");
+            let delay = (i * 7 + j * 23) % 81;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            handle.cancel.cancel();
+            let ran = collect(handle.events, Instant::now()).await;
+            assert_eq!(
+                ran.status(),
+                RunStatus::Cancelled,
+                "cancelled after {delay} ms: {ran:?}"
+            );
+        }
+    };
+    futures_util::future::join_all((0..4).map(interview)).await;
+}
+
+async fn wait_for_only(instance: &str, sandbox: &DockerSandbox, warm: usize) {
+    let mut left = Vec::new();
+    for _ in 0..300 {
+        left = containers(instance).await;
+        if left.len() == warm && sandbox.health().warm == warm {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected only the {warm} warm containers, found {left:?}");
+}
+
+#[tokio::test]
+async fn cancelled_cold_starts_leave_no_container_even_when_shut_down_at_once() {
+    let config = config("storm-cold");
+    let instance = config.instance.clone();
+    let sandbox = sandbox(config).await;
+    start_and_cancel_storm(&sandbox).await;
+    wait_for_only(&instance, &sandbox, 0).await;
+    start_and_cancel_storm(&sandbox).await;
+    // No waiting: shutdown itself waits for the removals of the cancelled starts.
+    sandbox.shutdown().await;
+    common::assert_no_containers(&instance).await;
+}
+
+#[tokio::test]
+async fn cancelled_starts_with_a_warm_pool_leave_only_the_pool_and_shutdown_removes_it() {
+    let mut config = config("storm-warm");
+    config.pool_size = 2;
+    let instance = config.instance.clone();
+    let sandbox = sandbox(config).await;
+    start_and_cancel_storm(&sandbox).await;
+    wait_for_only(&instance, &sandbox, 2).await;
+    start_and_cancel_storm(&sandbox).await;
+    sandbox.shutdown().await;
+    common::assert_no_containers(&instance).await;
+}
