@@ -87,19 +87,7 @@ pub fn rebuild(
         }
         last_seq = record.seq;
         if record.kind == EventKind::Edit {
-            let parsed = validate::parse(&record.data).map_err(|e| RebuildError::BadEdit {
-                seq: record.seq,
-                why: e.0,
-            })?;
-            for (client, blocks) in &parsed.clients {
-                if blocks.iter().any(|b| b.kind != validate::BlockKind::Skip) {
-                    owners.entry(*client).or_insert(record.by);
-                }
-            }
-            apply(&doc, &record.data).map_err(|why| RebuildError::BadEdit {
-                seq: record.seq,
-                why,
-            })?;
+            apply_edit(&doc, &mut owners, &record)?;
         }
     }
     Ok(Rebuilt {
@@ -109,7 +97,28 @@ pub fn rebuild(
     })
 }
 
-fn apply(doc: &Doc, bytes: &[u8]) -> Result<(), String> {
+/// Applies one logged edit in its own transaction, noting which author owns its client ids.
+pub(crate) fn apply_edit(
+    doc: &Doc,
+    owners: &mut ClientOwners,
+    record: &LogRecord,
+) -> Result<(), RebuildError> {
+    let parsed = validate::parse(&record.data).map_err(|e| RebuildError::BadEdit {
+        seq: record.seq,
+        why: e.0,
+    })?;
+    for (client, blocks) in &parsed.clients {
+        if blocks.iter().any(|b| b.kind != validate::BlockKind::Skip) {
+            owners.entry(*client).or_insert(record.by);
+        }
+    }
+    apply(doc, &record.data).map_err(|why| RebuildError::BadEdit {
+        seq: record.seq,
+        why,
+    })
+}
+
+pub(crate) fn apply(doc: &Doc, bytes: &[u8]) -> Result<(), String> {
     let update = catch_unwind(|| Update::decode_v1(bytes))
         .map_err(|_| "yrs panicked decoding it".to_owned())?
         .map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@
 
 mod awareness;
 mod history;
+pub mod replay;
 mod room;
 mod runs;
 pub mod validate;
@@ -18,4 +19,7 @@ pub mod validate;
 pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
 pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Room, RoomConfig};
-pub use runs::{run_history, unfinished_runs};
+pub use runs::{
+    asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
+    DecodedOutput, OutputPiece, RunEntry, RunOutputs, Utf8Decoder,
+};

@@ -10,7 +10,7 @@ use crate::awareness::{BadState, Presence, PresenceLimits};
 use crate::history::{ClientOwners, Rebuilt};
 use crate::validate::{self, Invalid, Reader};
 use duet_protocol::{
-    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutput, RunStarted,
+    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutputHeader, RunStarted,
     MAIN_FILE,
 };
 use std::collections::HashMap;
@@ -597,26 +597,31 @@ impl Room {
         ]
     }
 
-    /// A run printed something.
+    /// A run printed something: `bytes` (raw, as the program wrote them on `header.stream`,
+    /// possibly several writes coalesced) are logged as [`crate::encode_output`] describes, and
+    /// the events socket gets `text`, the same output decoded for display.
     pub fn run_output(
         &mut self,
-        output: &RunOutput,
+        header: &RunOutputHeader,
+        bytes: &[u8],
+        text: &str,
         by: Role,
         private: bool,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let record = self.record(EventKind::RunOutput, by.into(), to_json(output), now_ms);
-        let json = serde_json::json!({
-            "type": "run.output", "seq": self.last_seq, "run_id": output.run_id, "stream": output.stream,
-            "data": output.data,
-        });
-        vec![
-            record,
-            Effect::Event {
+        let data = crate::runs::encode_output(header, bytes);
+        let mut effects = vec![self.record(EventKind::RunOutput, by.into(), data, now_ms)];
+        if !text.is_empty() {
+            let json = serde_json::json!({
+                "type": "run.output", "seq": self.last_seq, "run_id": header.run_id,
+                "stream": header.stream, "data": text,
+            });
+            effects.push(Effect::Event {
                 audience: audience(private),
                 json: json.to_string(),
-            },
-        ]
+            });
+        }
+        effects
     }
 
     /// A run ended.

@@ -1,15 +1,178 @@
-//! Run history, read back from a room's log: the records of each run's start, output and end
-//! become one [`RunRecord`] per run.
+//! Runs in the room log: how a run's output is coalesced and stored, and how the records of
+//! each run's start, output and end are read back into summaries, whole runs and casts.
+//!
+//! Output storage: one `RunOutput` record holds what one stream printed within a few
+//! milliseconds ([`Coalescer`]): a [`RunOutputHeader`] JSON line, `\n`, then the raw bytes. The
+//! header's `pieces` keep when each write happened, so a replay plays the output at its pace.
+//! Raw bytes make storage lossless (no UTF-8 repair) and proportional to what was printed (no
+//! JSON escaping). Records written before this format (JSON [`RunOutput`]) still read back.
 
 use duet_protocol::{
-    EventKind, LogRecord, Role, RunFinished, RunOutput, RunRecord, RunStarted, Stream,
+    EventKind, LogRecord, Role, RunFinished, RunId, RunKind, RunOutput, RunOutputHeader,
+    RunStarted, RunSummary, Stream, TestCounts, TestResults,
 };
 use std::collections::HashMap;
 
-/// Every run in `records` that `viewer` may see, in the order they started. Records that are
-/// not run events are ignored; unreadable ones are skipped (and cannot hide other runs).
-pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
-    let mut runs: Vec<RunRecord> = Vec::new();
+/// How long a stream's output may wait to share a record with what follows it.
+pub const COALESCE_MS: i64 = 5;
+/// Most bytes of output one record holds before it is stored without waiting.
+pub const COALESCE_BYTES: usize = 16 * 1024;
+
+/// Encodes a `RunOutput` record's data: the header line, `\n`, the raw bytes.
+pub fn encode_output(header: &RunOutputHeader, bytes: &[u8]) -> Vec<u8> {
+    let mut data = serde_json::to_vec(header).unwrap_or_default();
+    data.push(b'\n');
+    data.extend_from_slice(bytes);
+    data
+}
+
+/// A `RunOutput` record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedOutput {
+    pub run_id: RunId,
+    pub stream: Stream,
+    /// `(offset into bytes, unix ms)`, offsets ascending, the first 0.
+    pub pieces: Vec<(usize, i64)>,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a `RunOutput` record's data in either format; `None` if it is unreadable. (The old
+/// JSON form never holds a raw newline, the new one always does.)
+pub fn decode_output(data: &[u8], at_ms: i64) -> Option<DecodedOutput> {
+    match data.iter().position(|b| *b == b'\n') {
+        Some(nl) => {
+            let header: RunOutputHeader = serde_json::from_slice(&data[..nl]).ok()?;
+            let bytes = data[nl + 1..].to_vec();
+            let mut pieces: Vec<(usize, i64)> = Vec::with_capacity(header.pieces.len());
+            for [offset, at] in header.pieces {
+                let offset = usize::try_from(offset).ok()?;
+                if offset > bytes.len() || pieces.last().is_some_and(|(o, _)| *o > offset) {
+                    return None;
+                }
+                pieces.push((offset, at));
+            }
+            if pieces.first().is_none_or(|(o, _)| *o != 0) {
+                pieces.insert(0, (0, at_ms));
+            }
+            Some(DecodedOutput {
+                run_id: header.run_id,
+                stream: header.stream,
+                pieces,
+                bytes,
+            })
+        }
+        None => {
+            let old: RunOutput = serde_json::from_slice(data).ok()?;
+            Some(DecodedOutput {
+                run_id: old.run_id,
+                stream: old.stream,
+                pieces: vec![(0, old.at)],
+                bytes: old.data.into_bytes(),
+            })
+        }
+    }
+}
+
+/// What one stream of one run printed and has not stored yet. Sans-IO: the room task pushes
+/// bytes with the time, asks when the batch is due, and takes it.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    bytes: Vec<u8>,
+    pieces: Vec<[i64; 2]>,
+    opened_at: Option<i64>,
+}
+
+impl Coalescer {
+    /// Adds a write made at `now`.
+    pub fn push(&mut self, bytes: &[u8], now: i64) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.pieces.last().is_none_or(|[_, at]| *at != now) {
+            self.pieces.push([self.bytes.len() as i64, now]);
+        }
+        self.opened_at.get_or_insert(now);
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// When what is waiting must be stored (unix ms), if anything waits.
+    pub fn due_at(&self) -> Option<i64> {
+        self.opened_at.map(|at| at + COALESCE_MS)
+    }
+
+    /// Whether the batch is full and must be stored now.
+    pub fn is_full(&self) -> bool {
+        self.bytes.len() >= COALESCE_BYTES
+    }
+
+    /// Takes what waits: the raw bytes and the pieces, or `None` if nothing does.
+    pub fn take(&mut self) -> Option<(Vec<u8>, Vec<[i64; 2]>)> {
+        self.opened_at.take()?;
+        Some((
+            std::mem::take(&mut self.bytes),
+            std::mem::take(&mut self.pieces),
+        ))
+    }
+}
+
+/// Turns a byte stream into text chunk by chunk without splitting a character across chunks;
+/// invalid bytes become U+FFFD.
+#[derive(Debug, Default)]
+pub struct Utf8Decoder(Vec<u8>);
+
+impl Utf8Decoder {
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.0.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.0) {
+                Ok(text) => {
+                    out.push_str(text);
+                    self.0.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(std::str::from_utf8(&self.0[..valid]).unwrap_or_default());
+                    match e.error_len() {
+                        None => {
+                            self.0.drain(..valid); // an incomplete character: wait for the rest
+                            return out;
+                        }
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            self.0.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is left (an incomplete character at the end becomes U+FFFD).
+    pub fn finish(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.0).into_owned();
+        self.0.clear();
+        rest
+    }
+}
+
+/// A run as its start and finish records describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEntry {
+    pub summary: RunSummary,
+    pub private: bool,
+    /// The seq of its finish record, once it finished.
+    pub finished_seq: Option<u64>,
+    /// The code as old records kept it (newer ones store it by `code_seq`).
+    pub legacy_code: Option<String>,
+    pub tests: Option<TestResults>,
+}
+
+/// Every run in `records` (its start and finish records; others are ignored) that `viewer`
+/// may see, in the order they started. Unreadable records are skipped and cannot hide others.
+pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
+    let mut runs: Vec<RunEntry> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for record in records {
         match record.kind {
@@ -21,46 +184,41 @@ pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
                     continue;
                 }
                 index.insert(started.run_id.clone(), runs.len());
-                runs.push(RunRecord {
-                    run_id: started.run_id,
-                    kind: started.kind,
-                    by: started.by,
-                    started_at: started.at,
-                    finished_at: None,
-                    status: "running".into(),
-                    exit_code: None,
-                    duration_ms: None,
-                    code: started.code,
-                    code_seq: started.code_seq,
-                    stdout: String::new(),
-                    stderr: String::new(),
+                runs.push(RunEntry {
+                    summary: RunSummary {
+                        run_id: started.run_id,
+                        kind: started.kind,
+                        by: started.by,
+                        seq: record.seq,
+                        started_at: started.at,
+                        finished_at: None,
+                        status: "running".into(),
+                        exit_code: None,
+                        duration_ms: None,
+                        code_seq: started.code_seq,
+                        tests: None,
+                    },
+                    private: started.private,
+                    finished_seq: None,
+                    legacy_code: started.code,
                     tests: None,
                 });
-            }
-            EventKind::RunOutput => {
-                let Ok(output) = serde_json::from_slice::<RunOutput>(&record.data) else {
-                    continue;
-                };
-                if let Some(run) = index.get(&output.run_id).map(|i| &mut runs[*i]) {
-                    match output.stream {
-                        Stream::Stdout => run.stdout.push_str(&output.data),
-                        Stream::Stderr => run.stderr.push_str(&output.data),
-                    }
-                }
             }
             EventKind::RunFinished => {
                 let Ok(finished) = serde_json::from_slice::<RunFinished>(&record.data) else {
                     continue;
                 };
                 if let Some(run) = index.get(&finished.run_id).map(|i| &mut runs[*i]) {
-                    run.finished_at = Some(finished.at);
-                    run.status = finished.status;
-                    run.exit_code = finished.exit_code;
-                    run.duration_ms = Some(finished.duration_ms);
+                    run.summary.finished_at = Some(finished.at);
+                    run.summary.status = finished.status;
+                    run.summary.exit_code = finished.exit_code;
+                    run.summary.duration_ms = Some(finished.duration_ms);
+                    run.summary.tests = finished.tests.as_ref().map(TestCounts::from);
                     run.tests = finished.tests;
+                    run.finished_seq = Some(record.seq);
                 }
             }
-            EventKind::Edit | EventKind::Join | EventKind::Leave => {}
+            _ => {}
         }
     }
     runs
@@ -86,4 +244,257 @@ pub fn unfinished_runs(records: &[LogRecord]) -> Vec<(String, Role, bool)> {
         }
     }
     open
+}
+
+/// One write of a run's output: which stream, when, and where in that stream's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPiece {
+    pub stream: Stream,
+    pub at: i64,
+    pub range: std::ops::Range<usize>,
+}
+
+/// A run's whole output, read back from its `RunOutput` records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutputs {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Every write in log order (each stream's in the order it printed).
+    pub pieces: Vec<OutputPiece>,
+}
+
+impl RunOutputs {
+    pub fn bytes(&self, stream: Stream) -> &[u8] {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        }
+    }
+}
+
+/// Gathers the output of `run_id` from records (others, and unreadable ones, are skipped).
+pub fn collect_output(records: &[LogRecord], run_id: &str) -> RunOutputs {
+    let mut out = RunOutputs::default();
+    for record in records.iter().filter(|r| r.kind == EventKind::RunOutput) {
+        let Some(chunk) = decode_output(&record.data, record.at_ms) else {
+            continue;
+        };
+        if chunk.run_id != run_id {
+            continue;
+        }
+        let buf = match chunk.stream {
+            Stream::Stdout => &mut out.stdout,
+            Stream::Stderr => &mut out.stderr,
+        };
+        let base = buf.len();
+        buf.extend_from_slice(&chunk.bytes);
+        for (i, (offset, at)) in chunk.pieces.iter().enumerate() {
+            let end = chunk.pieces.get(i + 1).map_or(chunk.bytes.len(), |p| p.0);
+            if end > *offset {
+                out.pieces.push(OutputPiece {
+                    stream: chunk.stream,
+                    at: *at,
+                    range: base + offset..base + end,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The run's output as an asciicast v2 recording: a header line, then `[seconds, "o", text]`
+/// per write, seconds counted from the run's start. A pipe has no terminal to turn `\n` into a
+/// new line at column 0, so `\n` becomes `\r\n`; stderr is shown in red (`ESC[31m` ...
+/// `ESC[0m` around each stderr write).
+pub fn asciicast(run: &RunSummary, output: &RunOutputs) -> String {
+    let header = serde_json::json!({
+        "version": 2, "width": 100, "height": 30,
+        "timestamp": run.started_at.div_euclid(1000),
+        "title": format!("run {} ({})", run.run_id, match run.kind { RunKind::Run => "run", RunKind::Test => "test" }),
+        "env": {"TERM": "xterm-256color"},
+    });
+    let mut cast = header.to_string();
+    cast.push('\n');
+    let mut pieces: Vec<&OutputPiece> = output.pieces.iter().collect();
+    pieces.sort_by_key(|p| p.at); // stable: each stream keeps its order
+    let (mut out_text, mut err_text) = (Utf8Decoder::default(), Utf8Decoder::default());
+    for piece in pieces {
+        let bytes = &output.bytes(piece.stream)[piece.range.clone()];
+        let text = match piece.stream {
+            Stream::Stdout => out_text.push(bytes),
+            Stream::Stderr => err_text.push(bytes),
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let text = terminal_newlines(&text);
+        let text = match piece.stream {
+            Stream::Stdout => text,
+            Stream::Stderr => format!("\u{1b}[31m{text}\u{1b}[0m"),
+        };
+        let seconds = (piece.at - run.started_at).max(0) as f64 / 1000.0;
+        cast.push_str(&serde_json::json!([seconds, "o", text]).to_string());
+        cast.push('\n');
+    }
+    cast
+}
+
+fn terminal_newlines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut prev = '\0';
+    for c in text.chars() {
+        if c == '\n' && prev != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_split_across_chunks_come_out_whole() {
+        let snake = "🐍".as_bytes();
+        let mut carry = Utf8Decoder::default();
+        assert_eq!(carry.push(&[b'a', snake[0], snake[1]]), "a");
+        assert_eq!(carry.push(&[snake[2], snake[3], b'b']), "🐍b");
+        assert_eq!(carry.push(&[0xff, b'c']), "\u{FFFD}c");
+        assert_eq!(carry.push(&[snake[0]]), "");
+        assert_eq!(carry.finish(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn output_is_stored_as_raw_bytes_and_reads_back_losslessly() {
+        let bytes: Vec<u8> = (0..=255u8).chain([0, 0, 0xff, b'\n']).collect();
+        let header = RunOutputHeader {
+            run_id: "r".into(),
+            stream: Stream::Stderr,
+            pieces: vec![[0, 10], [100, 12]],
+        };
+        let data = encode_output(&header, &bytes);
+        assert!(
+            data.len() < bytes.len() + 80,
+            "stored size is the output plus a small header, not escaped text"
+        );
+        let back = decode_output(&data, 99).expect("decodes");
+        assert_eq!(back.bytes, bytes);
+        assert_eq!(back.pieces, vec![(0, 10), (100, 12)]);
+        assert_eq!(back.stream, Stream::Stderr);
+    }
+
+    #[test]
+    fn old_json_output_records_still_read_back() {
+        let old = serde_json::to_vec(&RunOutput {
+            run_id: "r".into(),
+            stream: Stream::Stdout,
+            data: "hi\n".into(),
+            at: 7,
+        })
+        .unwrap_or_default();
+        let back = decode_output(&old, 9).expect("decodes");
+        assert_eq!(
+            (back.bytes.as_slice(), back.pieces),
+            (&b"hi\n"[..], vec![(0, 7)])
+        );
+    }
+
+    #[test]
+    fn unreadable_output_headers_are_refused() {
+        assert!(decode_output(b"{nope}\nabc", 1).is_none());
+        let past_end = encode_output(
+            &RunOutputHeader {
+                run_id: "r".into(),
+                stream: Stream::Stdout,
+                pieces: vec![[0, 1], [9, 2]],
+            },
+            b"abc",
+        );
+        assert!(decode_output(&past_end, 1).is_none());
+    }
+
+    #[test]
+    fn coalescing_keeps_each_writes_time_and_is_due_after_the_window() {
+        let mut c = Coalescer::default();
+        assert_eq!(c.due_at(), None);
+        c.push(b"a", 100);
+        c.push(b"b", 100);
+        c.push(b"cd", 103);
+        assert_eq!(c.due_at(), Some(100 + COALESCE_MS));
+        let (bytes, pieces) = c.take().expect("something waits");
+        assert_eq!(bytes, b"abcd");
+        assert_eq!(
+            pieces,
+            vec![[0, 100], [2, 103]],
+            "same-ms writes share a piece"
+        );
+        assert!(c.take().is_none() && c.due_at().is_none());
+        c.push(&vec![b'x'; COALESCE_BYTES], 200);
+        assert!(c.is_full());
+    }
+
+    #[test]
+    fn a_cast_plays_each_write_at_its_time_with_stderr_in_red() {
+        let mut records = Vec::new();
+        for (seq, stream, pieces, bytes) in [
+            (
+                2,
+                Stream::Stdout,
+                vec![[0, 1_000], [3, 1_500]],
+                &b"hi\nyo\n"[..],
+            ),
+            (3, Stream::Stderr, vec![[0, 1_200]], &b"oops\n"[..]),
+            (4, Stream::Stdout, vec![[0, 1_600]], &b"other run"[..]),
+        ] {
+            let run_id = if seq == 4 { "other" } else { "r" };
+            records.push(LogRecord {
+                seq,
+                at_ms: 0,
+                kind: EventKind::RunOutput,
+                by: duet_protocol::Actor::Candidate,
+                data: encode_output(
+                    &RunOutputHeader {
+                        run_id: run_id.into(),
+                        stream,
+                        pieces,
+                    },
+                    bytes,
+                ),
+            });
+        }
+        let output = collect_output(&records, "r");
+        assert_eq!(
+            (output.stdout.as_slice(), output.stderr.as_slice()),
+            (&b"hi\nyo\n"[..], &b"oops\n"[..])
+        );
+        let run = RunSummary {
+            run_id: "r".into(),
+            kind: RunKind::Run,
+            by: Role::Candidate,
+            seq: 1,
+            started_at: 1_000,
+            finished_at: None,
+            status: "running".into(),
+            exit_code: None,
+            duration_ms: None,
+            code_seq: 0,
+            tests: None,
+        };
+        let cast = asciicast(&run, &output);
+        let lines: Vec<serde_json::Value> = cast
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_default())
+            .collect();
+        assert_eq!(lines[0]["version"], 2);
+        assert_eq!(lines[1], serde_json::json!([0.0, "o", "hi\r\n"]));
+        assert_eq!(
+            lines[2],
+            serde_json::json!([0.2, "o", "\u{1b}[31moops\r\n\u{1b}[0m"])
+        );
+        assert_eq!(lines[3], serde_json::json!([0.5, "o", "yo\r\n"]));
+        assert_eq!(lines.len(), 4, "another run's output stays out");
+    }
 }

@@ -2,11 +2,11 @@
 //! messages through `Room`, and every effect is carried out by hand.
 
 use duet_core::{
-    rebuild, run_history, unfinished_runs, Audience, CheckpointRef, ConnId, Effect, ReplySlots,
-    Room, RoomConfig,
+    collect_output, rebuild, run_index, unfinished_runs, Audience, CheckpointRef, ConnId, Effect,
+    ReplySlots, Room, RoomConfig,
 };
 use duet_protocol::{
-    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutput,
+    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutputHeader,
     RunStarted, Stream, MAIN_FILE,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -472,25 +472,29 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         kind: RunKind::Run,
         by: Role::Candidate,
         at: 10,
-        code: h.room_text(),
+        code: None,
         code_seq,
         private: false,
     };
     let mut effects = h.room().run_started(&started, 10);
-    let out = RunOutput {
+    let out = RunOutputHeader {
         run_id: "r1".into(),
         stream: Stream::Stdout,
-        data: "hi\n".into(),
-        at: 11,
+        pieces: vec![[0, 11]],
     };
-    effects.extend(h.room().run_output(&out, Role::Candidate, false, 11));
-    let err = RunOutput {
+    effects.extend(
+        h.room()
+            .run_output(&out, b"hi\n", "hi\n", Role::Candidate, false, 11),
+    );
+    let err = RunOutputHeader {
         run_id: "r1".into(),
         stream: Stream::Stderr,
-        data: "warn\n".into(),
-        at: 11,
+        pieces: vec![[0, 11]],
     };
-    effects.extend(h.room().run_output(&err, Role::Candidate, false, 11));
+    effects.extend(
+        h.room()
+            .run_output(&err, b"warn\n", "warn\n", Role::Candidate, false, 11),
+    );
     let fin = RunFinished {
         run_id: "r1".into(),
         status: "ok".into(),
@@ -525,17 +529,24 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         "runs share the edits' sequence"
     );
 
-    let history = run_history(&h.log, Role::Reviewer);
+    let history = run_index(&h.log, Role::Reviewer);
     assert_eq!(history.len(), 1);
+    let output = collect_output(&h.log, "r1");
     assert_eq!(
         (
-            history[0].stdout.as_str(),
-            history[0].stderr.as_str(),
-            history[0].status.as_str()
+            output.stdout.as_slice(),
+            output.stderr.as_slice(),
+            history[0].summary.status.as_str()
         ),
-        ("hi\n", "warn\n", "ok")
+        (&b"hi\n"[..], &b"warn\n"[..], "ok")
     );
-    assert_eq!(history[0].code, "print('hi')");
+    assert_eq!(
+        duet_core::replay::state_at(None, h.log.clone(), history[0].summary.code_seq)
+            .expect("replays")
+            .text,
+        "print('hi')",
+        "the code that ran is the snapshot at code_seq"
+    );
     assert!(unfinished_runs(&h.log).is_empty());
     assert_eq!(
         rebuild(None, h.log.clone()).expect("rebuild").text(),
@@ -552,7 +563,7 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
         kind: RunKind::Test,
         by: Role::Interviewer,
         at: 1,
-        code: "x".into(),
+        code: None,
         code_seq: 0,
         private: true,
     };
@@ -574,10 +585,10 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
         })
         .collect();
     assert!(
-        run_history(&log, Role::Candidate).is_empty(),
+        run_index(&log, Role::Candidate).is_empty(),
         "missing from the candidate's history"
     );
-    assert_eq!(run_history(&log, Role::Reviewer).len(), 1);
+    assert_eq!(run_index(&log, Role::Reviewer).len(), 1);
     assert_eq!(unfinished_runs(&log).len(), 1);
 }
 

@@ -193,7 +193,7 @@ pub enum EventKind {
     Leave,
     /// A run began (JSON [`RunStarted`]).
     RunStarted,
-    /// A chunk of a run's output (JSON [`RunOutput`]).
+    /// A run's output, coalesced per stream ([`RunOutputHeader`] then raw bytes).
     RunOutput,
     /// A run ended (JSON [`RunFinished`]).
     RunFinished,
@@ -234,8 +234,9 @@ pub struct LogRecord {
     /// Who caused it.
     pub by: Actor,
     /// For `Edit`: the Yjs update the server applied, encoded by the server from its own
-    /// document (never a client's raw bytes). For run events: their JSON. Empty for joins and
-    /// leaves.
+    /// document (never a client's raw bytes). For `RunStarted`/`RunFinished`: their JSON. For
+    /// `RunOutput`: a [`RunOutputHeader`] line then raw bytes (older logs: JSON [`RunOutput`]).
+    /// Empty for joins and leaves.
     pub data: Vec<u8>,
 }
 
@@ -259,9 +260,12 @@ pub struct RunStarted {
     pub kind: RunKind,
     pub by: Role,
     pub at: i64,
-    /// The code that ran: `main.py` as the room had it when the run was asked for.
-    pub code: String,
-    /// The room's sequence number that code matches (the snapshot at this seq has this text).
+    /// The code that ran, kept only in records written before runs stored their code by
+    /// reference. Newer records leave it out: the code is the document at `code_seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The room's sequence number the code matches: the snapshot at this seq is exactly the
+    /// `main.py` that ran.
     pub code_seq: u64,
     /// Seen only by roles that can read private material (hidden-test runs).
     #[serde(default)]
@@ -276,13 +280,25 @@ pub enum Stream {
     Stderr,
 }
 
-/// Stored with `EventKind::RunOutput`.
+/// The JSON form `EventKind::RunOutput` records had before output was stored as raw bytes
+/// ([`RunOutputHeader`]); still read back from old logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOutput {
     pub run_id: RunId,
     pub stream: Stream,
     pub data: String,
     pub at: i64,
+}
+
+/// The header of a `RunOutput` record: the record's data is this JSON on one line, a `\n`, then
+/// the raw bytes the program wrote on `stream` (no escaping, no UTF-8 repair). Several writes
+/// a few milliseconds apart share one record; `pieces` keeps when each was written, as
+/// `[offset into the raw bytes, unix ms]`, offsets ascending and the first 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutputHeader {
+    pub run_id: RunId,
+    pub stream: Stream,
+    pub pieces: Vec<[i64; 2]>,
 }
 
 /// pytest's results as the API shows them.
@@ -330,23 +346,151 @@ pub struct RunStdin {
     pub data: String,
 }
 
-/// One run in `GET /api/interviews/{id}/runs`.
+/// pytest's counts, without the cases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCounts {
+    pub passed: u32,
+    pub failed: u32,
+    pub errors: u32,
+    pub skipped: u32,
+}
+
+impl From<&TestResults> for TestCounts {
+    fn from(t: &TestResults) -> TestCounts {
+        TestCounts {
+            passed: t.passed,
+            failed: t.failed,
+            errors: t.errors,
+            skipped: t.skipped,
+        }
+    }
+}
+
+/// One run in `GET /api/interviews/{id}/runs`: light, without its code or output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunRecord {
+pub struct RunSummary {
     pub run_id: RunId,
     pub kind: RunKind,
     pub by: Role,
+    /// The log seq of the run's start (the paging cursor).
+    pub seq: u64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// `running` until it finishes.
     pub status: String,
     pub exit_code: Option<i64>,
     pub duration_ms: Option<u64>,
-    pub code: String,
+    /// The seq whose snapshot is the code that ran.
     pub code_seq: u64,
+    pub tests: Option<TestCounts>,
+}
+
+/// `GET /api/interviews/{id}/runs`: one page of runs, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPage {
+    pub runs: Vec<RunSummary>,
+    /// Pass as `?after=` for the next page; `null` on the last page.
+    pub next: Option<u64>,
+}
+
+/// `GET /api/interviews/{id}/runs/{run_id}`: one run whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// `main.py` as it ran.
+    pub code: String,
+    /// The output as text (invalid UTF-8 shown as U+FFFD), each stream cut at the run output
+    /// cap; `*_truncated` says when it was cut.
     pub stdout: String,
     pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
     pub tests: Option<TestResults>,
+}
+
+/// One entry of `GET /api/interviews/{id}/timeline`, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TimelineEvent {
+    /// One author's consecutive edits: from `seq` at `at` to `last_seq` at `last_at`.
+    #[serde(rename = "edit")]
+    Edit {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        last_seq: u64,
+        last_at: i64,
+        /// How many edits the burst holds.
+        edits: u32,
+    },
+    #[serde(rename = "join")]
+    Join { seq: u64, at: i64, by: Actor },
+    #[serde(rename = "leave")]
+    Leave { seq: u64, at: i64, by: Actor },
+    #[serde(rename = "run.started")]
+    RunStarted {
+        seq: u64,
+        at: i64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        code_seq: u64,
+        private: bool,
+    },
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        seq: u64,
+        at: i64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        status: String,
+        exit_code: Option<i64>,
+        duration_ms: u64,
+        tests: Option<TestCounts>,
+    },
+}
+
+impl TimelineEvent {
+    /// The (first) seq of the event.
+    pub fn seq(&self) -> u64 {
+        match self {
+            TimelineEvent::Edit { seq, .. }
+            | TimelineEvent::Join { seq, .. }
+            | TimelineEvent::Leave { seq, .. }
+            | TimelineEvent::RunStarted { seq, .. }
+            | TimelineEvent::RunFinished { seq, .. } => *seq,
+        }
+    }
+}
+
+/// `GET /api/interviews/{id}/timeline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub started_at: i64,
+    pub ended_at: i64,
+    /// The newest seq in the log (follow a live session with `?after=` this).
+    pub last_seq: u64,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// `GET /api/interviews/{id}/snapshot`: the files as they stood at `seq` (moment `at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub at: i64,
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// One entry of a room's log without its data (replay's light index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// `None` for a kind this version does not know (written by a newer one).
+    pub kind: Option<EventKind>,
+    pub by: Option<Actor>,
 }
 
 /// The name of the shared `Y.Text` holding the candidate's program.

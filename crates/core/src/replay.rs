@@ -1,0 +1,511 @@
+//! Replay, sans-IO: the room log read back as a timeline, moments resolved to sequence
+//! numbers, and the document reconstructed at any seq from a base state plus the edits after it.
+//!
+//! The server reads the store (checkpoints, the light index, edits in a range) and caches what
+//! this module returns; nothing here touches a database or a clock. Snapshots are built by
+//! applying logged updates one transaction each onto a base state (a checkpoint or an earlier
+//! replay state), never with yrs' `encode_state_from_snapshot`, which was seen to produce
+//! undecodable updates for real editing traces.
+
+use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
+use duet_protocol::{
+    Actor, EventKind, LogEntry, LogRecord, Role, RunFinished, RunId, RunKind, RunStarted,
+    TestCounts, TimelineEvent, MAIN_FILE,
+};
+use std::collections::HashMap;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
+
+/// Edits by one author less than this far apart share one timeline burst.
+pub const BURST_GAP_MS: i64 = 1_000;
+
+/// Whether the timeline needs a kind's data (run ids, statuses...) or only its index entry.
+/// Edits, joins, leaves and output need only the index; every other kind, including ones
+/// added later, is read with its data.
+pub fn timeline_needs_data(kind: EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Edit | EventKind::Join | EventKind::Leave | EventKind::RunOutput
+    )
+}
+
+/// What one log entry becomes on the timeline.
+enum Mapped {
+    Edit(Actor),
+    Event(TimelineEvent),
+    Skip,
+}
+
+/// The one place that says what each kind of record shows on the timeline. A new kind is one
+/// arm here. `data` is the record with its data when [`timeline_needs_data`] says so.
+fn map(
+    entry: &LogEntry,
+    data: Option<&LogRecord>,
+    runs: &mut HashMap<RunId, (RunKind, Role)>,
+) -> Mapped {
+    let (Some(kind), Some(by)) = (entry.kind, entry.by) else {
+        return Mapped::Skip; // a kind or author this version does not know
+    };
+    let (seq, at) = (entry.seq, entry.at_ms);
+    match kind {
+        EventKind::Edit => Mapped::Edit(by),
+        EventKind::Join => Mapped::Event(TimelineEvent::Join { seq, at, by }),
+        EventKind::Leave => Mapped::Event(TimelineEvent::Leave { seq, at, by }),
+        EventKind::RunStarted => {
+            let Some(s) = data.and_then(|r| serde_json::from_slice::<RunStarted>(&r.data).ok())
+            else {
+                return Mapped::Skip;
+            };
+            runs.insert(s.run_id.clone(), (s.kind, s.by));
+            Mapped::Event(TimelineEvent::RunStarted {
+                seq,
+                at,
+                run_id: s.run_id,
+                kind: s.kind,
+                by: s.by,
+                code_seq: s.code_seq,
+                private: s.private,
+            })
+        }
+        EventKind::RunOutput => Mapped::Skip, // played from the run's cast
+        EventKind::RunFinished => {
+            let Some(f) = data.and_then(|r| serde_json::from_slice::<RunFinished>(&r.data).ok())
+            else {
+                return Mapped::Skip;
+            };
+            let Some((kind, by)) = runs.get(&f.run_id).copied() else {
+                return Mapped::Skip; // its start is unreadable or before `after`
+            };
+            Mapped::Event(TimelineEvent::RunFinished {
+                seq,
+                at,
+                run_id: f.run_id,
+                kind,
+                by,
+                status: f.status,
+                exit_code: f.exit_code,
+                duration_ms: f.duration_ms,
+                tests: f.tests.as_ref().map(TestCounts::from),
+            })
+        }
+    }
+}
+
+/// The timeline of `index` (every entry in seq order). `data` holds, with their data, the
+/// records of the kinds [`timeline_needs_data`] names; `runs_before` the start records of runs
+/// that began before the index does (so a finish after `?after=` still says whose run it was).
+/// Consecutive edits by one author less than [`BURST_GAP_MS`] apart become one burst.
+pub fn timeline(
+    index: &[LogEntry],
+    data: &[LogRecord],
+    runs_before: &[LogRecord],
+) -> Vec<TimelineEvent> {
+    let by_seq: HashMap<u64, &LogRecord> = data.iter().map(|r| (r.seq, r)).collect();
+    let mut runs = HashMap::new();
+    for record in runs_before {
+        if let Ok(s) = serde_json::from_slice::<RunStarted>(&record.data) {
+            runs.insert(s.run_id, (s.kind, s.by));
+        }
+    }
+    let mut events: Vec<TimelineEvent> = Vec::new();
+    for entry in index {
+        match map(entry, by_seq.get(&entry.seq).copied(), &mut runs) {
+            Mapped::Skip => {}
+            Mapped::Event(event) => events.push(event),
+            Mapped::Edit(author) => {
+                if let Some(TimelineEvent::Edit {
+                    by,
+                    last_seq,
+                    last_at,
+                    edits,
+                    ..
+                }) = events.last_mut()
+                {
+                    if *by == author && entry.at_ms - *last_at < BURST_GAP_MS {
+                        *last_seq = entry.seq;
+                        *last_at = entry.at_ms;
+                        *edits += 1;
+                        continue;
+                    }
+                }
+                events.push(TimelineEvent::Edit {
+                    seq: entry.seq,
+                    at: entry.at_ms,
+                    by: author,
+                    last_seq: entry.seq,
+                    last_at: entry.at_ms,
+                    edits: 1,
+                });
+            }
+        }
+    }
+    events
+}
+
+/// Every seq of a log with its time, to turn a moment into a seq. Times are made monotonic
+/// (a running maximum), so a clock that stepped back cannot make "the moment T" ambiguous:
+/// the state at T is the state after the last record whose running-maximum time is <= T.
+#[derive(Debug, Default, Clone)]
+pub struct Moments {
+    /// `at_max[i]` is the running maximum time of seq `i + 1`.
+    at_max: Vec<i64>,
+    /// The seqs of edits, ascending (a snapshot only changes at an edit).
+    edits: Vec<u64>,
+}
+
+impl Moments {
+    /// Adds the next entries; they must continue the log without a gap.
+    pub fn extend(&mut self, entries: &[LogEntry]) -> Result<(), RebuildError> {
+        for entry in entries {
+            let after = self.last_seq();
+            if entry.seq != after + 1 {
+                return Err(RebuildError::Gap {
+                    seq: entry.seq,
+                    after,
+                });
+            }
+            let at = self
+                .at_max
+                .last()
+                .map_or(entry.at_ms, |m| entry.at_ms.max(*m));
+            self.at_max.push(at);
+            if entry.kind == Some(EventKind::Edit) {
+                self.edits.push(entry.seq);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.at_max.len() as u64
+    }
+
+    /// The (monotonic) time of `seq`, `None` for 0 or a seq past the end.
+    pub fn at_of(&self, seq: u64) -> Option<i64> {
+        let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+        self.at_max.get(i).copied()
+    }
+
+    /// The time of the last record, if any.
+    pub fn last_at(&self) -> Option<i64> {
+        self.at_max.last().copied()
+    }
+
+    /// The last seq at or before moment `at` (0 before the first record).
+    pub fn seq_at(&self, at: i64) -> u64 {
+        self.at_max.partition_point(|t| *t <= at) as u64
+    }
+
+    /// The last edit at or before `seq` (0 if none): the snapshot at `seq` is the one there.
+    pub fn edit_at_or_before(&self, seq: u64) -> u64 {
+        let i = self.edits.partition_point(|s| *s <= seq);
+        if i == 0 {
+            0
+        } else {
+            self.edits[i - 1]
+        }
+    }
+
+    /// Bytes this index holds (for a cache's budget).
+    pub fn heap_bytes(&self) -> usize {
+        self.at_max.capacity() * 8 + self.edits.capacity() * 8
+    }
+}
+
+/// The document as it stood at one seq: its state (one Yjs update) and the text of `main.py`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayState {
+    pub seq: u64,
+    pub state: Vec<u8>,
+    pub text: String,
+}
+
+/// Where a reconstruction starts: nothing (seq 0), a checkpoint's or a cached replay state.
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    pub seq: u64,
+    pub state: &'a [u8],
+}
+
+/// The document at `upto`: `base` plus `edits` (the log's edits in `(base.seq, upto]`, in
+/// order; other kinds are ignored), one transaction per edit.
+pub fn state_at(
+    base: Option<Base<'_>>,
+    edits: impl IntoIterator<Item = LogRecord>,
+    upto: u64,
+) -> Result<ReplayState, RebuildError> {
+    let doc = Doc::new();
+    let mut last = 0;
+    if let Some(base) = base {
+        apply(&doc, base.state).map_err(|_| RebuildError::BadCheckpoint { seq: base.seq })?;
+        last = base.seq;
+    }
+    let mut owners = ClientOwners::new();
+    for record in edits {
+        if record.kind != EventKind::Edit || record.seq > upto {
+            continue;
+        }
+        if record.seq <= last {
+            return Err(RebuildError::Gap {
+                seq: record.seq,
+                after: last,
+            });
+        }
+        last = record.seq;
+        apply_edit(&doc, &mut owners, &record)?;
+    }
+    let text = doc.get_or_insert_text(MAIN_FILE);
+    let txn = doc.transact();
+    Ok(ReplayState {
+        seq: upto,
+        state: txn.encode_state_as_update_v1(&StateVector::default()),
+        text: text.get_string(&txn),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{Text, Transact};
+
+    fn edit(
+        doc: &Doc,
+        seq: u64,
+        at: i64,
+        by: Actor,
+        f: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut),
+    ) -> LogRecord {
+        let text = doc.get_or_insert_text(MAIN_FILE);
+        let mut txn = doc.transact_mut();
+        f(&text, &mut txn);
+        LogRecord {
+            seq,
+            at_ms: at,
+            kind: EventKind::Edit,
+            by,
+            data: txn.encode_update_v1(),
+        }
+    }
+
+    fn entry(r: &LogRecord) -> LogEntry {
+        LogEntry {
+            seq: r.seq,
+            at_ms: r.at_ms,
+            kind: Some(r.kind),
+            by: Some(r.by),
+        }
+    }
+
+    #[test]
+    fn keystrokes_coalesce_into_bursts_that_keep_their_ends_and_author() {
+        let doc = Doc::new();
+        let mut log = Vec::new();
+        for i in 0..5u32 {
+            log.push(edit(
+                &doc,
+                u64::from(i) + 1,
+                100 + i64::from(i) * 10,
+                Actor::Candidate,
+                |t, x| t.insert(x, i, "a"),
+            ));
+        }
+        log.push(LogRecord {
+            seq: 6,
+            at_ms: 200,
+            kind: EventKind::Join,
+            by: Actor::Reviewer,
+            data: vec![],
+        });
+        log.push(edit(&doc, 7, 210, Actor::Candidate, |t, x| {
+            t.insert(x, 0, "b")
+        }));
+        log.push(edit(&doc, 8, 220, Actor::Interviewer, |t, x| {
+            t.insert(x, 0, "c")
+        }));
+        log.push(edit(
+            &doc,
+            9,
+            220 + BURST_GAP_MS,
+            Actor::Interviewer,
+            |t, x| t.insert(x, 0, "d"),
+        ));
+        let index: Vec<LogEntry> = log.iter().map(entry).collect();
+        let events = timeline(&index, &[], &[]);
+        let shape: Vec<(String, u64, u64, u32)> = events
+            .iter()
+            .map(|e| match e {
+                TimelineEvent::Edit {
+                    seq,
+                    last_seq,
+                    edits,
+                    by,
+                    ..
+                } => (format!("edit {by}"), *seq, *last_seq, *edits),
+                other => ("other".into(), other.seq(), other.seq(), 0),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("edit candidate".into(), 1, 5, 5),
+                ("other".into(), 6, 6, 0),
+                ("edit candidate".into(), 7, 7, 1),
+                ("edit interviewer".into(), 8, 8, 1),
+                ("edit interviewer".into(), 9, 9, 1),
+            ]
+        );
+        assert!(matches!(
+            events[0],
+            TimelineEvent::Edit {
+                at: 100,
+                last_at: 140,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_and_unreadable_records_do_not_break_a_timeline() {
+        let index = vec![
+            LogEntry {
+                seq: 1,
+                at_ms: 1,
+                kind: None,
+                by: Some(Actor::Server),
+            },
+            LogEntry {
+                seq: 2,
+                at_ms: 2,
+                kind: Some(EventKind::RunStarted),
+                by: Some(Actor::Candidate),
+            },
+            LogEntry {
+                seq: 3,
+                at_ms: 3,
+                kind: Some(EventKind::RunFinished),
+                by: Some(Actor::Candidate),
+            },
+            LogEntry {
+                seq: 4,
+                at_ms: 4,
+                kind: Some(EventKind::Join),
+                by: Some(Actor::Candidate),
+            },
+        ];
+        let data = vec![
+            LogRecord {
+                seq: 2,
+                at_ms: 2,
+                kind: EventKind::RunStarted,
+                by: Actor::Candidate,
+                data: b"not json".to_vec(),
+            },
+            LogRecord {
+                seq: 3,
+                at_ms: 3,
+                kind: EventKind::RunFinished,
+                by: Actor::Candidate,
+                data: b"{}".to_vec(),
+            },
+        ];
+        let events = timeline(&index, &data, &[]);
+        assert_eq!(
+            events,
+            vec![TimelineEvent::Join {
+                seq: 4,
+                at: 4,
+                by: Actor::Candidate
+            }]
+        );
+    }
+
+    #[test]
+    fn moments_resolve_to_the_last_seq_at_or_before_them_even_if_the_clock_stepped_back() {
+        let mut m = Moments::default();
+        let e = |seq, at_ms, kind| LogEntry {
+            seq,
+            at_ms,
+            kind: Some(kind),
+            by: Some(Actor::Candidate),
+        };
+        m.extend(&[
+            e(1, 100, EventKind::Edit),
+            e(2, 200, EventKind::Join),
+            e(3, 150, EventKind::Edit),
+            e(4, 300, EventKind::Edit),
+        ])
+        .expect("no gap");
+        assert_eq!(m.seq_at(99), 0);
+        assert_eq!(m.seq_at(100), 1);
+        assert_eq!(
+            m.seq_at(250),
+            3,
+            "seq 3 stepped back to 150 but counts at 200"
+        );
+        assert_eq!(m.seq_at(10_000), 4);
+        assert_eq!(m.edit_at_or_before(2), 1);
+        assert_eq!(m.at_of(3), Some(200));
+        assert!(matches!(
+            m.extend(&[e(6, 400, EventKind::Edit)]),
+            Err(RebuildError::Gap { seq: 6, after: 4 })
+        ));
+    }
+
+    #[test]
+    fn a_state_rebuilt_from_an_earlier_replay_state_equals_one_rebuilt_from_scratch() {
+        let doc = Doc::new();
+        let mut log = Vec::new();
+        let mut texts = vec![String::new()];
+        let mut rng_state = 7u64;
+        for seq in 1..=300u64 {
+            rng_state = rng_state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = doc
+                .get_or_insert_text(MAIN_FILE)
+                .get_string(&doc.transact())
+                .len() as u32;
+            let pos = (rng_state >> 33) as u32 % (len + 1);
+            let by = if seq % 3 == 0 {
+                Actor::Interviewer
+            } else {
+                Actor::Candidate
+            };
+            log.push(if len > 0 && rng_state % 4 == 0 {
+                edit(&doc, seq, seq as i64, by, |t, x| {
+                    t.remove_range(x, pos.min(len - 1), 1)
+                })
+            } else {
+                edit(&doc, seq, seq as i64, by, |t, x| t.insert(x, pos, "xy"))
+            });
+            texts.push(
+                doc.get_or_insert_text(MAIN_FILE)
+                    .get_string(&doc.transact()),
+            );
+        }
+        for target in [0u64, 1, 57, 150, 299, 300] {
+            let scratch = state_at(None, log.clone(), target).expect("replays");
+            assert_eq!(scratch.text, texts[target as usize], "seq {target}");
+            for base_seq in [0u64, 10, 57] {
+                if base_seq > target {
+                    continue;
+                }
+                let base = state_at(None, log.clone(), base_seq).expect("base");
+                let later: Vec<LogRecord> =
+                    log.iter().filter(|r| r.seq > base_seq).cloned().collect();
+                let from_base = state_at(
+                    Some(Base {
+                        seq: base_seq,
+                        state: &base.state,
+                    }),
+                    later,
+                    target,
+                )
+                .expect("from base");
+                assert_eq!(
+                    from_base.text, texts[target as usize],
+                    "seq {target} from {base_seq}"
+                );
+            }
+        }
+    }
+}
