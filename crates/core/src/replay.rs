@@ -262,6 +262,44 @@ pub fn state_at(
     })
 }
 
+/// Replays a whole log once (gapless, from seq 1), noting the text at each of `wanted` (seqs,
+/// ascending or not). Returns those texts and the final text. For an export: every run's code
+/// in one pass, one transaction per edit.
+pub fn texts_at(
+    records: &[LogRecord],
+    wanted: &[u64],
+) -> Result<(HashMap<u64, String>, String), RebuildError> {
+    let mut wanted: Vec<u64> = wanted.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut pending = wanted.into_iter().peekable();
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text(MAIN_FILE);
+    let mut owners = ClientOwners::new();
+    let mut out = HashMap::new();
+    let mut last = 0;
+    for record in records {
+        if record.seq != last + 1 {
+            return Err(RebuildError::Gap {
+                seq: record.seq,
+                after: last,
+            });
+        }
+        while let Some(w) = pending.next_if(|w| *w < record.seq) {
+            out.insert(w, text.get_string(&doc.transact()));
+        }
+        last = record.seq;
+        if record.kind == EventKind::Edit {
+            apply_edit(&doc, &mut owners, record)?;
+        }
+    }
+    let final_text = text.get_string(&doc.transact());
+    for w in pending {
+        out.insert(w, final_text.clone());
+    }
+    Ok((out, final_text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +486,33 @@ mod tests {
             m.extend(&[e(6, 400, EventKind::Edit)]),
             Err(RebuildError::Gap { seq: 6, after: 4 })
         ));
+    }
+
+    #[test]
+    fn one_pass_gives_the_text_at_each_wanted_seq() {
+        let doc = Doc::new();
+        let log = vec![
+            edit(&doc, 1, 1, Actor::Candidate, |t, x| t.insert(x, 0, "ab")),
+            LogRecord {
+                seq: 2,
+                at_ms: 2,
+                kind: EventKind::Join,
+                by: Actor::Reviewer,
+                data: vec![],
+            },
+            edit(&doc, 3, 3, Actor::Candidate, |t, x| t.insert(x, 2, "c")),
+        ];
+        let (texts, last) = texts_at(&log, &[3, 0, 2, 9]).expect("replays");
+        assert_eq!(
+            (
+                texts[&0].as_str(),
+                texts[&2].as_str(),
+                texts[&3].as_str(),
+                texts[&9].as_str()
+            ),
+            ("", "ab", "abc", "abc")
+        );
+        assert_eq!(last, "abc");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod outbound;
+pub mod replay;
+pub mod replay_api;
 pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
@@ -41,6 +43,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Largest body of a run or stdin request: room for 64 KiB of stdin once JSON-escaped.
 const RUN_BODY: usize = 512 * 1024;
 
+/// Bytes of replay states kept for scrubbing, across every interview.
+const REPLAY_CACHE_BYTES: usize = 64 << 20;
+
 /// Everything a handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -56,6 +61,8 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// Websockets open per token.
     pub sockets: Arc<sockets::TokenSockets>,
+    /// Recent replay states per interview, for scrubbing.
+    pub replay: Arc<replay::ReplayCache>,
 }
 
 /// What starting up produced besides the state.
@@ -107,6 +114,7 @@ impl AppState {
             public_url,
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets,
+            replay: Arc::new(replay::ReplayCache::new(REPLAY_CACHE_BYTES)),
         };
         Ok(Startup {
             state,
@@ -195,6 +203,15 @@ pub fn router(state: AppState) -> Router {
             post(runs_api::start)
                 .layer(DefaultBodyLimit::max(RUN_BODY))
                 .get(runs_api::history),
+        )
+        // Replay (interviewer, reviewer) and one run whole (any role that may see it).
+        .route("/api/interviews/{id}/timeline", get(replay_api::timeline))
+        .route("/api/interviews/{id}/snapshot", get(replay_api::snapshot))
+        .route("/api/interviews/{id}/export", get(replay_api::export))
+        .route("/api/interviews/{id}/runs/{run_id}", get(runs_api::detail))
+        .route(
+            "/api/interviews/{id}/runs/{run_id}/cast",
+            get(runs_api::cast),
         )
         .route(
             "/api/interviews/{id}/runs/{run_id}/stdin",

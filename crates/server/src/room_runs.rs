@@ -1,13 +1,18 @@
 //! The room task's side of runs: starting a run in the sandbox with the room's current code,
 //! feeding and cancelling it, and turning what the sandbox reports into room events (each with
 //! its own sequence number, stored before anyone sees it).
+//!
+//! Output is coalesced per stream: what a stream prints within [`duet_core::runs`]'s few
+//! milliseconds (or up to 16 KiB) becomes one record of raw bytes with each write's time, and
+//! one `run.output` event. The room task's loop flushes a batch when it is due
+//! ([`RoomTask::next_output_due`]). The run's output cap is counted on the bytes stored.
 
 use crate::auth;
 use crate::rooms::{now_ms, RoomCmd, RoomTask};
-use duet_core::{Effect, Room};
+use duet_core::{Coalescer, Effect, Room, Utf8Decoder};
 use duet_protocol::{
-    Role, RunFinished, RunId, RunKind, RunOutput, RunStarted, Stream, TestCaseResult, TestResults,
-    MAIN_FILE,
+    Role, RunFinished, RunId, RunKind, RunOutputHeader, RunStarted, Stream, TestCaseResult,
+    TestResults, MAIN_FILE,
 };
 use duet_sandbox::{
     RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target, TestReport,
@@ -50,8 +55,29 @@ pub struct ActiveRun {
     started: Instant,
     stdin: mpsc::Sender<Stdin>,
     cancel: CancellationToken,
-    stdout: Utf8Carry,
-    stderr: Utf8Carry,
+    stdout: StreamOut,
+    stderr: StreamOut,
+    /// Bytes of output records stored for this run (headers included), against the cap.
+    stored: usize,
+    /// Set once the stored output reached the cap: later output is not stored, and the run,
+    /// cancelled, finishes as `output_limit`.
+    capped: bool,
+}
+
+/// One stream of a run: the batch waiting to be stored and the decoder for its live text.
+#[derive(Default)]
+struct StreamOut {
+    batch: Coalescer,
+    text: Utf8Decoder,
+}
+
+impl ActiveRun {
+    fn stream(&mut self, stream: Stream) -> &mut StreamOut {
+        match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        }
+    }
 }
 
 impl RoomTask {
@@ -98,12 +124,13 @@ impl RoomTask {
         if let Some(me) = self.me.upgrade() {
             tokio::spawn(pump(handle.events, me, run_id.clone()));
         }
+        // The code is stored by reference: the snapshot at `code_seq` is exactly `code`.
         let started = RunStarted {
             run_id: run_id.clone(),
             kind,
             by,
             at: now,
-            code,
+            code: None,
             code_seq: room.last_seq(),
             private: false,
         };
@@ -115,8 +142,10 @@ impl RoomTask {
                 started: Instant::now(),
                 stdin: handle.stdin,
                 cancel: handle.cancel,
-                stdout: Utf8Carry::default(),
-                stderr: Utf8Carry::default(),
+                stdout: StreamOut::default(),
+                stderr: StreamOut::default(),
+                stored: 0,
+                capped: false,
             },
         );
         (Ok(run_id), room.run_started(&started, now))
@@ -148,50 +177,114 @@ impl RoomTask {
         let Some(run) = self.runs.get_mut(run_id) else {
             return Vec::new();
         };
-        let (by, private) = (run.by, run.private);
-        match event {
-            RunEvent::Stdout(bytes) => {
-                let data = run.stdout.push(&bytes);
-                output(room, run_id, Stream::Stdout, data, by, private, now)
-            }
-            RunEvent::Stderr(bytes) => {
-                let data = run.stderr.push(&bytes);
-                output(room, run_id, Stream::Stderr, data, by, private, now)
-            }
+        let (bytes, stream) = match event {
+            RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
+            RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
             RunEvent::Finished(outcome) => {
-                let Some(mut run) = self.runs.remove(run_id) else {
-                    return Vec::new();
+                let mut effects = self.flush_output(room, run_id, true, now);
+                let Some(run) = self.runs.remove(run_id) else {
+                    return effects;
                 };
-                let mut effects = output(
-                    room,
-                    run_id,
-                    Stream::Stdout,
-                    run.stdout.finish(),
-                    by,
-                    private,
-                    now,
-                );
-                effects.extend(output(
-                    room,
-                    run_id,
-                    Stream::Stderr,
-                    run.stderr.finish(),
-                    by,
-                    private,
-                    now,
-                ));
                 if let Some(detail) = &outcome.detail {
                     tracing::warn!(interview = %self.id, run = run_id, %detail, "run ended with a sandbox problem");
                 }
-                effects.extend(room.run_finished(
-                    &finished(run_id, &outcome, now),
-                    by,
-                    private,
-                    now,
-                ));
-                effects
+                let mut record = finished(run_id, &outcome, now);
+                if run.capped && outcome.status == RunStatus::Cancelled {
+                    record.status = status_name(RunStatus::OutputLimit).to_owned();
+                }
+                effects.extend(room.run_finished(&record, run.by, run.private, now));
+                return effects;
+            }
+        };
+        if run.capped {
+            return Vec::new();
+        }
+        let out = run.stream(stream);
+        out.batch.push(&bytes, now);
+        if out.batch.is_full() {
+            return self.flush_output(room, run_id, true, now);
+        }
+        Vec::new()
+    }
+
+    /// When the next batch of output is due to be stored (unix ms), if any waits.
+    pub(crate) fn next_output_due(&self) -> Option<i64> {
+        self.runs
+            .values()
+            .flat_map(|r| [r.stdout.batch.due_at(), r.stderr.batch.due_at()])
+            .flatten()
+            .min()
+    }
+
+    /// Stores every batch of output that is due at `now`.
+    pub(crate) fn flush_due_output(&mut self, room: &mut Room, now: i64) -> Vec<Effect> {
+        let due: Vec<RunId> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| {
+                [r.stdout.batch.due_at(), r.stderr.batch.due_at()]
+                    .into_iter()
+                    .flatten()
+                    .any(|at| at <= now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        due.iter()
+            .flat_map(|id| self.flush_output(room, id, false, now))
+            .collect()
+    }
+
+    /// Stores a run's waiting output: both streams if `all`, else those that are due or full.
+    fn flush_output(&mut self, room: &mut Room, run_id: &str, all: bool, now: i64) -> Vec<Effect> {
+        let cap = self.rooms.run_limits.output_bytes;
+        let Some(run) = self.runs.get_mut(run_id) else {
+            return Vec::new();
+        };
+        let mut effects = Vec::new();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let (by, private) = (run.by, run.private);
+            let room_left = cap.saturating_sub(run.stored);
+            let out = run.stream(stream);
+            let due = out.batch.due_at().is_some_and(|at| at <= now) || out.batch.is_full();
+            if !(all || due) {
+                continue;
+            }
+            let Some((mut bytes, mut pieces)) = out.batch.take() else {
+                continue;
+            };
+            let mut capped = false;
+            if bytes.len() >= room_left {
+                bytes.truncate(room_left);
+                pieces.retain(|[offset, _]| (*offset as usize) < room_left.max(1));
+                capped = true;
+            }
+            let mut text = out.text.push(&bytes);
+            if all || capped {
+                text.push_str(&out.text.finish());
+            }
+            let header = RunOutputHeader {
+                run_id: run_id.to_owned(),
+                stream,
+                pieces,
+            };
+            if !bytes.is_empty() {
+                let stored_effects = room.run_output(&header, &bytes, &text, by, private, now);
+                run.stored += stored_effects
+                    .iter()
+                    .map(|e| match e {
+                        Effect::Persist(record) => record.data.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>();
+                effects.extend(stored_effects);
+            }
+            if capped && !run.capped {
+                run.capped = true;
+                run.cancel.cancel();
+                tracing::info!(interview = %self.id, run = run_id, cap, "run output reached the stored cap; run cancelled");
             }
         }
+        effects
     }
 
     /// Runs the log shows as started but never finished (the server stopped under them) are
@@ -219,6 +312,11 @@ impl RoomTask {
     /// Ends every active run as `sandbox_error` (the server is stopping) and records it.
     pub(crate) fn abandon_runs(&mut self, room: &mut Room) {
         let now = now_ms();
+        let ids: Vec<RunId> = self.runs.keys().cloned().collect();
+        for run_id in ids {
+            let effects = self.flush_output(room, &run_id, true, now);
+            self.execute(room, effects);
+        }
         for (run_id, run) in std::mem::take(&mut self.runs) {
             run.cancel.cancel();
             let record = RunFinished {
@@ -241,31 +339,6 @@ impl RoomTask {
             run.cancel.cancel();
         }
     }
-}
-
-fn output(
-    room: &mut Room,
-    run_id: &str,
-    stream: Stream,
-    data: String,
-    by: Role,
-    private: bool,
-    now: i64,
-) -> Vec<Effect> {
-    if data.is_empty() {
-        return Vec::new();
-    }
-    room.run_output(
-        &RunOutput {
-            run_id: run_id.to_owned(),
-            stream,
-            data,
-            at: now,
-        },
-        by,
-        private,
-        now,
-    )
 }
 
 fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
@@ -341,61 +414,4 @@ async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>,
             event: RunEvent::Finished(outcome),
         })
         .await;
-}
-
-/// Turns a byte stream into text chunk by chunk without splitting a character across chunks;
-/// invalid bytes become U+FFFD.
-#[derive(Default)]
-struct Utf8Carry(Vec<u8>);
-
-impl Utf8Carry {
-    fn push(&mut self, bytes: &[u8]) -> String {
-        self.0.extend_from_slice(bytes);
-        let mut out = String::new();
-        loop {
-            match std::str::from_utf8(&self.0) {
-                Ok(text) => {
-                    out.push_str(text);
-                    self.0.clear();
-                    return out;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    out.push_str(std::str::from_utf8(&self.0[..valid]).unwrap_or_default());
-                    match e.error_len() {
-                        None => {
-                            self.0.drain(..valid); // an incomplete character: wait for the rest
-                            return out;
-                        }
-                        Some(bad) => {
-                            out.push('\u{FFFD}');
-                            self.0.drain(..valid + bad);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self) -> String {
-        let rest = String::from_utf8_lossy(&self.0).into_owned();
-        self.0.clear();
-        rest
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Utf8Carry;
-
-    #[test]
-    fn characters_split_across_chunks_come_out_whole() {
-        let snake = "🐍".as_bytes();
-        let mut carry = Utf8Carry::default();
-        assert_eq!(carry.push(&[b'a', snake[0], snake[1]]), "a");
-        assert_eq!(carry.push(&[snake[2], snake[3], b'b']), "🐍b");
-        assert_eq!(carry.push(&[0xff, b'c']), "\u{FFFD}c");
-        assert_eq!(carry.push(&[snake[0]]), "");
-        assert_eq!(carry.finish(), "\u{FFFD}");
-    }
 }

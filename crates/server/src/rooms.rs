@@ -312,6 +312,11 @@ impl RoomTask {
                     .await;
                 return;
             }
+            // Run output waiting to share a record is stored when its few milliseconds are up.
+            let output_due = self.next_output_due().map(|at| {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
             let can_take = self.gates.len() < MAX_IN_FLIGHT;
             let idle_armed = self.is_idle(&room);
             let idle_deadline = tokio::time::Instant::from_std(idle_since + idle);
@@ -325,6 +330,10 @@ impl RoomTask {
                     }
                     None => return,
                 },
+                _ = sleep_until_maybe(output_due), if output_due.is_some() => {
+                    let effects = self.flush_due_output(&mut room, now_ms());
+                    self.execute(&mut room, effects);
+                }
                 _ = sleep_until_maybe(leave_due), if leave_due.is_some() => {
                     let effects = room.tick(now_ms());
                     self.execute(&mut room, effects);

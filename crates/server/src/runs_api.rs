@@ -3,6 +3,7 @@
 
 use crate::auth;
 use crate::error::AppError;
+use crate::replay_api::{blocking, number, query};
 use crate::room_runs::RunError;
 use crate::rooms::RoomCmd;
 use crate::AppState;
@@ -13,7 +14,10 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use duet_protocol::{EventKind, InterviewId, Role, RunRecord, RunStdin, StartRun};
+use duet_core::RunOutputs;
+use duet_protocol::{
+    EventKind, InterviewId, Role, RunDetail, RunPage, RunStdin, RunSummary, StartRun,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -89,22 +93,143 @@ pub async fn cancel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/interviews/{id}/runs` (any role): every run this role may see, oldest first.
+/// Most runs one page of `GET /runs` holds, and how many it holds by default.
+const MAX_PAGE: usize = 500;
+const DEFAULT_PAGE: usize = 50;
+
+/// `GET /api/interviews/{id}/runs?after=<seq or run_id>&limit=<n>` (any role): a page of the
+/// runs this role may see, oldest first, light (no code, no output).
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-) -> Result<Json<Vec<RunRecord>>, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    let records = state.store.read_kinds(
+) -> Result<Json<RunPage>, AppError> {
+    blocking(move || {
+        let params = query(&parts, &["after", "limit"])?;
+        let limit: usize =
+            number(&params, "limit", "a whole number from 1 to 500")?.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::BadRequest(format!(
+                "limit must be from 1 to {MAX_PAGE}"
+            )));
+        }
+        let (interview, role) = auth::role_in(&state, &parts, &id)?;
+        let runs = duet_core::run_index(&state.store.read_runs(&interview)?, role);
+        let after = match params.get("after") {
+            None => 0,
+            Some(cursor) => match runs.iter().find(|r| r.summary.run_id == *cursor) {
+                Some(run) => run.summary.seq,
+                None => cursor.parse::<u64>().map_err(|_| {
+                    AppError::BadRequest(format!(
+                        "after must be a seq or the id of a run you can see, not {cursor:?}"
+                    ))
+                })?,
+            },
+        };
+        let mut page: Vec<RunSummary> = runs
+            .into_iter()
+            .filter(|r| r.summary.seq > after)
+            .take(limit + 1)
+            .map(|r| r.summary)
+            .collect();
+        let next = (page.len() > limit).then(|| {
+            page.truncate(limit);
+            page.last().map_or(after, |r| r.seq)
+        });
+        Ok(Json(RunPage { runs: page, next }))
+    })
+    .await
+}
+
+/// A run this role may see, with its output records. A run hidden from the role is 404, as
+/// is one that does not exist.
+fn visible_run(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+    run_id: &str,
+) -> Result<(InterviewId, duet_core::RunEntry, RunOutputs), AppError> {
+    let (interview, role) = auth::role_in(state, parts, id)?;
+    let run = duet_core::run_index(&state.store.read_runs(&interview)?, role)
+        .into_iter()
+        .find(|r| r.summary.run_id == run_id)
+        .ok_or(AppError::NotFound("no such run"))?;
+    let records = state.store.read_kinds_in(
         &interview,
-        &[
-            EventKind::RunStarted,
-            EventKind::RunOutput,
-            EventKind::RunFinished,
-        ],
+        &[EventKind::RunOutput],
+        run.summary.seq,
+        run.finished_seq.unwrap_or(u64::MAX),
     )?;
-    Ok(Json(duet_core::run_history(&records, role)))
+    let output = duet_core::collect_output(&records, run_id);
+    Ok((interview, run, output))
+}
+
+/// `GET /api/interviews/{id}/runs/{run_id}` (any role that may see the run): the run whole.
+pub async fn detail(
+    State(state): State<AppState>,
+    Path((id, run_id)): Path<(String, String)>,
+    parts: Parts,
+) -> Result<Json<RunDetail>, AppError> {
+    blocking(move || {
+        query(&parts, &[])?;
+        let (interview, run, output) = visible_run(&state, &parts, &id, &run_id)?;
+        let code = match run.legacy_code {
+            Some(code) => code,
+            None => {
+                let moments = state.replay.moments(&*state.store, &interview)?;
+                let replayed = state.replay.state_at(
+                    &*state.store,
+                    &interview,
+                    &moments,
+                    run.summary.code_seq,
+                )?;
+                replayed.text.clone()
+            }
+        };
+        let cap = state.config.sandbox.output_bytes;
+        let shown = |bytes: &[u8]| {
+            let cut = bytes.len() > cap;
+            (
+                String::from_utf8_lossy(&bytes[..bytes.len().min(cap)]).into_owned(),
+                cut,
+            )
+        };
+        let (stdout, stdout_truncated) = shown(&output.stdout);
+        let (stderr, stderr_truncated) = shown(&output.stderr);
+        Ok(Json(RunDetail {
+            summary: run.summary,
+            code,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            tests: run.tests,
+        }))
+    })
+    .await
+}
+
+/// `GET /api/interviews/{id}/runs/{run_id}/cast` (any role that may see the run): its output
+/// as an asciicast v2 recording.
+pub async fn cast(
+    State(state): State<AppState>,
+    Path((id, run_id)): Path<(String, String)>,
+    parts: Parts,
+) -> Result<Response, AppError> {
+    let cast = blocking(move || {
+        query(&parts, &[])?;
+        let (_, run, output) = visible_run(&state, &parts, &id, &run_id)?;
+        Ok(duet_core::asciicast(&run.summary, &output))
+    })
+    .await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-asciicast; charset=utf-8",
+        )],
+        cast,
+    )
+        .into_response())
 }
 
 fn runner(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {

@@ -11,7 +11,7 @@
 
 mod sqlite;
 
-use duet_protocol::{InterviewId, LogRecord, Role};
+use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
 pub use sqlite::{SqliteConfig, SqliteStore};
 
 /// What went wrong in the store.
@@ -93,6 +93,30 @@ pub trait Store: Send + Sync + 'static {
         id: &InterviewId,
         kinds: &[duet_protocol::EventKind],
     ) -> Result<Vec<LogRecord>>;
+    /// The newest checkpoint at or before `seq` (replay's starting point).
+    fn checkpoint_at_or_before(&self, id: &InterviewId, seq: u64) -> Result<Option<Checkpoint>>;
+    /// Every record with `after < seq <= upto`, in order.
+    fn read_range(&self, id: &InterviewId, after: u64, upto: u64) -> Result<Vec<LogRecord>>;
+    /// The records of the given kinds with `after < seq <= upto`, in order.
+    fn read_kinds_in(
+        &self,
+        id: &InterviewId,
+        kinds: &[EventKind],
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<LogRecord>>;
+    /// The log after `after` without its data: seq, time, kind and author only. A kind or
+    /// author this version does not know reads as `None` instead of failing the whole read.
+    fn read_index(&self, id: &InterviewId, after: u64) -> Result<Vec<LogEntry>>;
+    /// The start and finish records of every run (not their output), in order.
+    fn read_runs(&self, id: &InterviewId) -> Result<Vec<LogRecord>> {
+        self.read_kinds_in(
+            id,
+            &[EventKind::RunStarted, EventKind::RunFinished],
+            0,
+            u64::MAX,
+        )
+    }
     /// Appends one record to a room's log. Records of one room must arrive in sequence order.
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket;
     /// Stores the whole document as of its seq; the log is kept whole beside it.

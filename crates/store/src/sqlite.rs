@@ -6,7 +6,7 @@
 //! costs one commit per batch rather than one per keystroke, and answers each write's ticket.
 
 use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
-use duet_protocol::{Actor, EventKind, InterviewId, LogRecord, Role};
+use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -444,6 +444,94 @@ impl Store for SqliteStore {
         }
         out.sort_by_key(|r| r.seq);
         Ok(out)
+    }
+
+    fn checkpoint_at_or_before(&self, id: &InterviewId, seq: u64) -> Result<Option<Checkpoint>> {
+        let conn = self.reader();
+        let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT seq, state, owners FROM checkpoints WHERE interview_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(params![id.as_str(), seq_to_sql(seq)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(seq, state, owners)| {
+            Ok(Checkpoint {
+                seq: seq_from_sql(seq)?,
+                state,
+                owners,
+            })
+        })
+        .transpose()
+    }
+
+    fn read_range(&self, id: &InterviewId, after: u64, upto: u64) -> Result<Vec<LogRecord>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, kind, role, data FROM room_log WHERE interview_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(
+            params![id.as_str(), seq_to_sql(after), seq_to_sql(upto)],
+            row_to_record,
+        )?;
+        rows.map(|r| to_record(r?)).collect()
+    }
+
+    fn read_kinds_in(
+        &self,
+        id: &InterviewId,
+        kinds: &[EventKind],
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<LogRecord>> {
+        let conn = self.reader();
+        // One indexed range per kind (interview_id, kind, seq), merged by seq.
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, kind, role, data FROM room_log WHERE interview_id = ?1 AND kind = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq",
+        )?;
+        let mut out = Vec::new();
+        for kind in kinds {
+            let rows = stmt.query_map(
+                params![
+                    id.as_str(),
+                    kind.as_str(),
+                    seq_to_sql(after),
+                    seq_to_sql(upto)
+                ],
+                row_to_record,
+            )?;
+            for row in rows {
+                out.push(to_record(row?)?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    fn read_index(&self, id: &InterviewId, after: u64) -> Result<Vec<LogEntry>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, kind, role FROM room_log WHERE interview_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![id.as_str(), seq_to_sql(after)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get_ref(2)?.as_str().map(EventKind::parse).unwrap_or(None),
+                r.get_ref(3)?.as_str().map(Actor::parse).unwrap_or(None),
+            ))
+        })?;
+        rows.map(|r| {
+            let (seq, at_ms, kind, by) = r?;
+            Ok(LogEntry {
+                seq: seq_from_sql(seq)?,
+                at_ms,
+                kind,
+                by,
+            })
+        })
+        .collect()
     }
 
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket {

@@ -1,0 +1,234 @@
+//! Replay's reads, off the async runtime: the log's moment index and a bounded cache of recent
+//! replay states per interview, so scrubbing back and forth rebuilds only the edits between a
+//! nearby cached state (or checkpoint) and the moment asked for.
+//!
+//! Every function here is synchronous and reads SQLite: call it from `spawn_blocking`. No lock
+//! is held while a document is rebuilt; the cache holds encoded states and texts, never a yrs
+//! `Doc`.
+
+use duet_core::replay::{self, Base, Moments, ReplayState};
+use duet_protocol::{EventKind, InterviewId};
+use duet_store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Why a replay read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store could not be read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored history cannot be replayed (a gap, an unreadable update).
+    #[error("the log cannot be replayed: {0}")]
+    Broken(#[from] duet_core::RebuildError),
+}
+
+struct Cached {
+    state: Arc<ReplayState>,
+    used: u64,
+}
+
+struct Entry {
+    moments: Arc<Mutex<Moments>>,
+    states: BTreeMap<u64, Cached>,
+    used: u64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        let moments = self.moments.lock().map_or(0, |m| m.heap_bytes());
+        moments
+            + self
+                .states
+                .values()
+                .map(|c| state_bytes(&c.state))
+                .sum::<usize>()
+    }
+}
+
+fn state_bytes(s: &ReplayState) -> usize {
+    s.state.len() + s.text.len() + 64
+}
+
+#[derive(Default)]
+struct Inner {
+    interviews: HashMap<InterviewId, Entry>,
+    clock: u64,
+    bytes: usize,
+}
+
+/// Recent replay states per interview, least recently used evicted first, within a byte budget.
+pub struct ReplayCache {
+    inner: Mutex<Inner>,
+    budget: usize,
+}
+
+impl ReplayCache {
+    pub fn new(budget: usize) -> ReplayCache {
+        ReplayCache {
+            inner: Mutex::new(Inner::default()),
+            budget,
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes the cache holds now.
+    pub fn bytes(&self) -> usize {
+        self.inner().bytes
+    }
+
+    /// The interview's moment index, brought up to the newest stored record.
+    pub fn moments(
+        &self,
+        store: &dyn Store,
+        id: &InterviewId,
+    ) -> Result<Arc<Mutex<Moments>>, ReplayError> {
+        let moments = {
+            let mut inner = self.inner();
+            inner.clock += 1;
+            let clock = inner.clock;
+            let entry = inner.interviews.entry(id.clone()).or_insert_with(|| Entry {
+                moments: Arc::default(),
+                states: BTreeMap::new(),
+                used: clock,
+            });
+            entry.used = clock;
+            entry.moments.clone()
+        };
+        let before = {
+            let mut m = moments.lock().unwrap_or_else(|p| p.into_inner());
+            let before = m.heap_bytes();
+            let new = store.read_index(id, m.last_seq())?;
+            m.extend(&new)?;
+            m.heap_bytes() as isize - before as isize
+        };
+        if before != 0 {
+            let mut inner = self.inner();
+            inner.bytes = inner.bytes.saturating_add_signed(before);
+            self.evict(&mut inner);
+        }
+        Ok(moments)
+    }
+
+    /// The document at `seq` (which the caller checked is in the log). `moments` is the
+    /// interview's index from [`ReplayCache::moments`].
+    pub fn state_at(
+        &self,
+        store: &dyn Store,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        seq: u64,
+    ) -> Result<Arc<ReplayState>, ReplayError> {
+        // The document changes only at edits: every seq after an edit shares its state.
+        let key = moments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .edit_at_or_before(seq);
+        let base = {
+            let mut inner = self.inner();
+            inner.clock += 1;
+            let clock = inner.clock;
+            let entry = inner.interviews.get_mut(id);
+            let found = entry.and_then(|e| {
+                e.used = clock;
+                e.states.range_mut(..=key).next_back().map(|(_, c)| {
+                    c.used = clock;
+                    c.state.clone()
+                })
+            });
+            found
+        };
+        if let Some(hit) = base.as_ref().filter(|b| b.seq == key) {
+            return Ok(hit.clone());
+        }
+        let checkpoint = store.checkpoint_at_or_before(id, key)?;
+        let cached_seq = base.as_ref().map(|b| b.seq);
+        let state = match (&checkpoint, &base) {
+            (Some(cp), _) if cached_seq.is_none_or(|s| cp.seq > s) => {
+                let edits = store.read_kinds_in(id, &[EventKind::Edit], cp.seq, key)?;
+                replay::state_at(
+                    Some(Base {
+                        seq: cp.seq,
+                        state: &cp.state,
+                    }),
+                    edits,
+                    key,
+                )?
+            }
+            (_, Some(b)) => {
+                let edits = store.read_kinds_in(id, &[EventKind::Edit], b.seq, key)?;
+                replay::state_at(
+                    Some(Base {
+                        seq: b.seq,
+                        state: &b.state,
+                    }),
+                    edits,
+                    key,
+                )?
+            }
+            _ => {
+                let edits = store.read_kinds_in(id, &[EventKind::Edit], 0, key)?;
+                replay::state_at(None, edits, key)?
+            }
+        };
+        let state = Arc::new(state);
+        self.insert(id, state.clone());
+        Ok(state)
+    }
+
+    fn insert(&self, id: &InterviewId, state: Arc<ReplayState>) {
+        let size = state_bytes(&state);
+        if size > self.budget {
+            return;
+        }
+        let mut inner = self.inner();
+        inner.clock += 1;
+        let clock = inner.clock;
+        let Some(entry) = inner.interviews.get_mut(id) else {
+            return;
+        };
+        let old = entry
+            .states
+            .insert(state.seq, Cached { state, used: clock });
+        let freed = old.map_or(0, |c| state_bytes(&c.state));
+        inner.bytes = inner.bytes + size - freed.min(inner.bytes + size);
+        self.evict(&mut inner);
+    }
+
+    /// Drops least recently used states (then whole interviews) until within the budget.
+    fn evict(&self, inner: &mut Inner) {
+        while inner.bytes > self.budget {
+            let oldest_state = inner
+                .interviews
+                .iter()
+                .flat_map(|(id, e)| e.states.iter().map(move |(seq, c)| (c.used, id, *seq)))
+                .min_by_key(|(used, _, _)| *used)
+                .map(|(_, id, seq)| (id.clone(), seq));
+            if let Some((id, seq)) = oldest_state {
+                if let Some(c) = inner
+                    .interviews
+                    .get_mut(&id)
+                    .and_then(|e| e.states.remove(&seq))
+                {
+                    inner.bytes = inner.bytes.saturating_sub(state_bytes(&c.state));
+                }
+                continue;
+            }
+            let oldest = inner
+                .interviews
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(id, _)| id.clone());
+            match oldest.and_then(|id| inner.interviews.remove(&id)) {
+                Some(entry) => inner.bytes = inner.bytes.saturating_sub(entry.bytes()),
+                None => {
+                    inner.bytes = 0;
+                    return;
+                }
+            }
+        }
+    }
+}
