@@ -86,7 +86,24 @@ impl Room {
             .json()
             .await
             .unwrap();
-        answer.as_array().unwrap().clone()
+        answer["runs"].as_array().unwrap().clone()
+    }
+
+    /// `GET /runs/{run_id}`: one run whole.
+    async fn run_detail(&self, token: &str, run_id: &str) -> (StatusCode, Value) {
+        let url = self
+            .server
+            .http(&format!("/api/interviews/{}/runs/{run_id}", self.id));
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     fn events(&self, token: &str) -> String {
@@ -163,7 +180,13 @@ async fn both_sides_watch_a_run_and_answer_its_input() {
 
     let history = room.history(&room.tokens.reviewer).await;
     assert_eq!(history.len(), 1);
-    let run = &history[0];
+    assert!(
+        history[0].get("code").is_none() && history[0].get("stdout").is_none(),
+        "the list is light: {}",
+        history[0]
+    );
+    let (status, run) = room.run_detail(&room.tokens.reviewer, &run_id).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["run_id"], run_id.as_str());
     assert_eq!(run["code"], "name = input()\nprint(name)\n");
     assert_eq!(run["status"], "ok");
@@ -423,7 +446,7 @@ async fn a_run_interrupted_by_a_restart_is_closed_in_the_history() {
             .json()
             .await
             .unwrap();
-        history = answer.as_array().cloned().unwrap_or_default();
+        history = answer["runs"].as_array().cloned().unwrap_or_default();
         if history.first().is_some_and(|r| r["status"] != "running") {
             break;
         }

@@ -114,8 +114,8 @@ async fn candidate_runs_code_and_both_sides_watch_it_print_live() {
         assert_eq!(stderr, "oops\n");
     }
 
-    let url = server.http(&format!("/api/interviews/{}/runs", interview.id));
-    let history: Value = reqwest::Client::new()
+    let url = server.http(&format!("/api/interviews/{}/runs/{run_id}", interview.id));
+    let run: Value = reqwest::Client::new()
         .get(url)
         .bearer_auth(&interview.tokens.reviewer)
         .send()
@@ -124,9 +124,8 @@ async fn candidate_runs_code_and_both_sides_watch_it_print_live() {
         .json()
         .await
         .unwrap();
-    let run = &history[0];
     assert_eq!(run["run_id"], run_id.as_str());
-    assert_eq!(run["code"], program, "the history keeps the code that ran");
+    assert_eq!(run["code"], program, "the run keeps the code that ran");
     assert_eq!(run["stdout"], "first\nsecond\n");
     assert_eq!(run["status"], "ok");
     sandbox.shutdown().await;

@@ -1,0 +1,642 @@
+//! Replay (issue 11): the timeline, snapshots at any moment, runs with their code and output,
+//! and the export, read back from the room log a live session wrote.
+//!
+//! Story: a candidate and an interviewer type; the candidate runs the program; everyone's
+//! edits and runs land in one log; afterwards a reviewer scrubs through it, after restarts and
+//! after the room unloaded, and exports it for a stock yjs client to replay.
+
+use duet_protocol::{
+    Actor, EventKind, InterviewId, LogRecord, PerRole, Role, RunFinished, RunKind, RunStarted,
+};
+use duet_tests::{eventually, FakeSandbox, TestServer, YClient, PATIENCE};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Session {
+    server: TestServer,
+    id: InterviewId,
+    tokens: PerRole,
+}
+
+impl Session {
+    async fn new(server: TestServer) -> Session {
+        let interview = server.create_interview("Ada").await;
+        Session {
+            server,
+            id: interview.id,
+            tokens: interview.tokens,
+        }
+    }
+
+    async fn join(&self, token: &str) -> YClient {
+        let client = YClient::connect(&self.server.yjs_url(&self.id, token))
+            .await
+            .unwrap();
+        assert!(eventually(PATIENCE, || client.synced()).await);
+        client
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(
+                self.server
+                    .http(&format!("/api/interviews/{}{path}", self.id)),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path, &self.tokens.reviewer).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    async fn snapshot_text(&self, query: &str) -> String {
+        let body = self.ok(&format!("/snapshot?{query}")).await;
+        body["files"]["main.py"].as_str().unwrap().to_owned()
+    }
+
+    fn edits_stored(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.kind == EventKind::Edit)
+            .count()
+    }
+
+    fn log(&self) -> Vec<LogRecord> {
+        self.server.state.store.read_log(&self.id, 0).unwrap()
+    }
+
+    /// Waits until `n` edits are stored.
+    async fn until_edits(&self, n: usize) {
+        assert!(
+            eventually(PATIENCE, || self.edits_stored() >= n).await,
+            "{n} edits stored"
+        );
+    }
+
+    async fn run(&self, token: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(
+                self.server
+                    .http(&format!("/api/interviews/{}/runs", self.id)),
+            )
+            .bearer_auth(token)
+            .json(&json!({"kind": "run"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        let run_id = body["run_id"].as_str().unwrap().to_owned();
+        // The fake sandbox's program ends when it reads "exit".
+        let response = reqwest::Client::new()
+            .post(
+                self.server
+                    .http(&format!("/api/interviews/{}/runs/{run_id}/stdin", self.id)),
+            )
+            .bearer_auth(token)
+            .json(&json!({"data": "exit\n"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        run_id
+    }
+
+    /// The seq of the `n`th stored edit (from 1).
+    fn edit_seq(&self, n: usize) -> u64 {
+        self.log()
+            .iter()
+            .filter(|r| r.kind == EventKind::Edit)
+            .nth(n - 1)
+            .unwrap()
+            .seq
+    }
+
+    async fn until_finished(&self, run_id: &str) {
+        let finished = eventually(PATIENCE, || {
+            self.log().iter().any(|r| {
+                r.kind == EventKind::RunFinished
+                    && serde_json::from_slice::<RunFinished>(&r.data)
+                        .is_ok_and(|f| f.run_id == run_id)
+            })
+        })
+        .await;
+        assert!(finished, "run {run_id} finished");
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Two people type random edits into the session, waiting for each to be stored.
+async fn type_randomly(s: &Session, a: &YClient, b: &YClient, edits: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for i in 0..edits {
+        let who = if rng.gen_bool(0.6) { a } else { b };
+        assert!(eventually(PATIENCE, || a.text() == b.text()).await);
+        let len = who.len();
+        if len > 0 && rng.gen_bool(0.3) {
+            who.delete(rng.gen_range(0..len), 1);
+        } else {
+            let c = ["a", "b", "\n", " ", "é", "🐍"][rng.gen_range(0..6)];
+            who.insert(rng.gen_range(0..=len), c);
+        }
+        s.until_edits(i + 1).await;
+    }
+    assert!(eventually(PATIENCE, || a.text() == b.text()).await);
+}
+
+#[tokio::test]
+async fn replay_of_the_whole_log_reproduces_the_live_final_text() {
+    let s = Session::new(TestServer::start_with(|a| a.rooms.checkpoint_every = 7).await).await;
+    let (cand, int) = (
+        s.join(&s.tokens.candidate).await,
+        s.join(&s.tokens.interviewer).await,
+    );
+    type_randomly(&s, &cand, &int, 60, 1).await;
+    let live = cand.text();
+    assert!(!live.is_empty());
+    let last = s.log().last().unwrap().seq;
+    assert_eq!(s.snapshot_text(&format!("seq={last}")).await, live);
+    assert_eq!(
+        s.snapshot_text(&format!("at={}", now_ms() + 60_000)).await,
+        live,
+        "after the end: the final text"
+    );
+    let timeline = s.ok("/timeline").await;
+    assert_eq!(timeline["last_seq"], last);
+    let edits: u64 = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "edit")
+        .map(|e| e["edits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(edits, 60, "every edit is in exactly one burst");
+}
+
+#[tokio::test]
+async fn the_snapshot_at_each_recorded_moment_equals_what_the_client_saw() {
+    let s = Session::new(TestServer::start_with(|a| a.rooms.checkpoint_every = 5).await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut seen: Vec<(i64, String)> = vec![(now_ms(), String::new())];
+    for i in 0..40 {
+        // A new edit starts in a later millisecond than the last recorded moment.
+        let last = seen.last().unwrap().0;
+        while now_ms() <= last {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let len = cand.len();
+        if len > 2 && rng.gen_bool(0.3) {
+            cand.delete(rng.gen_range(0..len - 1), 2);
+        } else {
+            cand.insert(rng.gen_range(0..=len), "xy");
+        }
+        s.until_edits(i + 1).await;
+        seen.push((now_ms(), cand.text()));
+    }
+    // Scrub in a shuffled order so the cache serves both directions.
+    let mut order: Vec<usize> = (0..seen.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.gen_range(0..=i));
+    }
+    for i in order {
+        let (at, text) = &seen[i];
+        assert_eq!(
+            &s.snapshot_text(&format!("at={at}")).await,
+            text,
+            "moment {i} at {at}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn replay_works_after_a_restart_and_after_the_room_unloaded() {
+    let s = Session::new(
+        TestServer::start_with(|a| {
+            a.rooms.idle_secs = 1;
+            a.rooms.checkpoint_every = 4;
+        })
+        .await,
+    )
+    .await;
+    let cand = s.join(&s.tokens.candidate).await;
+    for (i, word) in ["def ", "f():", "\n  ", "return 1", "\n"]
+        .iter()
+        .enumerate()
+    {
+        cand.insert(cand.len(), word);
+        s.until_edits(i + 1).await;
+    }
+    let text = cand.text();
+    cand.close().await;
+    assert!(
+        eventually(PATIENCE, || s.server.state.rooms.loaded() == 0).await,
+        "the idle room unloads"
+    );
+    let last = s.log().last().unwrap().seq;
+    assert_eq!(
+        s.snapshot_text(&format!("seq={last}")).await,
+        text,
+        "after unloading"
+    );
+    assert_eq!(
+        s.snapshot_text(&format!("seq={}", s.edit_seq(1))).await,
+        "def "
+    );
+
+    let Session { server, id, tokens } = s;
+    let dir = server.stop().await;
+    let s = Session {
+        server: TestServer::start_in(dir, |_| {}).await,
+        id,
+        tokens,
+    };
+    assert_eq!(s.server.state.rooms.loaded(), 0, "nothing loaded the room");
+    assert_eq!(
+        s.snapshot_text(&format!("seq={last}")).await,
+        text,
+        "after a restart"
+    );
+    assert_eq!(
+        s.snapshot_text(&format!("seq={}", s.edit_seq(2))).await,
+        "def f():"
+    );
+}
+
+#[tokio::test]
+async fn runs_sit_on_the_timeline_between_the_edits_around_them_and_run_the_snapshot_at_code_seq() {
+    let sandbox = FakeSandbox::new();
+    let server =
+        TestServer::start_full(tempfile::tempdir().unwrap(), sandbox.clone(), |_| {}).await;
+    let s = Session::new(server).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "print(1)\n");
+    s.until_edits(1).await;
+    let first = s.run(&s.tokens.candidate).await;
+    s.until_finished(&first).await;
+    cand.insert(cand.len(), "print(2)\n");
+    s.until_edits(2).await;
+    let second = s.run(&s.tokens.interviewer).await;
+    s.until_finished(&second).await;
+    cand.insert(0, "# done\n");
+    s.until_edits(3).await;
+
+    let timeline = s.ok("/timeline").await;
+    let shape: Vec<String> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] != "join" && e["type"] != "leave")
+        .map(|e| match e["type"].as_str().unwrap() {
+            "edit" => "edit".to_owned(),
+            t => format!("{t} {}", e["run_id"].as_str().unwrap()),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "edit".to_owned(),
+            format!("run.started {first}"),
+            format!("run.finished {first}"),
+            "edit".to_owned(),
+            format!("run.started {second}"),
+            format!("run.finished {second}"),
+            "edit".to_owned(),
+        ]
+    );
+    let events = timeline["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in seq order: {seqs:?}"
+    );
+    let finished = events.iter().find(|e| e["type"] == "run.finished").unwrap();
+    assert_eq!(
+        (finished["status"].as_str(), finished["by"].as_str()),
+        (Some("ok"), Some("candidate"))
+    );
+
+    let ran: Vec<String> = sandbox
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.files["main.py"].clone())
+        .collect();
+    for (run_id, code) in [(&first, &ran[0]), (&second, &ran[1])] {
+        let run = s.ok(&format!("/runs/{run_id}")).await;
+        assert_eq!(&run["code"], code, "the code shown is the code that ran");
+        let code_seq = run["code_seq"].as_u64().unwrap();
+        assert_eq!(&s.snapshot_text(&format!("seq={code_seq}")).await, code);
+        assert!(run["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("started print(1)"));
+    }
+    // The code is stored once, in the document, not again in the run's record.
+    let started: Vec<RunStarted> = s
+        .log()
+        .iter()
+        .filter(|r| r.kind == EventKind::RunStarted)
+        .map(|r| serde_json::from_slice(&r.data).unwrap())
+        .collect();
+    assert!(started.iter().all(|r| r.code.is_none()));
+    // Followers of a live session ask only for what is new.
+    let after = s.ok(&format!("/timeline?after={}", events[3]["seq"])).await;
+    assert_eq!(after["events"].as_array().unwrap().len(), events.len() - 4);
+    assert_eq!(after["events"][1]["type"], "run.started");
+}
+
+#[tokio::test]
+async fn run_output_is_stored_as_raw_bytes_and_its_cast_plays_it() {
+    let s = Session::new(TestServer::start().await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "print('hi')\n");
+    s.until_edits(1).await;
+    let run = s.run(&s.tokens.candidate).await;
+    s.until_finished(&run).await;
+    let mut stored = Vec::new();
+    for record in s.log().iter().filter(|r| r.kind == EventKind::RunOutput) {
+        let (header, bytes) = record
+            .data
+            .split_at(record.data.iter().position(|b| *b == b'\n').unwrap());
+        let header: Value = serde_json::from_slice(header).unwrap();
+        assert_eq!(header["run_id"], run.as_str());
+        assert_eq!(header["pieces"][0][0], 0);
+        stored.push((
+            header["stream"].as_str().unwrap().to_owned(),
+            bytes[1..].to_vec(),
+        ));
+    }
+    let stdout: Vec<u8> = stored
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(
+        stdout, b"started print('hi')\nexit\n",
+        "raw bytes, not escaped JSON text"
+    );
+
+    let response = reqwest::Client::new()
+        .get(
+            s.server
+                .http(&format!("/api/interviews/{}/runs/{run}/cast", s.id)),
+        )
+        .bearer_auth(&s.tokens.candidate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cast = response.text().await.unwrap();
+    let lines: Vec<Value> = cast
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["version"], 2);
+    let played: String = lines[1..].iter().map(|l| l[2].as_str().unwrap()).collect();
+    assert!(played.contains("started print('hi')\r\n"), "{played:?}");
+    assert!(
+        played.contains("\u{1b}[31ma warning\r\n\u{1b}[0m"),
+        "stderr in red: {played:?}"
+    );
+    let times: Vec<f64> = lines[1..].iter().map(|l| l[0].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]) && times[0] >= 0.0);
+}
+
+#[tokio::test]
+async fn the_candidate_gets_403_on_replay_and_404_on_a_private_run() {
+    let s = Session::new(TestServer::start().await).await;
+    // A private run (hidden tests) in the log, written as the room would.
+    let at = now_ms();
+    let started = RunStarted {
+        run_id: "hidden-tests-run".into(),
+        kind: RunKind::Test,
+        by: Role::Interviewer,
+        at,
+        code: None,
+        code_seq: 0,
+        private: true,
+    };
+    let finished = RunFinished {
+        run_id: "hidden-tests-run".into(),
+        status: "ok".into(),
+        exit_code: Some(0),
+        duration_ms: 5,
+        tests: None,
+        at,
+    };
+    for (seq, kind, data) in [
+        (
+            1,
+            EventKind::RunStarted,
+            serde_json::to_vec(&started).unwrap(),
+        ),
+        (
+            2,
+            EventKind::RunFinished,
+            serde_json::to_vec(&finished).unwrap(),
+        ),
+    ] {
+        let record = LogRecord {
+            seq,
+            at_ms: at,
+            kind,
+            by: Actor::Interviewer,
+            data,
+        };
+        s.server
+            .state
+            .store
+            .append(&s.id, record)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for path in ["/timeline", "/snapshot?seq=0", "/export"] {
+        let (status, body) = s.get(path, &s.tokens.candidate).await;
+        assert_eq!((path, status), (path, StatusCode::FORBIDDEN), "{body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    for path in ["/runs/hidden-tests-run", "/runs/hidden-tests-run/cast"] {
+        let (status, _) = s.get(path, &s.tokens.candidate).await;
+        assert_eq!((path, status), (path, StatusCode::NOT_FOUND));
+        let (status, _) = s.get(path, &s.tokens.reviewer).await;
+        assert_eq!((path, status), (path, StatusCode::OK));
+    }
+    let (_, page) = s.get("/runs", &s.tokens.candidate).await;
+    assert_eq!(page["runs"], json!([]), "missing from the candidate's list");
+    let (_, page) = s.get("/runs", &s.tokens.interviewer).await;
+    assert_eq!(page["runs"][0]["run_id"], "hidden-tests-run");
+    let (status, _) = s.get("/timeline", "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_replay_input_is_400_with_a_clear_message() {
+    let s = Session::new(TestServer::start().await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "x");
+    s.until_edits(1).await;
+    for (query, says) in [
+        ("/snapshot?seq=99", "unknown seq 99"),
+        ("/snapshot?seq=1&at=5", "not both"),
+        ("/snapshot", "give at"),
+        ("/snapshot?at=yesterday", "at must be"),
+        ("/snapshot?seq=-1", "seq must be"),
+        ("/snapshot?seq=1&seq=1", "given twice"),
+        ("/snapshot?sek=1", "unknown parameter"),
+        ("/timeline?after=abc", "after must be"),
+        ("/runs?limit=0", "limit must be"),
+        ("/runs?after=no-such-run", "after must be"),
+    ] {
+        let (status, body) = s.get(query, &s.tokens.reviewer).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn times_before_the_start_or_after_the_end_clamp_to_the_ends() {
+    let s = Session::new(TestServer::start().await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "abc");
+    s.until_edits(1).await;
+    let timeline = s.ok("/timeline").await;
+    let (start, end) = (
+        timeline["started_at"].as_i64().unwrap(),
+        timeline["ended_at"].as_i64().unwrap(),
+    );
+    assert!(start <= end);
+    let before = s.ok("/snapshot?at=0").await;
+    assert_eq!(
+        (before["seq"].as_u64(), before["at"].as_i64()),
+        (Some(0), Some(start))
+    );
+    assert_eq!(before["files"]["main.py"], "");
+    let after = s.ok(&format!("/snapshot?at={}", i64::MAX)).await;
+    assert_eq!(after["at"].as_i64(), Some(end));
+    assert_eq!(after["files"]["main.py"], "abc");
+}
+
+#[tokio::test]
+async fn an_export_replays_with_the_stock_yjs_package_in_node() {
+    let s = Session::new(TestServer::start_with(|a| a.rooms.checkpoint_every = 10).await).await;
+    let (cand, int) = (
+        s.join(&s.tokens.candidate).await,
+        s.join(&s.tokens.interviewer).await,
+    );
+    type_randomly(&s, &cand, &int, 30, 3).await;
+    let run = s.run(&s.tokens.candidate).await;
+    s.until_finished(&run).await;
+    let live = cand.text();
+
+    let response = reqwest::Client::new()
+        .get(s.server.http(&format!("/api/interviews/{}/export", s.id)))
+        .bearer_auth(&s.tokens.reviewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-tar");
+    let archive = response.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.tar"), &archive).unwrap();
+    let untar = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg("export.tar")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        untar.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&untar.stderr)
+    );
+    let root = dir.path().join("duet-export");
+    for file in [
+        "README.md",
+        "interview.json",
+        "log.jsonl",
+        "timeline.json",
+        "main.py",
+        "runs/index.json",
+    ] {
+        assert!(root.join(file).is_file(), "{file} in the archive");
+    }
+    assert_eq!(std::fs::read_to_string(root.join("main.py")).unwrap(), live);
+    let code = std::fs::read_to_string(root.join(format!("runs/{run}/main.py"))).unwrap();
+    assert_eq!(code, live, "the run's code");
+    assert!(root.join(format!("runs/{run}/output.cast")).is_file());
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js/replay-export.mjs");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("node is needed to replay the export with stock yjs: {e}"));
+    assert!(
+        out.status.success(),
+        "replay-export.mjs failed (run `cd tests/js && npm ci`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: String = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replayed, live);
+}
+
+#[tokio::test]
+async fn runs_are_listed_light_and_in_pages() {
+    let s = Session::new(TestServer::start_with(|a| a.sandbox.runs_per_minute = 100).await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "print(1)\n");
+    s.until_edits(1).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let id = s.run(&s.tokens.candidate).await;
+        s.until_finished(&id).await;
+        ids.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/runs?limit=2".to_owned();
+    loop {
+        let page = s.ok(&path).await;
+        for run in page["runs"].as_array().unwrap() {
+            assert!(run.get("code").is_none() && run.get("stdout").is_none());
+            seen.push(run["run_id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_u64() {
+            Some(next) => path = format!("/runs?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let by_id = s.ok(&format!("/runs?after={}", ids[2])).await;
+    let rest: Vec<&str> = by_id["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        [ids[3].as_str(), ids[4].as_str()],
+        "after= takes a run id too"
+    );
+}
