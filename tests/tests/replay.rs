@@ -4,6 +4,7 @@
 //! Story: a candidate and an interviewer type; the candidate runs the program; everyone's
 //! edits and runs land in one log; afterwards a reviewer scrubs through it, after restarts and
 //! after the room unloaded, and exports it for a stock yjs client to replay.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{
     Actor, EventKind, InterviewId, LogRecord, PerRole, Role, RunFinished, RunKind, RunStarted,

@@ -389,7 +389,8 @@ impl Store for SqliteStore {
     }
 
     fn load_history(&self, id: &InterviewId) -> Result<History> {
-        let (checkpoint, log_bytes): (Option<(i64, Vec<u8>, Vec<u8>)>, i64) = {
+        type CheckpointRow = (i64, Vec<u8>, Vec<u8>);
+        let (checkpoint, log_bytes): (Option<CheckpointRow>, i64) = {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, state, owners FROM checkpoints WHERE interview_id = ?1 ORDER BY seq DESC LIMIT 1",
@@ -448,7 +449,8 @@ impl Store for SqliteStore {
 
     fn checkpoint_at_or_before(&self, id: &InterviewId, seq: u64) -> Result<Option<Checkpoint>> {
         let conn = self.reader();
-        let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+        type CheckpointRow = (i64, Vec<u8>, Vec<u8>);
+        let row: Option<CheckpointRow> = conn
             .prepare_cached(
                 "SELECT seq, state, owners FROM checkpoints WHERE interview_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
             )?
