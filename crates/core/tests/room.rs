@@ -497,6 +497,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         exit_code: Some(0),
         duration_ms: 30,
         tests: None,
+        lint: None,
         at: 12,
     };
     effects.extend(h.room().run_finished(&fin, Role::Candidate, false, 12));

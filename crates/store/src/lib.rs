@@ -50,6 +50,8 @@ pub struct Interview {
     pub candidate_name: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The question the interview is on (the room's log records every switch).
+    pub question_id: Option<String>,
 }
 
 /// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
@@ -81,6 +83,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every interview, newest first.
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
+    /// Records the question an interview is now on (after the room stored the switch).
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()>;
     /// Which interview and role a token hash belongs to.
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
     /// The newest checkpoint and the records after it, to load a room.

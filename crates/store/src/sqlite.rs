@@ -71,10 +71,12 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
+    // 2 -> 3: the question an interview is on.
+    (3, "ALTER TABLE interviews ADD COLUMN question_id TEXT;"),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].
@@ -317,12 +319,20 @@ fn to_record(
     })
 }
 
-fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type InterviewRow = (String, String, String, i64, Option<String>);
+
+fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn interview_from(
-    (id, title, candidate_name, created_at): (String, String, String, i64),
+    (id, title, candidate_name, created_at, question_id): InterviewRow,
 ) -> Result<Interview> {
     let id = InterviewId::parse(&id)
         .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
@@ -331,6 +341,7 @@ fn interview_from(
         title,
         candidate_name,
         created_at,
+        question_id,
     })
 }
 
@@ -339,8 +350,8 @@ impl Store for SqliteStore {
         let mut conn = self.reader();
         let txn = conn.transaction()?;
         txn.execute(
-            "INSERT INTO interviews (id, title, candidate_name, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at],
+            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at, interview.question_id],
         )?;
         for (role, hash) in tokens {
             txn.execute(
@@ -355,7 +366,7 @@ impl Store for SqliteStore {
     fn list_interviews(&self) -> Result<Vec<Interview>> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, title, candidate_name, created_at FROM interviews ORDER BY created_at DESC, id",
+            "SELECT id, title, candidate_name, created_at, question_id FROM interviews ORDER BY created_at DESC, id",
         )?;
         let rows = stmt.query_map([], to_interview)?;
         rows.map(|r| interview_from(r?)).collect()
@@ -365,11 +376,19 @@ impl Store for SqliteStore {
         let conn = self.reader();
         let row = conn
             .prepare_cached(
-                "SELECT id, title, candidate_name, created_at FROM interviews WHERE id = ?1",
+                "SELECT id, title, candidate_name, created_at, question_id FROM interviews WHERE id = ?1",
             )?
             .query_row([id.as_str()], to_interview)
             .optional()?;
         row.map(interview_from).transpose()
+    }
+
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()> {
+        self.reader().execute(
+            "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
+            params![id.as_str(), question_id],
+        )?;
+        Ok(())
     }
 
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {
