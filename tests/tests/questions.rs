@@ -2,6 +2,7 @@
 //! interviewer switching questions, visible and hidden test runs and lint in the real sandbox,
 //! and nothing private ever reaching the candidate. Runs against the real Docker engine fail
 //! loudly where it is missing; they never skip.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{CreatedInterview, EventKind, InterviewId};
 use duet_sandbox::{RunRequest, RunStatus, Sandbox, Target};

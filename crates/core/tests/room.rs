@@ -1,5 +1,6 @@
 //! The room's protocol rules, driven without any runtime: simulated yrs clients exchange
 //! messages through `Room`, and every effect is carried out by hand.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::{
     rebuild, run_history, unfinished_runs, Audience, CheckpointRef, ConnId, Effect, ReplySlots,

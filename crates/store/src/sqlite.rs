@@ -408,7 +408,8 @@ impl Store for SqliteStore {
     }
 
     fn load_history(&self, id: &InterviewId) -> Result<History> {
-        let (checkpoint, log_bytes): (Option<(i64, Vec<u8>, Vec<u8>)>, i64) = {
+        type CheckpointRow = (i64, Vec<u8>, Vec<u8>);
+        let (checkpoint, log_bytes): (Option<CheckpointRow>, i64) = {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, state, owners FROM checkpoints WHERE interview_id = ?1 ORDER BY seq DESC LIMIT 1",
