@@ -5,7 +5,7 @@
 //! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
 //! SQLite's write-ahead log. A committed record survives `kill -9` of the server (it is in the
 //! operating system's file cache). The WAL is fsynced at least once a second while there are
-//! writes (a passive WAL checkpoint), so a power cut loses at most about the last second.
+//! writes (an fsync of the WAL file itself), so a power cut loses at most about the last second.
 //!
 //! What does not belong here: the meaning of the records (the core crate), websockets (the server).
 

@@ -1,9 +1,11 @@
 //! The embedded store: one SQLite database in WAL mode.
 //!
-//! Reads and the rare metadata writes share one connection behind a std mutex (each call is a
-//! short critical section). Log appends and checkpoints go to a dedicated writer thread that
-//! commits whatever has queued up in one transaction (group commit), so a burst of keystrokes
-//! costs one commit per batch rather than one per keystroke, and answers each write's ticket.
+//! Reads and the rare metadata writes share one connection behind a std mutex, held for one
+//! query at a time (callers on the async runtime are known debt: issue 8). Log appends,
+//! checkpoints and probes go to a dedicated writer thread that commits whatever has queued up in
+//! one transaction (group commit), so a burst of keystrokes costs one commit per batch rather
+//! than one per keystroke, and answers each write's ticket. A syncer thread fsyncs the WAL file
+//! every second while there are writes.
 
 use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
 use duet_protocol::{Actor, EventKind, InterviewId, LogRecord, Role};
@@ -163,9 +165,12 @@ impl SqliteStore {
             .name("duet-store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, config.max_batch, &writer_dirty))?;
         let sync_interval = config.sync_interval;
+        let mut wal = config.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         std::thread::Builder::new()
             .name("duet-store-syncer".into())
-            .spawn(move || syncer_loop(syncer_conn, dirty, sync_interval))?;
+            .spawn(move || syncer_loop(syncer_conn, wal, dirty, sync_interval))?;
         Ok(SqliteStore {
             reader: Mutex::new(reader),
             writer: tx,
@@ -218,24 +223,32 @@ fn writer_loop(
     dirty.store(true, Ordering::Release);
 }
 
-/// Fsyncs the WAL (a passive checkpoint) every `interval` while there were writes. It runs on
-/// its own connection and thread, so a slow fsync never holds up commits, and so never holds
-/// up any room's deliveries.
-fn syncer_loop(conn: Connection, dirty: Arc<AtomicBool>, interval: Duration) {
+/// Every `interval` while there were writes, fsyncs the WAL file itself (so everything
+/// committed before the sync survives a power cut, whether or not a checkpoint could run), then
+/// copies what it can into the main database without waiting for readers. It runs on its own
+/// connection and thread, so a slow fsync never holds up commits, and so never holds up any
+/// room's deliveries.
+fn syncer_loop(conn: Connection, wal: PathBuf, dirty: Arc<AtomicBool>, interval: Duration) {
     loop {
         std::thread::sleep(interval);
         if dirty.swap(false, Ordering::AcqRel) {
-            sync(&conn);
+            sync(&conn, &wal);
         }
         if Arc::strong_count(&dirty) == 1 {
-            sync(&conn); // the writer has stopped: a final sync, then done
+            sync(&conn, &wal); // the writer has stopped: a final sync, then done
             return;
         }
     }
 }
 
-/// Fsyncs the WAL and copies what it can into the main database without waiting for readers.
-fn sync(conn: &Connection) {
+fn sync(conn: &Connection, wal: &std::path::Path) {
+    // fsync flushes the file (the inode), whichever descriptor asks.
+    match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+        Ok(()) => {}
+        // No WAL file: a checkpoint truncated it, and the main database was synced then.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed"),
+    }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "store: WAL checkpoint failed");
     }
