@@ -33,6 +33,9 @@ pub enum RunError {
     /// The sandbox has no room for another run.
     #[error("{0}")]
     Busy(String),
+    /// The files are larger than a run may take.
+    #[error("{0}")]
+    TooLarge(String),
     /// The sandbox refused the request as built by the server (a configuration problem).
     #[error("the sandbox refused the run: {0}")]
     Refused(String),
@@ -93,7 +96,10 @@ impl RoomTask {
             Err(e @ SandboxError::Busy { .. }) => {
                 return (Err(RunError::Busy(e.to_string())), Vec::new())
             }
-            Err(e @ (SandboxError::Invalid(_) | SandboxError::TooLarge { .. })) => {
+            Err(e @ SandboxError::TooLarge { .. }) => {
+                return (Err(RunError::TooLarge(e.to_string())), Vec::new())
+            }
+            Err(e @ SandboxError::Invalid(_)) => {
                 return (Err(RunError::Refused(e.to_string())), Vec::new())
             }
         };

@@ -151,6 +151,7 @@ impl From<RunError> for AppError {
             }
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
             RunError::Forbidden(why) => AppError::Forbidden(why),
+            RunError::TooLarge(why) => AppError::TooLarge(why),
             RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
     }
