@@ -123,7 +123,7 @@ wait_quiet() {
   log "machine still busy (${busy}% CPU used by others); measuring anyway, see 'other processes' in the table"
 }
 
-metrics() { curl -sf --max-time 5 "http://$DUET_ADDR/metrics" > "$1" || echo "" > "$1"; }
+metrics() { curl -sf --max-time 5 -H "Authorization: Bearer $TOKEN" "http://$DUET_ADDR/metrics" > "$1" || echo "" > "$1"; }
 
 # --- scenarios -------------------------------------------------------------------------------
 scenario_args() { # scenario -> loadgen flags

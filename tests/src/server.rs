@@ -86,6 +86,23 @@ impl TestServer {
         format!("ws://{}/yjs/{id}?token={token}", self.addr)
     }
 
+    /// Creates an interview on a question of the bank.
+    pub async fn create_interview_on(
+        &self,
+        candidate_name: &str,
+        question_id: &str,
+    ) -> CreatedInterview {
+        let response = reqwest::Client::new()
+            .post(self.http("/api/interviews"))
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({"title": "Python pairing", "candidate_name": candidate_name, "question_id": question_id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
     pub async fn create_interview(&self, candidate_name: &str) -> CreatedInterview {
         let response = reqwest::Client::new()
             .post(self.http("/api/interviews"))

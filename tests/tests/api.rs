@@ -1,4 +1,5 @@
 //! The REST API's token and role matrix, and its error bodies.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_tests::TestServer;
 use reqwest::StatusCode;
@@ -111,7 +112,11 @@ async fn each_role_sees_the_interview_with_its_own_role() {
             .as_i64()
             .is_some_and(|t| t > 1_600_000_000_000));
         let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 5, "no more than the view: {keys:?}");
+        assert_eq!(keys.len(), 6, "no more than the view: {keys:?}");
+        assert!(
+            body["question"].is_null(),
+            "an interview made without a question has none"
+        );
     }
     // The query parameter works as the header does (browsers cannot set headers on websockets).
     let (status, body) = get(

@@ -1,5 +1,6 @@
 //! Bad input on the websocket: the offender is closed with a clear code and reason, while the
 //! room, its other participants, the server and everything stored carry on.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::close;
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};

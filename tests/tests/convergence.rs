@@ -1,6 +1,7 @@
 //! Seeded randomised convergence over real websockets: several participants make random edits,
 //! drop and rejoin at random; everyone converges, and the text rebuilt from the stored log
 //! equals the live text.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};
 use rand::{rngs::StdRng, Rng, SeedableRng};

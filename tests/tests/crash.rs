@@ -1,5 +1,6 @@
 //! `kill -9` of the real server process: every edit a participant had received is still there
 //! after a restart on the same data dir.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_tests::{eventually, YClient, PATIENCE};
 use std::io::{BufRead, BufReader};
@@ -28,6 +29,8 @@ fn duet_bin() -> PathBuf {
 }
 
 /// Starts `duet serve` on a free port and returns it with its base address.
+// The child is returned to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(duet_bin())
         // No warm pool: this server is killed with SIGKILL, and its temporary data dir (and so

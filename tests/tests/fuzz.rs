@@ -8,6 +8,7 @@
 //!
 //! CI runs a bounded number of messages. A longer run (documented in the README):
 //!   DUET_FUZZ_ITERS=20000 DUET_FUZZ_SEED=7 cargo test -p duet-tests --test fuzz -- --nocapture
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::MAIN_FILE;
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};
@@ -211,7 +212,7 @@ fn next_message(
     interviewer_clock: u32,
 ) -> (&'static str, Vec<u8>) {
     match rng.gen_range(0..13) {
-        0 | 1 | 2 => ("honest edit", sync_update(attacker.type_something(rng))),
+        0..=2 => ("honest edit", sync_update(attacker.type_something(rng))),
         3 => {
             // Hold an update back and send the next: it depends on the one held back.
             let held = attacker.type_something(rng);

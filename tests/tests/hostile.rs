@@ -1,6 +1,7 @@
 //! A hostile participant against the real server, through the real websocket: each scenario is
 //! one of the attacks of issue 6, made with hand-built Yjs messages, and shows it no longer works
 //! while the interview carries on.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{close, CreatedInterview, EventKind};
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};

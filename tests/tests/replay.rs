@@ -441,6 +441,7 @@ async fn the_candidate_gets_403_on_replay_and_404_on_a_private_run() {
         exit_code: Some(0),
         duration_ms: 5,
         tests: None,
+        lint: None,
         at,
     };
     for (seq, kind, data) in [

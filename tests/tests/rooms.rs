@@ -1,5 +1,6 @@
 //! Room lifecycle: rooms unload when idle and load again intact; a room whose stored state is
 //! broken refuses connections instead of starting empty.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{close, EventKind, LogRecord};
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};

@@ -1,6 +1,7 @@
 //! The run API and the events socket, with a scripted sandbox: who may run, what both sides
 //! see, stdin, cancel, one active run per role, rate limits, bad input and the history.
 //! (The same paths against the real Docker engine: runs_docker.rs.)
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_tests::{eventually, EventsClient, FakeSandbox, TestServer, YClient, PATIENCE};
 use reqwest::StatusCode;

@@ -1,6 +1,7 @@
 //! Runs through the API against the real Docker engine and sandbox image (installed and built
 //! by scripts/ensure-docker.sh, which scripts/test runs). These fail loudly if Docker or the
 //! image is missing; they never skip.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_tests::{eventually, EventsClient, TestServer, YClient};
 use serde_json::{json, Value};

@@ -1,5 +1,6 @@
 //! The shared editor over a real websocket: participants converge, late joiners catch up,
 //! reviewers only watch, and presence carries the names the server stamps.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{Actor, CreatedInterview, EventKind};
 use duet_tests::{eventually, TestServer, YClient, PATIENCE};

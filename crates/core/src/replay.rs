@@ -9,8 +9,8 @@
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
 use duet_protocol::{
-    Actor, EventKind, LogEntry, LogRecord, Role, RunFinished, RunId, RunKind, RunStarted,
-    TestCounts, TimelineEvent, MAIN_FILE,
+    Actor, EventKind, LogEntry, LogRecord, QuestionSwitched, Role, RunFinished, RunId, RunKind,
+    RunStarted, TestCounts, TimelineEvent, MAIN_FILE,
 };
 use std::collections::HashMap;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
@@ -65,6 +65,17 @@ fn map(
                 code_seq: s.code_seq,
                 private: s.private,
             })
+        }
+        EventKind::Question => {
+            match data.and_then(|r| serde_json::from_slice::<QuestionSwitched>(&r.data).ok()) {
+                Some(q) => Mapped::Event(TimelineEvent::Question {
+                    seq,
+                    at,
+                    by,
+                    question_id: q.question_id,
+                }),
+                None => Mapped::Skip,
+            }
         }
         EventKind::RunOutput => Mapped::Skip, // played from the run's cast
         EventKind::RunFinished => {
@@ -535,7 +546,7 @@ mod tests {
             } else {
                 Actor::Candidate
             };
-            log.push(if len > 0 && rng_state % 4 == 0 {
+            log.push(if len > 0 && rng_state & 3 == 0 {
                 edit(&doc, seq, seq as i64, by, |t, x| {
                     t.remove_range(x, pos.min(len - 1), 1)
                 })

@@ -575,6 +575,31 @@ impl Room {
         effects
     }
 
+    /// The room moves to another question: the switch is logged, then (for a coding question)
+    /// its starter replaces `main.py` in one server edit, and the events socket says so.
+    pub fn switch_question(
+        &mut self,
+        question_id: &str,
+        starter: Option<&str>,
+        by: Actor,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let switched = duet_protocol::QuestionSwitched {
+            question_id: question_id.to_owned(),
+            by,
+        };
+        let mut effects = vec![self.record(EventKind::Question, by, to_json(&switched), now_ms)];
+        let json = serde_json::json!({ "type": "question", "seq": self.last_seq, "question_id": question_id, "by": by });
+        if let Some(starter) = starter {
+            effects.extend(self.replace_text(starter, now_ms));
+        }
+        effects.push(Effect::Event {
+            audience: Audience::Everyone,
+            json: json.to_string(),
+        });
+        effects
+    }
+
     /// A run began: log it (with the code that ran) and tell the events socket.
     pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
         let record = self.record(
@@ -636,6 +661,7 @@ impl Room {
         let json = serde_json::json!({
             "type": "run.finished", "seq": self.last_seq, "run_id": finished.run_id, "status": finished.status,
             "exit_code": finished.exit_code, "duration_ms": finished.duration_ms, "tests": finished.tests,
+            "lint": finished.lint,
         });
         vec![
             record,

@@ -8,7 +8,7 @@
 //! JSON escaping). Records written before this format (JSON [`RunOutput`]) still read back.
 
 use duet_protocol::{
-    EventKind, LogRecord, Role, RunFinished, RunId, RunKind, RunOutput, RunOutputHeader,
+    EventKind, LintFinding, LogRecord, Role, RunFinished, RunId, RunOutput, RunOutputHeader,
     RunStarted, RunSummary, Stream, TestCounts, TestResults,
 };
 use std::collections::HashMap;
@@ -167,6 +167,7 @@ pub struct RunEntry {
     /// The code as old records kept it (newer ones store it by `code_seq`).
     pub legacy_code: Option<String>,
     pub tests: Option<TestResults>,
+    pub lint: Option<Vec<LintFinding>>,
 }
 
 /// Every run in `records` (its start and finish records; others are ignored) that `viewer`
@@ -202,6 +203,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                     finished_seq: None,
                     legacy_code: started.code,
                     tests: None,
+                    lint: None,
                 });
             }
             EventKind::RunFinished => {
@@ -215,6 +217,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                     run.summary.duration_ms = Some(finished.duration_ms);
                     run.summary.tests = finished.tests.as_ref().map(TestCounts::from);
                     run.tests = finished.tests;
+                    run.lint = finished.lint;
                     run.finished_seq = Some(record.seq);
                 }
             }
@@ -310,7 +313,7 @@ pub fn asciicast(run: &RunSummary, output: &RunOutputs) -> String {
     let header = serde_json::json!({
         "version": 2, "width": 100, "height": 30,
         "timestamp": run.started_at.div_euclid(1000),
-        "title": format!("run {} ({})", run.run_id, match run.kind { RunKind::Run => "run", RunKind::Test => "test" }),
+        "title": format!("run {} ({})", run.run_id, format!("{:?}", run.kind).to_lowercase()),
         "env": {"TERM": "xterm-256color"},
     });
     let mut cast = header.to_string();
@@ -355,6 +358,7 @@ fn terminal_newlines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use duet_protocol::RunKind;
 
     #[test]
     fn characters_split_across_chunks_come_out_whole() {

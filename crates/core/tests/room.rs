@@ -1,5 +1,6 @@
 //! The room's protocol rules, driven without any runtime: simulated yrs clients exchange
 //! messages through `Room`, and every effect is carried out by hand.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::{
     collect_output, rebuild, run_index, unfinished_runs, Audience, CheckpointRef, ConnId, Effect,
@@ -501,6 +502,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         exit_code: Some(0),
         duration_ms: 30,
         tests: None,
+        lint: None,
         at: 12,
     };
     effects.extend(h.room().run_finished(&fin, Role::Candidate, false, 12));

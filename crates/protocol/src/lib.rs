@@ -183,7 +183,7 @@ impl Identity {
 
 /// The kinds of event a room's log holds, each with one room sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// A Yjs update (v1 encoding) that changed the shared document.
     Edit,
@@ -192,11 +192,16 @@ pub enum EventKind {
     /// A participant left the room.
     Leave,
     /// A run began (JSON [`RunStarted`]).
+    #[serde(rename = "run.started")]
     RunStarted,
     /// A run's output, coalesced per stream ([`RunOutputHeader`] then raw bytes).
+    #[serde(rename = "run.output")]
     RunOutput,
     /// A run ended (JSON [`RunFinished`]).
+    #[serde(rename = "run.finished")]
     RunFinished,
+    /// The room switched questions (JSON [`QuestionSwitched`]).
+    Question,
 }
 
 impl EventKind {
@@ -208,15 +213,17 @@ impl EventKind {
             EventKind::RunStarted => "run.started",
             EventKind::RunOutput => "run.output",
             EventKind::RunFinished => "run.finished",
+            EventKind::Question => "question",
         }
     }
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Edit,
         EventKind::Join,
         EventKind::Leave,
         EventKind::RunStarted,
         EventKind::RunOutput,
         EventKind::RunFinished,
+        EventKind::Question,
     ];
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -246,8 +253,144 @@ pub struct LogRecord {
 pub enum RunKind {
     /// The program, `python3 main.py`.
     Run,
-    /// pytest over the question's tests (comes with the question bank).
+    /// pytest over the question's tests: the visible ones for the candidate, visible and hidden
+    /// for the interviewer (then the run is private).
     Test,
+    /// pyflakes and pycodestyle over `main.py` (interviewer only; private).
+    Lint,
+}
+
+/// One finding of a lint run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintFinding {
+    pub line: u32,
+    pub col: u32,
+    /// `F...` from pyflakes, `E...`/`W...` from pycodestyle.
+    pub code: String,
+    pub message: String,
+}
+
+/// The five areas of the scorecard's rubric; a question names the ones it probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    CodingQuality,
+    SystemDesign,
+    Debugging,
+    Collaboration,
+    ProductionExperience,
+}
+
+impl Area {
+    pub const ALL: [Area; 5] = [
+        Area::CodingQuality,
+        Area::SystemDesign,
+        Area::Debugging,
+        Area::Collaboration,
+        Area::ProductionExperience,
+    ];
+}
+
+/// How hard a question is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+/// A coding question (code, tests) or a discussion prompt (hints only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuestionKind {
+    Coding,
+    Discussion,
+}
+
+/// A question as `GET /api/questions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionSummary {
+    pub id: String,
+    pub title: String,
+    pub kind: QuestionKind,
+    pub difficulty: Difficulty,
+    pub tags: Vec<String>,
+    pub areas: Vec<Area>,
+}
+
+/// What a strong answer shows and what should worry the interviewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hints {
+    pub strong: Vec<String>,
+    pub red_flags: Vec<String>,
+}
+
+/// A whole question, as the interviewer (and a reviewer) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    #[serde(flatten)]
+    pub summary: QuestionSummary,
+    pub prompt: String,
+    pub starter: String,
+    pub solution: String,
+    pub visible_tests: String,
+    pub hidden_tests: String,
+    pub hints: Hints,
+    pub follow_ups: Vec<String>,
+}
+
+/// The part of a question the candidate may see: never hints, follow-ups, the solution or the
+/// hidden tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateQuestion {
+    pub id: String,
+    pub title: String,
+    pub kind: QuestionKind,
+    pub difficulty: Difficulty,
+    pub prompt: String,
+    pub visible_tests: String,
+}
+
+impl Question {
+    pub fn id(&self) -> &str {
+        &self.summary.id
+    }
+
+    pub fn for_candidate(&self) -> CandidateQuestion {
+        CandidateQuestion {
+            id: self.summary.id.clone(),
+            title: self.summary.title.clone(),
+            kind: self.summary.kind,
+            difficulty: self.summary.difficulty,
+            prompt: self.prompt.clone(),
+            visible_tests: self.visible_tests.clone(),
+        }
+    }
+}
+
+/// The question part of `GET /api/interviews/{id}`: whole for roles that may read private
+/// material, the candidate's part otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QuestionView {
+    Full(Box<Question>),
+    Candidate(CandidateQuestion),
+}
+
+/// `POST /api/interviews/{id}/question` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchQuestion {
+    pub question_id: String,
+}
+
+/// Stored with `EventKind::Question`: the room switched to a question (its starter follows as
+/// a server edit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionSwitched {
+    pub question_id: String,
+    pub by: Actor,
 }
 
 /// A run's id: 16 url-safe characters.
@@ -327,6 +470,9 @@ pub struct RunFinished {
     pub exit_code: Option<i64>,
     pub duration_ms: u64,
     pub tests: Option<TestResults>,
+    /// For lint runs: what pyflakes and pycodestyle found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<Vec<LintFinding>>,
     pub at: i64,
 }
 
@@ -343,7 +489,11 @@ pub struct StartRun {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunStdin {
+    #[serde(default)]
     pub data: String,
+    /// Ends the program's input after `data` (its `sys.stdin.read()` returns).
+    #[serde(default)]
+    pub eof: bool,
 }
 
 /// pytest's counts, without the cases.
@@ -407,6 +557,9 @@ pub struct RunDetail {
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
     pub tests: Option<TestResults>,
+    /// For lint runs: what pyflakes and pycodestyle found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<Vec<LintFinding>>,
 }
 
 /// One entry of `GET /api/interviews/{id}/timeline`, tagged by `type`.
@@ -428,6 +581,14 @@ pub enum TimelineEvent {
     Join { seq: u64, at: i64, by: Actor },
     #[serde(rename = "leave")]
     Leave { seq: u64, at: i64, by: Actor },
+    /// The room switched to a question.
+    #[serde(rename = "question")]
+    Question {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        question_id: String,
+    },
     #[serde(rename = "run.started")]
     RunStarted {
         seq: u64,
@@ -459,6 +620,7 @@ impl TimelineEvent {
             TimelineEvent::Edit { seq, .. }
             | TimelineEvent::Join { seq, .. }
             | TimelineEvent::Leave { seq, .. }
+            | TimelineEvent::Question { seq, .. }
             | TimelineEvent::RunStarted { seq, .. }
             | TimelineEvent::RunFinished { seq, .. } => *seq,
         }
@@ -520,6 +682,9 @@ pub mod close {
 pub struct CreateInterview {
     pub title: String,
     pub candidate_name: String,
+    /// A question from the bank: the room starts with its starter code.
+    #[serde(default)]
+    pub question_id: Option<String>,
 }
 
 /// One value per role.
@@ -555,6 +720,8 @@ pub struct InterviewView {
     pub candidate_name: String,
     pub role: Role,
     pub created_at: i64,
+    /// The interview's current question, as this role may see it.
+    pub question: Option<QuestionView>,
 }
 
 /// Every 4xx/5xx body: `{"error": {"code", "message"}}`.
@@ -596,6 +763,17 @@ mod tests {
                 InterviewId::parse(bad).is_none(),
                 "{bad:?} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn event_kinds_have_one_spelling() {
+        for kind in EventKind::ALL {
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap_or_default(),
+                format!("\"{}\"", kind.as_str())
+            );
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
     }
 

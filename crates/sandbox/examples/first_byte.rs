@@ -5,6 +5,7 @@
 //!   cargo run --release -p duet-sandbox --example first_byte -- [runs]
 //!
 //! Needs the engine and the image (scripts/ensure-docker.sh).
+#![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed measurement
 
 use duet_sandbox::{DockerConfig, DockerSandbox, Limits, RunEvent, RunRequest, Sandbox, Target};
 use std::collections::BTreeMap;

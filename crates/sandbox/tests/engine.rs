@@ -1,6 +1,7 @@
 //! The sandbox and its engine: the warm pool, the reaper, an engine or image that is missing.
 //! (A real engine going away mid-run and coming back: engine_restart.rs. Start-up timings:
 //! `cargo run --release -p duet-sandbox --example first_byte`.)
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! data root, exec root, pid file and managed containerd; no bridge, no iptables), the sandbox
 //! image loaded into it, killed in the middle of a run and started again. Restarting it cannot
 //! touch the containers of other tests, which run on the machine's own engine.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! ptrace (the seccomp profile in sandbox/seccomp.json), ptys, writes to /proc, and a host uid
 //! shared between runs. Each is proven by the call failing inside the sandbox, never by
 //! connecting anywhere.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

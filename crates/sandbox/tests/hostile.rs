@@ -1,6 +1,7 @@
 //! Hostile programs against the real engine and image, one test each. Every test also checks
 //! (in `common::hostile`) that a normal run started beside it succeeds promptly and that no
 //! container is left behind.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

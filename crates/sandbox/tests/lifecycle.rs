@@ -1,6 +1,7 @@
 //! Containers are owned until they are gone: runs started and cancelled at every moment of a
 //! cold or warm start leave nothing behind but the warm pool, and a graceful shutdown leaves
 //! nothing at all.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

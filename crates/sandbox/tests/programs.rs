@@ -1,4 +1,5 @@
 //! Ordinary programs and pytest files against the real engine and image.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 mod common;
 

@@ -7,6 +7,7 @@
 //!
 //! It starts its own `duet serve` processes (loopback, fresh data dirs) and needs Docker and
 //! the sandbox image (scripts/ensure-docker.sh).
+#![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed measurement
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};

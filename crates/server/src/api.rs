@@ -3,6 +3,7 @@
 use crate::auth;
 use crate::error::AppError;
 use crate::rooms::now_ms;
+use crate::rooms::RoomCmd;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,7 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_protocol::{
-    CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole, Role,
+    CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole,
+    Question, QuestionSummary, QuestionView, Role, SwitchQuestion,
 };
 use duet_store::Interview;
 
@@ -32,6 +34,17 @@ pub async fn create_interview(
             "expected {{\"title\": str, \"candidate_name\": str}}: {e}"
         ))
     })?;
+    let question_id = match &req.question_id {
+        Some(q) => Some(
+            state
+                .questions
+                .get(q)
+                .ok_or_else(|| unknown_question(q))?
+                .id()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let title = checked_text("title", &req.title, MAX_TITLE)?;
     let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
 
@@ -52,6 +65,7 @@ pub async fn create_interview(
         title,
         candidate_name,
         created_at: now_ms(),
+        question_id,
     };
     state.store.create_interview(&interview, &hashes)?;
 
@@ -117,13 +131,98 @@ pub async fn get_interview(
         .store
         .get_interview(&id)?
         .ok_or(AppError::NotFound("no such interview"))?;
+    let question = i
+        .question_id
+        .as_deref()
+        .and_then(|q| state.questions.get(q))
+        .map(|q| {
+            if role.can_read_scorecard() {
+                QuestionView::Full(Box::new((*q).clone()))
+            } else {
+                QuestionView::Candidate(q.for_candidate())
+            }
+        });
     Ok(Json(InterviewView {
         id: i.id,
         title: i.title,
         candidate_name: i.candidate_name,
         role,
         created_at: i.created_at,
+        question,
     }))
+}
+
+fn unknown_question(id: &str) -> AppError {
+    AppError::NotFoundMsg(format!(
+        "no question {id:?} in the bank (GET /api/questions lists them)"
+    ))
+}
+
+/// `POST /api/interviews/{id}/question` (interviewer): moves the room to another question; its
+/// starter replaces `main.py` for everyone. Answered once the switch is stored.
+pub async fn switch_question(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id)?;
+    if !role.can_write_scorecard() {
+        return Err(AppError::Forbidden(
+            "only the interviewer switches questions",
+        ));
+    }
+    let req: SwitchQuestion = serde_json::from_slice(&body?)
+        .map_err(|e| AppError::BadRequest(format!("expected {{\"question_id\": str}}: {e}")))?;
+    let question = state
+        .questions
+        .get(&req.question_id)
+        .ok_or_else(|| unknown_question(&req.question_id))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let room = state.rooms.get(&interview);
+    let unavailable =
+        || AppError::Unavailable("the interview's room is reloading; try again".into());
+    room.tx
+        .send(RoomCmd::SwitchQuestion {
+            question: question.clone(),
+            by: role,
+            reply,
+        })
+        .await
+        .map_err(|_| unavailable())?;
+    let seq = answer.await.map_err(|_| unavailable())?;
+    let store = state.store.clone();
+    let question_id = question.id().to_owned();
+    let saved = question_id.clone();
+    tokio::task::spawn_blocking(move || store.set_question(&interview, &saved))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(Json(
+        serde_json::json!({ "question_id": question_id, "seq": seq }),
+    ))
+}
+
+/// `GET /api/questions` (admin or an interviewer): the bank, without the questions' bodies.
+pub async fn list_questions(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<Json<Vec<QuestionSummary>>, AppError> {
+    auth::require_admin_or_interviewer(&state, &parts)?;
+    Ok(Json(state.questions.list()))
+}
+
+/// `GET /api/questions/{id}` (admin or an interviewer): one question whole.
+pub async fn get_question(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Json<Question>, AppError> {
+    auth::require_admin_or_interviewer(&state, &parts)?;
+    let question = state
+        .questions
+        .get(&id)
+        .ok_or_else(|| unknown_question(&id))?;
+    Ok(Json((*question).clone()))
 }
 
 /// `GET /healthz`: whether the store and the sandbox are usable. 503 when the store is not

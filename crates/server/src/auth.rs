@@ -66,6 +66,22 @@ pub fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
     }
 }
 
+/// The admin token, or any interview's interviewer token (the question bank is theirs to read).
+pub fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+    let token = token_of(parts).ok_or(AppError::Unauthorized("missing token"))?;
+    let hashed = hash(&token);
+    if hashes_equal(&hashed, &state.admin_hash) {
+        return Ok(());
+    }
+    match state.store.find_token(&hashed)? {
+        Some((_, Role::Interviewer)) => Ok(()),
+        Some(_) => Err(AppError::Forbidden(
+            "the question bank is for the admin and interviewers",
+        )),
+        None => Err(AppError::Unauthorized("invalid token")),
+    }
+}
+
 /// Finds the role a request has in the interview `id` names.
 /// No or unknown token: 401. A token of another interview: 404 (its existence is not revealed).
 pub fn role_in(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {

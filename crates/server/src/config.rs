@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Defaults to http://<listen address>.
     #[arg(long, env = "DUET_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Folder of question files (one TOML file per question; see questions/README.md).
+    #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
+    pub questions_dir: PathBuf,
     #[command(flatten)]
     pub ws: WsLimits,
     #[command(flatten)]
@@ -286,6 +289,7 @@ impl ServeArgs {
             data_dir: data_dir.into(),
             admin_token: None,
             public_url: None,
+            questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
             ws: WsLimits::default(),
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),

@@ -17,6 +17,9 @@ pub enum AppError {
     /// No such resource, or the token belongs to another interview.
     #[error("{0}")]
     NotFound(&'static str),
+    /// No such resource, said with its name.
+    #[error("{0}")]
+    NotFoundMsg(String),
     /// The request is malformed; the message says how.
     #[error("{0}")]
     BadRequest(String),
@@ -25,7 +28,7 @@ pub enum AppError {
     TooLarge(String),
     /// Too many runs in the last minute.
     #[error(
-        "rate limit: at most {limit} runs a minute per interview; retry in {retry_after_secs} s"
+        "rate limit: at most {limit} runs a minute per participant; retry in {retry_after_secs} s"
     )]
     RateLimited { retry_after_secs: u64, limit: usize },
     /// A token holds as many websockets as it may.
@@ -47,7 +50,9 @@ impl AppError {
         match self {
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::NotFound(_) | AppError::NotFoundMsg(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

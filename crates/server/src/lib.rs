@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod outbound;
+pub mod questions;
 pub mod replay;
 pub mod replay_api;
 pub mod room_runs;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// Websockets open per token.
     pub sockets: Arc<sockets::TokenSockets>,
+    pub questions: Arc<questions::QuestionBank>,
     /// Recent replay states per interview, for scrubbing.
     pub replay: Arc<replay::ReplayCache>,
 }
@@ -87,7 +89,14 @@ impl AppState {
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = Arc::new(store);
+        let (bank, problems) = questions::QuestionBank::load(&config.questions_dir);
+        for problem in &problems {
+            tracing::warn!(%problem, "question bank: skipped");
+        }
+        tracing::info!(questions = bank.len(), dir = %config.questions_dir.display(), "question bank loaded");
+        let questions = Arc::new(bank);
         let rooms = Rooms::new(RoomsParts {
+            questions: questions.clone(),
             store: store.clone(),
             sandbox: sandbox.clone(),
             run_limits: config.sandbox.limits(),
@@ -114,6 +123,7 @@ impl AppState {
             public_url,
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets,
+            questions,
             replay: Arc::new(replay::ReplayCache::new(REPLAY_CACHE_BYTES)),
         };
         Ok(Startup {
@@ -198,6 +208,9 @@ pub fn router(state: AppState) -> Router {
             post(api::create_interview).get(api::list_interviews),
         )
         .route("/api/interviews/{id}", get(api::get_interview))
+        .route("/api/interviews/{id}/question", post(api::switch_question))
+        .route("/api/questions", get(api::list_questions))
+        .route("/api/questions/{id}", get(api::get_question))
         .route(
             "/api/interviews/{id}/runs",
             post(runs_api::start)

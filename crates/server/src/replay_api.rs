@@ -262,7 +262,9 @@ fn build_export(
         tar.file(&format!("{dir}/stderr"), &output.stderr);
         tar.file(
             &format!("{dir}/run.json"),
-            &pretty(&serde_json::json!({"run": s, "private": run.private, "tests": run.tests})),
+            &pretty(&serde_json::json!({
+                "run": s, "private": run.private, "tests": run.tests, "lint": run.lint,
+            })),
         );
         tar.file(
             &format!("{dir}/output.cast"),

@@ -11,13 +11,14 @@ use crate::auth;
 use crate::rooms::{now_ms, RoomCmd, RoomTask};
 use duet_core::{Coalescer, Effect, Room, Utf8Decoder};
 use duet_protocol::{
-    Role, RunFinished, RunId, RunKind, RunOutputHeader, RunStarted, Stream, TestCaseResult,
-    TestResults, MAIN_FILE,
+    Actor, LintFinding, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunOutputHeader,
+    RunStarted, Stream, TestCaseResult, TestResults, MAIN_FILE,
 };
 use duet_sandbox::{
     RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target, TestReport,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +29,18 @@ pub enum RunError {
     /// `main.py` is empty or only white space.
     #[error("main.py is empty: write some code first")]
     EmptyProgram,
-    /// This kind of run is not available yet.
+    /// This kind of run does not apply here (tests with no question, tests of a discussion).
     #[error("{0}")]
     Unsupported(&'static str),
+    /// This role may not start this kind of run.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The sandbox has no room for another run.
     #[error("{0}")]
     Busy(String),
+    /// The files are larger than a run may take.
+    #[error("{0}")]
+    TooLarge(String),
     /// The sandbox refused the request as built by the server (a configuration problem).
     #[error("the sandbox refused the run: {0}")]
     Refused(String),
@@ -89,22 +96,21 @@ impl RoomTask {
         stdin: Option<String>,
         now: i64,
     ) -> (Result<RunId, RunError>, Vec<Effect>) {
-        if kind == RunKind::Test {
-            return (Err(RunError::Unsupported("run kind 'test' needs the interview's question; it comes with the question bank")), Vec::new());
-        }
         let code = room.text();
         if code.trim().is_empty() {
             return (Err(RunError::EmptyProgram), Vec::new());
         }
+        let (target, files, private) = match self.run_target(kind, by, &code) {
+            Ok(target) => target,
+            Err(e) => return (Err(e), Vec::new()),
+        };
         // A new run from a role replaces that role's active run.
         for run in self.runs.values().filter(|r| r.by == by) {
             run.cancel.cancel();
         }
         let request = RunRequest {
-            files: BTreeMap::from([(MAIN_FILE.to_owned(), code.clone())]),
-            target: Target::Program {
-                entry: MAIN_FILE.to_owned(),
-            },
+            files,
+            target,
             // Stdin given at start ends after it (so `sys.stdin.read()` returns); without it,
             // stdin stays open for `/stdin`.
             keep_stdin_open: stdin.is_none(),
@@ -116,7 +122,10 @@ impl RoomTask {
             Err(e @ SandboxError::Busy { .. }) => {
                 return (Err(RunError::Busy(e.to_string())), Vec::new())
             }
-            Err(e @ (SandboxError::Invalid(_) | SandboxError::TooLarge { .. })) => {
+            Err(e @ SandboxError::TooLarge { .. }) => {
+                return (Err(RunError::TooLarge(e.to_string())), Vec::new())
+            }
+            Err(e @ SandboxError::Invalid(_)) => {
                 return (Err(RunError::Refused(e.to_string())), Vec::new())
             }
         };
@@ -132,7 +141,7 @@ impl RoomTask {
             at: now,
             code: None,
             code_seq: room.last_seq(),
-            private: false,
+            private,
         };
         self.runs.insert(
             run_id.clone(),
@@ -151,14 +160,92 @@ impl RoomTask {
         (Ok(run_id), room.run_started(&started, now))
     }
 
-    pub(crate) fn feed_run(&mut self, run_id: &str, data: String) -> Result<(), RunError> {
+    /// What a run of `kind` by `by` executes, with which files, and whether it is private.
+    fn run_target(
+        &self,
+        kind: RunKind,
+        by: Role,
+        code: &str,
+    ) -> Result<(Target, BTreeMap<String, String>, bool), RunError> {
+        let mut files = BTreeMap::from([(MAIN_FILE.to_owned(), code.to_owned())]);
+        match kind {
+            RunKind::Run => Ok((
+                Target::Program {
+                    entry: MAIN_FILE.to_owned(),
+                },
+                files,
+                false,
+            )),
+            RunKind::Lint => {
+                if !by.can_run_hidden_tests() {
+                    return Err(RunError::Forbidden(
+                        "style findings are the interviewer's: only the interviewer runs lint",
+                    ));
+                }
+                Ok((
+                    Target::Lint {
+                        file: MAIN_FILE.to_owned(),
+                    },
+                    files,
+                    true,
+                ))
+            }
+            RunKind::Test => {
+                let question = self.question.as_ref().ok_or(RunError::Unsupported(
+                    "this interview has no question: pick one before running tests",
+                ))?;
+                if question.summary.kind == QuestionKind::Discussion {
+                    return Err(RunError::Unsupported(
+                        "a discussion question has no tests to run",
+                    ));
+                }
+                files.insert(VISIBLE_TESTS.to_owned(), question.visible_tests.clone());
+                let mut test_files = vec![VISIBLE_TESTS.to_owned()];
+                // The interviewer's test runs include the hidden tests, and so are private.
+                let hidden = by.can_run_hidden_tests();
+                if hidden {
+                    files.insert(HIDDEN_TESTS.to_owned(), question.hidden_tests.clone());
+                    test_files.push(HIDDEN_TESTS.to_owned());
+                }
+                Ok((Target::Pytest { test_files }, files, hidden))
+            }
+        }
+    }
+
+    /// Moves the room to `question`: the switch is logged, the starter replaces `main.py`.
+    pub(crate) fn switch_question(
+        &mut self,
+        room: &mut Room,
+        question: Arc<Question>,
+        by: Actor,
+    ) -> Vec<Effect> {
+        let starter =
+            (question.summary.kind == QuestionKind::Coding).then_some(question.starter.as_str());
+        let effects = room.switch_question(question.id(), starter, by, now_ms());
+        self.question = Some(question);
+        effects
+    }
+
+    pub(crate) fn feed_run(
+        &mut self,
+        run_id: &str,
+        data: String,
+        eof: bool,
+    ) -> Result<(), RunError> {
         let run = self.runs.get(run_id).ok_or(RunError::NotRunning)?;
-        run.stdin
-            .try_send(Stdin::Data(data.into_bytes()))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => RunError::StdinFull,
-                mpsc::error::TrySendError::Closed(_) => RunError::NotRunning,
-            })
+        let full = |e| match e {
+            mpsc::error::TrySendError::Full(_) => RunError::StdinFull,
+            mpsc::error::TrySendError::Closed(_) => RunError::NotRunning,
+        };
+        if !data.is_empty() {
+            run.stdin
+                .try_send(Stdin::Data(data.into_bytes()))
+                .map_err(full)?;
+        }
+        if eof {
+            run.stdin.try_send(Stdin::Eof).map_err(full)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn cancel_run(&mut self, run_id: &str) -> Result<(), RunError> {
@@ -302,6 +389,7 @@ impl RoomTask {
                 exit_code: None,
                 duration_ms: 0,
                 tests: None,
+                lint: None,
                 at: now,
             };
             let effects = room.run_finished(&record, by, private, now);
@@ -325,6 +413,7 @@ impl RoomTask {
                 exit_code: None,
                 duration_ms: run.started.elapsed().as_millis() as u64,
                 tests: None,
+                lint: None,
                 at: now,
             };
             let effects = room.run_finished(&record, run.by, run.private, now);
@@ -348,9 +437,24 @@ fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
         exit_code: outcome.exit_code,
         duration_ms: outcome.duration.as_millis() as u64,
         tests: outcome.tests.as_ref().map(test_results),
+        lint: outcome.lint.as_ref().map(|findings| {
+            findings
+                .iter()
+                .map(|f| LintFinding {
+                    line: f.line,
+                    col: f.col,
+                    code: f.code.clone(),
+                    message: f.message.clone(),
+                })
+                .collect()
+        }),
         at: now,
     }
 }
+
+/// Where the question's tests go beside `main.py` in the sandbox.
+const VISIBLE_TESTS: &str = "test_visible.py";
+const HIDDEN_TESTS: &str = "test_hidden.py";
 
 pub fn status_name(status: RunStatus) -> &'static str {
     match status {

@@ -9,11 +9,14 @@
 use crate::config::RoomSettings;
 use crate::metrics::Metrics;
 pub use crate::outbound::PeerSink;
+use crate::questions::QuestionBank;
 use crate::room_runs::{ActiveRun, RunError};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{Audience, CheckpointRef, ConnId, Effect, Reply, Room, RoomConfig};
-use duet_protocol::{close, EventKind, Identity, InterviewId, Role, RunId, RunKind};
+use duet_protocol::{
+    close, Actor, EventKind, Identity, InterviewId, Question, Role, RunId, RunKind,
+};
 use duet_sandbox::{Limits, RunEvent, Sandbox};
 use duet_store::{Checkpoint, Store, StoreError, Ticket};
 use std::collections::{HashMap, VecDeque};
@@ -61,7 +64,15 @@ pub enum RoomCmd {
     RunStdin {
         run_id: RunId,
         data: String,
+        eof: bool,
         reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    /// The interviewer moves the room to another question. Answered with the seq of the switch
+    /// once it is stored.
+    SwitchQuestion {
+        question: Arc<Question>,
+        by: Role,
+        reply: oneshot::Sender<u64>,
     },
     CancelRun {
         run_id: RunId,
@@ -82,6 +93,7 @@ pub struct RoomHandle {
 /// Finds or loads the room of an interview.
 pub struct Rooms {
     map: Mutex<HashMap<InterviewId, RoomHandle>>,
+    pub(crate) questions: Arc<QuestionBank>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) sandbox: Arc<dyn Sandbox>,
     pub(crate) run_limits: Limits,
@@ -95,6 +107,7 @@ pub struct Rooms {
 impl Rooms {
     pub fn new(parts: RoomsParts) -> Arc<Rooms> {
         let RoomsParts {
+            questions,
             store,
             sandbox,
             run_limits,
@@ -104,6 +117,7 @@ impl Rooms {
         } = parts;
         Arc::new(Rooms {
             map: Mutex::new(HashMap::new()),
+            questions,
             store,
             sandbox,
             run_limits,
@@ -173,6 +187,7 @@ impl Rooms {
 
 /// What a room needs from the server.
 pub struct RoomsParts {
+    pub questions: Arc<QuestionBank>,
     pub store: Arc<dyn Store>,
     pub sandbox: Arc<dyn Sandbox>,
     pub run_limits: Limits,
@@ -183,6 +198,8 @@ pub struct RoomsParts {
 
 /// A message waiting for a record to become durable.
 pub(crate) enum Delivery {
+    /// An answer to whoever asked, sent once everything before it is durable.
+    Reply(Box<dyn FnOnce() + Send>),
     To(ConnId, Message, Option<Reply>),
     All {
         except: Option<ConnId>,
@@ -214,6 +231,8 @@ pub(crate) struct RoomTask {
     edits_since_checkpoint: u64,
     /// Set when the room must close everyone and reload from the store.
     poisoned: Option<String>,
+    /// The question the room is on (the last switch in its log).
+    pub(crate) question: Option<Arc<Question>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -240,6 +259,7 @@ impl RoomTask {
             gates: VecDeque::new(),
             edits_since_checkpoint: 0,
             poisoned: None,
+            question: None,
         }
     }
 
@@ -258,7 +278,20 @@ impl RoomTask {
         let config = self.rooms.settings.room_config();
         let loaded = tokio::task::spawn_blocking(move || load(&*store, &id, config)).await;
         match loaded {
-            Ok(Ok((room, unfinished))) => self.live(room, unfinished, &mut rx).await,
+            Ok(Ok(Loaded {
+                mut room,
+                unfinished,
+                question,
+                initial_question,
+            })) => {
+                self.question = question.and_then(|q| self.rooms.questions.get(&q));
+                // A new interview with a question: its starter is the room's first edit.
+                if let Some(initial) = initial_question.and_then(|q| self.rooms.questions.get(&q)) {
+                    let effects = self.switch_question(&mut room, initial, Actor::Server);
+                    self.execute(&mut room, effects);
+                }
+                self.live(room, unfinished, &mut rx).await
+            }
             Ok(Err(reason)) => self.refuse(&mut rx, reason).await,
             Err(join) => {
                 self.refuse(&mut rx, format!("room load crashed: {join}"))
@@ -415,12 +448,27 @@ impl RoomTask {
                 let _ = reply.send(result);
                 effects
             }
+            RoomCmd::SwitchQuestion {
+                question,
+                by,
+                reply,
+            } => {
+                let effects = self.switch_question(room, question, by.into());
+                self.execute(room, effects);
+                let seq = room.last_seq();
+                // Answered once the switch and its starter are stored.
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(seq);
+                })));
+                Vec::new()
+            }
             RoomCmd::RunStdin {
                 run_id,
                 data,
+                eof,
                 reply,
             } => {
-                let _ = reply.send(self.feed_run(&run_id, data));
+                let _ = reply.send(self.feed_run(&run_id, data, eof));
                 Vec::new()
             }
             RoomCmd::CancelRun { run_id, reply } => {
@@ -525,15 +573,16 @@ impl RoomTask {
                 too_slow.push(conn);
             }
         };
-        match &delivery {
+        match delivery {
+            Delivery::Reply(answer) => answer(),
             Delivery::To(conn, message, reply) => {
-                if let Some(sink) = self.peers.get(conn) {
-                    offer(*conn, sink, message, *reply);
+                if let Some(sink) = self.peers.get(&conn) {
+                    offer(conn, sink, &message, reply);
                 }
             }
             Delivery::All { except, message } => {
-                for (conn, sink) in self.peers.iter().filter(|(c, _)| Some(**c) != *except) {
-                    offer(*conn, sink, message, None);
+                for (conn, sink) in self.peers.iter().filter(|(c, _)| Some(**c) != except) {
+                    offer(*conn, sink, &message, None);
                 }
             }
             Delivery::Event { audience, message } => {
@@ -542,7 +591,7 @@ impl RoomTask {
                     .iter()
                     .filter(|(_, (role, _))| audience.includes(*role))
                 {
-                    offer(*conn, sink, message, None);
+                    offer(*conn, sink, &message, None);
                 }
             }
         }
@@ -619,11 +668,18 @@ async fn next_ack(gates: &mut VecDeque<Gate>) -> Result<(), StoreError> {
 }
 
 /// Loads a room from its history, with the runs the log shows as never finished.
-fn load(
-    store: &dyn Store,
-    id: &InterviewId,
-    config: RoomConfig,
-) -> Result<(Room, Vec<(String, Role, bool)>), String> {
+/// A room read back from the store.
+struct Loaded {
+    room: Room,
+    /// Runs the log shows as started and never finished.
+    unfinished: Vec<(String, Role, bool)>,
+    /// The last question switch in the log.
+    question: Option<String>,
+    /// For a room whose log is empty: the question it was created with.
+    initial_question: Option<String>,
+}
+
+fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loaded, String> {
     let history = store.load_history(id).map_err(|e| e.to_string())?;
     let checkpoint = history.checkpoint.as_ref().map(|cp| CheckpointRef {
         seq: cp.seq,
@@ -634,10 +690,26 @@ fn load(
     let runs = store
         .read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished])
         .map_err(|e| e.to_string())?;
-    Ok((
-        Room::from_history(config, rebuilt, history.log_bytes),
-        duet_core::unfinished_runs(&runs),
-    ))
+    let switches = store
+        .read_kinds(id, &[EventKind::Question])
+        .map_err(|e| e.to_string())?;
+    let question = switches
+        .last()
+        .and_then(|r| serde_json::from_slice::<duet_protocol::QuestionSwitched>(&r.data).ok())
+        .map(|s| s.question_id);
+    let initial_question = match rebuilt.last_seq {
+        0 => store
+            .get_interview(id)
+            .map_err(|e| e.to_string())?
+            .and_then(|i| i.question_id),
+        _ => None,
+    };
+    Ok(Loaded {
+        room: Room::from_history(config, rebuilt, history.log_bytes),
+        unfinished: duet_core::unfinished_runs(&runs),
+        question,
+        initial_question,
+    })
 }
 
 /// Close reasons must fit a websocket close frame (123 bytes).

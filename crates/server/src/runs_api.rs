@@ -40,7 +40,9 @@ pub async fn start(
             "stdin is over {MAX_STDIN} bytes"
         )));
     }
-    state.run_rate.check(&interview)?;
+    // Each role has its own budget, and only runs that start count against it: the
+    // candidate's refused requests cannot use up the interviewer's runs.
+    state.run_rate.check(&interview, role)?;
     let run_id = ask(&state, &interview, |reply| RoomCmd::StartRun {
         by: role,
         kind: request.kind,
@@ -48,6 +50,7 @@ pub async fn start(
         reply,
     })
     .await?;
+    state.run_rate.record(&interview, role);
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "run_id": run_id })),
@@ -63,7 +66,7 @@ pub async fn stdin(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, AppError> {
     let (interview, _) = runner(&state, &parts, &id)?;
-    let request: RunStdin = parse(&body?, r#"{"data": string}"#)?;
+    let request: RunStdin = parse(&body?, r#"{"data": string, "eof": optional bool}"#)?;
     if request.data.len() > MAX_STDIN {
         return Err(AppError::TooLarge(format!(
             "stdin is over {MAX_STDIN} bytes"
@@ -72,6 +75,7 @@ pub async fn stdin(
     ask(&state, &interview, |reply| RoomCmd::RunStdin {
         run_id,
         data: request.data,
+        eof: request.eof,
         reply,
     })
     .await?;
@@ -204,6 +208,7 @@ pub async fn detail(
             stdout_truncated,
             stderr_truncated,
             tests: run.tests,
+            lint: run.lint,
         }))
     })
     .await
@@ -271,6 +276,8 @@ impl From<RunError> for AppError {
                 AppError::Unavailable(e.to_string())
             }
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
+            RunError::Forbidden(why) => AppError::Forbidden(why),
+            RunError::TooLarge(why) => AppError::TooLarge(why),
             RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
     }
@@ -280,7 +287,7 @@ impl From<RunError> for AppError {
 pub struct RateLimiter {
     limit: usize,
     window: Duration,
-    starts: Mutex<HashMap<InterviewId, VecDeque<Instant>>>,
+    starts: Mutex<HashMap<(InterviewId, Role), VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
@@ -292,21 +299,30 @@ impl RateLimiter {
         }
     }
 
-    /// Counts a run, or says how long to wait.
-    pub fn check(&self, interview: &InterviewId) -> Result<(), AppError> {
-        let now = Instant::now();
+    fn starts(
+        &self,
+        now: Instant,
+    ) -> std::sync::MutexGuard<'_, HashMap<(InterviewId, Role), VecDeque<Instant>>> {
         let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
         starts.retain(|_, q| {
-            q.back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                q.pop_front();
+            }
+            !q.is_empty()
         });
-        let queue = starts.entry(interview.clone()).or_default();
-        while queue
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            queue.pop_front();
-        }
+        starts
+    }
+
+    /// Says whether this role of the interview may start a run now, or how long to wait.
+    pub fn check(&self, interview: &InterviewId, role: Role) -> Result<(), AppError> {
+        let now = Instant::now();
+        let starts = self.starts(now);
+        let Some(queue) = starts.get(&(interview.clone(), role)) else {
+            return Ok(());
+        };
         if queue.len() >= self.limit {
             let oldest = queue.front().copied().unwrap_or(now);
             let wait = self.window.saturating_sub(now.duration_since(oldest));
@@ -315,7 +331,15 @@ impl RateLimiter {
                 limit: self.limit,
             });
         }
-        queue.push_back(now);
         Ok(())
+    }
+
+    /// Counts a run that started.
+    pub fn record(&self, interview: &InterviewId, role: Role) {
+        let now = Instant::now();
+        self.starts(now)
+            .entry((interview.clone(), role))
+            .or_default()
+            .push_back(now);
     }
 }

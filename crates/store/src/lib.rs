@@ -5,7 +5,7 @@
 //! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
 //! SQLite's write-ahead log. A committed record survives `kill -9` of the server (it is in the
 //! operating system's file cache). The WAL is fsynced at least once a second while there are
-//! writes (a passive WAL checkpoint), so a power cut loses at most about the last second.
+//! writes (an fsync of the WAL file itself), so a power cut loses at most about the last second.
 //!
 //! What does not belong here: the meaning of the records (the core crate), websockets (the server).
 
@@ -50,6 +50,8 @@ pub struct Interview {
     pub candidate_name: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The question the interview is on (the room's log records every switch).
+    pub question_id: Option<String>,
 }
 
 /// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
@@ -81,6 +83,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every interview, newest first.
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
+    /// Records the question an interview is now on (after the room stored the switch).
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()>;
     /// Which interview and role a token hash belongs to.
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
     /// The newest checkpoint and the records after it, to load a room.

@@ -1,9 +1,11 @@
 //! The embedded store: one SQLite database in WAL mode.
 //!
-//! Reads and the rare metadata writes share one connection behind a std mutex (each call is a
-//! short critical section). Log appends and checkpoints go to a dedicated writer thread that
-//! commits whatever has queued up in one transaction (group commit), so a burst of keystrokes
-//! costs one commit per batch rather than one per keystroke, and answers each write's ticket.
+//! Reads and the rare metadata writes share one connection behind a std mutex, held for one
+//! query at a time (callers on the async runtime are known debt: issue 8). Log appends,
+//! checkpoints and probes go to a dedicated writer thread that commits whatever has queued up in
+//! one transaction (group commit), so a burst of keystrokes costs one commit per batch rather
+//! than one per keystroke, and answers each write's ticket. A syncer thread fsyncs the WAL file
+//! every second while there are writes.
 
 use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
 use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
@@ -71,10 +73,12 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
+    // 2 -> 3: the question an interview is on.
+    (3, "ALTER TABLE interviews ADD COLUMN question_id TEXT;"),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].
@@ -161,9 +165,12 @@ impl SqliteStore {
             .name("duet-store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, config.max_batch, &writer_dirty))?;
         let sync_interval = config.sync_interval;
+        let mut wal = config.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         std::thread::Builder::new()
             .name("duet-store-syncer".into())
-            .spawn(move || syncer_loop(syncer_conn, dirty, sync_interval))?;
+            .spawn(move || syncer_loop(syncer_conn, wal, dirty, sync_interval))?;
         Ok(SqliteStore {
             reader: Mutex::new(reader),
             writer: tx,
@@ -216,24 +223,34 @@ fn writer_loop(
     dirty.store(true, Ordering::Release);
 }
 
-/// Fsyncs the WAL (a passive checkpoint) every `interval` while there were writes. It runs on
-/// its own connection and thread, so a slow fsync never holds up commits, and so never holds
-/// up any room's deliveries.
-fn syncer_loop(conn: Connection, dirty: Arc<AtomicBool>, interval: Duration) {
+/// Every `interval` while there were writes, fsyncs the WAL file itself (so everything
+/// committed before the sync survives a power cut, whether or not a checkpoint could run), then
+/// copies what it can into the main database without waiting for readers. It runs on its own
+/// connection and thread, so a slow fsync never holds up commits, and so never holds up any
+/// room's deliveries.
+fn syncer_loop(conn: Connection, wal: PathBuf, dirty: Arc<AtomicBool>, interval: Duration) {
     loop {
         std::thread::sleep(interval);
         if dirty.swap(false, Ordering::AcqRel) {
-            sync(&conn);
+            sync(&conn, &wal);
         }
         if Arc::strong_count(&dirty) == 1 {
-            sync(&conn); // the writer has stopped: a final sync, then done
+            sync(&conn, &wal); // the writer has stopped: a final sync, then done
             return;
         }
     }
 }
 
-/// Fsyncs the WAL and copies what it can into the main database without waiting for readers.
-fn sync(conn: &Connection) {
+fn sync(conn: &Connection, wal: &std::path::Path) {
+    // fsync flushes the file (the inode), whichever descriptor asks.
+    match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+        Ok(()) => {}
+        // No WAL file: a checkpoint truncated it, and the main database was synced then.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed")
+        }
+    }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "store: WAL checkpoint failed");
     }
@@ -317,12 +334,20 @@ fn to_record(
     })
 }
 
-fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type InterviewRow = (String, String, String, i64, Option<String>);
+
+fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn interview_from(
-    (id, title, candidate_name, created_at): (String, String, String, i64),
+    (id, title, candidate_name, created_at, question_id): InterviewRow,
 ) -> Result<Interview> {
     let id = InterviewId::parse(&id)
         .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
@@ -331,6 +356,7 @@ fn interview_from(
         title,
         candidate_name,
         created_at,
+        question_id,
     })
 }
 
@@ -339,8 +365,8 @@ impl Store for SqliteStore {
         let mut conn = self.reader();
         let txn = conn.transaction()?;
         txn.execute(
-            "INSERT INTO interviews (id, title, candidate_name, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at],
+            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at, interview.question_id],
         )?;
         for (role, hash) in tokens {
             txn.execute(
@@ -355,7 +381,7 @@ impl Store for SqliteStore {
     fn list_interviews(&self) -> Result<Vec<Interview>> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, title, candidate_name, created_at FROM interviews ORDER BY created_at DESC, id",
+            "SELECT id, title, candidate_name, created_at, question_id FROM interviews ORDER BY created_at DESC, id",
         )?;
         let rows = stmt.query_map([], to_interview)?;
         rows.map(|r| interview_from(r?)).collect()
@@ -365,11 +391,19 @@ impl Store for SqliteStore {
         let conn = self.reader();
         let row = conn
             .prepare_cached(
-                "SELECT id, title, candidate_name, created_at FROM interviews WHERE id = ?1",
+                "SELECT id, title, candidate_name, created_at, question_id FROM interviews WHERE id = ?1",
             )?
             .query_row([id.as_str()], to_interview)
             .optional()?;
         row.map(interview_from).transpose()
+    }
+
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()> {
+        self.reader().execute(
+            "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
+            params![id.as_str(), question_id],
+        )?;
+        Ok(())
     }
 
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {

@@ -1,0 +1,595 @@
+//! Questions and tests: the bank over the API, a room starting on a question's starter code, the
+//! interviewer switching questions, visible and hidden test runs and lint in the real sandbox,
+//! and nothing private ever reaching the candidate. Runs against the real Docker engine fail
+//! loudly where it is missing; they never skip.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
+
+use duet_protocol::{CreatedInterview, EventKind, InterviewId};
+use duet_sandbox::{RunRequest, RunStatus, Sandbox, Target};
+use duet_tests::{eventually, EventsClient, TestServer, YClient};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn docker_server_with(tune: impl FnOnce(&mut duet_server::config::ServeArgs)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = duet_server::config::ServeArgs::for_data_dir(dir.path());
+    args.sandbox.pool = 1;
+    let sandbox = Arc::new(duet_server::docker_sandbox(&args).unwrap());
+    let health = sandbox.check_now().await;
+    assert_eq!(health.status, "ok", "\n\nTHESE TESTS NEED DOCKER AND THE SANDBOX IMAGE: {:?}\n(run `bash scripts/ensure-docker.sh` as root)\n", health.detail);
+    TestServer::start_full(dir, sandbox, |a| {
+        a.sandbox.pool = 1;
+        tune(a)
+    })
+    .await
+}
+
+async fn api(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, server.http(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn start_run(server: &TestServer, id: &InterviewId, token: &str, kind: &str) -> String {
+    let (status, body) = api(
+        server,
+        reqwest::Method::POST,
+        &format!("/api/interviews/{id}/runs"),
+        token,
+        Some(json!({"kind": kind})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    body["run_id"].as_str().unwrap().to_owned()
+}
+
+async fn finished(events: &EventsClient, run_id: &str) -> Value {
+    assert!(
+        eventually(PATIENCE, || !events.of(run_id, "run.finished").is_empty()).await,
+        "run {run_id} finished"
+    );
+    events.of(run_id, "run.finished").remove(0)
+}
+
+/// The repository's bank, loaded as the server loads it.
+fn bank() -> duet_server::questions::QuestionBank {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../questions");
+    let (bank, problems) = duet_server::questions::QuestionBank::load(&dir);
+    assert!(problems.is_empty(), "{problems:?}");
+    bank
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_coding_question_fails_on_its_starter_and_passes_on_its_solution_in_the_real_sandbox()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = duet_server::config::ServeArgs::for_data_dir(dir.path());
+    args.sandbox.pool = 0;
+    let sandbox = duet_server::docker_sandbox(&args).unwrap();
+    assert_eq!(
+        sandbox.check_now().await.status,
+        "ok",
+        "THESE TESTS NEED DOCKER: run `bash scripts/ensure-docker.sh`"
+    );
+    let bank = bank();
+    let mut failures = Vec::new();
+    for summary in bank
+        .list()
+        .into_iter()
+        .filter(|q| q.kind == duet_protocol::QuestionKind::Coding)
+    {
+        let q = bank.get(&summary.id).unwrap();
+        for (what, code, must_pass) in [
+            ("starter", &q.starter, false),
+            ("solution", &q.solution, true),
+        ] {
+            let files = BTreeMap::from([
+                ("main.py".to_owned(), code.clone()),
+                ("test_visible.py".to_owned(), q.visible_tests.clone()),
+                ("test_hidden.py".to_owned(), q.hidden_tests.clone()),
+            ]);
+            let request = RunRequest {
+                files,
+                target: Target::Pytest {
+                    test_files: vec!["test_visible.py".into(), "test_hidden.py".into()],
+                },
+                stdin: None,
+                keep_stdin_open: false,
+                limits: args.sandbox.limits(),
+            };
+            let mut handle = sandbox.start(request).unwrap();
+            let mut outcome = None;
+            let mut output = Vec::new();
+            while let Some(event) = handle.events.recv().await {
+                match event {
+                    duet_sandbox::RunEvent::Finished(o) => outcome = Some(o),
+                    duet_sandbox::RunEvent::Stdout(b) | duet_sandbox::RunEvent::Stderr(b) => {
+                        output.extend(b)
+                    }
+                }
+            }
+            let outcome = outcome.unwrap();
+            let tests = outcome.tests.clone().unwrap_or_default();
+            let collected = !tests.cases.is_empty() && tests.errors == 0;
+            let ok = if must_pass {
+                outcome.status == RunStatus::Ok && tests.failed == 0 && collected
+            } else {
+                tests.failed + tests.errors > 0
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {what}: {:?} {:?}\n{}",
+                    q.id(),
+                    outcome.status,
+                    tests,
+                    String::from_utf8_lossy(&output)
+                ));
+            }
+        }
+    }
+    sandbox.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "questions that do not hold:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_bank_is_listed_for_the_admin_and_interviewers_and_never_for_the_candidate() {
+    let server = TestServer::start().await;
+    let created = server.create_interview_on("Ada", "lru-cache").await;
+    let (status, list) = api(
+        &server,
+        reqwest::Method::GET,
+        "/api/questions",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let first = &list.as_array().unwrap()[0];
+    for field in ["id", "title", "difficulty", "tags", "areas", "kind"] {
+        assert!(first.get(field).is_some(), "{field} missing from {first}");
+    }
+    assert!(first.get("solution").is_none(), "the list is light");
+    let (status, whole) = api(
+        &server,
+        reqwest::Method::GET,
+        "/api/questions/lru-cache",
+        &created.tokens.interviewer,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(whole["hidden_tests"]
+        .as_str()
+        .is_some_and(|t| t.contains("def test_")));
+    for path in ["/api/questions", "/api/questions/lru-cache"] {
+        let (status, _) = api(
+            &server,
+            reqwest::Method::GET,
+            path,
+            &created.tokens.candidate,
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, body) = api(
+        &server,
+        reqwest::Method::GET,
+        "/api/questions/no-such-thing",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-thing"));
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        "/api/interviews",
+        &server.admin_token,
+        Some(json!({"title": "t", "candidate_name": "c", "question_id": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
+    let server = TestServer::start().await;
+    let bank = bank();
+    let created = server.create_interview_on("Ada", "lru-cache").await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
+        .await
+        .unwrap();
+    let lru = bank.get("lru-cache").unwrap();
+    assert!(
+        eventually(PATIENCE, || candidate.text() == lru.starter
+            && interviewer.text() == lru.starter)
+        .await
+    );
+    candidate.insert(0, "# my notes\n");
+    assert!(eventually(PATIENCE, || interviewer.text().starts_with("# my notes\n")).await);
+    let events = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+
+    // The candidate may not switch; the interviewer switches to the retry question.
+    let path = format!("/api/interviews/{}/question", created.id);
+    let (status, _) = api(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &created.tokens.candidate,
+        Some(json!({"question_id": "retry-backoff"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &created.tokens.interviewer,
+        Some(json!({"question_id": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &created.tokens.interviewer,
+        Some(json!({"question_id": "retry-backoff"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let retry = bank.get("retry-backoff").unwrap();
+    assert!(
+        eventually(PATIENCE, || candidate.text() == retry.starter
+            && interviewer.text() == retry.starter)
+        .await
+    );
+    assert!(
+        eventually(PATIENCE, || events.all().iter().any(|e| e["type"]
+            == "question"
+            && e["question_id"] == "retry-backoff"))
+        .await
+    );
+
+    // The log shows the switch, authored by the interviewer, and the starter as a server edit.
+    let log = server.state.store.read_log(&created.id, 0).unwrap();
+    let switches: Vec<_> = log
+        .iter()
+        .filter(|r| r.kind == EventKind::Question)
+        .collect();
+    assert_eq!(switches.len(), 2, "the initial question and the switch");
+    assert_eq!(switches[1].by, duet_protocol::Actor::Interviewer);
+    assert_eq!(
+        duet_core::rebuild(None, log.clone()).unwrap().text(),
+        retry.starter
+    );
+
+    // The candidate's view follows the switch and holds only what the candidate may see.
+    let (_, view) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}", created.id),
+        &created.tokens.candidate,
+        None,
+    )
+    .await;
+    assert_eq!(view["question"]["id"], "retry-backoff");
+    assert!(view["question"]["visible_tests"].is_string());
+    for private in ["hints", "follow_ups", "solution", "hidden_tests", "starter"] {
+        assert!(
+            view["question"].get(private).is_none(),
+            "{private} reached the candidate"
+        );
+    }
+    let (_, full) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}", created.id),
+        &created.tokens.interviewer,
+        None,
+    )
+    .await;
+    assert!(full["question"]["hints"]["strong"].is_array());
+
+    // A restart keeps the question.
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let late = YClient::connect(&server.yjs_url(&created.id, &created.tokens.reviewer))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || late.text() == retry.starter).await);
+}
+
+#[tokio::test]
+async fn test_runs_need_a_coding_question_and_lint_is_the_interviewers() {
+    let server = TestServer::start().await;
+    let plain = server.create_interview("Ada").await;
+    let client = YClient::connect(&server.yjs_url(&plain.id, &plain.tokens.candidate))
+        .await
+        .unwrap();
+    client.insert(0, "print(1)\n");
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&plain.id, 0)
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == EventKind::Edit))
+        .await
+    );
+    let path = format!("/api/interviews/{}/runs", plain.id);
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &plain.tokens.candidate,
+        Some(json!({"kind": "test"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no question"));
+    let (status, _) = api(
+        &server,
+        reqwest::Method::POST,
+        &path,
+        &plain.tokens.candidate,
+        Some(json!({"kind": "lint"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let discussion = server.create_interview_on("Ada", "gil-concurrency").await;
+    let client = YClient::connect(&server.yjs_url(&discussion.id, &discussion.tokens.candidate))
+        .await
+        .unwrap();
+    client.insert(0, "x = 1\n");
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&discussion.id, 0)
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == EventKind::Edit))
+        .await
+    );
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/interviews/{}/runs", discussion.id),
+        &discussion.tokens.interviewer,
+        Some(json!({"kind": "test"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("discussion"),
+        "{body}"
+    );
+}
+
+/// Candidate and interviewer in a room on `question`, with `main.py` set to `code`.
+async fn room_with_code(
+    server: &TestServer,
+    question: &str,
+    code: &str,
+) -> (CreatedInterview, YClient) {
+    let created = server.create_interview_on("Ada", question).await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced() && !candidate.is_empty()).await);
+    candidate.delete(0, candidate.len());
+    candidate.insert(0, code);
+    let expected = code.to_owned();
+    let log_has_it = || {
+        duet_core::rebuild(None, server.state.store.read_log(&created.id, 0).unwrap())
+            .unwrap()
+            .text()
+            == expected
+    };
+    assert!(eventually(PATIENCE, log_has_it).await);
+    (created, candidate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_tests_and_lint_reach_the_interviewer_and_never_the_candidate() {
+    let server = docker_server_with(|_| {}).await;
+    let lru = bank().get("lru-cache").unwrap();
+    // The reference solution with one planted flaw: `in` marks the key as recently used, which
+    // only a hidden test checks.
+    let flawed = lru.solution.replace("def __contains__(self, key):", "def __contains__(self, key):\n        if key in self._data:\n            self._data.move_to_end(key)");
+    assert_ne!(
+        flawed, lru.solution,
+        "the reference solution changed shape; update this test"
+    );
+    let (created, _candidate) = room_with_code(&server, "lru-cache", &flawed).await;
+    let mine = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let theirs =
+        EventsClient::connect(&server.events_url(&created.id, &created.tokens.interviewer))
+            .await
+            .unwrap();
+
+    // The candidate's test run: visible tests only, and everyone sees it.
+    let visible = start_run(&server, &created.id, &created.tokens.candidate, "test").await;
+    let done = finished(&mine, &visible).await;
+    let names: Vec<String> = done["tests"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("test_visible.py")),
+        "{names:?}"
+    );
+    assert!(
+        !theirs.of(&visible, "run.finished").is_empty()
+            || eventually(PATIENCE, || !theirs.of(&visible, "run.finished").is_empty()).await
+    );
+
+    // The interviewer's: visible and hidden, with which hidden test failed and why.
+    let hidden = start_run(&server, &created.id, &created.tokens.interviewer, "test").await;
+    let done = finished(&theirs, &hidden).await;
+    let cases = done["tests"]["cases"].as_array().unwrap();
+    let failed: Vec<&Value> = cases.iter().filter(|c| c["outcome"] == "failed").collect();
+    assert!(
+        !failed.is_empty(),
+        "the planted flaw fails a hidden test: {done}"
+    );
+    assert!(
+        failed
+            .iter()
+            .all(|c| c["name"].as_str().unwrap().starts_with("test_hidden.py")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .all(|c| c["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "{failed:?}"
+    );
+    assert!(done["tests"]["passed"].as_u64().unwrap() > 0);
+
+    // Lint: findings for the interviewer.
+    let lint = start_run(&server, &created.id, &created.tokens.interviewer, "lint").await;
+    let done = finished(&theirs, &lint).await;
+    assert!(done["lint"].is_array(), "{done}");
+
+    // The candidate's socket got nothing of either, and its history lacks them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for run in [&hidden, &lint] {
+        assert!(
+            mine.all().iter().all(|e| e["run_id"] != run.as_str()),
+            "the candidate saw {run}"
+        );
+    }
+    let (_, history) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}/runs", created.id),
+        &created.tokens.candidate,
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [visible.as_str()],
+        "the candidate's history holds only its own visible run"
+    );
+    let (_, history) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}/runs", created.id),
+        &created.tokens.reviewer,
+        None,
+    )
+    .await;
+    assert_eq!(
+        history["runs"].as_array().unwrap().len(),
+        3,
+        "the reviewer sees every run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_in_private_material_never_reaches_the_candidate() {
+    const CANARY: &str = "CANARY-7f3a91";
+    // A bank of one question with the canary in every private field.
+    let questions = tempfile::tempdir().unwrap();
+    let private = format!(
+        "id = \"canary\"\ntitle = \"Canary\"\ndifficulty = \"easy\"\nareas = [\"coding_quality\"]\nprompt = '''Write f.'''\nstarter = '''def f():\n    return 0\n'''\nsolution = '''def f():\n    return 1  # {CANARY}\n'''\nvisible_tests = '''from main import f\n\ndef test_f():\n    assert f() == 1\n'''\nhidden_tests = '''from main import f\n\ndef test_{canary}():\n    assert f() == 1, \"{CANARY}\"\n'''\nfollow_ups = [\"{CANARY} follow-up\"]\n[hints]\nstrong = \"{CANARY} strong\"\nred_flags = [\"{CANARY} red flag\"]\n",
+        canary = CANARY.replace('-', "_").to_lowercase()
+    );
+    std::fs::write(questions.path().join("canary.toml"), private).unwrap();
+    let dir = questions.path().to_owned();
+    let server = docker_server_with(move |a| a.questions_dir = dir).await;
+    let (created, candidate) = room_with_code(&server, "canary", "def f():\n    return 2\n").await;
+    let mine = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let theirs =
+        EventsClient::connect(&server.events_url(&created.id, &created.tokens.interviewer))
+            .await
+            .unwrap();
+    let hidden = start_run(&server, &created.id, &created.tokens.interviewer, "test").await;
+    finished(&theirs, &hidden).await;
+    let visible = start_run(&server, &created.id, &created.tokens.candidate, "test").await;
+    finished(&mine, &visible).await;
+
+    let canary_lower = CANARY.replace('-', "_").to_lowercase();
+    let leaks = |text: &str| text.contains(CANARY) || text.contains(&canary_lower);
+    for path in [
+        format!("/api/interviews/{}", created.id),
+        format!("/api/interviews/{}/runs", created.id),
+    ] {
+        let (_, body) = api(
+            &server,
+            reqwest::Method::GET,
+            &path,
+            &created.tokens.candidate,
+            None,
+        )
+        .await;
+        assert!(!leaks(&body.to_string()), "{path} leaked: {body}");
+    }
+    assert!(
+        !mine.all().iter().any(|e| leaks(&e.to_string())),
+        "the events socket leaked"
+    );
+    assert!(!leaks(&candidate.text()), "the shared document leaked");
+    // The interviewer does get it (so the check above is not vacuous).
+    assert!(
+        theirs.all().iter().any(|e| leaks(&e.to_string())),
+        "the interviewer's hidden run names the hidden test"
+    );
+}
