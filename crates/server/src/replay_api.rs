@@ -13,7 +13,9 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use duet_core::replay;
-use duet_protocol::{EventKind, InterviewId, LogRecord, Role, Snapshot, Timeline, MAIN_FILE};
+use duet_protocol::{
+    EventKind, InterviewId, LogRecord, QuestionSwitched, Role, Snapshot, Timeline, MAIN_FILE,
+};
 use std::collections::{BTreeMap, HashMap};
 
 impl From<ReplayError> for AppError {
@@ -234,9 +236,28 @@ fn build_export(
         "created_at": created_at,
         "last_seq": last.map_or(0, |r| r.seq),
         "ended_at": last.map_or(created_at, |r| r.at_ms.max(created_at)),
-        "question": null, "notes": null, "scorecard": null,
+        "question_id": meta.question_id,
+        "notes": null, "scorecard": null,
     });
     tar.file("duet-export/interview.json", &pretty(&about));
+    // Every question the session was on, whole (the roles that may export may read them).
+    let mut asked: Vec<String> = records
+        .iter()
+        .filter(|r| r.kind == EventKind::Question)
+        .filter_map(|r| serde_json::from_slice::<QuestionSwitched>(&r.data).ok())
+        .map(|q| q.question_id)
+        .chain(meta.question_id.clone())
+        .collect();
+    asked.sort();
+    asked.dedup();
+    for question_id in asked {
+        if let Some(question) = state.questions.get(&question_id) {
+            tar.file(
+                &format!("duet-export/questions/{question_id}.json"),
+                &pretty(&*question),
+            );
+        }
+    }
     let mut log = Vec::new();
     for record in &records {
         serde_json::to_writer(&mut log, &log_line(record)).map_err(internal)?;
