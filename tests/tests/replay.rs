@@ -642,3 +642,57 @@ async fn runs_are_listed_light_and_in_pages() {
         "after= takes a run id too"
     );
 }
+
+#[tokio::test]
+async fn the_output_cap_counts_the_bytes_stored_and_ends_the_run_as_output_limit() {
+    let s = Session::new(TestServer::start_with(|a| a.sandbox.output_bytes = 1024).await).await;
+    let cand = s.join(&s.tokens.candidate).await;
+    cand.insert(0, "print(1)\n");
+    s.until_edits(1).await;
+    let response = reqwest::Client::new()
+        .post(s.server.http(&format!("/api/interviews/{}/runs", s.id)))
+        .bearer_auth(&s.tokens.candidate)
+        .json(&json!({"kind": "run"}))
+        .send()
+        .await
+        .unwrap();
+    let run_id = response.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The fake program echoes its input: 3 x 600 bytes of output, over the 1024-byte cap.
+    for _ in 0..3 {
+        let _ = reqwest::Client::new()
+            .post(
+                s.server
+                    .http(&format!("/api/interviews/{}/runs/{run_id}/stdin", s.id)),
+            )
+            .bearer_auth(&s.tokens.candidate)
+            .json(&json!({"data": "z".repeat(600)}))
+            .send()
+            .await
+            .unwrap();
+    }
+    s.until_finished(&run_id).await;
+    let log = s.log();
+    let stored: usize = log
+        .iter()
+        .filter(|r| r.kind == EventKind::RunOutput)
+        .map(|r| r.data.len())
+        .sum();
+    let outputs = log
+        .iter()
+        .filter(|r| r.kind == EventKind::RunOutput)
+        .count();
+    assert!(
+        stored <= 1024 + 200,
+        "stored {stored} bytes in {outputs} records: the cap counts headers and bytes stored"
+    );
+    let finished: RunFinished = log
+        .iter()
+        .rev()
+        .find(|r| r.kind == EventKind::RunFinished)
+        .map(|r| serde_json::from_slice(&r.data).unwrap())
+        .unwrap();
+    assert_eq!(finished.status, "output_limit");
+}

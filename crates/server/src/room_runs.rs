@@ -340,7 +340,7 @@ impl RoomTask {
                 continue;
             };
             let mut capped = false;
-            if bytes.len() >= room_left {
+            if bytes.len() > room_left {
                 bytes.truncate(room_left);
                 pieces.retain(|[offset, _]| (*offset as usize) < room_left.max(1));
                 capped = true;
@@ -365,6 +365,7 @@ impl RoomTask {
                     .sum::<usize>();
                 effects.extend(stored_effects);
             }
+            capped |= run.stored >= cap;
             if capped && !run.capped {
                 run.capped = true;
                 run.cancel.cancel();
