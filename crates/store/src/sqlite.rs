@@ -595,3 +595,104 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, kind: EventKind) -> LogRecord {
+        LogRecord {
+            seq,
+            at_ms: 1000 + seq as i64,
+            kind,
+            by: Actor::Candidate,
+            data: vec![seq as u8; 3],
+        }
+    }
+
+    async fn store_with_log(dir: &tempfile::TempDir) -> (SqliteStore, InterviewId) {
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("duet.db"))).unwrap();
+        let id = InterviewId::parse("replayQueries").unwrap();
+        for seq in 1..=10 {
+            let kind = if seq % 4 == 0 {
+                EventKind::RunStarted
+            } else {
+                EventKind::Edit
+            };
+            drop(store.append(&id, record(seq, kind)));
+        }
+        for seq in [3, 7] {
+            let cp = Checkpoint {
+                seq,
+                state: vec![seq as u8],
+                owners: Vec::new(),
+            };
+            store.checkpoint(&id, cp).await.unwrap().unwrap();
+        }
+        (store, id)
+    }
+
+    #[tokio::test]
+    async fn replay_queries_read_exactly_the_ranges_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store_with_log(&dir).await;
+        let seqs = |records: Vec<LogRecord>| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(store.read_range(&id, 2, 5).unwrap()), [3, 4, 5]);
+        assert_eq!(
+            seqs(store.read_kinds_in(&id, &[EventKind::Edit], 2, 6).unwrap()),
+            [3, 5, 6]
+        );
+        assert_eq!(seqs(store.read_runs(&id).unwrap()), [4, 8]);
+        let at = |seq| {
+            store
+                .checkpoint_at_or_before(&id, seq)
+                .unwrap()
+                .map(|c| c.seq)
+        };
+        assert_eq!(
+            (at(2), at(3), at(6), at(100)),
+            (None, Some(3), Some(3), Some(7))
+        );
+        let index = store.read_index(&id, 8).unwrap();
+        assert_eq!(
+            index,
+            [
+                LogEntry {
+                    seq: 9,
+                    at_ms: 1009,
+                    kind: Some(EventKind::Edit),
+                    by: Some(Actor::Candidate)
+                },
+                LogEntry {
+                    seq: 10,
+                    at_ms: 1010,
+                    kind: Some(EventKind::Edit),
+                    by: Some(Actor::Candidate)
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_light_index_reads_a_kind_it_does_not_know_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, id) = store_with_log(&dir).await;
+        store
+            .reader()
+            .execute(
+                "INSERT INTO room_log (interview_id, seq, at_ms, kind, role, data) VALUES (?1, 11, 2000, 'scorecard.future', 'interviewer', x'00')",
+                [id.as_str()],
+            )
+            .unwrap();
+        let index = store.read_index(&id, 10).unwrap();
+        assert_eq!(
+            index,
+            [LogEntry {
+                seq: 11,
+                at_ms: 2000,
+                kind: None,
+                by: Some(Actor::Interviewer)
+            }]
+        );
+    }
+}
