@@ -210,6 +210,15 @@ async fn the_snapshot_at_each_recorded_moment_equals_what_the_client_saw() {
         }
         s.until_edits(i + 1).await;
         seen.push((now_ms(), cand.text()));
+        if i % 7 == 3 {
+            // A reviewer following live: the replay index grows with the log.
+            let (at, text) = seen.last().unwrap();
+            assert_eq!(
+                &s.snapshot_text(&format!("at={at}")).await,
+                text,
+                "live, edit {i}"
+            );
+        }
     }
     // Scrub in a shuffled order so the cache serves both directions.
     let mut order: Vec<usize> = (0..seen.len()).collect();

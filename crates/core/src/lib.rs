@@ -14,6 +14,7 @@ mod history;
 pub mod replay;
 mod room;
 mod runs;
+mod text_index;
 pub mod validate;
 
 pub use awareness::PresenceLimits;
@@ -23,3 +24,4 @@ pub use runs::{
     asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
     DecodedOutput, OutputPiece, RunEntry, RunOutputs, Utf8Decoder,
 };
+pub use text_index::{TextIndex, KEYFRAME_EVERY};

@@ -1,12 +1,16 @@
-//! Replay's reads, off the async runtime: the log's moment index and a bounded cache of recent
-//! replay states per interview, so scrubbing back and forth rebuilds only the edits between a
-//! nearby cached state (or checkpoint) and the moment asked for.
+//! Replay's reads, off the async runtime: per interview, the log's moment index and its text
+//! index (the text at every edit as rope keyframes plus plain-text steps, see
+//! [`duet_core::TextIndex`]), extended as the log grows, so scrubbing back and forth costs a
+//! keyframe clone and a few hundred steps. A log the text index cannot hold (an embed in the
+//! text) falls back to rebuilding the document from the nearest checkpoint or recent replay
+//! state, cached too. Everything is held within one byte budget, least recently used out first.
 //!
 //! Every function here is synchronous and reads SQLite: call it from `spawn_blocking`. No lock
 //! is held while a document is rebuilt; the cache holds encoded states and texts, never a yrs
 //! `Doc`.
 
 use duet_core::replay::{self, Base, Moments, ReplayState};
+use duet_core::TextIndex;
 use duet_protocol::{EventKind, InterviewId};
 use duet_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +34,7 @@ struct Cached {
 
 struct Entry {
     moments: Arc<Mutex<Moments>>,
+    text: Arc<Mutex<TextIndex>>,
     states: BTreeMap<u64, Cached>,
     used: u64,
 }
@@ -37,7 +42,9 @@ struct Entry {
 impl Entry {
     fn bytes(&self) -> usize {
         let moments = self.moments.lock().map_or(0, |m| m.heap_bytes());
+        let text = self.text.lock().map_or(0, |t| t.approx_bytes());
         moments
+            + text
             + self
                 .states
                 .values()
@@ -92,6 +99,7 @@ impl ReplayCache {
             let clock = inner.clock;
             let entry = inner.interviews.entry(id.clone()).or_insert_with(|| Entry {
                 moments: Arc::default(),
+                text: Arc::default(),
                 states: BTreeMap::new(),
                 used: clock,
             });
@@ -113,8 +121,63 @@ impl ReplayCache {
         Ok(moments)
     }
 
-    /// The document at `seq` (which the caller checked is in the log). `moments` is the
-    /// interview's index from [`ReplayCache::moments`].
+    /// The text of `main.py` at `seq` (which the caller checked is in the log). `moments` is
+    /// the interview's index from [`ReplayCache::moments`].
+    pub fn text_at(
+        &self,
+        store: &dyn Store,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        seq: u64,
+    ) -> Result<String, ReplayError> {
+        let upto = moments.lock().unwrap_or_else(|p| p.into_inner()).last_seq();
+        let index = self
+            .inner()
+            .interviews
+            .get(id)
+            .map(|e| e.text.clone())
+            .unwrap_or_default();
+        let (text, grew) = {
+            let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+            let before = index.approx_bytes();
+            if index.seq() < upto && index.is_exact() {
+                let old = index.seq();
+                let checkpoint = match old {
+                    0 => None,
+                    _ => store.checkpoint_at_or_before(id, old)?,
+                };
+                let from = checkpoint.as_ref().map_or(0, |cp| cp.seq);
+                let catch_up = match old {
+                    0 => Vec::new(),
+                    _ => store.read_kinds_in(id, &[EventKind::Edit], from, old)?,
+                };
+                let new_edits = store.read_kinds_in(id, &[EventKind::Edit], old, upto)?;
+                let base = checkpoint.as_ref().map(|cp| Base {
+                    seq: cp.seq,
+                    state: &cp.state,
+                });
+                index.extend(base, catch_up, new_edits, upto)?;
+            }
+            (
+                index.text_at(seq),
+                index.approx_bytes() as isize - before as isize,
+            )
+        };
+        if grew != 0 {
+            let mut inner = self.inner();
+            inner.bytes = inner.bytes.saturating_add_signed(grew);
+            self.evict(&mut inner);
+        }
+        match text {
+            Some(text) => Ok(text),
+            // Not indexable as plain text: rebuild the document instead.
+            None => Ok(self.state_at(store, id, moments, seq)?.text.clone()),
+        }
+    }
+
+    /// The document at `seq` (which the caller checked is in the log), rebuilt from the
+    /// nearest checkpoint or cached replay state. `moments` is the interview's index from
+    /// [`ReplayCache::moments`].
     pub fn state_at(
         &self,
         store: &dyn Store,

@@ -175,13 +175,13 @@ pub async fn snapshot(
                 (None, Some(seq)) => (seq, m.at_of(seq).unwrap_or(created_at)),
             }
         };
-        let replayed = state
+        let text = state
             .replay
-            .state_at(&*state.store, &interview, &moments, seq)?;
+            .text_at(&*state.store, &interview, &moments, seq)?;
         Ok(Json(Snapshot {
             seq,
             at,
-            files: BTreeMap::from([(MAIN_FILE.to_owned(), replayed.text.clone())]),
+            files: BTreeMap::from([(MAIN_FILE.to_owned(), text)]),
         }))
     })
     .await

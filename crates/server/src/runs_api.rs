@@ -181,13 +181,9 @@ pub async fn detail(
             Some(code) => code,
             None => {
                 let moments = state.replay.moments(&*state.store, &interview)?;
-                let replayed = state.replay.state_at(
-                    &*state.store,
-                    &interview,
-                    &moments,
-                    run.summary.code_seq,
-                )?;
-                replayed.text.clone()
+                state
+                    .replay
+                    .text_at(&*state.store, &interview, &moments, run.summary.code_seq)?
             }
         };
         let cap = state.config.sandbox.output_bytes;
