@@ -705,3 +705,59 @@ async fn the_output_cap_counts_the_bytes_stored_and_ends_the_run_as_output_limit
         .unwrap();
     assert_eq!(finished.status, "output_limit");
 }
+
+#[tokio::test]
+async fn a_long_log_answers_the_same_before_and_after_its_text_index_is_built() {
+    let s = Session::new(TestServer::start().await).await;
+    // 1,200 edits written as the room writes them, straight into the log.
+    let doc = yrs::Doc::new();
+    let text = doc.get_or_insert_text(duet_protocol::MAIN_FILE);
+    let mut texts = vec![String::new()];
+    let mut rng = StdRng::seed_from_u64(8);
+    let at = now_ms();
+    let mut last = None;
+    for seq in 1..=1_200u64 {
+        use yrs::{GetString, Text, Transact};
+        let update = {
+            let mut txn = doc.transact_mut();
+            let len = text.len(&txn);
+            if len > 0 && rng.gen_bool(0.2) {
+                text.remove_range(&mut txn, rng.gen_range(0..len), 1);
+            } else {
+                text.insert(&mut txn, rng.gen_range(0..=len), "q");
+            }
+            txn.encode_update_v1()
+        };
+        texts.push(text.get_string(&doc.transact()));
+        let record = LogRecord {
+            seq,
+            at_ms: at + seq as i64,
+            kind: EventKind::Edit,
+            by: Actor::Candidate,
+            data: update,
+        };
+        last = Some(s.server.state.store.append(&s.id, record));
+    }
+    last.unwrap().await.unwrap().unwrap();
+    let probes = [1u64, 2, 511, 512, 513, 900, 1_199, 1_200];
+    // Before the index exists: answered by rebuilding the document.
+    for seq in probes {
+        assert_eq!(
+            s.snapshot_text(&format!("seq={seq}")).await,
+            texts[seq as usize],
+            "seq {seq}"
+        );
+    }
+    let replay = s.server.state.replay.clone();
+    assert!(
+        eventually(PATIENCE, || replay.indexed_seq(&s.id) >= 1_200).await,
+        "the text index is built in the background"
+    );
+    for seq in probes {
+        assert_eq!(
+            s.snapshot_text(&format!("seq={seq}")).await,
+            texts[seq as usize],
+            "indexed, seq {seq}"
+        );
+    }
+}

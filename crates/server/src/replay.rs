@@ -14,6 +14,7 @@ use duet_core::TextIndex;
 use duet_protocol::{EventKind, InterviewId};
 use duet_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a replay read failed.
@@ -32,9 +33,45 @@ struct Cached {
     used: u64,
 }
 
+/// Records a text index may lag and still be extended while a request waits.
+const SYNC_EXTEND: u64 = 256;
+
+/// An interview's text index, and whether a thread is building it.
+#[derive(Default)]
+struct TextSlot {
+    index: Mutex<TextIndex>,
+    building: AtomicBool,
+}
+
+/// Brings `index` from its seq to `upto` with the edits the store holds.
+fn extend_index(
+    store: &dyn Store,
+    id: &InterviewId,
+    index: &mut TextIndex,
+    upto: u64,
+) -> Result<(), ReplayError> {
+    let old = index.seq();
+    let checkpoint = match old {
+        0 => None,
+        _ => store.checkpoint_at_or_before(id, old)?,
+    };
+    let from = checkpoint.as_ref().map_or(0, |cp| cp.seq);
+    let catch_up = match old {
+        0 => Vec::new(),
+        _ => store.read_kinds_in(id, &[EventKind::Edit], from, old)?,
+    };
+    let new_edits = store.read_kinds_in(id, &[EventKind::Edit], old, upto)?;
+    let base = checkpoint.as_ref().map(|cp| Base {
+        seq: cp.seq,
+        state: &cp.state,
+    });
+    index.extend(base, catch_up, new_edits, upto)?;
+    Ok(())
+}
+
 struct Entry {
     moments: Arc<Mutex<Moments>>,
-    text: Arc<Mutex<TextIndex>>,
+    text: Arc<TextSlot>,
     states: BTreeMap<u64, Cached>,
     used: u64,
 }
@@ -42,7 +79,7 @@ struct Entry {
 impl Entry {
     fn bytes(&self) -> usize {
         let moments = self.moments.lock().map_or(0, |m| m.heap_bytes());
-        let text = self.text.lock().map_or(0, |t| t.approx_bytes());
+        let text = self.text.index.lock().map_or(0, |t| t.approx_bytes());
         moments
             + text
             + self
@@ -123,55 +160,79 @@ impl ReplayCache {
 
     /// The text of `main.py` at `seq` (which the caller checked is in the log). `moments` is
     /// the interview's index from [`ReplayCache::moments`].
+    ///
+    /// From the text index when it reaches `seq`. A few records behind (a live session) it is
+    /// extended here; further behind (the first replay of a long session: building costs
+    /// about the length of the text per edit) it is built on a thread of its own while this
+    /// answer, and those until it is ready, rebuild the document from the nearest checkpoint.
     pub fn text_at(
-        &self,
-        store: &dyn Store,
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
         id: &InterviewId,
         moments: &Mutex<Moments>,
         seq: u64,
     ) -> Result<String, ReplayError> {
         let upto = moments.lock().unwrap_or_else(|p| p.into_inner()).last_seq();
-        let index = self
+        let slot = self
             .inner()
             .interviews
             .get(id)
             .map(|e| e.text.clone())
             .unwrap_or_default();
-        let (text, grew) = {
-            let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-            let before = index.approx_bytes();
-            if index.seq() < upto && index.is_exact() {
-                let old = index.seq();
-                let checkpoint = match old {
-                    0 => None,
-                    _ => store.checkpoint_at_or_before(id, old)?,
-                };
-                let from = checkpoint.as_ref().map_or(0, |cp| cp.seq);
-                let catch_up = match old {
-                    0 => Vec::new(),
-                    _ => store.read_kinds_in(id, &[EventKind::Edit], from, old)?,
-                };
-                let new_edits = store.read_kinds_in(id, &[EventKind::Edit], old, upto)?;
-                let base = checkpoint.as_ref().map(|cp| Base {
-                    seq: cp.seq,
-                    state: &cp.state,
-                });
-                index.extend(base, catch_up, new_edits, upto)?;
+        let behind = {
+            let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
+            if index.is_exact() && index.seq() < upto && upto - index.seq() <= SYNC_EXTEND {
+                let before = index.approx_bytes();
+                extend_index(&**store, id, &mut index, upto)?;
+                self.grew(index.approx_bytes() as isize - before as isize);
             }
-            (
-                index.text_at(seq),
-                index.approx_bytes() as isize - before as isize,
-            )
+            if let Some(text) = index.text_at(seq) {
+                return Ok(text);
+            }
+            index.is_exact() && index.seq() < upto
         };
-        if grew != 0 {
-            let mut inner = self.inner();
-            inner.bytes = inner.bytes.saturating_add_signed(grew);
-            self.evict(&mut inner);
+        if behind && !slot.building.swap(true, Ordering::AcqRel) {
+            let (cache, store, id, job) = (self.clone(), store.clone(), id.clone(), slot.clone());
+            let spawned = std::thread::Builder::new()
+                .name("duet-replay-index".into())
+                .spawn(move || {
+                    let mut fresh = TextIndex::default();
+                    match extend_index(&*store, &id, &mut fresh, upto) {
+                        Ok(()) => {
+                            let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
+                            if fresh.seq() > index.seq() || !fresh.is_exact() {
+                                let before = index.approx_bytes();
+                                *index = fresh;
+                                cache.grew(index.approx_bytes() as isize - before as isize);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(interview = %id, error = %e, "replay: building the text index failed")
+                        }
+                    }
+                    job.building.store(false, Ordering::Release);
+                });
+            if spawned.is_err() {
+                slot.building.store(false, Ordering::Release);
+            }
         }
-        match text {
-            Some(text) => Ok(text),
-            // Not indexable as plain text: rebuild the document instead.
-            None => Ok(self.state_at(store, id, moments, seq)?.text.clone()),
+        // Not indexed (yet), or not indexable as plain text: rebuild the document instead.
+        Ok(self.state_at(&**store, id, moments, seq)?.text.clone())
+    }
+
+    /// How far the interview's text index reaches (0 if it has none).
+    pub fn indexed_seq(&self, id: &InterviewId) -> u64 {
+        let slot = self.inner().interviews.get(id).map(|e| e.text.clone());
+        slot.map_or(0, |s| {
+            s.index.lock().unwrap_or_else(|p| p.into_inner()).seq()
+        })
+    }
+
+    fn grew(&self, delta: isize) {
+        if delta != 0 {
+            let mut inner = self.inner();
+            inner.bytes = inner.bytes.saturating_add_signed(delta);
+            self.evict(&mut inner);
         }
     }
 

@@ -177,7 +177,7 @@ pub async fn snapshot(
         };
         let text = state
             .replay
-            .text_at(&*state.store, &interview, &moments, seq)?;
+            .text_at(&state.store, &interview, &moments, seq)?;
         Ok(Json(Snapshot {
             seq,
             at,

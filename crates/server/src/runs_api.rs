@@ -183,7 +183,7 @@ pub async fn detail(
                 let moments = state.replay.moments(&*state.store, &interview)?;
                 state
                     .replay
-                    .text_at(&*state.store, &interview, &moments, run.summary.code_seq)?
+                    .text_at(&state.store, &interview, &moments, run.summary.code_seq)?
             }
         };
         let cap = state.config.sandbox.output_bytes;
