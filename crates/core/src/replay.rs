@@ -157,6 +157,8 @@ pub fn timeline(
 /// the state at T is the state after the last record whose running-maximum time is <= T.
 #[derive(Debug, Default, Clone)]
 pub struct Moments {
+    /// `entries[i]` is seq `i + 1` (the light index, kept for the timeline).
+    entries: Vec<LogEntry>,
     /// `at_max[i]` is the running maximum time of seq `i + 1`.
     at_max: Vec<i64>,
     /// The seqs of edits, ascending (a snapshot only changes at an edit).
@@ -179,6 +181,7 @@ impl Moments {
                 .last()
                 .map_or(entry.at_ms, |m| entry.at_ms.max(*m));
             self.at_max.push(at);
+            self.entries.push(*entry);
             if entry.kind == Some(EventKind::Edit) {
                 self.edits.push(entry.seq);
             }
@@ -188,6 +191,14 @@ impl Moments {
 
     pub fn last_seq(&self) -> u64 {
         self.at_max.len() as u64
+    }
+
+    /// The entries with seq > `after`, in order.
+    pub fn entries_after(&self, after: u64) -> &[LogEntry] {
+        let from = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(self.entries.len());
+        &self.entries[from..]
     }
 
     /// The (monotonic) time of `seq`, `None` for 0 or a seq past the end.
@@ -218,7 +229,9 @@ impl Moments {
 
     /// Bytes this index holds (for a cache's budget).
     pub fn heap_bytes(&self) -> usize {
-        self.at_max.capacity() * 8 + self.edits.capacity() * 8
+        self.at_max.capacity() * 8
+            + self.edits.capacity() * 8
+            + self.entries.capacity() * std::mem::size_of::<LogEntry>()
     }
 }
 

@@ -197,8 +197,10 @@ impl ReplayCache {
                 .name("duet-replay-index".into())
                 .spawn(move || {
                     let mut fresh = TextIndex::default();
+                    let began = std::time::Instant::now();
                     match extend_index(&*store, &id, &mut fresh, upto) {
                         Ok(()) => {
+                            tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, "replay: text index built");
                             let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
                             if fresh.seq() > index.seq() || !fresh.is_exact() {
                                 let before = index.approx_bytes();

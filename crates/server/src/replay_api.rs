@@ -114,27 +114,27 @@ fn build_timeline(
     after: u64,
 ) -> Result<Timeline, AppError> {
     let store = &*state.store;
+    // The light index comes from the replay cache (read once, then only what is new).
     let moments = state.replay.moments(store, interview)?;
-    let (last_seq, last_at) = {
-        let m = moments.lock().unwrap_or_else(|p| p.into_inner());
-        (m.last_seq(), m.last_at())
-    };
-    let index = store.read_index(interview, after)?;
+    let upto = moments.lock().unwrap_or_else(|p| p.into_inner()).last_seq();
     let data_kinds: Vec<EventKind> = EventKind::ALL
         .into_iter()
         .filter(|k| replay::timeline_needs_data(*k))
         .collect();
-    let data = store.read_kinds_in(interview, &data_kinds, after, u64::MAX)?;
+    let data = store.read_kinds_in(interview, &data_kinds, after, upto)?;
     let runs_before = if after > 0 {
         store.read_kinds_in(interview, &[EventKind::RunStarted], 0, after)?
     } else {
         Vec::new()
     };
+    let m = moments.lock().unwrap_or_else(|p| p.into_inner());
+    let index = m.entries_after(after);
+    let index = &index[..index.len().min(upto.saturating_sub(after) as usize)];
     Ok(Timeline {
         started_at: created_at,
-        ended_at: last_at.unwrap_or(created_at).max(created_at),
-        last_seq,
-        events: replay::timeline(&index, &data, &runs_before),
+        ended_at: m.at_of(upto).unwrap_or(created_at).max(created_at),
+        last_seq: upto,
+        events: replay::timeline(index, &data, &runs_before),
     })
 }
 
