@@ -252,7 +252,10 @@ async fn measure(
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("DUET_ADMIN_TOKEN", ADMIN)
-        .env("DUET_LOG", "warn")
+        .env(
+            "DUET_LOG",
+            std::env::var("DUET_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -310,10 +313,11 @@ async fn measure(
     }
     cold.sort();
     println!(
-        "snapshot before the text index is ready (200, rebuilt from checkpoints): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "snapshot before the text index is ready (200, rebuilt from checkpoints): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server RSS {:.1} MiB",
         percentile(&cold, 0.5),
         percentile(&cold, 0.99),
-        percentile(&cold, 1.0)
+        percentile(&cold, 1.0),
+        memory_kib(pid).0 as f64 / 1024.0
     );
     // Wait until the index answers: 50 snapshots in a row under 2 ms.
     let mut fast = 0;
@@ -327,8 +331,9 @@ async fn measure(
         };
     }
     println!(
-        "text index ready about {:.1} s after the first snapshot",
-        first_at.elapsed().as_secs_f64()
+        "text index ready about {:.1} s after the first snapshot; server RSS {:.1} MiB",
+        first_at.elapsed().as_secs_f64(),
+        memory_kib(pid).0 as f64 / 1024.0
     );
     // Snapshots at random moments, one after another.
     let mut times = Vec::new();
@@ -357,12 +362,17 @@ async fn measure(
         percentile(&scrub, 0.99)
     );
 
+    println!(
+        "server RSS after the sequential snapshots: {:.1} MiB",
+        memory_kib(pid).0 as f64 / 1024.0
+    );
     // The export.
     let (took, archive) = get("/export".into()).await;
     println!(
-        "export: {:.1} MiB tar in {:.0} ms",
+        "export: {:.1} MiB tar in {:.0} ms; server RSS after it {:.1} MiB",
         archive.len() as f64 / (1 << 20) as f64,
-        took.as_secs_f64() * 1000.0
+        took.as_secs_f64() * 1000.0,
+        memory_kib(pid).0 as f64 / 1024.0
     );
 
     // Three reviewers scrubbing at random at once, with the server's memory read meanwhile.

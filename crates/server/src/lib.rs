@@ -45,7 +45,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 const RUN_BODY: usize = 512 * 1024;
 
 /// Bytes of replay states kept for scrubbing, across every interview.
-const REPLAY_CACHE_BYTES: usize = 64 << 20;
+const REPLAY_CACHE_BYTES: usize = 32 << 20;
 
 /// Everything a handler can reach.
 #[derive(Clone)]

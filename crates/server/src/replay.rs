@@ -200,7 +200,7 @@ impl ReplayCache {
                     let began = std::time::Instant::now();
                     match extend_index(&*store, &id, &mut fresh, upto) {
                         Ok(()) => {
-                            tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, "replay: text index built");
+                            tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = fresh.approx_bytes(), "replay: text index built");
                             let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
                             if fresh.seq() > index.seq() || !fresh.is_exact() {
                                 let before = index.approx_bytes();
