@@ -166,7 +166,7 @@ impl TextIndex {
         }
         self.bytes += 48 + steps.iter().map(|s| 32 + s.insert.len()).sum::<usize>();
         self.ops.push(TextOp { seq, steps });
-        if self.ops.len() % KEYFRAME_EVERY == 0 {
+        if self.ops.len() == self.keyframes.len() * KEYFRAME_EVERY {
             self.keyframes.push(self.tip.clone());
         }
     }
