@@ -13,9 +13,11 @@ mod awareness;
 mod history;
 mod room;
 mod runs;
+pub mod scorecard;
 pub mod validate;
 
 pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
-pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Room, RoomConfig};
+pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig};
 pub use runs::{run_history, unfinished_runs};
+pub use scorecard::{ScorecardError, ScorecardState};

@@ -60,7 +60,7 @@ pub fn run_history(records: &[LogRecord], viewer: Role) -> Vec<RunRecord> {
                     run.tests = finished.tests;
                 }
             }
-            EventKind::Edit | EventKind::Join | EventKind::Leave | EventKind::Question => {}
+            _ => {}
         }
     }
     runs

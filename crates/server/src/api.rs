@@ -45,6 +45,11 @@ pub async fn create_interview(
         ),
         None => None,
     };
+    let candidate_ref = req
+        .candidate_ref
+        .as_deref()
+        .map(|r| checked_text("candidate_ref", r, MAX_TITLE))
+        .transpose()?;
     let title = checked_text("title", &req.title, MAX_TITLE)?;
     let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
 
@@ -66,6 +71,7 @@ pub async fn create_interview(
         candidate_name,
         created_at: now_ms(),
         question_id,
+        candidate_ref,
     };
     state.store.create_interview(&interview, &hashes)?;
 
@@ -107,17 +113,36 @@ pub async fn list_interviews(
     parts: Parts,
 ) -> Result<Json<Vec<InterviewSummary>>, AppError> {
     auth::require_admin(&state, &parts)?;
-    let list = state.store.list_interviews()?;
-    Ok(Json(
+    let store = state.store.clone();
+    let list = blocking(move || {
+        let list = store.list_interviews()?;
         list.into_iter()
-            .map(|i| InterviewSummary {
-                id: i.id,
-                title: i.title,
-                candidate_name: i.candidate_name,
-                created_at: i.created_at,
+            .map(|i| {
+                let status = store.status(&i.id)?;
+                Ok(InterviewSummary {
+                    id: i.id,
+                    title: i.title,
+                    candidate_name: i.candidate_name,
+                    created_at: i.created_at,
+                    candidate_ref: i.candidate_ref,
+                    question_id: i.question_id,
+                    status,
+                })
             })
-            .collect(),
-    ))
+            .collect::<Result<Vec<_>, duet_store::StoreError>>()
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// Runs a store call on a blocking thread, never on an async worker.
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, duet_store::StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| AppError::Internal(format!("store task: {e}")))?
+        .map_err(AppError::from)
 }
 
 /// `GET /api/interviews/{id}` (any role of that interview): the interview as that role sees it.
@@ -142,7 +167,11 @@ pub async fn get_interview(
                 QuestionView::Candidate(q.for_candidate())
             }
         });
+    let store = state.store.clone();
+    let status_of = id.clone();
+    let status = blocking(move || store.status(&status_of)).await?;
     Ok(Json(InterviewView {
+        status,
         id: i.id,
         title: i.title,
         candidate_name: i.candidate_name,

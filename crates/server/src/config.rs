@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Defaults to http://<listen address>.
     #[arg(long, env = "DUET_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Delete ended interviews older than this many days (checked hourly, logged). Off when
+    /// unset.
+    #[arg(long, env = "DUET_RETAIN_DAYS")]
+    pub retain_days: Option<u64>,
     /// Folder of question files (one TOML file per question; see questions/README.md).
     #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
     pub questions_dir: PathBuf,
@@ -289,6 +293,7 @@ impl ServeArgs {
             data_dir: data_dir.into(),
             admin_token: None,
             public_url: None,
+            retain_days: None,
             questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
             ws: WsLimits::default(),
             http: HttpLimits::default(),

@@ -18,6 +18,7 @@ pub mod questions;
 pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
+pub mod scorecard_api;
 pub mod sockets;
 pub mod ws;
 
@@ -199,8 +200,32 @@ pub fn router(state: AppState) -> Router {
             "/api/interviews",
             post(api::create_interview).get(api::list_interviews),
         )
-        .route("/api/interviews/{id}", get(api::get_interview))
+        .route(
+            "/api/interviews/{id}",
+            get(api::get_interview).delete(scorecard_api::delete),
+        )
         .route("/api/interviews/{id}/question", post(api::switch_question))
+        .route(
+            "/api/interviews/{id}/scorecard",
+            get(scorecard_api::get).put(scorecard_api::put),
+        )
+        .route(
+            "/api/interviews/{id}/scorecard/submit",
+            post(scorecard_api::submit),
+        )
+        .route(
+            "/api/interviews/{id}/notes",
+            post(scorecard_api::add_note).get(scorecard_api::notes),
+        )
+        .route("/api/interviews/{id}/end", post(scorecard_api::end))
+        .route(
+            "/api/interviews/{id}/debrief",
+            get(scorecard_api::interview_debrief),
+        )
+        .route(
+            "/api/candidates/{candidate_ref}/debrief",
+            get(scorecard_api::candidate_debrief),
+        )
         .route("/api/questions", get(api::list_questions))
         .route("/api/questions/{id}", get(api::get_question))
         .route(
@@ -261,6 +286,17 @@ pub async fn serve(
     println!("Duet listening on http://{addr}");
     let rooms = state.rooms.clone();
     let limits = state.config.http.clone();
+    if let Some(days) = state.config.retain_days {
+        tracing::info!(
+            days,
+            "retention: ended interviews older than this are deleted hourly"
+        );
+        tokio::spawn(scorecard_api::retention(
+            state.clone(),
+            days,
+            shutdown.clone(),
+        ));
+    }
     let app = router(state);
     http::serve(listener, app, &limits, shutdown.clone()).await;
     shutdown.cancel();

@@ -14,9 +14,11 @@ use crate::room_runs::{ActiveRun, RunError};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{Audience, CheckpointRef, ConnId, Effect, Reply, Room, RoomConfig};
+use duet_core::{Restored, ScorecardError, ScorecardState};
 use duet_protocol::{
     close, Actor, EventKind, Identity, InterviewId, Question, Role, RunId, RunKind,
 };
+use duet_protocol::{Note, Scorecard, ScorecardUpdate};
 use duet_sandbox::{Limits, RunEvent, Sandbox};
 use duet_store::{Checkpoint, Store, StoreError, Ticket};
 use std::collections::{HashMap, VecDeque};
@@ -66,6 +68,29 @@ pub enum RoomCmd {
         data: String,
         eof: bool,
         reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    /// The interviewer saves the scorecard (answered with the stored card once durable).
+    SaveScorecard {
+        update: ScorecardUpdate,
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer submits the scorecard (answered once the lock is durable).
+    SubmitScorecard {
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer writes a private note (answered once durable).
+    AddNote {
+        text: String,
+        reply: oneshot::Sender<Result<Note, String>>,
+    },
+    /// The interviewer ends the interview (answered with the seq of the end once durable).
+    End {
+        reply: oneshot::Sender<u64>,
+    },
+    /// The interview is being deleted: close everyone and stop taking anything. Answered once
+    /// nothing of the room is still on its way to the store.
+    Erase {
+        reply: oneshot::Sender<()>,
     },
     /// The interviewer moves the room to another question. Answered with the seq of the switch
     /// once it is stored.
@@ -173,6 +198,11 @@ impl Rooms {
         }
     }
 
+    /// The room's handle if it is loaded, without loading it.
+    pub fn loaded_handle(&self, id: &InterviewId) -> Option<RoomHandle> {
+        self.map().get(id).filter(|h| !h.tx.is_closed()).cloned()
+    }
+
     /// Rooms loaded right now.
     pub fn loaded(&self) -> usize {
         self.map().len()
@@ -233,6 +263,8 @@ pub(crate) struct RoomTask {
     poisoned: Option<String>,
     /// The question the room is on (the last switch in its log).
     pub(crate) question: Option<Arc<Question>>,
+    /// Set when the interview is being deleted: the room closes and answers this.
+    erasing: Option<oneshot::Sender<()>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -260,6 +292,7 @@ impl RoomTask {
             edits_since_checkpoint: 0,
             poisoned: None,
             question: None,
+            erasing: None,
         }
     }
 
@@ -283,7 +316,9 @@ impl RoomTask {
                 unfinished,
                 question,
                 initial_question,
+                restored,
             })) => {
+                room.restore(restored);
                 self.question = question.and_then(|q| self.rooms.questions.get(&q));
                 // A new interview with a question: its starter is the room's first edit.
                 if let Some(initial) = initial_question.and_then(|q| self.rooms.questions.get(&q)) {
@@ -342,6 +377,20 @@ impl RoomTask {
                 self.rooms.retire(&self.id, self.generation, rx);
                 rx.close();
                 self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect")
+                    .await;
+                return;
+            }
+            if let Some(erased) = self.erasing.take() {
+                // Whatever is on its way to the store lands first, so the erase that follows
+                // this answer removes it too.
+                while let Some(ack) = self.pop_ack().await {
+                    self.on_ack(ack);
+                }
+                self.close_everyone(close::GOING_AWAY, "interview deleted");
+                self.rooms.retire(&self.id, self.generation, rx);
+                rx.close();
+                let _ = erased.send(());
+                self.drain_refusing(rx, close::GOING_AWAY, "interview deleted")
                     .await;
                 return;
             }
@@ -438,6 +487,62 @@ impl RoomTask {
                 let (result, effects) = self.start_run(room, by, kind, stdin, now);
                 let _ = reply.send(result);
                 effects
+            }
+            RoomCmd::SaveScorecard { update, reply } => {
+                match room.save_scorecard(update, now) {
+                    Ok((card, effects)) => {
+                        self.execute(room, effects);
+                        self.deliver(Delivery::Reply(Box::new(move || {
+                            let _ = reply.send(Ok(card));
+                        })));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                Vec::new()
+            }
+            RoomCmd::SubmitScorecard { reply } => {
+                match room.submit_scorecard(now) {
+                    Ok((card, effects)) => {
+                        self.execute(room, effects);
+                        self.deliver(Delivery::Reply(Box::new(move || {
+                            let _ = reply.send(Ok(card));
+                        })));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                Vec::new()
+            }
+            RoomCmd::AddNote { text, reply } => {
+                match room.add_note(text, now) {
+                    Ok((note, effects)) => {
+                        self.execute(room, effects);
+                        self.deliver(Delivery::Reply(Box::new(move || {
+                            let _ = reply.send(Ok(note));
+                        })));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                Vec::new()
+            }
+            RoomCmd::End { reply } => {
+                self.cancel_all_runs();
+                let effects = room.end(now);
+                self.execute(room, effects);
+                let seq = room.last_seq();
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(seq);
+                })));
+                Vec::new()
+            }
+            RoomCmd::Erase { reply } => {
+                self.erasing = Some(reply);
+                Vec::new()
             }
             RoomCmd::SwitchQuestion {
                 question,
@@ -668,6 +773,7 @@ struct Loaded {
     question: Option<String>,
     /// For a room whose log is empty: the question it was created with.
     initial_question: Option<String>,
+    restored: Restored,
 }
 
 fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loaded, String> {
@@ -678,12 +784,29 @@ fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loade
         owners: &cp.owners,
     });
     let rebuilt = duet_core::rebuild(checkpoint, history.records).map_err(|e| e.to_string())?;
-    let runs = store
-        .read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished])
-        .map_err(|e| e.to_string())?;
-    let switches = store
-        .read_kinds(id, &[EventKind::Question])
-        .map_err(|e| e.to_string())?;
+    let kinds = [
+        EventKind::RunStarted,
+        EventKind::RunFinished,
+        EventKind::Question,
+        EventKind::Scorecard,
+        EventKind::End,
+    ];
+    let records = store.read_kinds(id, &kinds).map_err(|e| e.to_string())?;
+    let of = |kind: EventKind| records.iter().filter(move |r| r.kind == kind);
+    let runs: Vec<_> = records
+        .iter()
+        .filter(|r| matches!(r.kind, EventKind::RunStarted | EventKind::RunFinished))
+        .cloned()
+        .collect();
+    let switches: Vec<_> = of(EventKind::Question).collect();
+    let restored = Restored {
+        ended: of(EventKind::End).next().is_some(),
+        runs: of(EventKind::RunStarted)
+            .filter_map(|r| serde_json::from_slice::<duet_protocol::RunStarted>(&r.data).ok())
+            .map(|s| s.run_id)
+            .collect(),
+        scorecard: ScorecardState::from_log(of(EventKind::Scorecard)),
+    };
     let question = switches
         .last()
         .and_then(|r| serde_json::from_slice::<duet_protocol::QuestionSwitched>(&r.data).ok())
@@ -700,6 +823,7 @@ fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loade
         unfinished: duet_core::unfinished_runs(&runs),
         question,
         initial_question,
+        restored,
     })
 }
 

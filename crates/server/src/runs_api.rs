@@ -152,6 +152,7 @@ impl From<RunError> for AppError {
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
             RunError::Forbidden(why) => AppError::Forbidden(why),
             RunError::TooLarge(why) => AppError::TooLarge(why),
+            RunError::Ended => AppError::Conflict(e.to_string()),
             RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
     }

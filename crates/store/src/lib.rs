@@ -52,6 +52,8 @@ pub struct Interview {
     pub created_at: i64,
     /// The question the interview is on (the room's log records every switch).
     pub question_id: Option<String>,
+    /// The team's reference for the candidate: interviews with one reference form a loop.
+    pub candidate_ref: Option<String>,
 }
 
 /// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
@@ -83,6 +85,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every interview, newest first.
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
+    /// Where an interview stands, from its log: ended once it has an `end`, live once anyone
+    /// joined, scheduled before.
+    fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus>;
+    /// Every interview of one candidate's loop, oldest first.
+    fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>>;
+    /// Interviews that ended before `cutoff_ms` (for retention).
+    fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>>;
+    /// Erases an interview and everything of it (log, checkpoints, tokens), overwriting the
+    /// freed pages and truncating the write-ahead log, so no file keeps its text. Resolves once
+    /// done.
+    fn erase(&self, id: &InterviewId) -> Ticket;
     /// Records the question an interview is now on (after the room stored the switch).
     fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()>;
     /// Which interview and role a token hash belongs to.

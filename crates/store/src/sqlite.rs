@@ -73,12 +73,14 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
     // 2 -> 3: the question an interview is on.
     (3, "ALTER TABLE interviews ADD COLUMN question_id TEXT;"),
+    // 3 -> 4: the candidate's reference, for debriefs across a loop.
+    (4, "ALTER TABLE interviews ADD COLUMN candidate_ref TEXT; CREATE INDEX IF NOT EXISTS interviews_by_ref ON interviews (candidate_ref);"),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].
@@ -121,12 +123,19 @@ enum Write {
     Probe {
         ack: oneshot::Sender<Result<()>>,
     },
+    Erase {
+        id: InterviewId,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
     fn into_ack(self) -> oneshot::Sender<Result<()>> {
         match self {
-            Write::Append { ack, .. } | Write::Checkpoint { ack, .. } | Write::Probe { ack } => ack,
+            Write::Append { ack, .. }
+            | Write::Checkpoint { ack, .. }
+            | Write::Probe { ack }
+            | Write::Erase { ack, .. } => ack,
         }
     }
 }
@@ -145,6 +154,8 @@ fn open(path: &std::path::Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten, so an erased interview leaves no text in freed pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -205,9 +216,13 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcome = commit(&mut conn, &batch);
+        let mut outcome = commit(&mut conn, &batch);
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = batch.len(), "store: batch commit failed");
+        } else if batch.iter().any(|w| matches!(w, Write::Erase { .. })) {
+            // The erased rows' old versions still sit in WAL frames: copy everything back and
+            // truncate the WAL, so no file keeps them.
+            outcome = truncate_wal(&conn);
         }
         for write in batch {
             let _ = write.into_ack().send(
@@ -247,11 +262,28 @@ fn sync(conn: &Connection, wal: &std::path::Path) {
         Ok(()) => {}
         // No WAL file: a checkpoint truncated it, and the main database was synced then.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed"),
+        Err(e) => {
+            tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed")
+        }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "store: WAL checkpoint failed");
     }
+}
+
+/// Checkpoints the whole WAL into the database and truncates it to nothing, waiting (bounded)
+/// for readers that still hold old snapshots.
+fn truncate_wal(conn: &Connection) -> Result<()> {
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(StoreError::WriteFailed(
+        "could not truncate the WAL: readers kept old snapshots for a second".into(),
+    ))
 }
 
 fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
@@ -285,6 +317,19 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         cp.state,
                         cp.owners
                     ])?;
+                }
+                Write::Erase { id, .. } => {
+                    for table in ["room_log", "checkpoints", "tokens", "interviews"] {
+                        let column = if table == "interviews" {
+                            "id"
+                        } else {
+                            "interview_id"
+                        };
+                        txn.execute(
+                            &format!("DELETE FROM {table} WHERE {column} = ?1"),
+                            [id.as_str()],
+                        )?;
+                    }
                 }
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
@@ -332,7 +377,9 @@ fn to_record(
     })
 }
 
-type InterviewRow = (String, String, String, i64, Option<String>);
+type InterviewRow = (String, String, String, i64, Option<String>, Option<String>);
+
+const INTERVIEW_COLUMNS: &str = "id, title, candidate_name, created_at, question_id, candidate_ref";
 
 fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
     Ok((
@@ -341,11 +388,12 @@ fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
 fn interview_from(
-    (id, title, candidate_name, created_at, question_id): InterviewRow,
+    (id, title, candidate_name, created_at, question_id, candidate_ref): InterviewRow,
 ) -> Result<Interview> {
     let id = InterviewId::parse(&id)
         .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
@@ -355,6 +403,7 @@ fn interview_from(
         candidate_name,
         created_at,
         question_id,
+        candidate_ref,
     })
 }
 
@@ -363,8 +412,15 @@ impl Store for SqliteStore {
         let mut conn = self.reader();
         let txn = conn.transaction()?;
         txn.execute(
-            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at, interview.question_id],
+            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                interview.id.as_str(),
+                interview.title,
+                interview.candidate_name,
+                interview.created_at,
+                interview.question_id,
+                interview.candidate_ref
+            ],
         )?;
         for (role, hash) in tokens {
             txn.execute(
@@ -378,9 +434,9 @@ impl Store for SqliteStore {
 
     fn list_interviews(&self) -> Result<Vec<Interview>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, title, candidate_name, created_at, question_id FROM interviews ORDER BY created_at DESC, id",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INTERVIEW_COLUMNS} FROM interviews ORDER BY created_at DESC, id"
+        ))?;
         let rows = stmt.query_map([], to_interview)?;
         rows.map(|r| interview_from(r?)).collect()
     }
@@ -388,12 +444,58 @@ impl Store for SqliteStore {
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>> {
         let conn = self.reader();
         let row = conn
-            .prepare_cached(
-                "SELECT id, title, candidate_name, created_at, question_id FROM interviews WHERE id = ?1",
-            )?
+            .prepare_cached(&format!(
+                "SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE id = ?1"
+            ))?
             .query_row([id.as_str()], to_interview)
             .optional()?;
         row.map(interview_from).transpose()
+    }
+
+    fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus> {
+        let conn = self.reader();
+        let mut has = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM room_log WHERE interview_id = ?1 AND kind = ?2)",
+        )?;
+        let mut has_kind = |kind: EventKind| {
+            has.query_row(params![id.as_str(), kind.as_str()], |r| r.get::<_, bool>(0))
+        };
+        Ok(if has_kind(EventKind::End)? {
+            duet_protocol::InterviewStatus::Ended
+        } else if has_kind(EventKind::Join)? {
+            duet_protocol::InterviewStatus::Live
+        } else {
+            duet_protocol::InterviewStatus::Scheduled
+        })
+    }
+
+    fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!("SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE candidate_ref = ?1 ORDER BY created_at, id"))?;
+        let rows = stmt.query_map([candidate_ref], to_interview)?;
+        rows.map(|r| interview_from(r?)).collect()
+    }
+
+    fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached("SELECT interview_id FROM room_log WHERE kind = ?1 AND at_ms < ?2")?;
+        let rows = stmt.query_map(params![EventKind::End.as_str(), cutoff_ms], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|r| {
+            let id = r?;
+            InterviewId::parse(&id)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))
+        })
+        .collect()
+    }
+
+    fn erase(&self, id: &InterviewId) -> Ticket {
+        self.submit(|ack| Write::Erase {
+            id: id.clone(),
+            ack,
+        })
     }
 
     fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()> {
