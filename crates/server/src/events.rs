@@ -26,7 +26,7 @@ pub async fn upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     let place = state.sockets.acquire(&interview, role)?;
     Ok(ws
         .read_buffer_size(crate::ws::READ_BUFFER)

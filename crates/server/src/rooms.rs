@@ -309,6 +309,9 @@ impl RoomTask {
         let store = self.rooms.store.clone();
         let id = self.id.clone();
         let config = self.rooms.settings.room_config();
+        // After an earlier failure the store holds this room's appends back until it reloads;
+        // everything the previous life of the room queued is dealt with before the load reads.
+        let _ = store.reopen(&id).await;
         let loaded = tokio::task::spawn_blocking(move || load(&*store, &id, config)).await;
         match loaded {
             Ok(Ok(Loaded {
@@ -655,7 +658,11 @@ impl RoomTask {
             }
             Err(e) => {
                 tracing::error!(interview = %self.id, error = %e, "room: storing an event failed");
-                self.poisoned = Some("storage failed; reconnect".into());
+                // The browser app shows this as "not saved"; the room reloads from what is stored.
+                self.poisoned = Some(format!(
+                    "not saved: storage failed ({}); reconnect",
+                    e.failure()
+                ));
             }
         }
     }

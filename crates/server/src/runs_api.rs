@@ -29,7 +29,7 @@ pub async fn start(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let (interview, role) = runner(&state, &parts, &id)?;
+    let (interview, role) = runner(&state, &parts, &id).await?;
     let request: StartRun = parse(&body?, r#"{"kind": "run", "stdin": optional string}"#)?;
     if request.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
         return Err(AppError::TooLarge(format!(
@@ -61,7 +61,7 @@ pub async fn stdin(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id)?;
+    let (interview, _) = runner(&state, &parts, &id).await?;
     let request: RunStdin = parse(&body?, r#"{"data": string, "eof": optional bool}"#)?;
     if request.data.len() > MAX_STDIN {
         return Err(AppError::TooLarge(format!(
@@ -84,7 +84,7 @@ pub async fn cancel(
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id)?;
+    let (interview, _) = runner(&state, &parts, &id).await?;
     ask(&state, &interview, |reply| RoomCmd::CancelRun {
         run_id,
         reply,
@@ -99,20 +99,28 @@ pub async fn history(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Vec<RunRecord>>, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    let records = state.store.read_kinds(
-        &interview,
-        &[
-            EventKind::RunStarted,
-            EventKind::RunOutput,
-            EventKind::RunFinished,
-        ],
-    )?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    let store = state.store.clone();
+    let records = crate::api::blocking(move || {
+        store.read_kinds(
+            &interview,
+            &[
+                EventKind::RunStarted,
+                EventKind::RunOutput,
+                EventKind::RunFinished,
+            ],
+        )
+    })
+    .await?;
     Ok(Json(duet_core::run_history(&records, role)))
 }
 
-fn runner(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
+async fn runner(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role), AppError> {
+    let (interview, role) = auth::role_in(state, parts, id).await?;
     if !role.can_run() {
         return Err(AppError::Forbidden("this role cannot run code"));
     }

@@ -70,8 +70,12 @@ pub struct ScorecardView {
 }
 
 /// The role must be able to read private material (interviewer, reviewer); the candidate: 403.
-fn reader(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
+async fn reader(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role), AppError> {
+    let (interview, role) = auth::role_in(state, parts, id).await?;
     if !role.can_read_scorecard() {
         return Err(AppError::Forbidden(
             "the scorecard and notes are the interviewer's and reviewers'",
@@ -81,8 +85,8 @@ fn reader(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Rol
 }
 
 /// Only the interviewer writes.
-fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId, AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
+async fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId, AppError> {
+    let (interview, role) = auth::role_in(state, parts, id).await?;
     if !role.can_write_scorecard() {
         return Err(match role {
             Role::Reviewer => AppError::Forbidden(
@@ -143,7 +147,7 @@ pub async fn get(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<ScorecardView>, AppError> {
-    let (interview, role) = reader(&state, &parts, &id)?;
+    let (interview, role) = reader(&state, &parts, &id).await?;
     let scorecard = stored_card(&state, &interview).await?;
     let store = state.store.clone();
     let id = interview.clone();
@@ -181,7 +185,7 @@ pub async fn put(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Scorecard>, AppError> {
-    let interview = writer(&state, &parts, &id)?;
+    let interview = writer(&state, &parts, &id).await?;
     let update: ScorecardUpdate = parse(
         &body?,
         r#"{"ratings": {area: 1-4 | null}, "notes": str, "recommendation": "strong_no"|"no"|"yes"|"strong_yes"|null, "level": "mid"|"senior"|null, "evidence": {area: [run_id | seq]}, "version": int}"#,
@@ -201,7 +205,7 @@ pub async fn submit(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Scorecard>, AppError> {
-    let interview = writer(&state, &parts, &id)?;
+    let interview = writer(&state, &parts, &id).await?;
     let card = ask(&state, &interview, |reply| RoomCmd::SubmitScorecard {
         reply,
     })
@@ -216,7 +220,7 @@ pub async fn add_note(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Note>), AppError> {
-    let interview = writer(&state, &parts, &id)?;
+    let interview = writer(&state, &parts, &id).await?;
     let note: NewNote = parse(&body?, r#"{"text": str}"#)?;
     let note = ask(&state, &interview, |reply| RoomCmd::AddNote {
         text: note.text,
@@ -233,7 +237,7 @@ pub async fn notes(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Vec<Note>>, AppError> {
-    let (interview, _) = reader(&state, &parts, &id)?;
+    let (interview, _) = reader(&state, &parts, &id).await?;
     let store = state.store.clone();
     let records = blocking(move || store.read_kinds(&interview, &[EventKind::Note])).await?;
     Ok(Json(
@@ -250,11 +254,19 @@ pub async fn end(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let interview = writer(&state, &parts, &id)?;
+    let interview = writer(&state, &parts, &id).await?;
     let seq = ask(&state, &interview, |reply| RoomCmd::End { reply }).await?;
     Ok(Json(
         serde_json::json!({ "status": InterviewStatus::Ended, "seq": seq }),
     ))
+}
+
+/// Waits for a write's ticket.
+pub(crate) async fn written(ticket: duet_store::Ticket) -> Result<(), AppError> {
+    match ticket.await {
+        Ok(result) => result.map_err(AppError::from),
+        Err(_) => Err(AppError::Unavailable("the store is shutting down".into())),
+    }
 }
 
 /// Erases an interview: closes its room and every connection, then removes everything of it.
@@ -266,10 +278,7 @@ pub async fn erase(state: &AppState, interview: &InterviewId) -> Result<(), AppE
             let _ = answer.await;
         }
     }
-    match state.store.erase(interview).await {
-        Ok(result) => result.map_err(AppError::from),
-        Err(_) => Err(AppError::Unavailable("the store is shutting down".into())),
-    }
+    written(state.store.erase(interview)).await
 }
 
 /// `DELETE /api/interviews/{id}` (admin): erases the interview and everything of it.
@@ -278,7 +287,7 @@ pub async fn delete(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<StatusCode, AppError> {
-    auth::require_admin(&state, &parts)?;
+    auth::require_admin(&state, &parts).await?;
     let interview = InterviewId::parse(&id).ok_or(AppError::NotFound("no such interview"))?;
     let store = state.store.clone();
     let lookup = interview.clone();
@@ -372,7 +381,7 @@ pub async fn candidate_debrief(
     Path(candidate_ref): Path<String>,
     parts: Parts,
 ) -> Result<Json<Debrief>, AppError> {
-    auth::require_admin(&state, &parts)?;
+    auth::require_admin(&state, &parts).await?;
     let debrief = debrief_of(&state, candidate_ref).await?;
     if debrief.interviews.is_empty() {
         return Err(AppError::NotFound("no interviews with that candidate_ref"));
@@ -387,7 +396,7 @@ pub async fn interview_debrief(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Debrief>, AppError> {
-    let (interview, _) = reader(&state, &parts, &id)?;
+    let (interview, _) = reader(&state, &parts, &id).await?;
     if stored_card(&state, &interview)
         .await?
         .submitted_at

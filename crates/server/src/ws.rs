@@ -33,10 +33,11 @@ pub async fn upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    let record = state
-        .store
-        .get_interview(&interview)?
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    let store = state.store.clone();
+    let lookup = interview.clone();
+    let record = crate::api::blocking(move || store.get_interview(&lookup))
+        .await?
         .ok_or(AppError::NotFound("no such interview"))?;
     let place = state.sockets.acquire(&interview, role)?;
     let identity = Identity::for_role(role, &record.candidate_name);

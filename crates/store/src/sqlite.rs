@@ -10,9 +10,10 @@
 use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
 use duet_protocol::{Actor, EventKind, InterviewId, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -22,8 +23,8 @@ use tokio::sync::oneshot;
 pub struct SqliteConfig {
     /// The database file; its folder is created if missing.
     pub path: PathBuf,
-    /// How many writes may wait for the writer before `append` blocks (backpressure).
-    pub write_queue: usize,
+    /// Read connections, used from blocking threads.
+    pub readers: usize,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
     /// How often the WAL is fsynced (a passive checkpoint) while there are writes.
@@ -34,7 +35,7 @@ impl SqliteConfig {
     pub fn at(path: impl Into<PathBuf>) -> SqliteConfig {
         SqliteConfig {
             path: path.into(),
-            write_queue: 65_536,
+            readers: 4,
             max_batch: 2_048,
             sync_interval: Duration::from_secs(1),
         }
@@ -127,23 +128,53 @@ enum Write {
         id: InterviewId,
         ack: oneshot::Sender<Result<()>>,
     },
+    CreateInterview {
+        interview: Interview,
+        tokens: Vec<(Role, TokenHash)>,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    SetQuestion {
+        id: InterviewId,
+        question_id: String,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// A room loads afresh: its earlier failure no longer holds its appends back.
+    Reopen {
+        id: InterviewId,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
+    /// The room whose log this write extends, if any.
+    fn room(&self) -> Option<&InterviewId> {
+        match self {
+            Write::Append { id, .. } | Write::Checkpoint { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     fn into_ack(self) -> oneshot::Sender<Result<()>> {
         match self {
             Write::Append { ack, .. }
             | Write::Checkpoint { ack, .. }
             | Write::Probe { ack }
-            | Write::Erase { ack, .. } => ack,
+            | Write::Erase { ack, .. }
+            | Write::CreateInterview { ack, .. }
+            | Write::SetQuestion { ack, .. }
+            | Write::Reopen { ack, .. } => ack,
         }
     }
 }
 
 /// SQLite behind the [`Store`] trait.
 pub struct SqliteStore {
-    reader: Mutex<Connection>,
-    writer: SyncSender<Write>,
+    path: PathBuf,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// Unbounded: `append` never blocks a room task. Backpressure is the room's: it stops taking
+    /// commands while too many of its records are in flight.
+    writer: Sender<Write>,
 }
 
 fn open(path: &std::path::Path) -> Result<Connection> {
@@ -165,12 +196,16 @@ impl SqliteStore {
         if let Some(dir) = config.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut reader = open(&config.path)?;
-        migrate(&mut reader)?;
+        let mut first = open(&config.path)?;
+        migrate(&mut first)?;
+        let mut readers = vec![Mutex::new(first)];
+        for _ in 1..config.readers.max(1) {
+            readers.push(Mutex::new(open(&config.path)?));
+        }
         let writer_conn = open(&config.path)?;
         let syncer_conn = open(&config.path)?;
         let dirty = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::sync_channel(config.write_queue);
+        let (tx, rx) = mpsc::channel();
         let writer_dirty = dirty.clone();
         std::thread::Builder::new()
             .name("duet-store-writer".into())
@@ -183,14 +218,26 @@ impl SqliteStore {
             .name("duet-store-syncer".into())
             .spawn(move || syncer_loop(syncer_conn, wal, dirty, sync_interval))?;
         Ok(SqliteStore {
-            reader: Mutex::new(reader),
+            path: config.path.clone(),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             writer: tx,
         })
     }
 
+    /// A free read connection, or (all busy) the next in turn. Callers are blocking threads.
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return conn;
+            }
+        }
         // A panic while holding the lock cannot leave SQLite half-written: take it back.
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+        self.readers[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn submit(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Write) -> Ticket {
@@ -208,6 +255,9 @@ fn writer_loop(
     max_batch: usize,
     dirty: &AtomicBool,
 ) {
+    // Rooms whose records failed to commit: nothing more of theirs commits until the room loads
+    // afresh (`Reopen`), so a log never gets a gap and no checkpoint covers a record that failed.
+    let mut failed: HashSet<InterviewId> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -216,21 +266,34 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut outcome = commit(&mut conn, &batch);
+        let mut to_commit = Vec::with_capacity(batch.len());
+        for write in batch {
+            match write {
+                Write::Reopen { id, ack } => {
+                    failed.remove(&id);
+                    let _ = ack.send(Ok(()));
+                }
+                write if write.room().is_some_and(|room| failed.contains(room)) => {
+                    let _ = write.into_ack().send(Err(StoreError::RoomFailed));
+                }
+                write => to_commit.push(write),
+            }
+        }
+        if to_commit.is_empty() {
+            continue;
+        }
+        let mut outcome = commit(&mut conn, &to_commit);
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = batch.len(), "store: batch commit failed");
-        } else if batch.iter().any(|w| matches!(w, Write::Erase { .. })) {
+            tracing::error!(error = %e, writes = to_commit.len(), "store: batch commit failed");
+            failed.extend(to_commit.iter().filter_map(|w| w.room().cloned()));
+        } else if to_commit.iter().any(|w| matches!(w, Write::Erase { .. })) {
             // The erased rows' old versions still sit in WAL frames: copy everything back and
             // truncate the WAL, so no file keeps them.
             outcome = truncate_wal(&conn);
         }
-        for write in batch {
-            let _ = write.into_ack().send(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::WriteFailed(e.to_string())),
-            );
+        let outcome = outcome.map_err(|e| e.for_each_write());
+        for write in to_commit {
+            let _ = write.into_ack().send(outcome.clone());
         }
         dirty.store(true, Ordering::Release);
     }
@@ -281,9 +344,10 @@ fn truncate_wal(conn: &Connection) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(StoreError::WriteFailed(
-        "could not truncate the WAL: readers kept old snapshots for a second".into(),
-    ))
+    Err(StoreError::WriteFailed {
+        failure: crate::Failure::Other,
+        message: "could not truncate the WAL: readers kept old snapshots for a second".into(),
+    })
 }
 
 fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
@@ -331,6 +395,36 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         )?;
                     }
                 }
+                Write::CreateInterview {
+                    interview, tokens, ..
+                } => {
+                    txn.execute(
+                        "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            interview.id.as_str(),
+                            interview.title,
+                            interview.candidate_name,
+                            interview.created_at,
+                            interview.question_id,
+                            interview.candidate_ref
+                        ],
+                    )?;
+                    for (role, hash) in tokens {
+                        txn.execute(
+                            "INSERT INTO tokens (hash, interview_id, role) VALUES (?1, ?2, ?3)",
+                            params![&hash[..], interview.id.as_str(), role.as_str()],
+                        )?;
+                    }
+                }
+                Write::SetQuestion {
+                    id, question_id, ..
+                } => {
+                    txn.execute(
+                        "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
+                        params![id.as_str(), question_id],
+                    )?;
+                }
+                Write::Reopen { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -408,28 +502,12 @@ fn interview_from(
 }
 
 impl Store for SqliteStore {
-    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Result<()> {
-        let mut conn = self.reader();
-        let txn = conn.transaction()?;
-        txn.execute(
-            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                interview.id.as_str(),
-                interview.title,
-                interview.candidate_name,
-                interview.created_at,
-                interview.question_id,
-                interview.candidate_ref
-            ],
-        )?;
-        for (role, hash) in tokens {
-            txn.execute(
-                "INSERT INTO tokens (hash, interview_id, role) VALUES (?1, ?2, ?3)",
-                params![&hash[..], interview.id.as_str(), role.as_str()],
-            )?;
-        }
-        txn.commit()?;
-        Ok(())
+    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket {
+        self.submit(|ack| Write::CreateInterview {
+            interview: interview.clone(),
+            tokens: tokens.to_vec(),
+            ack,
+        })
     }
 
     fn list_interviews(&self) -> Result<Vec<Interview>> {
@@ -498,12 +576,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()> {
-        self.reader().execute(
-            "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
-            params![id.as_str(), question_id],
-        )?;
-        Ok(())
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket {
+        self.submit(|ack| Write::SetQuestion {
+            id: id.clone(),
+            question_id: question_id.to_owned(),
+            ack,
+        })
+    }
+
+    fn reopen(&self, id: &InterviewId) -> Ticket {
+        self.submit(|ack| Write::Reopen {
+            id: id.clone(),
+            ack,
+        })
     }
 
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {
@@ -602,6 +687,13 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<()> {
+        // SQLite goes on writing to a deleted file without a word: look for it by name.
+        std::fs::metadata(&self.path).map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", self.path.display()),
+            ))
+        })?;
         self.reader().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
