@@ -31,7 +31,10 @@ pub async fn upgrade(
     Ok(ws
         .read_buffer_size(crate::ws::READ_BUFFER)
         .max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| subscriber(state, interview, role, socket, place)))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("events", interview = %interview, %role);
+            tracing::Instrument::instrument(subscriber(state, interview, role, socket, place), span)
+        }))
 }
 
 async fn subscriber(

@@ -4,7 +4,22 @@
 //! The task carries out the core's effects. Records go to the store, and every message that
 //! follows a record waits in order behind that record's ticket (a "gate"), so no participant
 //! receives an edit before it is durable, while a burst of edits still flows as a pipeline and
-//! the store commits them in batches.
+//! the store commits them in batches. An answer that must wait for durability (a question switch,
+//! a scorecard save, a note, the end) is a delivery like any other: `Delivery::Reply`.
+//!
+//! A room's life:
+//! - **loading**: the task reopens the room in the store (after an earlier failure) and reads
+//!   its checkpoint and log on a blocking thread. A log it cannot read (or with a gap) makes it
+//!   **refusing**: every connection is closed with 1011, never an empty room.
+//! - **live**: it takes commands while fewer than [`MAX_IN_FLIGHT`] records and
+//!   [`MAX_WAITING`] deliveries wait for the store (backpressure: senders wait on the bounded
+//!   command queue), logs leaves after their grace, and checkpoints every so many edits.
+//! - then one of: **poisoned** (a record failed to store: everyone is closed with 1011 "not
+//!   saved", the room retires, and the next connection loads it afresh from what is stored);
+//!   **erasing** (the interview is deleted: what is in flight lands, everyone is closed, the
+//!   room retires); **retiring** (idle: pending leaves are logged, a checkpoint is stored, late
+//!   commands are answered "reconnect"); **shutting down** (runs are ended as `sandbox_error`,
+//!   every ack is awaited, a checkpoint is stored, everyone is closed with 1001).
 
 use crate::config::RoomSettings;
 use crate::metrics::Metrics;
@@ -31,6 +46,9 @@ use tokio_util::task::TaskTracker;
 
 /// Records in flight to the store per room before the room stops taking commands (backpressure).
 const MAX_IN_FLIGHT: usize = 4096;
+/// Messages waiting behind gates before the room stops taking commands (a store stall must not
+/// let awareness traffic grow the queues without bound).
+const MAX_WAITING: usize = 16_384;
 
 /// What a room task is asked to do.
 pub enum RoomCmd {
@@ -178,7 +196,9 @@ impl Rooms {
             handle.generation,
             handle.tx.downgrade(),
         );
-        self.tracker.spawn(task.run(rx));
+        let span = tracing::info_span!("room", interview = %id);
+        self.tracker
+            .spawn(tracing::Instrument::instrument(task.run(rx), span));
         handle
     }
 
@@ -265,6 +285,8 @@ pub(crate) struct RoomTask {
     pub(crate) question: Option<Arc<Question>>,
     /// Set when the interview is being deleted: the room closes and answers this.
     erasing: Option<oneshot::Sender<()>>,
+    /// Deliveries waiting behind gates.
+    waiting: usize,
 }
 
 pub fn now_ms() -> i64 {
@@ -293,6 +315,7 @@ impl RoomTask {
             poisoned: None,
             question: None,
             erasing: None,
+            waiting: 0,
         }
     }
 
@@ -397,7 +420,7 @@ impl RoomTask {
                     .await;
                 return;
             }
-            let can_take = self.gates.len() < MAX_IN_FLIGHT;
+            let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
             let idle_armed = self.is_idle(&room);
             let idle_deadline = tokio::time::Instant::from_std(idle_since + idle);
             tokio::select! {
@@ -623,7 +646,10 @@ impl RoomTask {
 
     fn deliver(&mut self, delivery: Delivery) {
         match self.gates.back_mut() {
-            Some(gate) => gate.then.push(delivery),
+            Some(gate) => {
+                gate.then.push(delivery);
+                self.waiting += 1;
+            }
             None => self.send(delivery),
         }
     }
@@ -652,6 +678,7 @@ impl RoomTask {
                 if gate.is_edit {
                     self.rooms.metrics.updates_persisted.fetch_add(1, Relaxed);
                 }
+                self.waiting -= gate.then.len();
                 for delivery in gate.then {
                     self.send(delivery);
                 }
@@ -751,6 +778,7 @@ impl RoomTask {
             sink.close(code, truncate(reason));
         }
         self.gates.clear();
+        self.waiting = 0;
     }
 }
 

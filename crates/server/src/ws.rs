@@ -49,7 +49,11 @@ pub async fn upgrade(
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| {
-            connection(state, interview, role, identity, limits, socket, place)
+            let span = tracing::info_span!("yjs", interview = %interview, %role);
+            tracing::Instrument::instrument(
+                connection(state, interview, role, identity, limits, socket, place),
+                span,
+            )
         }))
 }
 
