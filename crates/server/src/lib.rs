@@ -19,6 +19,7 @@ pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
 pub mod sockets;
+pub mod web;
 pub mod ws;
 
 use anyhow::Context;
@@ -219,6 +220,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/interviews/{id}/events", get(events::upgrade))
         .route("/yjs/{id}", get(ws::upgrade))
+        .route("/", get(web::page))
+        .route("/admin", get(web::page))
+        .route("/interview/{id}", get(web::page))
+        .route("/replay/{id}", get(web::page))
+        .route("/debrief/{*rest}", get(web::page))
+        .route("/assets/{*path}", get(web::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(common_headers))
@@ -233,6 +240,10 @@ async fn common_headers(mut response: axum::response::Response) -> axum::respons
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     headers
         .entry(header::CACHE_CONTROL)
