@@ -23,8 +23,18 @@ export interface EditorOptions {
   label: string
 }
 
+/**
+ * The nonce the server put in this page's Content-Security-Policy for style elements:
+ * CodeMirror writes its theme into <style> elements and needs it (no 'unsafe-inline').
+ */
+function styleNonce(): Extension {
+  const nonce = document.querySelector('meta[name="duet-style-nonce"]')?.getAttribute('content')
+  return nonce && !nonce.startsWith('__') ? EditorView.cspNonce.of(nonce) : []
+}
+
 export function createEditor(opts: EditorOptions): EditorView {
   const extensions: Extension[] = [
+    styleNonce(),
     lineNumbers(),
     highlightActiveLineGutter(),
     highlightSpecialChars(),
@@ -64,7 +74,7 @@ export function createViewer(parent: HTMLElement, text: string, label: string): 
     state: EditorState.create({
       doc: text,
       extensions: [
-        lineNumbers(), python(), syntaxHighlighting(classHighlighter), EditorState.readOnly.of(true),
+        styleNonce(), lineNumbers(), python(), syntaxHighlighting(classHighlighter), EditorState.readOnly.of(true),
         EditorView.editable.of(false), EditorView.contentAttributes.of({ 'aria-label': label }),
         EditorView.lineWrapping,
       ],

@@ -33,7 +33,7 @@ export function renderMarkdown(source: string): HTMLElement {
       const body: string[] = []
       i += 1
       while (i < lines.length && !lines[i].startsWith('```')) { body.push(lines[i]); i += 1 }
-      root.appendChild(h('pre', {}, h('code', {}, body.join('\n'))))
+      root.appendChild(h('pre', { tabindex: '0' }, h('code', {}, body.join('\n'))))
       i += 1
       continue
     }

@@ -18,17 +18,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
 
+/// Where `index.html` wants the style nonce.
+const NONCE_SLOT: &str = "__DUET_CSP_NONCE__";
+
 /// Pages the app draws from `index.html`.
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let index = state.config.web_dir.join("index.html");
     match tokio::fs::read(&index).await {
         Ok(body) => {
-            let mut response = (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                body,
-            )
-                .into_response();
-            page_headers(&mut response, &headers);
+            // A fresh nonce per answer for the editor's own <style> elements (CodeMirror
+            // writes its theme into them and takes the nonce from a meta tag).
+            let nonce = crate::auth::random_token(18);
+            let body = String::from_utf8_lossy(&body).replace(NONCE_SLOT, &nonce);
+            let mut response =
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+            page_headers(&mut response, &headers, Some(&nonce));
             response
         }
         Err(e) => {
@@ -46,7 +50,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
                 message,
             )
                 .into_response();
-            page_headers(&mut response, &headers);
+            page_headers(&mut response, &headers, None);
             response
         }
     }
@@ -125,7 +129,7 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn page_headers(response: &mut Response, request: &HeaderMap) {
+fn page_headers(response: &mut Response, request: &HeaderMap, nonce: Option<&str>) {
     // 'self' covers same-origin ws:/wss: in CSP 3; the host is named too for browsers that
     // predate that rule. Only a host made of host characters is echoed back.
     let host = request
@@ -139,8 +143,14 @@ fn page_headers(response: &mut Response, request: &HeaderMap) {
     let sockets = host
         .map(|h| format!(" ws://{h} wss://{h}"))
         .unwrap_or_default();
+    // Style elements need this answer's nonce (CodeMirror's theme). Style attributes are
+    // allowed (`style-src-attr`): the remote-cursor widgets of y-codemirror.next colour
+    // themselves through them. Neither can run script, and every load they could trigger
+    // (url()) is still held to this origin by img-src and font-src.
+    let style_nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
     let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'none'; script-src 'self'; style-src 'self'{style_nonce}; style-src-attr 'unsafe-inline'; \
+         img-src 'self' data:; \
          font-src 'self'; connect-src 'self'{sockets}; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     );
