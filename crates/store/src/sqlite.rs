@@ -247,9 +247,7 @@ fn sync(conn: &Connection, wal: &std::path::Path) {
         Ok(()) => {}
         // No WAL file: a checkpoint truncated it, and the main database was synced then.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed")
-        }
+        Err(e) => tracing::error!(error = %e, wal = %wal.display(), "store: fsync of the WAL failed"),
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "store: WAL checkpoint failed");
