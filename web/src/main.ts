@@ -11,6 +11,9 @@ async function start(): Promise<void> {
     const id = m[1]
     const token = takeToken(`interview.${id}`)
     if (!token) return missingToken()
+    // Fetch the room's code while the interview loads: both are needed, neither waits.
+    const roomModule = import('./room')
+    roomModule.catch(() => {})
     let interview: Interview
     try {
       interview = await api<Interview>(token, 'GET', `/api/interviews/${encodeURIComponent(id)}`)
@@ -22,7 +25,7 @@ async function start(): Promise<void> {
       sessionStorage.setItem(`duet.token.replay.${id}`, token)
       return
     }
-    const { openRoom } = await import('./room')
+    const { openRoom } = await roomModule
     return openRoom(id, token, interview)
   }
   if ((m = /^\/replay\/([A-Za-z0-9_-]+)\/?$/.exec(path))) {

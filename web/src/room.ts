@@ -76,7 +76,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
       h('section', { class: 'panel', 'aria-labelledby': 'console-h' }, h('h2', { id: 'console-h' }, 'Console'), consoleView.element),
       h('section', { class: 'panel', 'aria-labelledby': 'tests-h' }, h('h2', { id: 'tests-h' }, 'Test results'), testsEl)))
 
-  const main = page(interview.title, header, closeNote, h('div', { class: 'room' }, side, work))
+  const noticeHost = h('div', { class: 'notice-host' })
+  const main = page(interview.title, header, closeNote, noticeHost, h('div', { class: 'room' }, side, work))
   main.classList.add('room-page')
 
   const startRun = async (kind: 'run' | 'test' | 'lint') => {
@@ -122,12 +123,15 @@ export async function openRoom(id: string, token: string, interview: Interview):
   if (role === 'candidate') {
     renderCandidateSide(side, interview)
     const { watchSignals } = await import('./signals')
-    watchSignals(side, token, base, view.dom)
+    watchSignals(noticeHost, token, base, view.dom)
   }
 
   // --- presence
   const renderPeople = () => {
+    // The server stamps names on the states it relays; this tab's own state carries none.
+    const myName = role === 'candidate' ? interview.candidate_name : 'Interviewer'
     const seen = new Map<string, { name: string; role: string; color: string; me: boolean }>()
+    seen.set(`${role}:${myName}`, { name: myName, role, color: 'transparent', me: true })
     for (const [clientId, state] of provider.awareness.getStates()) {
       const user = (state as { user?: { name?: string; role?: string; color?: string } }).user
       if (!user?.name) continue

@@ -6,11 +6,11 @@ import { h } from './dom'
 
 const LARGE_PASTE = 200 // characters
 
-export function watchSignals(side: HTMLElement, token: string, base: string, editor: HTMLElement): void {
-  const note = h('p', { class: 'notice', 'data-testid': 'signals-notice' },
+export function watchSignals(host: HTMLElement, token: string, base: string, editor: HTMLElement): void {
+  const note = h('p', { class: 'banner notice', 'data-testid': 'signals-notice' },
     'This room records when you paste a large block (its size, never its content) and when this tab loses focus. ' +
     'Your interviewer sees these beside your work as context, not as a verdict. Nothing is blocked.')
-  side.appendChild(note)
+  host.appendChild(note)
   let available = true
   let lastBlur = 0
   const post = async (body: { kind: 'paste' | 'blur'; size?: number; at: number }) => {
