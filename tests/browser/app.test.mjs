@@ -244,10 +244,15 @@ test('the reviewer opens the replay: earlier code and a run\'s output at its mom
     await page.getByText('not available on this server yet').first().waitFor()
   } else {
     await page.locator('[data-testid=replay-code]').filter({ hasText: 'typed while the server was down' }).waitFor()
-    // Scrub back to the run: the code then, and its output.
-    await page.getByRole('button', { name: /started a run/ }).first().click()
+    // Scrub back to the first run's end: the code then, and its output as printed by then.
+    await page.getByRole('button', { name: /run finished: ok/ }).first().click()
     await page.locator('[data-testid=replay-code]').filter({ hasNotText: 'typed while the server was down' }).waitFor()
-    await page.locator('[data-testid=console]').filter({ hasText: 'name?' }).waitFor()
+    await page.locator('[data-testid=console]').filter({ hasText: 'hello Grace' }).waitFor()
+    // And the scrubber itself: the very first moment is before the candidate's program.
+    await page.locator('#scrub').fill('0')
+    await page.locator('[data-testid=replay-code]').filter({ hasNotText: 'print("hello", name)' }).waitFor()
+    await page.getByRole('button', { name: /run finished: ok/ }).first().click()
+    await page.locator('[data-testid=console]').filter({ hasText: 'hello Grace' }).waitFor()
   }
   await shot(page, 'replay')
   await expectNoA11yProblems(page, 'replay')

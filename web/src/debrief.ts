@@ -6,8 +6,10 @@ import { api, explain, takeToken } from './api'
 import { h, page, replace } from './dom'
 import { AREAS } from './scorecard'
 
-interface Card { interview_id?: string; title?: string; interviewer?: string; ratings?: Record<string, number | null>; recommendation?: string | null; level?: string | null; notes?: string; submitted?: boolean }
-interface Debrief { candidate_ref?: string; interviews?: Card[]; scorecards?: Card[] }
+interface Card { ratings?: Record<string, number | null>; recommendation?: string | null; level?: string | null }
+interface Row { interview_id: string; title: string; question_id?: string | null; status?: string; scorecard: Card | null }
+/** The debrief as docs/API.md has it; a scorecard not yet submitted is null. */
+interface Debrief { candidate_ref: string; interviews: Row[] }
 
 export async function openDebrief(kind: 'candidate' | 'interview', key: string): Promise<void> {
   const main = page('Debrief', h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Debrief')))
@@ -21,16 +23,16 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
   }
   const path = kind === 'candidate' ? `/api/candidates/${encodeURIComponent(key)}/debrief` : `/api/interviews/${encodeURIComponent(key)}/debrief`
   try {
-    const data = await api<Debrief | Card[]>(token, 'GET', path)
-    const cards: Card[] = Array.isArray(data) ? data : data.interviews ?? data.scorecards ?? []
+    const data = await api<Debrief>(token, 'GET', path)
+    const cards = data.interviews ?? []
     if (cards.length === 0) { replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', {}, 'No scorecards yet.')); return }
     replace(host, h('h2', { id: 'db-h' }, `Debrief${kind === 'candidate' ? `: ${key}` : ''}`),
       h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Area'), cards.map((c) => h('th', { scope: 'col' }, c.title ?? c.interviewer ?? c.interview_id ?? 'Interview')))),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Area'), cards.map((c) => h('th', { scope: 'col' }, c.title || c.interview_id)))),
         h('tbody', {},
-          AREAS.map(([area, name]) => h('tr', {}, h('th', { scope: 'row' }, name), cards.map((c) => h('td', {}, c.submitted === false ? 'not submitted' : String(c.ratings?.[area] ?? '—'))))),
-          h('tr', {}, h('th', { scope: 'row' }, 'Level'), cards.map((c) => h('td', {}, c.level ?? '—'))),
-          h('tr', {}, h('th', { scope: 'row' }, 'Recommendation'), cards.map((c) => h('td', {}, c.recommendation?.replace('_', ' ') ?? '—')))))))
+          AREAS.map(([area, name]) => h('tr', {}, h('th', { scope: 'row' }, name), cards.map((c) => h('td', {}, c.scorecard ? String(c.scorecard.ratings?.[area] ?? '—') : 'not submitted')))),
+          h('tr', {}, h('th', { scope: 'row' }, 'Level'), cards.map((c) => h('td', {}, c.scorecard?.level ?? '—'))),
+          h('tr', {}, h('th', { scope: 'row' }, 'Recommendation'), cards.map((c) => h('td', {}, c.scorecard?.recommendation?.replace('_', ' ') ?? '—')))))))
   } catch (err) {
     replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', { role: 'status' }, `The debrief is ${explain(err)}.`))
   }

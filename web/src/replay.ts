@@ -7,7 +7,7 @@ import { api, explain } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createViewer, setViewerText } from './editor'
 import { createConsole } from './console'
-import { AREAS, type Scorecard } from './scorecard'
+import { AREAS, loadScorecard } from './scorecard'
 
 interface TimelineEvent {
   type: string; seq: number; at: number; by?: string; last_seq?: number; last_at?: number; edits?: number
@@ -100,7 +100,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
     scrub.value = String(idx)
     void show(idx)
   }
-  replace(marks, timeline.events.filter((e) => e.type !== 'join' && e.type !== 'leave' || true).map((e) =>
+  replace(marks, timeline.events.map((e) =>
     h('li', { class: `mark mark-${e.type.replace('.', '-')}` },
       h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e)))))
 
@@ -179,7 +179,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
   })
 
   // --- scorecard beside
-  void api<Scorecard>(token, 'GET', `${base}/scorecard`).then((card) => {
+  void loadScorecard(token, base).then(({ scorecard: card }) => {
     const ratings = AREAS.map(([area, name]) => {
       const ev = card.evidence?.[area] ?? []
       return h('li', {}, `${name}: `, h('strong', {}, card.ratings?.[area] ? String(card.ratings[area]) : '—'),
@@ -191,7 +191,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
         })) : null)
     })
     replace(side, h('section', { class: 'panel', 'aria-labelledby': 'sc-h' }, h('h2', { id: 'sc-h' }, 'Scorecard'),
-      h('p', {}, card.submitted || card.submitted_at ? 'Submitted.' : 'Not submitted yet.'),
+      h('p', {}, card.submitted_at ? 'Submitted.' : 'Not submitted yet.'),
       h('ul', {}, ratings),
       h('p', {}, `Level: ${card.level ?? '—'} · Recommendation: ${card.recommendation?.replace('_', ' ') ?? '—'}`),
       card.notes ? h('p', { class: 'notes-text' }, card.notes) : null))

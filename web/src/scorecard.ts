@@ -13,7 +13,10 @@ export const AREAS: [string, string][] = [
   ['production_experience', 'Production experience'],
 ]
 
-interface RunSummary { run_id: string; kind: string; by: string; at?: number; started_at?: number; status: string; tests?: { passed: number; failed: number } | null }
+interface RunSummary { run_id: string; kind: string; by: string; at?: number; status: string; tests_passed?: number | null; tests_failed?: number | null }
+interface RubricArea { area: string; title: string; levels: string[] }
+/** `GET /api/interviews/{id}/scorecard` as docs/API.md has it. */
+interface ScorecardAnswer { scorecard: Scorecard; rubric?: RubricArea[]; runs?: RunSummary[] }
 
 export interface Scorecard {
   ratings: Record<string, number | null>
@@ -22,35 +25,31 @@ export interface Scorecard {
   level: string | null
   evidence: Record<string, (string | number)[]>
   version: number
-  submitted?: boolean
   submitted_at?: number | null
-  anchors?: Record<string, Record<string, string> | string[]>
-  runs?: RunSummary[]
 }
 
-function anchorText(card: Scorecard, area: string, level: number): string | null {
-  const a = card.anchors?.[area]
-  if (!a) return null
-  if (Array.isArray(a)) return a[level - 1] ?? null
-  return a[String(level)] ?? null
+export async function loadScorecard(token: string, base: string): Promise<ScorecardAnswer> {
+  return api<ScorecardAnswer>(token, 'GET', `${base}/scorecard`)
 }
 
 export async function mountScorecard(host: HTMLElement, token: string, base: string): Promise<void> {
+  let answer: ScorecardAnswer
   let card: Scorecard
   try {
-    card = await api<Scorecard>(token, 'GET', `${base}/scorecard`)
+    answer = await loadScorecard(token, base)
+    card = answer.scorecard
   } catch (err) {
     replace(host, h('p', { class: 'muted' }, `Scorecard: ${explain(err)}.`))
     return
   }
   const status = h('p', { class: 'small', role: 'status' })
   const draw = () => {
-    const locked = !!(card.submitted || card.submitted_at)
+    const locked = !!card.submitted_at
     const fields: HTMLElement[] = AREAS.map(([area, name]) => {
       const current = card.ratings?.[area] ?? null
       const options = [1, 2, 3, 4].map((n) => {
         const id = `rate-${area}-${n}`
-        const anchor = anchorText(card, area, n)
+        const anchor = answer.rubric?.find((r) => r.area === area)?.levels?.[n - 1] ?? null
         const input = h('input', { type: 'radio', name: `rate-${area}`, id, value: String(n), disabled: locked })
         input.checked = current === n
         input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n } })
@@ -69,7 +68,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       el.addEventListener('change', () => set(el.value || null))
       return h('div', { class: 'field' }, h('label', { for: id }, label), el)
     }
-    const runs = (card.runs ?? []).map((r) => {
+    const runs = (answer.runs ?? []).map((r) => {
       const attach = h('select', { 'aria-label': `Attach run ${r.run_id} as evidence`, disabled: locked },
         h('option', { value: '' }, 'Attach to…'), AREAS.map(([a, n]) => h('option', { value: a }, n)))
       attach.addEventListener('change', () => {
@@ -79,8 +78,8 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         attach.value = ''
         draw()
       })
-      const t = r.tests ? ` · ${r.tests.passed}✓ ${r.tests.failed}✗` : ''
-      const at = r.started_at ?? r.at
+      const t = r.tests_passed !== null && r.tests_passed !== undefined ? ` · ${r.tests_passed} passed, ${r.tests_failed ?? 0} failed` : ''
+      const at = r.at
       return h('li', {}, `${r.kind} by ${r.by}${at ? ` at ${clock(at)}` : ''}: ${r.status}${t} `, attach)
     })
     const save = h('button', { type: 'button', disabled: locked }, 'Save')
@@ -90,7 +89,8 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       if (!(await put())) return
       try {
         await api(token, 'POST', `${base}/scorecard/submit`)
-        card = await api<Scorecard>(token, 'GET', `${base}/scorecard`)
+        answer = await loadScorecard(token, base)
+        card = answer.scorecard
         draw()
         status.textContent = 'Submitted: the scorecard is locked.'
         announce(status.textContent)
@@ -108,8 +108,9 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
   const put = async (): Promise<boolean> => {
     try {
       const body = { ratings: card.ratings, notes: card.notes ?? '', recommendation: card.recommendation, level: card.level, evidence: card.evidence ?? {}, version: card.version }
-      const saved = await api<Partial<Scorecard>>(token, 'PUT', `${base}/scorecard`, body)
-      if (saved && typeof saved.version === 'number') card.version = saved.version
+      const saved = await api<Partial<Scorecard> & { scorecard?: Scorecard }>(token, 'PUT', `${base}/scorecard`, body)
+      const version = saved?.scorecard?.version ?? saved?.version
+      if (typeof version === 'number') card.version = version
       status.textContent = `Saved at ${clock(Date.now())}.`
       return true
     } catch (err) {
