@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Folder of question files (one TOML file per question; see questions/README.md).
     #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
     pub questions_dir: PathBuf,
+    /// Folder of the built browser app (`cd web && npm ci && npm run build` makes `web/dist`).
+    #[arg(long, env = "DUET_WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
     #[command(flatten)]
     pub ws: WsLimits,
     #[command(flatten)]
@@ -295,6 +298,7 @@ impl ServeArgs {
             public_url: None,
             retain_days: None,
             questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
+            web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist")),
             ws: WsLimits::default(),
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),

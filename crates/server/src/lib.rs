@@ -20,6 +20,7 @@ pub mod rooms;
 pub mod runs_api;
 pub mod scorecard_api;
 pub mod sockets;
+pub mod web;
 pub mod ws;
 
 use anyhow::Context;
@@ -244,6 +245,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/interviews/{id}/events", get(events::upgrade))
         .route("/yjs/{id}", get(ws::upgrade))
+        .route("/", get(web::page))
+        .route("/admin", get(web::page))
+        .route("/interview/{id}", get(web::page))
+        .route("/replay/{id}", get(web::page))
+        .route("/debrief/{*rest}", get(web::page))
+        .route("/assets/{*path}", get(web::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(common_headers))
@@ -258,6 +265,10 @@ async fn common_headers(mut response: axum::response::Response) -> axum::respons
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     headers
         .entry(header::CACHE_CONTROL)

@@ -33,6 +33,7 @@ pub async fn upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
+    crate::web::check_origin(&state, &parts)?;
     let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     let store = state.store.clone();
     let lookup = interview.clone();
