@@ -678,3 +678,76 @@ async fn the_debrief_stays_blind_until_ones_own_scorecard_is_submitted() {
     .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn integrity_signals_reach_the_interviewer_only_and_cannot_flood_the_log() {
+    let server = TestServer::start().await;
+    let interview = create(&server, "ats-6").await;
+    let mine =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate))
+            .await
+            .unwrap();
+    let theirs =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
+    let path = format!("/api/interviews/{}/signals", interview.id);
+    let (status, body) = api(
+        &server,
+        Method::POST,
+        &path,
+        &interview.tokens.candidate,
+        Some(json!({"kind": "paste", "size": 812, "at": 1})),
+    )
+    .await;
+    assert_eq!((status, &body["logged"]), (202, &json!(true)), "{body}");
+    assert!(
+        eventually(PATIENCE, || theirs
+            .all()
+            .iter()
+            .any(|e| e["type"] == "signal" && e["size"] == 812))
+        .await
+    );
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &path,
+        &interview.tokens.interviewer,
+        Some(json!({"kind": "blur"})),
+    )
+    .await;
+    assert_eq!(status, 403, "signals come from the candidate's page");
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &path,
+        &interview.tokens.candidate,
+        Some(json!({"kind": "keylogger"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    for _ in 0..100 {
+        api(
+            &server,
+            Method::POST,
+            &path,
+            &interview.tokens.candidate,
+            Some(json!({"kind": "blur"})),
+        )
+        .await;
+    }
+    let logged = server
+        .state
+        .store
+        .read_kinds(&interview.id, &[EventKind::Signal])
+        .unwrap();
+    assert_eq!(
+        logged.len(),
+        duet_core::room_limits::MAX_SIGNALS_PER_MINUTE,
+        "capped per minute"
+    );
+    assert!(
+        mine.all().iter().all(|e| e["type"] != "signal"),
+        "the candidate's socket carries none"
+    );
+}

@@ -14,7 +14,7 @@ use duet_protocol::{
     close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutput, RunStarted,
     MAIN_FILE,
 };
-use duet_protocol::{Note, Scorecard, ScorecardChange, ScorecardUpdate};
+use duet_protocol::{Note, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind};
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -184,7 +184,12 @@ pub struct Room {
     /// Every run of the interview (evidence may name only these).
     runs: HashSet<String>,
     scorecard: ScorecardState,
+    /// When the last signals arrived (to cap them).
+    recent_signals: Vec<i64>,
 }
+
+/// Integrity signals logged per minute at most.
+pub const MAX_SIGNALS_PER_MINUTE: usize = 30;
 
 /// What a room's log says beyond the document, read back when the room loads.
 #[derive(Debug, Default)]
@@ -216,6 +221,7 @@ impl Room {
             ended: false,
             runs: HashSet::new(),
             scorecard: ScorecardState::default(),
+            recent_signals: Vec::new(),
         }
     }
 
@@ -709,6 +715,40 @@ impl Room {
                 },
             ],
         ))
+    }
+
+    /// The candidate's browser reports an integrity signal; at most [`MAX_SIGNALS_PER_MINUTE`]
+    /// are logged a minute, the rest are dropped (they are context, and must not flood the log).
+    pub fn signal(
+        &mut self,
+        kind: SignalKind,
+        size: Option<u64>,
+        now_ms: i64,
+    ) -> Option<Vec<Effect>> {
+        self.recent_signals.retain(|t| now_ms - t < 60_000);
+        if self.ended || self.recent_signals.len() >= MAX_SIGNALS_PER_MINUTE {
+            return None;
+        }
+        self.recent_signals.push(now_ms);
+        let signal = Signal {
+            kind,
+            size,
+            at: now_ms,
+        };
+        let record = self.record(
+            EventKind::Signal,
+            Actor::Candidate,
+            to_json(&signal),
+            now_ms,
+        );
+        let json = serde_json::json!({ "type": "signal", "seq": self.last_seq, "kind": kind, "size": size, "at": now_ms });
+        Some(vec![
+            record,
+            Effect::Event {
+                audience: Audience::Private,
+                json: json.to_string(),
+            },
+        ])
     }
 
     /// The interviewer ends the interview: nobody edits or runs code from now on. Ending twice

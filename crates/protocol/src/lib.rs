@@ -208,6 +208,8 @@ pub enum EventKind {
     Note,
     /// The interviewer ended the interview: no more edits or runs.
     End,
+    /// An integrity signal the candidate's browser reported (JSON [`Signal`]). Private.
+    Signal,
 }
 
 impl EventKind {
@@ -223,9 +225,10 @@ impl EventKind {
             EventKind::Scorecard => "scorecard",
             EventKind::Note => "note",
             EventKind::End => "end",
+            EventKind::Signal => "signal",
         }
     }
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Edit,
         EventKind::Join,
         EventKind::Leave,
@@ -236,6 +239,7 @@ impl EventKind {
         EventKind::Scorecard,
         EventKind::Note,
         EventKind::End,
+        EventKind::Signal,
     ];
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -613,6 +617,37 @@ pub struct Note {
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub text: String,
+}
+
+/// What the candidate's browser noticed: review aids, never a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    /// A large paste into the editor (its size, never its content).
+    Paste,
+    /// The tab lost focus.
+    Blur,
+}
+
+/// `POST /api/interviews/{id}/signals` body. `at` (the browser's clock) is accepted and ignored:
+/// the server stamps its own time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSignal {
+    pub kind: SignalKind,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+/// Stored with `EventKind::Signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub kind: SignalKind,
+    pub size: Option<u64>,
+    /// The server's time when it arrived.
+    pub at: i64,
 }
 
 /// Where an interview stands.

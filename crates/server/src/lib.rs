@@ -219,6 +219,7 @@ pub fn router(state: AppState) -> Router {
             post(scorecard_api::add_note).get(scorecard_api::notes),
         )
         .route("/api/interviews/{id}/end", post(scorecard_api::end))
+        .route("/api/interviews/{id}/signals", post(scorecard_api::signal))
         .route(
             "/api/interviews/{id}/debrief",
             get(scorecard_api::interview_debrief),

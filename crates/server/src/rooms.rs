@@ -101,6 +101,12 @@ pub enum RoomCmd {
         text: String,
         reply: oneshot::Sender<Result<Note, String>>,
     },
+    /// The candidate's browser reports an integrity signal (answered whether it was logged).
+    Signal {
+        kind: duet_protocol::SignalKind,
+        size: Option<u64>,
+        reply: oneshot::Sender<bool>,
+    },
     /// The interviewer ends the interview (answered with the seq of the end once durable).
     End {
         reply: oneshot::Sender<u64>,
@@ -555,6 +561,11 @@ impl RoomTask {
                     }
                 }
                 Vec::new()
+            }
+            RoomCmd::Signal { kind, size, reply } => {
+                let effects = room.signal(kind, size, now);
+                let _ = reply.send(effects.is_some());
+                effects.unwrap_or_default()
             }
             RoomCmd::End { reply } => {
                 self.cancel_all_runs();

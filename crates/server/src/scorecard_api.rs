@@ -248,6 +248,37 @@ pub async fn notes(
     ))
 }
 
+/// `POST /api/interviews/{id}/signals` (candidate): a large paste (its size) or the tab losing
+/// focus, logged for the interviewer's review. `202 {"logged": bool}` (false once the minute's
+/// cap is reached or the interview has ended).
+pub async fn signal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    if role != Role::Candidate {
+        return Err(AppError::Forbidden(
+            "integrity signals come from the candidate's page",
+        ));
+    }
+    let signal: duet_protocol::NewSignal = parse(
+        &body?,
+        r#"{"kind": "paste" | "blur", "size": optional int}"#,
+    )?;
+    let logged = ask(&state, &interview, |reply| RoomCmd::Signal {
+        kind: signal.kind,
+        size: signal.size,
+        reply,
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "logged": logged })),
+    ))
+}
+
 /// `POST /api/interviews/{id}/end` (interviewer): from now on nobody edits or runs code.
 pub async fn end(
     State(state): State<AppState>,
