@@ -3,31 +3,9 @@
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{CreatedInterview, EventKind};
-use duet_tests::{eventually, EventsClient, TestServer, YClient, PATIENCE};
+use duet_tests::{api, eventually, EventsClient, TestServer, YClient, PATIENCE};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn api(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, server.http(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 async fn create(server: &TestServer, candidate_ref: &str) -> CreatedInterview {
     let body = json!({"title": "Python pairing", "candidate_name": "Ada", "candidate_ref": candidate_ref, "question_id": "lru-cache"});

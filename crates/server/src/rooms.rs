@@ -521,45 +521,18 @@ impl RoomTask {
                 effects
             }
             RoomCmd::SaveScorecard { update, reply } => {
-                match room.save_scorecard(update, now) {
-                    Ok((card, effects)) => {
-                        self.execute(room, effects);
-                        self.deliver(Delivery::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(card));
-                        })));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let outcome = room.save_scorecard(update, now);
+                self.answer_when_stored(room, outcome, reply);
                 Vec::new()
             }
             RoomCmd::SubmitScorecard { reply } => {
-                match room.submit_scorecard(now) {
-                    Ok((card, effects)) => {
-                        self.execute(room, effects);
-                        self.deliver(Delivery::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(card));
-                        })));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let outcome = room.submit_scorecard(now);
+                self.answer_when_stored(room, outcome, reply);
                 Vec::new()
             }
             RoomCmd::AddNote { text, reply } => {
-                match room.add_note(text, now) {
-                    Ok((note, effects)) => {
-                        self.execute(room, effects);
-                        self.deliver(Delivery::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(note));
-                        })));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let outcome = room.add_note(text, now);
+                self.answer_when_stored(room, outcome, reply);
                 Vec::new()
             }
             RoomCmd::Signal { kind, size, reply } => {
@@ -651,6 +624,29 @@ impl RoomTask {
                 }),
                 Effect::Close { conn, code, reason } => self.drop_peer(room, conn, code, &reason),
                 Effect::Reload { reason } => self.poisoned = Some(reason),
+            }
+        }
+    }
+
+    /// Carries out a change the room accepted and answers with its value once it is stored, or
+    /// answers the refusal at once.
+    fn answer_when_stored<T: Send + 'static, E>(
+        &mut self,
+        room: &mut Room,
+        outcome: Result<(T, Vec<Effect>), E>,
+        reply: oneshot::Sender<Result<T, E>>,
+    ) where
+        E: Send + 'static,
+    {
+        match outcome {
+            Ok((value, effects)) => {
+                self.execute(room, effects);
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(Ok(value));
+                })));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
         }
     }
