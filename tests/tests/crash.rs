@@ -155,3 +155,54 @@ async fn kill_9_in_the_middle_of_a_burst_keeps_what_the_watcher_saw() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[tokio::test]
+async fn sigterm_in_the_middle_of_a_burst_stores_everything_anyone_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path());
+    let created = create_interview(&addr).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = |addr: &str, role: &str| {
+        format!(
+            "ws://{addr}/yjs/{id}?token={}",
+            created["tokens"][role].as_str().unwrap()
+        )
+    };
+
+    let candidate = YClient::connect(&url(&addr, "candidate")).await.unwrap();
+    let watcher = YClient::connect(&url(&addr, "reviewer")).await.unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced() && watcher.synced()).await);
+    for i in 0..5_000u32 {
+        candidate.insert(i, &char::from(b'a' + (i % 26) as u8).to_string());
+    }
+    assert!(eventually(PATIENCE, || watcher.text().len() >= 1_000).await);
+    // SIGTERM (what `docker stop` sends): a graceful stop while edits are still arriving.
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.success(), "a graceful stop exits 0: {stopped:?}");
+    // Whatever the watcher received before its socket closed.
+    assert!(eventually(PATIENCE, || watcher.closed().is_some()).await);
+    let seen = watcher.text();
+    candidate.abort();
+    watcher.abort();
+
+    let (mut server, addr2) = start(dir.path());
+    let after = YClient::connect(&url(&addr2, "reviewer")).await.unwrap();
+    assert!(eventually(PATIENCE, || after.synced()).await);
+    let restored = after.text();
+    assert!(
+        restored.starts_with(&seen),
+        "the watcher had {} characters, the restart has {}",
+        seen.len(),
+        restored.len()
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+}

@@ -460,3 +460,33 @@ async fn answers_are_not_sniffed_and_private_ones_are_not_cached() {
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn an_interview_has_a_log_quota_with_a_clear_reason() {
+    let server = TestServer::start_with(|args| args.rooms.max_log_mib = 1).await;
+    let room = interview(&server).await;
+    // Within the document cap, but typed and deleted over and over: the log fills up.
+    let chunk = "z".repeat(200_000);
+    for _ in 0..8 {
+        if room.candidate.closed().is_some() {
+            break;
+        }
+        room.candidate.insert(0, &chunk);
+        room.candidate.delete(0, chunk.len() as u32);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reason = room.candidate_closed_with(close::POLICY).await;
+    assert!(reason.contains("log is full"), "{reason}");
+    let stored: usize = server
+        .state
+        .store
+        .read_log(&room.created.id, 0)
+        .unwrap()
+        .iter()
+        .map(|r| r.data.len())
+        .sum();
+    assert!(
+        stored < 2 << 20,
+        "the log stopped near its quota: {stored} bytes"
+    );
+}

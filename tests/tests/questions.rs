@@ -6,7 +6,7 @@
 
 use duet_protocol::{CreatedInterview, EventKind, InterviewId};
 use duet_sandbox::{RunRequest, RunStatus, Sandbox, Target};
-use duet_tests::{eventually, EventsClient, TestServer, YClient};
+use duet_tests::{api, eventually, EventsClient, TestServer, YClient};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,28 +26,6 @@ async fn docker_server_with(tune: impl FnOnce(&mut duet_server::config::ServeArg
         tune(a)
     })
     .await
-}
-
-async fn api(
-    server: &TestServer,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, server.http(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 async fn start_run(server: &TestServer, id: &InterviewId, token: &str, kind: &str) -> String {

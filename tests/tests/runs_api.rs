@@ -307,15 +307,22 @@ async fn reviewers_watch_runs_but_cannot_start_or_steer_them() {
 }
 
 #[tokio::test]
-async fn too_many_runs_a_minute_get_429_with_retry_after() {
+async fn too_many_runs_a_minute_get_429_with_retry_after_and_each_role_has_its_own_budget() {
     let server = TestServer::start_with(|args| args.sandbox.runs_per_minute = 3).await;
     let room = room_with_code(server, "print(1)\n").await;
+    // Refused requests do not count: thirty bad ones leave the budget whole.
+    for _ in 0..30 {
+        let (status, _, _) = room
+            .post("/runs", &room.tokens.candidate, json!({"kind": "nope"}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
     for _ in 0..3 {
         room.run(&room.tokens.candidate, json!({"kind": "run"}))
             .await;
     }
     let (status, body, headers) = room
-        .post("/runs", &room.tokens.interviewer, json!({"kind": "run"}))
+        .post("/runs", &room.tokens.candidate, json!({"kind": "run"}))
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -323,6 +330,9 @@ async fn too_many_runs_a_minute_get_429_with_retry_after() {
     );
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
+    // The candidate's runs do not use up the interviewer's.
+    room.run(&room.tokens.interviewer, json!({"kind": "run"}))
+        .await;
 }
 
 #[tokio::test]

@@ -14,14 +14,20 @@ mod history;
 pub mod replay;
 mod room;
 mod runs;
+pub mod scorecard;
 mod text_index;
 pub mod validate;
 
 pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
-pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Room, RoomConfig};
+pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig};
+/// Limits the room enforces, for tests and docs.
+pub mod room_limits {
+    pub use crate::room::MAX_SIGNALS_PER_MINUTE;
+}
 pub use runs::{
     asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
     DecodedOutput, OutputPiece, RunEntry, RunOutputs, Utf8Decoder,
 };
+pub use scorecard::{ScorecardError, ScorecardState};
 pub use text_index::{TextIndex, KEYFRAME_EVERY};

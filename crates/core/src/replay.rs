@@ -9,8 +9,8 @@
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
 use duet_protocol::{
-    Actor, EventKind, LogEntry, LogRecord, QuestionSwitched, Role, RunFinished, RunId, RunKind,
-    RunStarted, TestCounts, TimelineEvent, MAIN_FILE,
+    Actor, EventKind, LogEntry, LogRecord, Note, QuestionSwitched, Role, RunFinished, RunId,
+    RunKind, RunStarted, ScorecardChange, Signal, TestCounts, TimelineEvent, MAIN_FILE,
 };
 use std::collections::HashMap;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
@@ -77,6 +77,39 @@ fn map(
                 None => Mapped::Skip,
             }
         }
+        EventKind::Note => match data.and_then(|r| serde_json::from_slice::<Note>(&r.data).ok()) {
+            Some(note) => Mapped::Event(TimelineEvent::Note {
+                seq,
+                at,
+                by,
+                text: note.text,
+            }),
+            None => Mapped::Skip,
+        },
+        EventKind::Scorecard => {
+            match data.and_then(|r| serde_json::from_slice::<ScorecardChange>(&r.data).ok()) {
+                Some(change) => Mapped::Event(TimelineEvent::Scorecard {
+                    seq,
+                    at,
+                    by,
+                    action: change.action,
+                }),
+                None => Mapped::Skip,
+            }
+        }
+        EventKind::Signal => {
+            match data.and_then(|r| serde_json::from_slice::<Signal>(&r.data).ok()) {
+                Some(signal) => Mapped::Event(TimelineEvent::Signal {
+                    seq,
+                    at,
+                    by,
+                    kind: signal.kind,
+                    size: signal.size,
+                }),
+                None => Mapped::Skip,
+            }
+        }
+        EventKind::End => Mapped::Event(TimelineEvent::End { seq, at, by }),
         EventKind::RunOutput => Mapped::Skip, // played from the run's cast
         EventKind::RunFinished => {
             let Some(f) = data.and_then(|r| serde_json::from_slice::<RunFinished>(&r.data).ok())
@@ -477,6 +510,39 @@ mod tests {
                 at: 4,
                 by: Actor::Candidate
             }]
+        );
+    }
+
+    #[test]
+    fn notes_signals_and_the_end_take_their_place_on_the_timeline() {
+        let note = br#"{"text": "asks about eviction", "at": 5, "seq": 2}"#.to_vec();
+        let signal = br#"{"kind": "paste", "size": 420, "at": 6}"#.to_vec();
+        let records = [
+            (2, EventKind::Note, Actor::Interviewer, note),
+            (3, EventKind::Signal, Actor::Candidate, signal),
+            (4, EventKind::End, Actor::Interviewer, Vec::new()),
+        ]
+        .map(|(seq, kind, by, data)| LogRecord {
+            seq,
+            at_ms: seq as i64,
+            kind,
+            by,
+            data,
+        });
+        let index: Vec<LogEntry> = records.iter().map(entry).collect();
+        let data: Vec<LogRecord> = records
+            .iter()
+            .filter(|r| timeline_needs_data(r.kind))
+            .cloned()
+            .collect();
+        let events = timeline(&index, &data, &[]);
+        assert_eq!(
+            serde_json::to_value(&events).unwrap_or_default(),
+            serde_json::json!([
+                {"type": "note", "seq": 2, "at": 2, "by": "interviewer", "text": "asks about eviction"},
+                {"type": "signal", "seq": 3, "at": 3, "by": "candidate", "kind": "paste", "size": 420},
+                {"type": "end", "seq": 4, "at": 4, "by": "interviewer"},
+            ])
         );
     }
 

@@ -8,12 +8,14 @@
 
 use crate::awareness::{BadState, Presence, PresenceLimits};
 use crate::history::{ClientOwners, Rebuilt};
+use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
 use duet_protocol::{
     close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutputHeader, RunStarted,
     MAIN_FILE,
 };
-use std::collections::HashMap;
+use duet_protocol::{Note, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind};
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -177,6 +179,24 @@ pub struct Room {
     /// Connections per role, and since when a role with none has been gone (leave not logged yet).
     role_conns: HashMap<Role, usize>,
     pending_leaves: HashMap<Role, i64>,
+    /// Set once the interviewer ended the interview: nobody edits or runs any more.
+    ended: bool,
+    /// Every run of the interview (evidence may name only these).
+    runs: HashSet<String>,
+    scorecard: ScorecardState,
+    /// When the last signals arrived (to cap them).
+    recent_signals: Vec<i64>,
+}
+
+/// Integrity signals logged per minute at most.
+pub const MAX_SIGNALS_PER_MINUTE: usize = 30;
+
+/// What a room's log says beyond the document, read back when the room loads.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub ended: bool,
+    pub runs: HashSet<String>,
+    pub scorecard: ScorecardState,
 }
 
 impl Room {
@@ -198,7 +218,28 @@ impl Room {
             log_bytes,
             role_conns: HashMap::new(),
             pending_leaves: HashMap::new(),
+            ended: false,
+            runs: HashSet::new(),
+            scorecard: ScorecardState::default(),
+            recent_signals: Vec::new(),
         }
+    }
+
+    /// Takes back what the log says beyond the document (see [`Restored`]).
+    pub fn restore(&mut self, restored: Restored) {
+        self.ended = restored.ended;
+        self.runs = restored.runs;
+        self.scorecard = restored.scorecard;
+    }
+
+    /// Whether the interview has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The scorecard as it stands.
+    pub fn scorecard(&self) -> &Scorecard {
+        self.scorecard.card()
     }
 
     /// The sequence number of the newest event in the log.
@@ -389,7 +430,7 @@ impl Room {
                     s if s == u64::from(yrs::sync::protocol::MSG_SYNC_STEP_2)
                         || s == u64::from(yrs::sync::protocol::MSG_SYNC_UPDATE) =>
                     {
-                        if role.can_edit() {
+                        if role.can_edit() && !self.ended {
                             self.apply_edit(conn, role, payload, now_ms, effects)?;
                         } // a read-only role's edits are dropped; the connection stays open
                     }
@@ -600,8 +641,137 @@ impl Room {
         effects
     }
 
+    /// The interviewer saves the scorecard; answered with the stored card.
+    pub fn save_scorecard(
+        &mut self,
+        update: ScorecardUpdate,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self
+            .scorecard
+            .save(update, &self.runs, self.last_seq, now_ms)?;
+        Ok((card.clone(), self.store_scorecard("saved", card, now_ms)))
+    }
+
+    /// The interviewer submits the scorecard: it is locked from then on.
+    pub fn submit_scorecard(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self.scorecard.submit(now_ms)?;
+        Ok((
+            card.clone(),
+            self.store_scorecard("submitted", card, now_ms),
+        ))
+    }
+
+    fn store_scorecard(&mut self, action: &str, card: Scorecard, now_ms: i64) -> Vec<Effect> {
+        let change = ScorecardChange {
+            action: action.to_owned(),
+            scorecard: card.clone(),
+        };
+        let record = self.record(
+            EventKind::Scorecard,
+            Actor::Interviewer,
+            to_json(&change),
+            now_ms,
+        );
+        let json = serde_json::json!({ "type": "scorecard", "seq": self.last_seq, "action": action, "version": card.version });
+        self.scorecard.stored(card);
+        vec![
+            record,
+            Effect::Event {
+                audience: Audience::Private,
+                json: json.to_string(),
+            },
+        ]
+    }
+
+    /// The interviewer writes a private note, stamped with the server's time and the room's seq.
+    pub fn add_note(&mut self, text: String, now_ms: i64) -> Result<(Note, Vec<Effect>), String> {
+        if text.trim().is_empty() {
+            return Err("a note needs some text".into());
+        }
+        if text.len() > crate::scorecard::MAX_NOTE {
+            return Err(format!(
+                "a note may hold at most {} bytes",
+                crate::scorecard::MAX_NOTE
+            ));
+        }
+        let note = Note {
+            text,
+            at: now_ms,
+            seq: self.last_seq + 1,
+        };
+        let record = self.record(EventKind::Note, Actor::Interviewer, to_json(&note), now_ms);
+        let json = serde_json::json!({ "type": "note", "seq": note.seq, "at": note.at, "text": note.text });
+        Ok((
+            note,
+            vec![
+                record,
+                Effect::Event {
+                    audience: Audience::Private,
+                    json: json.to_string(),
+                },
+            ],
+        ))
+    }
+
+    /// The candidate's browser reports an integrity signal; at most [`MAX_SIGNALS_PER_MINUTE`]
+    /// are logged a minute, the rest are dropped (they are context, and must not flood the log).
+    pub fn signal(
+        &mut self,
+        kind: SignalKind,
+        size: Option<u64>,
+        now_ms: i64,
+    ) -> Option<Vec<Effect>> {
+        self.recent_signals.retain(|t| now_ms - t < 60_000);
+        if self.ended || self.recent_signals.len() >= MAX_SIGNALS_PER_MINUTE {
+            return None;
+        }
+        self.recent_signals.push(now_ms);
+        let signal = Signal {
+            kind,
+            size,
+            at: now_ms,
+        };
+        let record = self.record(
+            EventKind::Signal,
+            Actor::Candidate,
+            to_json(&signal),
+            now_ms,
+        );
+        let json = serde_json::json!({ "type": "signal", "seq": self.last_seq, "kind": kind, "size": size, "at": now_ms });
+        Some(vec![
+            record,
+            Effect::Event {
+                audience: Audience::Private,
+                json: json.to_string(),
+            },
+        ])
+    }
+
+    /// The interviewer ends the interview: nobody edits or runs code from now on. Ending twice
+    /// changes nothing.
+    pub fn end(&mut self, now_ms: i64) -> Vec<Effect> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        let record = self.record(EventKind::End, Actor::Interviewer, Vec::new(), now_ms);
+        let json = serde_json::json!({ "type": "end", "seq": self.last_seq, "at": now_ms });
+        vec![
+            record,
+            Effect::Event {
+                audience: Audience::Everyone,
+                json: json.to_string(),
+            },
+        ]
+    }
+
     /// A run began: log it (with the code that ran) and tell the events socket.
     pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
+        self.runs.insert(started.run_id.clone());
         let record = self.record(
             EventKind::RunStarted,
             started.by.into(),

@@ -202,6 +202,14 @@ pub enum EventKind {
     RunFinished,
     /// The room switched questions (JSON [`QuestionSwitched`]).
     Question,
+    /// The scorecard changed or was submitted (JSON [`ScorecardChange`]). Private.
+    Scorecard,
+    /// An interviewer's private note (JSON [`Note`]). Private.
+    Note,
+    /// The interviewer ended the interview: no more edits or runs.
+    End,
+    /// An integrity signal the candidate's browser reported (JSON [`Signal`]). Private.
+    Signal,
 }
 
 impl EventKind {
@@ -214,9 +222,13 @@ impl EventKind {
             EventKind::RunOutput => "run.output",
             EventKind::RunFinished => "run.finished",
             EventKind::Question => "question",
+            EventKind::Scorecard => "scorecard",
+            EventKind::Note => "note",
+            EventKind::End => "end",
+            EventKind::Signal => "signal",
         }
     }
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Edit,
         EventKind::Join,
         EventKind::Leave,
@@ -224,6 +236,10 @@ impl EventKind {
         EventKind::RunOutput,
         EventKind::RunFinished,
         EventKind::Question,
+        EventKind::Scorecard,
+        EventKind::Note,
+        EventKind::End,
+        EventKind::Signal,
     ];
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -589,6 +605,34 @@ pub enum TimelineEvent {
         by: Actor,
         question_id: String,
     },
+    /// An interviewer's private note.
+    #[serde(rename = "note")]
+    Note {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        text: String,
+    },
+    /// The scorecard was saved or submitted (`action`: `saved` or `submitted`).
+    #[serde(rename = "scorecard")]
+    Scorecard {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        action: String,
+    },
+    /// An integrity signal the candidate's browser reported.
+    #[serde(rename = "signal")]
+    Signal {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        kind: SignalKind,
+        size: Option<u64>,
+    },
+    /// The interview was ended.
+    #[serde(rename = "end")]
+    End { seq: u64, at: i64, by: Actor },
     #[serde(rename = "run.started")]
     RunStarted {
         seq: u64,
@@ -621,6 +665,10 @@ impl TimelineEvent {
             | TimelineEvent::Join { seq, .. }
             | TimelineEvent::Leave { seq, .. }
             | TimelineEvent::Question { seq, .. }
+            | TimelineEvent::Note { seq, .. }
+            | TimelineEvent::Scorecard { seq, .. }
+            | TimelineEvent::Signal { seq, .. }
+            | TimelineEvent::End { seq, .. }
             | TimelineEvent::RunStarted { seq, .. }
             | TimelineEvent::RunFinished { seq, .. } => *seq,
         }
@@ -676,6 +724,132 @@ pub mod close {
     pub const TRY_AGAIN: u16 = 1013;
 }
 
+/// The overall call at the end of an interview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recommendation {
+    StrongNo,
+    No,
+    Yes,
+    StrongYes,
+}
+
+/// The level the evidence supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Mid,
+    Senior,
+}
+
+/// A piece of evidence: a run of this interview (by id) or a moment of it (a log seq).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Evidence {
+    Seq(u64),
+    Run(String),
+}
+
+/// `PUT /api/interviews/{id}/scorecard` body: the whole card, and the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorecardUpdate {
+    #[serde(default)]
+    pub ratings: std::collections::BTreeMap<Area, Option<u8>>,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub recommendation: Option<Recommendation>,
+    #[serde(default)]
+    pub level: Option<Level>,
+    #[serde(default)]
+    pub evidence: std::collections::BTreeMap<Area, Vec<Evidence>>,
+    pub version: u64,
+}
+
+/// An interview's scorecard as stored and served.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scorecard {
+    /// Every area, rated 1 to 4 or not yet (`null`).
+    pub ratings: std::collections::BTreeMap<Area, Option<u8>>,
+    pub notes: String,
+    pub recommendation: Option<Recommendation>,
+    pub level: Option<Level>,
+    pub evidence: std::collections::BTreeMap<Area, Vec<Evidence>>,
+    /// 0 before the first save; each save adds one.
+    pub version: u64,
+    pub updated_at: Option<i64>,
+    /// Set once submitted: the card is locked from then on.
+    pub submitted_at: Option<i64>,
+}
+
+/// Stored with `EventKind::Scorecard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScorecardChange {
+    /// `saved` or `submitted`.
+    pub action: String,
+    pub scorecard: Scorecard,
+}
+
+/// Stored with `EventKind::Note`, and served by `GET /api/interviews/{id}/notes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub text: String,
+    /// The server's time and the room's seq when it was written.
+    pub at: i64,
+    pub seq: u64,
+}
+
+/// `POST /api/interviews/{id}/notes` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    pub text: String,
+}
+
+/// What the candidate's browser noticed: review aids, never a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    /// A large paste into the editor (its size, never its content).
+    Paste,
+    /// The tab lost focus.
+    Blur,
+}
+
+/// `POST /api/interviews/{id}/signals` body. `at` (the browser's clock) is accepted and ignored:
+/// the server stamps its own time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSignal {
+    pub kind: SignalKind,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+/// Stored with `EventKind::Signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub kind: SignalKind,
+    pub size: Option<u64>,
+    /// The server's time when it arrived.
+    pub at: i64,
+}
+
+/// Where an interview stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterviewStatus {
+    /// Nobody has joined yet.
+    Scheduled,
+    /// Someone joined.
+    Live,
+    /// The interviewer ended it.
+    Ended,
+}
+
 /// `POST /api/interviews` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -685,6 +859,10 @@ pub struct CreateInterview {
     /// A question from the bank: the room starts with its starter code.
     #[serde(default)]
     pub question_id: Option<String>,
+    /// An opaque reference the team uses for one candidate (an ATS id, an email hash):
+    /// interviews with one reference form that candidate's loop, debriefed together.
+    #[serde(default)]
+    pub candidate_ref: Option<String>,
 }
 
 /// One value per role.
@@ -710,6 +888,9 @@ pub struct InterviewSummary {
     pub title: String,
     pub candidate_name: String,
     pub created_at: i64,
+    pub candidate_ref: Option<String>,
+    pub question_id: Option<String>,
+    pub status: InterviewStatus,
 }
 
 /// `GET /api/interviews/{id}`: the interview as one role sees it.
@@ -722,6 +903,7 @@ pub struct InterviewView {
     pub created_at: i64,
     /// The interview's current question, as this role may see it.
     pub question: Option<QuestionView>,
+    pub status: InterviewStatus,
 }
 
 /// Every 4xx/5xx body: `{"error": {"code", "message"}}`.

@@ -84,16 +84,19 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
         ),
         (Role::Reviewer, duet_server::auth::hash(REVIEWER)),
     ];
-    store.create_interview(
-        &Interview {
-            id: id.clone(),
-            title: "Replay benchmark".into(),
-            candidate_name: "Ada".into(),
-            created_at: start,
-            question_id: None,
-        },
-        &tokens,
-    )?;
+    store
+        .create_interview(
+            &Interview {
+                id: id.clone(),
+                title: "Replay benchmark".into(),
+                candidate_name: "Ada".into(),
+                created_at: start,
+                question_id: None,
+                candidate_ref: None,
+            },
+            &tokens,
+        )
+        .blocking_recv()??;
     let mut room = Room::new(RoomConfig::default());
     let mut rng = StdRng::seed_from_u64(11);
     let docs = [Doc::new(), Doc::new()];

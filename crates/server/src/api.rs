@@ -27,7 +27,7 @@ pub async fn create_interview(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    auth::require_admin(&state, &parts)?;
+    auth::require_admin(&state, &parts).await?;
     let body = body?;
     let req: CreateInterview = serde_json::from_slice(&body).map_err(|e| {
         AppError::BadRequest(format!(
@@ -45,6 +45,11 @@ pub async fn create_interview(
         ),
         None => None,
     };
+    let candidate_ref = req
+        .candidate_ref
+        .as_deref()
+        .map(|r| checked_text("candidate_ref", r, MAX_TITLE))
+        .transpose()?;
     let title = checked_text("title", &req.title, MAX_TITLE)?;
     let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
 
@@ -66,8 +71,9 @@ pub async fn create_interview(
         candidate_name,
         created_at: now_ms(),
         question_id,
+        candidate_ref,
     };
-    state.store.create_interview(&interview, &hashes)?;
+    crate::scorecard_api::written(state.store.create_interview(&interview, &hashes)).await?;
 
     // Tokens travel in the fragment: browsers never send it to a server or in a Referer.
     let base = state.public_url.trim_end_matches('/');
@@ -106,18 +112,37 @@ pub async fn list_interviews(
     State(state): State<AppState>,
     parts: Parts,
 ) -> Result<Json<Vec<InterviewSummary>>, AppError> {
-    auth::require_admin(&state, &parts)?;
-    let list = state.store.list_interviews()?;
-    Ok(Json(
+    auth::require_admin(&state, &parts).await?;
+    let store = state.store.clone();
+    let list = blocking(move || {
+        let list = store.list_interviews()?;
         list.into_iter()
-            .map(|i| InterviewSummary {
-                id: i.id,
-                title: i.title,
-                candidate_name: i.candidate_name,
-                created_at: i.created_at,
+            .map(|i| {
+                let status = store.status(&i.id)?;
+                Ok(InterviewSummary {
+                    id: i.id,
+                    title: i.title,
+                    candidate_name: i.candidate_name,
+                    created_at: i.created_at,
+                    candidate_ref: i.candidate_ref,
+                    question_id: i.question_id,
+                    status,
+                })
             })
-            .collect(),
-    ))
+            .collect::<Result<Vec<_>, duet_store::StoreError>>()
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// Runs a store call on a blocking thread, never on an async worker.
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, duet_store::StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| AppError::Internal(format!("store task: {e}")))?
+        .map_err(AppError::from)
 }
 
 /// `GET /api/interviews/{id}` (any role of that interview): the interview as that role sees it.
@@ -126,10 +151,11 @@ pub async fn get_interview(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<InterviewView>, AppError> {
-    let (id, role) = auth::role_in(&state, &parts, &id)?;
-    let i = state
-        .store
-        .get_interview(&id)?
+    let (id, role) = auth::role_in(&state, &parts, &id).await?;
+    let store = state.store.clone();
+    let lookup = id.clone();
+    let i = blocking(move || store.get_interview(&lookup))
+        .await?
         .ok_or(AppError::NotFound("no such interview"))?;
     let question = i
         .question_id
@@ -142,7 +168,11 @@ pub async fn get_interview(
                 QuestionView::Candidate(q.for_candidate())
             }
         });
+    let store = state.store.clone();
+    let status_of = id.clone();
+    let status = blocking(move || store.status(&status_of)).await?;
     Ok(Json(InterviewView {
+        status,
         id: i.id,
         title: i.title,
         candidate_name: i.candidate_name,
@@ -166,7 +196,7 @@ pub async fn switch_question(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     if !role.can_write_scorecard() {
         return Err(AppError::Forbidden(
             "only the interviewer switches questions",
@@ -194,9 +224,7 @@ pub async fn switch_question(
     let store = state.store.clone();
     let question_id = question.id().to_owned();
     let saved = question_id.clone();
-    tokio::task::spawn_blocking(move || store.set_question(&interview, &saved))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    crate::scorecard_api::written(store.set_question(&interview, &saved)).await?;
     Ok(Json(
         serde_json::json!({ "question_id": question_id, "seq": seq }),
     ))
@@ -207,7 +235,7 @@ pub async fn list_questions(
     State(state): State<AppState>,
     parts: Parts,
 ) -> Result<Json<Vec<QuestionSummary>>, AppError> {
-    auth::require_admin_or_interviewer(&state, &parts)?;
+    auth::require_admin_or_interviewer(&state, &parts).await?;
     Ok(Json(state.questions.list()))
 }
 
@@ -217,7 +245,7 @@ pub async fn get_question(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Question>, AppError> {
-    auth::require_admin_or_interviewer(&state, &parts)?;
+    auth::require_admin_or_interviewer(&state, &parts).await?;
     let question = state
         .questions
         .get(&id)
@@ -234,12 +262,23 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let probe =
         tokio::time::timeout(std::time::Duration::from_secs(2), state.store.probe_write()).await;
     let writes_ok = matches!(probe, Ok(Ok(Ok(()))));
-    let store_ok = writes_ok && state.store.ping().is_ok();
+    let write_problem = match &probe {
+        Ok(Ok(Err(e))) => Some(e.failure().to_string()),
+        Ok(Err(_)) => Some("the store's writer has stopped".to_owned()),
+        Err(_) => Some("no commit within 2 s".to_owned()),
+        Ok(Ok(Ok(()))) => None,
+    };
+    let store = state.store.clone();
+    let read = blocking(move || store.ping()).await;
+    let reads_ok = read.is_ok();
+    let read_problem = read.err().map(|e| e.to_string());
+    let store_ok = writes_ok && reads_ok;
     let sandbox = state.sandbox.health();
     let all_ok = store_ok && sandbox.status == "ok";
     let body = serde_json::json!({
         "status": if all_ok { "ok" } else { "degraded" },
         "store": if store_ok { "ok" } else if writes_ok { "unreadable" } else { "failing writes" },
+        "store_problem": write_problem.or(read_problem),
         "sandbox": sandbox,
         "rooms_loaded": state.rooms.loaded(),
     });
@@ -253,7 +292,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics` (admin): Prometheus text format.
 pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, AppError> {
-    auth::require_admin(&state, &parts)?;
+    auth::require_admin(&state, &parts).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -51,14 +51,23 @@ fn url_query_value(query: &str, key: &str) -> Option<String> {
     })
 }
 
+/// Which interview and role a token hash belongs to, looked up on a blocking thread.
+async fn lookup(
+    state: &AppState,
+    hashed: TokenHash,
+) -> Result<Option<(InterviewId, Role)>, AppError> {
+    let store = state.store.clone();
+    crate::api::blocking(move || store.find_token(&hashed)).await
+}
+
 /// Checks the admin token. A role token is known but lacks the capability: 403.
-pub fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
     let token = token_of(parts).ok_or(AppError::Unauthorized("missing admin token"))?;
     let hashed = hash(&token);
     if hashes_equal(&hashed, &state.admin_hash) {
         return Ok(());
     }
-    match state.store.find_token(&hashed)? {
+    match lookup(state, hashed).await? {
         Some(_) => Err(AppError::Forbidden(
             "this needs the admin token, not an interview's role token",
         )),
@@ -67,13 +76,13 @@ pub fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
 }
 
 /// The admin token, or any interview's interviewer token (the question bank is theirs to read).
-pub fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+pub async fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Result<(), AppError> {
     let token = token_of(parts).ok_or(AppError::Unauthorized("missing token"))?;
     let hashed = hash(&token);
     if hashes_equal(&hashed, &state.admin_hash) {
         return Ok(());
     }
-    match state.store.find_token(&hashed)? {
+    match lookup(state, hashed).await? {
         Some((_, Role::Interviewer)) => Ok(()),
         Some(_) => Err(AppError::Forbidden(
             "the question bank is for the admin and interviewers",
@@ -84,11 +93,15 @@ pub fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Result<(
 
 /// Finds the role a request has in the interview `id` names.
 /// No or unknown token: 401. A token of another interview: 404 (its existence is not revealed).
-pub fn role_in(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
+pub async fn role_in(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role), AppError> {
     let token = token_of(parts).ok_or(AppError::Unauthorized(
         "missing token: send Authorization: Bearer <token> or ?token=<token>",
     ))?;
-    let found = state.store.find_token(&hash(&token))?;
+    let found = lookup(state, hash(&token)).await?;
     let (interview, role) = found.ok_or(AppError::Unauthorized("invalid token"))?;
     if interview.as_str() != id {
         return Err(AppError::NotFound("no such interview"));

@@ -40,9 +40,16 @@ pub struct ServeArgs {
     /// Defaults to http://<listen address>.
     #[arg(long, env = "DUET_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Delete ended interviews older than this many days (checked hourly, logged). Off when
+    /// unset.
+    #[arg(long, env = "DUET_RETAIN_DAYS")]
+    pub retain_days: Option<u64>,
     /// Folder of question files (one TOML file per question; see questions/README.md).
     #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
     pub questions_dir: PathBuf,
+    /// Folder of the built browser app (`cd web && npm ci && npm run build` makes `web/dist`).
+    #[arg(long, env = "DUET_WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
     #[command(flatten)]
     pub ws: WsLimits,
     #[command(flatten)]
@@ -289,7 +296,9 @@ impl ServeArgs {
             data_dir: data_dir.into(),
             admin_token: None,
             public_url: None,
+            retain_days: None,
             questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
+            web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist")),
             ws: WsLimits::default(),
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),

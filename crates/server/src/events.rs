@@ -26,12 +26,16 @@ pub async fn upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
+    crate::web::check_origin(&state, &parts)?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     let place = state.sockets.acquire(&interview, role)?;
     Ok(ws
         .read_buffer_size(crate::ws::READ_BUFFER)
         .max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| subscriber(state, interview, role, socket, place)))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("events", interview = %interview, %role);
+            tracing::Instrument::instrument(subscriber(state, interview, role, socket, place), span)
+        }))
 }
 
 async fn subscriber(

@@ -20,7 +20,9 @@ pub mod replay_api;
 pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
+pub mod scorecard_api;
 pub mod sockets;
+pub mod web;
 pub mod ws;
 
 use anyhow::Context;
@@ -207,8 +209,33 @@ pub fn router(state: AppState) -> Router {
             "/api/interviews",
             post(api::create_interview).get(api::list_interviews),
         )
-        .route("/api/interviews/{id}", get(api::get_interview))
+        .route(
+            "/api/interviews/{id}",
+            get(api::get_interview).delete(scorecard_api::delete),
+        )
         .route("/api/interviews/{id}/question", post(api::switch_question))
+        .route(
+            "/api/interviews/{id}/scorecard",
+            get(scorecard_api::get).put(scorecard_api::put),
+        )
+        .route(
+            "/api/interviews/{id}/scorecard/submit",
+            post(scorecard_api::submit),
+        )
+        .route(
+            "/api/interviews/{id}/notes",
+            post(scorecard_api::add_note).get(scorecard_api::notes),
+        )
+        .route("/api/interviews/{id}/end", post(scorecard_api::end))
+        .route("/api/interviews/{id}/signals", post(scorecard_api::signal))
+        .route(
+            "/api/interviews/{id}/debrief",
+            get(scorecard_api::interview_debrief),
+        )
+        .route(
+            "/api/candidates/{candidate_ref}/debrief",
+            get(scorecard_api::candidate_debrief),
+        )
         .route("/api/questions", get(api::list_questions))
         .route("/api/questions/{id}", get(api::get_question))
         .route(
@@ -236,6 +263,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/interviews/{id}/events", get(events::upgrade))
         .route("/yjs/{id}", get(ws::upgrade))
+        .route("/", get(web::page))
+        .route("/admin", get(web::page))
+        .route("/interview/{id}", get(web::page))
+        .route("/replay/{id}", get(web::page))
+        .route("/debrief/{*rest}", get(web::page))
+        .route("/assets/{*path}", get(web::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(common_headers))
@@ -250,6 +283,10 @@ async fn common_headers(mut response: axum::response::Response) -> axum::respons
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     headers
         .entry(header::CACHE_CONTROL)
@@ -278,6 +315,17 @@ pub async fn serve(
     println!("Duet listening on http://{addr}");
     let rooms = state.rooms.clone();
     let limits = state.config.http.clone();
+    if let Some(days) = state.config.retain_days {
+        tracing::info!(
+            days,
+            "retention: ended interviews older than this are deleted hourly"
+        );
+        tokio::spawn(scorecard_api::retention(
+            state.clone(),
+            days,
+            shutdown.clone(),
+        ));
+    }
     let app = router(state);
     http::serve(listener, app, &limits, shutdown.clone()).await;
     shutdown.cancel();

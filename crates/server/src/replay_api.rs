@@ -77,19 +77,24 @@ pub(crate) fn number<T: std::str::FromStr>(
         .transpose()
 }
 
-/// The caller's role, refused unless it may replay; and the interview's start time.
-fn replayer(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, i64), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
+/// The interview, refused unless the caller's role may replay it.
+async fn replayer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId, AppError> {
+    let (interview, role) = auth::role_in(state, parts, id).await?;
     if !role.can_replay() {
         return Err(AppError::Forbidden(
             "this role cannot replay the interview (interviewer and reviewer only)",
         ));
     }
+    Ok(interview)
+}
+
+/// When the interview was created (a deleted one: 404). Reads the store: blocking threads only.
+fn created_at(state: &AppState, interview: &InterviewId) -> Result<i64, AppError> {
     let found = state
         .store
-        .get_interview(&interview)?
+        .get_interview(interview)?
         .ok_or(AppError::NotFound("no such interview"))?;
-    Ok((interview, found.created_at))
+    Ok(found.created_at)
 }
 
 /// `GET /api/interviews/{id}/timeline?after=<seq>` (interviewer, reviewer).
@@ -98,9 +103,10 @@ pub async fn timeline(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Timeline>, AppError> {
+    let params = query(&parts, &["after"])?;
+    let interview = replayer(&state, &parts, &id).await?;
     blocking(move || {
-        let params = query(&parts, &["after"])?;
-        let (interview, created_at) = replayer(&state, &parts, &id)?;
+        let created_at = created_at(&state, &interview)?;
         let after: u64 = number(&params, "after", "a seq (a whole number)")?.unwrap_or(0);
         Ok(Json(build_timeline(&state, &interview, created_at, after)?))
     })
@@ -144,11 +150,12 @@ pub async fn snapshot(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Snapshot>, AppError> {
+    let params = query(&parts, &["at", "seq"])?;
+    let interview = replayer(&state, &parts, &id).await?;
     blocking(move || {
-        let params = query(&parts, &["at", "seq"])?;
         let at: Option<i64> = number(&params, "at", "unix milliseconds (a whole number)")?;
         let seq: Option<u64> = number(&params, "seq", "a seq (a whole number)")?;
-        let (interview, created_at) = replayer(&state, &parts, &id)?;
+        let created_at = created_at(&state, &interview)?;
         let moments = state.replay.moments(&*state.store, &interview)?;
         let (seq, at) = {
             let m = moments.lock().unwrap_or_else(|p| p.into_inner());
@@ -193,9 +200,10 @@ pub async fn export(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, AppError> {
+    query(&parts, &[])?;
+    let interview = replayer(&state, &parts, &id).await?;
     let (name, archive) = blocking(move || {
-        query(&parts, &[])?;
-        let (interview, created_at) = replayer(&state, &parts, &id)?;
+        let created_at = created_at(&state, &interview)?;
         let archive = build_export(&state, &interview, created_at)?;
         Ok((interview.to_string(), archive))
     })

@@ -38,6 +38,9 @@ pub enum RunError {
     /// The sandbox has no room for another run.
     #[error("{0}")]
     Busy(String),
+    /// The interviewer ended the interview.
+    #[error("the interview has ended: no more runs")]
+    Ended,
     /// The files are larger than a run may take.
     #[error("{0}")]
     TooLarge(String),
@@ -96,6 +99,9 @@ impl RoomTask {
         stdin: Option<String>,
         now: i64,
     ) -> (Result<RunId, RunError>, Vec<Effect>) {
+        if room.is_ended() {
+            return (Err(RunError::Ended), Vec::new());
+        }
         let code = room.text();
         if code.trim().is_empty() {
             return (Err(RunError::EmptyProgram), Vec::new());

@@ -4,7 +4,22 @@
 //! The task carries out the core's effects. Records go to the store, and every message that
 //! follows a record waits in order behind that record's ticket (a "gate"), so no participant
 //! receives an edit before it is durable, while a burst of edits still flows as a pipeline and
-//! the store commits them in batches.
+//! the store commits them in batches. An answer that must wait for durability (a question switch,
+//! a scorecard save, a note, the end) is a delivery like any other: `Delivery::Reply`.
+//!
+//! A room's life:
+//! - **loading**: the task reopens the room in the store (after an earlier failure) and reads
+//!   its checkpoint and log on a blocking thread. A log it cannot read (or with a gap) makes it
+//!   **refusing**: every connection is closed with 1011, never an empty room.
+//! - **live**: it takes commands while fewer than [`MAX_IN_FLIGHT`] records and
+//!   [`MAX_WAITING`] deliveries wait for the store (backpressure: senders wait on the bounded
+//!   command queue), logs leaves after their grace, and checkpoints every so many edits.
+//! - then one of: **poisoned** (a record failed to store: everyone is closed with 1011 "not
+//!   saved", the room retires, and the next connection loads it afresh from what is stored);
+//!   **erasing** (the interview is deleted: what is in flight lands, everyone is closed, the
+//!   room retires); **retiring** (idle: pending leaves are logged, a checkpoint is stored, late
+//!   commands are answered "reconnect"); **shutting down** (runs are ended as `sandbox_error`,
+//!   every ack is awaited, a checkpoint is stored, everyone is closed with 1001).
 
 use crate::config::RoomSettings;
 use crate::metrics::Metrics;
@@ -14,9 +29,11 @@ use crate::room_runs::{ActiveRun, RunError};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{Audience, CheckpointRef, ConnId, Effect, Reply, Room, RoomConfig};
+use duet_core::{Restored, ScorecardError, ScorecardState};
 use duet_protocol::{
     close, Actor, EventKind, Identity, InterviewId, Question, Role, RunId, RunKind,
 };
+use duet_protocol::{Note, Scorecard, ScorecardUpdate};
 use duet_sandbox::{Limits, RunEvent, Sandbox};
 use duet_store::{Checkpoint, Store, StoreError, Ticket};
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +46,9 @@ use tokio_util::task::TaskTracker;
 
 /// Records in flight to the store per room before the room stops taking commands (backpressure).
 const MAX_IN_FLIGHT: usize = 4096;
+/// Messages waiting behind gates before the room stops taking commands (a store stall must not
+/// let awareness traffic grow the queues without bound).
+const MAX_WAITING: usize = 16_384;
 
 /// What a room task is asked to do.
 pub enum RoomCmd {
@@ -66,6 +86,35 @@ pub enum RoomCmd {
         data: String,
         eof: bool,
         reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    /// The interviewer saves the scorecard (answered with the stored card once durable).
+    SaveScorecard {
+        update: ScorecardUpdate,
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer submits the scorecard (answered once the lock is durable).
+    SubmitScorecard {
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer writes a private note (answered once durable).
+    AddNote {
+        text: String,
+        reply: oneshot::Sender<Result<Note, String>>,
+    },
+    /// The candidate's browser reports an integrity signal (answered whether it was logged).
+    Signal {
+        kind: duet_protocol::SignalKind,
+        size: Option<u64>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The interviewer ends the interview (answered with the seq of the end once durable).
+    End {
+        reply: oneshot::Sender<u64>,
+    },
+    /// The interview is being deleted: close everyone and stop taking anything. Answered once
+    /// nothing of the room is still on its way to the store.
+    Erase {
+        reply: oneshot::Sender<()>,
     },
     /// The interviewer moves the room to another question. Answered with the seq of the switch
     /// once it is stored.
@@ -153,7 +202,9 @@ impl Rooms {
             handle.generation,
             handle.tx.downgrade(),
         );
-        self.tracker.spawn(task.run(rx));
+        let span = tracing::info_span!("room", interview = %id);
+        self.tracker
+            .spawn(tracing::Instrument::instrument(task.run(rx), span));
         handle
     }
 
@@ -171,6 +222,11 @@ impl Rooms {
             }
             _ => true, // already replaced: this task is not the registered one any more
         }
+    }
+
+    /// The room's handle if it is loaded, without loading it.
+    pub fn loaded_handle(&self, id: &InterviewId) -> Option<RoomHandle> {
+        self.map().get(id).filter(|h| !h.tx.is_closed()).cloned()
     }
 
     /// Rooms loaded right now.
@@ -233,6 +289,10 @@ pub(crate) struct RoomTask {
     poisoned: Option<String>,
     /// The question the room is on (the last switch in its log).
     pub(crate) question: Option<Arc<Question>>,
+    /// Set when the interview is being deleted: the room closes and answers this.
+    erasing: Option<oneshot::Sender<()>>,
+    /// Deliveries waiting behind gates.
+    waiting: usize,
 }
 
 pub fn now_ms() -> i64 {
@@ -260,6 +320,8 @@ impl RoomTask {
             edits_since_checkpoint: 0,
             poisoned: None,
             question: None,
+            erasing: None,
+            waiting: 0,
         }
     }
 
@@ -276,6 +338,9 @@ impl RoomTask {
         let store = self.rooms.store.clone();
         let id = self.id.clone();
         let config = self.rooms.settings.room_config();
+        // After an earlier failure the store holds this room's appends back until it reloads;
+        // everything the previous life of the room queued is dealt with before the load reads.
+        let _ = store.reopen(&id).await;
         let loaded = tokio::task::spawn_blocking(move || load(&*store, &id, config)).await;
         match loaded {
             Ok(Ok(Loaded {
@@ -283,7 +348,9 @@ impl RoomTask {
                 unfinished,
                 question,
                 initial_question,
+                restored,
             })) => {
+                room.restore(restored);
                 self.question = question.and_then(|q| self.rooms.questions.get(&q));
                 // A new interview with a question: its starter is the room's first edit.
                 if let Some(initial) = initial_question.and_then(|q| self.rooms.questions.get(&q)) {
@@ -345,12 +412,26 @@ impl RoomTask {
                     .await;
                 return;
             }
+            if let Some(erased) = self.erasing.take() {
+                // Whatever is on its way to the store lands first, so the erase that follows
+                // this answer removes it too.
+                while let Some(ack) = self.pop_ack().await {
+                    self.on_ack(ack);
+                }
+                self.close_everyone(close::GOING_AWAY, "interview deleted");
+                self.rooms.retire(&self.id, self.generation, rx);
+                rx.close();
+                let _ = erased.send(());
+                self.drain_refusing(rx, close::GOING_AWAY, "interview deleted")
+                    .await;
+                return;
+            }
             // Run output waiting to share a record is stored when its few milliseconds are up.
             let output_due = self.next_output_due().map(|at| {
                 let wait = u64::try_from(at - now_ms()).unwrap_or(0);
                 tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
             });
-            let can_take = self.gates.len() < MAX_IN_FLIGHT;
+            let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
             let idle_armed = self.is_idle(&room);
             let idle_deadline = tokio::time::Instant::from_std(idle_since + idle);
             tokio::select! {
@@ -448,6 +529,40 @@ impl RoomTask {
                 let _ = reply.send(result);
                 effects
             }
+            RoomCmd::SaveScorecard { update, reply } => {
+                let outcome = room.save_scorecard(update, now);
+                self.answer_when_stored(room, outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::SubmitScorecard { reply } => {
+                let outcome = room.submit_scorecard(now);
+                self.answer_when_stored(room, outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::AddNote { text, reply } => {
+                let outcome = room.add_note(text, now);
+                self.answer_when_stored(room, outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::Signal { kind, size, reply } => {
+                let effects = room.signal(kind, size, now);
+                let _ = reply.send(effects.is_some());
+                effects.unwrap_or_default()
+            }
+            RoomCmd::End { reply } => {
+                self.cancel_all_runs();
+                let effects = room.end(now);
+                self.execute(room, effects);
+                let seq = room.last_seq();
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(seq);
+                })));
+                Vec::new()
+            }
+            RoomCmd::Erase { reply } => {
+                self.erasing = Some(reply);
+                Vec::new()
+            }
             RoomCmd::SwitchQuestion {
                 question,
                 by,
@@ -522,9 +637,35 @@ impl RoomTask {
         }
     }
 
+    /// Carries out a change the room accepted and answers with its value once it is stored, or
+    /// answers the refusal at once.
+    fn answer_when_stored<T: Send + 'static, E>(
+        &mut self,
+        room: &mut Room,
+        outcome: Result<(T, Vec<Effect>), E>,
+        reply: oneshot::Sender<Result<T, E>>,
+    ) where
+        E: Send + 'static,
+    {
+        match outcome {
+            Ok((value, effects)) => {
+                self.execute(room, effects);
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(Ok(value));
+                })));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
     fn deliver(&mut self, delivery: Delivery) {
         match self.gates.back_mut() {
-            Some(gate) => gate.then.push(delivery),
+            Some(gate) => {
+                gate.then.push(delivery);
+                self.waiting += 1;
+            }
             None => self.send(delivery),
         }
     }
@@ -553,13 +694,18 @@ impl RoomTask {
                 if gate.is_edit {
                     self.rooms.metrics.updates_persisted.fetch_add(1, Relaxed);
                 }
+                self.waiting -= gate.then.len();
                 for delivery in gate.then {
                     self.send(delivery);
                 }
             }
             Err(e) => {
                 tracing::error!(interview = %self.id, error = %e, "room: storing an event failed");
-                self.poisoned = Some("storage failed; reconnect".into());
+                // The browser app shows this as "not saved"; the room reloads from what is stored.
+                self.poisoned = Some(format!(
+                    "not saved: storage failed ({}); reconnect",
+                    e.failure()
+                ));
             }
         }
     }
@@ -648,6 +794,7 @@ impl RoomTask {
             sink.close(code, truncate(reason));
         }
         self.gates.clear();
+        self.waiting = 0;
     }
 }
 
@@ -677,6 +824,7 @@ struct Loaded {
     question: Option<String>,
     /// For a room whose log is empty: the question it was created with.
     initial_question: Option<String>,
+    restored: Restored,
 }
 
 fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loaded, String> {
@@ -687,12 +835,29 @@ fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loade
         owners: &cp.owners,
     });
     let rebuilt = duet_core::rebuild(checkpoint, history.records).map_err(|e| e.to_string())?;
-    let runs = store
-        .read_kinds(id, &[EventKind::RunStarted, EventKind::RunFinished])
-        .map_err(|e| e.to_string())?;
-    let switches = store
-        .read_kinds(id, &[EventKind::Question])
-        .map_err(|e| e.to_string())?;
+    let kinds = [
+        EventKind::RunStarted,
+        EventKind::RunFinished,
+        EventKind::Question,
+        EventKind::Scorecard,
+        EventKind::End,
+    ];
+    let records = store.read_kinds(id, &kinds).map_err(|e| e.to_string())?;
+    let of = |kind: EventKind| records.iter().filter(move |r| r.kind == kind);
+    let runs: Vec<_> = records
+        .iter()
+        .filter(|r| matches!(r.kind, EventKind::RunStarted | EventKind::RunFinished))
+        .cloned()
+        .collect();
+    let switches: Vec<_> = of(EventKind::Question).collect();
+    let restored = Restored {
+        ended: of(EventKind::End).next().is_some(),
+        runs: of(EventKind::RunStarted)
+            .filter_map(|r| serde_json::from_slice::<duet_protocol::RunStarted>(&r.data).ok())
+            .map(|s| s.run_id)
+            .collect(),
+        scorecard: ScorecardState::from_log(of(EventKind::Scorecard)),
+    };
     let question = switches
         .last()
         .and_then(|r| serde_json::from_slice::<duet_protocol::QuestionSwitched>(&r.data).ok())
@@ -709,6 +874,7 @@ fn load(store: &dyn Store, id: &InterviewId, config: RoomConfig) -> Result<Loade
         unfinished: duet_core::unfinished_runs(&runs),
         question,
         initial_question,
+        restored,
     })
 }
 

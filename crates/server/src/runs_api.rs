@@ -33,7 +33,7 @@ pub async fn start(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let (interview, role) = runner(&state, &parts, &id)?;
+    let (interview, role) = runner(&state, &parts, &id).await?;
     let request: StartRun = parse(&body?, r#"{"kind": "run", "stdin": optional string}"#)?;
     if request.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
         return Err(AppError::TooLarge(format!(
@@ -65,7 +65,7 @@ pub async fn stdin(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id)?;
+    let (interview, _) = runner(&state, &parts, &id).await?;
     let request: RunStdin = parse(&body?, r#"{"data": string, "eof": optional bool}"#)?;
     if request.data.len() > MAX_STDIN {
         return Err(AppError::TooLarge(format!(
@@ -88,7 +88,7 @@ pub async fn cancel(
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id)?;
+    let (interview, _) = runner(&state, &parts, &id).await?;
     ask(&state, &interview, |reply| RoomCmd::CancelRun {
         run_id,
         reply,
@@ -108,6 +108,7 @@ pub async fn history(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<RunPage>, AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     blocking(move || {
         let params = query(&parts, &["after", "limit"])?;
         let limit: usize =
@@ -117,7 +118,6 @@ pub async fn history(
                 "limit must be from 1 to {MAX_PAGE}"
             )));
         }
-        let (interview, role) = auth::role_in(&state, &parts, &id)?;
         let runs = duet_core::run_index(&state.store.read_runs(&interview)?, role);
         let after = match params.get("after") {
             None => 0,
@@ -149,11 +149,10 @@ pub async fn history(
 /// is one that does not exist.
 fn visible_run(
     state: &AppState,
-    parts: &Parts,
-    id: &str,
+    interview: InterviewId,
+    role: Role,
     run_id: &str,
 ) -> Result<(InterviewId, duet_core::RunEntry, RunOutputs), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
     let run = duet_core::run_index(&state.store.read_runs(&interview)?, role)
         .into_iter()
         .find(|r| r.summary.run_id == run_id)
@@ -174,9 +173,10 @@ pub async fn detail(
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
 ) -> Result<Json<RunDetail>, AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     blocking(move || {
         query(&parts, &[])?;
-        let (interview, run, output) = visible_run(&state, &parts, &id, &run_id)?;
+        let (interview, run, output) = visible_run(&state, interview, role, &run_id)?;
         let code = match run.legacy_code {
             Some(code) => code,
             None => {
@@ -217,9 +217,10 @@ pub async fn cast(
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
 ) -> Result<Response, AppError> {
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     let cast = blocking(move || {
         query(&parts, &[])?;
-        let (_, run, output) = visible_run(&state, &parts, &id, &run_id)?;
+        let (_, run, output) = visible_run(&state, interview, role, &run_id)?;
         Ok(duet_core::asciicast(&run.summary, &output))
     })
     .await?;
@@ -233,8 +234,12 @@ pub async fn cast(
         .into_response())
 }
 
-fn runner(state: &AppState, parts: &Parts, id: &str) -> Result<(InterviewId, Role), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id)?;
+async fn runner(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role), AppError> {
+    let (interview, role) = auth::role_in(state, parts, id).await?;
     if !role.can_run() {
         return Err(AppError::Forbidden("this role cannot run code"));
     }
@@ -274,6 +279,7 @@ impl From<RunError> for AppError {
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
             RunError::Forbidden(why) => AppError::Forbidden(why),
             RunError::TooLarge(why) => AppError::TooLarge(why),
+            RunError::Ended => AppError::Conflict(e.to_string()),
             RunError::Refused(_) => AppError::Internal(e.to_string()),
         }
     }

@@ -33,10 +33,12 @@ pub async fn upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
-    let (interview, role) = auth::role_in(&state, &parts, &id)?;
-    let record = state
-        .store
-        .get_interview(&interview)?
+    crate::web::check_origin(&state, &parts)?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    let store = state.store.clone();
+    let lookup = interview.clone();
+    let record = crate::api::blocking(move || store.get_interview(&lookup))
+        .await?
         .ok_or(AppError::NotFound("no such interview"))?;
     let place = state.sockets.acquire(&interview, role)?;
     let identity = Identity::for_role(role, &record.candidate_name);
@@ -48,7 +50,11 @@ pub async fn upgrade(
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| {
-            connection(state, interview, role, identity, limits, socket, place)
+            let span = tracing::info_span!("yjs", interview = %interview, %role);
+            tracing::Instrument::instrument(
+                connection(state, interview, role, identity, limits, socket, place),
+                span,
+            )
         }))
 }
 

@@ -20,9 +20,13 @@ pub enum StoreError {
     /// SQLite reported an error (disk full, I/O error, a locked database...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A write batch failed; the message is SQLite's (shared by every write of the batch).
-    #[error("write failed: {0}")]
-    WriteFailed(String),
+    /// A write batch failed (every write of the batch gets this).
+    #[error("write failed ({failure}): {message}")]
+    WriteFailed { failure: Failure, message: String },
+    /// An earlier record of this room failed to commit: nothing more of it is stored until the
+    /// room loads afresh (so its log never has a gap).
+    #[error("an earlier record of this room failed to store; the room must reload")]
+    RoomFailed,
     /// The database was written by a newer version of Duet.
     #[error("the database schema is version {found}, newer than this server's {supported}: upgrade Duet")]
     NewerSchema { found: i64, supported: i64 },
@@ -35,6 +39,65 @@ pub enum StoreError {
     /// Creating the data directory or database file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What kind of failure a write met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The disk (or the database's size limit) is full.
+    DiskFull,
+    /// The database cannot be written (a read-only file or file system).
+    ReadOnly,
+    /// The operating system failed a read or write (the file was removed, a device error).
+    Io,
+    /// Anything else SQLite reported.
+    Other,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Failure::DiskFull => "disk full",
+            Failure::ReadOnly => "read-only",
+            Failure::Io => "I/O error",
+            Failure::Other => "database error",
+        })
+    }
+}
+
+impl StoreError {
+    /// What went wrong, classified.
+    pub fn failure(&self) -> Failure {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::WriteFailed { failure, .. } => *failure,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => Failure::DiskFull,
+                ErrorCode::ReadOnly => Failure::ReadOnly,
+                ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => Failure::Io,
+                _ => Failure::Other,
+            },
+            StoreError::Io(_) => Failure::Io,
+            _ => Failure::Other,
+        }
+    }
+
+    /// The same failure as a value every write of a failed batch can carry.
+    pub fn for_each_write(&self) -> StoreError {
+        match self {
+            StoreError::RoomFailed => StoreError::RoomFailed,
+            other => StoreError::WriteFailed {
+                failure: other.failure(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl Clone for StoreError {
+    fn clone(&self) -> StoreError {
+        self.for_each_write()
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -52,6 +115,8 @@ pub struct Interview {
     pub created_at: i64,
     /// The question the interview is on (the room's log records every switch).
     pub question_id: Option<String>,
+    /// The team's reference for the candidate: interviews with one reference form a loop.
+    pub candidate_ref: Option<String>,
 }
 
 /// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
@@ -78,13 +143,27 @@ pub type TokenHash = [u8; 32];
 
 /// Storage for interviews and room logs.
 pub trait Store: Send + Sync + 'static {
-    /// Saves a new interview with its role tokens' hashes, all or nothing.
-    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Result<()>;
+    /// Saves a new interview with its role tokens' hashes, all or nothing, through the writer.
+    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket;
     /// Every interview, newest first.
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
+    /// Where an interview stands, from its log: ended once it has an `end`, live once anyone
+    /// joined, scheduled before.
+    fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus>;
+    /// Every interview of one candidate's loop, oldest first.
+    fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>>;
+    /// Interviews that ended before `cutoff_ms` (for retention).
+    fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>>;
+    /// Erases an interview and everything of it (log, checkpoints, tokens), overwriting the
+    /// freed pages and truncating the write-ahead log, so no file keeps its text. Resolves once
+    /// done.
+    fn erase(&self, id: &InterviewId) -> Ticket;
     /// Records the question an interview is now on (after the room stored the switch).
-    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()>;
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket;
+    /// A room loads afresh: after an earlier failure, its appends are taken again. Resolves once
+    /// every write of the room queued before it has been dealt with.
+    fn reopen(&self, id: &InterviewId) -> Ticket;
     /// Which interview and role a token hash belongs to.
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
     /// The newest checkpoint and the records after it, to load a room.

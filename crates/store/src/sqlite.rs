@@ -10,9 +10,10 @@
 use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
 use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -22,8 +23,8 @@ use tokio::sync::oneshot;
 pub struct SqliteConfig {
     /// The database file; its folder is created if missing.
     pub path: PathBuf,
-    /// How many writes may wait for the writer before `append` blocks (backpressure).
-    pub write_queue: usize,
+    /// Read connections, used from blocking threads.
+    pub readers: usize,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
     /// How often the WAL is fsynced (a passive checkpoint) while there are writes.
@@ -34,7 +35,7 @@ impl SqliteConfig {
     pub fn at(path: impl Into<PathBuf>) -> SqliteConfig {
         SqliteConfig {
             path: path.into(),
-            write_queue: 65_536,
+            readers: 4,
             max_batch: 2_048,
             sync_interval: Duration::from_secs(1),
         }
@@ -73,12 +74,14 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
     // 2 -> 3: the question an interview is on.
     (3, "ALTER TABLE interviews ADD COLUMN question_id TEXT;"),
+    // 3 -> 4: the candidate's reference, for debriefs across a loop.
+    (4, "ALTER TABLE interviews ADD COLUMN candidate_ref TEXT; CREATE INDEX IF NOT EXISTS interviews_by_ref ON interviews (candidate_ref);"),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].
@@ -121,20 +124,57 @@ enum Write {
     Probe {
         ack: oneshot::Sender<Result<()>>,
     },
+    Erase {
+        id: InterviewId,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    CreateInterview {
+        interview: Interview,
+        tokens: Vec<(Role, TokenHash)>,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    SetQuestion {
+        id: InterviewId,
+        question_id: String,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// A room loads afresh: its earlier failure no longer holds its appends back.
+    Reopen {
+        id: InterviewId,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
+    /// The room whose log this write extends, if any.
+    fn room(&self) -> Option<&InterviewId> {
+        match self {
+            Write::Append { id, .. } | Write::Checkpoint { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     fn into_ack(self) -> oneshot::Sender<Result<()>> {
         match self {
-            Write::Append { ack, .. } | Write::Checkpoint { ack, .. } | Write::Probe { ack } => ack,
+            Write::Append { ack, .. }
+            | Write::Checkpoint { ack, .. }
+            | Write::Probe { ack }
+            | Write::Erase { ack, .. }
+            | Write::CreateInterview { ack, .. }
+            | Write::SetQuestion { ack, .. }
+            | Write::Reopen { ack, .. } => ack,
         }
     }
 }
 
 /// SQLite behind the [`Store`] trait.
 pub struct SqliteStore {
-    reader: Mutex<Connection>,
-    writer: SyncSender<Write>,
+    path: PathBuf,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// Unbounded: `append` never blocks a room task. Backpressure is the room's: it stops taking
+    /// commands while too many of its records are in flight.
+    writer: Sender<Write>,
 }
 
 fn open(path: &std::path::Path) -> Result<Connection> {
@@ -145,6 +185,8 @@ fn open(path: &std::path::Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten, so an erased interview leaves no text in freed pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -154,12 +196,16 @@ impl SqliteStore {
         if let Some(dir) = config.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut reader = open(&config.path)?;
-        migrate(&mut reader)?;
+        let mut first = open(&config.path)?;
+        migrate(&mut first)?;
+        let mut readers = vec![Mutex::new(first)];
+        for _ in 1..config.readers.max(1) {
+            readers.push(Mutex::new(open(&config.path)?));
+        }
         let writer_conn = open(&config.path)?;
         let syncer_conn = open(&config.path)?;
         let dirty = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::sync_channel(config.write_queue);
+        let (tx, rx) = mpsc::channel();
         let writer_dirty = dirty.clone();
         std::thread::Builder::new()
             .name("duet-store-writer".into())
@@ -172,14 +218,26 @@ impl SqliteStore {
             .name("duet-store-syncer".into())
             .spawn(move || syncer_loop(syncer_conn, wal, dirty, sync_interval))?;
         Ok(SqliteStore {
-            reader: Mutex::new(reader),
+            path: config.path.clone(),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             writer: tx,
         })
     }
 
+    /// A free read connection, or (all busy) the next in turn. Callers are blocking threads.
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return conn;
+            }
+        }
         // A panic while holding the lock cannot leave SQLite half-written: take it back.
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+        self.readers[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn submit(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Write) -> Ticket {
@@ -197,6 +255,9 @@ fn writer_loop(
     max_batch: usize,
     dirty: &AtomicBool,
 ) {
+    // Rooms whose records failed to commit: nothing more of theirs commits until the room loads
+    // afresh (`Reopen`), so a log never gets a gap and no checkpoint covers a record that failed.
+    let mut failed: HashSet<InterviewId> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -205,17 +266,34 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcome = commit(&mut conn, &batch);
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = batch.len(), "store: batch commit failed");
-        }
+        let mut to_commit = Vec::with_capacity(batch.len());
         for write in batch {
-            let _ = write.into_ack().send(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::WriteFailed(e.to_string())),
-            );
+            match write {
+                Write::Reopen { id, ack } => {
+                    failed.remove(&id);
+                    let _ = ack.send(Ok(()));
+                }
+                write if write.room().is_some_and(|room| failed.contains(room)) => {
+                    let _ = write.into_ack().send(Err(StoreError::RoomFailed));
+                }
+                write => to_commit.push(write),
+            }
+        }
+        if to_commit.is_empty() {
+            continue;
+        }
+        let mut outcome = commit(&mut conn, &to_commit);
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, writes = to_commit.len(), "store: batch commit failed");
+            failed.extend(to_commit.iter().filter_map(|w| w.room().cloned()));
+        } else if to_commit.iter().any(|w| matches!(w, Write::Erase { .. })) {
+            // The erased rows' old versions still sit in WAL frames: copy everything back and
+            // truncate the WAL, so no file keeps them.
+            outcome = truncate_wal(&conn);
+        }
+        let outcome = outcome.map_err(|e| e.for_each_write());
+        for write in to_commit {
+            let _ = write.into_ack().send(outcome.clone());
         }
         dirty.store(true, Ordering::Release);
     }
@@ -256,6 +334,22 @@ fn sync(conn: &Connection, wal: &std::path::Path) {
     }
 }
 
+/// Checkpoints the whole WAL into the database and truncates it to nothing, waiting (bounded)
+/// for readers that still hold old snapshots.
+fn truncate_wal(conn: &Connection) -> Result<()> {
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(StoreError::WriteFailed {
+        failure: crate::Failure::Other,
+        message: "could not truncate the WAL: readers kept old snapshots for a second".into(),
+    })
+}
+
 fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
     let txn = conn.transaction()?;
     {
@@ -288,6 +382,49 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         cp.owners
                     ])?;
                 }
+                Write::Erase { id, .. } => {
+                    for table in ["room_log", "checkpoints", "tokens", "interviews"] {
+                        let column = if table == "interviews" {
+                            "id"
+                        } else {
+                            "interview_id"
+                        };
+                        txn.execute(
+                            &format!("DELETE FROM {table} WHERE {column} = ?1"),
+                            [id.as_str()],
+                        )?;
+                    }
+                }
+                Write::CreateInterview {
+                    interview, tokens, ..
+                } => {
+                    txn.execute(
+                        "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            interview.id.as_str(),
+                            interview.title,
+                            interview.candidate_name,
+                            interview.created_at,
+                            interview.question_id,
+                            interview.candidate_ref
+                        ],
+                    )?;
+                    for (role, hash) in tokens {
+                        txn.execute(
+                            "INSERT INTO tokens (hash, interview_id, role) VALUES (?1, ?2, ?3)",
+                            params![&hash[..], interview.id.as_str(), role.as_str()],
+                        )?;
+                    }
+                }
+                Write::SetQuestion {
+                    id, question_id, ..
+                } => {
+                    txn.execute(
+                        "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
+                        params![id.as_str(), question_id],
+                    )?;
+                }
+                Write::Reopen { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -334,7 +471,9 @@ fn to_record(
     })
 }
 
-type InterviewRow = (String, String, String, i64, Option<String>);
+type InterviewRow = (String, String, String, i64, Option<String>, Option<String>);
+
+const INTERVIEW_COLUMNS: &str = "id, title, candidate_name, created_at, question_id, candidate_ref";
 
 fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
     Ok((
@@ -343,11 +482,12 @@ fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
 fn interview_from(
-    (id, title, candidate_name, created_at, question_id): InterviewRow,
+    (id, title, candidate_name, created_at, question_id, candidate_ref): InterviewRow,
 ) -> Result<Interview> {
     let id = InterviewId::parse(&id)
         .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
@@ -357,32 +497,24 @@ fn interview_from(
         candidate_name,
         created_at,
         question_id,
+        candidate_ref,
     })
 }
 
 impl Store for SqliteStore {
-    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Result<()> {
-        let mut conn = self.reader();
-        let txn = conn.transaction()?;
-        txn.execute(
-            "INSERT INTO interviews (id, title, candidate_name, created_at, question_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![interview.id.as_str(), interview.title, interview.candidate_name, interview.created_at, interview.question_id],
-        )?;
-        for (role, hash) in tokens {
-            txn.execute(
-                "INSERT INTO tokens (hash, interview_id, role) VALUES (?1, ?2, ?3)",
-                params![&hash[..], interview.id.as_str(), role.as_str()],
-            )?;
-        }
-        txn.commit()?;
-        Ok(())
+    fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket {
+        self.submit(|ack| Write::CreateInterview {
+            interview: interview.clone(),
+            tokens: tokens.to_vec(),
+            ack,
+        })
     }
 
     fn list_interviews(&self) -> Result<Vec<Interview>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, title, candidate_name, created_at, question_id FROM interviews ORDER BY created_at DESC, id",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INTERVIEW_COLUMNS} FROM interviews ORDER BY created_at DESC, id"
+        ))?;
         let rows = stmt.query_map([], to_interview)?;
         rows.map(|r| interview_from(r?)).collect()
     }
@@ -390,20 +522,73 @@ impl Store for SqliteStore {
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>> {
         let conn = self.reader();
         let row = conn
-            .prepare_cached(
-                "SELECT id, title, candidate_name, created_at, question_id FROM interviews WHERE id = ?1",
-            )?
+            .prepare_cached(&format!(
+                "SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE id = ?1"
+            ))?
             .query_row([id.as_str()], to_interview)
             .optional()?;
         row.map(interview_from).transpose()
     }
 
-    fn set_question(&self, id: &InterviewId, question_id: &str) -> Result<()> {
-        self.reader().execute(
-            "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
-            params![id.as_str(), question_id],
+    fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus> {
+        let conn = self.reader();
+        let mut has = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM room_log WHERE interview_id = ?1 AND kind = ?2)",
         )?;
-        Ok(())
+        let mut has_kind = |kind: EventKind| {
+            has.query_row(params![id.as_str(), kind.as_str()], |r| r.get::<_, bool>(0))
+        };
+        Ok(if has_kind(EventKind::End)? {
+            duet_protocol::InterviewStatus::Ended
+        } else if has_kind(EventKind::Join)? {
+            duet_protocol::InterviewStatus::Live
+        } else {
+            duet_protocol::InterviewStatus::Scheduled
+        })
+    }
+
+    fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!("SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE candidate_ref = ?1 ORDER BY created_at, id"))?;
+        let rows = stmt.query_map([candidate_ref], to_interview)?;
+        rows.map(|r| interview_from(r?)).collect()
+    }
+
+    fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached("SELECT interview_id FROM room_log WHERE kind = ?1 AND at_ms < ?2")?;
+        let rows = stmt.query_map(params![EventKind::End.as_str(), cutoff_ms], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|r| {
+            let id = r?;
+            InterviewId::parse(&id)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))
+        })
+        .collect()
+    }
+
+    fn erase(&self, id: &InterviewId) -> Ticket {
+        self.submit(|ack| Write::Erase {
+            id: id.clone(),
+            ack,
+        })
+    }
+
+    fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket {
+        self.submit(|ack| Write::SetQuestion {
+            id: id.clone(),
+            question_id: question_id.to_owned(),
+            ack,
+        })
+    }
+
+    fn reopen(&self, id: &InterviewId) -> Ticket {
+        self.submit(|ack| Write::Reopen {
+            id: id.clone(),
+            ack,
+        })
     }
 
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {
@@ -591,6 +776,13 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<()> {
+        // SQLite goes on writing to a deleted file without a word: look for it by name.
+        std::fs::metadata(&self.path).map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", self.path.display()),
+            ))
+        })?;
         self.reader().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }

@@ -1,0 +1,165 @@
+//! Storage faults under a live server: the disk fills up while two people type, the database
+//! file is deleted. (A read-only remount cannot be staged under a process holding the files
+//! open: the kernel refuses it with EBUSY.) The server never panics, nothing anyone
+//! received is lost, clients are told their edits were not saved, and editing resumes once the
+//! fault is gone. The data dir sits on a small tmpfs this test mounts (CI runs as root); without
+//! the rights to mount one, the test fails and says so.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
+
+use duet_protocol::close;
+use duet_tests::{eventually, TestServer, YClient, PATIENCE};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "\n\nTHIS TEST MOUNTS A SMALL TMPFS AND NEEDS ROOT (CI runs as root): `mount -t tmpfs` failed\n"
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system to the last byte; returns the filler to delete later.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        while file.write_all(&block[..512]).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn health(server: &TestServer) -> (u16, serde_json::Value) {
+    let response = reqwest::get(server.http("/healthz")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_acknowledging_edits_tells_the_clients_and_editing_resumes_once_space_is_free(
+) {
+    let disk = Tmpfs::mount("6m");
+    let data = tempfile::tempdir_in(disk.path()).unwrap();
+    let server = TestServer::start_in(data, |_| {}).await;
+    let interview = server.create_interview("Ada").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer =
+        YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced() && interviewer.synced()).await);
+    candidate.insert(0, "def solve():\n");
+    assert!(eventually(PATIENCE, || interviewer.text() == "def solve():\n").await);
+
+    let filler = disk.fill();
+    // The candidate keeps typing large chunks until a commit meets the full disk.
+    let chunk = "    x = 'padding the document until the disk is full'\n".repeat(300);
+    for _ in 0..400 {
+        if candidate.closed().is_some() {
+            break;
+        }
+        candidate.insert(candidate.len(), &chunk);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        eventually(PATIENCE, || candidate.closed().is_some()).await,
+        "the candidate is told"
+    );
+    let closed = candidate.closed().unwrap();
+    assert_eq!(closed.code, close::INTERNAL, "{closed:?}");
+    assert!(
+        closed.reason.contains("not saved") && closed.reason.contains("disk full"),
+        "{closed:?}"
+    );
+    assert!(
+        eventually(PATIENCE, || interviewer.closed().is_some()).await,
+        "everyone in the room is told"
+    );
+    let received = interviewer.text();
+
+    // The server is alive and says what is wrong.
+    let (status, _) = health(&server).await;
+    assert!(status == 200 || status == 503, "the server answers");
+
+    // Space comes back: the room reloads and editing resumes; nothing anyone received was lost.
+    std::fs::remove_file(filler).unwrap();
+    let back = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || back.synced()).await);
+    assert!(
+        back.text().starts_with(&received),
+        "everything the interviewer had received is stored"
+    );
+    back.insert(0, "# resumed\n");
+    let stored = || {
+        duet_core::rebuild(None, server.state.store.read_log(&interview.id, 0).unwrap())
+            .unwrap()
+            .text()
+    };
+    assert!(
+        eventually(PATIENCE, || stored().starts_with("# resumed\n")).await,
+        "new edits are stored again"
+    );
+    assert!(stored().contains(&received));
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_is_reported_not_a_panic() {
+    let disk = Tmpfs::mount("16m");
+    let data = tempfile::tempdir_in(disk.path()).unwrap();
+    let db = data.path().join("duet.db");
+    let server = TestServer::start_in(data, |_| {}).await;
+    let interview = server.create_interview("Ada").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced()).await);
+    candidate.insert(0, "print('before')\n");
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&interview.id, 0)
+            .unwrap()
+            .len()
+            >= 2)
+        .await
+    );
+
+    // Deleted under the live server: health reports it instead of claiming all is well.
+    std::fs::remove_file(&db).unwrap();
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["store"], "unreadable", "{body}");
+}

@@ -1,0 +1,121 @@
+// The admin page: the admin token (entered once, kept for this tab only), creating an
+// interview on a question, its three links to copy, and the list of interviews.
+import { api, explain, ApiError } from './api'
+import { h, page, replace, dateTime, announce } from './dom'
+
+interface QuestionSummary { id: string; title: string; kind: string; difficulty: string; tags?: string[] }
+interface Created { id: string; urls: { interviewer: string; candidate: string; reviewer: string } }
+interface Listed { id: string; title: string; candidate_name: string; created_at: number; status?: string; candidate_ref?: string | null }
+
+const KEY = 'duet.admin'
+
+export function openAdmin(): void {
+  const token = sessionStorage.getItem(KEY)
+  if (!token) return askToken()
+  const main = page('Admin',
+    h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Admin'),
+      h('button', { type: 'button', class: 'small', onclick: () => { sessionStorage.removeItem(KEY); openAdmin() } }, 'Forget the admin token')))
+  const form = createForm(token)
+  const list = h('section', { class: 'panel', 'aria-labelledby': 'list-h' }, h('h2', { id: 'list-h' }, 'Interviews'), h('p', { class: 'muted' }, 'Loading…'))
+  main.append(h('div', { class: 'admin' }, form.element, list))
+  const refresh = async () => {
+    try {
+      const rows = await api<Listed[]>(token, 'GET', '/api/interviews')
+      replace(list, h('h2', { id: 'list-h' }, 'Interviews'), rows.length === 0 ? h('p', { class: 'muted' }, 'None yet.') :
+        h('table', { class: 'list' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Title'), h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'Created'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Debrief'))),
+          h('tbody', {}, rows.map((r) => h('tr', {},
+            h('td', {}, r.title), h('td', {}, r.candidate_name), h('td', {}, dateTime(r.created_at)),
+            h('td', {}, r.status ?? '—'),
+            h('td', {}, r.candidate_ref ? h('a', { href: `/debrief/candidate/${encodeURIComponent(r.candidate_ref)}` }, 'Debrief') : '—'))))))
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        sessionStorage.removeItem(KEY)
+        return askToken('That token was refused. Enter the admin token again.')
+      }
+      replace(list, h('h2', { id: 'list-h' }, 'Interviews'), h('p', { role: 'alert' }, explain(err)))
+    }
+  }
+  form.onCreated = refresh
+  void refresh()
+}
+
+function askToken(problem?: string): void {
+  const input = h('input', { id: 'admin-token', type: 'password', autocomplete: 'off', required: true })
+  const form = h('form', { class: 'panel narrow' },
+    h('h2', {}, 'Admin token'),
+    problem ? h('p', { role: 'alert', class: 'banner warn' }, problem) : null,
+    h('p', {}, 'The server printed it on first start (or it is DUET_ADMIN_TOKEN). It is kept for this tab only.'),
+    h('div', { class: 'field' }, h('label', { for: 'admin-token' }, 'Admin token'), input),
+    h('button', { type: 'submit', class: 'primary' }, 'Continue'))
+  form.addEventListener('submit', (e) => {
+    e.preventDefault()
+    sessionStorage.setItem(KEY, input.value.trim())
+    openAdmin()
+  })
+  page('Admin', h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Admin')), form)
+  input.focus()
+}
+
+function createForm(token: string): { element: HTMLElement; onCreated: () => void } {
+  const title = h('input', { id: 'f-title', required: true, maxlength: '200', value: 'Python pairing' })
+  const name = h('input', { id: 'f-name', required: true, maxlength: '100', autocomplete: 'off' })
+  const ref = h('input', { id: 'f-ref', maxlength: '200', autocomplete: 'off' })
+  const question = h('select', { id: 'f-question' }, h('option', { value: '' }, 'Loading…'))
+  const result = h('div', { class: 'created', role: 'status' })
+  const out = { element: null as unknown as HTMLElement, onCreated: () => {} }
+  void api<QuestionSummary[]>(token, 'GET', '/api/questions').then((qs) => {
+    replace(question, h('option', { value: '' }, 'No question (pick one in the room)'),
+      ...['easy', 'medium', 'hard'].map((d) => h('optgroup', { label: d },
+        qs.filter((q) => q.difficulty === d).map((q) => h('option', { value: q.id },
+          `${q.title}${q.kind === 'discussion' ? ' (discussion)' : ''}${q.tags?.length ? ` · ${q.tags.join(', ')}` : ''}`)))))
+  }).catch((err) => replace(question, h('option', { value: '' }, `Question bank: ${explain(err)}`)))
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'new-h' },
+    h('h2', { id: 'new-h' }, 'New interview'),
+    h('div', { class: 'field' }, h('label', { for: 'f-title' }, 'Title'), title),
+    h('div', { class: 'field' }, h('label', { for: 'f-name' }, 'Candidate name'), name),
+    h('div', { class: 'field' }, h('label', { for: 'f-ref' }, 'Candidate reference (optional: groups a candidate\'s interviews for the debrief)'), ref),
+    h('div', { class: 'field' }, h('label', { for: 'f-question' }, 'Question'), question),
+    h('button', { type: 'submit', class: 'primary' }, 'Create interview'),
+    result)
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const body: Record<string, string> = { title: title.value.trim(), candidate_name: name.value.trim() }
+    if (question.value) body.question_id = question.value
+    if (ref.value.trim()) body.candidate_ref = ref.value.trim()
+    let note = ''
+    try {
+      let created: Created
+      try {
+        created = await api<Created>(token, 'POST', '/api/interviews', body)
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 400 && body.candidate_ref && /candidate_ref/.test(err.message))) throw err
+        delete body.candidate_ref
+        note = 'This server does not take a candidate reference yet; the interview was created without it.'
+        created = await api<Created>(token, 'POST', '/api/interviews', body)
+      }
+      const link = (label: string, url: string) => {
+        const id = `link-${label.toLowerCase()}`
+        const input = h('input', { id, readonly: true, value: url, class: 'link' })
+        const copy = h('button', { type: 'button', class: 'small' }, 'Copy')
+        copy.addEventListener('click', async () => {
+          try { await navigator.clipboard.writeText(url); copy.textContent = 'Copied' } catch { input.select() }
+        })
+        return h('div', { class: 'field' }, h('label', { for: id }, `${label} link`), h('div', { class: 'row' }, input, copy))
+      }
+      replace(result,
+        h('h3', {}, 'Created. Send each person their own link:'),
+        note ? h('p', { class: 'banner warn' }, note) : null,
+        link('Candidate', created.urls.candidate),
+        link('Interviewer', created.urls.interviewer),
+        link('Reviewer', created.urls.reviewer),
+        h('p', { class: 'small muted' }, 'The links hold the access tokens and are shown only now.'))
+      announce('Interview created')
+      out.onCreated()
+    } catch (err) {
+      replace(result, h('p', { role: 'alert', class: 'banner warn' }, `Not created: ${explain(err)}`))
+    }
+  })
+  out.element = form
+  return out
+}

@@ -1,0 +1,150 @@
+// The interviewer's panel, loaded only for the interviewer's token: the question picker and
+// prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
+// (Alt+N), the scorecard, and End interview.
+import { api, explain, type Interview, type QuestionFull, type LintFinding, type RoomEvent } from './api'
+import { h, replace, announce, clock } from './dom'
+import { renderMarkdown } from './markdown'
+import { mountScorecard } from './scorecard'
+import type { RoomContext } from './room'
+
+interface QuestionSummary { id: string; title: string; kind: string; difficulty: string; tags?: string[] }
+
+export function mountInterviewerPanel(ctx: RoomContext): void {
+  const { token, side } = ctx
+  const base = `/api/interviews/${encodeURIComponent(ctx.interview.id)}`
+  const picker = h('select', { id: 'q-pick' }, h('option', { value: '' }, 'Loading the question bank…'))
+  const switchBtn = h('button', { type: 'button' }, 'Switch')
+  const pickNote = h('p', { class: 'small', role: 'status' })
+  const questionEl = h('div', { class: 'question' })
+  const hiddenBtn = h('button', { type: 'button' }, 'Run hidden tests')
+  const lintBtn = h('button', { type: 'button' }, 'Style check')
+  const lintEl = h('div', { class: 'lint', 'data-testid': 'lint' }, h('p', { class: 'muted small' }, 'No style check yet.'))
+  const noteInput = h('textarea', { id: 'note-text', rows: '2', placeholder: 'A private note, stamped now (Enter saves, Shift+Enter new line)' })
+  const notesList = h('ul', { class: 'notes', 'aria-label': 'Your notes' })
+  const notesNote = h('p', { class: 'small', role: 'status' })
+  const scoreHost = h('div', { class: 'scorecard' }, h('p', { class: 'muted' }, 'Loading the scorecard…'))
+  const endBtn = h('button', { type: 'button', class: 'danger' }, 'End interview')
+  const endNote = h('p', { class: 'small', role: 'status' })
+
+  const tab = (id: string, name: string, body: HTMLElement) => ({ id, name, body })
+  const tabs = [
+    tab('question', 'Question', h('div', {},
+      h('div', { class: 'field' }, h('label', { for: 'q-pick' }, 'Question'), h('div', { class: 'row' }, picker, switchBtn)), pickNote,
+      questionEl)),
+    tab('checks', 'Checks', h('div', {},
+      h('p', { class: 'small muted' }, 'Private: the candidate sees none of these runs.'),
+      h('div', { class: 'row' }, hiddenBtn, lintBtn),
+      h('h3', {}, 'Style findings'), lintEl)),
+    tab('notes', 'Notes', h('div', {},
+      h('label', { for: 'note-text' }, 'Private note (Alt+N)'), noteInput, notesNote, notesList)),
+    tab('score', 'Scorecard', scoreHost),
+  ]
+  const tabButtons = tabs.map((t, i) => {
+    const b = h('button', { type: 'button', role: 'tab', id: `tab-${t.id}`, 'aria-controls': `tabpanel-${t.id}`, 'aria-selected': i === 0 ? 'true' : 'false', tabindex: i === 0 ? '0' : '-1' }, t.name)
+    b.addEventListener('click', () => select(i))
+    b.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        const j = (i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length
+        select(j); tabButtons[j].focus()
+      }
+    })
+    return b
+  })
+  const panels = tabs.map((t, i) => h('div', { role: 'tabpanel', id: `tabpanel-${t.id}`, 'aria-labelledby': `tab-${t.id}`, hidden: i !== 0, class: 'tabpanel' }, t.body))
+  const select = (i: number) => {
+    tabButtons.forEach((b, j) => { b.setAttribute('aria-selected', String(i === j)); b.tabIndex = i === j ? 0 : -1 })
+    panels.forEach((p, j) => { p.hidden = i !== j })
+  }
+  replace(side,
+    h('div', { role: 'tablist', 'aria-label': 'Interviewer panel', class: 'tabs' }, tabButtons),
+    ...panels,
+    h('div', { class: 'end-row' }, endBtn, endNote))
+
+  // --- question
+  const showQuestion = (q: QuestionFull | null) => {
+    if (!q) { replace(questionEl, h('p', { class: 'muted' }, 'No question: pick one above.')); return }
+    const list = (title: string, items: string[] | undefined, cls: string) => items && items.length
+      ? h('section', { class: `hint ${cls}` }, h('h3', {}, title), h('ul', {}, items.map((s) => h('li', {}, s)))) : null
+    replace(questionEl,
+      h('h3', {}, q.title, h('span', { class: 'muted small' }, ` · ${q.difficulty} · ${q.kind}`)),
+      renderMarkdown(q.prompt),
+      list('Strong signals', q.hints?.strong, 'strong'),
+      list('Red flags', q.hints?.red_flags, 'red'),
+      list('Follow-ups', q.follow_ups, 'follow'))
+    hiddenBtn.disabled = q.kind !== 'coding'
+  }
+  showQuestion(ctx.interview.question)
+  void api<QuestionSummary[]>(token, 'GET', '/api/questions').then((qs) => {
+    replace(picker, h('option', { value: '' }, '— pick a question —'),
+      qs.map((q) => h('option', { value: q.id }, `${q.title} (${q.difficulty}${q.kind === 'discussion' ? ', discussion' : ''})`)))
+    picker.value = ctx.interview.question?.id ?? ''
+  }).catch((err) => { replace(picker, h('option', { value: '' }, `Question bank: ${explain(err)}`)) })
+  switchBtn.addEventListener('click', async () => {
+    if (!picker.value) return
+    if (!confirm('Switch questions? The starter code replaces main.py for everyone.')) return
+    try {
+      await api(token, 'POST', `${base}/question`, { question_id: picker.value })
+      pickNote.textContent = 'Switched.'
+    } catch (err) { pickNote.textContent = `Switch: ${explain(err)}` }
+  })
+  ctx.onEvent((e: RoomEvent) => {
+    if (e.type === 'question') {
+      void api<Interview>(token, 'GET', base).then((iv) => {
+        ctx.interview.question = iv.question
+        showQuestion(iv.question)
+        picker.value = iv.question?.id ?? ''
+      })
+    }
+    if (e.type === 'run.finished' && Array.isArray((e as { lint?: LintFinding[] }).lint)) {
+      showLint((e as { lint: LintFinding[] }).lint)
+    }
+  })
+
+  // --- checks
+  hiddenBtn.addEventListener('click', () => void ctx.startRun('test'))
+  lintBtn.addEventListener('click', () => void ctx.startRun('lint'))
+  const showLint = (findings: LintFinding[]) => {
+    replace(lintEl, findings.length === 0
+      ? h('p', {}, 'No findings.')
+      : h('ul', { class: 'findings' }, findings.map((f) => h('li', {}, h('code', {}, `${f.line}:${f.col} ${f.code}`), ' ', f.message))))
+    announce(`Style check: ${findings.length} findings`)
+  }
+
+  // --- notes
+  const loadNotes = async () => {
+    try {
+      const notes = await api<{ text: string; at: number; seq?: number }[]>(token, 'GET', `${base}/notes`)
+      replace(notesList, notes.map((n) => h('li', {}, h('time', {}, clock(n.at)), ' ', n.text)))
+    } catch (err) { notesNote.textContent = `Notes: ${explain(err)}.` }
+  }
+  void loadNotes()
+  noteInput.addEventListener('keydown', async (e) => {
+    if (e.key !== 'Enter' || e.shiftKey) return
+    e.preventDefault()
+    const text = noteInput.value.trim()
+    if (!text) return
+    try {
+      await api(token, 'POST', `${base}/notes`, { text })
+      noteInput.value = ''
+      notesNote.textContent = 'Note saved.'
+      void loadNotes()
+    } catch (err) { notesNote.textContent = `Note not saved: ${explain(err)}` }
+  })
+  document.addEventListener('keydown', (e) => {
+    if (e.altKey && (e.key === 'n' || e.key === 'N' || e.code === 'KeyN')) {
+      e.preventDefault(); select(2); noteInput.focus()
+    }
+  })
+
+  // --- scorecard and end
+  void mountScorecard(scoreHost, token, base)
+  endBtn.addEventListener('click', async () => {
+    if (!confirm('End the interview? Nobody can edit or run code afterwards.')) return
+    try {
+      await api(token, 'POST', `${base}/end`)
+      endNote.textContent = 'The interview has ended.'
+      endBtn.disabled = true
+    } catch (err) { endNote.textContent = `End interview: ${explain(err)}.` }
+    announce(endNote.textContent ?? '')
+  })
+}

@@ -1,0 +1,203 @@
+// The reviewer's replay: the code at any moment, a scrubber with edits, runs, notes, question
+// switches and signals as marks, play and pause at 1x, 4x and 16x with idle gaps skipped, each
+// run's output played at its moment, and the submitted scorecard beside it with its evidence
+// linked to those moments. Built on issue 11's timeline, snapshot and cast endpoints; on a
+// server without them the page says so.
+import { api, explain } from './api'
+import { h, page, replace, announce, clock } from './dom'
+import { createViewer, setViewerText } from './editor'
+import { createConsole } from './console'
+import { AREAS, loadScorecard } from './scorecard'
+
+interface TimelineEvent {
+  type: string; seq: number; at: number; by?: string; last_seq?: number; last_at?: number; edits?: number
+  run_id?: string; kind?: string; status?: string; tests?: { passed: number; failed: number } | null
+  question_id?: string; text?: string; size?: number
+}
+interface Timeline { started_at: number; ended_at: number; last_seq?: number; events: TimelineEvent[] }
+interface Snapshot { seq: number; at: number; files: Record<string, string> }
+interface Interview { title: string; candidate_name: string; role: string }
+
+/** A place the scrubber can stop: a seq and its time. */
+interface Moment { seq: number; at: number }
+
+const IDLE_CAP_MS = 1000 // an idle gap longer than this plays as this long
+
+export async function openReplay(id: string, token: string): Promise<void> {
+  const base = `/api/interviews/${encodeURIComponent(id)}`
+  let interview: Interview | null = null
+  try { interview = await api<Interview>(token, 'GET', base) } catch (err) {
+    page('Replay', h('section', { class: 'panel narrow' }, h('h1', {}, 'Cannot open this replay'), h('p', { role: 'alert' }, explain(err))))
+    return
+  }
+  const main = page(`Replay: ${interview.title}`,
+    h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'),
+      h('h1', {}, `Replay: ${interview.title}`, h('span', { class: 'muted' }, ` · ${interview.candidate_name}`)),
+      h('span', { class: 'badge role-reviewer' }, interview.role === 'interviewer' ? 'Interviewer' : 'Reviewer')))
+  let timeline: Timeline
+  try {
+    timeline = await api<Timeline>(token, 'GET', `${base}/timeline`)
+  } catch (err) {
+    main.append(h('section', { class: 'panel narrow' }, h('h2', {}, 'Replay'), h('p', { role: 'status' }, `The timeline is ${explain(err)}.`)))
+    ;(window as unknown as { duetReady?: boolean }).duetReady = true
+    return
+  }
+
+  const moments: Moment[] = []
+  for (const e of timeline.events) {
+    moments.push({ seq: e.seq, at: e.at })
+    if (e.type === 'edit' && e.last_seq && e.last_seq > e.seq) {
+      const n = e.last_seq - e.seq
+      const step = Math.max(1, Math.ceil(n / 40))
+      for (let s = e.seq + step; s < e.last_seq; s += step) {
+        moments.push({ seq: s, at: e.at + ((e.last_at! - e.at) * (s - e.seq)) / n })
+      }
+      moments.push({ seq: e.last_seq, at: e.last_at ?? e.at })
+    }
+  }
+  moments.sort((a, b) => a.seq - b.seq)
+  if (moments.length === 0) moments.push({ seq: 0, at: timeline.started_at })
+  const runsStarted = timeline.events.filter((e) => e.type === 'run.started')
+  const runsFinished = new Map(timeline.events.filter((e) => e.type === 'run.finished').map((e) => [e.run_id!, e]))
+
+  // --- layout
+  const scrub = h('input', { type: 'range', id: 'scrub', min: '0', max: String(moments.length - 1), value: String(moments.length - 1), step: '1' })
+  const when = h('output', { for: 'scrub', class: 'when', 'data-testid': 'when' })
+  const playBtn = h('button', { type: 'button', class: 'primary' }, 'Play')
+  const speed = h('select', { id: 'speed', 'aria-label': 'Playback speed' }, ['1', '4', '16'].map((s) => h('option', { value: s }, `${s}×`)))
+  const marks = h('ol', { class: 'marks', 'aria-label': 'Timeline events' })
+  const codeHost = h('div', { class: 'editor replay-code', 'data-testid': 'replay-code' })
+  const consoleView = createConsole(null)
+  const runTitle = h('p', { class: 'small muted', role: 'status' }, 'No run yet at this moment.')
+  const side = h('aside', { class: 'side', 'aria-label': 'Scorecard and events' })
+  main.append(h('div', { class: 'room replay' }, side,
+    h('section', { class: 'work', 'aria-label': 'Replay' },
+      h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Playback' },
+        playBtn, h('label', { for: 'speed', class: 'sr-only' }, 'Speed'), speed,
+        h('label', { for: 'scrub', class: 'sr-only' }, 'Moment in the interview'), scrub, when),
+      codeHost,
+      h('div', { class: 'bottom' },
+        h('section', { class: 'panel', 'aria-labelledby': 'rc-h' }, h('h2', { id: 'rc-h' }, 'Run output at this moment'), runTitle, consoleView.element),
+        h('section', { class: 'panel', 'aria-labelledby': 'marks-h' }, h('h2', { id: 'marks-h' }, 'Events'), marks)))))
+  const viewer = createViewer(codeHost, '', 'main.py at the chosen moment')
+
+  // --- marks
+  const describe = (e: TimelineEvent): string => {
+    switch (e.type) {
+      case 'edit': return `${e.by} edited (${e.edits ?? 1})`
+      case 'run.started': return `${e.by} started ${e.kind === 'test' ? 'tests' : e.kind === 'lint' ? 'a style check' : 'a run'}`
+      case 'run.finished': return `run finished: ${e.status}${e.tests ? ` (${e.tests.passed} passed, ${e.tests.failed} failed)` : ''}`
+      case 'question': return `question switched to ${e.question_id ?? ''}`
+      case 'note': return `note${e.text ? `: ${e.text}` : ''}`
+      case 'signal': return `signal: ${e.kind ?? ''}${e.size ? ` (${e.size} chars)` : ''}`
+      case 'scorecard': return 'scorecard'
+      default: return `${e.type}${e.by ? ` (${e.by})` : ''}`
+    }
+  }
+  const jumpTo = (seq: number) => {
+    let idx = moments.findIndex((m) => m.seq >= seq)
+    if (idx < 0) idx = moments.length - 1
+    scrub.value = String(idx)
+    void show(idx)
+  }
+  replace(marks, timeline.events.map((e) =>
+    h('li', { class: `mark mark-${e.type.replace('.', '-')}` },
+      h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e)))))
+
+  // --- showing a moment
+  let shown = -1
+  let pending: number | null = null
+  const castCache = new Map<string, Promise<[number, string, string][]>>()
+  const cast = (runId: string) => {
+    let p = castCache.get(runId)
+    if (!p) {
+      p = fetch(`${base}/runs/${encodeURIComponent(runId)}/cast`, { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' })
+        .then(async (r) => {
+          if (!r.ok) throw new Error(r.status === 404 ? 'not available on this server yet' : `HTTP ${r.status}`)
+          const lines = (await r.text()).split('\n').filter(Boolean).slice(1)
+          return lines.map((l) => JSON.parse(l) as [number, string, string])
+        })
+      castCache.set(runId, p)
+    }
+    return p
+  }
+  const show = async (idx: number) => {
+    if (pending !== null) { pending = idx; return }
+    pending = idx
+    while (pending !== null) {
+      const i: number = pending
+      const m = moments[i]
+      try {
+        const snap = await api<Snapshot>(token, 'GET', `${base}/snapshot?seq=${m.seq}`)
+        setViewerText(viewer, snap.files['main.py'] ?? '')
+        when.textContent = `${clock(snap.at)} · seq ${snap.seq}`
+      } catch (err) {
+        when.textContent = `snapshot: ${explain(err)}`
+      }
+      await showRun(m)
+      shown = i
+      if (pending === i) pending = null
+    }
+  }
+  const showRun = async (m: Moment) => {
+    const run = [...runsStarted].reverse().find((r) => r.seq <= m.seq)
+    consoleView.clear()
+    if (!run) { runTitle.textContent = 'No run yet at this moment.'; return }
+    const fin = runsFinished.get(run.run_id!)
+    const done = fin && fin.seq <= m.seq
+    runTitle.textContent = `${run.kind} by ${run.by} at ${clock(run.at)}${done ? `: ${fin!.status}` : ': running'}`
+    try {
+      const frames = await cast(run.run_id!)
+      const upTo = done ? Infinity : (m.at - run.at) / 1000
+      for (const [t, type, data] of frames) {
+        if (t > upTo) break
+        consoleView.write(type === 'e' ? 'stderr' : 'stdout', data)
+      }
+    } catch (err) {
+      consoleView.write('info', `[output: ${explain(err)}]`)
+    }
+  }
+  scrub.addEventListener('input', () => void show(Number(scrub.value)))
+
+  // --- playing
+  let timer: number | null = null
+  const stop = () => { if (timer !== null) window.clearTimeout(timer); timer = null; playBtn.textContent = 'Play' }
+  const step = () => {
+    const i = Number(scrub.value)
+    if (i >= moments.length - 1) { stop(); announce('End of the interview'); return }
+    scrub.value = String(i + 1)
+    void show(i + 1)
+    const gap = Math.min(Math.max(moments[i + 1].at - moments[i].at, 0), IDLE_CAP_MS)
+    const next = Math.min(moments[Math.min(i + 2, moments.length - 1)].at - moments[i + 1].at, IDLE_CAP_MS)
+    timer = window.setTimeout(step, Math.max(16, (next || gap) / Number(speed.value)))
+  }
+  playBtn.addEventListener('click', () => {
+    if (timer !== null) { stop(); return }
+    if (Number(scrub.value) >= moments.length - 1) { scrub.value = '0'; void show(0) }
+    playBtn.textContent = 'Pause'
+    timer = window.setTimeout(step, 200)
+  })
+
+  // --- scorecard beside
+  void loadScorecard(token, base).then(({ scorecard: card }) => {
+    const ratings = AREAS.map(([area, name]) => {
+      const ev = card.evidence?.[area] ?? []
+      return h('li', {}, `${name}: `, h('strong', {}, card.ratings?.[area] ? String(card.ratings[area]) : '—'),
+        ev.length ? h('span', {}, ' · evidence: ', ev.map((ref) => {
+          const target = typeof ref === 'number' ? ref : runsStarted.find((r) => r.run_id === ref)?.seq
+          return target !== undefined
+            ? h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(target) }, typeof ref === 'number' ? `seq ${ref}` : 'run')
+            : h('code', {}, String(ref))
+        })) : null)
+    })
+    replace(side, h('section', { class: 'panel', 'aria-labelledby': 'sc-h' }, h('h2', { id: 'sc-h' }, 'Scorecard'),
+      h('p', {}, card.submitted_at ? 'Submitted.' : 'Not submitted yet.'),
+      h('ul', {}, ratings),
+      h('p', {}, `Level: ${card.level ?? '—'} · Recommendation: ${card.recommendation?.replace('_', ' ') ?? '—'}`),
+      card.notes ? h('p', { class: 'notes-text' }, card.notes) : null))
+  }).catch((err) => replace(side, h('section', { class: 'panel' }, h('h2', {}, 'Scorecard'), h('p', { class: 'muted' }, `Scorecard: ${explain(err)}.`))))
+
+  await show(moments.length - 1)
+  void shown
+  ;(window as unknown as { duetReady?: boolean }).duetReady = true
+}

@@ -1,0 +1,125 @@
+// The interviewer's scorecard (issue 10's API): five areas rated 1 to 4 against anchored
+// descriptions, notes, level, recommendation, runs attached as evidence, save (with the
+// version, so two tabs never overwrite each other) and submit. On a server without the
+// endpoint the section says so instead.
+import { api, ApiError, explain } from './api'
+import { h, replace, announce, clock } from './dom'
+
+export const AREAS: [string, string][] = [
+  ['coding_quality', 'Coding quality'],
+  ['system_design', 'System design'],
+  ['debugging', 'Debugging'],
+  ['collaboration', 'Collaboration'],
+  ['production_experience', 'Production experience'],
+]
+
+interface RunSummary { run_id: string; kind: string; by: string; at?: number; status: string; tests_passed?: number | null; tests_failed?: number | null }
+interface RubricArea { area: string; title: string; levels: string[] }
+/** `GET /api/interviews/{id}/scorecard` as docs/API.md has it. */
+interface ScorecardAnswer { scorecard: Scorecard; rubric?: RubricArea[]; runs?: RunSummary[] }
+
+export interface Scorecard {
+  ratings: Record<string, number | null>
+  notes: string
+  recommendation: string | null
+  level: string | null
+  evidence: Record<string, (string | number)[]>
+  version: number
+  submitted_at?: number | null
+}
+
+export async function loadScorecard(token: string, base: string): Promise<ScorecardAnswer> {
+  return api<ScorecardAnswer>(token, 'GET', `${base}/scorecard`)
+}
+
+export async function mountScorecard(host: HTMLElement, token: string, base: string): Promise<void> {
+  let answer: ScorecardAnswer
+  let card: Scorecard
+  try {
+    answer = await loadScorecard(token, base)
+    card = answer.scorecard
+  } catch (err) {
+    replace(host, h('p', { class: 'muted' }, `Scorecard: ${explain(err)}.`))
+    return
+  }
+  const status = h('p', { class: 'small', role: 'status' })
+  const draw = () => {
+    const locked = !!card.submitted_at
+    const fields: HTMLElement[] = AREAS.map(([area, name]) => {
+      const current = card.ratings?.[area] ?? null
+      const options = [1, 2, 3, 4].map((n) => {
+        const id = `rate-${area}-${n}`
+        const anchor = answer.rubric?.find((r) => r.area === area)?.levels?.[n - 1] ?? null
+        const input = h('input', { type: 'radio', name: `rate-${area}`, id, value: String(n), disabled: locked })
+        input.checked = current === n
+        input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n } })
+        return h('div', { class: 'rating' }, input, h('label', { for: id }, String(n), anchor ? h('span', { class: 'anchor' }, ` ${anchor}`) : null))
+      })
+      const evidence = (card.evidence?.[area] ?? []).map((ref) => h('li', {}, h('code', {}, String(ref))))
+      return h('fieldset', { class: 'area' }, h('legend', {}, name), ...options,
+        evidence.length ? h('ul', { class: 'evidence', 'aria-label': `Evidence for ${name}` }, evidence) : null)
+    })
+    const notes = h('textarea', { id: 'sc-notes', rows: '4', disabled: locked })
+    notes.value = card.notes ?? ''
+    notes.addEventListener('input', () => { card.notes = notes.value })
+    const select = (id: string, label: string, values: string[], current: string | null, set: (v: string | null) => void) => {
+      const el = h('select', { id, disabled: locked }, h('option', { value: '' }, '—'), values.map((v) => h('option', { value: v }, v.replace('_', ' '))))
+      el.value = current ?? ''
+      el.addEventListener('change', () => set(el.value || null))
+      return h('div', { class: 'field' }, h('label', { for: id }, label), el)
+    }
+    const runs = (answer.runs ?? []).map((r) => {
+      const attach = h('select', { 'aria-label': `Attach run ${r.run_id} as evidence`, disabled: locked },
+        h('option', { value: '' }, 'Attach to…'), AREAS.map(([a, n]) => h('option', { value: a }, n)))
+      attach.addEventListener('change', () => {
+        if (!attach.value) return
+        const list = card.evidence?.[attach.value] ?? []
+        if (!list.includes(r.run_id)) card.evidence = { ...card.evidence, [attach.value]: [...list, r.run_id] }
+        attach.value = ''
+        draw()
+      })
+      const t = r.tests_passed !== null && r.tests_passed !== undefined ? ` · ${r.tests_passed} passed, ${r.tests_failed ?? 0} failed` : ''
+      const at = r.at
+      return h('li', {}, `${r.kind} by ${r.by}${at ? ` at ${clock(at)}` : ''}: ${r.status}${t} `, attach)
+    })
+    const save = h('button', { type: 'button', disabled: locked }, 'Save')
+    const submit = h('button', { type: 'button', class: 'primary', disabled: locked }, 'Submit scorecard')
+    save.addEventListener('click', () => void put())
+    submit.addEventListener('click', async () => {
+      if (!(await put())) return
+      try {
+        await api(token, 'POST', `${base}/scorecard/submit`)
+        answer = await loadScorecard(token, base)
+        card = answer.scorecard
+        draw()
+        status.textContent = 'Submitted: the scorecard is locked.'
+        announce(status.textContent)
+      } catch (err) { status.textContent = `Submit: ${explain(err)}` }
+    })
+    replace(host,
+      locked ? h('p', { class: 'banner ok' }, 'Submitted: the scorecard is locked.') : null,
+      ...fields,
+      h('div', { class: 'field' }, h('label', { for: 'sc-notes' }, 'Notes'), notes),
+      select('sc-level', 'Level', ['mid', 'senior'], card.level, (v) => { card.level = v }),
+      select('sc-rec', 'Recommendation', ['strong_no', 'no', 'yes', 'strong_yes'], card.recommendation, (v) => { card.recommendation = v }),
+      runs.length ? h('div', {}, h('h4', {}, 'Runs (evidence)'), h('ul', { class: 'runs' }, runs)) : null,
+      h('div', { class: 'row' }, save, submit), status)
+  }
+  const put = async (): Promise<boolean> => {
+    try {
+      const body = { ratings: card.ratings, notes: card.notes ?? '', recommendation: card.recommendation, level: card.level, evidence: card.evidence ?? {}, version: card.version }
+      const saved = await api<Partial<Scorecard> & { scorecard?: Scorecard }>(token, 'PUT', `${base}/scorecard`, body)
+      const version = saved?.scorecard?.version ?? saved?.version
+      if (typeof version === 'number') card.version = version
+      status.textContent = `Saved at ${clock(Date.now())}.`
+      return true
+    } catch (err) {
+      status.textContent = err instanceof ApiError && err.status === 409
+        ? 'Someone saved this scorecard elsewhere (another tab?). Reload to see their version.'
+        : `Save: ${explain(err)}`
+      announce(status.textContent)
+      return false
+    }
+  }
+  draw()
+}

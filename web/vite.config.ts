@@ -1,0 +1,24 @@
+// Builds the app into dist/, which `duet serve --web-dir` serves. Hashed file names under
+// assets/ let the server cache them for long; index.html has no inline script (the server's
+// Content-Security-Policy refuses inline script), and the pages load as separate chunks so the
+// candidate's page never loads the interviewer's code.
+import { defineConfig } from 'vite'
+
+export default defineConfig({
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: false,
+    modulePreload: { polyfill: false },
+    assetsInlineLimit: 0,
+    reportCompressedSize: true,
+    rollupOptions: {
+      output: {
+        // The editor and Yjs libraries in one shared chunk, named for what it holds.
+        manualChunks: (id) => (id.includes('node_modules') ? 'editor' : undefined),
+      },
+    },
+  },
+  server: { port: 5173, strictPort: true },
+})
