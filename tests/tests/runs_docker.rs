@@ -194,3 +194,70 @@ async fn the_interviewer_answers_input_and_a_failing_program_is_an_error_not_a_c
     assert_eq!(health["sandbox"]["status"], "ok");
     sandbox.shutdown().await;
 }
+
+/// Issue 7, records proportional to what happened: a program writing 1 MiB of NUL bytes and a
+/// character at a time is stored as about 1 MiB of raw bytes in few records (not 6 MiB of JSON
+/// escapes, not one record per write), its code is not stored again, and the run list stays
+/// light.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_output_is_stored_raw_and_coalesced_in_the_real_sandbox() {
+    let (server, sandbox) = docker_server().await;
+    let interview = server.create_interview("Ada").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    let program = "import sys\nfor _ in range(2000):\n    sys.stdout.write('.'); sys.stdout.flush()\nsys.stdout.buffer.write(b'\\0' * (1000 * 1000)); sys.stdout.flush()\n";
+    candidate.insert(0, program);
+    let log = |server: &TestServer| server.state.store.read_log(&interview.id, 0).unwrap();
+    assert!(eventually(PATIENCE, || log(&server).len() >= 2).await);
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "run"}),
+    )
+    .await;
+    let finished = |server: &TestServer| {
+        log(server)
+            .iter()
+            .any(|r| r.kind == duet_protocol::EventKind::RunFinished)
+    };
+    assert!(eventually(PATIENCE, || finished(&server)).await);
+    let records = log(&server);
+    let outputs: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == duet_protocol::EventKind::RunOutput)
+        .collect();
+    let stored: usize = outputs.iter().map(|r| r.data.len()).sum();
+    assert!(
+        (1_002_000..1_002_000 + 200 * outputs.len()).contains(&stored),
+        "stored {stored} bytes in {} records for 1,002,000 bytes of output",
+        outputs.len()
+    );
+    assert!(
+        outputs.len() < 500,
+        "2,000 one-character writes and 1 MB were coalesced into {} records",
+        outputs.len()
+    );
+    let started = records
+        .iter()
+        .find(|r| r.kind == duet_protocol::EventKind::RunStarted)
+        .unwrap();
+    assert!(
+        started.data.len() < 300,
+        "the run's record does not repeat the code: {} bytes",
+        started.data.len()
+    );
+    let page: Value = reqwest::Client::new()
+        .get(server.http(&format!("/api/interviews/{}/runs", interview.id)))
+        .bearer_auth(&interview.tokens.reviewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(page.to_string().len() < 1_000, "the list is light: {page}");
+    assert_eq!(page["runs"][0]["run_id"], run_id.as_str());
+    sandbox.shutdown().await;
+}
