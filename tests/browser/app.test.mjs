@@ -260,6 +260,42 @@ test('the reviewer opens the replay: earlier code and a run\'s output at its mom
   await context.close()
 })
 
+test('the interviewer scores with a run as evidence, submits, and ends the interview; later edits change nothing', async () => {
+  const page = interviewer.page
+  const api = (path, token = interview.tokens.interviewer) =>
+    fetch(`${server.url}/api/interviews/${interview.id}${path}`, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.json())
+  await page.getByRole('tab', { name: 'Scorecard' }).click()
+  await page.locator('#rate-coding_quality-3').check()
+  await page.locator('#rate-debugging-4').check()
+  await page.locator('#sc-notes').fill('Talked through the eviction order before coding.')
+  await page.locator('#sc-level').selectOption('senior')
+  await page.locator('#sc-rec').selectOption('yes')
+  await page.locator('select[aria-label^="Attach run"]').first().selectOption('coding_quality')
+  await page.getByRole('button', { name: 'Save', exact: true }).click()
+  await page.getByText(/^Saved at/).waitFor()
+  await page.getByRole('button', { name: 'Submit scorecard' }).click()
+  await page.getByText('Submitted: the scorecard is locked.').first().waitFor()
+  const { scorecard } = await api('/scorecard')
+  assert.ok(scorecard.submitted_at, 'submitted')
+  assert.equal(scorecard.ratings.coding_quality, 3)
+  assert.equal(scorecard.recommendation, 'yes')
+  assert.equal(scorecard.evidence.coding_quality.length, 1, 'a run attached as evidence')
+  await shot(page, 'room-interviewer-scored')
+  await expectNoA11yProblems(page, 'scorecard')
+
+  page.once('dialog', (dialog) => dialog.accept())
+  await page.getByRole('button', { name: 'End interview' }).click()
+  await page.getByText('The interview has ended.').waitFor()
+  assert.equal((await api('')).status, 'ended')
+  const before = (await api(`/snapshot?at=${Date.now()}`)).files['main.py']
+  await candidate.page.locator('.cm-content').click()
+  await candidate.page.keyboard.type('# after the end\n')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const after = (await api(`/snapshot?at=${Date.now()}`)).files['main.py']
+  assert.equal(after, before, 'edits after the end change nothing')
+  assert.doesNotMatch(after, /after the end/)
+})
+
 test('the landing and debrief pages render and pass axe', async () => {
   const context = await browser.newContext({ viewport: { width: 1366, height: 800 } })
   const page = await context.newPage()

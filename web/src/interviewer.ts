@@ -10,6 +10,8 @@ import type { RoomContext } from './room'
 interface QuestionSummary { id: string; title: string; kind: string; difficulty: string; tags?: string[] }
 
 export function mountInterviewerPanel(ctx: RoomContext): void {
+  // Set once the scorecard is mounted (below); opening its tab calls it.
+  let refreshScorecard: () => Promise<void> = async () => {}
   const { token, side } = ctx
   const base = `/api/interviews/${encodeURIComponent(ctx.interview.id)}`
   const picker = h('select', { id: 'q-pick' }, h('option', { value: '' }, 'Loading the question bank…'))
@@ -54,6 +56,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   const select = (i: number) => {
     tabButtons.forEach((b, j) => { b.setAttribute('aria-selected', String(i === j)); b.tabIndex = i === j ? 0 : -1 })
     panels.forEach((p, j) => { p.hidden = i !== j })
+    // Opening the scorecard lists the runs made since it was last drawn, to attach as evidence.
+    if (tabs[i].id === 'score') void refreshScorecard()
   }
   replace(side,
     h('div', { role: 'tablist', 'aria-label': 'Interviewer panel', class: 'tabs' }, tabButtons),
@@ -137,7 +141,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   })
 
   // --- scorecard and end
-  void mountScorecard(scoreHost, token, base)
+  const scorecardMounted = mountScorecard(scoreHost, token, base)
+  refreshScorecard = async () => (await scorecardMounted)()
   endBtn.addEventListener('click', async () => {
     if (!confirm('End the interview? Nobody can edit or run code afterwards.')) return
     try {

@@ -32,7 +32,11 @@ export async function loadScorecard(token: string, base: string): Promise<Scorec
   return api<ScorecardAnswer>(token, 'GET', `${base}/scorecard`)
 }
 
-export async function mountScorecard(host: HTMLElement, token: string, base: string): Promise<void> {
+/**
+ * Mounts the scorecard in `host`. Returns a refresh that fetches the session's runs again (runs
+ * made since the card was opened can then be attached), keeping what is being edited.
+ */
+export async function mountScorecard(host: HTMLElement, token: string, base: string): Promise<() => Promise<void>> {
   let answer: ScorecardAnswer
   let card: Scorecard
   try {
@@ -40,7 +44,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     card = answer.scorecard
   } catch (err) {
     replace(host, h('p', { class: 'muted' }, `Scorecard: ${explain(err)}.`))
-    return
+    return async () => {}
   }
   const status = h('p', { class: 'small', role: 'status' })
   const draw = () => {
@@ -122,4 +126,11 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     }
   }
   draw()
+  return async () => {
+    try {
+      const fresh = await loadScorecard(token, base)
+      answer = { ...answer, runs: fresh.runs }
+      draw()
+    } catch { /* the list stays as it was; the next opening tries again */ }
+  }
 }
