@@ -16,7 +16,7 @@ use duet_core::{Effect, Room, RoomConfig};
 use duet_protocol::{
     Identity, Role, RunFinished, RunKind, RunOutputHeader, RunStarted, Stream, MAIN_FILE,
 };
-use duet_store::{Checkpoint, Interview, SqliteConfig, SqliteStore, Store};
+use duet_store::{Checkpoint, Interview, InterviewStore, LogStore, SqliteConfig, SqliteStore};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -141,46 +141,31 @@ pub struct History {
 /// A token's hash: SHA-256 of the token string. Tokens themselves are never stored.
 pub type TokenHash = [u8; 32];
 
-/// Storage for interviews and room logs.
-pub trait Store: Send + Sync + 'static {
-    /// Saves a new interview with its role tokens' hashes, all or nothing, through the writer.
+/// Interviews, their role tokens and their lifecycle.
+pub trait InterviewStore: Send + Sync + 'static {
     fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket;
-    /// Every interview, newest first.
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
-    /// Where an interview stands, from its log: ended once it has an `end`, live once anyone
-    /// joined, scheduled before.
     fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus>;
-    /// Every interview of one candidate's loop, oldest first.
     fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>>;
-    /// Interviews that ended before `cutoff_ms` (for retention).
     fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>>;
-    /// Erases an interview and everything of it (log, checkpoints, tokens), overwriting the
-    /// freed pages and truncating the write-ahead log, so no file keeps its text. Resolves once
-    /// done.
     fn erase(&self, id: &InterviewId) -> Ticket;
-    /// Records the question an interview is now on (after the room stored the switch).
     fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket;
-    /// A room loads afresh: after an earlier failure, its appends are taken again. Resolves once
-    /// every write of the room queued before it has been dealt with.
-    fn reopen(&self, id: &InterviewId) -> Ticket;
-    /// Which interview and role a token hash belongs to.
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
-    /// The newest checkpoint and the records after it, to load a room.
+}
+
+/// Each room's append-only log and its checkpoints, and the reads replay needs.
+pub trait LogStore: Send + Sync + 'static {
+    fn reopen(&self, id: &InterviewId) -> Ticket;
     fn load_history(&self, id: &InterviewId) -> Result<History>;
-    /// Every record of a room's log with `seq > after`, in order.
     fn read_log(&self, id: &InterviewId, after: u64) -> Result<Vec<LogRecord>>;
-    /// Every record of the given kinds, in sequence order (runs, joins: without the edits).
     fn read_kinds(
         &self,
         id: &InterviewId,
         kinds: &[duet_protocol::EventKind],
     ) -> Result<Vec<LogRecord>>;
-    /// The newest checkpoint at or before `seq` (replay's starting point).
     fn checkpoint_at_or_before(&self, id: &InterviewId, seq: u64) -> Result<Option<Checkpoint>>;
-    /// Every record with `after < seq <= upto`, in order.
     fn read_range(&self, id: &InterviewId, after: u64, upto: u64) -> Result<Vec<LogRecord>>;
-    /// The records of the given kinds with `after < seq <= upto`, in order.
     fn read_kinds_in(
         &self,
         id: &InterviewId,
@@ -188,10 +173,7 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         upto: u64,
     ) -> Result<Vec<LogRecord>>;
-    /// The log after `after` without its data: seq, time, kind and author only. A kind or
-    /// author this version does not know reads as `None` instead of failing the whole read.
     fn read_index(&self, id: &InterviewId, after: u64) -> Result<Vec<LogEntry>>;
-    /// The start and finish records of every run (not their output), in order.
     fn read_runs(&self, id: &InterviewId) -> Result<Vec<LogRecord>> {
         self.read_kinds_in(
             id,
@@ -200,13 +182,19 @@ pub trait Store: Send + Sync + 'static {
             u64::MAX,
         )
     }
-    /// Appends one record to a room's log. Records of one room must arrive in sequence order.
     fn append(&self, id: &InterviewId, record: LogRecord) -> Ticket;
-    /// Stores the whole document as of its seq; the log is kept whole beside it.
     fn checkpoint(&self, id: &InterviewId, checkpoint: Checkpoint) -> Ticket;
-    /// Answers whether the database can be read.
+}
+
+/// Whether the store can be read and written.
+pub trait StoreHealth: Send + Sync + 'static {
     fn ping(&self) -> Result<()>;
-    /// Writes a probe through the same path as the log; resolves once it is committed or has
-    /// failed (a full disk, a read-only file).
     fn probe_write(&self) -> Ticket;
 }
+
+/// Everything the server keeps, split by domain so a second implementation (Postgres) can follow
+/// one domain at a time and no trait grows into one for everything. Questions live in files
+/// (`questions/`), and scorecards, notes and signals are records of the room's log.
+pub trait Store: InterviewStore + LogStore + StoreHealth {}
+
+impl<T: InterviewStore + LogStore + StoreHealth> Store for T {}

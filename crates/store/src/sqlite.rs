@@ -7,7 +7,10 @@
 //! than one per keystroke, and answers each write's ticket. A syncer thread fsyncs the WAL file
 //! every second while there are writes.
 
-use crate::{Checkpoint, History, Interview, Result, Store, StoreError, Ticket, TokenHash};
+use crate::{
+    Checkpoint, History, Interview, InterviewStore, LogStore, Result, StoreError, StoreHealth,
+    Ticket, TokenHash,
+};
 use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
@@ -501,7 +504,7 @@ fn interview_from(
     })
 }
 
-impl Store for SqliteStore {
+impl InterviewStore for SqliteStore {
     fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket {
         self.submit(|ack| Write::CreateInterview {
             interview: interview.clone(),
@@ -584,13 +587,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn reopen(&self, id: &InterviewId) -> Ticket {
-        self.submit(|ack| Write::Reopen {
-            id: id.clone(),
-            ack,
-        })
-    }
-
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>> {
         let conn = self.reader();
         let row: Option<(String, String)> = conn
@@ -605,6 +601,15 @@ impl Store for SqliteStore {
         let role = Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?;
         Ok(Some((id, role)))
+    }
+}
+
+impl LogStore for SqliteStore {
+    fn reopen(&self, id: &InterviewId) -> Ticket {
+        self.submit(|ack| Write::Reopen {
+            id: id.clone(),
+            ack,
+        })
     }
 
     fn load_history(&self, id: &InterviewId) -> Result<History> {
@@ -770,7 +775,9 @@ impl Store for SqliteStore {
             ack,
         })
     }
+}
 
+impl StoreHealth for SqliteStore {
     fn probe_write(&self) -> Ticket {
         self.submit(|ack| Write::Probe { ack })
     }
