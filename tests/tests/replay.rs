@@ -446,7 +446,7 @@ async fn the_candidate_gets_403_on_replay_and_404_on_a_private_run() {
     };
     let finished = RunFinished {
         run_id: "hidden-tests-run".into(),
-        status: "ok".into(),
+        status: duet_protocol::RunStatus::Ok,
         exit_code: Some(0),
         duration_ms: 5,
         tests: None,
@@ -703,7 +703,7 @@ async fn the_output_cap_counts_the_bytes_stored_and_ends_the_run_as_output_limit
         .find(|r| r.kind == EventKind::RunFinished)
         .map(|r| serde_json::from_slice(&r.data).unwrap())
         .unwrap();
-    assert_eq!(finished.status, "output_limit");
+    assert_eq!(finished.status, duet_protocol::RunStatus::OutputLimit);
 }
 
 #[tokio::test]

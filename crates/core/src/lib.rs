@@ -27,7 +27,7 @@ pub mod room_limits {
 }
 pub use runs::{
     asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
-    DecodedOutput, OutputPiece, RunEntry, RunOutputs, Utf8Decoder,
+    DecodedOutput, OutputPiece, RunEntry, RunOutputs, UnfinishedRun, Utf8Decoder,
 };
 pub use scorecard::{ScorecardError, ScorecardState};
 pub use text_index::{TextIndex, KEYFRAME_EVERY};

@@ -9,7 +9,7 @@
 
 use duet_protocol::{
     EventKind, LintFinding, LogRecord, Role, RunFinished, RunId, RunOutput, RunOutputHeader,
-    RunStarted, RunSummary, Stream, TestCounts, TestResults,
+    RunStarted, RunStatus, RunSummary, Stream, TestCounts, TestResults,
 };
 use std::collections::HashMap;
 
@@ -193,7 +193,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                         seq: record.seq,
                         started_at: started.at,
                         finished_at: None,
-                        status: "running".into(),
+                        status: RunStatus::Running,
                         exit_code: None,
                         duration_ms: None,
                         code_seq: started.code_seq,
@@ -227,20 +227,31 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
     runs
 }
 
-/// Runs that started and never finished (the server stopped under them), with who ran them
-/// and whether they were private.
-pub fn unfinished_runs(records: &[LogRecord]) -> Vec<(String, Role, bool)> {
-    let mut open: Vec<(String, Role, bool)> = Vec::new();
+/// A run the log shows as started and never finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedRun {
+    pub run_id: String,
+    pub by: Role,
+    pub private: bool,
+}
+
+/// Runs that started and never finished (the server stopped under them).
+pub fn unfinished_runs(records: &[LogRecord]) -> Vec<UnfinishedRun> {
+    let mut open: Vec<UnfinishedRun> = Vec::new();
     for record in records {
         match record.kind {
             EventKind::RunStarted => {
                 if let Ok(s) = serde_json::from_slice::<RunStarted>(&record.data) {
-                    open.push((s.run_id, s.by, s.private));
+                    open.push(UnfinishedRun {
+                        run_id: s.run_id,
+                        by: s.by,
+                        private: s.private,
+                    });
                 }
             }
             EventKind::RunFinished => {
                 if let Ok(f) = serde_json::from_slice::<RunFinished>(&record.data) {
-                    open.retain(|(id, _, _)| *id != f.run_id);
+                    open.retain(|run| run.run_id != f.run_id);
                 }
             }
             _ => {}
@@ -481,7 +492,7 @@ mod tests {
             seq: 1,
             started_at: 1_000,
             finished_at: None,
-            status: "running".into(),
+            status: RunStatus::Running,
             exit_code: None,
             duration_ms: None,
             code_seq: 0,

@@ -498,7 +498,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
     );
     let fin = RunFinished {
         run_id: "r1".into(),
-        status: "ok".into(),
+        status: duet_protocol::RunStatus::Ok,
         exit_code: Some(0),
         duration_ms: 30,
         tests: None,
@@ -538,9 +538,9 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         (
             output.stdout.as_slice(),
             output.stderr.as_slice(),
-            history[0].summary.status.as_str()
+            history[0].summary.status
         ),
-        (&b"hi\n"[..], &b"warn\n"[..], "ok")
+        (&b"hi\n"[..], &b"warn\n"[..], duet_protocol::RunStatus::Ok)
     );
     assert_eq!(
         duet_core::replay::state_at(None, h.log.clone(), history[0].summary.code_seq)

@@ -477,12 +477,31 @@ pub struct TestCaseResult {
     pub message: Option<String>,
 }
 
+/// How a run ended (or that it has not yet). The server's own flags win (timeout, output cap,
+/// cancel), then the out-of-memory flag, then the exit code and test results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Only in histories and timelines, while the run goes on.
+    Running,
+    /// Exit 0 and, for pytest, every test passed.
+    Ok,
+    /// Non-zero exit or failing tests.
+    Error,
+    Timeout,
+    MemoryLimit,
+    /// Over the output cap.
+    OutputLimit,
+    Cancelled,
+    /// The infrastructure failed, not the candidate (also a run the server stopped under).
+    SandboxError,
+}
+
 /// Stored with `EventKind::RunFinished`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFinished {
     pub run_id: RunId,
-    /// `ok`, `error`, `timeout`, `memory_limit`, `output_limit`, `cancelled`, `sandbox_error`.
-    pub status: String,
+    pub status: RunStatus,
     pub exit_code: Option<i64>,
     pub duration_ms: u64,
     pub tests: Option<TestResults>,
@@ -543,7 +562,7 @@ pub struct RunSummary {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// `running` until it finishes.
-    pub status: String,
+    pub status: RunStatus,
     pub exit_code: Option<i64>,
     pub duration_ms: Option<u64>,
     /// The seq whose snapshot is the code that ran.
@@ -650,7 +669,7 @@ pub enum TimelineEvent {
         run_id: RunId,
         kind: RunKind,
         by: Role,
-        status: String,
+        status: RunStatus,
         exit_code: Option<i64>,
         duration_ms: u64,
         tests: Option<TestCounts>,

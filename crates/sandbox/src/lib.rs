@@ -29,7 +29,7 @@ pub use container::{INSTANCE_LABEL, LABEL};
 pub use docker::DockerSandbox;
 pub use escape::escape;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -110,51 +110,11 @@ pub enum Stdin {
     Eof,
 }
 
-/// How a run ended. The server's own flags win (timeout, output cap, cancel), then the
-/// out-of-memory flag, then the exit code and test results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Exit 0 and, for pytest, every test passed.
-    Ok,
-    /// Non-zero exit or failing tests.
-    Error,
-    Timeout,
-    MemoryLimit,
-    OutputLimit,
-    Cancelled,
-    /// The infrastructure failed, not the candidate.
-    SandboxError,
-}
-
-/// One test's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestCase {
-    pub name: String,
-    /// `passed`, `failed`, `error` or `skipped`.
-    pub outcome: String,
-    pub message: Option<String>,
-}
-
-/// pytest's results, counted and per test.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestReport {
-    pub passed: u32,
-    pub failed: u32,
-    pub errors: u32,
-    pub skipped: u32,
-    pub cases: Vec<TestCase>,
-}
-
-/// One finding of a lint run: pyflakes (`F...` codes, flake8's numbering for the common ones,
-/// `E999` for a syntax error) or pycodestyle (`E...`, `W...`). Line and column count from 1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LintFinding {
-    pub line: u32,
-    pub col: u32,
-    pub code: String,
-    pub message: String,
-}
+// A run's status, test results and lint findings are the protocol's own types: the sandbox
+// reports them exactly as the API shows them.
+pub use duet_protocol::{
+    LintFinding, RunStatus, TestCaseResult as TestCase, TestResults as TestReport,
+};
 
 /// The end of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

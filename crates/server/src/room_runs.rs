@@ -11,12 +11,10 @@ use crate::auth;
 use crate::rooms::{now_ms, RoomCmd, RoomTask};
 use duet_core::{Coalescer, Effect, Room, Utf8Decoder};
 use duet_protocol::{
-    Actor, LintFinding, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunOutputHeader,
-    RunStarted, Stream, TestCaseResult, TestResults, MAIN_FILE,
+    Actor, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunOutputHeader, RunStarted,
+    Stream, MAIN_FILE,
 };
-use duet_sandbox::{
-    RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target, TestReport,
-};
+use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -283,7 +281,7 @@ impl RoomTask {
                 }
                 let mut record = finished(run_id, &outcome, now);
                 if run.capped && outcome.status == RunStatus::Cancelled {
-                    record.status = status_name(RunStatus::OutputLimit).to_owned();
+                    record.status = RunStatus::OutputLimit;
                 }
                 effects.extend(room.run_finished(&record, run.by, run.private, now));
                 return effects;
@@ -386,13 +384,18 @@ impl RoomTask {
     pub(crate) fn finish_interrupted(
         &mut self,
         room: &mut Room,
-        unfinished: Vec<(String, Role, bool)>,
+        unfinished: Vec<duet_core::UnfinishedRun>,
     ) {
         let now = now_ms();
-        for (run_id, by, private) in unfinished {
+        for duet_core::UnfinishedRun {
+            run_id,
+            by,
+            private,
+        } in unfinished
+        {
             let record = RunFinished {
                 run_id,
-                status: "sandbox_error".into(),
+                status: RunStatus::SandboxError,
                 exit_code: None,
                 duration_ms: 0,
                 tests: None,
@@ -416,7 +419,7 @@ impl RoomTask {
             run.cancel.cancel();
             let record = RunFinished {
                 run_id,
-                status: "sandbox_error".into(),
+                status: RunStatus::SandboxError,
                 exit_code: None,
                 duration_ms: run.started.elapsed().as_millis() as u64,
                 tests: None,
@@ -440,21 +443,11 @@ impl RoomTask {
 fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
     RunFinished {
         run_id: run_id.to_owned(),
-        status: status_name(outcome.status).to_owned(),
+        status: outcome.status,
         exit_code: outcome.exit_code,
         duration_ms: outcome.duration.as_millis() as u64,
-        tests: outcome.tests.as_ref().map(test_results),
-        lint: outcome.lint.as_ref().map(|findings| {
-            findings
-                .iter()
-                .map(|f| LintFinding {
-                    line: f.line,
-                    col: f.col,
-                    code: f.code.clone(),
-                    message: f.message.clone(),
-                })
-                .collect()
-        }),
+        tests: outcome.tests.clone(),
+        lint: outcome.lint.clone(),
         at: now,
     }
 }
@@ -462,36 +455,6 @@ fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
 /// Where the question's tests go beside `main.py` in the sandbox.
 const VISIBLE_TESTS: &str = "test_visible.py";
 const HIDDEN_TESTS: &str = "test_hidden.py";
-
-pub fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Ok => "ok",
-        RunStatus::Error => "error",
-        RunStatus::Timeout => "timeout",
-        RunStatus::MemoryLimit => "memory_limit",
-        RunStatus::OutputLimit => "output_limit",
-        RunStatus::Cancelled => "cancelled",
-        RunStatus::SandboxError => "sandbox_error",
-    }
-}
-
-fn test_results(report: &TestReport) -> TestResults {
-    TestResults {
-        passed: report.passed,
-        failed: report.failed,
-        errors: report.errors,
-        skipped: report.skipped,
-        cases: report
-            .cases
-            .iter()
-            .map(|c| TestCaseResult {
-                name: c.name.clone(),
-                outcome: c.outcome.clone(),
-                message: c.message.clone(),
-            })
-            .collect(),
-    }
-}
 
 /// Forwards a run's events into its room. If the sandbox stops reporting without a finish, the
 /// run is finished as `sandbox_error` so it never stays "running".

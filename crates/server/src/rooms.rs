@@ -391,7 +391,7 @@ impl RoomTask {
     async fn live(
         &mut self,
         mut room: Room,
-        unfinished: Vec<(String, Role, bool)>,
+        unfinished: Vec<duet_core::UnfinishedRun>,
         rx: &mut mpsc::Receiver<RoomCmd>,
     ) {
         self.finish_interrupted(&mut room, unfinished);
@@ -819,7 +819,7 @@ async fn next_ack(gates: &mut VecDeque<Gate>) -> Result<(), StoreError> {
 struct Loaded {
     room: Room,
     /// Runs the log shows as started and never finished.
-    unfinished: Vec<(String, Role, bool)>,
+    unfinished: Vec<duet_core::UnfinishedRun>,
     /// The last question switch in the log.
     question: Option<String>,
     /// For a room whose log is empty: the question it was created with.

@@ -31,7 +31,7 @@ pub struct RunSummary {
     pub kind: duet_protocol::RunKind,
     pub by: Role,
     pub at: i64,
-    pub status: String,
+    pub status: duet_protocol::RunStatus,
     pub tests_passed: Option<u32>,
     pub tests_failed: Option<u32>,
 }
@@ -44,7 +44,7 @@ impl From<&duet_core::RunEntry> for RunSummary {
             kind: run.kind,
             by: run.by,
             at: run.started_at,
-            status: run.status.clone(),
+            status: run.status,
             tests_passed: run.tests.as_ref().map(|t| t.passed),
             tests_failed: run.tests.as_ref().map(|t| t.failed + t.errors),
         }
