@@ -14,7 +14,9 @@ use duet_protocol::{
     close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutputHeader, RunStarted,
     MAIN_FILE,
 };
-use duet_protocol::{Note, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind};
+use duet_protocol::{
+    Note, RoomEvent, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind,
+};
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,8 +58,11 @@ pub enum Effect {
         code: u16,
         reason: String,
     },
-    /// Publish a JSON event on the interview's events socket to `audience`.
-    Event { audience: Audience, json: String },
+    /// Publish an event on the interview's events socket to `audience`.
+    Event {
+        audience: Audience,
+        event: RoomEvent,
+    },
     /// The document can no longer be trusted (yrs failed while applying an update that passed
     /// validation). Close everyone and reload the room from the store, which never saw it.
     Reload { reason: String },
@@ -630,13 +635,17 @@ impl Room {
             by,
         };
         let mut effects = vec![self.record(EventKind::Question, by, to_json(&switched), now_ms)];
-        let json = serde_json::json!({ "type": "question", "seq": self.last_seq, "question_id": question_id, "by": by });
+        let event = RoomEvent::Question {
+            seq: self.last_seq,
+            question_id: question_id.to_owned(),
+            by,
+        };
         if let Some(starter) = starter {
             effects.extend(self.replace_text(starter, now_ms));
         }
         effects.push(Effect::Event {
             audience: Audience::Everyone,
-            json: json.to_string(),
+            event,
         });
         effects
     }
@@ -676,13 +685,17 @@ impl Room {
             to_json(&change),
             now_ms,
         );
-        let json = serde_json::json!({ "type": "scorecard", "seq": self.last_seq, "action": action, "version": card.version });
+        let event = RoomEvent::Scorecard {
+            seq: self.last_seq,
+            action: action.to_owned(),
+            version: card.version,
+        };
         self.scorecard.stored(card);
         vec![
             record,
             Effect::Event {
                 audience: Audience::Private,
-                json: json.to_string(),
+                event,
             },
         ]
     }
@@ -704,14 +717,18 @@ impl Room {
             seq: self.last_seq + 1,
         };
         let record = self.record(EventKind::Note, Actor::Interviewer, to_json(&note), now_ms);
-        let json = serde_json::json!({ "type": "note", "seq": note.seq, "at": note.at, "text": note.text });
+        let event = RoomEvent::Note {
+            seq: note.seq,
+            at: note.at,
+            text: note.text.clone(),
+        };
         Ok((
             note,
             vec![
                 record,
                 Effect::Event {
                     audience: Audience::Private,
-                    json: json.to_string(),
+                    event,
                 },
             ],
         ))
@@ -741,12 +758,17 @@ impl Room {
             to_json(&signal),
             now_ms,
         );
-        let json = serde_json::json!({ "type": "signal", "seq": self.last_seq, "kind": kind, "size": size, "at": now_ms });
+        let event = RoomEvent::Signal {
+            seq: self.last_seq,
+            kind,
+            size,
+            at: now_ms,
+        };
         Some(vec![
             record,
             Effect::Event {
                 audience: Audience::Private,
-                json: json.to_string(),
+                event,
             },
         ])
     }
@@ -759,12 +781,15 @@ impl Room {
         }
         self.ended = true;
         let record = self.record(EventKind::End, Actor::Interviewer, Vec::new(), now_ms);
-        let json = serde_json::json!({ "type": "end", "seq": self.last_seq, "at": now_ms });
+        let event = RoomEvent::End {
+            seq: self.last_seq,
+            at: now_ms,
+        };
         vec![
             record,
             Effect::Event {
                 audience: Audience::Everyone,
-                json: json.to_string(),
+                event,
             },
         ]
     }
@@ -779,15 +804,18 @@ impl Room {
             now_ms,
         );
         let seq = self.last_seq;
-        let json = serde_json::json!({
-            "type": "run.started", "seq": seq, "run_id": started.run_id, "kind": started.kind,
-            "by": started.by, "at": started.at,
-        });
+        let event = RoomEvent::RunStarted {
+            seq,
+            run_id: started.run_id.clone(),
+            kind: started.kind,
+            by: started.by,
+            at: started.at,
+        };
         vec![
             record,
             Effect::Event {
                 audience: audience(started.private),
-                json: json.to_string(),
+                event,
             },
         ]
     }
@@ -807,13 +835,15 @@ impl Room {
         let data = crate::runs::encode_output(header, bytes);
         let mut effects = vec![self.record(EventKind::RunOutput, by.into(), data, now_ms)];
         if !text.is_empty() {
-            let json = serde_json::json!({
-                "type": "run.output", "seq": self.last_seq, "run_id": header.run_id,
-                "stream": header.stream, "data": text,
-            });
+            let event = RoomEvent::RunOutput {
+                seq: self.last_seq,
+                run_id: header.run_id.clone(),
+                stream: header.stream,
+                data: text.to_owned(),
+            };
             effects.push(Effect::Event {
                 audience: audience(private),
-                json: json.to_string(),
+                event,
             });
         }
         effects
@@ -828,16 +858,20 @@ impl Room {
         now_ms: i64,
     ) -> Vec<Effect> {
         let record = self.record(EventKind::RunFinished, by.into(), to_json(finished), now_ms);
-        let json = serde_json::json!({
-            "type": "run.finished", "seq": self.last_seq, "run_id": finished.run_id, "status": finished.status,
-            "exit_code": finished.exit_code, "duration_ms": finished.duration_ms, "tests": finished.tests,
-            "lint": finished.lint,
-        });
+        let event = RoomEvent::RunFinished {
+            seq: self.last_seq,
+            run_id: finished.run_id.clone(),
+            status: finished.status,
+            exit_code: finished.exit_code,
+            duration_ms: finished.duration_ms,
+            tests: finished.tests.clone(),
+            lint: finished.lint.clone(),
+        };
         vec![
             record,
             Effect::Event {
                 audience: audience(private),
-                json: json.to_string(),
+                event,
             },
         ]
     }

@@ -131,9 +131,9 @@ impl Harness {
                     self.closed.push((conn, code, reason));
                     self.leave(conn);
                 }
-                Effect::Event { audience, json } => self
+                Effect::Event { audience, event } => self
                     .events
-                    .push((audience, serde_json::from_str(&json).expect("event JSON"))),
+                    .push((audience, serde_json::to_value(&event).expect("event JSON"))),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }

@@ -597,6 +597,65 @@ pub struct RunDetail {
     pub lint: Option<Vec<LintFinding>>,
 }
 
+/// What the events socket says: one JSON text frame per event, tagged by `type`, each with the
+/// room's `seq` of the record it announces. Built by the room, serialized once by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RoomEvent {
+    #[serde(rename = "run.started")]
+    RunStarted {
+        seq: u64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        at: i64,
+    },
+    /// Output as the program printed it (decoded for display; a character is never split).
+    #[serde(rename = "run.output")]
+    RunOutput {
+        seq: u64,
+        run_id: RunId,
+        stream: Stream,
+        data: String,
+    },
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        seq: u64,
+        run_id: RunId,
+        status: RunStatus,
+        exit_code: Option<i64>,
+        duration_ms: u64,
+        tests: Option<TestResults>,
+        lint: Option<Vec<LintFinding>>,
+    },
+    #[serde(rename = "question")]
+    Question {
+        seq: u64,
+        question_id: String,
+        by: Actor,
+    },
+    /// The scorecard was saved or submitted (private).
+    #[serde(rename = "scorecard")]
+    Scorecard {
+        seq: u64,
+        action: String,
+        version: u64,
+    },
+    /// A private note.
+    #[serde(rename = "note")]
+    Note { seq: u64, at: i64, text: String },
+    /// An integrity signal (private).
+    #[serde(rename = "signal")]
+    Signal {
+        seq: u64,
+        kind: SignalKind,
+        size: Option<u64>,
+        at: i64,
+    },
+    #[serde(rename = "end")]
+    End { seq: u64, at: i64 },
+}
+
 /// One entry of `GET /api/interviews/{id}/timeline`, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]

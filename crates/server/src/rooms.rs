@@ -627,10 +627,14 @@ impl RoomTask {
                     except,
                     message: Message::Binary(Bytes::from(message)),
                 }),
-                Effect::Event { audience, json } => self.deliver(Delivery::Event {
-                    audience,
-                    message: Message::Text(json.into()),
-                }),
+                Effect::Event { audience, event } => {
+                    // One spelling: the protocol's type, serialized here once for every subscriber.
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    self.deliver(Delivery::Event {
+                        audience,
+                        message: Message::Text(json.into()),
+                    })
+                }
                 Effect::Close { conn, code, reason } => self.drop_peer(room, conn, code, &reason),
                 Effect::Reload { reason } => self.poisoned = Some(reason),
             }
