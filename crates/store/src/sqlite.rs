@@ -206,6 +206,11 @@ impl SqliteStore {
             readers.push(Mutex::new(open(&config.path)?));
         }
         let writer_conn = open(&config.path)?;
+        // No checkpoints on the writer: SQLite's default runs one inside the commit that takes
+        // the WAL past 1,000 pages, and a checkpoint fsyncs, stalling every room's commits for as
+        // long as the disk takes. The syncer thread checkpoints every second instead, off the
+        // commit path.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let syncer_conn = open(&config.path)?;
         let dirty = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
