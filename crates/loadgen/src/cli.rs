@@ -88,7 +88,8 @@ pub struct Args {
 impl Args {
     /// Seconds after which the whole process gives up.
     pub fn hard_limit_secs(&self) -> f64 {
-        let setup = self.connect_timeout * 2.0 + 30.0 + 2.0 * crate::runs::FIRST_BYTE_TIMEOUT.as_secs_f64();
+        let setup =
+            self.connect_timeout * 2.0 + 30.0 + 2.0 * crate::runs::FIRST_BYTE_TIMEOUT.as_secs_f64();
         setup + self.warmup + self.duration + self.idle_settle + 30.0
     }
 

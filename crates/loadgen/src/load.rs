@@ -1,13 +1,13 @@
 //! The load run: rooms of typing clients, a warm-up, a measured window, and a drain.
 
 use crate::cli::Args;
-use anyhow::Context;
 use crate::client::{self, Closed, Editor, SharedSink};
 use crate::proc;
 use crate::runs::{self, Participant};
 use crate::stats::{LoadReport, Report};
 use crate::target::Room;
 use crate::track::{RoomTrack, Timeline};
+use anyhow::Context;
 use futures_util::SinkExt;
 use rand::Rng;
 use std::sync::Arc;
@@ -47,7 +47,10 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
         .collect();
     let runs_http = match args.run_every > 0.0 {
         true => {
-            let base = args.duet_http.as_deref().context("--run-every needs --duet-http")?;
+            let base = args
+                .duet_http
+                .as_deref()
+                .context("--run-every needs --duet-http")?;
             Some(crate::target::loopback(base, &["http"]).await?)
         }
         false => None,
@@ -63,7 +66,9 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
                     interview: interview.clone(),
                     token: token.to_owned(),
                 }),
-                (Some(_), _, _) => anyhow::bail!("--run-every needs Duet interviews (--duet-admin-token)"),
+                (Some(_), _, _) => {
+                    anyhow::bail!("--run-every needs Duet interviews (--duet-admin-token)")
+                }
                 _ => None,
             };
             tasks.push(tokio::spawn(async move {

@@ -186,7 +186,12 @@ async fn read_events(
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return (None, Some(e.to_string())),
-            None => return (None, Some("events socket ended without a close frame".into())),
+            None => {
+                return (
+                    None,
+                    Some("events socket ended without a close frame".into()),
+                )
+            }
         };
         let now = Instant::now();
         // Cheap filter before parsing: most frames are output of runs already seen.

@@ -131,15 +131,28 @@ async fn ysweet_rooms(args: &Args, http_base: &str, count: usize) -> anyhow::Res
             let mut url = None;
             let mut tokens = Vec::new();
             for _ in 0..clients {
-                let auth = http::post_json(addr, &format!("/doc/{doc}/auth"), None, &serde_json::json!({})).await?;
-                let got = auth.get("url").and_then(|v| v.as_str()).context("y-sweet auth: no url")?;
+                let auth = http::post_json(
+                    addr,
+                    &format!("/doc/{doc}/auth"),
+                    None,
+                    &serde_json::json!({}),
+                )
+                .await?;
+                let got = auth
+                    .get("url")
+                    .and_then(|v| v.as_str())
+                    .context("y-sweet auth: no url")?;
                 url = Some(format!("{}/{doc}", got.trim_end_matches('/')));
                 if let Some(token) = auth.get("token").and_then(|v| v.as_str()) {
                     tokens.push(token.to_owned());
                 }
             }
             let url = url.context("y-sweet auth: no answer")?;
-            anyhow::Ok(Room { url, tokens, interview: None })
+            anyhow::Ok(Room {
+                url,
+                tokens,
+                interview: None,
+            })
         }));
     }
     let mut rooms = Vec::with_capacity(count);

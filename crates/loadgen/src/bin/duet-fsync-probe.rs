@@ -40,7 +40,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn probe(dir: &Path, commits: usize) -> anyhow::Result<()> {
-    println!("disk under test: {} (commits per configuration: {commits})", dir.display());
+    println!(
+        "disk under test: {} (commits per configuration: {commits})",
+        dir.display()
+    );
     println!();
     println!("| what | per operation p50, ms | p90, ms | p99, ms | max, ms | mean, ms | ops/s (1 thread) |");
     println!("|---|---|---|---|---|---|---|");
@@ -49,12 +52,19 @@ fn probe(dir: &Path, commits: usize) -> anyhow::Result<()> {
     for batch in [1usize, 16, 256] {
         for sync in ["NORMAL", "FULL"] {
             let t = sqlite_commits(dir, sync, batch, commits)?;
-            row(&format!("SQLite WAL commit of {batch} record(s), synchronous={sync}"), &t);
+            row(
+                &format!("SQLite WAL commit of {batch} record(s), synchronous={sync}"),
+                &t,
+            );
         }
     }
     println!();
-    println!("NORMAL is what the store runs (plus one fsync of the WAL a second on its own thread);");
-    println!("FULL adds one fsync of the WAL to every commit, i.e. to every batch of the writer thread.");
+    println!(
+        "NORMAL is what the store runs (plus one fsync of the WAL a second on its own thread);"
+    );
+    println!(
+        "FULL adds one fsync of the WAL to every commit, i.e. to every batch of the writer thread."
+    );
     Ok(())
 }
 
@@ -77,7 +87,10 @@ fn row(what: &str, t: &[Duration]) {
 
 fn raw_fdatasync(dir: &Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     let path = dir.join("raw.bin");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     let block = vec![0x5au8; 4096];
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
