@@ -133,7 +133,12 @@ pub async fn participate(
                 });
             }
             Err(e) if measured => {
-                let text: String = format!("{e:#}").chars().take(120).collect();
+                // Counted by status and message, without the interview's id in the path.
+                let text = format!("{e:#}");
+                let text = text
+                    .split_once(": HTTP ")
+                    .map_or(text.clone(), |(_, rest)| format!("HTTP {rest}"));
+                let text: String = text.chars().take(100).collect();
                 *outcome.refused.entry(text).or_insert(0) += 1;
             }
             Err(_) => {}
