@@ -72,7 +72,13 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
                 _ => None,
             };
             tasks.push(tokio::spawn(async move {
-                client_task(url, (r, c), track, args, limit, ready, start, participant).await
+                let seat = Seat {
+                    url,
+                    room: r,
+                    slot: c,
+                    participant,
+                };
+                client_task(seat, track, args, limit, ready, start).await
             }));
         }
     }
@@ -143,16 +149,28 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
     ))))
 }
 
-async fn client_task(
+/// Where one client sits: its URL, its room and slot, and (mixed load) its runs' participant.
+struct Seat {
     url: String,
-    (room, slot): (usize, usize),
+    room: usize,
+    slot: usize,
+    participant: Option<Participant>,
+}
+
+async fn client_task(
+    seat: Seat,
     track: Arc<RoomTrack>,
     args: Args,
     limit: Arc<Semaphore>,
     ready: mpsc::UnboundedSender<(usize, bool)>,
     mut start: watch::Receiver<Option<Timeline>>,
-    participant: Option<Participant>,
 ) -> ClientResult {
+    let Seat {
+        url,
+        room,
+        slot,
+        participant,
+    } = seat;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
     let connected = {
         let _permit = limit.acquire_owned().await;
