@@ -70,51 +70,60 @@ const closes = (r) => {
 const others = (r) => (r && r.machine_cpu_percent != null ? Math.max(0, r.machine_cpu_percent - (r.server?.cpu_percent ?? 0) - (r.loadgen_cpu_percent ?? 0)) : null)
 
 const rows = []
-const row = (scenario, metric, duet, ref, target = '', showRatio = true) =>
-  rows.push(`| ${scenario} | ${metric} | ${fmt(duet)} | ${fmt(ref)} | ${showRatio ? ratio(duet, ref) : ''} | ${target} |`)
+// One row: Duet, the reference, y-sweet, then Duet / ref and Duet / y-sweet.
+let Y = null
+const row = (scenario, metric, duet, ref, target = '', showRatio = true, ys = undefined) =>
+  rows.push(`| ${scenario} | ${metric} | ${fmt(duet)} | ${fmt(ref)} | ${fmt(ys)} | ${showRatio ? ratio(duet, ref) : ''} | ${showRatio ? ratio(duet, ys) : ''} | ${target} |`)
 
 for (const s of scenarios) {
   const D = load(`${s}-duet`)
   const R = load(`${s}-ref`)
+  Y = load(`${s}-ysweet`)
   const title = TITLES[s] ?? s
+  // r3(f): the same figure f of all three servers, in one row.
+  const r3 = (scenario, metric, f, target = '', showRatio = true) => row(scenario, metric, f(D), f(R), target, showRatio, f(Y))
   if (s === 'd') {
-    row(title, 'KB per idle room (RSS growth / rooms)', D?.kb_per_room, R?.kb_per_room, '< 30 KB')
-    row('', 'rooms connected', D?.connected, R?.connected, '', false)
-    row('', 'server RSS before -> after, MB', D ? `${fmt(D.rss_kb_before / 1024, 1)} -> ${fmt(D.rss_kb_after / 1024, 1)}` : null,
-      R ? `${fmt(R.rss_kb_before / 1024, 1)} -> ${fmt(R.rss_kb_after / 1024, 1)}` : null, '', false)
-    row('', 'server CPU % while idle', D?.server?.cpu_percent, R?.server?.cpu_percent, '', false)
-    row('', 'errors', closes(D), closes(R), '', false)
+    r3(title, 'KB per idle room (RSS growth / rooms)', (x) => x?.kb_per_room, '< 30 KB')
+    r3('', 'rooms connected', (x) => x?.connected, '', false)
+    r3('', 'server RSS before -> after, MB', (x) => (x ? `${fmt(x.rss_kb_before / 1024, 1)} -> ${fmt(x.rss_kb_after / 1024, 1)}` : null), '', false)
+    r3('', 'server CPU % while idle', (x) => x?.server?.cpu_percent, '', false)
+    r3('', 'errors', closes, '', false)
     continue
   }
   const burst = s === 'b' || s === 'e'
-  const target = { a: ['< 0.15 ms', '< 2 ms'], c: ['', '< 25 ms'] }[s] ?? ['', '']
-  row(title, 'fan-out p50, ms', D?.latency_ms?.p50, R?.latency_ms?.p50, target[0])
-  row('', 'fan-out p90, ms', D?.latency_ms?.p90, R?.latency_ms?.p90)
-  row('', 'fan-out p99, ms', D?.latency_ms?.p99, R?.latency_ms?.p99, target[1])
-  row('', 'fan-out max, ms', D?.latency_ms?.max, R?.latency_ms?.max)
-  row('', s === 'e' ? 'edits written to sockets /s (buffered, not absorbed)' : 'edits sent /s', D?.sent_per_sec, R?.sent_per_sec)
-  row('', 'updates delivered /s', D?.delivered_per_sec, R?.delivered_per_sec)
+  // Issue 8's targets, each against the reference in the same run.
+  const target = {
+    a: ['<= reference p50', '< 2 ms'],
+    b: ['', '', '>= reference'],
+    c: ['<= 1.5x reference p50', '< 25 ms']
+  }[s] ?? ['', '']
+  r3(title, 'fan-out p50, ms', (x) => x?.latency_ms?.p50, target[0])
+  r3('', 'fan-out p90, ms', (x) => x?.latency_ms?.p90)
+  r3('', 'fan-out p99, ms', (x) => x?.latency_ms?.p99, target[1])
+  r3('', 'fan-out max, ms', (x) => x?.latency_ms?.max)
+  r3('', s === 'e' ? 'edits written to sockets /s (buffered, not absorbed)' : 'edits sent /s', (x) => x?.sent_per_sec)
+  r3('', 'updates delivered /s', (x) => x?.delivered_per_sec)
   if (burst) {
     const absorbed = (r) => (r ? r.delivered_per_sec / Math.max(1, r.clients - 1) : null)
-    row('', 'updates absorbed /s (delivered / receivers)', absorbed(D), absorbed(R), '>= 30,000')
+    r3('', 'updates absorbed /s (delivered / receivers)', absorbed, target[2] ?? '')
   }
-  row('', 'undelivered at the end', D?.undelivered, R?.undelivered, '', false)
-  row('', 'server CPU %', D?.server?.cpu_percent, R?.server?.cpu_percent)
-  row('', 'server RSS at end, MB', D?.server?.rss_kb_end / 1024, R?.server?.rss_kb_end / 1024)
-  row('', 'loadgen CPU % / other processes CPU %', D ? `${fmt(D.loadgen_cpu_percent, 0)} / ${fmt(others(D), 0)}` : null,
-    R ? `${fmt(R.loadgen_cpu_percent, 0)} / ${fmt(others(R), 0)}` : null, '', false)
-  row('', 'connections closed / errors', closes(D), closes(R), '', false)
+  r3('', 'undelivered at the end', (x) => x?.undelivered, '', false)
+  r3('', 'server CPU %', (x) => x?.server?.cpu_percent)
+  r3('', 'server RSS at end, MB', (x) => (x ? x.server?.rss_kb_end / 1024 : null))
+  r3('', 'loadgen CPU % / other processes CPU %', (x) => (x ? `${fmt(x.loadgen_cpu_percent, 0)} / ${fmt(others(x), 0)}` : null), '', false)
+  r3('', 'connections closed / errors', closes, '', false)
   const m = duetMetrics(s)
   if (m) {
-    row('', 'Duet: updates persisted / edits sent (whole run)', `${fmt(m.persisted)} / ${fmt(D?.sent_total)}`, '(memory only)', '', false)
-    row('', 'Duet: persist latency p50 / p99, ms (histogram bucket)', `${m.persistP50} / ${m.persistP99}`, '', '', false)
+    row('', 'Duet: updates persisted / edits sent (whole run)', `${fmt(m.persisted)} / ${fmt(D?.sent_total)}`, '(memory only)', '', false, '(memory only)')
+    row('', 'Duet: persist latency p50 / p99, ms (histogram bucket)', `${m.persistP50} / ${m.persistP99}`, '', '', false, '')
   }
 }
 
-console.log('| Scenario | Metric | Duet | Reference | Duet / ref | Target |')
-console.log('|---|---|---|---|---|---|')
+console.log('| Scenario | Metric | Duet | Reference | y-sweet | Duet / ref | Duet / y-sweet | Target |')
+console.log('|---|---|---|---|---|---|---|---|')
 for (const r of rows) console.log(r)
 console.log('')
 console.log('Reference: @y/websocket-server 0.1.1 (yjs 13, Node ' + process.version + '), in memory, no persistence.')
+console.log('y-sweet 0.9.1 (Rust, yrs), `y-sweet serve` without a store: in memory, no persistence.')
 console.log('Duet persists every update (SQLite WAL) before it forwards it. Latencies: lower is better;')
 console.log('loadgen and servers share the same 2 cores; "other processes" is machine CPU not used by either.')

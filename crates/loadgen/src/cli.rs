@@ -46,6 +46,16 @@ pub struct Args {
     /// Duet only: the HTTP base, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub duet_http: Option<String>,
+    /// y-sweet only: its HTTP base, e.g. http://127.0.0.1:8080. Rooms are then y-sweet documents,
+    /// and each client connects to the URL y-sweet's auth endpoint hands out (`--url` is only
+    /// checked to be loopback).
+    #[arg(long, conflicts_with = "duet_http")]
+    pub ysweet_http: Option<String>,
+    /// Duet only (mixed load): every client also opens its role's events socket and starts a
+    /// program run (`{"kind": "run"}`) every this many seconds, at a random phase; the report adds
+    /// run-to-first-byte latency. 0 = no runs, no events sockets.
+    #[arg(long, default_value_t = 0.0)]
+    pub run_every: f64,
     /// Sample this process's CPU and RSS from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -78,7 +88,8 @@ pub struct Args {
 impl Args {
     /// Seconds after which the whole process gives up.
     pub fn hard_limit_secs(&self) -> f64 {
-        let setup = self.connect_timeout * 2.0 + 30.0;
+        let setup =
+            self.connect_timeout * 2.0 + 30.0 + 2.0 * crate::runs::FIRST_BYTE_TIMEOUT.as_secs_f64();
         setup + self.warmup + self.duration + self.idle_settle + 30.0
     }
 

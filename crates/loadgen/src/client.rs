@@ -56,12 +56,16 @@ pub struct Edit {
 
 impl Editor {
     fn new() -> Editor {
-        let doc = Doc::new();
+        // A 32-bit client id, as stock yjs makes them: yrs 0.28 picks 53-bit ones, which older
+        // yrs (y-sweet 0.9.1's) reads back truncated to 32 bits, so its echoes and forwards would
+        // carry ids no client ever wrote.
+        let mut rng = StdRng::from_entropy();
+        let doc = Doc::with_client_id(u64::from(rng.gen_range(1..=u32::MAX)));
         let text = doc.get_or_insert_text(MAIN_FILE);
         Editor {
             doc,
             text,
-            rng: StdRng::from_entropy(),
+            rng,
             cursor: 0,
             own_deletes: Arc::default(),
         }

@@ -1,4 +1,5 @@
-//! Just enough HTTP/1.1 to create Duet interviews: one POST per connection.
+//! Just enough HTTP/1.1 for the set-up calls (Duet interviews and runs, y-sweet documents and
+//! tokens): one POST per connection.
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -9,11 +10,11 @@ use tokio::net::TcpStream;
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ANSWER: u64 = 1 << 20;
 
-/// POSTs `body` as JSON with a bearer token; expects 2xx and a JSON answer.
+/// POSTs `body` as JSON, with a bearer token if given; expects 2xx and a JSON answer.
 pub async fn post_json(
     addr: SocketAddr,
     path: &str,
-    bearer: &str,
+    bearer: Option<&str>,
     body: &serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
     tokio::time::timeout(TIMEOUT, post(addr, path, bearer, body))
@@ -24,12 +25,13 @@ pub async fn post_json(
 async fn post(
     addr: SocketAddr,
     path: &str,
-    bearer: &str,
+    bearer: Option<&str>,
     body: &serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
     let body = serde_json::to_vec(body)?;
+    let auth = bearer.map_or_else(String::new, |b| format!("Authorization: Bearer {b}\r\n"));
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );

@@ -3,9 +3,11 @@
 use crate::cli::Args;
 use crate::client::{self, Closed, Editor, SharedSink};
 use crate::proc;
+use crate::runs::{self, Participant};
 use crate::stats::{LoadReport, Report};
 use crate::target::Room;
 use crate::track::{RoomTrack, Timeline};
+use anyhow::Context;
 use futures_util::SinkExt;
 use rand::Rng;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct ClientResult {
     pub sent_total: u64,
     pub read: client::ReadOutcome,
     pub connect_error: Option<String>,
+    /// Mixed load only: this participant's runs.
+    pub runs: Option<runs::RunOutcome>,
 }
 
 pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
@@ -41,13 +45,40 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
         .iter()
         .map(|_| Arc::new(RoomTrack::new(args.clients)))
         .collect();
+    let runs_http = match args.run_every > 0.0 {
+        true => {
+            let base = args
+                .duet_http
+                .as_deref()
+                .context("--run-every needs --duet-http")?;
+            Some(crate::target::loopback(base, &["http"]).await?)
+        }
+        false => None,
+    };
     let mut tasks = Vec::new();
     for (r, room) in rooms.iter().enumerate() {
         for c in 0..args.clients {
             let (url, track, args) = (room.client_url(c), tracks[r].clone(), args.clone());
             let (limit, ready, start) = (limit.clone(), ready_tx.clone(), start_rx.clone());
+            let participant = match (runs_http, &room.interview, room.token(c)) {
+                (Some(http), Some(interview), Some(token)) => Some(Participant {
+                    http,
+                    interview: interview.clone(),
+                    token: token.to_owned(),
+                }),
+                (Some(_), _, _) => {
+                    anyhow::bail!("--run-every needs Duet interviews (--duet-admin-token)")
+                }
+                _ => None,
+            };
             tasks.push(tokio::spawn(async move {
-                client_task(url, (r, c), track, args, limit, ready, start).await
+                let seat = Seat {
+                    url,
+                    room: r,
+                    slot: c,
+                    participant,
+                };
+                client_task(seat, track, args, limit, ready, start).await
             }));
         }
     }
@@ -90,7 +121,9 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
     );
 
     let mut results = Vec::with_capacity(total);
-    let give_up = tokio::time::Instant::from_std(timeline.drain_to) + Duration::from_secs(10);
+    let give_up = tokio::time::Instant::from_std(timeline.drain_to)
+        + Duration::from_secs(10)
+        + runs::FIRST_BYTE_TIMEOUT;
     for task in tasks {
         match tokio::time::timeout_at(give_up, task).await {
             Ok(Ok(result)) => results.push(result),
@@ -116,22 +149,43 @@ pub async fn run(args: &Args, rooms: Vec<Room>) -> anyhow::Result<Report> {
     ))))
 }
 
-async fn client_task(
+/// Where one client sits: its URL, its room and slot, and (mixed load) its runs' participant.
+struct Seat {
     url: String,
-    (room, slot): (usize, usize),
+    room: usize,
+    slot: usize,
+    participant: Option<Participant>,
+}
+
+async fn client_task(
+    seat: Seat,
     track: Arc<RoomTrack>,
     args: Args,
     limit: Arc<Semaphore>,
     ready: mpsc::UnboundedSender<(usize, bool)>,
     mut start: watch::Receiver<Option<Timeline>>,
 ) -> ClientResult {
+    let Seat {
+        url,
+        room,
+        slot,
+        participant,
+    } = seat;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
     let connected = {
         let _permit = limit.acquire_owned().await;
-        tokio::time::timeout(connect_timeout, client::connect(&url)).await
+        tokio::time::timeout(connect_timeout, async {
+            let session = client::connect(&url).await?;
+            let events = match &participant {
+                Some(p) => Some(runs::connect_events(p).await?),
+                None => None,
+            };
+            anyhow::Ok((session, events))
+        })
+        .await
     };
-    let session = match connected {
-        Ok(Ok(session)) => session,
+    let (session, events) = match connected {
+        Ok(Ok(connected)) => connected,
         Ok(Err(e)) => return failed(&ready, room, format!("{e:#}")),
         Err(_) => return failed(&ready, room, "connect and sync timed out".into()),
     };
@@ -147,6 +201,15 @@ async fn client_task(
                 }
             }
         };
+    let runner = match (participant, events) {
+        (Some(p), Some(events)) => Some(tokio::spawn(runs::participate(
+            p,
+            events,
+            Duration::from_secs_f64(args.run_every),
+            timeline,
+        ))),
+        _ => None,
+    };
     let sink: SharedSink = Arc::new(tokio::sync::Mutex::new(session.sink));
     let reader = tokio::spawn(client::read_loop(
         session.stream,
@@ -165,12 +228,17 @@ async fn client_task(
         sink.lock().await.close().await
     })
     .await;
+    let runs = match runner {
+        Some(runner) => Some(runner.await.unwrap_or_default()),
+        None => None,
+    };
     ClientResult {
         connected: true,
         sent,
         sent_total,
         read,
         connect_error: None,
+        runs,
     }
 }
 

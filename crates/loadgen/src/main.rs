@@ -7,6 +7,7 @@ mod http;
 mod idle;
 mod load;
 mod proc;
+mod runs;
 mod stats;
 mod target;
 mod track;

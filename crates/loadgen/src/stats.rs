@@ -95,6 +95,51 @@ pub struct LoadReport {
     /// Whole machine: busy CPU (200 = both cores) and hypervisor steal, over the window.
     pub machine_cpu_percent: Option<f64>,
     pub steal_percent: Option<f64>,
+    /// Mixed load only (`--run-every`).
+    pub runs: Option<RunsReport>,
+}
+
+/// Runs of a mixed load, all participants together.
+#[derive(Debug, Default)]
+pub struct RunsReport {
+    pub started: u64,
+    pub no_output: u64,
+    pub refused: BTreeMap<String, u64>,
+    pub first_byte: Latency,
+    pub events_closed: BTreeMap<String, u64>,
+    pub events_errors: BTreeMap<String, u64>,
+}
+
+impl RunsReport {
+    fn of(results: &mut [ClientResult]) -> Option<RunsReport> {
+        let mut report = RunsReport::default();
+        let mut nanos = Vec::new();
+        let mut any = false;
+        let mut closes = Vec::new();
+        let mut errors = Vec::new();
+        for r in results.iter_mut() {
+            let Some(runs) = r.runs.take() else { continue };
+            any = true;
+            report.started += runs.started;
+            report.no_output += runs.no_output;
+            for (k, n) in runs.refused {
+                *report.refused.entry(k).or_insert(0) += n;
+            }
+            nanos.extend(runs.first_byte);
+            closes.extend(runs.events_closed);
+            errors.extend(runs.events_error);
+        }
+        report.first_byte = Latency::of(nanos);
+        report.events_closed = count_closes(closes.iter());
+        report.events_errors = tally(errors.iter());
+        any.then_some(report)
+    }
+
+    fn json(&self) -> Value {
+        json!({"started": self.started, "no_output": self.no_output, "refused": self.refused,
+               "first_byte_ms": self.first_byte.json(), "events_closed": self.events_closed,
+               "events_errors": self.events_errors})
+    }
 }
 
 fn tally<'a>(items: impl Iterator<Item = &'a String>) -> BTreeMap<String, u64> {
@@ -109,12 +154,13 @@ fn tally<'a>(items: impl Iterator<Item = &'a String>) -> BTreeMap<String, u64> {
 impl LoadReport {
     pub fn build(
         args: &Args,
-        results: Vec<ClientResult>,
+        mut results: Vec<ClientResult>,
         undelivered: u64,
         server: [Option<Sample>; 4],
         own: [Option<Sample>; 2],
         machine: [Option<Machine>; 2],
     ) -> LoadReport {
+        let runs = RunsReport::of(&mut results);
         let connected = results.iter().filter(|r| r.connected).count();
         let connect_errors = tally(results.iter().filter_map(|r| r.connect_error.as_ref()));
         let closes = count_closes(results.iter().filter_map(|r| r.read.closed.as_ref()));
@@ -153,6 +199,7 @@ impl LoadReport {
             latency: Latency::of(nanos),
             server: Server::from_samples(server),
             loadgen_cpu_percent,
+            runs,
         }
     }
 }
@@ -189,6 +236,7 @@ impl Report {
                 "undelivered": r.undelivered, "latency_ms": r.latency.json(), "server": r.server.json(),
                 "loadgen_cpu_percent": r.loadgen_cpu_percent, "machine_cpu_percent": r.machine_cpu_percent,
                 "steal_percent": r.steal_percent,
+                "runs": r.runs.as_ref().map(RunsReport::json),
             }),
             Report::Idle(r) => json!({
                 "mode": "idle", "label": r.label, "rooms": r.rooms, "connected": r.connected, "errors": r.errors,
@@ -217,6 +265,22 @@ impl Report {
                     opt(r.server.rss_kb_end), opt(r.server.rss_kb_after), opt(r.loadgen_cpu_percent.map(|c| format!("{c:.0}"))),
                     opt(r.machine_cpu_percent.map(|c| format!("{c:.0}"))), opt(r.steal_percent.map(|c| format!("{c:.1}"))),
                 );
+                if let Some(runs) = &r.runs {
+                    let f = &runs.first_byte;
+                    out.push_str(&format!(
+                        "\nruns: {} started, {} without output in time; run to first byte ms: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} (n={})",
+                        runs.started, runs.no_output, f.p50, f.p90, f.p99, f.max, f.samples
+                    ));
+                    for (what, map) in [
+                        ("run refused", &runs.refused),
+                        ("events socket closed", &runs.events_closed),
+                        ("events socket error", &runs.events_errors),
+                    ] {
+                        for (text, n) in map {
+                            out.push_str(&format!("\n{what}: {text} (x{n})"));
+                        }
+                    }
+                }
                 for (what, map) in [
                     ("connect error", &r.connect_errors),
                     ("closed by server", &r.closes),
