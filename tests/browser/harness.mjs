@@ -61,7 +61,10 @@ export async function startServer({ port, dataDir }) {
     url: `http://127.0.0.1:${port}`,
     child,
     log: () => log,
-    async stop(signal = 'SIGKILL') {
+    // SIGTERM by default: a graceful stop removes the server's warm sandbox containers. A server
+    // killed with SIGKILL leaves them for the next server on the same data dir to reap, so a test
+    // that kills one must start it again there before the data dir goes.
+    async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null) return
       const exited = new Promise((r) => child.once('exit', r))
       child.kill(signal)

@@ -14,18 +14,23 @@ use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-async fn docker_server_with(tune: impl FnOnce(&mut duet_server::config::ServeArgs)) -> TestServer {
+/// A server on the real sandbox (a warm pool of one). Call `sandbox.shutdown()` at the end: it
+/// removes the warm container, which nothing else would once the data dir is gone.
+async fn docker_server_with(
+    tune: impl FnOnce(&mut duet_server::config::ServeArgs),
+) -> (TestServer, Arc<duet_sandbox::DockerSandbox>) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = duet_server::config::ServeArgs::for_data_dir(dir.path());
     args.sandbox.pool = 1;
     let sandbox = Arc::new(duet_server::docker_sandbox(&args).unwrap());
     let health = sandbox.check_now().await;
     assert_eq!(health.status, "ok", "\n\nTHESE TESTS NEED DOCKER AND THE SANDBOX IMAGE: {:?}\n(run `bash scripts/ensure-docker.sh` as root)\n", health.detail);
-    TestServer::start_full(dir, sandbox, |a| {
+    let server = TestServer::start_full(dir, sandbox.clone(), |a| {
         a.sandbox.pool = 1;
         tune(a)
     })
-    .await
+    .await;
+    (server, sandbox)
 }
 
 async fn start_run(server: &TestServer, id: &InterviewId, token: &str, kind: &str) -> String {
@@ -413,7 +418,7 @@ async fn room_with_code(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_tests_and_lint_reach_the_interviewer_and_never_the_candidate() {
-    let server = docker_server_with(|_| {}).await;
+    let (server, sandbox) = docker_server_with(|_| {}).await;
     let lru = bank().get("lru-cache").unwrap();
     // The reference solution with one planted flaw: `in` marks the key as recently used, which
     // only a hidden test checks.
@@ -517,6 +522,7 @@ async fn hidden_tests_and_lint_reach_the_interviewer_and_never_the_candidate() {
         3,
         "the reviewer sees every run"
     );
+    sandbox.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,7 +536,7 @@ async fn a_canary_in_private_material_never_reaches_the_candidate() {
     );
     std::fs::write(questions.path().join("canary.toml"), private).unwrap();
     let dir = questions.path().to_owned();
-    let server = docker_server_with(move |a| a.questions_dir = dir).await;
+    let (server, sandbox) = docker_server_with(move |a| a.questions_dir = dir).await;
     let (created, candidate) = room_with_code(&server, "canary", "def f():\n    return 2\n").await;
     let mine = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
         .await
@@ -570,4 +576,5 @@ async fn a_canary_in_private_material_never_reaches_the_candidate() {
         theirs.all().iter().any(|e| leaks(&e.to_string())),
         "the interviewer's hidden run names the hidden test"
     );
+    sandbox.shutdown().await;
 }
