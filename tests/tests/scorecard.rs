@@ -721,7 +721,7 @@ async fn integrity_signals_reach_the_interviewer_only_and_cannot_flood_the_log()
         .unwrap();
     assert_eq!(
         logged.len(),
-        duet_core::room_limits::MAX_SIGNALS_PER_MINUTE,
+        duet_core::MAX_SIGNALS_PER_MINUTE,
         "capped per minute"
     );
     assert!(

@@ -20,11 +20,9 @@ pub mod validate;
 
 pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
-pub use room::{Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig};
-/// Limits the room enforces, for tests and docs.
-pub mod room_limits {
-    pub use crate::room::MAX_SIGNALS_PER_MINUTE;
-}
+pub use room::{
+    Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig, MAX_SIGNALS_PER_MINUTE,
+};
 pub use runs::{
     asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
     DecodedOutput, OutputPiece, RunEntry, RunOutputs, UnfinishedRun, Utf8Decoder,

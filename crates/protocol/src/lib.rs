@@ -53,6 +53,10 @@ impl Role {
     pub fn can_write_scorecard(self) -> bool {
         matches!(self, Role::Interviewer)
     }
+    /// May lead the interview: switch questions and end it.
+    pub fn can_lead_interview(self) -> bool {
+        matches!(self, Role::Interviewer)
+    }
     /// May read the replay timeline and snapshots.
     pub fn can_replay(self) -> bool {
         matches!(self, Role::Interviewer | Role::Reviewer)

@@ -73,7 +73,7 @@ pub async fn create_interview(
         question_id,
         candidate_ref,
     };
-    crate::scorecard_api::written(state.store.create_interview(&interview, &hashes)).await?;
+    written(state.store.create_interview(&interview, &hashes)).await?;
 
     // Tokens travel in the fragment: browsers never send it to a server or in a Referer.
     let base = state.public_url.trim_end_matches('/');
@@ -135,6 +135,34 @@ pub async fn list_interviews(
     Ok(Json(list))
 }
 
+/// Sends a command to the interview's room and waits for its answer (503 while the room is
+/// reloading or gone).
+pub(crate) async fn ask_room<T>(
+    state: &AppState,
+    interview: &InterviewId,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> RoomCmd,
+) -> Result<T, AppError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let unavailable =
+        || AppError::Unavailable("the interview's room is reloading; try again".into());
+    state
+        .rooms
+        .get(interview)
+        .tx
+        .send(make(reply))
+        .await
+        .map_err(|_| unavailable())?;
+    answer.await.map_err(|_| unavailable())
+}
+
+/// Waits for a store write's ticket.
+pub(crate) async fn written(ticket: duet_store::Ticket) -> Result<(), AppError> {
+    match ticket.await {
+        Ok(result) => result.map_err(AppError::from),
+        Err(_) => Err(AppError::Unavailable("the store is shutting down".into())),
+    }
+}
+
 /// Runs a store call on a blocking thread, never on an async worker.
 pub(crate) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, duet_store::StoreError> + Send + 'static,
@@ -154,9 +182,13 @@ pub async fn get_interview(
     let (id, role) = auth::role_in(&state, &parts, &id).await?;
     let store = state.store.clone();
     let lookup = id.clone();
-    let i = blocking(move || store.get_interview(&lookup))
-        .await?
-        .ok_or(AppError::NotFound("no such interview"))?;
+    let (i, status) = blocking(move || {
+        let interview = store.get_interview(&lookup)?;
+        let status = store.status(&lookup)?;
+        Ok(interview.map(|i| (i, status)))
+    })
+    .await?
+    .ok_or(AppError::NotFound("no such interview"))?;
     let question = i
         .question_id
         .as_deref()
@@ -168,9 +200,6 @@ pub async fn get_interview(
                 QuestionView::Candidate(q.for_candidate())
             }
         });
-    let store = state.store.clone();
-    let status_of = id.clone();
-    let status = blocking(move || store.status(&status_of)).await?;
     Ok(Json(InterviewView {
         status,
         id: i.id,
@@ -197,7 +226,7 @@ pub async fn switch_question(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id).await?;
-    if !role.can_write_scorecard() {
+    if !role.can_lead_interview() {
         return Err(AppError::Forbidden(
             "only the interviewer switches questions",
         ));
@@ -208,23 +237,14 @@ pub async fn switch_question(
         .questions
         .get(&req.question_id)
         .ok_or_else(|| unknown_question(&req.question_id))?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let room = state.rooms.get(&interview);
-    let unavailable =
-        || AppError::Unavailable("the interview's room is reloading; try again".into());
-    room.tx
-        .send(RoomCmd::SwitchQuestion {
-            question: question.clone(),
-            by: role,
-            reply,
-        })
-        .await
-        .map_err(|_| unavailable())?;
-    let seq = answer.await.map_err(|_| unavailable())?;
-    let store = state.store.clone();
+    let seq = ask_room(&state, &interview, |reply| RoomCmd::SwitchQuestion {
+        question: question.clone(),
+        by: role,
+        reply,
+    })
+    .await?;
     let question_id = question.id().to_owned();
-    let saved = question_id.clone();
-    crate::scorecard_api::written(store.set_question(&interview, &saved)).await?;
+    written(state.store.set_question(&interview, &question_id)).await?;
     Ok(Json(
         serde_json::json!({ "question_id": question_id, "seq": seq }),
     ))

@@ -250,21 +250,15 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, 
     serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("expected {shape}: {e}")))
 }
 
-/// Sends a command to the interview's room and waits for its answer.
+/// Asks the room and turns its refusal into the HTTP answer.
 async fn ask<T>(
     state: &AppState,
     interview: &InterviewId,
     make: impl FnOnce(oneshot::Sender<Result<T, RunError>>) -> RoomCmd,
 ) -> Result<T, AppError> {
-    let (reply, answer) = oneshot::channel();
-    let room = state.rooms.get(interview);
-    room.tx.send(make(reply)).await.map_err(|_| {
-        AppError::Unavailable("the interview's room is reloading; try again".into())
-    })?;
-    let result = answer.await.map_err(|_| {
-        AppError::Unavailable("the interview's room is reloading; try again".into())
-    })?;
-    result.map_err(AppError::from)
+    crate::api::ask_room(state, interview, make)
+        .await?
+        .map_err(AppError::from)
 }
 
 impl From<RunError> for AppError {

@@ -5,7 +5,7 @@
 //! answered only once stored; reads come from the log through the store, on blocking threads.
 //! Nothing here is ever served to the candidate.
 
-use crate::api::blocking;
+use crate::api::{ask_room, blocking, written};
 use crate::auth;
 use crate::error::AppError;
 use crate::rooms::RoomCmd;
@@ -102,25 +102,6 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, 
     serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("expected {shape}: {e}")))
 }
 
-/// Sends a command to the interview's room and waits for its answer.
-async fn ask<T>(
-    state: &AppState,
-    interview: &InterviewId,
-    make: impl FnOnce(oneshot::Sender<T>) -> RoomCmd,
-) -> Result<T, AppError> {
-    let (reply, answer) = oneshot::channel();
-    let unavailable =
-        || AppError::Unavailable("the interview's room is reloading; try again".into());
-    state
-        .rooms
-        .get(interview)
-        .tx
-        .send(make(reply))
-        .await
-        .map_err(|_| unavailable())?;
-    answer.await.map_err(|_| unavailable())
-}
-
 impl From<ScorecardError> for AppError {
     fn from(e: ScorecardError) -> AppError {
         match e {
@@ -190,7 +171,7 @@ pub async fn put(
         &body?,
         r#"{"ratings": {area: 1-4 | null}, "notes": str, "recommendation": "strong_no"|"no"|"yes"|"strong_yes"|null, "level": "mid"|"senior"|null, "evidence": {area: [run_id | seq]}, "version": int}"#,
     )?;
-    let card = ask(&state, &interview, |reply| RoomCmd::SaveScorecard {
+    let card = ask_room(&state, &interview, |reply| RoomCmd::SaveScorecard {
         update,
         reply,
     })
@@ -206,7 +187,7 @@ pub async fn submit(
     parts: Parts,
 ) -> Result<Json<Scorecard>, AppError> {
     let interview = writer(&state, &parts, &id).await?;
-    let card = ask(&state, &interview, |reply| RoomCmd::SubmitScorecard {
+    let card = ask_room(&state, &interview, |reply| RoomCmd::SubmitScorecard {
         reply,
     })
     .await??;
@@ -222,7 +203,7 @@ pub async fn add_note(
 ) -> Result<(StatusCode, Json<Note>), AppError> {
     let interview = writer(&state, &parts, &id).await?;
     let note: NewNote = parse(&body?, r#"{"text": str}"#)?;
-    let note = ask(&state, &interview, |reply| RoomCmd::AddNote {
+    let note = ask_room(&state, &interview, |reply| RoomCmd::AddNote {
         text: note.text,
         reply,
     })
@@ -267,7 +248,7 @@ pub async fn signal(
         &body?,
         r#"{"kind": "paste" | "blur", "size": optional int}"#,
     )?;
-    let logged = ask(&state, &interview, |reply| RoomCmd::Signal {
+    let logged = ask_room(&state, &interview, |reply| RoomCmd::Signal {
         kind: signal.kind,
         size: signal.size,
         reply,
@@ -285,19 +266,16 @@ pub async fn end(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let interview = writer(&state, &parts, &id).await?;
-    let seq = ask(&state, &interview, |reply| RoomCmd::End { reply }).await?;
+    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    if !role.can_lead_interview() {
+        return Err(AppError::Forbidden(
+            "only the interviewer ends the interview",
+        ));
+    }
+    let seq = ask_room(&state, &interview, |reply| RoomCmd::End { reply }).await?;
     Ok(Json(
         serde_json::json!({ "status": InterviewStatus::Ended, "seq": seq }),
     ))
-}
-
-/// Waits for a write's ticket.
-pub(crate) async fn written(ticket: duet_store::Ticket) -> Result<(), AppError> {
-    match ticket.await {
-        Ok(result) => result.map_err(AppError::from),
-        Err(_) => Err(AppError::Unavailable("the store is shutting down".into())),
-    }
 }
 
 /// Erases an interview: closes its room and every connection, then removes everything of it.
