@@ -104,7 +104,7 @@ wait_line() { # file pattern seconds
 }
 
 start_duet() { # name -> sets SERVER_PID, DUET_ADDR
-  local data; data=$(mktemp -d /tmp/duet-bench-data.XXXX); SCRATCH+=("$data")
+  local data; data=$(mktemp -d "${DUET_BENCH_DATA_ROOT:-/tmp}/duet-bench-data.XXXX"); SCRATCH+=("$data")
   DUET_ADMIN_TOKEN=$TOKEN DUET_LOG=${DUET_LOG:-warn} "$DUET" serve --listen 127.0.0.1:0 --data-dir "$data" \
     > "$OUT/$1.out" 2> "$OUT/$1.err" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
