@@ -1,9 +1,9 @@
-//! Storage faults under a live server: the disk fills up while two people type, the database
-//! file is deleted. (A read-only remount cannot be staged under a process holding the files
-//! open: the kernel refuses it with EBUSY.) The server never panics, nothing anyone
-//! received is lost, clients are told their edits were not saved, and editing resumes once the
-//! fault is gone. The data dir sits on a small tmpfs this test mounts (CI runs as root); without
-//! the rights to mount one, the test fails and says so.
+//! Storage faults under a live server: the disk fills up while two people type, the file
+//! system turns read-only under them, the database file is deleted. The server never panics,
+//! nothing anyone received is lost, clients are told their edits were not saved, and editing
+//! resumes once a full disk has space again. The data dir sits on a small tmpfs, or an ext4
+//! image on a loop device, that the test mounts (CI runs as root); without the rights to mount
+//! one, the test fails and says so.
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::close;
@@ -48,6 +48,64 @@ impl Tmpfs {
 }
 
 impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// An ext4 file system in an image on a loop device, mounted for one test and unmounted when
+/// dropped. Mounted `errors=remount-ro`: an error (or [`Ext4::abort`]) turns it read-only, the
+/// way a kernel protects a failing disk, and never panics the machine.
+struct Ext4 {
+    dir: tempfile::TempDir,
+    _image: tempfile::TempDir,
+}
+
+impl Ext4 {
+    fn mount(bytes: u64) -> Ext4 {
+        let image_dir = tempfile::tempdir().unwrap();
+        let image = image_dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+        let made = Command::new("mkfs.ext4").arg("-q").arg(&image).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfs.ext4 failed");
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&image)
+            .arg(dir.path())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "\n\nTHIS TEST MOUNTS AN EXT4 IMAGE ON A LOOP DEVICE AND NEEDS ROOT (CI runs as root): `mount -o loop` failed\n"
+        );
+        Ext4 {
+            dir,
+            _image: image_dir,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What ext4 does on a fatal error: abort its journal and refuse every write from then
+    /// on (EROFS), with the files still open.
+    fn abort(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,abort"])
+            .arg(self.path())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "remount,abort failed");
+    }
+}
+
+impl Drop for Ext4 {
     fn drop(&mut self) {
         let _ = Command::new("umount")
             .arg("-l")
@@ -132,6 +190,64 @@ async fn a_full_disk_stops_acknowledging_edits_tells_the_clients_and_editing_res
     assert!(stored().contains(&received));
     let (status, body) = health(&server).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_system_turned_read_only_under_the_room_is_reported_and_nothing_received_is_lost() {
+    let disk = Ext4::mount(32 << 20);
+    let data = tempfile::tempdir_in(disk.path()).unwrap();
+    let server = TestServer::start_in(data, |_| {}).await;
+    let interview = server.create_interview("Ada").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer =
+        YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced() && interviewer.synced()).await);
+    candidate.insert(0, "def solve():\n");
+    assert!(eventually(PATIENCE, || interviewer.text() == "def solve():\n").await);
+
+    disk.abort();
+    for line in 0..200 {
+        if candidate.closed().is_some() {
+            break;
+        }
+        candidate.insert(candidate.len(), &format!("    step_{line} = {line}\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        eventually(PATIENCE, || candidate.closed().is_some()).await,
+        "the candidate is told"
+    );
+    let closed = candidate.closed().unwrap();
+    assert_eq!(closed.code, close::INTERNAL, "{closed:?}");
+    assert!(
+        closed.reason.contains("not saved") && closed.reason.contains("read-only"),
+        "{closed:?}"
+    );
+    assert!(
+        eventually(PATIENCE, || interviewer.closed().is_some()).await,
+        "everyone in the room is told"
+    );
+
+    // Nothing anyone received is missing from the log (reads still work on the aborted file
+    // system), and health says what is wrong.
+    let received = interviewer.text();
+    let stored = duet_core::rebuild(None, server.state.store.read_log(&interview.id, 0).unwrap())
+        .unwrap()
+        .text();
+    assert!(stored.starts_with(&received), "{stored:?} / {received:?}");
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["store"], "failing writes", "{body}");
+    assert!(
+        body["store_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("read-only")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,7 +234,10 @@ impl SqliteStore {
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("duet-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, config.max_batch, &writer_shared))?;
+            .spawn({
+                let db = config.path.clone();
+                move || writer_loop(writer_conn, db, rx, config.max_batch, &writer_shared)
+            })?;
         let sync_interval = config.sync_interval;
         let mut wal = config.path.clone().into_os_string();
         wal.push("-wal");
@@ -285,7 +288,13 @@ struct Shared {
     wal_limit: u64,
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize, shared: &Shared) {
+fn writer_loop(
+    mut conn: Connection,
+    db: PathBuf,
+    rx: mpsc::Receiver<Write>,
+    max_batch: usize,
+    shared: &Shared,
+) {
     // Rooms whose records failed to commit: nothing more of theirs commits until the room loads
     // afresh (`Reopen`), so a log never gets a gap and no checkpoint covers a record that failed.
     let mut failed: HashSet<InterviewId> = HashSet::new();
@@ -313,7 +322,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize
         if to_commit.is_empty() {
             continue;
         }
-        let mut outcome = commit(&mut conn, &to_commit);
+        let mut outcome = commit(&mut conn, &to_commit).map_err(|e| diagnose(e, &db));
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = to_commit.len(), "store: batch commit failed");
             failed.extend(to_commit.iter().filter_map(|w| w.room().cloned()));
@@ -334,6 +343,21 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, max_batch: usize
     }
     // The senders are gone: the store is closing. One last sync below, from the syncer.
     shared.dirty.store(true, Ordering::Release);
+}
+
+/// SQLite reports a write that a read-only file system refused (one the kernel remounted
+/// read-only after an error, say) as a plain I/O error; the file system says which it was.
+fn diagnose(e: StoreError, db: &std::path::Path) -> StoreError {
+    if !matches!(e.failure(), crate::Failure::Io | crate::Failure::Other) {
+        return e;
+    }
+    match std::fs::OpenOptions::new().append(true).open(db) {
+        Err(os) if os.kind() == std::io::ErrorKind::ReadOnlyFilesystem => StoreError::WriteFailed {
+            failure: crate::Failure::ReadOnly,
+            message: format!("{e} ({}: read-only file system)", db.display()),
+        },
+        _ => e,
+    }
 }
 
 /// The writer's share of a checkpoint: copies the frames committed since the syncer's last
