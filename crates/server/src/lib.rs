@@ -17,7 +17,6 @@ pub mod outbound;
 pub mod questions;
 pub mod replay;
 pub mod replay_api;
-pub mod room_runs;
 pub mod rooms;
 pub mod runs_api;
 pub mod scorecard_api;

@@ -4,8 +4,8 @@
 use crate::auth;
 use crate::error::AppError;
 use crate::replay_api::{blocking, number, query};
-use crate::room_runs::RunError;
 use crate::rooms::RoomCmd;
+use crate::rooms::RunError;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -7,9 +7,9 @@
 //! one `run.output` event. The room task's loop flushes a batch when it is due
 //! ([`RoomTask::next_output_due`]). The run's output cap is counted on the bytes stored.
 
+use super::{now_ms, RoomCmd, RoomTask};
 use crate::auth;
-use crate::rooms::{now_ms, RoomCmd, RoomTask};
-use duet_core::{Coalescer, Effect, Room, Utf8Decoder};
+use duet_core::{Coalescer, Effect, Utf8Decoder};
 use duet_protocol::{
     Actor, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunOutputHeader, RunStarted,
     Stream, MAIN_FILE,
@@ -89,18 +89,17 @@ impl ActiveRun {
 }
 
 impl RoomTask {
-    pub(crate) fn start_run(
+    pub(super) fn start_run(
         &mut self,
-        room: &mut Room,
         by: Role,
         kind: RunKind,
         stdin: Option<String>,
         now: i64,
     ) -> (Result<RunId, RunError>, Vec<Effect>) {
-        if room.is_ended() {
+        if self.room.is_ended() {
             return (Err(RunError::Ended), Vec::new());
         }
-        let code = room.text();
+        let code = self.room.text();
         if code.trim().is_empty() {
             return (Err(RunError::EmptyProgram), Vec::new());
         }
@@ -144,7 +143,7 @@ impl RoomTask {
             by,
             at: now,
             code: None,
-            code_seq: room.last_seq(),
+            code_seq: self.room.last_seq(),
             private,
         };
         self.runs.insert(
@@ -161,7 +160,7 @@ impl RoomTask {
                 capped: false,
             },
         );
-        (Ok(run_id), room.run_started(&started, now))
+        (Ok(run_id), self.room.run_started(&started, now))
     }
 
     /// What a run of `kind` by `by` executes, with which files, and whether it is private.
@@ -217,20 +216,17 @@ impl RoomTask {
     }
 
     /// Moves the room to `question`: the switch is logged, the starter replaces `main.py`.
-    pub(crate) fn switch_question(
-        &mut self,
-        room: &mut Room,
-        question: Arc<Question>,
-        by: Actor,
-    ) -> Vec<Effect> {
+    pub(super) fn switch_question(&mut self, question: Arc<Question>, by: Actor) -> Vec<Effect> {
         let starter =
             (question.summary.kind == QuestionKind::Coding).then_some(question.starter.as_str());
-        let effects = room.switch_question(question.id(), starter, by, now_ms());
+        let effects = self
+            .room
+            .switch_question(question.id(), starter, by, now_ms());
         self.question = Some(question);
         effects
     }
 
-    pub(crate) fn feed_run(
+    pub(super) fn feed_run(
         &mut self,
         run_id: &str,
         data: String,
@@ -252,19 +248,13 @@ impl RoomTask {
         Ok(())
     }
 
-    pub(crate) fn cancel_run(&mut self, run_id: &str) -> Result<(), RunError> {
+    pub(super) fn cancel_run(&mut self, run_id: &str) -> Result<(), RunError> {
         let run = self.runs.get(run_id).ok_or(RunError::NotRunning)?;
         run.cancel.cancel();
         Ok(())
     }
 
-    pub(crate) fn on_run_event(
-        &mut self,
-        room: &mut Room,
-        run_id: &str,
-        event: RunEvent,
-        now: i64,
-    ) -> Vec<Effect> {
+    pub(super) fn on_run_event(&mut self, run_id: &str, event: RunEvent, now: i64) -> Vec<Effect> {
         let Some(run) = self.runs.get_mut(run_id) else {
             return Vec::new();
         };
@@ -272,7 +262,7 @@ impl RoomTask {
             RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
             RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
             RunEvent::Finished(outcome) => {
-                let mut effects = self.flush_output(room, run_id, true, now);
+                let mut effects = self.flush_output(run_id, true, now);
                 let Some(run) = self.runs.remove(run_id) else {
                     return effects;
                 };
@@ -283,7 +273,7 @@ impl RoomTask {
                 if run.capped && outcome.status == RunStatus::Cancelled {
                     record.status = RunStatus::OutputLimit;
                 }
-                effects.extend(room.run_finished(&record, run.by, run.private, now));
+                effects.extend(self.room.run_finished(&record, run.by, run.private, now));
                 return effects;
             }
         };
@@ -293,13 +283,13 @@ impl RoomTask {
         let out = run.stream(stream);
         out.batch.push(&bytes, now);
         if out.batch.is_full() {
-            return self.flush_output(room, run_id, true, now);
+            return self.flush_output(run_id, true, now);
         }
         Vec::new()
     }
 
     /// When the next batch of output is due to be stored (unix ms), if any waits.
-    pub(crate) fn next_output_due(&self) -> Option<i64> {
+    pub(super) fn next_output_due(&self) -> Option<i64> {
         self.runs
             .values()
             .flat_map(|r| [r.stdout.batch.due_at(), r.stderr.batch.due_at()])
@@ -308,7 +298,7 @@ impl RoomTask {
     }
 
     /// Stores every batch of output that is due at `now`.
-    pub(crate) fn flush_due_output(&mut self, room: &mut Room, now: i64) -> Vec<Effect> {
+    pub(super) fn flush_due_output(&mut self, now: i64) -> Vec<Effect> {
         let due: Vec<RunId> = self
             .runs
             .iter()
@@ -321,12 +311,12 @@ impl RoomTask {
             .map(|(id, _)| id.clone())
             .collect();
         due.iter()
-            .flat_map(|id| self.flush_output(room, id, false, now))
+            .flat_map(|id| self.flush_output(id, false, now))
             .collect()
     }
 
     /// Stores a run's waiting output: both streams if `all`, else those that are due or full.
-    fn flush_output(&mut self, room: &mut Room, run_id: &str, all: bool, now: i64) -> Vec<Effect> {
+    fn flush_output(&mut self, run_id: &str, all: bool, now: i64) -> Vec<Effect> {
         let cap = self.rooms.run_limits.output_bytes;
         let Some(run) = self.runs.get_mut(run_id) else {
             return Vec::new();
@@ -359,7 +349,9 @@ impl RoomTask {
                 pieces,
             };
             if !bytes.is_empty() {
-                let stored_effects = room.run_output(&header, &bytes, &text, by, private, now);
+                let stored_effects = self
+                    .room
+                    .run_output(&header, &bytes, &text, by, private, now);
                 run.stored += stored_effects
                     .iter()
                     .map(|e| match e {
@@ -381,11 +373,7 @@ impl RoomTask {
 
     /// Runs the log shows as started but never finished (the server stopped under them) are
     /// closed as `sandbox_error`, so the history never shows a run as running forever.
-    pub(crate) fn finish_interrupted(
-        &mut self,
-        room: &mut Room,
-        unfinished: Vec<duet_core::UnfinishedRun>,
-    ) {
+    pub(super) fn finish_interrupted(&mut self, unfinished: Vec<duet_core::UnfinishedRun>) {
         let now = now_ms();
         for duet_core::UnfinishedRun {
             run_id,
@@ -402,18 +390,18 @@ impl RoomTask {
                 lint: None,
                 at: now,
             };
-            let effects = room.run_finished(&record, by, private, now);
-            self.execute(room, effects);
+            let effects = self.room.run_finished(&record, by, private, now);
+            self.execute(effects);
         }
     }
 
     /// Ends every active run as `sandbox_error` (the server is stopping) and records it.
-    pub(crate) fn abandon_runs(&mut self, room: &mut Room) {
+    pub(super) fn abandon_runs(&mut self) {
         let now = now_ms();
         let ids: Vec<RunId> = self.runs.keys().cloned().collect();
         for run_id in ids {
-            let effects = self.flush_output(room, &run_id, true, now);
-            self.execute(room, effects);
+            let effects = self.flush_output(&run_id, true, now);
+            self.execute(effects);
         }
         for (run_id, run) in std::mem::take(&mut self.runs) {
             run.cancel.cancel();
@@ -426,14 +414,14 @@ impl RoomTask {
                 lint: None,
                 at: now,
             };
-            let effects = room.run_finished(&record, run.by, run.private, now);
-            self.execute(room, effects);
+            let effects = self.room.run_finished(&record, run.by, run.private, now);
+            self.execute(effects);
         }
     }
 
     /// Cancels every active run without recording (the room is reloading; the next load
     /// records them as interrupted).
-    pub(crate) fn cancel_all_runs(&mut self) {
+    pub(super) fn cancel_all_runs(&mut self) {
         for (_, run) in self.runs.drain() {
             run.cancel.cancel();
         }

@@ -1,0 +1,142 @@
+//! What the room does with each command: the core decides, the task carries out its effects,
+//! and answers that must wait for durability wait behind the records they answer for.
+
+use super::{now_ms, Delivery, RoomCmd, RoomTask};
+use duet_core::Effect;
+use duet_store::Checkpoint;
+use tokio::sync::oneshot;
+
+impl RoomTask {
+    pub(super) fn on_command(&mut self, cmd: RoomCmd) {
+        let now = now_ms();
+        let effects = match cmd {
+            RoomCmd::Join {
+                conn,
+                role,
+                identity,
+                sink,
+            } => {
+                let replies = sink.replies.clone();
+                self.peers.insert(conn, sink);
+                self.room.join(conn, role, identity, replies, now)
+            }
+            RoomCmd::Message { conn, bytes } => self.room.receive(conn, &bytes, now),
+            RoomCmd::Leave { conn } => {
+                self.peers.remove(&conn);
+                self.room.leave(conn, now)
+            }
+            RoomCmd::Subscribe { conn, role, sink } => {
+                self.subscribers.insert(conn, (role, sink));
+                Vec::new()
+            }
+            RoomCmd::Unsubscribe { conn } => {
+                self.subscribers.remove(&conn);
+                Vec::new()
+            }
+            RoomCmd::StartRun {
+                by,
+                kind,
+                stdin,
+                reply,
+            } => {
+                let (result, effects) = self.start_run(by, kind, stdin, now);
+                let _ = reply.send(result);
+                effects
+            }
+            RoomCmd::SaveScorecard { update, reply } => {
+                let outcome = self.room.save_scorecard(update, now);
+                self.answer_when_stored(outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::SubmitScorecard { reply } => {
+                let outcome = self.room.submit_scorecard(now);
+                self.answer_when_stored(outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::AddNote { text, reply } => {
+                let outcome = self.room.add_note(text, now);
+                self.answer_when_stored(outcome, reply);
+                Vec::new()
+            }
+            RoomCmd::Signal { kind, size, reply } => {
+                let effects = self.room.signal(kind, size, now);
+                let _ = reply.send(effects.is_some());
+                effects.unwrap_or_default()
+            }
+            RoomCmd::End { reply } => {
+                self.cancel_all_runs();
+                let effects = self.room.end(now);
+                self.execute(effects);
+                let seq = self.room.last_seq();
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(seq);
+                })));
+                Vec::new()
+            }
+            RoomCmd::Erase { reply } => {
+                self.erasing = Some(reply);
+                Vec::new()
+            }
+            RoomCmd::SwitchQuestion {
+                question,
+                by,
+                reply,
+            } => {
+                let effects = self.switch_question(question, by.into());
+                self.execute(effects);
+                let seq = self.room.last_seq();
+                // Answered once the switch and its starter are stored.
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(seq);
+                })));
+                Vec::new()
+            }
+            RoomCmd::RunStdin {
+                run_id,
+                data,
+                eof,
+                reply,
+            } => {
+                let _ = reply.send(self.feed_run(&run_id, data, eof));
+                Vec::new()
+            }
+            RoomCmd::CancelRun { run_id, reply } => {
+                let _ = reply.send(self.cancel_run(&run_id));
+                Vec::new()
+            }
+            RoomCmd::RunEvent { run_id, event } => self.on_run_event(&run_id, event, now),
+        };
+        self.execute(effects);
+        if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
+            let (seq, state, owners) = self.room.checkpoint();
+            drop(
+                self.rooms
+                    .store
+                    .checkpoint(&self.id, Checkpoint { seq, state, owners }),
+            );
+            self.edits_since_checkpoint = 0;
+        }
+    }
+
+    /// Carries out a change the room accepted and answers with its value once it is stored, or
+    /// answers the refusal at once.
+    fn answer_when_stored<T: Send + 'static, E>(
+        &mut self,
+        outcome: Result<(T, Vec<Effect>), E>,
+        reply: oneshot::Sender<Result<T, E>>,
+    ) where
+        E: Send + 'static,
+    {
+        match outcome {
+            Ok((value, effects)) => {
+                self.execute(effects);
+                self.deliver(Delivery::Reply(Box::new(move || {
+                    let _ = reply.send(Ok(value));
+                })));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! A room's life, as the module above states it: loading (or refusing), live, and the ways a
+//! live room ends (poisoned, erasing, retiring, shutting down).
+
+use super::gates::next_ack;
+use super::load::{load, Loaded};
+use super::{now_ms, truncate, RoomCmd, RoomTask, Rooms, RunError, MAX_IN_FLIGHT, MAX_WAITING};
+use duet_core::{Room, UnfinishedRun};
+use duet_protocol::{close, Actor, InterviewId, Question};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The room's task: loads the room, then runs it until it retires, or refuses connections when
+/// it cannot be loaded.
+pub(super) async fn run(
+    rooms: Arc<Rooms>,
+    id: InterviewId,
+    generation: u64,
+    me: mpsc::WeakSender<RoomCmd>,
+    mut rx: mpsc::Receiver<RoomCmd>,
+) {
+    let metrics = rooms.metrics.clone();
+    metrics.rooms_open.fetch_add(1, Relaxed);
+    let store = rooms.store.clone();
+    let config = rooms.settings.room_config();
+    // After an earlier failure the store holds this room's appends back until it reloads;
+    // everything the previous life of the room queued is dealt with before the load reads.
+    let _ = store.reopen(&id).await;
+    let loaded = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || load(&*store, &id, config)).await
+    };
+    match loaded {
+        Ok(Ok(Loaded {
+            mut room,
+            unfinished,
+            question,
+            initial_question,
+            restored,
+        })) => {
+            room.restore(restored);
+            let question = question.and_then(|q| rooms.questions.get(&q));
+            let initial = initial_question.and_then(|q| rooms.questions.get(&q));
+            let mut task = RoomTask::new(rooms, id, generation, me, room, question);
+            // A new interview with a question: its starter is the room's first edit.
+            if let Some(initial) = initial {
+                let effects = task.switch_question(initial, Actor::Server);
+                task.execute(effects);
+            }
+            task.live(unfinished, &mut rx).await
+        }
+        Ok(Err(reason)) => refuse(&rooms, &id, generation, &mut rx, reason).await,
+        Err(join) => {
+            let reason = format!("room load crashed: {join}");
+            refuse(&rooms, &id, generation, &mut rx, reason).await
+        }
+    }
+    metrics.rooms_open.fetch_sub(1, Relaxed);
+}
+
+/// The room could not be loaded: refuse every connection with the reason, never start empty.
+async fn refuse(
+    rooms: &Rooms,
+    id: &InterviewId,
+    generation: u64,
+    rx: &mut mpsc::Receiver<RoomCmd>,
+    reason: String,
+) {
+    rooms.metrics.room_load_failures.fetch_add(1, Relaxed);
+    tracing::error!(interview = %id, %reason, "room failed to load; refusing connections");
+    let reason = format!("room state failed to load: {reason}");
+    loop {
+        let linger = tokio::time::sleep(std::time::Duration::from_secs(5));
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. }) => sink.close(close::INTERNAL, truncate(&reason)),
+                Some(RoomCmd::StartRun { reply, .. }) => { let _ = reply.send(Err(RunError::RoomUnavailable(reason.clone()))); }
+                Some(_) => {}
+                None => return,
+            },
+            _ = linger => if rooms.retire(id, generation, rx) { return },
+            _ = rooms.shutdown.cancelled() => return,
+        }
+    }
+}
+
+impl RoomTask {
+    fn new(
+        rooms: Arc<Rooms>,
+        id: InterviewId,
+        generation: u64,
+        me: mpsc::WeakSender<RoomCmd>,
+        room: Room,
+        question: Option<Arc<Question>>,
+    ) -> RoomTask {
+        RoomTask {
+            rooms,
+            id,
+            generation,
+            me,
+            room,
+            peers: HashMap::new(),
+            subscribers: HashMap::new(),
+            runs: HashMap::new(),
+            gates: VecDeque::new(),
+            edits_since_checkpoint: 0,
+            poisoned: None,
+            question,
+            erasing: None,
+            waiting: 0,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.room.connections() == 0
+            && self.subscribers.is_empty()
+            && self.runs.is_empty()
+            && self.gates.is_empty()
+    }
+
+    /// The live room: takes commands, opens gates as acks arrive, logs leaves and stores run
+    /// output when due, and retires when idle. Returns when the room's life is over.
+    async fn live(&mut self, unfinished: Vec<UnfinishedRun>, rx: &mut mpsc::Receiver<RoomCmd>) {
+        self.finish_interrupted(unfinished);
+        let idle = self.rooms.settings.idle();
+        // The runtime's clock, so a test can pause time and step past the idle timeout.
+        let mut idle_since = Instant::now();
+        loop {
+            // A role's leave is logged once its grace has passed (the room's clock is the wall
+            // clock in unix ms; the sleep converts it to the runtime's clock).
+            let leave_due = self.room.next_deadline().map(|at| {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
+            if let Some(reason) = self.poisoned.take() {
+                self.close_everyone(close::INTERNAL, &reason);
+                self.rooms.retire(&self.id, self.generation, rx);
+                rx.close();
+                self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect")
+                    .await;
+                return;
+            }
+            if let Some(erased) = self.erasing.take() {
+                // Whatever is on its way to the store lands first, so the erase that follows
+                // this answer removes it too.
+                while let Some(ack) = self.pop_ack().await {
+                    self.on_ack(ack);
+                }
+                self.close_everyone(close::GOING_AWAY, "interview deleted");
+                self.rooms.retire(&self.id, self.generation, rx);
+                rx.close();
+                let _ = erased.send(());
+                self.drain_refusing(rx, close::GOING_AWAY, "interview deleted")
+                    .await;
+                return;
+            }
+            // Run output waiting to share a record is stored when its few milliseconds are up.
+            let output_due = self.next_output_due().map(|at| {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
+            let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
+            let idle_armed = self.is_idle();
+            let idle_deadline = idle_since + idle;
+            tokio::select! {
+                biased;
+                ack = next_ack(&mut self.gates) => self.on_ack(ack),
+                cmd = rx.recv(), if can_take => match cmd {
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        if !self.is_idle() { idle_since = Instant::now(); }
+                    }
+                    None => return,
+                },
+                _ = sleep_until_maybe(output_due), if output_due.is_some() => {
+                    let effects = self.flush_due_output(now_ms());
+                    self.execute(effects);
+                }
+                _ = sleep_until_maybe(leave_due), if leave_due.is_some() => {
+                    let effects = self.room.tick(now_ms());
+                    self.execute(effects);
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
+                    let effects = self.room.flush_leaves(now_ms());
+                    self.execute(effects);
+                    while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
+                    if self.poisoned.is_some() { continue; }
+                    self.checkpoint().await;
+                    if self.rooms.retire(&self.id, self.generation, rx) {
+                        rx.close();
+                        self.drain_refusing(rx, close::GOING_AWAY, "room unloaded; reconnect").await;
+                        return;
+                    }
+                    idle_since = Instant::now();
+                }
+                _ = self.rooms.shutdown.cancelled() => {
+                    self.abandon_runs();
+                    let effects = self.room.flush_leaves(now_ms());
+                    self.execute(effects);
+                    while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
+                    self.checkpoint().await;
+                    self.close_everyone(close::GOING_AWAY, "server shutting down");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers what is left in a closed queue so no connection waits for a room that is gone.
+    async fn drain_refusing(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, code: u16, reason: &str) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => {
+                    sink.close(code, reason)
+                }
+                RoomCmd::StartRun { reply, .. } => {
+                    let _ = reply.send(Err(RunError::RoomUnavailable(reason.to_owned())));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn sleep_until_maybe(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

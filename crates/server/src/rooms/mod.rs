@@ -1,0 +1,321 @@
+//! Interview rooms at run time: one task per loaded room owns its [`duet_core::Room`] (and so
+//! its yrs `Doc`), and a registry finds or loads the task for an interview.
+//!
+//! The task carries out the core's effects. Records go to the store, and every message that
+//! follows a record waits in order behind that record's ticket (a "gate"), so no participant
+//! receives an edit before it is durable, while a burst of edits still flows as a pipeline and
+//! the store commits them in batches. An answer that must wait for durability (a question switch,
+//! a scorecard save, a note, the end) is a delivery like any other: `Delivery::Reply`.
+//!
+//! A room's life:
+//! - **loading**: the task reopens the room in the store (after an earlier failure) and reads
+//!   its checkpoint and log on a blocking thread. A log it cannot read (or with a gap) makes it
+//!   **refusing**: every connection is closed with 1011, never an empty room.
+//! - **live**: it takes commands while fewer than [`MAX_IN_FLIGHT`] records and
+//!   [`MAX_WAITING`] deliveries wait for the store (backpressure: senders wait on the bounded
+//!   command queue), logs leaves after their grace, and checkpoints every so many edits.
+//! - then one of: **poisoned** (a record failed to store: everyone is closed with 1011 "not
+//!   saved", the room retires, and the next connection loads it afresh from what is stored);
+//!   **erasing** (the interview is deleted: what is in flight lands, everyone is closed, the
+//!   room retires); **retiring** (idle: pending leaves are logged, a checkpoint is stored, late
+//!   commands are answered "reconnect"); **shutting down** (runs are ended as `sandbox_error`,
+//!   every ack is awaited, a checkpoint is stored, everyone is closed with 1001).
+
+use crate::config::RoomSettings;
+use crate::metrics::Metrics;
+pub use crate::outbound::PeerSink;
+use crate::questions::QuestionBank;
+use axum::body::Bytes;
+use axum::extract::ws::Message;
+use duet_core::{Audience, ConnId, Reply, Room, ScorecardError};
+use duet_protocol::{Identity, InterviewId, Question, Role, RunId, RunKind};
+use duet_protocol::{Note, Scorecard, ScorecardUpdate};
+use duet_sandbox::{Limits, RunEvent, Sandbox};
+use duet_store::{Store, Ticket};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Records in flight to the store per room before the room stops taking commands (backpressure).
+const MAX_IN_FLIGHT: usize = 4096;
+/// Messages waiting behind gates before the room stops taking commands (a store stall must not
+/// let awareness traffic grow the queues without bound).
+const MAX_WAITING: usize = 16_384;
+
+mod commands;
+mod gates;
+mod lifecycle;
+mod load;
+mod runs;
+
+pub use runs::{ActiveRun, RunError};
+
+/// What a room task is asked to do.
+pub enum RoomCmd {
+    Join {
+        conn: ConnId,
+        role: Role,
+        identity: Identity,
+        sink: PeerSink,
+    },
+    Message {
+        conn: ConnId,
+        bytes: Bytes,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    /// An events-socket subscriber arrived or left.
+    Subscribe {
+        conn: ConnId,
+        role: Role,
+        sink: PeerSink,
+    },
+    Unsubscribe {
+        conn: ConnId,
+    },
+    /// Runs: start one, feed it, cancel it, and what the sandbox reports about it.
+    StartRun {
+        by: Role,
+        kind: RunKind,
+        stdin: Option<String>,
+        reply: oneshot::Sender<Result<RunId, RunError>>,
+    },
+    RunStdin {
+        run_id: RunId,
+        data: String,
+        eof: bool,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    /// The interviewer saves the scorecard (answered with the stored card once durable).
+    SaveScorecard {
+        update: ScorecardUpdate,
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer submits the scorecard (answered once the lock is durable).
+    SubmitScorecard {
+        reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
+    },
+    /// The interviewer writes a private note (answered once durable).
+    AddNote {
+        text: String,
+        reply: oneshot::Sender<Result<Note, String>>,
+    },
+    /// The candidate's browser reports an integrity signal (answered whether it was logged).
+    Signal {
+        kind: duet_protocol::SignalKind,
+        size: Option<u64>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The interviewer ends the interview (answered with the seq of the end once durable).
+    End {
+        reply: oneshot::Sender<u64>,
+    },
+    /// The interview is being deleted: close everyone and stop taking anything. Answered once
+    /// nothing of the room is still on its way to the store.
+    Erase {
+        reply: oneshot::Sender<()>,
+    },
+    /// The interviewer moves the room to another question. Answered with the seq of the switch
+    /// once it is stored.
+    SwitchQuestion {
+        question: Arc<Question>,
+        by: Role,
+        reply: oneshot::Sender<u64>,
+    },
+    CancelRun {
+        run_id: RunId,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    RunEvent {
+        run_id: RunId,
+        event: RunEvent,
+    },
+}
+
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub tx: mpsc::Sender<RoomCmd>,
+    generation: u64,
+}
+
+/// Finds or loads the room of an interview.
+pub struct Rooms {
+    map: Mutex<HashMap<InterviewId, RoomHandle>>,
+    pub(crate) questions: Arc<QuestionBank>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sandbox: Arc<dyn Sandbox>,
+    pub(crate) run_limits: Limits,
+    settings: RoomSettings,
+    metrics: Arc<Metrics>,
+    generations: AtomicU64,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Rooms {
+    pub fn new(parts: RoomsParts) -> Arc<Rooms> {
+        let RoomsParts {
+            questions,
+            store,
+            sandbox,
+            run_limits,
+            settings,
+            metrics,
+            shutdown,
+        } = parts;
+        Arc::new(Rooms {
+            map: Mutex::new(HashMap::new()),
+            questions,
+            store,
+            sandbox,
+            run_limits,
+            settings,
+            metrics,
+            generations: AtomicU64::new(0),
+            tracker: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<InterviewId, RoomHandle>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room's handle, starting its task (which loads it) if it is not running.
+    pub fn get(self: &Arc<Self>, id: &InterviewId) -> RoomHandle {
+        let mut map = self.map();
+        if let Some(handle) = map.get(id) {
+            if !handle.tx.is_closed() {
+                return handle.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.settings.queue.max(1));
+        let handle = RoomHandle {
+            tx,
+            generation: self.generations.fetch_add(1, Relaxed),
+        };
+        map.insert(id.clone(), handle.clone());
+        let task = lifecycle::run(
+            self.clone(),
+            id.clone(),
+            handle.generation,
+            handle.tx.downgrade(),
+            rx,
+        );
+        let span = tracing::info_span!("room", interview = %id);
+        self.tracker
+            .spawn(tracing::Instrument::instrument(task, span));
+        handle
+    }
+
+    /// Removes the room from the registry if `generation` is still the one registered and its
+    /// queue is empty. Returns whether it did.
+    fn retire(&self, id: &InterviewId, generation: u64, rx: &mpsc::Receiver<RoomCmd>) -> bool {
+        let mut map = self.map();
+        match map.get(id) {
+            Some(h) if h.generation == generation => {
+                if !rx.is_empty() {
+                    return false;
+                }
+                map.remove(id);
+                true
+            }
+            _ => true, // already replaced: this task is not the registered one any more
+        }
+    }
+
+    /// The room's handle if it is loaded, without loading it.
+    pub fn loaded_handle(&self, id: &InterviewId) -> Option<RoomHandle> {
+        self.map().get(id).filter(|h| !h.tx.is_closed()).cloned()
+    }
+
+    /// Rooms loaded right now.
+    pub fn loaded(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Waits for every room task to checkpoint and stop (after the shutdown token fired).
+    pub async fn wait_closed(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// What a room needs from the server.
+pub struct RoomsParts {
+    pub questions: Arc<QuestionBank>,
+    pub store: Arc<dyn Store>,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub run_limits: Limits,
+    pub settings: RoomSettings,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
+
+/// A message waiting for a record to become durable.
+enum Delivery {
+    /// An answer to whoever asked, sent once everything before it is durable.
+    Reply(Box<dyn FnOnce() + Send>),
+    To(ConnId, Message, Option<Reply>),
+    All {
+        except: Option<ConnId>,
+        message: Message,
+    },
+    Event {
+        audience: Audience,
+        message: Message,
+    },
+}
+
+struct Gate {
+    ticket: Ticket,
+    handed_at: Instant,
+    is_edit: bool,
+    then: Vec<Delivery>,
+}
+
+/// A live room: owns the core [`Room`] (and so its document) and everything the room's task
+/// keeps beside it. Its behaviour is split by concern over this module's children:
+/// [`lifecycle`] (the loop and how it ends), [`commands`], [`gates`] (effects, acks and
+/// deliveries) and [`runs`].
+struct RoomTask {
+    rooms: Arc<Rooms>,
+    id: InterviewId,
+    generation: u64,
+    /// This room's own queue, for the tasks that pump a run's events into it.
+    me: mpsc::WeakSender<RoomCmd>,
+    room: Room,
+    peers: HashMap<ConnId, PeerSink>,
+    subscribers: HashMap<ConnId, (Role, PeerSink)>,
+    runs: HashMap<RunId, ActiveRun>,
+    gates: VecDeque<Gate>,
+    edits_since_checkpoint: u64,
+    /// Set when the room must close everyone and reload from the store.
+    poisoned: Option<String>,
+    /// The question the room is on (the last switch in its log).
+    question: Option<Arc<Question>>,
+    /// Set when the interview is being deleted: the room closes and answers this.
+    erasing: Option<oneshot::Sender<()>>,
+    /// Deliveries waiting behind gates.
+    waiting: usize,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Close reasons must fit a websocket close frame (123 bytes).
+pub(crate) fn truncate(reason: &str) -> String {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
