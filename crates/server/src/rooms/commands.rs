@@ -1,14 +1,14 @@
 //! What the room does with each command: the core decides, the task carries out its effects,
 //! and answers that must wait for durability wait behind the records they answer for.
 
-use super::{now_ms, Delivery, RoomCmd, RoomTask};
+use super::{Delivery, RoomCmd, RoomTask};
 use duet_core::Effect;
 use duet_store::Checkpoint;
 use tokio::sync::oneshot;
 
 impl RoomTask {
     pub(super) fn on_command(&mut self, cmd: RoomCmd) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let effects = match cmd {
             RoomCmd::Join {
                 conn,

@@ -2,7 +2,7 @@
 //! nobody receives what is not yet durable. Carrying out the core's effects, the acks that open
 //! the gates, and sending what they held.
 
-use super::{now_ms, truncate, Delivery, Gate, PeerSink, RoomTask};
+use super::{truncate, Delivery, Gate, PeerSink, RoomTask};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{ConnId, Effect, Reply};
@@ -69,7 +69,7 @@ impl RoomTask {
                 .fetch_add(1, Relaxed);
             sink.close(code, truncate(reason));
         }
-        let effects = self.room.leave(conn, now_ms());
+        let effects = self.room.leave(conn, self.clock.now_ms());
         self.execute(effects);
     }
 

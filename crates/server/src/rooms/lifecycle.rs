@@ -3,7 +3,7 @@
 
 use super::gates::next_ack;
 use super::load::{load, Loaded};
-use super::{now_ms, truncate, RoomCmd, RoomTask, Rooms, RunError, MAX_IN_FLIGHT, MAX_WAITING};
+use super::{truncate, RoomClock, RoomCmd, RoomTask, Rooms, RunError, MAX_IN_FLIGHT, MAX_WAITING};
 use duet_core::{Room, UnfinishedRun};
 use duet_protocol::{close, Actor, InterviewId, Question};
 use std::collections::{HashMap, VecDeque};
@@ -101,6 +101,7 @@ impl RoomTask {
             generation,
             me,
             room,
+            clock: RoomClock::start(),
             peers: HashMap::new(),
             subscribers: HashMap::new(),
             runs: HashMap::new(),
@@ -128,12 +129,12 @@ impl RoomTask {
         // The runtime's clock, so a test can pause time and step past the idle timeout.
         let mut idle_since = Instant::now();
         loop {
-            // A role's leave is logged once its grace has passed (the room's clock is the wall
-            // clock in unix ms; the sleep converts it to the runtime's clock).
-            let leave_due = self.room.next_deadline().map(|at| {
-                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
-                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
-            });
+            // A role's leave is logged once its grace has passed (on the room's clock, which
+            // is the runtime's clock in unix ms).
+            let leave_due = self
+                .room
+                .next_deadline()
+                .map(|at| self.clock.instant_of(at));
             if let Some(reason) = self.poisoned.take() {
                 self.close_everyone(close::INTERNAL, &reason);
                 self.rooms.retire(&self.id, self.generation, rx);
@@ -157,10 +158,7 @@ impl RoomTask {
                 return;
             }
             // Run output waiting to share a record is stored when its few milliseconds are up.
-            let output_due = self.next_output_due().map(|at| {
-                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
-                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
-            });
+            let output_due = self.next_output_due().map(|at| self.clock.instant_of(at));
             let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
             let idle_armed = self.is_idle();
             let idle_deadline = idle_since + idle;
@@ -170,20 +168,23 @@ impl RoomTask {
                 cmd = rx.recv(), if can_take => match cmd {
                     Some(cmd) => {
                         self.on_command(cmd);
-                        if !self.is_idle() { idle_since = Instant::now(); }
+                        // Idle means a whole idle period with no command at all: the last to
+                        // leave starts it afresh (so a reconnect within the leave grace finds
+                        // the room still loaded).
+                        idle_since = Instant::now();
                     }
                     None => return,
                 },
                 _ = sleep_until_maybe(output_due), if output_due.is_some() => {
-                    let effects = self.flush_due_output(now_ms());
+                    let effects = self.flush_due_output(self.clock.now_ms());
                     self.execute(effects);
                 }
                 _ = sleep_until_maybe(leave_due), if leave_due.is_some() => {
-                    let effects = self.room.tick(now_ms());
+                    let effects = self.room.tick(self.clock.now_ms());
                     self.execute(effects);
                 }
                 _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
-                    let effects = self.room.flush_leaves(now_ms());
+                    let effects = self.room.flush_leaves(self.clock.now_ms());
                     self.execute(effects);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
                     if self.poisoned.is_some() { continue; }
@@ -197,7 +198,7 @@ impl RoomTask {
                 }
                 _ = self.rooms.shutdown.cancelled() => {
                     self.abandon_runs();
-                    let effects = self.room.flush_leaves(now_ms());
+                    let effects = self.room.flush_leaves(self.clock.now_ms());
                     self.execute(effects);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
                     self.checkpoint().await;

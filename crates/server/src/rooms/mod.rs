@@ -290,6 +290,7 @@ struct RoomTask {
     /// This room's own queue, for the tasks that pump a run's events into it.
     me: mpsc::WeakSender<RoomCmd>,
     room: Room,
+    clock: RoomClock,
     peers: HashMap<ConnId, PeerSink>,
     subscribers: HashMap<ConnId, (Role, PeerSink)>,
     runs: HashMap<RunId, ActiveRun>,
@@ -305,6 +306,37 @@ struct RoomTask {
     waiting: usize,
 }
 
+/// The room's clock: unix milliseconds that advance with the runtime's clock, set from the wall
+/// clock when the room loads. Record times, the leave grace and output batching read it, so
+/// they agree with the runtime's timers (a test can pause time and step them together), and a
+/// step of the wall clock never moves a live room's times backwards.
+#[derive(Debug, Clone, Copy)]
+struct RoomClock {
+    unix_ms_at_start: i64,
+    started: tokio::time::Instant,
+}
+
+impl RoomClock {
+    fn start() -> RoomClock {
+        RoomClock {
+            unix_ms_at_start: now_ms(),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.unix_ms_at_start.saturating_add(elapsed)
+    }
+
+    /// When, on the runtime's clock, the room's clock reads `at_ms`.
+    fn instant_of(&self, at_ms: i64) -> tokio::time::Instant {
+        let after = u64::try_from(at_ms.saturating_sub(self.unix_ms_at_start)).unwrap_or(0);
+        self.started + std::time::Duration::from_millis(after)
+    }
+}
+
+/// The wall clock, in unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -7,7 +7,7 @@
 //! one `run.output` event. The room task's loop flushes a batch when it is due
 //! ([`RoomTask::next_output_due`]). The run's output cap is counted on the bytes stored.
 
-use super::{now_ms, RoomCmd, RoomTask};
+use super::{RoomCmd, RoomTask};
 use crate::auth;
 use duet_core::{Coalescer, Effect, Utf8Decoder};
 use duet_protocol::{
@@ -221,7 +221,7 @@ impl RoomTask {
             (question.summary.kind == QuestionKind::Coding).then_some(question.starter.as_str());
         let effects = self
             .room
-            .switch_question(question.id(), starter, by, now_ms());
+            .switch_question(question.id(), starter, by, self.clock.now_ms());
         self.question = Some(question);
         effects
     }
@@ -374,7 +374,7 @@ impl RoomTask {
     /// Runs the log shows as started but never finished (the server stopped under them) are
     /// closed as `sandbox_error`, so the history never shows a run as running forever.
     pub(super) fn finish_interrupted(&mut self, unfinished: Vec<duet_core::UnfinishedRun>) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for duet_core::UnfinishedRun {
             run_id,
             by,
@@ -397,7 +397,7 @@ impl RoomTask {
 
     /// Ends every active run as `sandbox_error` (the server is stopping) and records it.
     pub(super) fn abandon_runs(&mut self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let ids: Vec<RunId> = self.runs.keys().cloned().collect();
         for run_id in ids {
             let effects = self.flush_output(&run_id, true, now);
