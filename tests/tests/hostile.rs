@@ -490,3 +490,81 @@ async fn an_interview_has_a_log_quota_with_a_clear_reason() {
         "the log stopped near its quota: {stored} bytes"
     );
 }
+
+/// Reads a server's websocket frames (unmasked) from raw bytes until a close frame; returns its
+/// code and reason, or `None` if the connection ended without one.
+async fn read_until_close(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    let mut buf = Vec::new();
+    loop {
+        // Parse whole frames off the front of the buffer.
+        while buf.len() >= 2 {
+            let opcode = buf[0] & 0x0f;
+            let (len, header) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if buf.len() < header + len {
+                break;
+            }
+            let payload = buf[header..header + len].to_vec();
+            buf.drain(..header + len);
+            if opcode == 8 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_goes_silent_is_given_up_at_its_deadline_and_told_why() {
+    // A half-open connection: the upgrade completes, then the peer never sends a frame again,
+    // not even a pong to the server's pings. (A raw socket: a websocket library would answer
+    // pings by itself.)
+    let server = TestServer::start_with(|args| {
+        args.ws.ping_secs = 1;
+        args.ws.peer_deadline_secs = 2;
+    })
+    .await;
+    let created = server.create_interview("Ada").await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /yjs/{}?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        created.id, created.tokens.candidate, server.addr
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    let closed = tokio::time::timeout(PATIENCE, read_until_close(&mut stream))
+        .await
+        .expect("the server gives the silent peer up");
+    assert_eq!(
+        closed,
+        Some((
+            close::GOING_AWAY,
+            "no frame or pong for 2 s; reconnect".to_owned()
+        ))
+    );
+}

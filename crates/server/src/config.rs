@@ -184,6 +184,36 @@ pub struct WsLimits {
         default_value_t = 16
     )]
     pub max_per_token: usize,
+    /// Seconds between the server's pings on every websocket.
+    #[arg(long = "ws-ping-secs", env = "DUET_WS_PING_SECS", default_value_t = 30)]
+    pub ping_secs: u64,
+    /// Seconds without any frame from a peer (not even a pong) before the server gives it up
+    /// (1001); a half-open connection is noticed this way. Longer than the ping interval.
+    #[arg(
+        long = "ws-peer-deadline-secs",
+        env = "DUET_WS_PEER_DEADLINE_SECS",
+        default_value_t = 45
+    )]
+    pub peer_deadline_secs: u64,
+}
+
+impl WsLimits {
+    pub fn ping_every(&self) -> Duration {
+        Duration::from_secs(self.ping_secs.max(1))
+    }
+
+    /// The reader's deadline; never shorter than a ping interval and a second.
+    pub fn peer_deadline(&self) -> Duration {
+        Duration::from_secs(self.peer_deadline_secs.max(self.ping_secs.max(1) + 1))
+    }
+
+    /// The close reason for a peer given up on.
+    pub fn silent_peer_reason(&self) -> String {
+        format!(
+            "no frame or pong for {} s; reconnect",
+            self.peer_deadline().as_secs()
+        )
+    }
 }
 
 impl Default for WsLimits {
@@ -195,6 +225,8 @@ impl Default for WsLimits {
             outbound_queue: 4096,
             outbound_queue_bytes: 4 << 20,
             max_per_token: 16,
+            ping_secs: 30,
+            peer_deadline_secs: 45,
         }
     }
 }

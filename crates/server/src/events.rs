@@ -4,7 +4,7 @@
 
 use crate::auth;
 use crate::error::AppError;
-use crate::outbound::{close_message, write_loop, PeerSink, PEER_DEADLINE};
+use crate::outbound::{close_message, write_loop, PeerSink};
 use crate::rooms::RoomCmd;
 use crate::sockets::SocketGuard;
 use crate::AppState;
@@ -46,7 +46,8 @@ async fn subscriber(
     _place: SocketGuard,
 ) {
     let conn = state.next_conn.fetch_add(1, Relaxed);
-    let (sink, queue) = PeerSink::new(&state.config.ws, state.metrics.replies_coalesced.clone());
+    let limits = &state.config.ws;
+    let (sink, queue) = PeerSink::new(limits, state.metrics.replies_coalesced.clone());
     let closer = sink.clone();
     let (mut ws_tx, mut ws_rx) = socket.split();
     let room = state.rooms.get(&interview);
@@ -68,11 +69,11 @@ async fn subscriber(
     let writer = tokio::spawn(write_loop(ws_tx, queue, stopped.clone()));
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(PEER_DEADLINE, ws_rx.next()) => match frame {
+            frame = tokio::time::timeout(limits.peer_deadline(), ws_rx.next()) => match frame {
                 Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
                 Ok(Some(Ok(_))) => {} // nothing to do with what a subscriber sends but pongs
                 Err(_) => {
-                    closer.close(close::GOING_AWAY, "no frame or pong for 45 s; reconnect");
+                    closer.close(close::GOING_AWAY, limits.silent_peer_reason());
                     break;
                 }
             },

@@ -1,6 +1,7 @@
 //! A connection's way out: a queue bounded in messages and in bytes that the room fills and a
 //! writer task drains to the socket, a separate slot for the close reason, and a ping every
-//! [`PING_EVERY`] so the reader can hold the peer to a deadline.
+//! [`WsLimits::ping_every`] so the reader can hold the peer to its deadline
+//! ([`WsLimits::peer_deadline`]).
 //!
 //! The room never waits for a socket: a peer whose queue is full (in messages or bytes) is
 //! closed with 1013 and resyncs when it reconnects. Answers that may be large (a sync step 2, a
@@ -18,11 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// How often the server pings a connection.
-pub const PING_EVERY: Duration = Duration::from_secs(30);
-/// How long the reader waits for any frame (a pong at least) before it gives the peer up.
-pub const PEER_DEADLINE: Duration = Duration::from_secs(45);
 
 /// One message on its way to a socket.
 pub struct Outbound {
@@ -51,6 +47,7 @@ pub struct OutboundQueue {
     close: mpsc::Receiver<(u16, String)>,
     queued: Arc<AtomicUsize>,
     replies: ReplySlots,
+    ping_every: Duration,
 }
 
 impl PeerSink {
@@ -74,6 +71,7 @@ impl PeerSink {
                 close: close_rx,
                 queued,
                 replies,
+                ping_every: limits.ping_every(),
             },
         )
     }
@@ -112,15 +110,16 @@ impl PeerSink {
     }
 }
 
-/// Drains a connection's queue to its socket; sends the close frame when told; pings every
-/// [`PING_EVERY`]. Cancels `stopped` when it ends, so the reader stops too.
+/// Drains a connection's queue to its socket; sends the close frame when told; pings on the
+/// queue's interval. Cancels `stopped` when it ends, so the reader stops too.
 pub async fn write_loop(
     mut ws: SplitSink<WebSocket, Message>,
     mut queue: OutboundQueue,
     stopped: CancellationToken,
 ) {
     let _stopped = stopped.drop_guard();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let every = queue.ping_every;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             biased;

@@ -2,14 +2,14 @@
 //!
 //! Each connection has a reader (this task) that checks limits and forwards binary messages to
 //! the room, and a writer task ([`crate::outbound::write_loop`]) that drains the connection's
-//! bounded queue to the socket, pings it every 30 s and sends the close frame with its reason.
-//! The reader gives a peer up when no frame at all (not even a pong) arrived for 45 s. The room
-//! never waits for a socket.
+//! bounded queue to the socket, pings it (every 30 s by default) and sends the close frame with
+//! its reason. The reader gives a peer up when no frame at all (not even a pong) arrived within
+//! its deadline (45 s by default; `--ws-peer-deadline-secs`). The room never waits for a socket.
 
 use crate::auth;
 use crate::config::WsLimits;
 use crate::error::AppError;
-use crate::outbound::{close_message, write_loop, PeerSink, PEER_DEADLINE};
+use crate::outbound::{close_message, write_loop, PeerSink};
 use crate::rooms::{RoomCmd, RoomHandle};
 use crate::sockets::SocketGuard;
 use crate::AppState;
@@ -89,10 +89,10 @@ async fn connection(
     let mut budget = RateLimit::new(&limits);
     loop {
         let frame = tokio::select! {
-            frame = tokio::time::timeout(PEER_DEADLINE, ws_rx.next()) => match frame {
+            frame = tokio::time::timeout(limits.peer_deadline(), ws_rx.next()) => match frame {
                 Ok(frame) => frame,
                 Err(_) => {
-                    closer.close(close::GOING_AWAY, "no frame or pong for 45 s; reconnect");
+                    closer.close(close::GOING_AWAY, limits.silent_peer_reason());
                     break;
                 }
             },

@@ -92,7 +92,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, "ALTER TABLE interviews ADD COLUMN candidate_ref TEXT; CREATE INDEX IF NOT EXISTS interviews_by_ref ON interviews (candidate_ref);"),
     // 4 -> 5: the by-kind index leaves edits out. Edits are nearly every record and are read by
     // seq range, never by kind alone; indexing them cost every keystroke a second B-tree page in
-    // the commit (and the WAL). Queries for other kinds name `kind <> 'edit'` to use it.
+    // the commit (and the WAL). Queries for other kinds add `kind <> 'edit'` (and name it).
     (5, "DROP INDEX IF EXISTS room_log_by_kind; CREATE INDEX IF NOT EXISTS room_log_by_rare_kind ON room_log (interview_id, kind, seq) WHERE kind <> 'edit';"),
 ];
 
