@@ -183,6 +183,23 @@ async fn the_admin_lists_interviews_and_roles_cannot() {
         .filter_map(|i| i["id"].as_str())
         .collect();
     assert!(ids.contains(&a.id.as_str()) && ids.contains(&b.id.as_str()));
+    let first = body.as_array().unwrap()[0].as_object().unwrap();
+    let mut keys: Vec<_> = first.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "candidate_name",
+            "candidate_ref",
+            "created_at",
+            "id",
+            "question_id",
+            "status",
+            "title"
+        ],
+        "one flat object per interview, as docs/API.md shows it"
+    );
+    assert_eq!(first["status"], "scheduled");
     assert!(
         body.to_string().find(&a.tokens.candidate).is_none(),
         "tokens are never listed"

@@ -963,15 +963,26 @@ pub struct CreatedInterview {
     pub urls: PerRole,
 }
 
-/// An interview as the admin lists it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InterviewSummary {
+/// An interview's description: what the store keeps and the API shows (tokens are kept only
+/// as hashes, elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interview {
     pub id: InterviewId,
     pub title: String,
     pub candidate_name: String,
+    /// Unix milliseconds.
     pub created_at: i64,
+    /// The team's reference for the candidate: interviews with one reference form a loop.
     pub candidate_ref: Option<String>,
+    /// The question the interview is on (the room's log records every switch).
     pub question_id: Option<String>,
+}
+
+/// An interview as the admin lists it: its description and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterviewSummary {
+    #[serde(flatten)]
+    pub interview: Interview,
     pub status: InterviewStatus,
 }
 

@@ -117,17 +117,9 @@ pub async fn list_interviews(
     let list = blocking(move || {
         let list = store.list_interviews()?;
         list.into_iter()
-            .map(|i| {
-                let status = store.status(&i.id)?;
-                Ok(InterviewSummary {
-                    id: i.id,
-                    title: i.title,
-                    candidate_name: i.candidate_name,
-                    created_at: i.created_at,
-                    candidate_ref: i.candidate_ref,
-                    question_id: i.question_id,
-                    status,
-                })
+            .map(|interview| {
+                let status = store.status(&interview.id)?;
+                Ok(InterviewSummary { interview, status })
             })
             .collect::<Result<Vec<_>, duet_store::StoreError>>()
     })

@@ -105,19 +105,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Resolves when a write is durable (or has failed).
 pub type Ticket = tokio::sync::oneshot::Receiver<Result<()>>;
 
-/// An interview's stored description.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interview {
-    pub id: InterviewId,
-    pub title: String,
-    pub candidate_name: String,
-    /// Unix milliseconds.
-    pub created_at: i64,
-    /// The question the interview is on (the room's log records every switch).
-    pub question_id: Option<String>,
-    /// The team's reference for the candidate: interviews with one reference form a loop.
-    pub candidate_ref: Option<String>,
-}
+/// An interview's stored description: the protocol's own type, one struct for the row and the
+/// API.
+pub use duet_protocol::Interview;
 
 /// The whole document as one Yjs update at `seq`, with who owns which Yjs client id (opaque
 /// bytes the core encodes).
