@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// unset.
     #[arg(long, env = "DUET_RETAIN_DAYS")]
     pub retain_days: Option<u64>,
+    /// When a stored edit survives a power cut: `interval` (the WAL is fsynced every second, so
+    /// a power cut loses at most about a second) or `every-commit` (each commit is fsynced
+    /// before anyone sees its edits; costs an fsync per batch, see BENCHMARKS.md).
+    #[arg(long, env = "DUET_STORE_SYNC", value_enum, default_value_t = StoreSync::Interval)]
+    pub store_sync: StoreSync,
     /// Folder of question files (one TOML file per question; see questions/README.md).
     #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
     pub questions_dir: PathBuf,
@@ -329,12 +334,29 @@ impl ServeArgs {
             admin_token: None,
             public_url: None,
             retain_days: None,
+            store_sync: StoreSync::Interval,
             questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
             web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist")),
             ws: WsLimits::default(),
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),
             sandbox: SandboxArgs::default(),
+        }
+    }
+}
+
+/// `--store-sync`: the command line's name for [`duet_store::Durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreSync {
+    Interval,
+    EveryCommit,
+}
+
+impl From<StoreSync> for duet_store::Durability {
+    fn from(sync: StoreSync) -> Self {
+        match sync {
+            StoreSync::Interval => duet_store::Durability::Interval,
+            StoreSync::EveryCommit => duet_store::Durability::EveryCommit,
         }
     }
 }

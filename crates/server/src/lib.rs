@@ -85,7 +85,11 @@ impl AppState {
     ) -> anyhow::Result<Startup> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-        let store = SqliteStore::open(SqliteConfig::at(config.data_dir.join("duet.db")))
+        let store_config = SqliteConfig {
+            sync: config.store_sync.into(),
+            ..SqliteConfig::at(config.data_dir.join("duet.db"))
+        };
+        let store = SqliteStore::open(store_config)
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());

@@ -12,7 +12,7 @@
 mod sqlite;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
-pub use sqlite::{SqliteConfig, SqliteStore};
+pub use sqlite::{Durability, SqliteConfig, SqliteStore};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

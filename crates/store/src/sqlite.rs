@@ -33,6 +33,8 @@ pub struct SqliteConfig {
     pub max_batch: usize,
     /// How often, while there are writes, the WAL is fsynced and copied into the database.
     pub sync_interval: Duration,
+    /// When a commit is durable against a power cut.
+    pub sync: Durability,
     /// Bytes of WAL past which the writer itself finishes a checkpoint (a pause of two fsyncs)
     /// so the WAL starts over; under steady load nothing else keeps it from growing.
     pub wal_limit: u64,
@@ -46,8 +48,21 @@ impl SqliteConfig {
             max_batch: 2_048,
             sync_interval: Duration::from_secs(1),
             wal_limit: 64 << 20,
+            sync: Durability::Interval,
         }
     }
+}
+
+/// When a commit survives a power cut. Either way it survives a crash of the server (it is in
+/// the WAL, in the operating system's hands) before anyone is told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The syncer fsyncs the WAL every `sync_interval`: a power cut loses at most that much.
+    #[default]
+    Interval,
+    /// Every commit is fsynced before its writes are acknowledged (`synchronous=FULL`): nothing
+    /// acknowledged is lost to a power cut, at the price of an fsync per batch (BENCHMARKS.md).
+    EveryCommit,
 }
 
 const SCHEMA: &str = "
@@ -224,6 +239,9 @@ impl SqliteStore {
         // long as the disk takes. The syncer thread checkpoints every second instead, off the
         // commit path.
         writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        if config.sync == Durability::EveryCommit {
+            writer_conn.pragma_update(None, "synchronous", "FULL")?;
+        }
         let syncer_conn = open(&config.path)?;
         let shared = Arc::new(Shared {
             dirty: AtomicBool::new(false),
@@ -1117,5 +1135,23 @@ mod tests {
             largest < written / 2,
             "the WAL reached {largest} bytes after {written} bytes of records"
         );
+    }
+
+    #[tokio::test]
+    async fn with_every_commit_synced_writes_are_acknowledged_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig {
+            sync: Durability::EveryCommit,
+            ..SqliteConfig::at(dir.path().join("duet.db"))
+        };
+        let store = SqliteStore::open(config).unwrap();
+        let id = InterviewId::parse("syncedRoom").unwrap();
+        let tickets: Vec<_> = (1..=20)
+            .map(|seq| store.append(&id, record(seq, EventKind::Edit)))
+            .collect();
+        for ticket in tickets {
+            ticket.await.unwrap().unwrap();
+        }
+        assert_eq!(store.read_log(&id, 0).unwrap().len(), 20);
     }
 }
