@@ -193,7 +193,8 @@ pub struct WsLimits {
     #[arg(long = "ws-ping-secs", env = "DUET_WS_PING_SECS", default_value_t = 30)]
     pub ping_secs: u64,
     /// Seconds without any frame from a peer (not even a pong) before the server gives it up
-    /// (1001); a half-open connection is noticed this way. Longer than the ping interval.
+    /// (1001); a half-open connection is noticed this way. At least the ping interval and a
+    /// second.
     #[arg(
         long = "ws-peer-deadline-secs",
         env = "DUET_WS_PEER_DEADLINE_SECS",
@@ -203,13 +204,16 @@ pub struct WsLimits {
 }
 
 impl WsLimits {
+    /// Between 1 s and an hour.
     pub fn ping_every(&self) -> Duration {
-        Duration::from_secs(self.ping_secs.max(1))
+        Duration::from_secs(self.ping_secs.clamp(1, 3600))
     }
 
-    /// The reader's deadline; never shorter than a ping interval and a second.
+    /// The reader's deadline: at least a ping interval and a second (a peer must have the
+    /// chance to answer a ping), at most a day.
     pub fn peer_deadline(&self) -> Duration {
-        Duration::from_secs(self.peer_deadline_secs.max(self.ping_secs.max(1) + 1))
+        let floor = self.ping_every().as_secs() + 1;
+        Duration::from_secs(self.peer_deadline_secs.clamp(floor, 86_400.max(floor)))
     }
 
     /// The close reason for a peer given up on.

@@ -221,6 +221,20 @@ fn open(path: &std::path::Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The writer thread's connection.
+fn open_writer(config: &SqliteConfig) -> Result<Connection> {
+    let conn = open(&config.path)?;
+    // No checkpoints on the writer: SQLite's default runs one inside the commit that takes the
+    // WAL past 1,000 pages, and a checkpoint fsyncs, stalling every room's commits for as long as
+    // the disk takes. The syncer thread checkpoints every second instead, off the commit path
+    // (and the writer finishes one only now and then: [`finish_checkpoint`]).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    if config.sync == Durability::EveryCommit {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database and starts its writer thread.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
@@ -233,15 +247,7 @@ impl SqliteStore {
         for _ in 1..config.readers.max(1) {
             readers.push(Mutex::new(open(&config.path)?));
         }
-        let writer_conn = open(&config.path)?;
-        // No checkpoints on the writer: SQLite's default runs one inside the commit that takes
-        // the WAL past 1,000 pages, and a checkpoint fsyncs, stalling every room's commits for as
-        // long as the disk takes. The syncer thread checkpoints every second instead, off the
-        // commit path.
-        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        if config.sync == Durability::EveryCommit {
-            writer_conn.pragma_update(None, "synchronous", "FULL")?;
-        }
+        let writer_conn = open_writer(&config)?;
         let syncer_conn = open(&config.path)?;
         let shared = Arc::new(Shared {
             dirty: AtomicBool::new(false),
@@ -706,7 +712,7 @@ impl InterviewStore for SqliteStore {
     fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare_cached("SELECT interview_id FROM room_log WHERE kind = ?1 AND at_ms < ?2")?;
+            .prepare_cached("SELECT interview_id FROM room_log INDEXED BY room_log_by_rare_kind WHERE kind = ?1 AND kind <> 'edit' AND at_ms < ?2")?;
         let rows = stmt.query_map(params![EventKind::End.as_str(), cutoff_ms], |r| {
             r.get::<_, String>(0)
         })?;
@@ -1138,13 +1144,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_every_commit_synced_writes_are_acknowledged_and_read_back() {
+    async fn with_every_commit_synced_the_writer_fsyncs_each_commit_and_writes_go_through() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SqliteConfig {
-            sync: Durability::EveryCommit,
-            ..SqliteConfig::at(dir.path().join("duet.db"))
+        let path = dir.path().join("duet.db");
+        let synchronous = |config: &SqliteConfig| -> i64 {
+            open_writer(config)
+                .unwrap()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
         };
-        let store = SqliteStore::open(config).unwrap();
+        let every_commit = SqliteConfig {
+            sync: Durability::EveryCommit,
+            ..SqliteConfig::at(&path)
+        };
+        // SQLite's numbers: 1 is NORMAL (the WAL fsynced on the syncer's interval), 2 is FULL.
+        assert_eq!(synchronous(&SqliteConfig::at(&path)), 1);
+        assert_eq!(synchronous(&every_commit), 2);
+
+        let store = SqliteStore::open(every_commit).unwrap();
         let id = InterviewId::parse("syncedRoom").unwrap();
         let tickets: Vec<_> = (1..=20)
             .map(|seq| store.append(&id, record(seq, EventKind::Edit)))

@@ -60,7 +60,7 @@ impl RoomTask {
         }
     }
 
-    /// Closes one connection and takes it out of the self.room.
+    /// Closes one connection and takes it out of the room.
     pub(super) fn drop_peer(&mut self, conn: ConnId, code: u16, reason: &str) {
         if let Some(sink) = self.peers.remove(&conn) {
             self.rooms

@@ -52,7 +52,8 @@ mod lifecycle;
 mod load;
 mod runs;
 
-pub use runs::{ActiveRun, RunError};
+use runs::ActiveRun;
+pub use runs::RunError;
 
 /// What a room task is asked to do.
 pub enum RoomCmd {
@@ -146,10 +147,10 @@ pub struct RoomHandle {
 /// Finds or loads the room of an interview.
 pub struct Rooms {
     map: Mutex<HashMap<InterviewId, RoomHandle>>,
-    pub(crate) questions: Arc<QuestionBank>,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) sandbox: Arc<dyn Sandbox>,
-    pub(crate) run_limits: Limits,
+    questions: Arc<QuestionBank>,
+    store: Arc<dyn Store>,
+    sandbox: Arc<dyn Sandbox>,
+    run_limits: Limits,
     settings: RoomSettings,
     metrics: Arc<Metrics>,
     generations: AtomicU64,
