@@ -428,13 +428,19 @@ fn checkpoint_passive(conn: &Connection) -> rusqlite::Result<Checkpointed> {
 /// so a slow fsync or a long copy never holds up commits, and so never holds up any room's
 /// deliveries.
 fn syncer_loop(conn: Connection, wal: PathBuf, shared: Arc<Shared>, interval: Duration) {
+    // The size of a WAL frame: a page and its header (the page size is fixed once created).
+    let frame_bytes = conn
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .unwrap_or(4096)
+        + WAL_FRAME_HEADER;
     loop {
         std::thread::sleep(interval);
         if shared.dirty.swap(false, Ordering::AcqRel) {
-            sync(&conn, &wal, &shared);
+            sync(&conn, &wal, &shared, frame_bytes);
         }
         if Arc::strong_count(&shared) == 1 {
-            sync(&conn, &wal, &shared); // the writer has stopped: a final sync, then done
+            // The writer has stopped: a final sync, then done.
+            sync(&conn, &wal, &shared, frame_bytes);
             return;
         }
     }
@@ -445,7 +451,7 @@ fn syncer_loop(conn: Connection, wal: PathBuf, shared: Arc<Shared>, interval: Du
 const WRITER_TAIL_FRAMES: i64 = 256;
 const SYNC_PASSES: usize = 3;
 
-fn sync(conn: &Connection, wal: &std::path::Path, shared: &Shared) {
+fn sync(conn: &Connection, wal: &std::path::Path, shared: &Shared, frame_bytes: i64) {
     match fsync(wal) {
         Ok(()) => {}
         // No WAL file: a checkpoint truncated it, and the main database was synced then.
@@ -472,10 +478,7 @@ fn sync(conn: &Connection, wal: &std::path::Path, shared: &Shared) {
     // A WAL past its limit is started over: the writer copies the last frames itself (and pays
     // two fsyncs, so only now and then). Below the limit the WAL starts over by itself whenever a
     // pass copies everything before the next commit, which a quiet moment allows.
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .unwrap_or(4096);
-    if (frames * (page_size + WAL_FRAME_HEADER)).max(0) as u64 > shared.wal_limit {
+    if (frames * frame_bytes).max(0) as u64 > shared.wal_limit {
         // fsync what was committed during the passes too, so the writer's share syncs little.
         let _ = fsync(wal);
         shared.finish_checkpoint.store(true, Ordering::Release);
