@@ -35,7 +35,7 @@ use duet_store::{Store, Ticket};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -313,27 +313,33 @@ struct RoomTask {
 /// step of the wall clock never moves a live room's times backwards.
 #[derive(Debug, Clone, Copy)]
 struct RoomClock {
-    unix_ms_at_start: i64,
+    /// The wall clock when the room loaded, to the nanosecond: truncating it (and then the
+    /// elapsed time) to milliseconds separately put the room up to 2 ms behind the wall clock.
+    unix_at_start: Duration,
     started: tokio::time::Instant,
 }
 
 impl RoomClock {
     fn start() -> RoomClock {
+        // The runtime's instant first: the room's clock is never behind the wall clock it read.
+        let started = tokio::time::Instant::now();
         RoomClock {
-            unix_ms_at_start: now_ms(),
-            started: tokio::time::Instant::now(),
+            unix_at_start: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            started,
         }
     }
 
     fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.unix_ms_at_start.saturating_add(elapsed)
+        let now = self.unix_at_start + self.started.elapsed();
+        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// When, on the runtime's clock, the room's clock reads `at_ms`.
     fn instant_of(&self, at_ms: i64) -> tokio::time::Instant {
-        let after = u64::try_from(at_ms.saturating_sub(self.unix_ms_at_start)).unwrap_or(0);
-        self.started + std::time::Duration::from_millis(after)
+        let at = Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+        self.started + at.saturating_sub(self.unix_at_start)
     }
 }
 
