@@ -15,8 +15,13 @@ export default defineConfig({
     reportCompressedSize: true,
     rollupOptions: {
       output: {
-        // The editor and Yjs libraries in one shared chunk, named for what it holds.
-        manualChunks: (id) => (id.includes('node_modules') ? 'editor' : undefined),
+        // The editor and Yjs libraries in one shared chunk, the Markdown renderer and its
+        // sanitiser in another, each named for what it holds.
+        manualChunks: (id) => {
+          if (!id.includes('node_modules')) return undefined
+          if (/node_modules\/(markdown-it|mdurl|uc\.micro|linkify-it|punycode(?:\.js)?|entities|dompurify)\//.test(id)) return 'markdown'
+          return 'editor'
+        },
       },
     },
   },

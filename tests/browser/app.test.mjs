@@ -153,7 +153,8 @@ test('Ctrl+Enter runs; both consoles show output live; input() gets the line typ
   await input.press('Enter')
   await consoleOf(cpage).filter({ hasText: 'hello Grace' }).waitFor({ timeout: 10_000 })
   await consoleOf(interviewer.page).filter({ hasText: 'hello Grace' }).waitFor({ timeout: 5_000 })
-  await consoleOf(cpage).filter({ hasText: /Run finished: ok/ }).waitFor({ timeout: 10_000 })
+  // The finish line names its run (number and start time), so it cannot be read as another's.
+  await consoleOf(cpage).filter({ hasText: /Run #\d+ \(started [^)]+\) finished: ok/ }).waitFor({ timeout: 10_000 })
   await shot(cpage, 'room-candidate')
 })
 
@@ -273,7 +274,10 @@ test('the interviewer scores with a run as evidence, submits, and ends the inter
   await page.locator('select[aria-label^="Attach run"]').first().selectOption('coding_quality')
   await page.getByRole('button', { name: 'Save', exact: true }).click()
   await page.getByText(/^Saved at/).waitFor()
+  // Submit asks first, naming what it locks.
+  const asked = new Promise((resolve) => page.once('dialog', (dialog) => { resolve(dialog.message()); void dialog.accept() }))
   await page.getByRole('button', { name: 'Submit scorecard' }).click()
+  assert.match(await asked, /locks.*ratings.*notes.*level.*recommendation.*evidence/s)
   await page.getByText('Submitted: the scorecard is locked.').first().waitFor()
   const { scorecard } = await api('/scorecard')
   assert.ok(scorecard.submitted_at, 'submitted')

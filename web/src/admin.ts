@@ -63,6 +63,7 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
   const ref = h('input', { id: 'f-ref', maxlength: '200', autocomplete: 'off' })
   const question = h('select', { id: 'f-question' }, h('option', { value: '' }, 'Loading…'))
   const result = h('div', { class: 'created', role: 'status' })
+  const createBtn = h('button', { type: 'submit', class: 'primary' }, 'Create interview')
   const out = { element: null as unknown as HTMLElement, onCreated: () => {} }
   void api<QuestionSummary[]>(token, 'GET', '/api/questions').then((qs) => {
     replace(question, h('option', { value: '' }, 'No question (pick one in the room)'),
@@ -76,10 +77,12 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
     h('div', { class: 'field' }, h('label', { for: 'f-name' }, 'Candidate name'), name),
     h('div', { class: 'field' }, h('label', { for: 'f-ref' }, 'Candidate reference (optional: groups a candidate\'s interviews for the debrief)'), ref),
     h('div', { class: 'field' }, h('label', { for: 'f-question' }, 'Question'), question),
-    h('button', { type: 'submit', class: 'primary' }, 'Create interview'),
+    createBtn,
     result)
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
+    if (createBtn.disabled) return // one interview per click, however fast the clicks come
+    createBtn.disabled = true
     const body: Record<string, string> = { title: title.value.trim(), candidate_name: name.value.trim() }
     if (question.value) body.question_id = question.value
     if (ref.value.trim()) body.candidate_ref = ref.value.trim()
@@ -111,9 +114,17 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
         link('Reviewer', created.urls.reviewer),
         h('p', { class: 'small muted' }, 'The links hold the access tokens and are shown only now.'))
       announce('Interview created')
+      // The form starts over: a second click cannot create the same interview twice (the
+      // candidate's name is required again).
+      title.value = title.defaultValue
+      name.value = ''
+      ref.value = ''
+      question.value = ''
       out.onCreated()
     } catch (err) {
       replace(result, h('p', { role: 'alert', class: 'banner warn' }, `Not created: ${explain(err)}`))
+    } finally {
+      createBtn.disabled = false
     }
   })
   out.element = form

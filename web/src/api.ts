@@ -66,7 +66,26 @@ export function explain(err: unknown): string {
   return String(err)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Wire types. Every type the server sends lives here, written to match the Rust types in
+// crates/protocol/src/lib.rs field for field (the serde names). When they are generated from
+// Rust (ts-rs into src/gen/), this block is what gets replaced: nothing else declares them.
+// ---------------------------------------------------------------------------------------------
+
+/** `Role`: who a token speaks for. */
 export type Role = 'interviewer' | 'candidate' | 'reviewer'
+/** `Actor`: who caused an event (a participant or the server itself). */
+export type Actor = Role | 'server'
+/** `InterviewStatus`. */
+export type InterviewStatus = 'scheduled' | 'live' | 'ended'
+/** `RunKind`. */
+export type RunKind = 'run' | 'test' | 'lint'
+/** `Stream`. */
+export type Stream = 'stdout' | 'stderr'
+/** `RunStatus`: how a run ended; `running` only in histories and timelines. */
+export type RunStatus = 'running' | 'ok' | 'error' | 'timeout' | 'memory_limit' | 'output_limit' | 'cancelled' | 'sandbox_error'
+/** `SignalKind`. */
+export type SignalKind = 'paste' | 'blur'
 
 export interface QuestionPublic {
   id: string
@@ -87,38 +106,69 @@ export interface QuestionFull extends QuestionPublic {
   follow_ups?: string[]
 }
 
+/** `InterviewView`: `GET /api/interviews/{id}` as one role sees it. */
 export interface Interview {
   id: string
   title: string
   candidate_name: string
   role: Role
   created_at: number
-  status?: string
+  status: InterviewStatus
   question: QuestionFull | null
 }
 
-export interface TestCase { name: string; outcome: string; message?: string | null }
+/** `TestCaseResult`; `outcome` is pytest's: passed, failed, error or skipped. */
+export interface TestCase { name: string; outcome: string; message: string | null }
+/** `TestResults`. */
 export interface TestResults { passed: number; failed: number; errors: number; skipped: number; cases: TestCase[] }
+/** `TestCounts`: the results without the cases (run histories). */
+export interface TestCounts { passed: number; failed: number; errors: number; skipped: number }
+/** `LintFinding`. */
 export interface LintFinding { line: number; col: number; code: string; message: string }
 
-export interface RunRecord {
+/** `RunSummary`: one run in `GET /api/interviews/{id}/runs`. */
+export interface RunSummary {
   run_id: string
-  kind: string
-  by: string
+  kind: RunKind
+  by: Role
+  seq: number
   started_at: number
-  finished_at?: number | null
-  status: string
-  exit_code?: number | null
-  duration_ms?: number | null
-  stdout?: string
-  stderr?: string
-  tests?: TestResults | null
-  lint?: LintFinding[] | null
+  finished_at: number | null
+  status: RunStatus
+  exit_code: number | null
+  duration_ms: number | null
+  code_seq: number
+  tests: TestCounts | null
 }
 
+/** `RunPage`: one page of the run history, oldest first. */
+export interface RunPage { runs: RunSummary[]; next: number | null }
+
+/** `RunDetail`: `GET /api/interviews/{id}/runs/{run_id}`, the run whole. */
+export interface RunDetail extends Omit<RunSummary, 'tests'> {
+  code: string
+  stdout: string
+  stderr: string
+  stdout_truncated: boolean
+  stderr_truncated: boolean
+  tests: TestResults | null
+  lint?: LintFinding[]
+}
+
+/** `RoomEvent`: what the events socket says, one JSON frame per event, tagged by `type`. */
 export type RoomEvent =
-  | { type: 'run.started'; seq: number; run_id: string; kind: string; by: string; at: number }
-  | { type: 'run.output'; seq: number; run_id: string; stream: 'stdout' | 'stderr'; data: string }
-  | { type: 'run.finished'; seq: number; run_id: string; status: string; exit_code: number | null; duration_ms?: number; tests: TestResults | null; lint?: LintFinding[] | null }
-  | { type: 'question'; seq: number; question_id: string; by: string }
-  | { type: string; seq?: number; [key: string]: unknown }
+  | { type: 'run.started'; seq: number; run_id: string; kind: RunKind; by: Role; at: number }
+  | { type: 'run.output'; seq: number; run_id: string; stream: Stream; data: string }
+  | { type: 'run.finished'; seq: number; run_id: string; status: RunStatus; exit_code: number | null; duration_ms: number; tests: TestResults | null; lint: LintFinding[] | null }
+  | { type: 'question'; seq: number; question_id: string; by: Actor }
+  | { type: 'scorecard'; seq: number; action: string; version: number }
+  | { type: 'note'; seq: number; at: number; text: string }
+  | { type: 'signal'; seq: number; kind: SignalKind; size: number | null; at: number }
+  | { type: 'end'; seq: number; at: number }
+
+export type RoomEventOf<T extends RoomEvent['type']> = Extract<RoomEvent, { type: T }>
+
+/** For the `default` of a switch over a union: the compiler fails here when a case is missing. */
+export function unreachable(value: never): void {
+  void value
+}

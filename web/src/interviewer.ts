@@ -1,7 +1,7 @@
 // The interviewer's panel, loaded only for the interviewer's token: the question picker and
 // prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
 // (Alt+N), the scorecard, and End interview.
-import { api, explain, type Interview, type QuestionFull, type LintFinding, type RoomEvent } from './api'
+import { api, explain, unreachable, type Interview, type QuestionFull, type LintFinding, type RoomEvent, type SignalKind } from './api'
 import { h, replace, announce, clock } from './dom'
 import { renderMarkdown } from './markdown'
 import { mountScorecard } from './scorecard'
@@ -25,6 +25,13 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   const notesList = h('ul', { class: 'notes', 'aria-label': 'Your notes' })
   const notesNote = h('p', { class: 'small', role: 'status' })
   const scoreHost = h('div', { class: 'scorecard' }, h('p', { class: 'muted' }, 'Loading the scorecard…'))
+  const signalsList = h('ul', { class: 'signals-list', 'aria-label': 'Candidate signals' },
+    h('li', { class: 'muted small none' }, 'None so far.'))
+  const signalsCount = h('span', { class: 'count', 'data-testid': 'signals-count' }, '0')
+  const signalsBox = h('section', { class: 'signals', 'data-testid': 'signals', 'aria-labelledby': 'signals-h' },
+    h('h3', { id: 'signals-h' }, 'Candidate signals ', signalsCount,
+      h('span', { class: 'muted small' }, ' · live: large pastes and leaving the tab, context not verdicts')),
+    signalsList)
   const endBtn = h('button', { type: 'button', class: 'danger' }, 'End interview')
   const endNote = h('p', { class: 'small', role: 'status' })
 
@@ -62,7 +69,29 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   replace(side,
     h('div', { role: 'tablist', 'aria-label': 'Interviewer panel', class: 'tabs' }, tabButtons),
     ...panels,
+    signalsBox,
     h('div', { class: 'end-row' }, endBtn, endNote))
+
+  // --- signals: the ones so far (from the timeline), then each as it happens
+  const signalSeen = new Set<string>()
+  let signalTotal = 0
+  function addSignal(kind: SignalKind, size: number | null | undefined, at: number, live: boolean) {
+    const key = `${kind}:${at}:${size ?? ''}`
+    if (signalSeen.has(key)) return
+    signalSeen.add(key)
+    signalTotal += 1
+    signalsCount.textContent = String(signalTotal)
+    signalsList.querySelector('.none')?.remove()
+    const what = kind === 'paste'
+      ? `pasted ${size ?? 'a large block of'} characters into the editor`
+      : 'left the tab (the window lost focus)'
+    const item = h('li', { class: `signal signal-${kind}${live ? ' fresh' : ''}` }, h('time', {}, clock(at)), ' The candidate ', what)
+    signalsList.prepend(item)
+    if (live) announce(`Signal: the candidate ${what}`)
+  }
+  void api<{ events: { type: string; kind?: SignalKind; size?: number | null; at: number }[] }>(token, 'GET', `${base}/timeline`)
+    .then((t) => { for (const e of t.events) if (e.type === 'signal' && e.kind) addSignal(e.kind, e.size, e.at, false) })
+    .catch(() => { /* live signals still show */ })
 
   // --- question
   const showQuestion = (q: QuestionFull | null) => {
@@ -92,17 +121,31 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     } catch (err) { pickNote.textContent = `Switch: ${explain(err)}` }
   })
   ctx.onEvent((e: RoomEvent) => {
-    if (e.type === 'question') {
-      void api<Interview>(token, 'GET', base).then((iv) => {
-        ctx.interview.question = iv.question
-        showQuestion(iv.question)
-        picker.value = iv.question?.id ?? ''
-      })
-    }
-    if (e.type === 'run.finished' && Array.isArray((e as { lint?: LintFinding[] }).lint)) {
-      showLint((e as { lint: LintFinding[] }).lint)
+    switch (e.type) {
+      case 'question':
+        void api<Interview>(token, 'GET', base).then((iv) => {
+          ctx.interview.question = iv.question
+          showQuestion(iv.question)
+          picker.value = iv.question?.id ?? ''
+        }).catch(() => {})
+        break
+      case 'signal':
+        addSignal(e.kind, e.size, e.at, true)
+        break
+      case 'note':
+        void loadNotes()
+        break
+      case 'end':
+      case 'scorecard':
+      case 'run.started':
+      case 'run.output':
+      case 'run.finished':
+        break // the room handles runs and the end; the scorecard tab reloads when opened
+      default:
+        unreachable(e)
     }
   })
+  ctx.onLint((findings) => showLint(findings))
 
   // --- checks
   hiddenBtn.addEventListener('click', () => void ctx.startRun('test'))
@@ -151,5 +194,12 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
       endBtn.disabled = true
     } catch (err) { endNote.textContent = `End interview: ${explain(err)}.` }
     announce(endNote.textContent ?? '')
+  })
+  ctx.onEnded(() => {
+    endBtn.disabled = true
+    switchBtn.disabled = true
+    hiddenBtn.disabled = true
+    lintBtn.disabled = true
+    if (!endNote.textContent) endNote.textContent = 'The interview has ended.'
   })
 }

@@ -1,62 +1,60 @@
-// A small Markdown subset (headings, paragraphs, lists, fenced and inline code, bold) turned
-// into DOM nodes directly: no HTML is parsed, so a prompt cannot carry markup or script.
+// Question prompts, rendered by a real Markdown implementation: markdown-it (CommonMark, with
+// GFM tables) and no raw HTML passed through (`html: false` escapes it), then the HTML it made is
+// sanitised by DOMPurify before it becomes DOM, so a prompt can never carry script, event
+// handlers or `javascript:` links, even if markdown-it had a bug. Nothing here needs inline
+// script or inline style, so the page's Content-Security-Policy is unchanged.
+import MarkdownIt from 'markdown-it'
+import DOMPurify from 'dompurify'
 import { h } from './dom'
 
-function inline(text: string): (Node | string)[] {
-  const out: (Node | string)[] = []
-  const re = /(`[^`]+`|\*\*[^*]+\*\*)/g
-  let last = 0
-  for (const m of text.matchAll(re)) {
-    if (m.index! > last) out.push(text.slice(last, m.index))
-    const token = m[0]
-    out.push(token.startsWith('`') ? h('code', {}, token.slice(1, -1)) : h('strong', {}, token.slice(2, -2)))
-    last = m.index! + token.length
-  }
-  if (last < text.length) out.push(text.slice(last))
-  return out
+const md = new MarkdownIt('default', {
+  html: false, // `<b>` in a prompt shows as text
+  linkify: false,
+  typographer: false, // quotes and dashes exactly as authors wrote them
+  breaks: false,
+})
+
+/** The tags and attributes a prompt may produce: what CommonMark and GFM tables emit. */
+const ALLOWED_TAGS = [
+  'p', 'br', 'hr', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'em', 'strong', 's', 'code', 'pre',
+  'blockquote', 'ul', 'ol', 'li', 'a', 'table', 'thead', 'tbody', 'tr', 'th', 'td',
+]
+const ALLOWED_ATTR = ['href', 'title', 'start', 'class', 'style'] // no images: the CSP loads none
+
+/** Markdown to sanitised HTML (exported for tests of the renderer alone). */
+export function markdownToHtml(source: string): string {
+  return md.render(source)
 }
 
 export function renderMarkdown(source: string): HTMLElement {
   const root = h('div', { class: 'md' })
-  const lines = source.replace(/\r\n/g, '\n').split('\n')
-  let i = 0
-  let para: string[] = []
-  let list: HTMLElement | null = null
-  const flush = () => {
-    if (para.length) root.appendChild(h('p', {}, inline(para.join(' '))))
-    para = []
+  const fragment = DOMPurify.sanitize(markdownToHtml(source), {
+    ALLOWED_TAGS, ALLOWED_ATTR, RETURN_DOM_FRAGMENT: true,
+  })
+  // The room's headings are h1/h2; a prompt's `#` starts below them so the outline stays sound.
+  for (const heading of Array.from(fragment.querySelectorAll('h1, h2, h3, h4, h5, h6'))) {
+    const level = Math.min(6, Number(heading.tagName[1]) + 2)
+    const replacement = document.createElement(`h${level}`)
+    while (heading.firstChild) replacement.appendChild(heading.firstChild)
+    heading.replaceWith(replacement)
   }
-  while (i < lines.length) {
-    const line = lines[i]
-    if (line.startsWith('```')) {
-      flush(); list = null
-      const body: string[] = []
-      i += 1
-      while (i < lines.length && !lines[i].startsWith('```')) { body.push(lines[i]); i += 1 }
-      root.appendChild(h('pre', { tabindex: '0' }, h('code', {}, body.join('\n'))))
-      i += 1
-      continue
-    }
-    const heading = /^(#{1,6})\s+(.*)$/.exec(line)
-    const item = /^\s*(?:[-*]|\d+\.)\s+(.*)$/.exec(line)
-    if (heading) {
-      flush(); list = null
-      const level = Math.min(6, heading[1].length + 2) as 3 | 4 | 5 | 6
-      root.appendChild(h(`h${level}` as 'h3', {}, inline(heading[2])))
-    } else if (item) {
-      flush()
-      if (!list) { list = h('ul', {}); root.appendChild(list) }
-      list.appendChild(h('li', {}, inline(item[1])))
-    } else if (!line.trim()) {
-      flush(); list = null
-    } else if (list && /^\s{2,}/.test(line)) {
-      list.lastElementChild?.append(' ', ...inline(line.trim()))
-    } else {
-      list = null
-      para.push(line.trim())
-    }
-    i += 1
+  for (const pre of Array.from(fragment.querySelectorAll('pre'))) pre.setAttribute('tabindex', '0')
+  for (const table of Array.from(fragment.querySelectorAll('table'))) {
+    // Wide tables scroll inside the panel rather than widen it; keyboard users can scroll too.
+    const wrap = h('div', { class: 'md-table', tabindex: '0', role: 'region', 'aria-label': 'Table' })
+    table.replaceWith(wrap)
+    wrap.appendChild(table)
   }
-  flush()
+  for (const a of Array.from(fragment.querySelectorAll('a'))) {
+    a.setAttribute('rel', 'noopener noreferrer')
+    a.setAttribute('target', '_blank')
+  }
+  // markdown-it aligns table cells with `style="text-align:…"`; keep only that.
+  for (const el of Array.from(fragment.querySelectorAll('[style]'))) {
+    const align = /^text-align:\s*(left|right|center)$/.exec(el.getAttribute('style') ?? '')
+    if (align) el.setAttribute('style', `text-align: ${align[1]}`)
+    else el.removeAttribute('style')
+  }
+  root.appendChild(fragment)
   return root
 }

@@ -3,42 +3,78 @@
 // connected and the saved indicator. The interviewer's panel is a separate chunk
 // (interviewer.ts) loaded only for the interviewer's token: the candidate's page never loads
 // its code, and so never calls its endpoints.
+//
+// The room has two states everyone sees: live, and ended (the `end` event, `status: "ended"` on
+// load, or the server closing the editor socket with 1008 "the interview has ended"). Ended
+// means read-only editors, no runs, a banner, and an indicator that never says "Saved" again.
+//
+// A reload restores the run context from the run history: the last run's output and results,
+// and a run still going on with its Stop button and input line working.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { api, explain, wsBase, type Interview, type RoomEvent, type TestResults } from './api'
+import { Awareness } from 'y-protocols/awareness'
+import {
+  api, explain, wsBase, unreachable,
+  type Interview, type LintFinding, type RoomEvent, type RunDetail, type RunKind, type RunPage, type RunSummary,
+  type Role,
+} from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createEditor } from './editor'
 import { createConsole } from './console'
 import { connectEvents } from './events'
 import { SaveTracker, type SaveState } from './saved'
 import { renderMarkdown } from './markdown'
+import { kindLabel, outcomeText, renderTests } from './results'
 
 /** What the interviewer's panel gets from the room. */
 export interface RoomContext {
   interview: Interview
   token: string
   side: HTMLElement
-  startRun(kind: 'run' | 'test' | 'lint'): Promise<void>
+  startRun(kind: RunKind): Promise<void>
   onEvent(listener: (e: RoomEvent) => void): void
+  /** Lint findings, live and (after a reload) the last style check's. */
+  onLint(listener: (findings: LintFinding[]) => void): void
+  /** Called once when the interview ends (live or already on load). */
+  onEnded(listener: () => void): void
   setQuestion(interview: Interview): void
 }
+
+/** The reason the server gives when it closes an editor socket that edits after the end. */
+const ENDED_CLOSE = 1008
+
+/** A run as this page knows it: numbered in the order this page saw them start. */
+interface RunInfo { id: string; n: number; kind: RunKind; by: Role; at: number }
 
 export async function openRoom(id: string, token: string, interview: Interview): Promise<void> {
   const role = interview.role
   const base = `/api/interviews/${encodeURIComponent(id)}`
   const doc = new Y.Doc()
+  // Presence within a second: y-protocols ignores a state from an unknown client unless its
+  // clock is above 0, and a fresh Awareness starts at clock 0, so without this the first state
+  // this page sends is dropped by every peer until the 15 s renewal. Setting the (empty) state
+  // once more before connecting makes the first one anyone receives clock 1.
+  const awareness = new Awareness(doc)
+  awareness.setLocalState({})
   const provider = new WebsocketProvider(`${wsBase()}/yjs`, id, doc, {
     params: { token },
+    awareness,
     disableBc: true, // two tabs must each reach the server: the saved indicator counts on it
+    // The end is final: a socket closed because the interview ended is not reopened.
+    shouldReconnect: (event: CloseEvent) => !isEndedClose(event) && !(event.code >= 4400 && event.code < 4500),
   })
   const ytext = doc.getText('main.py')
   const saves = new SaveTracker(doc, provider)
   const listeners: ((e: RoomEvent) => void)[] = []
+  const lintListeners: ((findings: LintFinding[]) => void)[] = []
+  const endListeners: (() => void)[] = []
+  let ended = false
 
   // --- header: title, role, people, saved state
   const savedEl = h('div', { class: 'saved', role: 'status', 'data-testid': 'saved' }, 'Connecting…')
   const peopleEl = h('ul', { class: 'people', 'aria-label': 'Connected people', 'data-testid': 'people' })
   const closeNote = h('p', { class: 'banner warn', hidden: true, role: 'alert' })
+  const endedBanner = h('div', { class: 'banner ended', hidden: true, role: 'status', 'data-testid': 'ended' })
   const header = h('header', { class: 'topbar' },
     h('span', { class: 'brand' }, 'Duet'),
     h('h1', {}, interview.title, h('span', { class: 'muted' }, ` · ${interview.candidate_name}`)),
@@ -48,11 +84,11 @@ export async function openRoom(id: string, token: string, interview: Interview):
   )
 
   // --- toolbar
-  let activeRun: { id: string; kind: string } | null = null
+  let activeRun: RunInfo | null = null
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
   const testBtn = h('button', { type: 'button' }, 'Run tests')
   const stopBtn = h('button', { type: 'button', disabled: true }, 'Stop')
-  const runNote = h('span', { class: 'run-note', role: 'status' })
+  const runNote = h('span', { class: 'run-note', role: 'status', 'data-testid': 'run-note' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Run controls' },
     runBtn, testBtn, stopBtn,
     h('span', { class: 'muted small' }, 'Ctrl/⌘+Enter runs · Esc then Tab leaves the editor'),
@@ -77,14 +113,15 @@ export async function openRoom(id: string, token: string, interview: Interview):
       h('section', { class: 'panel', 'aria-labelledby': 'tests-h' }, h('h2', { id: 'tests-h' }, 'Test results'), testsEl)))
 
   const noticeHost = h('div', { class: 'notice-host' })
-  const main = page(interview.title, header, closeNote, noticeHost, h('div', { class: 'room' }, side, work))
+  const main = page(interview.title, header, closeNote, endedBanner, noticeHost, h('div', { class: 'room' }, side, work))
   main.classList.add('room-page')
 
-  const startRun = async (kind: 'run' | 'test' | 'lint') => {
+  const startRun = async (kind: RunKind) => {
     runNote.textContent = ''
+    if (ended) { runNote.textContent = 'The interview has ended: nothing can be run.'; return }
     try {
       const { run_id } = await api<{ run_id: string }>(token, 'POST', `${base}/runs`, { kind })
-      activeRun = { id: run_id, kind }
+      if (!runs.has(run_id)) activeRun = { id: run_id, n: 0, kind, by: role, at: Date.now() }
       stopBtn.disabled = false
       if (kind === 'run') consoleView.focusInput()
     } catch (err) {
@@ -107,16 +144,17 @@ export async function openRoom(id: string, token: string, interview: Interview):
     }
   })
 
-  const view = createEditor({
-    parent: editorHost, ytext, awareness: provider.awareness, readOnly: false,
+  const editor = createEditor({
+    parent: editorHost, ytext, awareness: provider.awareness, readOnly: interview.status === 'ended',
     onRun: () => void startRun('run'), label: 'main.py, the shared program',
   })
+  const view = editor.view
 
   // --- question
   const setQuestion = (iv: Interview) => {
     const q = iv.question
-    testBtn.disabled = !q || q.kind !== 'coding'
-    testBtn.title = testBtn.disabled ? 'This question has no tests' : ''
+    testBtn.disabled = ended || !q || q.kind !== 'coding'
+    testBtn.title = !q || q.kind !== 'coding' ? 'This question has no tests' : ''
   }
   setQuestion(interview)
 
@@ -158,17 +196,25 @@ export async function openRoom(id: string, token: string, interview: Interview):
       case 'saving': text = s.slow ? `Not yet stored by the server (${s.pending} edits)` : 'Saving…'; if (s.slow) savedEl.classList.add('warn'); break
       case 'connecting': text = s.pending ? `Reconnecting: ${s.pending} edits not saved yet` : 'Connecting…'; savedEl.classList.add('warn'); break
       case 'offline': text = s.pending ? `Offline: ${s.pending} edits not saved yet` : 'Offline: reconnecting…'; savedEl.classList.add('warn'); break
+      case 'ended': text = 'Interview ended: edits are not saved'; savedEl.classList.add('ended'); break
+      default: unreachable(s); return
     }
     if (savedEl.textContent !== text) {
       savedEl.textContent = text
-      if (s.kind === 'offline') announce(text)
+      if (s.kind === 'offline' || s.kind === 'ended') announce(text)
     }
   }
   saves.onChange(showSaved)
   window.addEventListener('beforeunload', (e) => {
-    if (saves.pending > 0) { e.preventDefault(); e.returnValue = '' }
+    if (!ended && saves.pending > 0) { e.preventDefault(); e.returnValue = '' }
   })
   provider.on('connection-close', (event: CloseEvent | null) => {
+    if (event && isEndedClose(event)) {
+      // The server refused an edit because the interview is over: stop, and say so.
+      provider.shouldConnect = false
+      enterEnded()
+      return
+    }
     if (event && event.code !== 1000 && event.code !== 1001 && event.code !== 1006 && event.reason) {
       closeNote.hidden = false
       closeNote.textContent = `The server closed the editor connection: ${event.reason} (code ${event.code}). Reconnecting…`
@@ -176,47 +222,83 @@ export async function openRoom(id: string, token: string, interview: Interview):
   })
   provider.on('sync', (synced: boolean) => { if (synced) closeNote.hidden = true })
 
-  // --- events: runs and question switches
-  const runs = new Map<string, { kind: string; by: string }>()
-  connectEvents(id, token, (event) => {
-    handleEvent(event)
-    for (const l of listeners) l(event)
-  }, (connected) => {
-    if (!connected) runNote.textContent = 'Run events: reconnecting…'
-    else if (runNote.textContent === 'Run events: reconnecting…') runNote.textContent = ''
-  })
+  // --- the end
+  function enterEnded() {
+    if (ended) return
+    ended = true
+    editor.setReadOnly(true)
+    saves.markEnded()
+    runBtn.disabled = true
+    testBtn.disabled = true
+    stopBtn.disabled = true
+    activeRun = null
+    consoleView.setRunning(false)
+    const links = role === 'interviewer'
+      ? h('span', { class: 'ended-links' },
+          // The token rides in the fragment (never sent to the server); each page stores it.
+          h('a', { href: `/replay/${encodeURIComponent(id)}#token=${encodeURIComponent(token)}`, 'data-testid': 'replay-link' }, 'Open the replay'),
+          h('a', { href: `/debrief/interview/${encodeURIComponent(id)}#token=${encodeURIComponent(token)}`, 'data-testid': 'debrief-link' }, 'Open the debrief'))
+      : null
+    replace(endedBanner,
+      h('strong', {}, 'This interview has ended.'), ' ',
+      role === 'candidate'
+        ? 'Your code is kept as it was at the end; nothing can be edited or run now. Thank you!'
+        : 'The code is read-only and nothing can be run.',
+      links)
+    endedBanner.hidden = false
+    announce('This interview has ended.')
+    for (const l of endListeners) l()
+  }
+  if (interview.status === 'ended') enterEnded()
+
+  // --- runs: the console and results, live and restored
+  const runs = new Map<string, RunInfo>()
+  let runCount = 0
+  const register = (runId: string, kind: RunKind, by: Role, at: number): RunInfo => {
+    let info = runs.get(runId)
+    if (!info) {
+      runCount += 1
+      info = { id: runId, n: runCount, kind, by, at }
+      runs.set(runId, info)
+    }
+    return info
+  }
+  const tag = (r: RunInfo) => `${kindLabel(r.kind)} #${r.n} (started ${clock(r.at)})`
+  const started = (r: RunInfo) => {
+    consoleView.write('info', `▶ ${kindLabel(r.kind)} #${r.n} started by the ${r.by} at ${clock(r.at)}\n`)
+  }
+  const makeActive = (r: RunInfo) => {
+    activeRun = r
+    stopBtn.disabled = ended
+    consoleView.setRunning(!ended && r.kind === 'run')
+  }
+  const finished = (r: RunInfo, outcome: Parameters<typeof outcomeText>[0], tests: RunDetail['tests'], lint: LintFinding[] | null | undefined) => {
+    if (activeRun?.id === r.id) { activeRun = null; stopBtn.disabled = true; consoleView.setRunning(false) }
+    // Every finish line names its run, so an older run's "cancelled" never reads as the newer one's.
+    const summary = `${tag(r)} finished: ${outcomeText(outcome)}`
+    consoleView.write('info', `\n■ ${summary}\n`)
+    if (tests) renderTests(testsEl, tests, r.kind === 'test' && r.by === 'interviewer' && role === 'interviewer')
+    if (lint) for (const l of lintListeners) l(lint)
+    return summary
+  }
 
   function handleEvent(event: RoomEvent) {
     switch (event.type) {
       case 'run.started': {
-        const e = event as Extract<RoomEvent, { type: 'run.started' }>
-        runs.set(e.run_id, { kind: e.kind, by: e.by })
-        activeRun = { id: e.run_id, kind: e.kind }
-        stopBtn.disabled = false
-        consoleView.setRunning(e.kind === 'run')
-        consoleView.write('info', `▶ ${label(e.kind)} started by the ${e.by} at ${clock(e.at)}\n`)
-        announce(`${label(e.kind)} started by the ${e.by}`)
+        const r = register(event.run_id, event.kind, event.by, event.at)
+        makeActive(r)
+        started(r)
+        announce(`${kindLabel(r.kind)} started by the ${r.by}`)
         break
       }
       case 'run.output': {
-        const e = event as Extract<RoomEvent, { type: 'run.output' }>
-        consoleView.write(e.stream === 'stderr' ? 'stderr' : 'stdout', e.data)
+        consoleView.write(event.stream === 'stderr' ? 'stderr' : 'stdout', event.data)
         break
       }
       case 'run.finished': {
-        const e = event as Extract<RoomEvent, { type: 'run.finished' }>
-        const run = runs.get(e.run_id)
-        if (activeRun?.id === e.run_id) { activeRun = null; stopBtn.disabled = true; consoleView.setRunning(false) }
-        const exit = e.exit_code === null || e.exit_code === undefined ? '' : ` (exit ${e.exit_code})`
-        const took = e.duration_ms !== undefined ? ` in ${e.duration_ms} ms` : ''
-        const summary = `■ ${label(run?.kind ?? 'run')} finished: ${e.status}${exit}${took}`
-        consoleView.write('info', `\n${summary}\n`)
-        let spoken = summary.slice(2)
-        if (e.tests) {
-          renderTests(testsEl, e.tests, run?.kind === 'test' && run.by === 'interviewer' && role === 'interviewer')
-          spoken += `. Tests: ${e.tests.passed} passed, ${e.tests.failed} failed, ${e.tests.errors} errors`
-        }
-        announce(spoken)
+        const r = runs.get(event.run_id) ?? register(event.run_id, 'run', role, Date.now())
+        const summary = finished(r, { kind: r.kind, status: event.status, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)
+        announce(summary)
         break
       }
       case 'question': {
@@ -224,26 +306,123 @@ export async function openRoom(id: string, token: string, interview: Interview):
           interview.question = iv.question
           setQuestion(iv)
           if (role === 'candidate') renderCandidateSide(side, iv)
-          announce(`The question changed to ${iv.question?.title ?? 'none'}`)
+          const title = iv.question?.title ?? 'none'
+          replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status' })),
+            `The question is now “${title}” (switched at ${clock(Date.now())}).`)
+          announce(`The question changed to ${title}`)
         }).catch(() => {})
         break
       }
+      case 'end':
+        enterEnded()
+        break
+      case 'scorecard':
+      case 'note':
+      case 'signal':
+        break // the interviewer's panel shows these (its own listener)
+      default:
+        unreachable(event)
     }
   }
 
+  // Events that arrive while the history loads wait, then are checked against it.
+  let pending: RoomEvent[] | null = []
+  connectEvents(id, token, (event) => {
+    if (pending) pending.push(event)
+    else handleEvent(event)
+    for (const l of listeners) l(event)
+  }, (connected) => {
+    if (!connected) runNote.textContent = 'Run events: reconnecting…'
+    else if (runNote.textContent === 'Run events: reconnecting…') runNote.textContent = ''
+  })
+
+  const restore = async () => {
+    const history: RunSummary[] = []
+    let after: number | null = null
+    do {
+      const answer: RunPage = await api<RunPage>(token, 'GET', `${base}/runs?limit=500${after !== null ? `&after=${after}` : ''}`)
+      history.push(...answer.runs)
+      after = answer.next
+    } while (after !== null)
+    for (const r of history) register(r.run_id, r.kind, r.by, r.started_at)
+    const last = history[history.length - 1]
+    const shown = new Set<string>()
+    let outputSoFar: { stdout: string; stderr: string } | null = null
+    if (last) {
+      const detail = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(last.run_id)}`)
+      const r = runs.get(last.run_id)!
+      consoleView.write('info', `(restored) `)
+      started(r)
+      if (detail.stdout) consoleView.write('stdout', detail.stdout)
+      if (detail.stderr) consoleView.write('stderr', detail.stderr)
+      if (detail.stdout_truncated || detail.stderr_truncated) consoleView.write('info', '\n[output cut at the output limit]\n')
+      shown.add(last.run_id)
+      if (last.status === 'running') {
+        makeActive(r)
+        outputSoFar = { stdout: detail.stdout, stderr: detail.stderr }
+      } else {
+        finished(r, { ...detail, tests: detail.tests }, detail.tests, detail.lint)
+      }
+      // The test results panel shows the last test run, even if a program ran after it.
+      const lastTest = [...history].reverse().find((x) => x.kind === 'test' && x.status !== 'running')
+      if (lastTest && lastTest.run_id !== last.run_id) {
+        const t = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(lastTest.run_id)}`)
+        if (t.tests) renderTests(testsEl, t.tests, t.by === 'interviewer' && role === 'interviewer')
+      }
+      const lastLint = [...history].reverse().find((x) => x.kind === 'lint' && x.status !== 'running')
+      if (lastLint && lastLint.run_id !== last.run_id) {
+        const l = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(lastLint.run_id)}`)
+        if (l.lint) for (const f of lintListeners) f(l.lint)
+      }
+    }
+    const known = new Map(history.map((r) => [r.run_id, r]))
+    const queued = pending ?? []
+    pending = null
+    // Output of the running run that was already in its detail is dropped: per stream, the
+    // longest run of queued chunks that the restored text ends with was already shown.
+    // (The server's run detail does not say up to which seq it reaches; see the web README.)
+    if (outputSoFar && last) {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const chunks = queued.filter((e): e is Extract<RoomEvent, { type: 'run.output' }> => e.type === 'run.output' && e.run_id === last.run_id && e.stream === stream)
+        let covered = 0
+        for (let j = chunks.length; j > 0; j -= 1) {
+          if (outputSoFar[stream].endsWith(chunks.slice(0, j).map((c) => c.data).join(''))) { covered = j; break }
+        }
+        for (const c of chunks.slice(0, covered)) queued.splice(queued.indexOf(c), 1)
+      }
+    }
+    for (const event of queued) {
+      const before = event.type === 'run.started' || event.type === 'run.output' || event.type === 'run.finished' ? known.get(event.run_id) : undefined
+      if (before) {
+        if (event.type === 'run.started') continue // already listed
+        if (event.type === 'run.output' && (!shown.has(event.run_id) || before.status !== 'running')) continue
+        if (event.type === 'run.finished' && before.status !== 'running') continue
+      }
+      handleEvent(event)
+    }
+  }
   if (role === 'interviewer') {
     const { mountInterviewerPanel } = await import('./interviewer')
     mountInterviewerPanel({
       interview, token, side, startRun,
       onEvent: (l) => listeners.push(l),
+      onLint: (l) => lintListeners.push(l),
+      onEnded: (l) => { endListeners.push(l); if (ended) l() },
       setQuestion,
     })
   }
+  await restore().catch((err) => {
+    consoleView.write('info', `[the run history could not be loaded: ${explain(err)}]\n`)
+    const queued = pending ?? []
+    pending = null
+    for (const event of queued) handleEvent(event)
+  })
+
   ;(window as unknown as { duetReady?: boolean }).duetReady = true
 }
 
-function label(kind: string): string {
-  return kind === 'test' ? 'Test run' : kind === 'lint' ? 'Style check' : 'Run'
+function isEndedClose(event: CloseEvent): boolean {
+  return event.code === ENDED_CLOSE && /ended/i.test(event.reason)
 }
 
 function renderCandidateSide(side: HTMLElement, interview: Interview) {
@@ -259,15 +438,4 @@ function renderCandidateSide(side: HTMLElement, interview: Interview) {
           h('pre', { class: 'code-block', tabindex: '0', 'aria-label': 'Visible tests' }, q.visible_tests))
       : null,
   )
-}
-
-export function renderTests(el: HTMLElement, tests: TestResults, hidden: boolean): void {
-  const cases = tests.cases.map((c) => h('li', { class: `case case-${c.outcome}` },
-    h('span', { class: 'outcome' }, c.outcome === 'passed' ? '✓ passed' : c.outcome === 'failed' ? '✗ failed' : c.outcome === 'error' ? '✗ error' : `– ${c.outcome}`),
-    ' ', h('code', {}, c.name),
-    c.message ? h('div', { class: 'message' }, c.message) : null))
-  replace(el,
-    h('p', { class: 'summary' }, hidden ? 'Including hidden tests: ' : '',
-      `${tests.passed} passed, ${tests.failed} failed`, tests.errors ? `, ${tests.errors} errors` : '', tests.skipped ? `, ${tests.skipped} skipped` : ''),
-    h('ul', { class: 'cases' }, cases))
 }

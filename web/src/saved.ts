@@ -23,6 +23,8 @@ export type SaveState =
   | { kind: 'saving'; pending: number; slow: boolean }
   | { kind: 'offline'; pending: number }
   | { kind: 'connecting'; pending: number }
+  /** The interview has ended: the server keeps no edit any more, whatever this page holds. */
+  | { kind: 'ended'; pending: number }
 
 export class SaveTracker {
   private local = 0
@@ -32,6 +34,7 @@ export class SaveTracker {
   private slowTimer: number | null = null
   private lastSavedAt: number | null = null
   private listeners: ((s: SaveState) => void)[] = []
+  private ended = false
 
   constructor(private doc: Y.Doc, private provider: WebsocketProvider) {
     doc.on('update', (_update: Uint8Array, origin: unknown) => {
@@ -74,8 +77,21 @@ export class SaveTracker {
     listener(this.state())
   }
 
+  /**
+   * The interview ended (the `end` event, the status on load, or the server closing the editor
+   * socket with 1008): from now on no edit is stored, so the indicator never says "Saved" again.
+   */
+  markEnded(): void {
+    if (this.ended) return
+    this.ended = true
+    if (this.timer !== null) { window.clearTimeout(this.timer); this.timer = null }
+    this.probe = null
+    this.emit()
+  }
+
   state(): SaveState {
     const pending = this.pending
+    if (this.ended) return { kind: 'ended', pending }
     if (!this.provider.wsconnected) return { kind: 'offline', pending }
     if (!this.provider.synced) return { kind: 'connecting', pending }
     if (pending > 0) {
@@ -91,7 +107,7 @@ export class SaveTracker {
   }
 
   private schedule(delay = 120): void {
-    if (this.timer !== null || this.probe !== null || this.pending <= 0) return
+    if (this.ended || this.timer !== null || this.probe !== null || this.pending <= 0) return
     this.timer = window.setTimeout(() => {
       this.timer = null
       this.sendProbe()
@@ -100,7 +116,7 @@ export class SaveTracker {
 
   private sendProbe(): void {
     const ws = this.provider.ws
-    if (this.probe || this.pending <= 0 || !ws || !this.provider.wsconnected || !this.provider.synced) return
+    if (this.ended || this.probe || this.pending <= 0 || !ws || !this.provider.wsconnected || !this.provider.synced) return
     if (ws.readyState !== WebSocket.OPEN) return
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, 0) // messageSync

@@ -56,7 +56,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         const anchor = answer.rubric?.find((r) => r.area === area)?.levels?.[n - 1] ?? null
         const input = h('input', { type: 'radio', name: `rate-${area}`, id, value: String(n), disabled: locked })
         input.checked = current === n
-        input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n } })
+        input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n }; changed() })
         return h('div', { class: 'rating' }, input, h('label', { for: id }, String(n), anchor ? h('span', { class: 'anchor' }, ` ${anchor}`) : null))
       })
       const evidence = (card.evidence?.[area] ?? []).map((ref) => h('li', {}, h('code', {}, String(ref))))
@@ -65,11 +65,11 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     })
     const notes = h('textarea', { id: 'sc-notes', rows: '4', disabled: locked })
     notes.value = card.notes ?? ''
-    notes.addEventListener('input', () => { card.notes = notes.value })
+    notes.addEventListener('input', () => { card.notes = notes.value; changed() })
     const select = (id: string, label: string, values: string[], current: string | null, set: (v: string | null) => void) => {
       const el = h('select', { id, disabled: locked }, h('option', { value: '' }, '—'), values.map((v) => h('option', { value: v }, v.replace('_', ' '))))
       el.value = current ?? ''
-      el.addEventListener('change', () => set(el.value || null))
+      el.addEventListener('change', () => { set(el.value || null); changed() })
       return h('div', { class: 'field' }, h('label', { for: id }, label), el)
     }
     const runs = (answer.runs ?? []).map((r) => {
@@ -80,6 +80,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         const list = card.evidence?.[attach.value] ?? []
         if (!list.includes(r.run_id)) card.evidence = { ...card.evidence, [attach.value]: [...list, r.run_id] }
         attach.value = ''
+        changed()
         draw()
       })
       const t = r.tests_passed !== null && r.tests_passed !== undefined ? ` · ${r.tests_passed} passed, ${r.tests_failed ?? 0} failed` : ''
@@ -90,6 +91,9 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     const submit = h('button', { type: 'button', class: 'primary', disabled: locked }, 'Submit scorecard')
     save.addEventListener('click', () => void put())
     submit.addEventListener('click', async () => {
+      const ok = confirm('Submit the scorecard? This locks it for good: the five ratings, the notes, the level, '
+        + 'the recommendation and the evidence can no longer be changed, by you or anyone.')
+      if (!ok) return
       if (!(await put())) return
       try {
         await api(token, 'POST', `${base}/scorecard/submit`)
@@ -109,7 +113,31 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       runs.length ? h('div', {}, h('h4', {}, 'Runs (evidence)'), h('ul', { class: 'runs' }, runs)) : null,
       h('div', { class: 'row' }, save, submit), status)
   }
+  // Drafts are kept: every change is saved to the server a moment after it is made (and Save
+  // saves at once); leaving the page with a change not yet saved asks first.
+  let dirty = false
+  let autosave: number | null = null
+  let saving: Promise<boolean> | null = null
+  const changed = () => {
+    dirty = true
+    status.textContent = 'Unsaved changes: saving shortly…'
+    if (autosave !== null) window.clearTimeout(autosave)
+    autosave = window.setTimeout(() => { autosave = null; void put() }, 1000)
+  }
+  window.addEventListener('beforeunload', (e) => {
+    if (dirty || saving) { e.preventDefault(); e.returnValue = '' }
+  })
   const put = async (): Promise<boolean> => {
+    if (autosave !== null) { window.clearTimeout(autosave); autosave = null }
+    // One save at a time: each carries the version the previous one answered.
+    while (saving) await saving
+    saving = putNow()
+    try { return await saving } finally { saving = null }
+  }
+  const putNow = async (): Promise<boolean> => {
+    if (card.submitted_at) return true
+    const wasDirty = dirty
+    dirty = false
     try {
       const body = { ratings: card.ratings, notes: card.notes ?? '', recommendation: card.recommendation, level: card.level, evidence: card.evidence ?? {}, version: card.version }
       const saved = await api<Partial<Scorecard> & { scorecard?: Scorecard }>(token, 'PUT', `${base}/scorecard`, body)
@@ -118,6 +146,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       status.textContent = `Saved at ${clock(Date.now())}.`
       return true
     } catch (err) {
+      dirty = dirty || wasDirty
       status.textContent = err instanceof ApiError && err.status === 409
         ? 'Someone saved this scorecard elsewhere (another tab?). Reload to see their version.'
         : `Save: ${explain(err)}`
