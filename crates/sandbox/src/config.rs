@@ -97,10 +97,17 @@ impl DockerConfig {
     }
 }
 
+/// The longest wall limit a run may have (interactive runs included): an hour.
+pub const MAX_WALL: Duration = Duration::from_secs(60 * 60);
+
 /// Refuses limits Docker or the runner cannot work with.
 pub fn check_limits(l: &Limits) -> Result<(), SandboxError> {
-    let problem = if l.wall.is_zero() {
-        Some("the wall-time limit is zero")
+    let problem = if l.wall.is_zero() || l.interactive_wall.is_zero() {
+        Some("a wall-time limit is zero")
+    } else if l.wall > MAX_WALL || l.interactive_wall > MAX_WALL {
+        Some("a wall-time limit is over an hour")
+    } else if l.cpu.is_zero() {
+        Some("the CPU-time limit is zero")
     } else if l.memory_bytes < 32 << 20 {
         Some("the memory limit is below 32 MiB (Python alone needs ~10 MiB)")
     } else if l.pids < 4 {

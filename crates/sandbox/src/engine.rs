@@ -14,8 +14,9 @@ const CONTRACT_LABEL: &str = "duet.sandbox.contract";
 /// Bound on a health probe and on (re)connecting.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// bollard's own per-request timeout, only a backstop: every call on a run's path has a
-/// deadline of ours, and a run's wait for its container's exit may last its whole wall time.
-const CLIENT_TIMEOUT_SECS: u64 = 600;
+/// deadline of ours, and a run's wait for its container's exit may last its whole wall time
+/// (`check_limits` refuses wall limits over [`crate::config::MAX_WALL`]).
+const CLIENT_TIMEOUT_SECS: u64 = crate::config::MAX_WALL.as_secs() + 60;
 
 /// The engine as last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,15 +50,23 @@ pub enum Target {
 /// Limits of one run. Every default is configurable by the server's flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock time from start to kill.
+    /// Wall-clock time from start to kill, for runs whose stdin ends when they start.
     pub wall: Duration,
+    /// Wall-clock time from start to kill for interactive runs, whose stdin stays open
+    /// ([`RunRequest::keep_stdin_open`]): sized for a person thinking and typing, at least
+    /// minutes. [`Limits::cpu`] keeps a busy loop in such a run as short as any other.
+    pub interactive_wall: Duration,
+    /// CPU time the whole container may use (every process, from the engine's cgroup figures,
+    /// sampled about once a second) before the run is stopped as `timeout`. Watched only where
+    /// it can bind before the wall limit (wall × CPUs above it): interactive runs by default.
+    pub cpu: Duration,
     /// Memory, and memory plus swap (swap equal to it: no swapping).
     pub memory_bytes: i64,
     /// Processes and threads in the container.
     pub pids: i64,
     /// CPUs, in billionths (1_000_000_000 = one CPU).
     pub nano_cpus: i64,
-    /// CPU seconds (RLIMIT_CPU), a backstop should the server die mid-run.
+    /// CPU seconds per process (RLIMIT_CPU), a backstop should the server die mid-run.
     pub cpu_secs: u64,
     /// Open files per process (RLIMIT_NOFILE).
     pub nofile: u64,
@@ -74,6 +82,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             wall: Duration::from_secs(10),
+            interactive_wall: Duration::from_secs(5 * 60),
+            cpu: Duration::from_secs(10),
             memory_bytes: 256 << 20,
             pids: 64,
             nano_cpus: 1_000_000_000,
@@ -125,8 +135,11 @@ pub struct RunOutcome {
     pub tests: Option<TestReport>,
     /// For [`Target::Lint`]: the findings (empty when the file is clean), in file order.
     pub lint: Option<Vec<LintFinding>>,
-    /// For `sandbox_error`: what failed, for the log and the operator. Control characters are
-    /// escaped (`\u{1b}`), so it is safe to log as it is.
+    /// For `sandbox_error`: what failed, for the log and the operator. For `timeout`,
+    /// `output_limit` and `memory_limit`: which limit stopped the run, as a sentence for the
+    /// person who ran it ("stopped after 10 s of CPU time", "stopped after 5 min of wall time",
+    /// "output over 1 MiB: the rest was dropped", "stopped at the memory limit of 256 MiB").
+    /// Otherwise none. Control characters are escaped (`\u{1b}`), so it is safe to log as it is.
     pub detail: Option<String>,
 }
 

@@ -1,14 +1,18 @@
 //! One run inside a started, attached container: send the header and stdin, stream stdout and
-//! stderr as they come, enforce wall time, the output cap and cancel, then classify the end.
+//! stderr as they come, enforce wall time, CPU time, the output cap and cancel, then classify
+//! the end.
 
 use crate::container::{Attached, Input};
 use crate::escape::escape;
 use crate::protocol::{header, Frame, FrameFilter};
-use crate::{RunEvent, RunOutcome, RunRequest, RunStatus, Stdin, Target};
+use crate::{Limits, RunEvent, RunOutcome, RunRequest, RunStatus, Stdin, Target};
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
+use bollard::query_parameters::StatsOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -17,10 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Time allowed for inspecting the container after it exited.
 const INSPECT: Duration = Duration::from_secs(5);
+/// Pause before the CPU watch asks the engine for figures again after a stats stream ended.
+const STATS_RETRY: Duration = Duration::from_millis(500);
 
 /// Why the server stopped a run before it ended by itself.
 enum Stop {
-    Timeout,
+    /// The wall-time limit in force (the interactive one when stdin was kept open).
+    Wall(Duration),
+    /// The container's CPU time reached this limit.
+    Cpu(Duration),
     OutputLimit,
     Cancelled,
     /// The engine failed: the connection broke, a call errored or hung.
@@ -51,7 +60,14 @@ pub async fn drive(
     } = container;
     let name = owned.name().to_string();
     let started = Instant::now();
-    let deadline = started + request.limits.wall;
+    // A person answering `input()` takes minutes; the CPU limit keeps a busy loop short.
+    let wall = if request.keep_stdin_open {
+        request.limits.interactive_wall
+    } else {
+        request.limits.wall
+    };
+    let deadline = started + wall;
+    let mut cpu = cpu_watch(docker, &name, &request.limits, wall);
 
     let head = header(nonce, &request.files, &request.target);
     let wrote = timeout_at(deadline, async {
@@ -75,6 +91,7 @@ pub async fn drive(
         events: io.events,
         cancel: io.cancel,
         deadline,
+        wall,
         cap: request.limits.output_bytes,
         sent: 0,
     };
@@ -84,7 +101,8 @@ pub async fn drive(
         let item = tokio::select! {
             biased;
             _ = io.cancel.cancelled() => { stop = Some(Stop::Cancelled); break }
-            _ = sleep_until(deadline) => { stop = Some(Stop::Timeout); break }
+            _ = sleep_until(deadline) => { stop = Some(Stop::Wall(wall)); break }
+            limit = &mut cpu => { stop = Some(Stop::Cpu(limit)); break }
             _ = io.events.closed() => { stop = Some(Stop::Cancelled); break }
             item = output.next() => item,
         };
@@ -117,7 +135,13 @@ pub async fn drive(
     let mut exit_code = None;
     let mut oom = false;
     if stop.is_none() {
-        match exit_status(docker, &name, deadline, io.cancel).await {
+        let end = RunEnd {
+            deadline,
+            wall,
+            cpu: &mut cpu,
+            cancel: io.cancel,
+        };
+        match exit_status(docker, &name, end).await {
             Ok((code, was_oom)) => {
                 exit_code = Some(code);
                 oom = was_oom;
@@ -126,6 +150,7 @@ pub async fn drive(
         }
     }
     let duration = started.elapsed();
+    drop(cpu);
     // Let go of the attach connection first: the engine will not finish removing a container
     // while it still copies output to a reader that stopped reading (the output cap).
     drop(output);
@@ -146,14 +171,101 @@ pub async fn drive(
         Some(_) if remove_problem.is_some() => {
             (outcome(RunStatus::SandboxError, remove_problem), true)
         }
-        Some(Stop::Timeout) => (outcome(RunStatus::Timeout, None), false),
-        Some(Stop::OutputLimit) => (outcome(RunStatus::OutputLimit, None), false),
+        Some(Stop::Wall(wall)) => {
+            let why = format!("stopped after {} of wall time", time(wall));
+            (outcome(RunStatus::Timeout, Some(why)), false)
+        }
+        Some(Stop::Cpu(cpu)) => {
+            let why = format!("stopped after {} of CPU time", time(cpu));
+            (outcome(RunStatus::Timeout, Some(why)), false)
+        }
+        Some(Stop::OutputLimit) => {
+            let cap = bytes(request.limits.output_bytes as u64);
+            let why = format!("output over {cap}: the rest was dropped");
+            (outcome(RunStatus::OutputLimit, Some(why)), false)
+        }
         Some(Stop::Cancelled) => (outcome(RunStatus::Cancelled, None), false),
-        None => (
-            classify(exit_code, oom, frame, &request.target, duration),
-            false,
-        ),
+        None => {
+            let mut o = classify(exit_code, oom, frame, &request.target, duration);
+            if o.status == RunStatus::MemoryLimit {
+                let limit = bytes(u64::try_from(request.limits.memory_bytes).unwrap_or(0));
+                o.detail = Some(format!("stopped at the memory limit of {limit}"));
+            }
+            (o, false)
+        }
     }
+}
+
+/// A duration as a person reads a limit: `5 min`, `10 s`, `2.5 s`.
+fn time(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 60_000 && ms.is_multiple_of(60_000) {
+        format!("{} min", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// A size as a person reads a limit: `1 MiB`, `64 KiB`, `1000 bytes`.
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Resolves with the CPU limit once the container's CPU time (every process in it, as the
+/// engine's cgroup figures say, about once a second) has reached it.
+type CpuWatch<'a> = Pin<Box<dyn Future<Output = Duration> + Send + 'a>>;
+
+/// The CPU watch for a run whose wall limit is `wall`; one that never resolves where the
+/// limit cannot bind first (wall × CPUs within it), which spares a stats stream per run.
+fn cpu_watch<'a>(
+    docker: &'a Docker,
+    name: &'a str,
+    limits: &Limits,
+    wall: Duration,
+) -> CpuWatch<'a> {
+    let limit = limits.cpu;
+    let most = wall.as_secs_f64() * limits.nano_cpus as f64 / 1e9;
+    if most <= limit.as_secs_f64() {
+        return Box::pin(std::future::pending());
+    }
+    Box::pin(async move {
+        loop {
+            let options = StatsOptions {
+                stream: true,
+                one_shot: false,
+            };
+            let mut samples = docker.stats(name, Some(options));
+            while let Some(Ok(sample)) = samples.next().await {
+                let used = sample
+                    .cpu_stats
+                    .and_then(|c| c.cpu_usage)
+                    .and_then(|u| u.total_usage)
+                    .map(Duration::from_nanos);
+                if used.is_some_and(|u| u >= limit) {
+                    return limit;
+                }
+            }
+            // The stream ended or broke: the container is ending (the output stream says so)
+            // or the engine hiccuped. Ask again in a moment; the wall limit still holds.
+            tokio::time::sleep(STATS_RETRY).await;
+        }
+    })
+}
+
+/// What bounds the wait for a container's exit.
+struct RunEnd<'a, 'b> {
+    deadline: Instant,
+    wall: Duration,
+    cpu: &'b mut CpuWatch<'a>,
+    cancel: &'b CancellationToken,
 }
 
 /// The end of a run that ended by itself. Only a frame with the run's nonce (which no
@@ -216,8 +328,7 @@ fn classify(
 async fn exit_status(
     docker: &Docker,
     name: &str,
-    deadline: Instant,
-    cancel: &CancellationToken,
+    end: RunEnd<'_, '_>,
 ) -> Result<(i64, bool), Stop> {
     let wait = async {
         let mut stream = docker.wait_container(name, None);
@@ -233,8 +344,9 @@ async fn exit_status(
     };
     let code = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return Err(Stop::Cancelled),
-        _ = sleep_until(deadline) => return Err(Stop::Timeout),
+        _ = end.cancel.cancelled() => return Err(Stop::Cancelled),
+        _ = sleep_until(end.deadline) => return Err(Stop::Wall(end.wall)),
+        limit = end.cpu => return Err(Stop::Cpu(limit)),
         r = wait => r?,
     };
     let inspect = timeout_at(
@@ -257,6 +369,8 @@ struct Output<'a> {
     events: &'a mpsc::Sender<RunEvent>,
     cancel: &'a CancellationToken,
     deadline: Instant,
+    /// The wall limit the deadline stands for.
+    wall: Duration,
     cap: usize,
     sent: usize,
 }
@@ -279,7 +393,7 @@ impl Output<'_> {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = sleep_until(self.deadline) => return Err(Stop::Timeout),
+                _ = sleep_until(self.deadline) => return Err(Stop::Wall(self.wall)),
                 sent = self.events.send(event) => if sent.is_err() { return Err(Stop::Cancelled) },
             }
         }
@@ -336,6 +450,17 @@ mod tests {
         Target::Pytest {
             test_files: vec!["test_x.py".into()],
         }
+    }
+
+    #[test]
+    fn limits_read_as_a_person_says_them() {
+        assert_eq!(time(Duration::from_secs(300)), "5 min");
+        assert_eq!(time(Duration::from_secs(10)), "10 s");
+        assert_eq!(time(Duration::from_secs(90)), "90 s");
+        assert_eq!(time(Duration::from_millis(2500)), "2.5 s");
+        assert_eq!(bytes(1 << 20), "1 MiB");
+        assert_eq!(bytes(64 << 10), "64 KiB");
+        assert_eq!(bytes(1000), "1000 bytes");
     }
 
     #[test]
