@@ -1,0 +1,421 @@
+// The edges of an interview, as stories in Debian's Chromium against the real server and
+// sandbox (issue 18): the end everyone sees, presence within a second, prompts rendered as
+// authors wrote them, a reload that keeps the run context, results a person can read, a layout
+// that fits a laptop, a scorecard that keeps its drafts, and signals shown live. Every page is
+// photographed at 1366x800 and 1024x700 (tests/browser/artifacts/).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot, ADMIN,
+} from './harness.mjs'
+
+let server, dataDir, browser
+const contexts = []
+
+before(async () => {
+  requireParts()
+  dataDir = tempDir('duet-edges-')
+  server = await startServer({ port: await freePort(), dataDir })
+  browser = await launchBrowser()
+})
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {})
+  await browser?.close()
+  await server?.stop()
+  if (dataDir) removeDir(dataDir)
+})
+
+const createInterview = (fields) => adminApi(server.url, 'POST', '/api/interviews', {
+  title: 'Edges', candidate_name: 'Ada Lovelace', ...fields,
+})
+
+/** Opens a link in a fresh browser context (its own sessionStorage) and waits for the page. */
+async function open(url, viewport = { width: 1366, height: 800 }) {
+  const context = await browser.newContext({ viewport })
+  contexts.push(context)
+  const page = await context.newPage()
+  const seen = record(page)
+  await page.goto(url)
+  await page.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+  return { context, page, seen }
+}
+
+/** Screenshots at both laptop sizes, then back to the first. */
+async function shots(page, name) {
+  for (const [w, hgt] of [[1024, 700], [1366, 800]]) {
+    await page.setViewportSize({ width: w, height: hgt })
+    await page.waitForTimeout(150) // a layout pass after the resize
+    await shot(page, `${name}-${w}x${hgt}`)
+  }
+}
+
+const code = (page) => page.locator('[data-testid=editor] .cm-content').innerText()
+const saved = (page) => page.locator('[data-testid=saved]')
+const consoleOf = (page) => page.locator('[data-testid=console]')
+
+/** Replaces the whole program in the candidate's editor. */
+async function typeProgram(page, text) {
+  await page.locator('.cm-content').click()
+  await page.keyboard.press('Control+a')
+  await page.keyboard.press('Delete')
+  // Typed line by line at the left edge (the editor would auto-indent after a colon).
+  await page.evaluate((t) => {
+    const view = document.querySelector('.cm-content').cmView.view
+    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: t } })
+  }, text).catch(async () => { await page.keyboard.insertText(text) })
+  await saved(page).filter({ hasText: /^Saved/ }).waitFor({ timeout: 10_000 })
+}
+
+test('the interviewer ends the interview: both editors turn read-only under a banner, the candidate\'s keystrokes change nothing, and a reload still shows the end', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  const cpage = candidate.page
+  const ipage = interviewer.page
+
+  // The candidate writes something; it is saved.
+  await cpage.locator('.cm-content').click()
+  await cpage.keyboard.press('Control+End')
+  await cpage.keyboard.type('# my answer\n')
+  await saved(cpage).filter({ hasText: /^Saved/ }).waitFor({ timeout: 10_000 })
+  await ipage.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('# my answer'))
+
+  // The interviewer ends it from the room.
+  ipage.once('dialog', (d) => void d.accept())
+  await ipage.getByRole('button', { name: 'End interview' }).click()
+
+  // The candidate's page turns over at once, from the live `end` event.
+  await cpage.locator('[data-testid=ended]').filter({ hasText: 'This interview has ended' }).waitFor({ timeout: 5_000 })
+  await saved(cpage).filter({ hasText: 'Interview ended: edits are not saved' }).waitFor({ timeout: 2_000 })
+  assert.equal(await cpage.locator('.cm-content').getAttribute('contenteditable'), 'false', 'the candidate\'s editor is read-only')
+  assert.equal(await cpage.getByRole('button', { name: 'Run', exact: true }).isDisabled(), true, 'nothing can be run')
+  assert.equal(await cpage.locator('[data-testid=replay-link]').count(), 0, 'the candidate gets no replay link')
+
+  // Typing changes nothing, and nothing claims to be saved.
+  const before = await code(cpage)
+  await cpage.locator('.cm-content').click()
+  await cpage.keyboard.type('# typed after the end')
+  await cpage.waitForTimeout(400)
+  assert.equal(await code(cpage), before)
+  assert.equal(await saved(cpage).innerText(), 'Interview ended: edits are not saved')
+
+  // The interviewer's editor is read-only too, with the replay and the debrief a click away.
+  await ipage.locator('[data-testid=ended]').filter({ hasText: 'This interview has ended' }).waitFor({ timeout: 5_000 })
+  assert.equal(await ipage.locator('.cm-content').getAttribute('contenteditable'), 'false', 'the interviewer\'s editor is read-only')
+  assert.equal(await ipage.getByRole('button', { name: 'End interview' }).isDisabled(), true)
+  await shots(cpage, 'ended-candidate')
+  await shots(ipage, 'ended-interviewer')
+
+  // A reload reads the status on load: still ended, still read-only, nothing lost.
+  await cpage.reload()
+  await cpage.waitForFunction(() => window.duetReady === true)
+  await cpage.locator('[data-testid=ended]').filter({ hasText: 'This interview has ended' }).waitFor()
+  await saved(cpage).filter({ hasText: 'Interview ended: edits are not saved' }).waitFor()
+  assert.equal(await cpage.locator('.cm-content').getAttribute('contenteditable'), 'false')
+  await cpage.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('# my answer'))
+
+  // The interviewer follows the links.
+  const debriefHref = await ipage.locator('[data-testid=debrief-link]').getAttribute('href')
+  await ipage.locator('[data-testid=replay-link]').click()
+  await ipage.waitForURL(/\/replay\//)
+  await ipage.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+  await ipage.locator('[data-testid=replay-code]').filter({ hasText: '# my answer' }).waitFor()
+  assert.doesNotMatch(ipage.url(), /token/, 'the token left the address bar')
+  await ipage.goto(server.url + debriefHref)
+  await ipage.locator('#db-h').filter({ hasText: 'Debrief' }).waitFor()
+  await ipage.waitForFunction(() => !document.body.innerText.includes('Loading…'))
+  assert.doesNotMatch(await ipage.locator('main').innerText(), /no access token|Cannot open/)
+  await shots(ipage, 'ended-debrief')
+  assert.deepEqual(candidate.seen.problems, [])
+  assert.deepEqual(interviewer.seen.problems, [])
+})
+
+test('an edit that reaches the server after the end (the page missed the end event) closes the editor socket with 1008; the page stops reconnecting and says the edit was not saved', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 } })
+  contexts.push(context)
+  // This page never hears the `end` event: its events socket drops it on the way.
+  await context.routeWebSocket(/\/events/, (ws) => {
+    const upstream = ws.connectToServer()
+    upstream.onMessage((message) => { if (!String(message).includes('"type":"end"')) ws.send(message) })
+  })
+  const cpage = await context.newPage()
+  const seen = record(cpage)
+  await cpage.goto(iv.urls.candidate)
+  await cpage.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+  await saved(cpage).filter({ hasText: /^Saved|^Connecting/ }).waitFor()
+  const sockets = []
+  cpage.on('websocket', (ws) => { if (ws.url().includes('/yjs')) sockets.push(ws) })
+
+  const ended = await fetch(`${server.url}/api/interviews/${iv.id}/end`, { method: 'POST', headers: { Authorization: `Bearer ${iv.tokens.interviewer}` } })
+  assert.equal(ended.status, 200)
+  await cpage.locator('.cm-content').click()
+  await cpage.keyboard.press('Control+End')
+  await cpage.keyboard.type('# typed after the end\n')
+
+  await saved(cpage).filter({ hasText: 'Interview ended: edits are not saved' }).waitFor({ timeout: 5_000 })
+  await cpage.locator('[data-testid=ended]').filter({ hasText: 'This interview has ended' }).waitFor()
+  assert.equal(await cpage.locator('.cm-content').getAttribute('contenteditable'), 'false')
+  // It stays closed: no new editor socket in the next seconds.
+  await cpage.waitForTimeout(1500)
+  assert.equal(sockets.length, 0, 'the page did not reconnect after the 1008 close')
+  const snap = await fetch(`${server.url}/api/interviews/${iv.id}/snapshot?at=${Date.now()}`, { headers: { Authorization: `Bearer ${iv.tokens.interviewer}` } }).then((r) => r.json())
+  assert.doesNotMatch(snap.files['main.py'], /typed after the end/)
+  await shots(cpage, 'ended-refused-edit')
+  assert.deepEqual(seen.problems.filter((p) => !/WebSocket/.test(p)), [])
+})
+
+test('each person appears in the other\'s header within 2 s of joining', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  // Both bounds are well under the 15 s awareness renewal that used to be the only way in.
+  await Promise.all([
+    candidate.page.locator('[data-testid=people]').filter({ hasText: 'Interviewer' }).waitFor({ timeout: 2_000 }),
+    interviewer.page.locator('[data-testid=people]').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 2_000 }),
+  ])
+  // And someone who joins later (the candidate again, after a reload) too.
+  await candidate.page.reload()
+  await candidate.page.waitForFunction(() => window.duetReady === true)
+  await candidate.page.locator('[data-testid=people]').filter({ hasText: 'Interviewer' }).waitFor({ timeout: 2_000 })
+  await shots(interviewer.page, 'presence-interviewer')
+})
+
+test('prompts render as their authors wrote them: tables as tables, numbered steps as an ordered list, "503." inside its sentence, *n* as emphasis', async () => {
+  const parser = await createInterview({ question_id: 'command-parser' })
+  const { page } = await open(parser.urls.candidate)
+  const prompt = page.locator('aside .md')
+  const table = prompt.locator('table')
+  await table.waitFor()
+  assert.deepEqual(await table.locator('thead th').allInnerTexts(), ['command', 'meaning', 'response'])
+  assert.equal(await table.locator('tbody tr').count(), 5)
+  assert.equal(await table.locator('tbody tr').first().locator('td code').first().innerText(), 'SET key value')
+  assert.equal(await prompt.locator('ol > li').count(), 2, 'the numbered steps are an ordered list')
+  assert.match(await prompt.locator('ol > li').first().innerText(), /^parse\(line\) returns/)
+  assert.equal(await prompt.locator('pre code').count(), 1, 'the code block')
+  assert.doesNotMatch(await prompt.innerText(), /\| ---|\| command \|/, 'no raw table pipes')
+  await shots(page, 'prompt-table-candidate')
+
+  const retry = await createInterview({ question_id: 'retry-backoff' })
+  const r = await open(retry.urls.interviewer)
+  const rprompt = r.page.locator('.question .md')
+  await rprompt.waitFor()
+  const para = rprompt.locator('p').filter({ hasText: 'fails now and then' })
+  assert.match(await para.innerText(), /a timeout or a 503\. We want a decorator/, '"503." stays in its sentence')
+  assert.equal(await rprompt.locator('ol').count(), 0, 'no list made of "503."')
+  assert.equal(await rprompt.locator('em').filter({ hasText: /^n$/ }).count(), 1, '*n* is emphasis')
+  assert.equal(await rprompt.locator('strong').filter({ hasText: 'last' }).count(), 1)
+  assert.doesNotMatch(await rprompt.innerText(), /\*n\*|\*\*last\*\*/)
+
+  const consumer = await createInterview({ question_id: 'idempotent-consumer' })
+  const c = await open(consumer.urls.interviewer)
+  const ctable = c.page.locator('.question .md table')
+  await ctable.waitFor()
+  assert.equal(await ctable.locator('tbody tr').count(), 4)
+  await shots(c.page, 'prompt-table-interviewer')
+  for (const p of [page, r.page, c.page]) assert.equal(await p.locator('.md script, .md [onerror], .md [onclick]').count(), 0)
+})
+
+test('a reload mid-run shows the running program with its output so far; the input line and Stop keep working; each finish line names its run', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const { page } = await open(iv.urls.candidate)
+  // First the visible tests, which fail on the starter code.
+  await page.getByRole('button', { name: 'Run tests' }).click()
+  await page.locator('[data-testid=tests-summary]').waitFor({ timeout: 30_000 })
+  const summary = await page.locator('[data-testid=tests-summary]').innerText()
+
+  await typeProgram(page, 'print("ready")\nname = input("name? ")\nprint("hello", name)\nagain = input("more? ")\nprint("bye", again)\n')
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: 'name?' }).waitFor({ timeout: 15_000 })
+
+  // Reload while the program waits for input.
+  await page.reload()
+  await page.waitForFunction(() => window.duetReady === true)
+  await consoleOf(page).filter({ hasText: 'name?' }).waitFor({ timeout: 5_000 })
+  assert.match(await consoleOf(page).innerText(), /Run #2 started by the candidate/)
+  assert.equal(await page.locator('[data-testid=tests-summary]').innerText(), summary, 'the last test results are back')
+  assert.equal(await page.getByRole('button', { name: 'Stop' }).isDisabled(), false, 'Stop works for the running program')
+  await shots(page, 'reload-mid-run')
+
+  // The input line feeds the restored run.
+  const input = page.getByLabel('Program input (stdin)')
+  assert.equal(await input.isDisabled(), false)
+  await input.fill('Grace')
+  await input.press('Enter')
+  await consoleOf(page).filter({ hasText: 'hello Grace' }).waitFor({ timeout: 5_000 })
+  assert.equal((await consoleOf(page).innerText()).split('name?').length - 1, 1, 'the output so far is shown once, not twice')
+
+  // Stop ends it; its finish line names it.
+  await page.getByRole('button', { name: 'Stop' }).click()
+  await consoleOf(page).filter({ hasText: /Run #2 \(started [^)]+\) finished: stopped/ }).waitFor({ timeout: 5_000 })
+
+  // A new run that replaces a running one: the old one's "stopped" line names the old run.
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: /Run #3 started/ }).waitFor({ timeout: 15_000 })
+  await consoleOf(page).filter({ hasText: 'name?' }).last().waitFor()
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: /Run #4 started/ }).waitFor({ timeout: 15_000 })
+  await consoleOf(page).filter({ hasText: /Run #3 \(started [^)]+\) finished: stopped/ }).waitFor({ timeout: 5_000 })
+  const lines = (await consoleOf(page).innerText()).split('\n').filter((l) => /finished/.test(l))
+  for (const line of lines) assert.match(line, /#\d+ \(started \d/, `a finish line names its run: ${line}`)
+  await page.getByRole('button', { name: 'Stop' }).click()
+  await consoleOf(page).filter({ hasText: /Run #4 \(started [^)]+\) finished/ }).waitFor({ timeout: 5_000 })
+})
+
+test('results read as a person would say them: failures first with full names, "N failed" for a failing test run, limits named; the console input and the saved state stay in view at 1366x800 and 1024x700', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const { page } = await open(iv.urls.candidate, { width: 1024, height: 700 })
+  // A half-done cache: one visible test passes, the others fail.
+  await typeProgram(page, [
+    'class LRUCache:',
+    '    def __init__(self, capacity):',
+    '        self.capacity = capacity',
+    '        self.data = {}',
+    '',
+    '    def get(self, key, default=None):',
+    '        return self.data.get(key, default)',
+    '',
+    '    def put(self, key, value):',
+    '        self.data[key] = value  # a deliberately long comment so that this line wraps in a narrow editor, and the wrapped part should start under the code, not at the left edge',
+    '',
+    '    def __len__(self):',
+    '        return len(self.data)',
+    '',
+    '    def __contains__(self, key):',
+    '        return key in self.data',
+    '',
+  ].join('\n'))
+  await page.getByRole('button', { name: 'Run tests' }).click()
+  const summary = page.locator('[data-testid=tests-summary]')
+  await summary.waitFor({ timeout: 30_000 })
+  const text = await summary.innerText()
+  assert.match(text, /^\d+ failed, \d+ passed$/, `summary: ${text}`)
+  const outcomes = await page.locator('[data-testid=tests] .case .outcome').allInnerTexts()
+  const firstPass = outcomes.findIndex((o) => /passed/.test(o))
+  assert.ok(firstPass > 0, 'at least one failure and one pass')
+  assert.ok(outcomes.slice(firstPass).every((o) => /passed/.test(o)), `failures first: ${outcomes.join(' | ')}`)
+  for (const name of await page.locator('[data-testid=tests] .case-name').all()) {
+    const clipped = await name.evaluate((el) => el.scrollWidth > el.clientWidth + 1 || el.getBoundingClientRect().right > el.closest('.panel').getBoundingClientRect().right + 1)
+    assert.equal(clipped, false, `test name shown whole: ${await name.innerText()}`)
+    assert.match(await name.innerText(), /^test_visible\.py::test_/)
+  }
+  const finish = (await consoleOf(page).innerText()).split('\n').find((l) => /Test run #\d+ .* finished/.test(l))
+  assert.match(finish, /finished: \d+ failed, \d+ passed/)
+  assert.doesNotMatch(await page.locator('main').innerText(), /error \(exit|\d+ errors?\b/)
+
+  // A wrapped line keeps its indentation: its continuation starts under its first character.
+  const indent = await page.evaluate(() => {
+    const line = [...document.querySelectorAll('.cm-line')].find((l) => l.textContent.includes('deliberately long comment'))
+    const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT)
+    const nodes = []
+    while (walker.nextNode()) nodes.push(walker.currentNode)
+    const range = document.createRange()
+    const first = nodes.find((n) => /\S/.test(n.textContent))
+    const at = first.textContent.search(/\S/)
+    range.setStart(first, at); range.setEnd(first, at + 1)
+    const codeLeft = range.getBoundingClientRect().left
+    const all = document.createRange()
+    all.selectNodeContents(line)
+    const rects = [...all.getClientRects()]
+    const tops = [...new Set(rects.map((r) => Math.round(r.top)))]
+    const lastTop = Math.max(...tops)
+    const contLeft = Math.min(...rects.filter((r) => Math.round(r.top) === lastTop).map((r) => r.left))
+    return { codeLeft, contLeft, lines: tops.length }
+  })
+  assert.ok(indent.lines >= 2, 'the long line wraps at 1024 px')
+  assert.ok(Math.abs(indent.contLeft - indent.codeLeft) < 3, `continuation at ${indent.contLeft}, code at ${indent.codeLeft}`)
+
+  // Both laptop sizes: the console's input line and the saved state are in view, no scrolling.
+  for (const [w, hgt] of [[1366, 800], [1024, 700]]) {
+    await page.setViewportSize({ width: w, height: hgt })
+    await page.waitForTimeout(150)
+    for (const [what, locator] of [['console input', page.getByLabel('Program input (stdin)')], ['saved state', saved(page)], ['Run button', page.getByRole('button', { name: 'Run', exact: true })]]) {
+      const box = await locator.boundingBox()
+      assert.ok(box && box.y >= 0 && box.y + box.height <= hgt && box.x + box.width <= w, `${what} in view at ${w}x${hgt}: ${JSON.stringify(box)}`)
+    }
+    assert.equal(await page.evaluate(() => window.scrollY), 0)
+    await shot(page, `results-${w}x${hgt}`)
+  }
+
+  // The output limit, named with what it is.
+  await typeProgram(page, 'import sys\nfor _ in range(40):\n    sys.stdout.write("x" * 65536)\n')
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: /finished: output over 1 MiB: the rest was dropped/ }).waitFor({ timeout: 30_000 })
+  assert.doesNotMatch(await consoleOf(page).innerText(), /output_limit/)
+  // A program that never ends: stopped at the time limit, said in seconds.
+  await typeProgram(page, 'while True:\n    pass\n')
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: /finished: stopped after \d+(\.\d)? s \(the time limit\)/ }).waitFor({ timeout: 60_000 })
+  assert.doesNotMatch(await consoleOf(page).innerText(), /: timeout\b/)
+  await shots(page, 'results-limits')
+})
+
+test('the admin form clears after Create, so a second click cannot create the same interview twice', async () => {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 } })
+  contexts.push(context)
+  const page = await context.newPage()
+  await page.goto(`${server.url}/admin`)
+  await page.getByLabel('Admin token').fill(ADMIN)
+  await page.getByRole('button', { name: 'Continue' }).click()
+  await page.getByLabel('Candidate name').fill('Katherine Johnson')
+  await page.locator('#f-question option[value="top-k-words"]').waitFor({ state: 'attached' })
+  await page.getByLabel('Question').selectOption('top-k-words')
+  const create = page.getByRole('button', { name: 'Create interview' })
+  await create.click()
+  await page.getByLabel('Candidate link').waitFor()
+  assert.equal(await page.getByLabel('Candidate name').inputValue(), '')
+  assert.equal(await page.getByLabel('Question').inputValue(), '')
+  await create.click()
+  await page.waitForTimeout(500)
+  const rows = (await adminApi(server.url, 'GET', '/api/interviews')).filter((r) => r.candidate_name === 'Katherine Johnson')
+  assert.equal(rows.length, 1, 'one interview, however many clicks')
+  await shots(page, 'admin-after-create')
+})
+
+test('the scorecard keeps a draft across a reload without pressing Save, and Submit asks first, naming what it locks', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const { page } = await open(iv.urls.interviewer)
+  await page.getByRole('tab', { name: 'Scorecard' }).click()
+  await page.locator('#rate-collaboration-4').check()
+  await page.locator('#sc-notes').fill('Asked good questions about the capacity.')
+  await page.getByText(/^Saved at/).waitFor({ timeout: 5_000 })
+  await page.reload()
+  await page.waitForFunction(() => window.duetReady === true)
+  await page.getByRole('tab', { name: 'Scorecard' }).click()
+  await page.locator('#sc-notes').waitFor()
+  assert.equal(await page.locator('#rate-collaboration-4').isChecked(), true)
+  assert.equal(await page.locator('#sc-notes').inputValue(), 'Asked good questions about the capacity.')
+  // Submit: the question names what is locked; saying no locks nothing.
+  const asked = new Promise((resolve) => page.once('dialog', (d) => { resolve(d.message()); void d.dismiss() }))
+  await page.getByRole('button', { name: 'Submit scorecard' }).click()
+  assert.match(await asked, /locks/)
+  await page.waitForTimeout(300)
+  assert.equal(await page.locator('#sc-notes').isDisabled(), false, 'declining the confirmation locks nothing')
+  const card = await fetch(`${server.url}/api/interviews/${iv.id}/scorecard`, { headers: { Authorization: `Bearer ${iv.tokens.interviewer}` } }).then((r) => r.json())
+  assert.equal(card.scorecard.submitted_at ?? null, null)
+  await shots(page, 'scorecard-draft')
+})
+
+test('signals appear on the interviewer\'s panel as they happen: a large paste and leaving the tab', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  const signals = interviewer.page.locator('[data-testid=signals]')
+  await signals.filter({ hasText: 'None so far' }).waitFor()
+  await candidate.page.evaluate(() => {
+    const data = new DataTransfer()
+    data.setData('text/plain', '# pasted\n'.repeat(40))
+    document.querySelector('.cm-content').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }))
+  })
+  await signals.filter({ hasText: 'pasted 360 characters' }).waitFor({ timeout: 5_000 })
+  await candidate.page.evaluate(() => window.dispatchEvent(new Event('blur')))
+  await signals.filter({ hasText: 'left the tab' }).waitFor({ timeout: 5_000 })
+  assert.equal(await interviewer.page.locator('[data-testid=signals-count]').innerText(), '2')
+  await shots(interviewer.page, 'signals-interviewer')
+  // A fresh interviewer page lists the ones so far.
+  await interviewer.page.reload()
+  await interviewer.page.waitForFunction(() => window.duetReady === true)
+  await signals.filter({ hasText: 'pasted 360 characters' }).waitFor({ timeout: 5_000 })
+  await signals.filter({ hasText: 'left the tab' }).waitFor()
+})
