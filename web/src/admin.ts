@@ -1,11 +1,8 @@
 // The admin page: the admin token (entered once, kept for this tab only), creating an
 // interview on a question, its three links to copy, and the list of interviews.
-import { api, explain, ApiError } from './api'
+import { api, explain, ApiError, type QuestionSummary, type CreatedInterview as Created, type InterviewSummary as Listed } from './api'
 import { h, page, replace, dateTime, announce } from './dom'
 
-interface QuestionSummary { id: string; title: string; kind: string; difficulty: string; tags?: string[] }
-interface Created { id: string; urls: { interviewer: string; candidate: string; reviewer: string } }
-interface Listed { id: string; title: string; candidate_name: string; created_at: number; status?: string; candidate_ref?: string | null }
 
 const KEY = 'duet.admin'
 

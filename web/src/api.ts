@@ -166,6 +166,70 @@ export type RoomEvent =
   | { type: 'signal'; seq: number; kind: SignalKind; size: number | null; at: number }
   | { type: 'end'; seq: number; at: number }
 
+/** `TimelineEvent`: one entry of `GET /api/interviews/{id}/timeline`, tagged by `type`. */
+export type TimelineEvent =
+  | { type: 'edit'; seq: number; at: number; by: Actor; last_seq: number; last_at: number; edits: number }
+  | { type: 'join'; seq: number; at: number; by: Actor }
+  | { type: 'leave'; seq: number; at: number; by: Actor }
+  | { type: 'question'; seq: number; at: number; by: Actor; question_id: string }
+  | { type: 'note'; seq: number; at: number; by: Actor; text: string }
+  | { type: 'scorecard'; seq: number; at: number; by: Actor; action: string }
+  | { type: 'signal'; seq: number; at: number; by: Actor; kind: SignalKind; size: number | null }
+  | { type: 'end'; seq: number; at: number; by: Actor }
+  | { type: 'run.started'; seq: number; at: number; run_id: string; kind: RunKind; by: Role; code_seq: number; private: boolean }
+  | { type: 'run.finished'; seq: number; at: number; run_id: string; kind: RunKind; by: Role; status: RunStatus; exit_code: number | null; duration_ms: number; tests: TestCounts | null }
+
+/** `Timeline`. */
+export interface Timeline { started_at: number; ended_at: number; last_seq: number; events: TimelineEvent[] }
+/** `Snapshot`: the files at one moment. */
+export interface Snapshot { seq: number; at: number; files: Record<string, string> }
+
+/** `QuestionSummary`: one question of the bank in `GET /api/questions`. */
+export interface QuestionSummary { id: string; title: string; kind: 'coding' | 'discussion'; difficulty: string; tags?: string[]; areas?: string[] }
+/** `PerRole`. */
+export interface PerRole { interviewer: string; candidate: string; reviewer: string }
+/** `CreatedInterview`: the answer to `POST /api/interviews`. */
+export interface CreatedInterview { id: string; tokens: PerRole; urls: PerRole }
+/** `InterviewSummary`: one row of `GET /api/interviews` (admin). */
+export interface InterviewSummary {
+  id: string
+  title: string
+  candidate_name: string
+  created_at: number
+  candidate_ref: string | null
+  question_id: string | null
+  status: InterviewStatus
+}
+
+/** `Area`: the scorecard's five areas. */
+export type Area = 'coding_quality' | 'system_design' | 'debugging' | 'collaboration' | 'production_experience'
+/** `Evidence`: a run of this interview (by id) or a moment of it (a log seq). */
+export type Evidence = string | number
+/** `Scorecard`, as stored and served. */
+export interface Scorecard {
+  ratings: Record<string, number | null>
+  notes: string
+  recommendation: string | null
+  level: string | null
+  evidence: Record<string, Evidence[]>
+  version: number
+  updated_at?: number | null
+  submitted_at?: number | null
+}
+/** One run as the scorecard lists it, to attach as evidence. */
+export interface ScorecardRun { run_id: string; kind: RunKind; by: Role; at?: number; status: RunStatus; tests_passed?: number | null; tests_failed?: number | null }
+/** One area of the rubric, with what a 1 to a 4 looks like. */
+export interface RubricArea { area: string; title: string; levels: string[] }
+/** `GET /api/interviews/{id}/scorecard`. */
+export interface ScorecardAnswer { scorecard: Scorecard; rubric?: RubricArea[]; runs?: ScorecardRun[] }
+/** `Note`: a private note. */
+export interface Note { text: string; at: number; seq: number }
+
+/** One interview of a debrief; a scorecard not yet submitted is null. */
+export interface DebriefRow { interview_id: string; title: string; question_id?: string | null; status?: InterviewStatus; scorecard: Scorecard | null }
+/** `GET /api/interviews/{id}/debrief` and `GET /api/candidates/{ref}/debrief`. */
+export interface Debrief { candidate_ref: string; interviews: DebriefRow[] }
+
 export type RoomEventOf<T extends RoomEvent['type']> = Extract<RoomEvent, { type: T }>
 
 /** For the `default` of a switch over a union: the compiler fails here when a case is missing. */

@@ -2,14 +2,9 @@
 // scorecards of an interviewer's candidate, shown only once the viewer's own scorecard is
 // submitted (the server enforces it; this page shows its answer). Issue 10's API; on a server
 // without it the page says so.
-import { api, explain, takeToken } from './api'
+import { api, explain, takeToken, type Debrief } from './api'
 import { h, page, replace } from './dom'
 import { AREAS } from './scorecard'
-
-interface Card { ratings?: Record<string, number | null>; recommendation?: string | null; level?: string | null }
-interface Row { interview_id: string; title: string; question_id?: string | null; status?: string; scorecard: Card | null }
-/** The debrief as docs/API.md has it; a scorecard not yet submitted is null. */
-interface Debrief { candidate_ref: string; interviews: Row[] }
 
 export async function openDebrief(kind: 'candidate' | 'interview', key: string): Promise<void> {
   const main = page('Debrief', h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Debrief')))

@@ -1,13 +1,12 @@
 // The interviewer's panel, loaded only for the interviewer's token: the question picker and
 // prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
 // (Alt+N), the scorecard, and End interview.
-import { api, explain, unreachable, type Interview, type QuestionFull, type LintFinding, type RoomEvent, type SignalKind } from './api'
+import { api, explain, unreachable, type Interview, type QuestionFull, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type Note } from './api'
 import { h, replace, announce, clock } from './dom'
 import { renderMarkdown } from './markdown'
 import { mountScorecard } from './scorecard'
 import type { RoomContext } from './room'
 
-interface QuestionSummary { id: string; title: string; kind: string; difficulty: string; tags?: string[] }
 
 export function mountInterviewerPanel(ctx: RoomContext): void {
   // Set once the scorecard is mounted (below); opening its tab calls it.
@@ -160,7 +159,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   // --- notes
   const loadNotes = async () => {
     try {
-      const notes = await api<{ text: string; at: number; seq?: number }[]>(token, 'GET', `${base}/notes`)
+      const notes = await api<Note[]>(token, 'GET', `${base}/notes`)
       replace(notesList, notes.map((n) => h('li', {}, h('time', {}, clock(n.at)), ' ', n.text)))
     } catch (err) { notesNote.textContent = `Notes: ${explain(err)}.` }
   }

@@ -3,20 +3,12 @@
 // run's output played at its moment, and the submitted scorecard beside it with its evidence
 // linked to those moments. Built on issue 11's timeline, snapshot and cast endpoints; on a
 // server without them the page says so.
-import { api, explain } from './api'
+import { api, explain, unreachable, type Interview, type Snapshot, type Timeline, type TimelineEvent } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createViewer, setViewerText } from './editor'
 import { createConsole } from './console'
 import { AREAS, loadScorecard } from './scorecard'
-
-interface TimelineEvent {
-  type: string; seq: number; at: number; by?: string; last_seq?: number; last_at?: number; edits?: number
-  run_id?: string; kind?: string; status?: string; tests?: { passed: number; failed: number } | null
-  question_id?: string; text?: string; size?: number
-}
-interface Timeline { started_at: number; ended_at: number; last_seq?: number; events: TimelineEvent[] }
-interface Snapshot { seq: number; at: number; files: Record<string, string> }
-interface Interview { title: string; candidate_name: string; role: string }
+import { kindLabel, outcomeText } from './results'
 
 /** A place the scrubber can stop: a seq and its time. */
 interface Moment { seq: number; at: number }
@@ -46,19 +38,21 @@ export async function openReplay(id: string, token: string): Promise<void> {
   const moments: Moment[] = []
   for (const e of timeline.events) {
     moments.push({ seq: e.seq, at: e.at })
-    if (e.type === 'edit' && e.last_seq && e.last_seq > e.seq) {
+    if (e.type === 'edit' && e.last_seq > e.seq) {
       const n = e.last_seq - e.seq
       const step = Math.max(1, Math.ceil(n / 40))
       for (let s = e.seq + step; s < e.last_seq; s += step) {
-        moments.push({ seq: s, at: e.at + ((e.last_at! - e.at) * (s - e.seq)) / n })
+        moments.push({ seq: s, at: e.at + ((e.last_at - e.at) * (s - e.seq)) / n })
       }
-      moments.push({ seq: e.last_seq, at: e.last_at ?? e.at })
+      moments.push({ seq: e.last_seq, at: e.last_at })
     }
   }
   moments.sort((a, b) => a.seq - b.seq)
   if (moments.length === 0) moments.push({ seq: 0, at: timeline.started_at })
-  const runsStarted = timeline.events.filter((e) => e.type === 'run.started')
-  const runsFinished = new Map(timeline.events.filter((e) => e.type === 'run.finished').map((e) => [e.run_id!, e]))
+  type Started = Extract<TimelineEvent, { type: 'run.started' }>
+  type Finished = Extract<TimelineEvent, { type: 'run.finished' }>
+  const runsStarted = timeline.events.filter((e): e is Started => e.type === 'run.started')
+  const runsFinished = new Map(timeline.events.filter((e): e is Finished => e.type === 'run.finished').map((e) => [e.run_id, e]))
 
   // --- layout
   const scrub = h('input', { type: 'range', id: 'scrub', min: '0', max: String(moments.length - 1), value: String(moments.length - 1), step: '1' })
@@ -84,14 +78,17 @@ export async function openReplay(id: string, token: string): Promise<void> {
   // --- marks
   const describe = (e: TimelineEvent): string => {
     switch (e.type) {
-      case 'edit': return `${e.by} edited (${e.edits ?? 1})`
-      case 'run.started': return `${e.by} started ${e.kind === 'test' ? 'tests' : e.kind === 'lint' ? 'a style check' : 'a run'}`
-      case 'run.finished': return `run finished: ${e.status}${e.tests ? ` (${e.tests.passed} passed, ${e.tests.failed} failed)` : ''}`
-      case 'question': return `question switched to ${e.question_id ?? ''}`
-      case 'note': return `note${e.text ? `: ${e.text}` : ''}`
-      case 'signal': return `signal: ${e.kind ?? ''}${e.size ? ` (${e.size} chars)` : ''}`
-      case 'scorecard': return 'scorecard'
-      default: return `${e.type}${e.by ? ` (${e.by})` : ''}`
+      case 'edit': return `${e.by} edited (${e.edits})`
+      case 'join': return `${e.by} joined`
+      case 'leave': return `${e.by} left`
+      case 'run.started': return `${e.by} started ${e.kind === 'test' ? 'tests' : e.kind === 'lint' ? 'a style check' : 'a run'}${e.private ? ' (private)' : ''}`
+      case 'run.finished': return `${e.kind === 'run' ? 'run' : kindLabel(e.kind).toLowerCase()} finished: ${outcomeText(e)}`
+      case 'question': return `question switched to ${e.question_id}`
+      case 'note': return `note: ${e.text}`
+      case 'signal': return e.kind === 'paste' ? `signal: a paste of ${e.size ?? '?'} characters` : 'signal: the candidate left the tab'
+      case 'scorecard': return `scorecard ${e.action}`
+      case 'end': return `${e.by} ended the interview`
+      default: unreachable(e); return 'event'
     }
   }
   const jumpTo = (seq: number) => {
@@ -143,15 +140,21 @@ export async function openReplay(id: string, token: string): Promise<void> {
     const run = [...runsStarted].reverse().find((r) => r.seq <= m.seq)
     consoleView.clear()
     if (!run) { runTitle.textContent = 'No run yet at this moment.'; return }
-    const fin = runsFinished.get(run.run_id!)
+    const fin = runsFinished.get(run.run_id)
     const done = fin && fin.seq <= m.seq
-    runTitle.textContent = `${run.kind} by ${run.by} at ${clock(run.at)}${done ? `: ${fin!.status}` : ': running'}`
+    runTitle.textContent = `${kindLabel(run.kind)} by the ${run.by} at ${clock(run.at)}${done ? `: ${outcomeText(fin)}` : ': running'}`
     try {
-      const frames = await cast(run.run_id!)
+      const frames = await cast(run.run_id)
       const upTo = done ? Infinity : (m.at - run.at) / 1000
       for (const [t, type, data] of frames) {
         if (t > upTo) break
-        consoleView.write(type === 'e' ? 'stderr' : 'stdout', data)
+        if (type !== 'o') continue
+        // The cast marks stderr by wrapping each of its writes in ESC[31m … ESC[0m.
+        for (const piece of data.split(/(\x1b\[31m[\s\S]*?\x1b\[0m)/)) {
+          if (!piece) continue
+          const err = piece.startsWith('\x1b[31m') && piece.endsWith('\x1b[0m')
+          consoleView.write(err ? 'stderr' : 'stdout', err ? piece.slice(5, -4) : piece)
+        }
       }
     } catch (err) {
       consoleView.write('info', `[output: ${explain(err)}]`)

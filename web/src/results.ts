@@ -65,6 +65,16 @@ export function outcomeText(r: RunOutcome): string {
   }
 }
 
+/** A test id with line-break chances after `::`, `_`, `/`, `.` and `[`, so a long name wraps whole words. */
+function breakable(name: string): (string | HTMLElement)[] {
+  const out: (string | HTMLElement)[] = []
+  for (const part of name.split(/(?<=::|[_/.[])/)) {
+    if (out.length) out.push(h('wbr'))
+    out.push(part)
+  }
+  return out
+}
+
 const OUTCOME_ORDER: Record<string, number> = { failed: 0, error: 1, skipped: 3, passed: 4 }
 
 /** Test results: the summary, then the cases with failures first and full names. */
@@ -72,7 +82,7 @@ export function renderTests(el: HTMLElement, tests: TestResults, hidden: boolean
   const cases = [...tests.cases].sort((a, b) => (OUTCOME_ORDER[a.outcome] ?? 2) - (OUTCOME_ORDER[b.outcome] ?? 2))
   const items = cases.map((c) => h('li', { class: `case case-${c.outcome}` },
     h('span', { class: 'outcome' }, c.outcome === 'passed' ? '✓ passed' : c.outcome === 'failed' ? '✗ failed' : c.outcome === 'error' ? '✗ error' : `– ${c.outcome}`),
-    ' ', h('code', { class: 'case-name' }, c.name),
+    ' ', h('code', { class: 'case-name' }, breakable(c.name)),
     c.message ? h('div', { class: 'message' }, c.message) : null))
   replace(el,
     h('p', { class: 'summary', 'data-testid': 'tests-summary' }, hidden ? 'Including hidden tests: ' : '', countsText(tests)),

@@ -2,7 +2,7 @@
 // descriptions, notes, level, recommendation, runs attached as evidence, save (with the
 // version, so two tabs never overwrite each other) and submit. On a server without the
 // endpoint the section says so instead.
-import { api, ApiError, explain } from './api'
+import { api, ApiError, explain, type Scorecard, type ScorecardAnswer } from './api'
 import { h, replace, announce, clock } from './dom'
 
 export const AREAS: [string, string][] = [
@@ -12,21 +12,6 @@ export const AREAS: [string, string][] = [
   ['collaboration', 'Collaboration'],
   ['production_experience', 'Production experience'],
 ]
-
-interface RunSummary { run_id: string; kind: string; by: string; at?: number; status: string; tests_passed?: number | null; tests_failed?: number | null }
-interface RubricArea { area: string; title: string; levels: string[] }
-/** `GET /api/interviews/{id}/scorecard` as docs/API.md has it. */
-interface ScorecardAnswer { scorecard: Scorecard; rubric?: RubricArea[]; runs?: RunSummary[] }
-
-export interface Scorecard {
-  ratings: Record<string, number | null>
-  notes: string
-  recommendation: string | null
-  level: string | null
-  evidence: Record<string, (string | number)[]>
-  version: number
-  submitted_at?: number | null
-}
 
 export async function loadScorecard(token: string, base: string): Promise<ScorecardAnswer> {
   return api<ScorecardAnswer>(token, 'GET', `${base}/scorecard`)
