@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot, ADMIN,
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot, axe, ADMIN,
 } from './harness.mjs'
 
 let server, dataDir, browser
@@ -53,6 +53,10 @@ async function shots(page, name) {
 const code = (page) => page.locator('[data-testid=editor] .cm-content').innerText()
 const saved = (page) => page.locator('[data-testid=saved]')
 const consoleOf = (page) => page.locator('[data-testid=console]')
+
+async function accessible(page, name) {
+  assert.deepEqual(await axe(page), [], `${name}: serious or critical accessibility violations`)
+}
 
 /** Replaces the whole program in the candidate's editor. */
 async function typeProgram(page, text) {
@@ -106,6 +110,8 @@ test('the interviewer ends the interview: both editors turn read-only under a ba
   assert.equal(await ipage.getByRole('button', { name: 'End interview' }).isDisabled(), true)
   await shots(cpage, 'ended-candidate')
   await shots(ipage, 'ended-interviewer')
+  await accessible(cpage, 'ended candidate room')
+  await accessible(ipage, 'ended interviewer room')
 
   // A reload reads the status on load: still ended, still read-only, nothing lost.
   await cpage.reload()
@@ -214,6 +220,7 @@ test('prompts render as their authors wrote them: tables as tables, numbered ste
   await ctable.waitFor()
   assert.equal(await ctable.locator('tbody tr').count(), 4)
   await shots(c.page, 'prompt-table-interviewer')
+  await accessible(page, 'prompt with a table')
   for (const p of [page, r.page, c.page]) assert.equal(await p.locator('.md script, .md [onerror], .md [onclick]').count(), 0)
 })
 
@@ -349,6 +356,7 @@ test('results read as a person would say them: failures first with full names, "
   await consoleOf(page).filter({ hasText: /finished: stopped after \d+(\.\d)? s \(the time limit\)/ }).waitFor({ timeout: 60_000 })
   assert.doesNotMatch(await consoleOf(page).innerText(), /: timeout\b/)
   await shots(page, 'results-limits')
+  await accessible(page, 'results')
 })
 
 test('the admin form clears after Create, so a second click cannot create the same interview twice', async () => {
@@ -413,6 +421,7 @@ test('signals appear on the interviewer\'s panel as they happen: a large paste a
   await signals.filter({ hasText: 'left the tab' }).waitFor({ timeout: 5_000 })
   assert.equal(await interviewer.page.locator('[data-testid=signals-count]').innerText(), '2')
   await shots(interviewer.page, 'signals-interviewer')
+  await accessible(interviewer.page, 'signals panel')
   // A fresh interviewer page lists the ones so far.
   await interviewer.page.reload()
   await interviewer.page.waitForFunction(() => window.duetReady === true)

@@ -87,7 +87,8 @@ export function createEditor(opts: EditorOptions): SharedEditor {
     python(),
     syntaxHighlighting(classHighlighter),
     EditorState.tabSize.of(4),
-    EditorView.contentAttributes.of({ 'aria-label': opts.label, 'aria-multiline': 'true' }),
+    // tabindex keeps the code reachable by keyboard (to read and scroll) when it is read-only.
+    EditorView.contentAttributes.of({ 'aria-label': opts.label, 'aria-multiline': 'true', tabindex: '0' }),
     EditorView.lineWrapping,
     hangingIndent,
     editable.of(lock(opts.readOnly)),
@@ -121,7 +122,7 @@ export function createViewer(parent: HTMLElement, text: string, label: string): 
       doc: text,
       extensions: [
         styleNonce(), lineNumbers(), python(), syntaxHighlighting(classHighlighter), EditorState.readOnly.of(true),
-        EditorView.editable.of(false), EditorView.contentAttributes.of({ 'aria-label': label }),
+        EditorView.editable.of(false), EditorView.contentAttributes.of({ 'aria-label': label, tabindex: '0' }),
         EditorView.lineWrapping, hangingIndent,
       ],
     }),

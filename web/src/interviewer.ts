@@ -24,7 +24,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   const notesList = h('ul', { class: 'notes', 'aria-label': 'Your notes' })
   const notesNote = h('p', { class: 'small', role: 'status' })
   const scoreHost = h('div', { class: 'scorecard' }, h('p', { class: 'muted' }, 'Loading the scorecard…'))
-  const signalsList = h('ul', { class: 'signals-list', 'aria-label': 'Candidate signals' },
+  const signalsList = h('ul', { class: 'signals-list', 'aria-label': 'Candidate signals', tabindex: '0' },
     h('li', { class: 'muted small none' }, 'None so far.'))
   const signalsCount = h('span', { class: 'count', 'data-testid': 'signals-count' }, '0')
   const signalsBox = h('section', { class: 'signals', 'data-testid': 'signals', 'aria-labelledby': 'signals-h' },

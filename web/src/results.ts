@@ -86,5 +86,5 @@ export function renderTests(el: HTMLElement, tests: TestResults, hidden: boolean
     c.message ? h('div', { class: 'message' }, c.message) : null))
   replace(el,
     h('p', { class: 'summary', 'data-testid': 'tests-summary' }, hidden ? 'Including hidden tests: ' : '', countsText(tests)),
-    h('ul', { class: 'cases' }, items))
+    h('ul', { class: 'cases', tabindex: '0', 'aria-label': 'Test cases, failures first' }, items))
 }
