@@ -29,7 +29,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   const signalsCount = h('span', { class: 'count', 'data-testid': 'signals-count' }, '0')
   const signalsBox = h('section', { class: 'signals', 'data-testid': 'signals', 'aria-labelledby': 'signals-h' },
     h('h3', { id: 'signals-h' }, 'Candidate signals ', signalsCount,
-      h('span', { class: 'muted small' }, ' · live: large pastes and leaving the tab, context not verdicts')),
+      h('span', { class: 'muted small' }, ' · large pastes, leaving the tab: context, not verdicts')),
     signalsList)
   const endBtn = h('button', { type: 'button', class: 'danger' }, 'End interview')
   const endNote = h('p', { class: 'small', role: 'status' })
@@ -65,10 +65,11 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     // Opening the scorecard lists the runs made since it was last drawn, to attach as evidence.
     if (tabs[i].id === 'score') void refreshScorecard()
   }
+  // Signals sit above the tabs, so they are in view whichever tab is open.
   replace(side,
+    signalsBox,
     h('div', { role: 'tablist', 'aria-label': 'Interviewer panel', class: 'tabs' }, tabButtons),
     ...panels,
-    signalsBox,
     h('div', { class: 'end-row' }, endBtn, endNote))
 
   // --- signals: the ones so far (from the timeline), then each as it happens
@@ -82,9 +83,9 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     signalsCount.textContent = String(signalTotal)
     signalsList.querySelector('.none')?.remove()
     const what = kind === 'paste'
-      ? `pasted ${size ?? 'a large block of'} characters into the editor`
-      : 'left the tab (the window lost focus)'
-    const item = h('li', { class: `signal signal-${kind}${live ? ' fresh' : ''}` }, h('time', {}, clock(at)), ' The candidate ', what)
+      ? `pasted ${size ?? 'a large block of'} characters`
+      : 'left the tab (its window lost focus)'
+    const item = h('li', { class: `signal signal-${kind}${live ? ' fresh' : ''}` }, h('time', {}, clock(at)), ' ', what)
     signalsList.prepend(item)
     if (live) announce(`Signal: the candidate ${what}`)
   }
