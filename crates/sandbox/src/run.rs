@@ -11,16 +11,21 @@ use bollard::errors::Error as DockerError;
 use bollard::query_parameters::StatsOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, Permit};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Time allowed for inspecting the container after it exited.
 const INSPECT: Duration = Duration::from_secs(5);
+/// Output read ahead of a consumer that is behind, at most (beyond one chunk).
+const READ_AHEAD: usize = 4 << 20;
+/// Largest output event made by merging chunks (a chunk larger than this goes as it is).
+const MAX_EVENT: usize = 64 << 10;
 /// Pause before the CPU watch asks the engine for figures again after a stats stream ended.
 const STATS_RETRY: Duration = Duration::from_millis(500);
 
@@ -87,47 +92,58 @@ pub async fn drive(
     let more = request.keep_stdin_open.then_some(io.stdin);
     let stdin_task = tokio::spawn(forward_stdin(input, request.stdin, more));
 
-    let mut out = Output {
-        events: io.events,
-        cancel: io.cancel,
-        deadline,
-        wall,
-        cap: request.limits.output_bytes,
-        sent: 0,
-    };
+    // Output is read as it comes and sent as the consumer takes it. While the consumer is
+    // behind, what comes meanwhile is read ahead (up to READ_AHEAD) and merged into few large
+    // events: a flood written a byte at a time neither blocks the program on a slow consumer
+    // nor reaches the consumer as a million events queued in front of the run's end.
+    let mut out = Output::new(request.limits.output_bytes);
     // Every target: the runner's failure frame can come before a program starts.
     let mut filter = Some(FrameFilter::new(nonce));
-    while stop.is_none() {
-        let item = tokio::select! {
-            biased;
-            _ = io.cancel.cancelled() => { stop = Some(Stop::Cancelled); break }
-            _ = sleep_until(deadline) => { stop = Some(Stop::Wall(wall)); break }
-            limit = &mut cpu => { stop = Some(Stop::Cpu(limit)); break }
-            _ = io.events.closed() => { stop = Some(Stop::Cancelled); break }
-            item = output.next() => item,
-        };
-        let result = match item {
-            None => break,
-            Some(Err(e)) => Err(Stop::Engine(format!("the output stream broke: {e}"))),
-            Some(Ok(LogOutput::StdOut { message })) => match filter.as_mut() {
-                Some(f) => out.deliver(true, &f.push(&message)).await,
-                None => out.deliver(true, &message).await,
-            },
-            Some(Ok(LogOutput::StdErr { message })) => out.deliver(false, &message).await,
-            Some(Ok(_)) => Ok(()),
-        };
-        if let Err(s) = result {
-            stop = Some(s);
-        }
-    }
     let mut frame = None;
-    if stop.is_none() {
-        if let Some(f) = filter.take() {
-            let (rest, fr) = f.finish();
-            frame = fr;
-            if let Err(s) = out.deliver(true, &rest).await {
-                stop = Some(s);
+    let mut ended = false;
+    while stop.is_none() {
+        if out.pending.is_empty() {
+            if out.over {
+                stop = Some(Stop::OutputLimit);
+                break;
             }
+            if ended {
+                break;
+            }
+        }
+        let reading = !ended && out.reading();
+        tokio::select! {
+            biased;
+            _ = io.cancel.cancelled() => stop = Some(Stop::Cancelled),
+            _ = sleep_until(deadline) => stop = Some(Stop::Wall(wall)),
+            limit = &mut cpu => stop = Some(Stop::Cpu(limit)),
+            _ = io.events.closed() => stop = Some(Stop::Cancelled),
+            permit = io.events.reserve(), if !out.pending.is_empty() => match permit {
+                Ok(permit) => out.send(permit),
+                Err(_) => stop = Some(Stop::Cancelled),
+            },
+            item = output.next(), if reading => match item {
+                None => {
+                    ended = true;
+                    if let Some(f) = filter.take() {
+                        let (rest, fr) = f.finish();
+                        frame = fr;
+                        out.take(true, rest);
+                    }
+                }
+                Some(Err(e)) => {
+                    stop = Some(Stop::Engine(format!("the output stream broke: {e}")))
+                }
+                Some(Ok(LogOutput::StdOut { message })) => {
+                    let visible = match filter.as_mut() {
+                        Some(f) => f.push(&message),
+                        None => message.to_vec(),
+                    };
+                    out.take(true, visible);
+                }
+                Some(Ok(LogOutput::StdErr { message })) => out.take(false, message.to_vec()),
+                Some(Ok(_)) => {}
+            },
         }
     }
 
@@ -364,43 +380,69 @@ async fn exit_status(
     }
 }
 
-/// Where output goes: counted against the cap, sent as events, bounded by the deadline.
-struct Output<'a> {
-    events: &'a mpsc::Sender<RunEvent>,
-    cancel: &'a CancellationToken,
-    deadline: Instant,
-    /// The wall limit the deadline stands for.
-    wall: Duration,
+/// Output taken from the container, counted against the cap, waiting for the consumer.
+struct Output {
     cap: usize,
-    sent: usize,
+    /// Bytes taken so far, against the cap.
+    kept: usize,
+    /// More came than the cap holds: nothing more is taken.
+    over: bool,
+    /// Events not yet sent (true: stdout), in order; consecutive ones of one stream merged up
+    /// to MAX_EVENT bytes.
+    pending: VecDeque<(bool, Vec<u8>)>,
+    pending_bytes: usize,
 }
 
-impl Output<'_> {
-    async fn deliver(&mut self, stdout: bool, bytes: &[u8]) -> Result<(), Stop> {
+impl Output {
+    fn new(cap: usize) -> Self {
+        Output {
+            cap,
+            kept: 0,
+            over: false,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+        }
+    }
+
+    /// Whether more output may be read now: not over the cap, and the consumer not too far
+    /// behind.
+    fn reading(&self) -> bool {
+        !self.over && self.pending_bytes < READ_AHEAD
+    }
+
+    /// Takes what a stream gave, up to the cap.
+    fn take(&mut self, stdout: bool, mut bytes: Vec<u8>) {
+        if self.over || bytes.is_empty() {
+            return;
+        }
+        let room = self.cap - self.kept;
+        if bytes.len() > room {
+            bytes.truncate(room);
+            self.over = true;
+        }
         if bytes.is_empty() {
-            return Ok(());
+            return;
         }
-        let room = self.cap - self.sent;
-        let over = bytes.len() > room;
-        let keep = &bytes[..bytes.len().min(room)];
-        self.sent += keep.len();
-        if !keep.is_empty() {
-            let event = if stdout {
-                RunEvent::Stdout(keep.to_vec())
-            } else {
-                RunEvent::Stderr(keep.to_vec())
-            };
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = sleep_until(self.deadline) => return Err(Stop::Wall(self.wall)),
-                sent = self.events.send(event) => if sent.is_err() { return Err(Stop::Cancelled) },
+        self.kept += bytes.len();
+        self.pending_bytes += bytes.len();
+        match self.pending.back_mut() {
+            Some((s, last)) if *s == stdout && last.len() + bytes.len() <= MAX_EVENT => {
+                last.extend_from_slice(&bytes)
             }
+            _ => self.pending.push_back((stdout, bytes)),
         }
-        if over {
-            return Err(Stop::OutputLimit);
+    }
+
+    /// Sends the oldest pending event through a reserved place.
+    fn send(&mut self, permit: Permit<'_, RunEvent>) {
+        if let Some((stdout, bytes)) = self.pending.pop_front() {
+            self.pending_bytes -= bytes.len();
+            permit.send(if stdout {
+                RunEvent::Stdout(bytes)
+            } else {
+                RunEvent::Stderr(bytes)
+            });
         }
-        Ok(())
     }
 }
 
@@ -450,6 +492,43 @@ mod tests {
         Target::Pytest {
             test_files: vec!["test_x.py".into()],
         }
+    }
+
+    #[test]
+    fn pending_output_merges_one_stream_in_order_and_keeps_exactly_the_cap() {
+        let mut out = Output::new(10);
+        out.take(true, b"ab".to_vec());
+        out.take(true, b"cd".to_vec());
+        out.take(false, b"ef".to_vec());
+        out.take(true, b"gh".to_vec());
+        assert!(out.reading());
+        out.take(true, b"ijk".to_vec());
+        assert!(out.over && !out.reading());
+        out.take(false, b"l".to_vec());
+        let pending: Vec<_> = out.pending.iter().cloned().collect();
+        assert_eq!(
+            pending,
+            vec![
+                (true, b"abcd".to_vec()),
+                (false, b"ef".to_vec()),
+                (true, b"ghij".to_vec())
+            ]
+        );
+        assert_eq!((out.kept, out.pending_bytes), (10, 10));
+        // Exactly the cap is not over it.
+        let mut out = Output::new(4);
+        out.take(false, b"abcd".to_vec());
+        assert!(!out.over);
+    }
+
+    #[test]
+    fn merged_events_stay_within_their_size() {
+        let mut out = Output::new(1 << 20);
+        for _ in 0..(MAX_EVENT / 1000 + 1) {
+            out.take(true, vec![0; 1000]);
+        }
+        assert_eq!(out.pending.len(), 2);
+        assert!(out.pending.iter().all(|(_, b)| b.len() <= MAX_EVENT));
     }
 
     #[test]

@@ -289,3 +289,76 @@ async fn a_hostile_pytest_file_is_contained_too() {
     let ran = hostile_with("pytest-spin", request).await;
     assert_eq!(ran.status(), RunStatus::Timeout, "{ran:?}");
 }
+
+/// Whether the instance's one container has exited (its program ended) but is not yet removed.
+async fn exited(instance: &str) -> bool {
+    let docker =
+        bollard::Docker::connect_with_socket(common::SOCKET, 30, bollard::API_DEFAULT_VERSION)
+            .expect("docker client")
+            .negotiate_version()
+            .await
+            .expect("docker answers");
+    let filters = std::collections::HashMap::from([
+        (
+            "label".to_string(),
+            vec![format!("{}={instance}", duet_sandbox::INSTANCE_LABEL)],
+        ),
+        ("status".to_string(), vec!["exited".to_string()]),
+    ]);
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    !docker
+        .list_containers(Some(options))
+        .await
+        .expect("list containers")
+        .is_empty()
+}
+
+#[tokio::test]
+async fn a_flood_written_a_byte_at_a_time_never_waits_for_a_consumer_that_is_behind() {
+    // 3 MiB of NUL then 0xFF bytes, one write(2) each, under a 3 MiB cap: more than the engine
+    // buffers. Nobody reads the run's events until the program has ended: it must end all the
+    // same (the sandbox reads ahead), and the consumer then gets every byte in few events, then
+    // the end.
+    const N: usize = 3 << 20;
+    let code = format!(
+        "import os\nfor b in (b'\\0', b'\\xff'):\n    for _ in range({}):\n        os.write(1, b)\n",
+        N / 2
+    );
+    let mut config = common::config("flood-unread");
+    config.limits.wall = Duration::from_secs(60);
+    config.limits.output_bytes = N;
+    let instance = config.instance.clone();
+    let mut request = program(&code);
+    request.limits = config.limits.clone();
+    let sandbox = sandbox(config).await;
+    let started = std::time::Instant::now();
+    let handle = sandbox.start(request).expect("queued");
+    let mut ended = false;
+    while !ended && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ended = exited(&instance).await;
+    }
+    assert!(
+        ended,
+        "the program was still blocked on its output after 30 s: the sandbox waited for a \
+         consumer that was behind"
+    );
+    let ran = common::collect(handle.events, started).await;
+    assert_eq!(ran.status(), RunStatus::Ok, "{:?}", ran.outcome);
+    let mut expected = vec![0u8; N / 2];
+    expected.resize(N, 0xff);
+    assert!(ran.stdout == expected, "every byte, in order");
+    // The event channel's 256 places, taken while nobody read, then merged events of up to
+    // 64 KiB each.
+    assert!(
+        ran.chunks.len() < 256 + 64,
+        "{} events for 3 MiB: the output was not merged while the consumer was behind",
+        ran.chunks.len()
+    );
+    sandbox.shutdown().await;
+    common::assert_no_containers(&instance).await;
+}
