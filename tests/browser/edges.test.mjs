@@ -381,10 +381,34 @@ test('the admin form clears after Create, so a second click cannot create the sa
   await shots(page, 'admin-after-create')
 })
 
-test('the scorecard keeps a draft across a reload without pressing Save, and Submit asks first, naming what it locks', async () => {
-  const iv = await createInterview({ question_id: 'lru-cache' })
+test('the scorecard keeps a draft across a reload without pressing Save, shows evidence as kind, time and result, lets it be removed, and Submit asks first, naming what it locks; the debrief says what unlocks it', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache', candidate_ref: `loop-${Date.now()}` })
   const { page } = await open(iv.urls.interviewer)
+  // Before any scorecard is submitted the debrief refuses in a sentence that says what unlocks it.
+  const dpage = await (await browser.newContext()).newPage()
+  await dpage.goto(`${server.url}/debrief/interview/${iv.id}#token=${iv.tokens.reviewer}`)
+  const refusal = dpage.locator('[data-testid=debrief-refusal]')
+  await refusal.waitFor()
+  assert.match(await refusal.innerText(), /^The debrief opens once this interview's scorecard is submitted/)
+  assert.doesNotMatch(await refusal.innerText(), /The debrief is submit/)
+  await shot(dpage, 'debrief-refusal')
+  await dpage.context().close()
+
+  // A run to attach as evidence.
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(page).filter({ hasText: /Run #1 .* finished/ }).waitFor({ timeout: 15_000 })
   await page.getByRole('tab', { name: 'Scorecard' }).click()
+  const attach = page.locator('select[aria-label^="Attach run"]').first()
+  await attach.waitFor()
+  await attach.selectOption('debugging')
+  const item = page.getByRole('list', { name: 'Evidence for Debugging' }).getByRole('listitem')
+  assert.match(await item.innerText(), /^run \S+( [AP]M)? · ok\s+Remove$/, 'evidence reads as kind, time and result')
+  assert.doesNotMatch(await item.innerText(), /[A-Za-z0-9_-]{16}/, 'no run id shown')
+  await item.getByRole('button', { name: /^Remove/ }).click()
+  assert.equal(await page.getByRole('list', { name: 'Evidence for Debugging' }).count(), 0, 'the item was removed')
+  await attach.selectOption('coding_quality')
+  await page.getByRole('list', { name: 'Evidence for Coding quality' }).getByRole('listitem').waitFor()
+
   await page.locator('#rate-collaboration-4').check()
   await page.locator('#sc-notes').fill('Asked good questions about the capacity.')
   await page.getByText(/^Saved at/).waitFor({ timeout: 5_000 })
@@ -394,6 +418,8 @@ test('the scorecard keeps a draft across a reload without pressing Save, and Sub
   await page.locator('#sc-notes').waitFor()
   assert.equal(await page.locator('#rate-collaboration-4').isChecked(), true)
   assert.equal(await page.locator('#sc-notes').inputValue(), 'Asked good questions about the capacity.')
+  assert.equal(await page.getByRole('list', { name: 'Evidence for Coding quality' }).getByRole('listitem').count(), 1, 'the evidence survived the reload')
+  assert.equal(await page.getByRole('list', { name: 'Evidence for Debugging' }).count(), 0, 'and the removal too')
   // Submit: the question names what is locked; saying no locks nothing.
   const asked = new Promise((resolve) => page.once('dialog', (d) => { resolve(d.message()); void d.dismiss() }))
   await page.getByRole('button', { name: 'Submit scorecard' }).click()

@@ -2,7 +2,7 @@
 // scorecards of an interviewer's candidate, shown only once the viewer's own scorecard is
 // submitted (the server enforces it; this page shows its answer). Issue 10's API; on a server
 // without it the page says so.
-import { api, explain, takeToken, type Debrief } from './api'
+import { api, ApiError, explain, takeToken, type Debrief } from './api'
 import { h, page, replace } from './dom'
 import { AREAS } from './scorecard'
 
@@ -29,6 +29,19 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
           h('tr', {}, h('th', { scope: 'row' }, 'Level'), cards.map((c) => h('td', {}, c.scorecard?.level ?? '—'))),
           h('tr', {}, h('th', { scope: 'row' }, 'Recommendation'), cards.map((c) => h('td', {}, c.scorecard?.recommendation?.replace('_', ' ') ?? '—')))))))
   } catch (err) {
-    replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', { role: 'status' }, `The debrief is ${explain(err)}.`))
+    replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', { role: 'status', 'data-testid': 'debrief-refusal' }, refusal(err)))
   }
+}
+
+/** Why the debrief is not shown, as a sentence that says what unlocks it. */
+function refusal(err: unknown): string {
+  if (err instanceof ApiError) {
+    if (err.status === 403 && /scorecard/.test(err.message)) {
+      return 'The debrief opens once this interview\'s scorecard is submitted, so that nobody reads '
+        + 'colleagues\' scores before forming their own. The interviewer submits it in the room\'s Scorecard tab.'
+    }
+    if (err.status === 404 && !err.missing) return 'This interview has no candidate reference, so there is no loop of interviews to debrief.'
+    if (err.status === 401) return 'This link\'s access token is no longer valid. Ask the admin for a new link.'
+  }
+  return `The debrief cannot be shown: ${explain(err)}.`
 }

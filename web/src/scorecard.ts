@@ -2,7 +2,7 @@
 // descriptions, notes, level, recommendation, runs attached as evidence, save (with the
 // version, so two tabs never overwrite each other) and submit. On a server without the
 // endpoint the section says so instead.
-import { api, ApiError, explain, type Scorecard, type ScorecardAnswer } from './api'
+import { api, ApiError, explain, type Evidence, type Scorecard, type ScorecardAnswer, type ScorecardRun } from './api'
 import { h, replace, announce, clock } from './dom'
 
 export const AREAS: [string, string][] = [
@@ -32,6 +32,19 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     return async () => {}
   }
   const status = h('p', { class: 'small', role: 'status' })
+  // Evidence as a person reads it: "tests 15:04:09 · 1 failed, 4 passed", never a run id.
+  const runText = (r: ScorecardRun): string => {
+    const kind = r.kind === 'test' ? 'tests' : r.kind === 'lint' ? 'style check' : 'run'
+    const result = r.tests_passed !== null && r.tests_passed !== undefined
+      ? `${r.tests_failed ? `${r.tests_failed} failed, ` : ''}${r.tests_passed} passed`
+      : r.status === 'ok' ? 'ok' : r.status.replace('_', ' ')
+    return `${kind}${r.at ? ` ${clock(r.at)}` : ''} · ${result}`
+  }
+  const evidenceText = (ref: Evidence): string => {
+    if (typeof ref === 'number') return `moment #${ref}`
+    const run = answer.runs?.find((r) => r.run_id === ref)
+    return run ? runText(run) : 'a run no longer listed'
+  }
   const draw = () => {
     const locked = !!card.submitted_at
     const fields: HTMLElement[] = AREAS.map(([area, name]) => {
@@ -44,7 +57,15 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n }; changed() })
         return h('div', { class: 'rating' }, input, h('label', { for: id }, String(n), anchor ? h('span', { class: 'anchor' }, ` ${anchor}`) : null))
       })
-      const evidence = (card.evidence?.[area] ?? []).map((ref) => h('li', {}, h('code', {}, String(ref))))
+      const evidence = (card.evidence?.[area] ?? []).map((ref) => {
+        const remove = h('button', { type: 'button', class: 'small', disabled: locked, 'aria-label': `Remove ${evidenceText(ref)} from ${name}` }, 'Remove')
+        remove.addEventListener('click', () => {
+          card.evidence = { ...card.evidence, [area]: (card.evidence[area] ?? []).filter((x) => x !== ref) }
+          changed()
+          draw()
+        })
+        return h('li', {}, evidenceText(ref), ' ', remove)
+      })
       return h('fieldset', { class: 'area' }, h('legend', {}, name), ...options,
         evidence.length ? h('ul', { class: 'evidence', 'aria-label': `Evidence for ${name}` }, evidence) : null)
     })
@@ -58,7 +79,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       return h('div', { class: 'field' }, h('label', { for: id }, label), el)
     }
     const runs = (answer.runs ?? []).map((r) => {
-      const attach = h('select', { 'aria-label': `Attach run ${r.run_id} as evidence`, disabled: locked },
+      const attach = h('select', { 'aria-label': `Attach ${runText(r)} as evidence`, disabled: locked },
         h('option', { value: '' }, 'Attach to…'), AREAS.map(([a, n]) => h('option', { value: a }, n)))
       attach.addEventListener('change', () => {
         if (!attach.value) return
@@ -68,9 +89,7 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         changed()
         draw()
       })
-      const t = r.tests_passed !== null && r.tests_passed !== undefined ? ` · ${r.tests_passed} passed, ${r.tests_failed ?? 0} failed` : ''
-      const at = r.at
-      return h('li', {}, `${r.kind} by ${r.by}${at ? ` at ${clock(at)}` : ''}: ${r.status}${t} `, attach)
+      return h('li', {}, `${runText(r)} (by the ${r.by}) `, attach)
     })
     const save = h('button', { type: 'button', disabled: locked }, 'Save')
     const submit = h('button', { type: 'button', class: 'primary', disabled: locked }, 'Submit scorecard')
