@@ -89,13 +89,21 @@ pub struct SandboxArgs {
         default_value_t = 32
     )]
     pub queue: usize,
-    /// Wall-clock seconds a run may take.
+    /// Wall-clock seconds a run may take; also the CPU seconds an interactive run may use.
     #[arg(
         long = "run-timeout-secs",
         env = "DUET_RUN_TIMEOUT_SECS",
         default_value_t = 10
     )]
     pub timeout_secs: u64,
+    /// Wall-clock seconds an interactive run (stdin kept open for the console) may take: time
+    /// for a person to answer `input()`. Its CPU time is held to --run-timeout-secs.
+    #[arg(
+        long = "run-interactive-timeout-secs",
+        env = "DUET_RUN_INTERACTIVE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub interactive_timeout_secs: u64,
     /// Memory per run, in MiB (swap is set equal: no swapping).
     #[arg(
         long = "run-memory-mib",
@@ -129,6 +137,7 @@ impl Default for SandboxArgs {
             concurrency: None,
             queue: 32,
             timeout_secs: 10,
+            interactive_timeout_secs: 300,
             memory_mib: 256,
             pids: 64,
             cpus: 1.0,
@@ -144,6 +153,8 @@ impl SandboxArgs {
         let defaults = duet_sandbox::Limits::default();
         duet_sandbox::Limits {
             wall: Duration::from_secs(self.timeout_secs.max(1)),
+            interactive_wall: Duration::from_secs(self.interactive_timeout_secs.max(1)),
+            cpu: Duration::from_secs(self.timeout_secs.max(1)),
             memory_bytes: self.memory_mib.max(16) << 20,
             pids: self.pids.max(8),
             nano_cpus: (self.cpus.max(0.1) * 1e9) as i64,
