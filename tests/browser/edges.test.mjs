@@ -454,3 +454,41 @@ test('signals appear on the interviewer\'s panel as they happen: a large paste a
   await signals.filter({ hasText: 'pasted 360 characters' }).waitFor({ timeout: 5_000 })
   await signals.filter({ hasText: 'left the tab' }).waitFor()
 })
+
+test('the interviewer follows the candidate\'s cursor (toggle), an off-screen cursor shows an indicator that jumps to it, and caret labels get out of the way', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  const cpage = candidate.page
+  const ipage = interviewer.page
+  const lines = Array.from({ length: 120 }, (_, i) => `x${i + 1} = ${i + 1}`).join('\n') + '\n'
+  await typeProgram(cpage, lines)
+  await ipage.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('x120 = 120'))
+
+  // The candidate goes to the end; the interviewer is at the top and is told where they are.
+  await cpage.locator('.cm-content').click()
+  await cpage.keyboard.press('Control+End')
+  await ipage.evaluate(() => { document.querySelector('.cm-scroller').scrollTop = 0 })
+  const indicator = ipage.locator('[data-testid=offscreen-cursor]')
+  await indicator.filter({ hasText: /↓ Ada Lovelace is at line 121/ }).waitFor({ timeout: 5_000 })
+  await shots(ipage, 'offscreen-cursor')
+  await indicator.click()
+  await indicator.waitFor({ state: 'hidden', timeout: 5_000 })
+  assert.ok(await ipage.locator('.cm-ySelectionCaret').first().isVisible(), 'the candidate\'s caret is on screen after the jump')
+
+  // Following: the interviewer's view goes where the candidate's cursor goes.
+  await ipage.getByRole('button', { name: 'Follow the candidate' }).click()
+  assert.equal(await ipage.getByRole('button', { name: 'Follow the candidate' }).getAttribute('aria-pressed'), 'true')
+  await cpage.keyboard.press('Control+Home')
+  await ipage.waitForFunction(() => document.querySelector('.cm-scroller').scrollTop < 5, null, { timeout: 5_000 })
+  await cpage.keyboard.press('Control+End')
+  await ipage.waitForFunction(() => document.querySelector('.cm-scroller').scrollTop > 200, null, { timeout: 5_000 })
+  assert.ok(await indicator.isHidden(), 'no indicator while the cursor is in view')
+
+  // The caret's name label shows when the candidate moves, then fades so the line above is readable.
+  await cpage.keyboard.press('ArrowUp')
+  const label = ipage.locator('.cm-ySelectionInfo').first()
+  await ipage.waitForFunction(() => Number(getComputedStyle(document.querySelector('.cm-ySelectionInfo')).opacity) > 0.9, null, { timeout: 2_000 })
+  await ipage.waitForFunction(() => Number(getComputedStyle(document.querySelector('.cm-ySelectionInfo')).opacity) === 0, null, { timeout: 6_000 })
+  assert.match(await label.innerText(), /Ada Lovelace/, 'the label still names the person (for hover and screen readers)')
+})
