@@ -50,11 +50,12 @@ pub enum Target {
 /// Limits of one run. Every default is configurable by the server's flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock time from start to kill, for runs whose stdin ends when they start.
+    /// Wall-clock time from start to kill, for every run but interactive programs.
     pub wall: Duration,
-    /// Wall-clock time from start to kill for interactive runs, whose stdin stays open
-    /// ([`RunRequest::keep_stdin_open`]): sized for a person thinking and typing, at least
-    /// minutes. [`Limits::cpu`] keeps a busy loop in such a run as short as any other.
+    /// Wall-clock time from start to kill for interactive runs: programs
+    /// ([`Target::Program`]) whose stdin stays open ([`RunRequest::keep_stdin_open`]). Sized
+    /// for a person thinking and typing, minutes. [`Limits::cpu`] keeps a busy loop in such a
+    /// run as short as any other. pytest and lint runs always have [`Limits::wall`].
     pub interactive_wall: Duration,
     /// CPU time the whole container may use (every process, from the engine's cgroup figures,
     /// sampled about once a second) before the run is stopped as `timeout`. Watched only where

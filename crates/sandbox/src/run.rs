@@ -66,7 +66,9 @@ pub async fn drive(
     let name = owned.name().to_string();
     let started = Instant::now();
     // A person answering `input()` takes minutes; the CPU limit keeps a busy loop short.
-    let wall = if request.keep_stdin_open {
+    // Tests and lint read no console, whatever their stdin.
+    let interactive = request.keep_stdin_open && matches!(request.target, Target::Program { .. });
+    let wall = if interactive {
         request.limits.interactive_wall
     } else {
         request.limits.wall

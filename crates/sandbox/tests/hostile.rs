@@ -13,6 +13,8 @@ use std::time::Duration;
 async fn infinite_loop_times_out() {
     let ran = hostile("infinite-loop", "while True:\n    pass\n").await;
     assert_eq!(ran.status(), RunStatus::Timeout, "{ran:?}");
+    let detail = ran.outcome.detail.as_deref();
+    assert_eq!(detail, Some("stopped after 4 s of wall time"), "{ran:?}");
 }
 
 #[tokio::test]
@@ -56,6 +58,12 @@ async fn allocating_2_gib_hits_the_memory_limit() {
     .await;
     assert_eq!(ran.status(), RunStatus::MemoryLimit, "{ran:?}");
     assert_eq!(ran.out(), "");
+    let detail = ran.outcome.detail.as_deref();
+    assert_eq!(
+        detail,
+        Some("stopped at the memory limit of 256 MiB"),
+        "{ran:?}"
+    );
 }
 
 #[tokio::test]

@@ -150,6 +150,42 @@ async fn a_run_with_stdin_closed_keeps_the_short_wall_limit() {
     sandbox.shutdown().await;
 }
 
+#[tokio::test]
+async fn tests_with_stdin_open_keep_the_short_wall_limit() {
+    // The server keeps stdin open for every run it was given no stdin for; nobody types into
+    // pytest, so a hanging test still ends at the short limit.
+    let config = interactive(
+        "pytest-stdin-open",
+        Duration::from_secs(120),
+        Duration::from_secs(10),
+    );
+    let instance = config.instance.clone();
+    let limits = config.limits.clone();
+    let sandbox = sandbox(config).await;
+    let mut request = program("x = 1\n");
+    request.files.insert(
+        "test_hang.py".into(),
+        "import time\n\ndef test_hangs():\n    time.sleep(100)\n".into(),
+    );
+    request.target = duet_sandbox::Target::Pytest {
+        test_files: vec!["test_hang.py".into()],
+    };
+    request.limits = limits;
+    request.keep_stdin_open = true;
+    let started = Instant::now();
+    let handle = sandbox.start(request).expect("queued");
+    let ran = collect(handle.events, started).await;
+    drop(handle.stdin);
+    assert_eq!(ran.status(), RunStatus::Timeout, "{ran:?}");
+    assert_eq!(
+        ran.outcome.detail.as_deref(),
+        Some("stopped after 4 s of wall time"),
+        "{ran:?}"
+    );
+    sandbox.shutdown().await;
+    assert_no_containers(&instance).await;
+}
+
 /// Writes `n` bytes (every byte value, NUL, 0x1e and 0xFF among them) on one stream.
 fn write_bytes(stream: &str, n: usize) -> String {
     format!(
