@@ -761,3 +761,117 @@ async fn a_long_log_answers_the_same_before_and_after_its_text_index_is_built() 
         );
     }
 }
+
+/// Writes `pairs` paste-and-delete pairs of `paste` bytes into the interview's log, as a
+/// candidate pasting a block and deleting it again would: `main.py` stays small while every
+/// paste is one more step a text index would have to keep. Returns the text after each seq.
+async fn paste_and_delete(
+    server: &TestServer,
+    id: &InterviewId,
+    pairs: usize,
+    paste: usize,
+) -> Vec<String> {
+    use yrs::{GetString, Text, Transact};
+    let doc = yrs::Doc::new();
+    let text = doc.get_or_insert_text(duet_protocol::MAIN_FILE);
+    let block: String = "x = 1  # pasted\n".repeat(paste / 16);
+    let mut texts = vec![String::new()];
+    let at = now_ms();
+    let mut last = None;
+    for seq in 1..=(2 * pairs) as u64 {
+        let update = {
+            let mut txn = doc.transact_mut();
+            if seq % 2 == 1 {
+                text.insert(&mut txn, 0, &block);
+            } else {
+                text.remove_range(&mut txn, 0, block.len() as u32);
+            }
+            txn.encode_update_v1()
+        };
+        texts.push(text.get_string(&doc.transact()));
+        let record = LogRecord {
+            seq,
+            at_ms: at + seq as i64,
+            kind: EventKind::Edit,
+            by: Actor::Candidate,
+            data: update,
+        };
+        last = Some(server.state.store.append(id, record));
+    }
+    last.unwrap().await.unwrap().unwrap();
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviewers_scrubbing_interviews_over_the_replay_budget_always_get_an_answer() {
+    // Issue 16, finding 1: the replay cache deadlocked once its indexes passed the budget (a
+    // thread holding an interview's index evicted under the cache's lock, which locked that
+    // index again), and from then on replay, then the whole API, hung.
+    let server = TestServer::start_with(|args| args.replay_cache_mib = 1).await;
+    let budget = 1 << 20;
+    let mut interviews = Vec::new();
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        let interview = server.create_interview("Ada").await;
+        texts.push(paste_and_delete(&server, &interview.id, 100, 8 * 1024).await);
+        interviews.push(interview);
+    }
+    let client = reqwest::Client::new();
+    let mut reviewers = tokio::task::JoinSet::new();
+    for reviewer in 0..4u64 {
+        let client = client.clone();
+        let targets: Vec<(String, String, Vec<String>)> = interviews
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| {
+                (
+                    server.http(&format!("/api/interviews/{}", i.id)),
+                    i.tokens.reviewer.clone(),
+                    t.clone(),
+                )
+            })
+            .collect();
+        reviewers.spawn(async move {
+            let mut rng = StdRng::seed_from_u64(reviewer);
+            for _ in 0..40 {
+                let (base, token, texts) = &targets[rng.gen_range(0..targets.len())];
+                let seq = rng.gen_range(1..texts.len());
+                let body: Value = client
+                    .get(format!("{base}/snapshot?seq={seq}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(body["files"]["main.py"], texts[seq], "seq {seq}");
+                let timeline = client
+                    .get(format!("{base}/timeline"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(timeline.status(), StatusCode::OK);
+            }
+        });
+    }
+    let all = async {
+        while let Some(done) = reviewers.join_next().await {
+            done.unwrap();
+        }
+    };
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(120), all)
+            .await
+            .is_ok(),
+        "every replay request answers: the replay cache must never hang"
+    );
+    let health = client.get(server.http("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "the API still answers");
+    assert!(
+        server.state.replay.bytes() <= budget,
+        "the cache holds {} bytes, over its budget of {budget}",
+        server.state.replay.bytes()
+    );
+}

@@ -44,6 +44,8 @@ pub struct TextIndex {
     tip: Rope,
     exact: bool,
     bytes: usize,
+    /// Past this many bytes ([`TextIndex::approx_bytes`]) the index gives up.
+    limit: usize,
 }
 
 impl Default for TextIndex {
@@ -55,6 +57,7 @@ impl Default for TextIndex {
             tip: Rope::new(),
             exact: true,
             bytes: 0,
+            limit: usize::MAX,
         }
     }
 }
@@ -65,9 +68,27 @@ impl TextIndex {
         self.seq
     }
 
-    /// Whether the log so far could be indexed (only strings in the text).
+    /// Whether the index answers: the log so far could be indexed (only strings in the text)
+    /// within the index's byte limit.
     pub fn is_exact(&self) -> bool {
         self.exact
+    }
+
+    /// Bounds the index: once it would hold more than `limit` bytes it drops what it holds and
+    /// stops indexing (as for an embed), so the caller falls back to rebuilding documents. A
+    /// log of large pastes and deletes (each kept as a step) can otherwise grow an index far
+    /// past the text's own size, and cost a build in proportion.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Stops indexing and frees what the index held.
+    fn give_up(&mut self) {
+        self.exact = false;
+        self.ops = Vec::new();
+        self.keyframes = vec![Rope::new()];
+        self.tip = Rope::new();
+        self.bytes = 0;
     }
 
     /// Roughly the heap bytes held (steps, plus the text once per keyframe as an upper bound
@@ -89,6 +110,10 @@ impl TextIndex {
         new_edits: Vec<LogRecord>,
         upto: u64,
     ) -> Result<(), RebuildError> {
+        if !self.exact {
+            self.seq = self.seq.max(upto);
+            return Ok(());
+        }
         let doc = Doc::new(); // UTF-8 byte offsets in the deltas
         if let Some(base) = base {
             apply(&doc, base.state).map_err(|_| RebuildError::BadCheckpoint { seq: base.seq })?;
@@ -106,6 +131,9 @@ impl TextIndex {
         });
         let mut last = self.seq;
         for record in new_edits.iter().filter(|r| r.kind == EventKind::Edit) {
+            if !self.exact {
+                break; // nothing more to learn: the index no longer answers
+            }
             if record.seq <= last || record.seq > upto {
                 return Err(RebuildError::Gap {
                     seq: record.seq,
@@ -168,6 +196,9 @@ impl TextIndex {
         self.ops.push(TextOp { seq, steps });
         if self.ops.len() == self.keyframes.len() * KEYFRAME_EVERY {
             self.keyframes.push(self.tip.clone());
+        }
+        if self.approx_bytes() > self.limit {
+            self.give_up();
         }
     }
 
@@ -271,6 +302,26 @@ mod tests {
             );
         }
         assert_eq!(index.text_at(1_501), None, "past the end");
+    }
+
+    #[test]
+    fn an_index_past_its_limit_gives_up_frees_what_it_held_and_stops_answering() {
+        let (log, _) = random_log(1_500, 3);
+        let mut whole = TextIndex::default();
+        whole
+            .extend(None, Vec::new(), log.clone(), 1_500)
+            .expect("indexes");
+        let full = whole.approx_bytes();
+
+        let mut bounded = TextIndex::default();
+        bounded.set_limit(full / 2);
+        bounded
+            .extend(None, Vec::new(), log, 1_500)
+            .expect("a limit is not an error");
+        assert!(!bounded.is_exact(), "over its limit, the index gives up");
+        assert!(bounded.approx_bytes() < full / 2, "and holds less than it");
+        assert_eq!(bounded.text_at(10), None, "the caller rebuilds instead");
+        assert_eq!(bounded.seq(), 1_500, "it is not retried edit by edit");
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Folder of the built browser app (`cd web && npm ci && npm run build` makes `web/dist`).
     #[arg(long, env = "DUET_WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,
+    /// MiB of replay indexes and rebuilt documents kept for scrubbing, across interviews
+    /// (least recently used out first; one interview's text index may take a quarter of it).
+    #[arg(long, env = "DUET_REPLAY_CACHE_MIB", default_value_t = 32)]
+    pub replay_cache_mib: usize,
     #[command(flatten)]
     pub ws: WsLimits,
     #[command(flatten)]
@@ -352,6 +356,7 @@ impl ServeArgs {
             store_sync: StoreSync::Interval,
             questions_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../questions")),
             web_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist")),
+            replay_cache_mib: 32,
             ws: WsLimits::default(),
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),

@@ -45,9 +45,6 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Largest body of a run or stdin request: room for 64 KiB of stdin once JSON-escaped.
 const RUN_BODY: usize = 512 * 1024;
 
-/// Bytes of replay states kept for scrubbing, across every interview.
-const REPLAY_CACHE_BYTES: usize = 32 << 20;
-
 /// Everything a handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -113,6 +110,7 @@ impl AppState {
             config.sandbox.runs_per_minute,
         ));
         let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
+        let replay_budget = config.replay_cache_mib.saturating_mul(1 << 20);
         let public_url = config
             .public_url
             .clone()
@@ -129,7 +127,7 @@ impl AppState {
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets,
             questions,
-            replay: Arc::new(replay::ReplayCache::new(REPLAY_CACHE_BYTES)),
+            replay: Arc::new(replay::ReplayCache::new(replay_budget)),
         };
         Ok(Startup {
             state,

@@ -14,7 +14,7 @@ use duet_core::TextIndex;
 use duet_protocol::{EventKind, InterviewId};
 use duet_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a replay read failed.
@@ -43,13 +43,16 @@ struct TextSlot {
     building: AtomicBool,
 }
 
-/// Brings `index` from its seq to `upto` with the edits the store holds.
+/// Brings `index` from its seq to `upto` with the edits the store holds; an index that grows
+/// past `limit` bytes gives up (see [`TextIndex::set_limit`]).
 fn extend_index(
     store: &dyn Store,
     id: &InterviewId,
     index: &mut TextIndex,
     upto: u64,
+    limit: usize,
 ) -> Result<(), ReplayError> {
+    index.set_limit(limit);
     let old = index.seq();
     let checkpoint = match old {
         0 => None,
@@ -74,14 +77,27 @@ struct Entry {
     text: Arc<TextSlot>,
     states: BTreeMap<u64, Cached>,
     used: u64,
+    /// The sizes of `moments` and `text` as last reported to the cache. Kept here, under the
+    /// cache's lock, so eviction never locks an index (see [`ReplayCache`] on lock order).
+    moments_bytes: usize,
+    text_bytes: usize,
 }
 
 impl Entry {
+    fn new(clock: u64) -> Entry {
+        Entry {
+            moments: Arc::default(),
+            text: Arc::default(),
+            states: BTreeMap::new(),
+            used: clock,
+            moments_bytes: 0,
+            text_bytes: 0,
+        }
+    }
+
     fn bytes(&self) -> usize {
-        let moments = self.moments.lock().map_or(0, |m| m.heap_bytes());
-        let text = self.text.index.lock().map_or(0, |t| t.approx_bytes());
-        moments
-            + text
+        self.moments_bytes
+            + self.text_bytes
             + self
                 .states
                 .values()
@@ -101,10 +117,59 @@ struct Inner {
     bytes: usize,
 }
 
+/// Which of an interview's indexes changed size.
+enum Part<'a> {
+    Moments(&'a Arc<Mutex<Moments>>),
+    Text(&'a Arc<TextSlot>),
+}
+
 /// Recent replay states per interview, least recently used evicted first, within a byte budget.
+///
+/// Lock order: the cache's own lock is a leaf. Nothing else (an interview's moment index, its
+/// text index) is ever locked while it is held, and it is taken only after an index's lock is
+/// released: sizes are measured under the index's lock, then reported with [`Part`] to the
+/// cache, which keeps them in the entry. An index that was evicted meanwhile reports to
+/// nothing (its memory goes with the last `Arc`).
 pub struct ReplayCache {
     inner: Mutex<Inner>,
     budget: usize,
+    /// Text index builds running now, across interviews (at most [`MAX_BUILDS`]).
+    builds: AtomicUsize,
+}
+
+/// Text index builds allowed at once: each holds a core while it runs.
+const MAX_BUILDS: usize = 2;
+
+/// The right to build one interview's text index: taken only when nobody builds that index and
+/// fewer than [`MAX_BUILDS`] builds run; dropping it (the build ended, or its thread could not
+/// start) gives both back.
+struct BuildPermit {
+    cache: Arc<ReplayCache>,
+    slot: Arc<TextSlot>,
+}
+
+impl BuildPermit {
+    fn take(cache: &Arc<ReplayCache>, slot: &Arc<TextSlot>) -> Option<BuildPermit> {
+        if slot.building.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        if cache.builds.fetch_add(1, Ordering::AcqRel) >= MAX_BUILDS {
+            cache.builds.fetch_sub(1, Ordering::AcqRel);
+            slot.building.store(false, Ordering::Release);
+            return None;
+        }
+        Some(BuildPermit {
+            cache: cache.clone(),
+            slot: slot.clone(),
+        })
+    }
+}
+
+impl Drop for BuildPermit {
+    fn drop(&mut self) {
+        self.cache.builds.fetch_sub(1, Ordering::AcqRel);
+        self.slot.building.store(false, Ordering::Release);
+    }
 }
 
 impl ReplayCache {
@@ -112,6 +177,7 @@ impl ReplayCache {
         ReplayCache {
             inner: Mutex::new(Inner::default()),
             budget,
+            builds: AtomicUsize::new(0),
         }
     }
 
@@ -124,6 +190,13 @@ impl ReplayCache {
         self.inner().bytes
     }
 
+    /// The largest text index one interview may build: past it the index gives up and replay
+    /// rebuilds documents from checkpoints instead, so no log can make a build take the whole
+    /// budget (or the memory and time a build over it would cost).
+    fn index_limit(&self) -> usize {
+        self.budget / 4
+    }
+
     /// The interview's moment index, brought up to the newest stored record.
     pub fn moments(
         &self,
@@ -134,27 +207,20 @@ impl ReplayCache {
             let mut inner = self.inner();
             inner.clock += 1;
             let clock = inner.clock;
-            let entry = inner.interviews.entry(id.clone()).or_insert_with(|| Entry {
-                moments: Arc::default(),
-                text: Arc::default(),
-                states: BTreeMap::new(),
-                used: clock,
-            });
+            let entry = inner
+                .interviews
+                .entry(id.clone())
+                .or_insert_with(|| Entry::new(clock));
             entry.used = clock;
             entry.moments.clone()
         };
-        let before = {
+        let size = {
             let mut m = moments.lock().unwrap_or_else(|p| p.into_inner());
-            let before = m.heap_bytes();
             let new = store.read_index(id, m.last_seq())?;
             m.extend(&new)?;
-            m.heap_bytes() as isize - before as isize
+            m.heap_bytes()
         };
-        if before != 0 {
-            let mut inner = self.inner();
-            inner.bytes = inner.bytes.saturating_add_signed(before);
-            self.evict(&mut inner);
-        }
+        self.report(id, Part::Moments(&moments), size);
         Ok(moments)
     }
 
@@ -179,47 +245,63 @@ impl ReplayCache {
             .get(id)
             .map(|e| e.text.clone())
             .unwrap_or_default();
-        let behind = {
+        let limit = self.index_limit();
+        let (found, behind, size) = {
             let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
             if index.is_exact() && index.seq() < upto && upto - index.seq() <= SYNC_EXTEND {
-                let before = index.approx_bytes();
-                extend_index(&**store, id, &mut index, upto)?;
-                self.grew(index.approx_bytes() as isize - before as isize);
+                extend_index(&**store, id, &mut index, upto, limit)?;
             }
-            if let Some(text) = index.text_at(seq) {
-                return Ok(text);
-            }
-            index.is_exact() && index.seq() < upto
+            let behind = index.is_exact() && index.seq() < upto;
+            (index.text_at(seq), behind, index.approx_bytes())
         };
-        if behind && !slot.building.swap(true, Ordering::AcqRel) {
-            let (cache, store, id, job) = (self.clone(), store.clone(), id.clone(), slot.clone());
-            let spawned = std::thread::Builder::new()
-                .name("duet-replay-index".into())
-                .spawn(move || {
-                    let mut fresh = TextIndex::default();
-                    let began = std::time::Instant::now();
-                    match extend_index(&*store, &id, &mut fresh, upto) {
-                        Ok(()) => {
-                            tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = fresh.approx_bytes(), "replay: text index built");
-                            let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
-                            if fresh.seq() > index.seq() || !fresh.is_exact() {
-                                let before = index.approx_bytes();
-                                *index = fresh;
-                                cache.grew(index.approx_bytes() as isize - before as isize);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(interview = %id, error = %e, "replay: building the text index failed")
-                        }
-                    }
-                    job.building.store(false, Ordering::Release);
-                });
-            if spawned.is_err() {
-                slot.building.store(false, Ordering::Release);
-            }
+        self.report(id, Part::Text(&slot), size);
+        if let Some(text) = found {
+            return Ok(text);
+        }
+        if behind {
+            self.build_in_background(store, id, &slot, upto);
         }
         // Not indexed (yet), or not indexable as plain text: rebuild the document instead.
         Ok(self.state_at(&**store, id, moments, seq)?.text.clone())
+    }
+
+    /// Builds the interview's text index up to `upto` on a thread of its own, unless one is
+    /// building it already or [`MAX_BUILDS`] are running (a later request tries again).
+    fn build_in_background(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        id: &InterviewId,
+        slot: &Arc<TextSlot>,
+        upto: u64,
+    ) {
+        let Some(permit) = BuildPermit::take(self, slot) else {
+            return;
+        };
+        let (store, id) = (store.clone(), id.clone());
+        // If the thread cannot be spawned, the closure and the permit in it are dropped here.
+        let _ = std::thread::Builder::new()
+            .name("duet-replay-index".into())
+            .spawn(move || {
+                let (cache, job) = (&permit.cache, &permit.slot);
+                let mut fresh = TextIndex::default();
+                let began = std::time::Instant::now();
+                match extend_index(&*store, &id, &mut fresh, upto, cache.index_limit()) {
+                    Ok(()) => {
+                        tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = fresh.approx_bytes(), exact = fresh.is_exact(), "replay: text index built");
+                        let size = {
+                            let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
+                            if fresh.seq() > index.seq() || !fresh.is_exact() {
+                                *index = fresh;
+                            }
+                            index.approx_bytes()
+                        };
+                        cache.report(&id, Part::Text(job), size);
+                    }
+                    Err(e) => {
+                        tracing::warn!(interview = %id, error = %e, "replay: building the text index failed")
+                    }
+                }
+            });
     }
 
     /// How far the interview's text index reaches (0 if it has none).
@@ -230,12 +312,24 @@ impl ReplayCache {
         })
     }
 
-    fn grew(&self, delta: isize) {
-        if delta != 0 {
-            let mut inner = self.inner();
-            inner.bytes = inner.bytes.saturating_add_signed(delta);
-            self.evict(&mut inner);
+    /// Records the new size of one of an interview's indexes (measured by the caller, whose
+    /// lock on that index is already released), then evicts down to the budget.
+    fn report(&self, id: &InterviewId, part: Part<'_>, size: usize) {
+        let mut inner = self.inner();
+        let Some(entry) = inner.interviews.get_mut(id) else {
+            return;
+        };
+        let slot = match part {
+            Part::Moments(m) if Arc::ptr_eq(m, &entry.moments) => &mut entry.moments_bytes,
+            Part::Text(t) if Arc::ptr_eq(t, &entry.text) => &mut entry.text_bytes,
+            _ => return, // the interview was evicted and loaded anew meanwhile
+        };
+        let old = std::mem::replace(slot, size);
+        if old == size {
+            return;
         }
+        inner.bytes = (inner.bytes + size).saturating_sub(old);
+        self.evict(&mut inner);
     }
 
     /// The document at `seq` (which the caller checked is in the log), rebuilt from the
