@@ -24,8 +24,8 @@ pub use room::{
     Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig, MAX_SIGNALS_PER_MINUTE,
 };
 pub use runs::{
-    asciicast, collect_output, decode_output, encode_output, run_index, unfinished_runs, Coalescer,
-    DecodedOutput, OutputPiece, RunEntry, RunOutputs, UnfinishedRun, Utf8Decoder,
+    asciicast, collect_output, run_index, unfinished_runs, Coalescer, OutputPiece, RunEntry,
+    RunOutputs, UnfinishedRun, Utf8Decoder,
 };
 pub use scorecard::{ScorecardError, ScorecardState};
 pub use text_index::{TextIndex, KEYFRAME_EVERY};

@@ -9,8 +9,8 @@
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
 use duet_protocol::{
-    Actor, EventKind, LogEntry, LogRecord, Note, QuestionSwitched, Role, RunFinished, RunId,
-    RunKind, RunStarted, ScorecardChange, Signal, TestCounts, TimelineEvent, MAIN_FILE,
+    Actor, EventKind, LogEntry, LogRecord, Record, Role, RunId, RunKind, TestCounts, TimelineEvent,
+    MAIN_FILE,
 };
 use std::collections::HashMap;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
@@ -36,7 +36,8 @@ enum Mapped {
 }
 
 /// The one place that says what each kind of record shows on the timeline. A new kind is one
-/// arm here. `data` is the record with its data when [`timeline_needs_data`] says so.
+/// arm here. `data` is the record with its data when [`timeline_needs_data`] says so; a record
+/// whose data cannot be read is left off (and cannot hide others).
 fn map(
     entry: &LogEntry,
     data: Option<&LogRecord>,
@@ -47,16 +48,20 @@ fn map(
     };
     let (seq, at) = (entry.seq, entry.at_ms);
     match kind {
-        EventKind::Edit => Mapped::Edit(by),
-        EventKind::Join => Mapped::Event(TimelineEvent::Join { seq, at, by }),
-        EventKind::Leave => Mapped::Event(TimelineEvent::Leave { seq, at, by }),
-        EventKind::RunStarted => {
-            let Some(s) = data.and_then(|r| serde_json::from_slice::<RunStarted>(&r.data).ok())
-            else {
-                return Mapped::Skip;
-            };
+        EventKind::Edit => return Mapped::Edit(by),
+        EventKind::Join => return Mapped::Event(TimelineEvent::Join { seq, at, by }),
+        EventKind::Leave => return Mapped::Event(TimelineEvent::Leave { seq, at, by }),
+        EventKind::End => return Mapped::Event(TimelineEvent::End { seq, at, by }),
+        EventKind::RunOutput => return Mapped::Skip, // played from the run's cast
+        _ => {}
+    }
+    let Some(Ok(record)) = data.filter(|r| r.kind == kind).map(LogRecord::decode) else {
+        return Mapped::Skip;
+    };
+    Mapped::Event(match record {
+        Record::RunStarted(s) => {
             runs.insert(s.run_id.clone(), (s.kind, s.by));
-            Mapped::Event(TimelineEvent::RunStarted {
+            TimelineEvent::RunStarted {
                 seq,
                 at,
                 run_id: s.run_id,
@@ -64,62 +69,13 @@ fn map(
                 by: s.by,
                 code_seq: s.code_seq,
                 private: s.private,
-            })
-        }
-        EventKind::Question => {
-            match data.and_then(|r| serde_json::from_slice::<QuestionSwitched>(&r.data).ok()) {
-                Some(q) => Mapped::Event(TimelineEvent::Question {
-                    seq,
-                    at,
-                    by,
-                    question_id: q.question_id,
-                }),
-                None => Mapped::Skip,
             }
         }
-        EventKind::Note => match data.and_then(|r| serde_json::from_slice::<Note>(&r.data).ok()) {
-            Some(note) => Mapped::Event(TimelineEvent::Note {
-                seq,
-                at,
-                by,
-                text: note.text,
-            }),
-            None => Mapped::Skip,
-        },
-        EventKind::Scorecard => {
-            match data.and_then(|r| serde_json::from_slice::<ScorecardChange>(&r.data).ok()) {
-                Some(change) => Mapped::Event(TimelineEvent::Scorecard {
-                    seq,
-                    at,
-                    by,
-                    action: change.action,
-                }),
-                None => Mapped::Skip,
-            }
-        }
-        EventKind::Signal => {
-            match data.and_then(|r| serde_json::from_slice::<Signal>(&r.data).ok()) {
-                Some(signal) => Mapped::Event(TimelineEvent::Signal {
-                    seq,
-                    at,
-                    by,
-                    kind: signal.kind,
-                    size: signal.size,
-                }),
-                None => Mapped::Skip,
-            }
-        }
-        EventKind::End => Mapped::Event(TimelineEvent::End { seq, at, by }),
-        EventKind::RunOutput => Mapped::Skip, // played from the run's cast
-        EventKind::RunFinished => {
-            let Some(f) = data.and_then(|r| serde_json::from_slice::<RunFinished>(&r.data).ok())
-            else {
-                return Mapped::Skip;
-            };
+        Record::RunFinished(f) => {
             let Some((kind, by)) = runs.get(&f.run_id).copied() else {
                 return Mapped::Skip; // its start is unreadable or before `after`
             };
-            Mapped::Event(TimelineEvent::RunFinished {
+            TimelineEvent::RunFinished {
                 seq,
                 at,
                 run_id: f.run_id,
@@ -129,9 +85,37 @@ fn map(
                 exit_code: f.exit_code,
                 duration_ms: f.duration_ms,
                 tests: f.tests.as_ref().map(TestCounts::from),
-            })
+            }
         }
-    }
+        Record::Question(q) => TimelineEvent::Question {
+            seq,
+            at,
+            by,
+            question_id: q.question_id,
+        },
+        Record::Note(note) => TimelineEvent::Note {
+            seq,
+            at,
+            by,
+            text: note.text,
+        },
+        Record::Scorecard(change) => TimelineEvent::Scorecard {
+            seq,
+            at,
+            by,
+            action: change.action,
+        },
+        Record::Signal(signal) => TimelineEvent::Signal {
+            seq,
+            at,
+            by,
+            kind: signal.kind,
+            size: signal.size,
+        },
+        Record::Edit(_) | Record::Join | Record::Leave | Record::End | Record::RunOutput(_) => {
+            return Mapped::Skip
+        }
+    })
 }
 
 /// The timeline of `index` (every entry in seq order). `data` holds, with their data, the
@@ -146,7 +130,7 @@ pub fn timeline(
     let by_seq: HashMap<u64, &LogRecord> = data.iter().map(|r| (r.seq, r)).collect();
     let mut runs = HashMap::new();
     for record in runs_before {
-        if let Ok(s) = serde_json::from_slice::<RunStarted>(&record.data) {
+        if let Ok(Record::RunStarted(s)) = record.decode() {
             runs.insert(s.run_id, (s.kind, s.by));
         }
     }

@@ -11,8 +11,8 @@ use crate::history::{ClientOwners, Rebuilt};
 use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
 use duet_protocol::{
-    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunOutputHeader, RunStarted,
-    MAIN_FILE,
+    close, Actor, EventKind, Identity, LogRecord, OutputChunk, Record, Role, RunFinished,
+    RunStarted, MAIN_FILE,
 };
 use duet_protocol::{
     Note, RoomEvent, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind,
@@ -202,6 +202,44 @@ pub struct Restored {
     pub ended: bool,
     pub runs: HashSet<String>,
     pub scorecard: ScorecardState,
+    /// The question of the last switch, if the log has one.
+    pub question: Option<String>,
+    /// Runs that started and never finished (the server stopped under them).
+    pub unfinished: Vec<crate::UnfinishedRun>,
+}
+
+impl Restored {
+    /// The kinds [`Restored::from_log`] reads: every kind but edits, joins, leaves and output.
+    pub const KINDS: [EventKind; 5] = [
+        EventKind::RunStarted,
+        EventKind::RunFinished,
+        EventKind::Question,
+        EventKind::Scorecard,
+        EventKind::End,
+    ];
+
+    /// What `records` (the log's records of [`Restored::KINDS`], in order) say. A record that
+    /// cannot be read is skipped, as replay skips it.
+    pub fn from_log(records: &[LogRecord]) -> Restored {
+        let mut restored = Restored {
+            unfinished: crate::unfinished_runs(records),
+            ..Restored::default()
+        };
+        let mut scorecards = Vec::new();
+        for record in records {
+            match record.decode() {
+                Ok(Record::End) => restored.ended = true,
+                Ok(Record::RunStarted(started)) => {
+                    restored.runs.insert(started.run_id);
+                }
+                Ok(Record::Question(switched)) => restored.question = Some(switched.question_id),
+                Ok(Record::Scorecard(_)) => scorecards.push(record),
+                _ => {}
+            }
+        }
+        restored.scorecard = ScorecardState::from_log(scorecards);
+        restored
+    }
 }
 
 impl Room {
@@ -292,7 +330,7 @@ impl Room {
         let count = self.role_conns.entry(role).or_default();
         *count += 1;
         if *count == 1 && self.pending_leaves.remove(&role).is_none() {
-            effects.push(self.record(EventKind::Join, role.into(), Vec::new(), now_ms));
+            effects.push(self.record(role.into(), Record::Join, now_ms));
         }
         let sv = self.doc.transact().state_vector();
         effects.push(Effect::Send {
@@ -372,7 +410,7 @@ impl Room {
         roles.retain(|r| self.pending_leaves.remove(r).is_some());
         roles
             .into_iter()
-            .map(|r| self.record(EventKind::Leave, r.into(), Vec::new(), now_ms))
+            .map(|r| self.record(r.into(), Record::Leave, now_ms))
             .collect()
     }
 
@@ -566,7 +604,7 @@ impl Room {
         for client in creates {
             self.owners.entry(client).or_insert(author);
         }
-        effects.push(self.record(EventKind::Edit, author, update.clone(), now_ms));
+        effects.push(self.record(author, Record::Edit(update.clone()), now_ms));
         let message = Message::Sync(SyncMessage::Update(update)).encode_v1();
         effects.push(Effect::Broadcast {
             except: Some(conn),
@@ -613,7 +651,7 @@ impl Room {
         self.owners
             .entry(self.doc.client_id().get())
             .or_insert(Actor::Server);
-        let mut effects = vec![self.record(EventKind::Edit, Actor::Server, update.clone(), now_ms)];
+        let mut effects = vec![self.record(Actor::Server, Record::Edit(update.clone()), now_ms)];
         effects.push(Effect::Broadcast {
             except: None,
             message: Message::Sync(SyncMessage::Update(update)).encode_v1(),
@@ -634,7 +672,7 @@ impl Room {
             question_id: question_id.to_owned(),
             by,
         };
-        let mut effects = vec![self.record(EventKind::Question, by, to_json(&switched), now_ms)];
+        let mut effects = vec![self.record(by, Record::Question(switched), now_ms)];
         let event = RoomEvent::Question {
             seq: self.last_seq,
             question_id: question_id.to_owned(),
@@ -679,12 +717,7 @@ impl Room {
             action: action.to_owned(),
             scorecard: card.clone(),
         };
-        let record = self.record(
-            EventKind::Scorecard,
-            Actor::Interviewer,
-            to_json(&change),
-            now_ms,
-        );
+        let record = self.record(Actor::Interviewer, Record::Scorecard(change), now_ms);
         let event = RoomEvent::Scorecard {
             seq: self.last_seq,
             action: action.to_owned(),
@@ -716,7 +749,7 @@ impl Room {
             at: now_ms,
             seq: self.last_seq + 1,
         };
-        let record = self.record(EventKind::Note, Actor::Interviewer, to_json(&note), now_ms);
+        let record = self.record(Actor::Interviewer, Record::Note(note.clone()), now_ms);
         let event = RoomEvent::Note {
             seq: note.seq,
             at: note.at,
@@ -752,12 +785,7 @@ impl Room {
             size,
             at: now_ms,
         };
-        let record = self.record(
-            EventKind::Signal,
-            Actor::Candidate,
-            to_json(&signal),
-            now_ms,
-        );
+        let record = self.record(Actor::Candidate, Record::Signal(signal), now_ms);
         let event = RoomEvent::Signal {
             seq: self.last_seq,
             kind,
@@ -780,7 +808,7 @@ impl Room {
             return Vec::new();
         }
         self.ended = true;
-        let record = self.record(EventKind::End, Actor::Interviewer, Vec::new(), now_ms);
+        let record = self.record(Actor::Interviewer, Record::End, now_ms);
         let event = RoomEvent::End {
             seq: self.last_seq,
             at: now_ms,
@@ -798,9 +826,8 @@ impl Room {
     pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
         self.runs.insert(started.run_id.clone());
         let record = self.record(
-            EventKind::RunStarted,
             started.by.into(),
-            to_json(started),
+            Record::RunStarted(started.clone()),
             now_ms,
         );
         let seq = self.last_seq;
@@ -820,25 +847,24 @@ impl Room {
         ]
     }
 
-    /// A run printed something: `bytes` (raw, as the program wrote them on `header.stream`,
-    /// possibly several writes coalesced) are logged as [`crate::encode_output`] describes, and
-    /// the events socket gets `text`, the same output decoded for display.
+    /// A run printed something: `chunk` (raw bytes as the program wrote them on one stream,
+    /// possibly several writes coalesced) is logged, and the events socket gets `text`, the
+    /// same output decoded for display.
     pub fn run_output(
         &mut self,
-        header: &RunOutputHeader,
-        bytes: &[u8],
+        chunk: OutputChunk,
         text: &str,
         by: Role,
         private: bool,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let data = crate::runs::encode_output(header, bytes);
-        let mut effects = vec![self.record(EventKind::RunOutput, by.into(), data, now_ms)];
+        let (run_id, stream) = (chunk.run_id.clone(), chunk.stream);
+        let mut effects = vec![self.record(by.into(), Record::RunOutput(chunk), now_ms)];
         if !text.is_empty() {
             let event = RoomEvent::RunOutput {
                 seq: self.last_seq,
-                run_id: header.run_id.clone(),
-                stream: header.stream,
+                run_id,
+                stream,
                 data: text.to_owned(),
             };
             effects.push(Effect::Event {
@@ -857,7 +883,7 @@ impl Room {
         private: bool,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let record = self.record(EventKind::RunFinished, by.into(), to_json(finished), now_ms);
+        let record = self.record(by.into(), Record::RunFinished(finished.clone()), now_ms);
         let event = RoomEvent::RunFinished {
             seq: self.last_seq,
             run_id: finished.run_id.clone(),
@@ -876,16 +902,12 @@ impl Room {
         ]
     }
 
-    fn record(&mut self, kind: EventKind, by: Actor, data: Vec<u8>, now_ms: i64) -> Effect {
+    /// The next record of the log: the one place a seq is given out.
+    fn record(&mut self, by: Actor, payload: Record, now_ms: i64) -> Effect {
         self.last_seq += 1;
-        self.log_bytes += data.len() as u64;
-        Effect::Persist(LogRecord {
-            seq: self.last_seq,
-            at_ms: now_ms,
-            kind,
-            by,
-            data,
-        })
+        let record = LogRecord::new(self.last_seq, now_ms, by, payload);
+        self.log_bytes += record.data.len() as u64;
+        Effect::Persist(record)
     }
 }
 
@@ -895,10 +917,6 @@ fn audience(private: bool) -> Audience {
     } else {
         Audience::Everyone
     }
-}
-
-fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// Why a connection is closed.

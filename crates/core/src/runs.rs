@@ -2,14 +2,13 @@
 //! each run's start, output and end are read back into summaries, whole runs and casts.
 //!
 //! Output storage: one `RunOutput` record holds what one stream printed within a few
-//! milliseconds ([`Coalescer`]): a [`RunOutputHeader`] JSON line, `\n`, then the raw bytes. The
-//! header's `pieces` keep when each write happened, so a replay plays the output at its pace.
-//! Raw bytes make storage lossless (no UTF-8 repair) and proportional to what was printed (no
-//! JSON escaping). Records written before this format (JSON [`RunOutput`]) still read back.
+//! milliseconds ([`Coalescer`]), as raw bytes with the time of each write
+//! ([`duet_protocol::OutputChunk`]; `duet_protocol::Record` says how it is stored), so a replay
+//! plays the output at its pace and storage is lossless and proportional to what was printed.
 
 use duet_protocol::{
-    EventKind, LintFinding, LogRecord, Role, RunFinished, RunId, RunOutput, RunOutputHeader,
-    RunStarted, RunStatus, RunSummary, Stream, TestCounts, TestResults,
+    EventKind, LintFinding, LogRecord, Record, Role, RunStatus, RunSummary, Stream, TestCounts,
+    TestResults,
 };
 use std::collections::HashMap;
 
@@ -18,67 +17,12 @@ pub const COALESCE_MS: i64 = 5;
 /// Most bytes of output one record holds before it is stored without waiting.
 pub const COALESCE_BYTES: usize = 16 * 1024;
 
-/// Encodes a `RunOutput` record's data: the header line, `\n`, the raw bytes.
-pub fn encode_output(header: &RunOutputHeader, bytes: &[u8]) -> Vec<u8> {
-    let mut data = serde_json::to_vec(header).unwrap_or_default();
-    data.push(b'\n');
-    data.extend_from_slice(bytes);
-    data
-}
-
-/// A `RunOutput` record read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodedOutput {
-    pub run_id: RunId,
-    pub stream: Stream,
-    /// `(offset into bytes, unix ms)`, offsets ascending, the first 0.
-    pub pieces: Vec<(usize, i64)>,
-    pub bytes: Vec<u8>,
-}
-
-/// Reads a `RunOutput` record's data in either format; `None` if it is unreadable. (The old
-/// JSON form never holds a raw newline, the new one always does.)
-pub fn decode_output(data: &[u8], at_ms: i64) -> Option<DecodedOutput> {
-    match data.iter().position(|b| *b == b'\n') {
-        Some(nl) => {
-            let header: RunOutputHeader = serde_json::from_slice(&data[..nl]).ok()?;
-            let bytes = data[nl + 1..].to_vec();
-            let mut pieces: Vec<(usize, i64)> = Vec::with_capacity(header.pieces.len());
-            for [offset, at] in header.pieces {
-                let offset = usize::try_from(offset).ok()?;
-                if offset > bytes.len() || pieces.last().is_some_and(|(o, _)| *o > offset) {
-                    return None;
-                }
-                pieces.push((offset, at));
-            }
-            if pieces.first().is_none_or(|(o, _)| *o != 0) {
-                pieces.insert(0, (0, at_ms));
-            }
-            Some(DecodedOutput {
-                run_id: header.run_id,
-                stream: header.stream,
-                pieces,
-                bytes,
-            })
-        }
-        None => {
-            let old: RunOutput = serde_json::from_slice(data).ok()?;
-            Some(DecodedOutput {
-                run_id: old.run_id,
-                stream: old.stream,
-                pieces: vec![(0, old.at)],
-                bytes: old.data.into_bytes(),
-            })
-        }
-    }
-}
-
 /// What one stream of one run printed and has not stored yet. Sans-IO: the room task pushes
 /// bytes with the time, asks when the batch is due, and takes it.
 #[derive(Debug, Default)]
 pub struct Coalescer {
     bytes: Vec<u8>,
-    pieces: Vec<[i64; 2]>,
+    pieces: Vec<(usize, i64)>,
     opened_at: Option<i64>,
 }
 
@@ -88,8 +32,8 @@ impl Coalescer {
         if bytes.is_empty() {
             return;
         }
-        if self.pieces.last().is_none_or(|[_, at]| *at != now) {
-            self.pieces.push([self.bytes.len() as i64, now]);
+        if self.pieces.last().is_none_or(|(_, at)| *at != now) {
+            self.pieces.push((self.bytes.len(), now));
         }
         self.opened_at.get_or_insert(now);
         self.bytes.extend_from_slice(bytes);
@@ -106,7 +50,7 @@ impl Coalescer {
     }
 
     /// Takes what waits: the raw bytes and the pieces, or `None` if nothing does.
-    pub fn take(&mut self) -> Option<(Vec<u8>, Vec<[i64; 2]>)> {
+    pub fn take(&mut self) -> Option<(Vec<u8>, Vec<(usize, i64)>)> {
         self.opened_at.take()?;
         Some((
             std::mem::take(&mut self.bytes),
@@ -178,7 +122,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
     for record in records {
         match record.kind {
             EventKind::RunStarted => {
-                let Ok(started) = serde_json::from_slice::<RunStarted>(&record.data) else {
+                let Ok(Record::RunStarted(started)) = record.decode() else {
                     continue;
                 };
                 if started.private && !viewer.can_read_scorecard() {
@@ -207,7 +151,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                 });
             }
             EventKind::RunFinished => {
-                let Ok(finished) = serde_json::from_slice::<RunFinished>(&record.data) else {
+                let Ok(Record::RunFinished(finished)) = record.decode() else {
                     continue;
                 };
                 if let Some(run) = index.get(&finished.run_id).map(|i| &mut runs[*i]) {
@@ -238,22 +182,16 @@ pub struct UnfinishedRun {
 /// Runs that started and never finished (the server stopped under them).
 pub fn unfinished_runs(records: &[LogRecord]) -> Vec<UnfinishedRun> {
     let mut open: Vec<UnfinishedRun> = Vec::new();
-    for record in records {
-        match record.kind {
-            EventKind::RunStarted => {
-                if let Ok(s) = serde_json::from_slice::<RunStarted>(&record.data) {
-                    open.push(UnfinishedRun {
-                        run_id: s.run_id,
-                        by: s.by,
-                        private: s.private,
-                    });
-                }
-            }
-            EventKind::RunFinished => {
-                if let Ok(f) = serde_json::from_slice::<RunFinished>(&record.data) {
-                    open.retain(|run| run.run_id != f.run_id);
-                }
-            }
+    let started_or_finished =
+        |r: &&LogRecord| matches!(r.kind, EventKind::RunStarted | EventKind::RunFinished);
+    for record in records.iter().filter(started_or_finished) {
+        match record.decode() {
+            Ok(Record::RunStarted(s)) => open.push(UnfinishedRun {
+                run_id: s.run_id,
+                by: s.by,
+                private: s.private,
+            }),
+            Ok(Record::RunFinished(f)) => open.retain(|run| run.run_id != f.run_id),
             _ => {}
         }
     }
@@ -290,7 +228,7 @@ impl RunOutputs {
 pub fn collect_output(records: &[LogRecord], run_id: &str) -> RunOutputs {
     let mut out = RunOutputs::default();
     for record in records.iter().filter(|r| r.kind == EventKind::RunOutput) {
-        let Some(chunk) = decode_output(&record.data, record.at_ms) else {
+        let Ok(Record::RunOutput(chunk)) = record.decode() else {
             continue;
         };
         if chunk.run_id != run_id {
@@ -369,7 +307,7 @@ fn terminal_newlines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use duet_protocol::RunKind;
+    use duet_protocol::{Actor, OutputChunk, RunKind};
 
     #[test]
     fn characters_split_across_chunks_come_out_whole() {
@@ -385,50 +323,18 @@ mod tests {
     #[test]
     fn output_is_stored_as_raw_bytes_and_reads_back_losslessly() {
         let bytes: Vec<u8> = (0..=255u8).chain([0, 0, 0xff, b'\n']).collect();
-        let header = RunOutputHeader {
+        let chunk = OutputChunk {
             run_id: "r".into(),
             stream: Stream::Stderr,
-            pieces: vec![[0, 10], [100, 12]],
+            pieces: vec![(0, 10), (100, 12)],
+            bytes: bytes.clone(),
         };
-        let data = encode_output(&header, &bytes);
+        let record = LogRecord::new(2, 99, Actor::Candidate, Record::RunOutput(chunk.clone()));
         assert!(
-            data.len() < bytes.len() + 80,
+            record.data.len() < bytes.len() + 80,
             "stored size is the output plus a small header, not escaped text"
         );
-        let back = decode_output(&data, 99).expect("decodes");
-        assert_eq!(back.bytes, bytes);
-        assert_eq!(back.pieces, vec![(0, 10), (100, 12)]);
-        assert_eq!(back.stream, Stream::Stderr);
-    }
-
-    #[test]
-    fn old_json_output_records_still_read_back() {
-        let old = serde_json::to_vec(&RunOutput {
-            run_id: "r".into(),
-            stream: Stream::Stdout,
-            data: "hi\n".into(),
-            at: 7,
-        })
-        .unwrap_or_default();
-        let back = decode_output(&old, 9).expect("decodes");
-        assert_eq!(
-            (back.bytes.as_slice(), back.pieces),
-            (&b"hi\n"[..], vec![(0, 7)])
-        );
-    }
-
-    #[test]
-    fn unreadable_output_headers_are_refused() {
-        assert!(decode_output(b"{nope}\nabc", 1).is_none());
-        let past_end = encode_output(
-            &RunOutputHeader {
-                run_id: "r".into(),
-                stream: Stream::Stdout,
-                pieces: vec![[0, 1], [9, 2]],
-            },
-            b"abc",
-        );
-        assert!(decode_output(&past_end, 1).is_none());
+        assert_eq!(record.decode().ok(), Some(Record::RunOutput(chunk)));
     }
 
     #[test]
@@ -443,7 +349,7 @@ mod tests {
         assert_eq!(bytes, b"abcd");
         assert_eq!(
             pieces,
-            vec![[0, 100], [2, 103]],
+            vec![(0, 100), (2, 103)],
             "same-ms writes share a piece"
         );
         assert!(c.take().is_none() && c.due_at().is_none());
@@ -458,27 +364,25 @@ mod tests {
             (
                 2,
                 Stream::Stdout,
-                vec![[0, 1_000], [3, 1_500]],
+                vec![(0, 1_000), (3, 1_500)],
                 &b"hi\nyo\n"[..],
             ),
-            (3, Stream::Stderr, vec![[0, 1_200]], &b"oops\n"[..]),
-            (4, Stream::Stdout, vec![[0, 1_600]], &b"other run"[..]),
+            (3, Stream::Stderr, vec![(0, 1_200)], &b"oops\n"[..]),
+            (4, Stream::Stdout, vec![(0, 1_600)], &b"other run"[..]),
         ] {
             let run_id = if seq == 4 { "other" } else { "r" };
-            records.push(LogRecord {
+            let chunk = OutputChunk {
+                run_id: run_id.into(),
+                stream,
+                pieces,
+                bytes: bytes.to_vec(),
+            };
+            records.push(LogRecord::new(
                 seq,
-                at_ms: 0,
-                kind: EventKind::RunOutput,
-                by: duet_protocol::Actor::Candidate,
-                data: encode_output(
-                    &RunOutputHeader {
-                        run_id: run_id.into(),
-                        stream,
-                        pieces,
-                    },
-                    bytes,
-                ),
-            });
+                0,
+                Actor::Candidate,
+                Record::RunOutput(chunk),
+            ));
         }
         let output = collect_output(&records, "r");
         assert_eq!(

@@ -6,7 +6,7 @@
 //! sequence, so replay shows when a rating was given and a restart finds the card (and its lock)
 //! where it was. The room applies these rules; the server only carries the answers.
 
-use duet_protocol::{Area, Evidence, LogRecord, Scorecard, ScorecardChange, ScorecardUpdate};
+use duet_protocol::{Area, Evidence, LogRecord, Record, Scorecard, ScorecardUpdate};
 use std::collections::HashSet;
 
 /// Largest `notes` of a scorecard, in bytes.
@@ -43,7 +43,7 @@ impl ScorecardState {
     pub fn from_log<'a>(records: impl IntoIterator<Item = &'a LogRecord>) -> ScorecardState {
         let mut state = ScorecardState::default();
         for record in records {
-            if let Ok(change) = serde_json::from_slice::<ScorecardChange>(&record.data) {
+            if let Ok(Record::Scorecard(change)) = record.decode() {
                 state.card = change.scorecard;
             }
         }
@@ -291,17 +291,16 @@ mod tests {
         let mut state = ScorecardState::default();
         state.stored(state.save(update(0), &runs, 10, 1).expect("save"));
         let submitted = state.submit(2).expect("submit");
-        let record = LogRecord {
-            seq: 12,
-            at_ms: 2,
-            kind: duet_protocol::EventKind::Scorecard,
-            by: duet_protocol::Actor::Interviewer,
-            data: serde_json::to_vec(&ScorecardChange {
-                action: "submitted".into(),
-                scorecard: submitted,
-            })
-            .unwrap_or_default(),
+        let change = duet_protocol::ScorecardChange {
+            action: "submitted".into(),
+            scorecard: submitted,
         };
+        let record = LogRecord::new(
+            12,
+            2,
+            duet_protocol::Actor::Interviewer,
+            Record::Scorecard(change),
+        );
         let reread = ScorecardState::from_log([&record]);
         assert!(reread.is_submitted());
         assert_eq!(

@@ -7,7 +7,7 @@ use duet_core::{
     ReplySlots, Room, RoomConfig,
 };
 use duet_protocol::{
-    close, Actor, EventKind, Identity, LogRecord, Role, RunFinished, RunKind, RunOutputHeader,
+    close, Actor, EventKind, Identity, LogRecord, OutputChunk, Role, RunFinished, RunKind,
     RunStarted, Stream, MAIN_FILE,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -478,23 +478,22 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         private: false,
     };
     let mut effects = h.room().run_started(&started, 10);
-    let out = RunOutputHeader {
+    let out = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stdout,
-        pieces: vec![[0, 11]],
+        pieces: vec![(0, 11)],
+        bytes: b"hi\n".to_vec(),
     };
-    effects.extend(
-        h.room()
-            .run_output(&out, b"hi\n", "hi\n", Role::Candidate, false, 11),
-    );
-    let err = RunOutputHeader {
+    effects.extend(h.room().run_output(out, "hi\n", Role::Candidate, false, 11));
+    let err = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stderr,
-        pieces: vec![[0, 11]],
+        pieces: vec![(0, 11)],
+        bytes: b"warn\n".to_vec(),
     };
     effects.extend(
         h.room()
-            .run_output(&err, b"warn\n", "warn\n", Role::Candidate, false, 11),
+            .run_output(err, "warn\n", Role::Candidate, false, 11),
     );
     let fin = RunFinished {
         run_id: "r1".into(),

@@ -14,7 +14,7 @@
 use clap::Parser;
 use duet_core::{Effect, Room, RoomConfig};
 use duet_protocol::{
-    Identity, Role, RunFinished, RunKind, RunOutputHeader, RunStarted, Stream, MAIN_FILE,
+    Identity, OutputChunk, Role, RunFinished, RunKind, RunStarted, Stream, MAIN_FILE,
 };
 use duet_store::{Checkpoint, Interview, InterviewStore, LogStore, SqliteConfig, SqliteStore};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -188,13 +188,14 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
             {
                 let t = now + 40 + k as i64 * 30;
                 let bytes = format!("line {k} of run {runs}: {}\n", "x".repeat(40)).into_bytes();
-                let header = RunOutputHeader {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let chunk = OutputChunk {
                     run_id: run_id.clone(),
                     stream,
-                    pieces: vec![[0, t], [10, t + 2]],
+                    pieces: vec![(0, t), (10, t + 2)],
+                    bytes,
                 };
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                persist(room.run_output(&header, &bytes, &text, by, false, t), &room);
+                persist(room.run_output(chunk, &text, by, false, t), &room);
             }
             let fin = RunFinished {
                 run_id,

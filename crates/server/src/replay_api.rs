@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use duet_core::replay;
 use duet_protocol::{
-    EventKind, InterviewId, LogRecord, QuestionSwitched, Role, Snapshot, Timeline, MAIN_FILE,
+    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, MAIN_FILE,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -252,8 +252,10 @@ fn build_export(
     let mut asked: Vec<String> = records
         .iter()
         .filter(|r| r.kind == EventKind::Question)
-        .filter_map(|r| serde_json::from_slice::<QuestionSwitched>(&r.data).ok())
-        .map(|q| q.question_id)
+        .filter_map(|r| match r.decode() {
+            Ok(Record::Question(q)) => Some(q.question_id),
+            _ => None,
+        })
         .chain(meta.question_id.clone())
         .collect();
     asked.sort();
@@ -318,21 +320,25 @@ fn log_line(record: &LogRecord) -> serde_json::Value {
     let mut line = serde_json::json!({
         "seq": record.seq, "at": record.at_ms, "kind": record.kind.as_str(), "by": record.by,
     });
-    let extra = match record.kind {
-        EventKind::Edit => serde_json::json!({"update": STANDARD.encode(&record.data)}),
-        EventKind::Join | EventKind::Leave => serde_json::json!({}),
-        EventKind::RunOutput => match duet_core::decode_output(&record.data, record.at_ms) {
-            Some(out) => serde_json::json!({
-                "run_id": out.run_id, "stream": out.stream,
-                "pieces": out.pieces.iter().map(|(o, at)| [*o as i64, *at]).collect::<Vec<_>>(),
-                "bytes": STANDARD.encode(&out.bytes),
-            }),
-            None => serde_json::json!({"raw": STANDARD.encode(&record.data)}),
-        },
-        _ => match serde_json::from_slice::<serde_json::Value>(&record.data) {
-            Ok(data) => serde_json::json!({ "data": data }),
-            Err(_) => serde_json::json!({"raw": STANDARD.encode(&record.data)}),
-        },
+    let data = |value: serde_json::Result<serde_json::Value>| match value {
+        Ok(data) => serde_json::json!({ "data": data }),
+        Err(_) => serde_json::json!({"raw": STANDARD.encode(&record.data)}),
+    };
+    let extra = match record.decode() {
+        Ok(Record::Edit(update)) => serde_json::json!({"update": STANDARD.encode(update)}),
+        Ok(Record::Join | Record::Leave | Record::End) => serde_json::json!({}),
+        Ok(Record::RunOutput(out)) => serde_json::json!({
+            "run_id": out.run_id, "stream": out.stream,
+            "pieces": out.pieces.iter().map(|(o, at)| [*o as i64, *at]).collect::<Vec<_>>(),
+            "bytes": STANDARD.encode(&out.bytes),
+        }),
+        Ok(Record::RunStarted(v)) => data(serde_json::to_value(v)),
+        Ok(Record::RunFinished(v)) => data(serde_json::to_value(v)),
+        Ok(Record::Question(v)) => data(serde_json::to_value(v)),
+        Ok(Record::Scorecard(v)) => data(serde_json::to_value(v)),
+        Ok(Record::Note(v)) => data(serde_json::to_value(v)),
+        Ok(Record::Signal(v)) => data(serde_json::to_value(v)),
+        Err(_) => serde_json::json!({"raw": STANDARD.encode(&record.data)}),
     };
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
         line.extend(extra);

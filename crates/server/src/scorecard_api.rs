@@ -19,7 +19,8 @@ use axum::Json;
 use duet_core::scorecard::{rubric, Anchors};
 use duet_core::{ScorecardError, ScorecardState};
 use duet_protocol::{
-    EventKind, Hints, InterviewId, InterviewStatus, NewNote, Note, Role, Scorecard, ScorecardUpdate,
+    EventKind, Hints, InterviewId, InterviewStatus, NewNote, Note, Record, Role, Scorecard,
+    ScorecardUpdate,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -224,7 +225,10 @@ pub async fn notes(
     Ok(Json(
         records
             .iter()
-            .filter_map(|r| serde_json::from_slice(&r.data).ok())
+            .filter_map(|r| match r.decode() {
+                Ok(Record::Note(note)) => Some(note),
+                _ => None,
+            })
             .collect(),
     ))
 }

@@ -35,11 +35,11 @@ pub(super) async fn run(
     match loaded {
         Ok(Ok(Loaded {
             mut room,
-            unfinished,
-            question,
             initial_question,
-            restored,
+            mut restored,
         })) => {
+            let unfinished = std::mem::take(&mut restored.unfinished);
+            let question = restored.question.take();
             room.restore(restored);
             let question = question.and_then(|q| rooms.questions.get(&q));
             let initial = initial_question.and_then(|q| rooms.questions.get(&q));

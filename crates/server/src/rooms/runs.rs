@@ -5,13 +5,14 @@
 //! Output is coalesced per stream: what a stream prints within [`duet_core::runs`]'s few
 //! milliseconds (or up to 16 KiB) becomes one record of raw bytes with each write's time, and
 //! one `run.output` event. The room task's loop flushes a batch when it is due
-//! ([`RoomTask::next_output_due`]). The run's output cap is counted on the bytes stored.
+//! ([`RoomTask::next_output_due`]). The run's output cap is counted on the program's bytes
+//! stored (record headers aside).
 
 use super::{RoomCmd, RoomTask};
 use crate::auth;
 use duet_core::{Coalescer, Effect, Utf8Decoder};
 use duet_protocol::{
-    Actor, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunOutputHeader, RunStarted,
+    Actor, OutputChunk, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunStarted,
     Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
@@ -65,9 +66,9 @@ pub struct ActiveRun {
     cancel: CancellationToken,
     stdout: StreamOut,
     stderr: StreamOut,
-    /// Bytes of output records stored for this run (headers included), against the cap.
+    /// Bytes of output the program wrote and the log stored for this run, against the cap.
     stored: usize,
-    /// Set once the stored output reached the cap: later output is not stored, and the run,
+    /// Set once the program wrote past the cap: later output is not stored, and the run,
     /// cancelled, finishes as `output_limit`.
     capped: bool,
 }
@@ -333,35 +334,28 @@ impl RoomTask {
             let Some((mut bytes, mut pieces)) = out.batch.take() else {
                 continue;
             };
+            // The cap counts the bytes the program wrote: exactly the cap is kept whole, and
+            // only a byte past it ends the run as over the limit.
             let mut capped = false;
             if bytes.len() > room_left {
                 bytes.truncate(room_left);
-                pieces.retain(|[offset, _]| (*offset as usize) < room_left.max(1));
+                pieces.retain(|(offset, _)| *offset < room_left.max(1));
                 capped = true;
             }
             let mut text = out.text.push(&bytes);
             if all || capped {
                 text.push_str(&out.text.finish());
             }
-            let header = RunOutputHeader {
-                run_id: run_id.to_owned(),
-                stream,
-                pieces,
-            };
             if !bytes.is_empty() {
-                let stored_effects = self
-                    .room
-                    .run_output(&header, &bytes, &text, by, private, now);
-                run.stored += stored_effects
-                    .iter()
-                    .map(|e| match e {
-                        Effect::Persist(record) => record.data.len(),
-                        _ => 0,
-                    })
-                    .sum::<usize>();
-                effects.extend(stored_effects);
+                run.stored += bytes.len();
+                let chunk = OutputChunk {
+                    run_id: run_id.to_owned(),
+                    stream,
+                    pieces,
+                    bytes,
+                };
+                effects.extend(self.room.run_output(chunk, &text, by, private, now));
             }
-            capped |= run.stored >= cap;
             if capped && !run.capped {
                 run.capped = true;
                 run.cancel.cancel();

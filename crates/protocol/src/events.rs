@@ -1,0 +1,182 @@
+//! What people are told: the events socket's [`RoomEvent`]s and the replay's timeline and
+//! snapshots.
+
+use crate::{
+    Actor, LintFinding, Role, RunId, RunKind, RunStatus, SignalKind, Stream, TestCounts,
+    TestResults,
+};
+use serde::{Deserialize, Serialize};
+
+/// What the events socket says: one JSON text frame per event, tagged by `type`, each with the
+/// room's `seq` of the record it announces. Built by the room, serialized once by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RoomEvent {
+    #[serde(rename = "run.started")]
+    RunStarted {
+        seq: u64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        at: i64,
+    },
+    /// Output as the program printed it (decoded for display; a character is never split).
+    #[serde(rename = "run.output")]
+    RunOutput {
+        seq: u64,
+        run_id: RunId,
+        stream: Stream,
+        data: String,
+    },
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        seq: u64,
+        run_id: RunId,
+        status: RunStatus,
+        exit_code: Option<i64>,
+        duration_ms: u64,
+        tests: Option<TestResults>,
+        lint: Option<Vec<LintFinding>>,
+    },
+    #[serde(rename = "question")]
+    Question {
+        seq: u64,
+        question_id: String,
+        by: Actor,
+    },
+    /// The scorecard was saved or submitted (private).
+    #[serde(rename = "scorecard")]
+    Scorecard {
+        seq: u64,
+        action: String,
+        version: u64,
+    },
+    /// A private note.
+    #[serde(rename = "note")]
+    Note { seq: u64, at: i64, text: String },
+    /// An integrity signal (private).
+    #[serde(rename = "signal")]
+    Signal {
+        seq: u64,
+        kind: SignalKind,
+        size: Option<u64>,
+        at: i64,
+    },
+    #[serde(rename = "end")]
+    End { seq: u64, at: i64 },
+}
+
+/// One entry of `GET /api/interviews/{id}/timeline`, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TimelineEvent {
+    /// One author's consecutive edits: from `seq` at `at` to `last_seq` at `last_at`.
+    #[serde(rename = "edit")]
+    Edit {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        last_seq: u64,
+        last_at: i64,
+        /// How many edits the burst holds.
+        edits: u32,
+    },
+    #[serde(rename = "join")]
+    Join { seq: u64, at: i64, by: Actor },
+    #[serde(rename = "leave")]
+    Leave { seq: u64, at: i64, by: Actor },
+    /// The room switched to a question.
+    #[serde(rename = "question")]
+    Question {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        question_id: String,
+    },
+    /// An interviewer's private note.
+    #[serde(rename = "note")]
+    Note {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        text: String,
+    },
+    /// The scorecard was saved or submitted (`action`: `saved` or `submitted`).
+    #[serde(rename = "scorecard")]
+    Scorecard {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        action: String,
+    },
+    /// An integrity signal the candidate's browser reported.
+    #[serde(rename = "signal")]
+    Signal {
+        seq: u64,
+        at: i64,
+        by: Actor,
+        kind: SignalKind,
+        size: Option<u64>,
+    },
+    /// The interview was ended.
+    #[serde(rename = "end")]
+    End { seq: u64, at: i64, by: Actor },
+    #[serde(rename = "run.started")]
+    RunStarted {
+        seq: u64,
+        at: i64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        code_seq: u64,
+        private: bool,
+    },
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        seq: u64,
+        at: i64,
+        run_id: RunId,
+        kind: RunKind,
+        by: Role,
+        status: RunStatus,
+        exit_code: Option<i64>,
+        duration_ms: u64,
+        tests: Option<TestCounts>,
+    },
+}
+
+impl TimelineEvent {
+    /// The (first) seq of the event.
+    pub fn seq(&self) -> u64 {
+        match self {
+            TimelineEvent::Edit { seq, .. }
+            | TimelineEvent::Join { seq, .. }
+            | TimelineEvent::Leave { seq, .. }
+            | TimelineEvent::Question { seq, .. }
+            | TimelineEvent::Note { seq, .. }
+            | TimelineEvent::Scorecard { seq, .. }
+            | TimelineEvent::Signal { seq, .. }
+            | TimelineEvent::End { seq, .. }
+            | TimelineEvent::RunStarted { seq, .. }
+            | TimelineEvent::RunFinished { seq, .. } => *seq,
+        }
+    }
+}
+
+/// `GET /api/interviews/{id}/timeline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub started_at: i64,
+    pub ended_at: i64,
+    /// The newest seq in the log (follow a live session with `?after=` this).
+    pub last_seq: u64,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// `GET /api/interviews/{id}/snapshot`: the files as they stood at `seq` (moment `at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub at: i64,
+    pub files: std::collections::BTreeMap<String, String>,
+}

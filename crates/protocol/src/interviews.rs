@@ -1,0 +1,88 @@
+//! Interviews as the API creates, lists and shows them, and the error body of every API
+//! answer.
+
+use crate::{InterviewId, PerRole, QuestionView, Role};
+use serde::{Deserialize, Serialize};
+
+/// Where an interview stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterviewStatus {
+    /// Nobody has joined yet.
+    Scheduled,
+    /// Someone joined.
+    Live,
+    /// The interviewer ended it.
+    Ended,
+}
+
+/// `POST /api/interviews` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInterview {
+    pub title: String,
+    pub candidate_name: String,
+    /// A question from the bank: the room starts with its starter code.
+    #[serde(default)]
+    pub question_id: Option<String>,
+    /// An opaque reference the team uses for one candidate (an ATS id, an email hash):
+    /// interviews with one reference form that candidate's loop, debriefed together.
+    #[serde(default)]
+    pub candidate_ref: Option<String>,
+}
+
+/// `201` answer to `POST /api/interviews`. The tokens are shown once; only hashes are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedInterview {
+    pub id: InterviewId,
+    pub tokens: PerRole,
+    pub urls: PerRole,
+}
+
+/// An interview's description: what the store keeps and the API shows (tokens are kept only
+/// as hashes, elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interview {
+    pub id: InterviewId,
+    pub title: String,
+    pub candidate_name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The team's reference for the candidate: interviews with one reference form a loop.
+    pub candidate_ref: Option<String>,
+    /// The question the interview is on (the room's log records every switch).
+    pub question_id: Option<String>,
+}
+
+/// An interview as the admin lists it: its description and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterviewSummary {
+    #[serde(flatten)]
+    pub interview: Interview,
+    pub status: InterviewStatus,
+}
+
+/// `GET /api/interviews/{id}`: the interview as one role sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterviewView {
+    pub id: InterviewId,
+    pub title: String,
+    pub candidate_name: String,
+    pub role: Role,
+    pub created_at: i64,
+    /// The interview's current question, as this role may see it.
+    pub question: Option<QuestionView>,
+    pub status: InterviewStatus,
+}
+
+/// Every 4xx/5xx body: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
