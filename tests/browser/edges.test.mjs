@@ -492,3 +492,67 @@ test('the interviewer follows the candidate\'s cursor (toggle), an off-screen cu
   await ipage.waitForFunction(() => Number(getComputedStyle(document.querySelector('.cm-ySelectionInfo')).opacity) === 0, null, { timeout: 6_000 })
   assert.match(await label.innerText(), /Ada Lovelace/, 'the label still names the person (for hover and screen readers)')
 })
+
+test('the replay marks runs, notes, signals and the end on the scrubber, its event list follows the playhead, evidence jumps to the run\'s finish with its output, and stderr is red', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  const cpage = candidate.page
+  const ipage = interviewer.page
+  await typeProgram(cpage, 'import sys\nprint("to stdout")\nprint("to stderr", file=sys.stderr)\n')
+  await cpage.getByRole('button', { name: 'Run', exact: true }).click()
+  await consoleOf(cpage).filter({ hasText: /Run #1 .* finished/ }).waitFor({ timeout: 15_000 })
+  await ipage.getByRole('tab', { name: 'Notes' }).click()
+  await ipage.locator('#note-text').fill('Explains stderr versus stdout.')
+  await ipage.locator('#note-text').press('Enter')
+  await ipage.getByText('Note saved.').waitFor()
+  await candidate.page.evaluate(() => window.dispatchEvent(new Event('blur')))
+  await ipage.locator('[data-testid=signals]').filter({ hasText: 'left the tab' }).waitFor({ timeout: 5_000 })
+  await ipage.getByRole('tab', { name: 'Scorecard' }).click()
+  await ipage.locator('select[aria-label^="Attach run"]').first().selectOption('debugging')
+  await ipage.getByRole('button', { name: 'Save', exact: true }).click()
+  await ipage.getByText(/^Saved at/).waitFor()
+  // Later edits, so the end of the replay is not the run's moment.
+  await cpage.locator('.cm-content').click()
+  await cpage.keyboard.press('Control+End')
+  await cpage.keyboard.type('# after the run\n')
+  await saved(cpage).filter({ hasText: /^Saved/ }).waitFor()
+  ipage.once('dialog', (d) => void d.accept())
+  await ipage.getByRole('button', { name: 'End interview' }).click()
+  await ipage.locator('[data-testid=ended]').waitFor()
+
+  const { page } = await open(iv.urls.reviewer)
+  const options = await page.locator('#scrub-marks option').evaluateAll((os) => os.map((o) => o.label))
+  for (const want of [/started a run/, /run finished: ok/, /note: Explains/, /signal: the candidate left the tab/, /ended the interview/]) {
+    assert.ok(options.some((l) => want.test(l)), `the scrubber marks ${want}: ${options.join(' | ')}`)
+  }
+  // At the last moment the current event is the end, and it is in view in the list.
+  const current = page.locator('.marks [aria-current=true]')
+  await current.filter({ hasText: 'ended the interview' }).waitFor()
+  const inView = await current.evaluate((li) => {
+    const list = li.closest('.marks').getBoundingClientRect()
+    const r = li.getBoundingClientRect()
+    return r.top >= list.top - 1 && r.bottom <= list.bottom + 1
+  })
+  assert.ok(inView, 'the current event is scrolled into view')
+  // The first moment: the current event moves back with the playhead.
+  await page.locator('#scrub').fill('0')
+  await page.locator('.marks [aria-current=true]').filter({ hasNotText: 'ended the interview' }).waitFor()
+  // Evidence jumps to the run's finish: the whole output, stderr in red, the code as it ran.
+  const evidence = page.locator('[data-testid=evidence-link]').first()
+  await evidence.waitFor()
+  assert.match(await evidence.innerText(), /^run .* · ok/)
+  await evidence.click()
+  await page.locator('[data-testid=console]').filter({ hasText: 'to stdout' }).waitFor()
+  const stderr = page.locator('[data-testid=console] .out-stderr')
+  await stderr.filter({ hasText: 'to stderr' }).waitFor()
+  assert.doesNotMatch(await stderr.innerText(), /\[31m|\[0m/)
+  assert.equal(await stderr.evaluate((el) => getComputedStyle(el).color), await page.evaluate(() => {
+    const probe = document.createElement('span'); probe.style.color = 'var(--err)'; document.body.append(probe)
+    const c = getComputedStyle(probe).color; probe.remove(); return c
+  }), 'stderr is drawn in the error colour')
+  await page.locator('[data-testid=replay-code]').filter({ hasNotText: '# after the run' }).waitFor()
+  await page.locator('.marks [aria-current=true]').filter({ hasText: /run finished/ }).waitFor()
+  await shots(page, 'replay-evidence')
+  await accessible(page, 'replay')
+})

@@ -97,9 +97,33 @@ export async function openReplay(id: string, token: string): Promise<void> {
     scrub.value = String(idx)
     void show(idx)
   }
-  replace(marks, timeline.events.map((e) =>
-    h('li', { class: `mark mark-${e.type.replace('.', '-')}` },
-      h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e)))))
+  const markItems = timeline.events.map((e) =>
+    h('li', { class: `mark mark-${e.type.replace('.', '-')}`, 'data-seq': String(e.seq) },
+      h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e))))
+  replace(marks, markItems)
+  // The scrubber marks every run, note, signal, question switch and the end (tick marks).
+  const ticks = h('datalist', { id: 'scrub-marks' }, timeline.events
+    .filter((e) => e.type !== 'edit' && e.type !== 'join' && e.type !== 'leave')
+    .map((e) => {
+      const idx = moments.findIndex((m) => m.seq >= e.seq)
+      return h('option', { value: String(idx < 0 ? moments.length - 1 : idx), label: describe(e) })
+    }))
+  scrub.setAttribute('list', 'scrub-marks')
+  scrub.after(ticks)
+  /** The event list follows the playhead: the last event at or before the moment is current. */
+  const follow = (seq: number) => {
+    let current: HTMLElement | null = null
+    for (const li of markItems) {
+      if (Number(li.dataset.seq) <= seq) current = li
+      li.removeAttribute('aria-current')
+    }
+    if (!current) return
+    current.setAttribute('aria-current', 'true')
+    const top = current.offsetTop // .marks is positioned (style.css)
+    if (top < marks.scrollTop || top + current.offsetHeight > marks.scrollTop + marks.clientHeight) {
+      marks.scrollTop = Math.max(0, top - marks.clientHeight / 2)
+    }
+  }
 
   // --- showing a moment
   let shown = -1
@@ -131,6 +155,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
       } catch (err) {
         when.textContent = `snapshot: ${explain(err)}`
       }
+      follow(m.seq)
       await showRun(m)
       shown = i
       if (pending === i) pending = null
@@ -187,10 +212,15 @@ export async function openReplay(id: string, token: string): Promise<void> {
       const ev = card.evidence?.[area] ?? []
       return h('li', {}, `${name}: `, h('strong', {}, card.ratings?.[area] ? String(card.ratings[area]) : '—'),
         ev.length ? h('span', {}, ' · evidence: ', ev.map((ref) => {
-          const target = typeof ref === 'number' ? ref : runsStarted.find((r) => r.run_id === ref)?.seq
+          // A run jumps to its finish, where its whole output shows.
+          const started = typeof ref === 'number' ? undefined : runsStarted.find((r) => r.run_id === ref)
+          const fin = started ? runsFinished.get(started.run_id) : undefined
+          const target = typeof ref === 'number' ? ref : (fin ?? started)?.seq
+          const text = typeof ref === 'number' ? `moment at seq ${ref}`
+            : started ? `${kindLabel(started.kind).toLowerCase()} ${clock(started.at)}${fin ? ` · ${outcomeText(fin)}` : ''}` : 'a run'
           return target !== undefined
-            ? h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(target) }, typeof ref === 'number' ? `seq ${ref}` : 'run')
-            : h('code', {}, String(ref))
+            ? h('button', { type: 'button', class: 'link-button', 'data-testid': 'evidence-link', onclick: () => jumpTo(target) }, text)
+            : h('span', {}, text)
         })) : null)
     })
     replace(side, h('section', { class: 'panel', 'aria-labelledby': 'sc-h' }, h('h2', { id: 'sc-h' }, 'Scorecard'),
