@@ -473,9 +473,18 @@ impl Room {
                     s if s == u64::from(yrs::sync::protocol::MSG_SYNC_STEP_2)
                         || s == u64::from(yrs::sync::protocol::MSG_SYNC_UPDATE) =>
                     {
-                        if role.can_edit() && !self.ended {
+                        if !role.can_edit() {
+                            // a read-only role's edits are dropped; the connection stays open
+                        } else if self.ended {
+                            // Nothing is stored after the end: an edit that would change the
+                            // document closes its sender, so no page shows it as saved. A
+                            // reconnecting client's step 2 with nothing new is not an edit.
+                            if self.would_change(&validate::parse(payload)?) {
+                                return Err(Refusal::Ended);
+                            }
+                        } else {
                             self.apply_edit(conn, role, payload, now_ms, effects)?;
-                        } // a read-only role's edits are dropped; the connection stays open
+                        }
                     }
                     other => {
                         return Err(Refusal::UnknownType(format!("sync message type {other}")))
@@ -611,6 +620,27 @@ impl Room {
             message,
         });
         Ok(())
+    }
+
+    /// Whether applying `parsed` would change the document: it holds an item the document does
+    /// not, or deletes one the document has not deleted.
+    fn would_change(&self, parsed: &validate::ParsedUpdate) -> bool {
+        let txn = self.doc.transact();
+        let known = txn.state_vector();
+        let new_item = parsed.clients.iter().any(|(client, blocks)| {
+            let have = known.get(&ClientID::new(*client));
+            blocks.iter().any(|b| b.clock.saturating_add(b.len) > have)
+        });
+        if new_item {
+            return true;
+        }
+        let mut deletes = yrs::IdSet::default();
+        for (client, ranges) in &parsed.deletes {
+            for (clock, len) in ranges {
+                deletes.insert(yrs::ID::new(ClientID::new(*client), *clock), *len);
+            }
+        }
+        !deletes.diff(&txn.snapshot().delete_set).is_empty()
     }
 
     /// Applies an update that passed validation; returns what changed, encoded by the room
@@ -927,6 +957,8 @@ enum Refusal {
     /// Over a size cap or quota.
     Quota(String),
     Presence(BadState),
+    /// An edit after the interview ended.
+    Ended,
 }
 
 impl From<Invalid> for Refusal {
@@ -946,7 +978,7 @@ impl Refusal {
         match self {
             Refusal::Malformed(_) | Refusal::Presence(BadState::NotJson) => close::INVALID_PAYLOAD,
             Refusal::UnknownType(_) => close::UNSUPPORTED,
-            Refusal::Quota(_) | Refusal::Presence(_) => close::POLICY,
+            Refusal::Quota(_) | Refusal::Presence(_) | Refusal::Ended => close::POLICY,
         }
     }
 }
@@ -958,6 +990,7 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownType(what) => write!(f, "unknown {what}"),
             Refusal::Quota(what) => f.write_str(what),
             Refusal::Presence(bad) => write!(f, "refused: {bad}"),
+            Refusal::Ended => f.write_str("the interview has ended"),
         }
     }
 }

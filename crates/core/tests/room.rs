@@ -775,3 +775,45 @@ fn the_server_replaces_the_program_in_one_edit_everyone_receives() {
     h.type_at(1, 0, "# ");
     assert_eq!(h.room_text(), "# def solve():\n    pass\n");
 }
+
+#[test]
+fn an_edit_after_the_end_closes_its_sender_and_nothing_is_stored() {
+    let mut h = Harness::new();
+    h.join(1, Role::Candidate);
+    h.type_at(1, 0, "abc");
+    // A deletion, so every full-state step 2 carries a delete set.
+    let update = {
+        let client = &h.clients[&1];
+        let text = client.doc.get_or_insert_text(MAIN_FILE);
+        let mut txn = client.doc.transact_mut();
+        text.remove_range(&mut txn, 0, 1);
+        txn.encode_update_v1()
+    };
+    h.send(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    let now = h.tick();
+    let effects = h.room().end(now);
+    h.run(effects);
+    let stored = h.log.len();
+
+    // The candidate's page reconnects and answers the server's step 1 with all it has: nothing
+    // new, so the connection stays.
+    let everything = h.clients[&1]
+        .doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    h.send(
+        1,
+        Message::Sync(SyncMessage::SyncStep2(everything)).encode_v1(),
+    );
+    assert!(h.closed.is_empty(), "a step 2 with nothing new is no edit");
+
+    // Then the candidate types: refused, and said why.
+    h.type_at(1, 0, "x");
+    assert_eq!(h.log.len(), stored, "nothing is stored after the end");
+    assert_eq!(h.room_text(), "bc");
+    let closed = h.closed.first().cloned();
+    assert_eq!(
+        closed.map(|(conn, code, reason)| (conn, code, reason)),
+        Some((1, close::POLICY, "the interview has ended".to_owned()))
+    );
+}
