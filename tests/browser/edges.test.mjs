@@ -556,3 +556,32 @@ test('the replay marks runs, notes, signals and the end on the scrubber, its eve
   await shots(page, 'replay-evidence')
   await accessible(page, 'replay')
 })
+
+test('a question switch is named by its title on both sides and resets the results of the old question', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  await candidate.page.getByRole('button', { name: 'Run tests' }).click()
+  await candidate.page.locator('[data-testid=tests-summary]').waitFor({ timeout: 30_000 })
+  await interviewer.page.locator('[data-testid=tests-summary]').waitFor({ timeout: 5_000 })
+  await interviewer.page.locator('#q-pick option[value="command-parser"]').waitFor({ state: 'attached' })
+  await interviewer.page.locator('#q-pick').selectOption('command-parser')
+  interviewer.page.once('dialog', (d) => void d.accept())
+  await interviewer.page.getByRole('button', { name: 'Switch' }).click()
+  for (const p of [candidate.page, interviewer.page]) {
+    await p.locator('[data-testid=question-note]').filter({ hasText: 'The question is now “Parse and run commands with match/case”' }).waitFor({ timeout: 5_000 })
+    await p.locator('[data-testid=tests]').filter({ hasText: 'No test run yet for “Parse and run commands with match/case”' }).waitFor()
+  }
+  await candidate.page.locator('aside .md table').waitFor()
+  await shots(candidate.page, 'question-switched-candidate')
+})
+
+test('a Run while the network is down says why it did not start', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const { context, page } = await open(iv.urls.candidate)
+  await context.setOffline(true)
+  await page.getByRole('button', { name: 'Run', exact: true }).click()
+  await page.locator('[data-testid=run-note]').filter({ hasText: 'Could not start: the server cannot be reached' }).waitFor({ timeout: 5_000 })
+  await shots(page, 'run-offline')
+  await context.setOffline(false)
+})

@@ -127,6 +127,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
           ctx.interview.question = iv.question
           showQuestion(iv.question)
           picker.value = iv.question?.id ?? ''
+          replace(lintEl, h('p', { class: 'muted small' }, 'No style check yet for this question.'))
+          pickNote.textContent = ''
         }).catch(() => {})
         break
       case 'signal':

@@ -382,8 +382,10 @@ export async function openRoom(id: string, token: string, interview: Interview):
           setQuestion(iv)
           if (role === 'candidate') renderCandidateSide(side, iv)
           const title = iv.question?.title ?? 'none'
-          replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status' })),
+          replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
             `The question is now “${title}” (switched at ${clock(Date.now())}).`)
+          // Results of the previous question's tests no longer apply.
+          replace(testsEl, h('p', { class: 'muted' }, `No test run yet for “${title}”.`))
           announce(`The question changed to ${title}`)
         }).catch(() => {})
         break
