@@ -250,11 +250,11 @@ fn cpu_watch<'a>(
     wall: Duration,
 ) -> CpuWatch<'a> {
     let limit = limits.cpu;
-    let most = wall.as_secs_f64() * limits.nano_cpus as f64 / 1e9;
-    if most <= limit.as_secs_f64() {
+    if !cpu_can_bind(limits, wall) {
         return Box::pin(std::future::pending());
     }
     Box::pin(async move {
+        let mut warned = false;
         loop {
             let options = StatsOptions {
                 stream: true,
@@ -267,8 +267,18 @@ fn cpu_watch<'a>(
                     .and_then(|c| c.cpu_usage)
                     .and_then(|u| u.total_usage)
                     .map(Duration::from_nanos);
-                if used.is_some_and(|u| u >= limit) {
-                    return limit;
+                match used {
+                    Some(used) if used >= limit => return limit,
+                    Some(_) => {}
+                    None if !warned => {
+                        warned = true;
+                        tracing::warn!(
+                            container = name,
+                            "the engine reports no CPU usage for a sandbox container: its CPU \
+                             limit cannot be enforced, only its wall limit"
+                        );
+                    }
+                    None => {}
                 }
             }
             // The stream ended or broke: the container is ending (the output stream says so)
@@ -276,6 +286,12 @@ fn cpu_watch<'a>(
             tokio::time::sleep(STATS_RETRY).await;
         }
     })
+}
+
+/// Whether a run with this wall limit could use more CPU time than its CPU limit.
+fn cpu_can_bind(limits: &Limits, wall: Duration) -> bool {
+    let most = wall.as_secs_f64() * limits.nano_cpus as f64 / 1e9;
+    most > limits.cpu.as_secs_f64()
 }
 
 /// What bounds the wait for a container's exit.
@@ -531,6 +547,18 @@ mod tests {
         }
         assert_eq!(out.pending.len(), 2);
         assert!(out.pending.iter().all(|(_, b)| b.len() <= MAX_EVENT));
+    }
+
+    #[test]
+    fn cpu_is_watched_only_where_it_can_bind_before_the_wall_limit() {
+        let limits = Limits::default();
+        assert!(!cpu_can_bind(&limits, limits.wall), "10 s of one CPU");
+        assert!(cpu_can_bind(&limits, limits.interactive_wall));
+        let two_cpus = Limits {
+            nano_cpus: 2_000_000_000,
+            ..Limits::default()
+        };
+        assert!(cpu_can_bind(&two_cpus, two_cpus.wall));
     }
 
     #[test]
