@@ -20,12 +20,12 @@ import {
 } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createEditor } from './editor'
-import { EditorView } from '@codemirror/view'
 import { createConsole } from './console'
 import { connectEvents } from './events'
 import { SaveTracker, type SaveState } from './saved'
 import { renderMarkdown } from './markdown'
 import { kindLabel, outcomeText, renderTests } from './results'
+import { watchPresence } from './presence'
 
 /** What the interviewer's panel gets from the room. */
 export interface RoomContext {
@@ -151,61 +151,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
   })
   const view = editor.view
 
-  // --- where the others' cursors are: an indicator when one is off screen (a click scrolls to
-  // it), and for the interviewer a toggle that follows the candidate's cursor as it moves.
-  const followBtn = role === 'interviewer'
-    ? h('button', { type: 'button', 'aria-pressed': 'false', class: 'follow', 'data-testid': 'follow' }, 'Follow the candidate')
-    : null
-  if (followBtn) toolbar.insertBefore(followBtn, toolbar.children[3])
-  let following = false
-  followBtn?.addEventListener('click', () => {
-    following = !following
-    followBtn.setAttribute('aria-pressed', String(following))
-    if (following) scrollToCursor(otherCursors().find((c) => c.role === 'candidate'))
-  })
-  const offscreen = h('button', { type: 'button', class: 'offscreen-cursor', hidden: true, 'data-testid': 'offscreen-cursor' })
-  editorHost.appendChild(offscreen)
-  const otherCursors = (): { name: string; role: string; pos: number }[] => {
-    const out: { name: string; role: string; pos: number }[] = []
-    for (const [client, state] of provider.awareness.getStates()) {
-      if (client === doc.clientID) continue
-      const st = state as { user?: { name?: string; role?: string }; cursor?: { head?: unknown } }
-      if (!st.user?.name || !st.cursor?.head) continue
-      try {
-        const abs = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(st.cursor.head), doc)
-        if (abs && abs.type === ytext) out.push({ name: st.user.name, role: st.user.role ?? '', pos: Math.min(abs.index, view.state.doc.length) })
-      } catch { /* a cursor this page cannot place */ }
-    }
-    return out
-  }
-  const scrollToCursor = (c: { pos: number } | undefined) => {
-    if (c) view.dispatch({ effects: EditorView.scrollIntoView(c.pos, { y: 'center' }) })
-  }
-  let cursorFrame = 0
-  const checkCursors = (moved: boolean) => {
-    if (cursorFrame) return
-    cursorFrame = requestAnimationFrame(() => {
-      cursorFrame = 0
-      const cursors = otherCursors()
-      const candidate = cursors.find((c) => c.role === 'candidate')
-      if (moved && following && candidate) scrollToCursor(candidate)
-      const box = view.scrollDOM.getBoundingClientRect()
-      const away = cursors.map((c) => {
-        const line = view.state.doc.lineAt(c.pos)
-        const top = view.lineBlockAt(c.pos).top + view.documentTop
-        const where = top < box.top ? 'above' : top > box.bottom - 8 ? 'below' : null
-        return { ...c, line: line.number, where }
-      }).find((c) => c.where !== null)
-      if (!away) { offscreen.hidden = true; return }
-      offscreen.hidden = false
-      offscreen.dataset.where = away.where!
-      offscreen.textContent = `${away.where === 'above' ? '↑' : '↓'} ${away.name} is at line ${away.line}`
-      offscreen.onclick = () => scrollToCursor(away)
-    })
-  }
-  provider.awareness.on('change', () => checkCursors(true))
-  view.scrollDOM.addEventListener('scroll', () => checkCursors(false), { passive: true })
-
   // --- question
   const setQuestion = (iv: Interview) => {
     const q = iv.question
@@ -220,46 +165,11 @@ export async function openRoom(id: string, token: string, interview: Interview):
     watchSignals(noticeHost, token, base, view.dom)
   }
 
-  // --- presence
-  const renderPeople = () => {
-    // The server stamps names on the states it relays; this tab's own state carries none.
-    const myName = role === 'candidate' ? interview.candidate_name : 'Interviewer'
-    const seen = new Map<string, { name: string; role: string; color: string; me: boolean }>()
-    seen.set(`${role}:${myName}`, { name: myName, role, color: 'transparent', me: true })
-    for (const [clientId, state] of provider.awareness.getStates()) {
-      const user = (state as { user?: { name?: string; role?: string; color?: string } }).user
-      if (!user?.name) continue
-      const key = `${user.role}:${user.name}`
-      const me = clientId === doc.clientID
-      const prev = seen.get(key)
-      seen.set(key, { name: user.name, role: user.role ?? '', color: user.color ?? '#888', me: me || !!prev?.me })
-    }
-    replace(peopleEl, [...seen.values()].map((p) => {
-      const dot = h('span', { class: 'dot', 'aria-hidden': 'true' })
-      dot.style.backgroundColor = p.color
-      return h('li', { class: 'person' }, dot, p.name, p.me ? h('span', { class: 'muted' }, ' (you)') : null)
-    }))
-  }
-  provider.awareness.on('change', renderPeople)
-  renderPeople()
-  // A remote cursor's name label shows when that person moves, then fades (style.css), so it
-  // never sits over the line above for long.
-  provider.awareness.on('change', ({ added, updated }: { added: number[]; updated: number[] }) => {
-    const names = new Set<string>()
-    for (const client of [...added, ...updated]) {
-      if (client === doc.clientID) continue
-      const name = (provider.awareness.getStates().get(client) as { user?: { name?: string } } | undefined)?.user?.name
-      if (name) names.add(name)
-    }
-    if (names.size === 0) return
-    requestAnimationFrame(() => {
-      for (const label of Array.from(editorHost.querySelectorAll<HTMLElement>('.cm-ySelectionInfo'))) {
-        if (!names.has(label.textContent ?? '')) continue
-        label.classList.remove('duet-recent')
-        void label.offsetWidth // restart the animation
-        label.classList.add('duet-recent')
-      }
-    })
+  // --- presence: who is here, where their cursors are, following the candidate
+  watchPresence({
+    awareness: provider.awareness, doc, ytext, view, role, peopleEl, editorHost,
+    myName: role === 'candidate' ? interview.candidate_name : 'Interviewer',
+    toolbar: role === 'interviewer' ? toolbar : null,
   })
 
   // --- saved indicator
