@@ -190,7 +190,7 @@ test('each person appears in the other\'s header within 2 s of joining', async (
 
 test('prompts render as their authors wrote them: tables as tables, numbered steps as an ordered list, "503." inside its sentence, *n* as emphasis', async () => {
   const parser = await createInterview({ question_id: 'command-parser' })
-  const { page } = await open(parser.urls.candidate)
+  const { page, seen } = await open(parser.urls.candidate)
   const prompt = page.locator('aside .md')
   const table = prompt.locator('table')
   await table.waitFor()
@@ -222,6 +222,7 @@ test('prompts render as their authors wrote them: tables as tables, numbered ste
   await shots(c.page, 'prompt-table-interviewer')
   await accessible(page, 'prompt with a table')
   for (const p of [page, r.page, c.page]) assert.equal(await p.locator('.md script, .md [onerror], .md [onclick]').count(), 0)
+  for (const problems of [seen.problems, r.seen.problems, c.seen.problems]) assert.deepEqual(problems, [], 'no CSP violation or page error')
 })
 
 test('a reload mid-run shows the running program with its output so far; the input line and Stop keep working; each finish line names its run', async () => {
@@ -483,7 +484,7 @@ test('the interviewer follows the candidate\'s cursor (toggle), an off-screen cu
   await ipage.waitForFunction(() => document.querySelector('.cm-scroller').scrollTop < 5, null, { timeout: 5_000 })
   await cpage.keyboard.press('Control+End')
   await ipage.waitForFunction(() => document.querySelector('.cm-scroller').scrollTop > 200, null, { timeout: 5_000 })
-  assert.ok(await indicator.isHidden(), 'no indicator while the cursor is in view')
+  await indicator.waitFor({ state: 'hidden', timeout: 2_000 }) // no indicator while the cursor is in view
 
   // The caret's name label shows when the candidate moves, then fades so the line above is readable.
   await cpage.keyboard.press('ArrowUp')
@@ -569,7 +570,7 @@ test('a question switch is named by its title on both sides and resets the resul
   interviewer.page.once('dialog', (d) => void d.accept())
   await interviewer.page.getByRole('button', { name: 'Switch' }).click()
   for (const p of [candidate.page, interviewer.page]) {
-    await p.locator('[data-testid=question-note]').filter({ hasText: 'The question is now “Parse and run commands with match/case”' }).waitFor({ timeout: 5_000 })
+    await p.locator('[data-testid=question-note]').filter({ hasText: 'The question is now “Parse and run commands with match/case”' }).waitFor({ timeout: 10_000 })
     await p.locator('[data-testid=tests]').filter({ hasText: 'No test run yet for “Parse and run commands with match/case”' }).waitFor()
   }
   await candidate.page.locator('aside .md table').waitFor()

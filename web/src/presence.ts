@@ -99,7 +99,12 @@ export function watchPresence(o: PresenceOptions): void {
       cursorFrame = 0
       const cursors = otherCursors()
       const candidate = cursors.find((c) => c.role === 'candidate')
-      if (moved && following && candidate) scrollToCursor(candidate)
+      if (moved && following && candidate) {
+        scrollToCursor(candidate)
+        // CodeMirror scrolls in its next measure; look again once it has.
+        window.setTimeout(() => checkCursors(false), 100)
+        return
+      }
       const box = view.scrollDOM.getBoundingClientRect()
       const away = cursors.map((c) => {
         const line = view.state.doc.lineAt(c.pos)
