@@ -318,6 +318,137 @@ async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
 }
 
 #[tokio::test]
+async fn a_switch_and_back_restores_the_candidates_code_for_both_even_after_a_restart() {
+    // Issue 18, item 2: a mis-click on another question cost the candidate their solution.
+    let server = TestServer::start().await;
+    let bank = bank();
+    let created = server.create_interview_on("Ada", "lru-cache").await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
+        .await
+        .unwrap();
+    let lru = bank.get("lru-cache").unwrap();
+    assert!(eventually(PATIENCE, || candidate.text() == lru.starter).await);
+    // The candidate writes a solution.
+    candidate.insert(0, "# my solution\n");
+    let solution = format!("# my solution\n{}", lru.starter);
+    assert!(eventually(PATIENCE, || interviewer.text() == solution).await);
+    let events = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let switch = |to: &'static str| {
+        let server = &server;
+        let path = format!("/api/interviews/{}/question", created.id);
+        let token = created.tokens.interviewer.clone();
+        async move {
+            let (status, body) = api(
+                server,
+                reqwest::Method::POST,
+                &path,
+                &token,
+                Some(json!({ "question_id": to })),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+
+    // The interviewer mis-clicks onto another question: its starter, and the banner's title.
+    let away = switch("retry-backoff").await;
+    assert_eq!(away["restored"], false);
+    let retry = bank.get("retry-backoff").unwrap();
+    assert!(eventually(PATIENCE, || candidate.text() == retry.starter).await);
+    assert!(
+        eventually(PATIENCE, || events
+            .all()
+            .iter()
+            .any(|e| e["type"] == "question"
+                && e["question_id"] == "retry-backoff"
+                && e["title"] == retry.summary.title.as_str()))
+        .await,
+        "the question event names the question by its title"
+    );
+
+    // And back: the candidate's solution returns, for both people.
+    let back = switch("lru-cache").await;
+    assert_eq!(back["restored"], true);
+    assert!(
+        eventually(PATIENCE, || candidate.text() == solution
+            && interviewer.text() == solution)
+        .await,
+        "switching back restores the code written for the question"
+    );
+
+    // After a restart too: the kept code comes from the log.
+    switch("retry-backoff").await;
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/interviews/{}/question", created.id),
+        &created.tokens.interviewer,
+        Some(json!({"question_id": "lru-cache"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["restored"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let late = YClient::connect(&server.yjs_url(&created.id, &created.tokens.reviewer))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || late.text() == solution).await);
+}
+
+#[tokio::test]
+async fn a_switch_after_the_end_is_refused_and_the_record_stays_as_it_was() {
+    // Issue 16, finding 10: a switch after the end rewrote the final main.py.
+    let server = TestServer::start().await;
+    let created = server.create_interview_on("Ada", "lru-cache").await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let lru = bank().get("lru-cache").unwrap();
+    assert!(eventually(PATIENCE, || candidate.text() == lru.starter).await);
+    let (status, _) = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/interviews/{}/end", created.id),
+        &created.tokens.interviewer,
+        None,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status}");
+    let before = server.state.store.read_log(&created.id, 0).unwrap();
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/interviews/{}/question", created.id),
+        &created.tokens.interviewer,
+        Some(json!({"question_id": "retry-backoff"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("ended"));
+    let after = server.state.store.read_log(&created.id, 0).unwrap();
+    assert_eq!(after, before, "nothing is stored");
+    let (_, view) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}", created.id),
+        &created.tokens.interviewer,
+        None,
+    )
+    .await;
+    assert_eq!(view["question"]["id"], "lru-cache");
+}
+
+#[tokio::test]
 async fn test_runs_need_a_coding_question_and_lint_is_the_interviewers() {
     let server = TestServer::start().await;
     let plain = server.create_interview("Ada").await;

@@ -21,7 +21,8 @@ pub mod validate;
 pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
 pub use room::{
-    Audience, ConnId, Effect, Reply, ReplySlots, Restored, Room, RoomConfig, MAX_SIGNALS_PER_MINUTE,
+    Audience, ConnId, Effect, Ended, QuestionPick, Questions, Reply, ReplySlots, Restored, Room,
+    RoomConfig, MAX_SIGNALS_PER_MINUTE,
 };
 pub use runs::{
     asciicast, collect_output, run_index, unfinished_runs, Coalescer, OutputPiece, RunEntry,

@@ -92,6 +92,7 @@ fn map(
             at,
             by,
             question_id: q.question_id,
+            title: None, // the bank is the server's: it names the question
         },
         Record::Note(note) => TimelineEvent::Note {
             seq,

@@ -11,8 +11,8 @@ use crate::history::{ClientOwners, Rebuilt};
 use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
 use duet_protocol::{
-    close, Actor, EventKind, Identity, LogRecord, OutputChunk, Record, Role, RunFinished,
-    RunStarted, MAIN_FILE,
+    close, Actor, EventKind, Identity, KeptCode, LogRecord, OutputChunk, QuestionSwitched, Record,
+    Role, RunFinished, RunStarted, MAIN_FILE,
 };
 use duet_protocol::{
     Note, RoomEvent, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind,
@@ -191,6 +191,33 @@ pub struct Room {
     scorecard: ScorecardState,
     /// When the last signals arrived (to cap them).
     recent_signals: Vec<i64>,
+    /// The question the room is on, and the code each question was left with.
+    questions: Questions,
+}
+
+/// The room's question and the code kept per question it moved away from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Questions {
+    pub current: Option<String>,
+    pub kept: HashMap<String, String>,
+}
+
+impl Questions {
+    fn switched(&mut self, switched: QuestionSwitched) {
+        if let Some(left) = switched.left {
+            self.kept.insert(left.question_id, left.code);
+        }
+        self.current = Some(switched.question_id);
+    }
+}
+
+/// A question to switch to, as the room needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuestionPick<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// A coding question's starter code; `None` for a discussion (the code stays as it is).
+    pub starter: Option<&'a str>,
 }
 
 /// Integrity signals logged per minute at most.
@@ -202,8 +229,8 @@ pub struct Restored {
     pub ended: bool,
     pub runs: HashSet<String>,
     pub scorecard: ScorecardState,
-    /// The question of the last switch, if the log has one.
-    pub question: Option<String>,
+    /// The question of the last switch and the code kept per question.
+    pub questions: Questions,
     /// Runs that started and never finished (the server stopped under them).
     pub unfinished: Vec<crate::UnfinishedRun>,
 }
@@ -232,7 +259,7 @@ impl Restored {
                 Ok(Record::RunStarted(started)) => {
                     restored.runs.insert(started.run_id);
                 }
-                Ok(Record::Question(switched)) => restored.question = Some(switched.question_id),
+                Ok(Record::Question(switched)) => restored.questions.switched(switched),
                 Ok(Record::Scorecard(_)) => scorecards.push(record),
                 _ => {}
             }
@@ -265,6 +292,7 @@ impl Room {
             runs: HashSet::new(),
             scorecard: ScorecardState::default(),
             recent_signals: Vec::new(),
+            questions: Questions::default(),
         }
     }
 
@@ -273,6 +301,12 @@ impl Room {
         self.ended = restored.ended;
         self.runs = restored.runs;
         self.scorecard = restored.scorecard;
+        self.questions = restored.questions;
+    }
+
+    /// The question the room is on (its last switch).
+    pub fn question(&self) -> Option<&str> {
+        self.questions.current.as_deref()
     }
 
     /// Whether the interview has ended.
@@ -689,33 +723,53 @@ impl Room {
         effects
     }
 
-    /// The room moves to another question: the switch is logged, then (for a coding question)
-    /// its starter replaces `main.py` in one server edit, and the events socket says so.
+    /// The room moves to another question: the switch is logged with the code left on the
+    /// question it leaves, then `main.py` becomes the code last written for the new question
+    /// (a switch back) or, the first time, a coding question's starter, in one server edit; the
+    /// events socket names the question. Refused once the interview has ended: the record of
+    /// an ended interview does not change.
     pub fn switch_question(
         &mut self,
-        question_id: &str,
-        starter: Option<&str>,
+        to: QuestionPick<'_>,
         by: Actor,
         now_ms: i64,
-    ) -> Vec<Effect> {
-        let switched = duet_protocol::QuestionSwitched {
-            question_id: question_id.to_owned(),
+    ) -> Result<Vec<Effect>, Ended> {
+        if self.ended {
+            return Err(Ended);
+        }
+        let left = self
+            .questions
+            .current
+            .clone()
+            .filter(|current| current != to.id)
+            .map(|question_id| KeptCode {
+                question_id,
+                code: self.text(),
+            });
+        let switched = QuestionSwitched {
+            question_id: to.id.to_owned(),
             by,
+            left,
         };
+        self.questions.switched(switched.clone());
         let mut effects = vec![self.record(by, Record::Question(switched), now_ms)];
-        let event = RoomEvent::Question {
-            seq: self.last_seq,
-            question_id: question_id.to_owned(),
-            by,
-        };
-        if let Some(starter) = starter {
-            effects.extend(self.replace_text(starter, now_ms));
+        let seq = self.last_seq;
+        let kept = self.questions.kept.get(to.id).cloned();
+        let restored = kept.is_some();
+        if let Some(code) = kept.as_deref().or(to.starter) {
+            effects.extend(self.replace_text(code, now_ms));
         }
         effects.push(Effect::Event {
             audience: Audience::Everyone,
-            event,
+            event: RoomEvent::Question {
+                seq,
+                question_id: to.id.to_owned(),
+                title: to.title.to_owned(),
+                by,
+                restored,
+            },
         });
-        effects
+        Ok(effects)
     }
 
     /// The interviewer saves the scorecard; answered with the stored card.
@@ -948,6 +1002,11 @@ fn audience(private: bool) -> Audience {
         Audience::Everyone
     }
 }
+
+/// The interview has ended: what was asked would change its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the interview has ended")]
+pub struct Ended;
 
 /// Why a connection is closed.
 #[derive(Debug)]

@@ -42,7 +42,12 @@ pub enum RoomEvent {
     Question {
         seq: u64,
         question_id: String,
+        /// The question's title, for the banner that names it.
+        title: String,
         by: Actor,
+        /// Whether `main.py` now holds the code last written for this question (a switch back)
+        /// rather than its starter.
+        restored: bool,
     },
     /// The scorecard was saved or submitted (private).
     #[serde(rename = "scorecard")]
@@ -92,6 +97,9 @@ pub enum TimelineEvent {
         at: i64,
         by: Actor,
         question_id: String,
+        /// The question's title in this server's bank (`null` if the bank no longer has it).
+        #[serde(default)]
+        title: Option<String>,
     },
     /// An interviewer's private note.
     #[serde(rename = "note")]

@@ -50,7 +50,8 @@ pub struct Interview {
     pub created_at: i64,
     /// The team's reference for the candidate: interviews with one reference form a loop.
     pub candidate_ref: Option<String>,
-    /// The question the interview is on (the room's log records every switch).
+    /// The question the interview was created with. The question it is on now is the last
+    /// switch in its log (`GET /api/interviews/{id}` answers that one).
     pub question_id: Option<String>,
 }
 

@@ -97,10 +97,22 @@ pub struct SwitchQuestion {
     pub question_id: String,
 }
 
-/// Stored with `EventKind::Question`: the room switched to a question (its starter follows as
-/// a server edit).
+/// Stored with `EventKind::Question`: the room switched to a question (its starter, or the
+/// code last written for it, follows as a server edit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuestionSwitched {
     pub question_id: String,
     pub by: Actor,
+    /// The code left behind on the question switched away from, so switching back restores it
+    /// and a room loading after a restart knows it without replaying the document. Absent in
+    /// records written before code was kept per question, and when no question was open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<KeptCode>,
+}
+
+/// The code a question had when the room moved away from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptCode {
+    pub question_id: String,
+    pub code: String,
 }

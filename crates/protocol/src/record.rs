@@ -344,6 +344,10 @@ mod tests {
             Record::Question(QuestionSwitched {
                 question_id: "lru-cache".into(),
                 by: Actor::Interviewer,
+                left: Some(crate::KeptCode {
+                    question_id: "retry-backoff".into(),
+                    code: "def retry(): ...".into(),
+                }),
             }),
             Record::Scorecard(ScorecardChange {
                 action: "saved".into(),

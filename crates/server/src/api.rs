@@ -13,8 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_protocol::{
-    CreateInterview, CreatedInterview, InterviewId, InterviewSummary, InterviewView, PerRole,
-    Question, QuestionSummary, QuestionView, Role, SwitchQuestion,
+    CreateInterview, CreatedInterview, EventKind, InterviewId, InterviewSummary, InterviewView,
+    PerRole, Question, QuestionSummary, QuestionView, Record, Role, SwitchQuestion,
 };
 use duet_store::Interview;
 
@@ -165,6 +165,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(AppError::from)
 }
 
+/// The question `interview` is on: the last switch in its log, else the one it was created
+/// with. The log is the one source; a switch is one durable write. Reads the store: blocking
+/// threads only.
+pub(crate) fn current_question(
+    store: &dyn duet_store::Store,
+    interview: &Interview,
+) -> Result<Option<String>, duet_store::StoreError> {
+    let switches = store.read_kinds(&interview.id, &[EventKind::Question])?;
+    let last = switches.iter().rev().find_map(|r| match r.decode() {
+        Ok(Record::Question(q)) => Some(q.question_id),
+        _ => None,
+    });
+    Ok(last.or_else(|| interview.question_id.clone()))
+}
+
 /// `GET /api/interviews/{id}` (any role of that interview): the interview as that role sees it.
 pub async fn get_interview(
     State(state): State<AppState>,
@@ -174,15 +189,17 @@ pub async fn get_interview(
     let (id, role) = auth::role_in(&state, &parts, &id).await?;
     let store = state.store.clone();
     let lookup = id.clone();
-    let (i, status) = blocking(move || {
-        let interview = store.get_interview(&lookup)?;
+    let (i, status, current) = blocking(move || {
+        let Some(interview) = store.get_interview(&lookup)? else {
+            return Ok(None);
+        };
         let status = store.status(&lookup)?;
-        Ok(interview.map(|i| (i, status)))
+        let current = current_question(&*store, &interview)?;
+        Ok(Some((interview, status, current)))
     })
     .await?
     .ok_or(AppError::NotFound("no such interview"))?;
-    let question = i
-        .question_id
+    let question = current
         .as_deref()
         .and_then(|q| state.questions.get(q))
         .map(|q| {
@@ -229,17 +246,21 @@ pub async fn switch_question(
         .questions
         .get(&req.question_id)
         .ok_or_else(|| unknown_question(&req.question_id))?;
-    let seq = ask_room(&state, &interview, |reply| RoomCmd::SwitchQuestion {
+    let switched = ask_room(&state, &interview, |reply| RoomCmd::SwitchQuestion {
         question: question.clone(),
         by: role,
         reply,
     })
-    .await?;
-    let question_id = question.id().to_owned();
-    written(state.store.set_question(&interview, &question_id)).await?;
-    Ok(Json(
-        serde_json::json!({ "question_id": question_id, "seq": seq }),
-    ))
+    .await?
+    .map_err(|_| {
+        AppError::Conflict("the interview has ended: its question can no longer change".into())
+    })?;
+    // One durable write: the log's switch record is the interview's current question.
+    Ok(Json(serde_json::json!({
+        "question_id": question.id(),
+        "seq": switched.seq,
+        "restored": switched.restored,
+    })))
 }
 
 /// `GET /api/questions` (admin or an interviewer): the bank, without the questions' bodies.

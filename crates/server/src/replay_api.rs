@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use duet_core::replay;
 use duet_protocol::{
-    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, MAIN_FILE,
+    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, TimelineEvent, MAIN_FILE,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -113,6 +113,20 @@ pub async fn timeline(
     .await
 }
 
+/// A question switch on the timeline, named by its title in the bank.
+fn titled(state: &AppState, mut event: TimelineEvent) -> TimelineEvent {
+    if let TimelineEvent::Question {
+        question_id, title, ..
+    } = &mut event
+    {
+        *title = state
+            .questions
+            .get(question_id)
+            .map(|q| q.summary.title.clone());
+    }
+    event
+}
+
 fn build_timeline(
     state: &AppState,
     interview: &InterviewId,
@@ -140,7 +154,10 @@ fn build_timeline(
         started_at: created_at,
         ended_at: m.at_of(upto).unwrap_or(created_at).max(created_at),
         last_seq: upto,
-        events: replay::timeline(index, &data, &runs_before),
+        events: replay::timeline(index, &data, &runs_before)
+            .into_iter()
+            .map(|event| titled(state, event))
+            .collect(),
     })
 }
 
@@ -244,7 +261,7 @@ fn build_export(
         "created_at": created_at,
         "last_seq": last.map_or(0, |r| r.seq),
         "ended_at": last.map_or(created_at, |r| r.at_ms.max(created_at)),
-        "question_id": meta.question_id,
+        "question_id": crate::api::current_question(store, &meta)?,
         "notes": null, "scorecard": null,
     });
     tar.file("duet-export/interview.json", &pretty(&about));

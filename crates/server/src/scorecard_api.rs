@@ -133,17 +133,20 @@ pub async fn get(
     let scorecard = stored_card(&state, &interview).await?;
     let store = state.store.clone();
     let id = interview.clone();
-    let (records, meta) = blocking(move || {
+    let (records, current) = blocking(move || {
         let records = store.read_kinds(&id, &[EventKind::RunStarted, EventKind::RunFinished])?;
-        Ok((records, store.get_interview(&id)?))
+        let current = match store.get_interview(&id)? {
+            Some(meta) => crate::api::current_question(&*store, &meta)?,
+            None => None,
+        };
+        Ok((records, current))
     })
     .await?;
     let runs = duet_core::run_index(&records, role)
         .iter()
         .map(RunSummary::from)
         .collect();
-    let question = meta
-        .and_then(|m| m.question_id)
+    let question = current
         .and_then(|q| state.questions.get(&q))
         .map(|q| Guidance {
             question_id: q.id().to_owned(),
@@ -350,11 +353,12 @@ async fn debrief_of(state: &AppState, candidate_ref: String) -> Result<Debrief, 
         for interview in store.interviews_of(&wanted)? {
             let records = store.read_kinds(&interview.id, &[EventKind::Scorecard])?;
             let card = ScorecardState::from_log(&records).card().clone();
+            let question_id = crate::api::current_question(&*store, &interview)?;
             entries.push(DebriefEntry {
                 status: store.status(&interview.id)?,
                 interview_id: interview.id,
                 title: interview.title,
-                question_id: interview.question_id,
+                question_id,
                 scorecard: card.submitted_at.is_some().then_some(card),
             });
         }

@@ -140,7 +140,6 @@ pub trait InterviewStore: Send + Sync + 'static {
     fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>>;
     fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>>;
     fn erase(&self, id: &InterviewId) -> Ticket;
-    fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket;
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
 }
 

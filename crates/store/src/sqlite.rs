@@ -160,11 +160,6 @@ enum Write {
         tokens: Vec<(Role, TokenHash)>,
         ack: oneshot::Sender<Result<()>>,
     },
-    SetQuestion {
-        id: InterviewId,
-        question_id: String,
-        ack: oneshot::Sender<Result<()>>,
-    },
     /// A room loads afresh: its earlier failure no longer holds its appends back.
     Reopen {
         id: InterviewId,
@@ -188,7 +183,6 @@ impl Write {
             | Write::Probe { ack }
             | Write::Erase { ack, .. }
             | Write::CreateInterview { ack, .. }
-            | Write::SetQuestion { ack, .. }
             | Write::Reopen { ack, .. } => ack,
         }
     }
@@ -574,14 +568,6 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         )?;
                     }
                 }
-                Write::SetQuestion {
-                    id, question_id, ..
-                } => {
-                    txn.execute(
-                        "UPDATE interviews SET question_id = ?2 WHERE id = ?1",
-                        params![id.as_str(), question_id],
-                    )?;
-                }
                 Write::Reopen { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
@@ -730,14 +716,6 @@ impl InterviewStore for SqliteStore {
     fn erase(&self, id: &InterviewId) -> Ticket {
         self.submit(|ack| Write::Erase {
             id: id.clone(),
-            ack,
-        })
-    }
-
-    fn set_question(&self, id: &InterviewId, question_id: &str) -> Ticket {
-        self.submit(|ack| Write::SetQuestion {
-            id: id.clone(),
-            question_id: question_id.to_owned(),
             ack,
         })
     }

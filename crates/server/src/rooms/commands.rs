@@ -82,13 +82,18 @@ impl RoomTask {
                 by,
                 reply,
             } => {
-                let effects = self.switch_question(question, by.into());
-                self.execute(effects);
-                let seq = self.room.last_seq();
-                // Answered once the switch and its starter are stored.
-                self.deliver(Delivery::Reply(Box::new(move || {
-                    let _ = reply.send(seq);
-                })));
+                match self.switch_question(question, by.into()) {
+                    Ok((effects, switched)) => {
+                        self.execute(effects);
+                        // Answered once the switch and its code are stored.
+                        self.deliver(Delivery::Reply(Box::new(move || {
+                            let _ = reply.send(Ok(switched));
+                        })));
+                    }
+                    Err(ended) => {
+                        let _ = reply.send(Err(ended));
+                    }
+                }
                 Vec::new()
             }
             RoomCmd::RunStdin {

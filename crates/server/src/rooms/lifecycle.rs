@@ -39,15 +39,15 @@ pub(super) async fn run(
             mut restored,
         })) => {
             let unfinished = std::mem::take(&mut restored.unfinished);
-            let question = restored.question.take();
             room.restore(restored);
-            let question = question.and_then(|q| rooms.questions.get(&q));
+            let question = room.question().and_then(|q| rooms.questions.get(q));
             let initial = initial_question.and_then(|q| rooms.questions.get(&q));
             let mut task = RoomTask::new(rooms, id, generation, me, room, question);
             // A new interview with a question: its starter is the room's first edit.
             if let Some(initial) = initial {
-                let effects = task.switch_question(initial, Actor::Server);
-                task.execute(effects);
+                if let Ok((effects, _)) = task.switch_question(initial, Actor::Server) {
+                    task.execute(effects);
+                }
             }
             task.live(unfinished, &mut rx).await
         }

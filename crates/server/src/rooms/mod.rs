@@ -55,6 +55,15 @@ mod runs;
 use runs::ActiveRun;
 pub use runs::RunError;
 
+/// A question switch, stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switched {
+    /// The seq of the switch record.
+    pub seq: u64,
+    /// Whether `main.py` holds the code last written for the question (a switch back).
+    pub restored: bool,
+}
+
 /// What a room task is asked to do.
 pub enum RoomCmd {
     Join {
@@ -122,11 +131,11 @@ pub enum RoomCmd {
         reply: oneshot::Sender<()>,
     },
     /// The interviewer moves the room to another question. Answered with the seq of the switch
-    /// once it is stored.
+    /// and whether the question's earlier code came back, once stored; refused after the end.
     SwitchQuestion {
         question: Arc<Question>,
         by: Role,
-        reply: oneshot::Sender<u64>,
+        reply: oneshot::Sender<Result<Switched, duet_core::Ended>>,
     },
     CancelRun {
         run_id: RunId,

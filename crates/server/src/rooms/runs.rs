@@ -10,10 +10,10 @@
 
 use super::{RoomCmd, RoomTask};
 use crate::auth;
-use duet_core::{Coalescer, Effect, Utf8Decoder};
+use duet_core::{Coalescer, Effect, QuestionPick, Utf8Decoder};
 use duet_protocol::{
-    Actor, OutputChunk, Question, QuestionKind, Role, RunFinished, RunId, RunKind, RunStarted,
-    Stream, MAIN_FILE,
+    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunKind,
+    RunStarted, Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
@@ -216,15 +216,34 @@ impl RoomTask {
         }
     }
 
-    /// Moves the room to `question`: the switch is logged, the starter replaces `main.py`.
-    pub(super) fn switch_question(&mut self, question: Arc<Question>, by: Actor) -> Vec<Effect> {
-        let starter =
-            (question.summary.kind == QuestionKind::Coding).then_some(question.starter.as_str());
-        let effects = self
-            .room
-            .switch_question(question.id(), starter, by, self.clock.now_ms());
+    /// Moves the room to `question`: the switch is logged, and `main.py` becomes the code last
+    /// written for it or its starter (see [`duet_core::Room::switch_question`]).
+    pub(super) fn switch_question(
+        &mut self,
+        question: Arc<Question>,
+        by: Actor,
+    ) -> Result<(Vec<Effect>, super::Switched), duet_core::Ended> {
+        let pick = QuestionPick {
+            id: question.id(),
+            title: &question.summary.title,
+            starter: (question.summary.kind == QuestionKind::Coding)
+                .then_some(question.starter.as_str()),
+        };
+        let effects = self.room.switch_question(pick, by, self.clock.now_ms())?;
+        let switched = super::Switched {
+            seq: self.room.last_seq(),
+            restored: effects.iter().any(|e| {
+                matches!(
+                    e,
+                    Effect::Event {
+                        event: RoomEvent::Question { restored: true, .. },
+                        ..
+                    }
+                )
+            }),
+        };
         self.question = Some(question);
-        effects
+        Ok((effects, switched))
     }
 
     pub(super) fn feed_run(
