@@ -101,7 +101,7 @@ test('the admin page takes the token, creates an interview with its three links,
   await page.getByLabel('Candidate link').waitFor()
   assert.match(await page.getByLabel('Candidate link').inputValue(), /\/interview\/[A-Za-z0-9_-]+#token=/)
   assert.match(await page.getByLabel('Reviewer link').inputValue(), /\/replay\/[A-Za-z0-9_-]+#token=/)
-  await page.getByRole('cell', { name: 'Grace Hopper' }).waitFor()
+  await page.getByRole('cell', { name: 'Grace Hopper', exact: true }).waitFor()
   await shot(page, 'admin')
   await expectNoA11yProblems(page, 'admin')
   assert.deepEqual(seen.problems, [])

@@ -1,8 +1,9 @@
 // The admin page: the admin token (entered once, kept for this tab only), creating an
-// interview on a question, its three links to copy, and the list of interviews.
+// interview on a question, its three links to copy (each saying whom it is for and what it
+// grants), and the list of interviews with their status, where each interview's links can be
+// issued again (the old ones stop working).
 import { api, explain, ApiError, type QuestionSummary, type CreatedInterview as Created, type InterviewSummary as Listed } from './api'
 import { h, page, replace, dateTime, announce } from './dom'
-
 
 const KEY = 'duet.admin'
 
@@ -15,16 +16,30 @@ export function openAdmin(): void {
   const form = createForm(token)
   const list = h('section', { class: 'panel', 'aria-labelledby': 'list-h' }, h('h2', { id: 'list-h' }, 'Interviews'), h('p', { class: 'muted' }, 'Loading…'))
   main.append(h('div', { class: 'admin' }, form.element, list))
+  const reissued = h('div', { class: 'reissued', role: 'status', 'data-testid': 'reissued' })
+  const reissue = async (r: Listed) => {
+    if (!confirm(`Issue new links for “${r.title}” with ${r.candidate_name}? The current three links stop working at once, open pages included.`)) return
+    try {
+      const fresh = await api<Created>(token, 'POST', `/api/interviews/${encodeURIComponent(r.id)}/links`)
+      replace(reissued, h('h3', {}, `New links for “${r.title}” with ${r.candidate_name}:`), renderLinks(fresh, '-new'))
+      announce('New links issued')
+    } catch (err) {
+      replace(reissued, h('p', { role: 'alert', class: 'banner warn' },
+        err instanceof ApiError && err.missing ? 'Issuing new links is not available on this server yet.' : `New links: ${explain(err)}`))
+    }
+  }
   const refresh = async () => {
     try {
       const rows = await api<Listed[]>(token, 'GET', '/api/interviews')
       replace(list, h('h2', { id: 'list-h' }, 'Interviews'), rows.length === 0 ? h('p', { class: 'muted' }, 'None yet.') :
-        h('table', { class: 'list' },
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Title'), h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'Created'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Debrief'))),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Title'), h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'Created'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Debrief'), h('th', { scope: 'col' }, 'Links'))),
           h('tbody', {}, rows.map((r) => h('tr', {},
             h('td', {}, r.title), h('td', {}, r.candidate_name), h('td', {}, dateTime(r.created_at)),
-            h('td', {}, r.status ?? '—'),
-            h('td', {}, r.candidate_ref ? h('a', { href: `/debrief/candidate/${encodeURIComponent(r.candidate_ref)}` }, 'Debrief') : '—'))))))
+            h('td', {}, r.status),
+            h('td', {}, r.candidate_ref ? h('a', { href: `/debrief/candidate/${encodeURIComponent(r.candidate_ref)}` }, 'Debrief') : '—'),
+            h('td', {}, h('button', { type: 'button', class: 'small', 'aria-label': `New links for ${r.title} with ${r.candidate_name}`, onclick: () => void reissue(r) }, 'New links'))))))),
+        reissued)
     } catch (err) {
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
         sessionStorage.removeItem(KEY)
@@ -35,6 +50,28 @@ export function openAdmin(): void {
   }
   form.onCreated = refresh
   void refresh()
+}
+
+/** The three links, each with whom it is for and what it grants. */
+function renderLinks(created: Created, idSuffix: string): HTMLElement {
+  const link = (label: string, url: string, note: string, warn: boolean) => {
+    const id = `link-${label.toLowerCase()}${idSuffix}`
+    const input = h('input', { id, readonly: true, value: url, class: 'link', 'aria-describedby': `${id}-note` })
+    const copy = h('button', { type: 'button', class: 'small' }, 'Copy')
+    copy.addEventListener('click', async () => {
+      try { await navigator.clipboard.writeText(url); copy.textContent = 'Copied' } catch { input.select() }
+    })
+    return h('div', { class: `field link-field${warn ? ' private' : ''}` },
+      h('label', { for: id }, `${label} link`),
+      h('div', { class: 'row' }, input, copy),
+      h('p', { id: `${id}-note`, class: `small ${warn ? 'link-warning' : 'muted'}` }, note))
+  }
+  return h('div', { class: 'links' },
+    link('Candidate', created.urls.candidate, 'For the candidate: the shared editor and the question, nothing private.', false),
+    link('Interviewer', created.urls.interviewer,
+      'Private: grants the hints, the hidden tests, the solution, notes and the scorecard. Never send it to the candidate.', true),
+    link('Reviewer', created.urls.reviewer, 'Private: grants the replay, the notes and the scorecard. For reviewers only.', true),
+    h('p', { class: 'small muted' }, 'The links hold the access tokens and are shown only now; issue new ones from the list if they are lost.'))
 }
 
 function askToken(problem?: string): void {
@@ -94,22 +131,10 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
         note = 'This server does not take a candidate reference yet; the interview was created without it.'
         created = await api<Created>(token, 'POST', '/api/interviews', body)
       }
-      const link = (label: string, url: string) => {
-        const id = `link-${label.toLowerCase()}`
-        const input = h('input', { id, readonly: true, value: url, class: 'link' })
-        const copy = h('button', { type: 'button', class: 'small' }, 'Copy')
-        copy.addEventListener('click', async () => {
-          try { await navigator.clipboard.writeText(url); copy.textContent = 'Copied' } catch { input.select() }
-        })
-        return h('div', { class: 'field' }, h('label', { for: id }, `${label} link`), h('div', { class: 'row' }, input, copy))
-      }
       replace(result,
         h('h3', {}, 'Created. Send each person their own link:'),
         note ? h('p', { class: 'banner warn' }, note) : null,
-        link('Candidate', created.urls.candidate),
-        link('Interviewer', created.urls.interviewer),
-        link('Reviewer', created.urls.reviewer),
-        h('p', { class: 'small muted' }, 'The links hold the access tokens and are shown only now.'))
+        renderLinks(created, ''))
       announce('Interview created')
       // The form starts over: a second click cannot create the same interview twice (the
       // candidate's name is required again).

@@ -7,7 +7,8 @@ import { h, page } from './dom'
 async function start(): Promise<void> {
   const path = location.pathname
   let m: RegExpExecArray | null
-  if ((m = /^\/interview\/([A-Za-z0-9_-]+)\/?$/.exec(path))) {
+  // `/interview/{id}` and, for links that say whom they are for, `/interview/{id}/{role}`.
+  if ((m = /^\/interview\/([A-Za-z0-9_-]+)(?:\/(?:candidate|interviewer))?\/?$/.exec(path))) {
     const id = m[1]
     const token = takeToken(`interview.${id}`)
     if (!token) return missingToken()
