@@ -1,6 +1,8 @@
 //! Measures request to first byte of output through the sandbox, warm pool and cold, beside
 //! `docker run --rm IMAGE python3 -c 'print(1)'` through the CLI; then short runs per second
-//! sustained with the default config (pool of 2, concurrency = cores).
+//! sustained with the default config (pool of 2, concurrency = cores). The warm pool is measured
+//! twice: stdin closed at start, and kept open as the server does for console runs (an
+//! interactive run, whose CPU time is watched through the engine's stats).
 //!
 //!   cargo run --release -p duet-sandbox --example first_byte -- [runs]
 //!
@@ -11,21 +13,21 @@ use duet_sandbox::{DockerConfig, DockerSandbox, Limits, RunEvent, RunRequest, Sa
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-fn request() -> RunRequest {
+fn request(keep_stdin_open: bool) -> RunRequest {
     RunRequest {
         files: BTreeMap::from([("main.py".to_string(), "print(1)\n".to_string())]),
         target: Target::Program {
             entry: "main.py".into(),
         },
         stdin: None,
-        keep_stdin_open: false,
+        keep_stdin_open,
         limits: Limits::default(),
     }
 }
 
-async fn first_byte(sandbox: &DockerSandbox) -> Duration {
+async fn first_byte(sandbox: &DockerSandbox, keep_stdin_open: bool) -> Duration {
     let started = Instant::now();
-    let mut handle = sandbox.start(request()).expect("queued");
+    let mut handle = sandbox.start(request(keep_stdin_open)).expect("queued");
     drop(handle.stdin);
     let mut first = None;
     while let Some(event) = handle.events.recv().await {
@@ -74,20 +76,27 @@ async fn main() {
     let warm = DockerSandbox::new(config(2)).expect("config");
     assert_eq!(warm.check_now().await.status, "ok", "{:?}", warm.health());
     let mut times = Vec::new();
-    for _ in 0..runs {
+    let mut open = Vec::new();
+    for i in 0..runs * 2 {
         while warm.health().warm < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        times.push(first_byte(&warm).await);
+        // Alternating, so both see the same machine.
+        if i % 2 == 0 {
+            times.push(first_byte(&warm, false).await);
+        } else {
+            open.push(first_byte(&warm, true).await);
+        }
     }
     warm.shutdown().await;
     let warm_p50 = summary("warm pool", times);
+    summary("warm pool, stdin kept open", open);
 
     let cold = DockerSandbox::new(config(0)).expect("config");
     let mut times = Vec::new();
     for _ in 0..runs {
-        times.push(first_byte(&cold).await);
+        times.push(first_byte(&cold, false).await);
     }
     cold.shutdown().await;
     let cold_p50 = summary("cold (API)", times);
@@ -98,21 +107,31 @@ async fn main() {
         warm_p50 < Duration::from_millis(150)
     );
 
-    let sustained = DockerSandbox::new(config(2)).expect("config");
-    let total = runs * 2;
-    let started = Instant::now();
-    let mut waiting = tokio::task::JoinSet::new();
-    let sandbox = std::sync::Arc::new(sustained);
-    for _ in 0..total {
-        let sandbox = sandbox.clone();
-        waiting.spawn(async move { first_byte(&sandbox).await });
+    for keep_stdin_open in [false, true] {
+        let sustained = DockerSandbox::new(config(2)).expect("config");
+        let total = runs * 2;
+        let started = Instant::now();
+        let mut waiting = tokio::task::JoinSet::new();
+        let sandbox = std::sync::Arc::new(sustained);
+        for _ in 0..total {
+            let sandbox = sandbox.clone();
+            waiting.spawn(async move { first_byte(&sandbox, keep_stdin_open).await });
+        }
+        while let Some(r) = waiting.join_next().await {
+            r.expect("run");
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        sandbox.shutdown().await;
+        let how = if keep_stdin_open {
+            "stdin kept open"
+        } else {
+            "stdin closed"
+        };
+        println!(
+            "sustained (pool 2)           {rate:.1} runs/s ({total} runs of print(1), all queued \
+             at once, {how})"
+        );
     }
-    while let Some(r) = waiting.join_next().await {
-        r.expect("run");
-    }
-    let rate = total as f64 / started.elapsed().as_secs_f64();
-    sandbox.shutdown().await;
-    println!("sustained (pool 2)           {rate:.1} runs/s ({total} runs of print(1), all queued at once)");
 
     let mut times = Vec::new();
     for _ in 0..runs.min(20) {
