@@ -453,6 +453,24 @@ test('the scorecard keeps a draft across a reload without pressing Save, shows e
   const card = await fetch(`${server.url}/api/interviews/${iv.id}/scorecard`, { headers: { Authorization: `Bearer ${iv.tokens.interviewer}` } }).then((r) => r.json())
   assert.equal(card.scorecard.submitted_at ?? null, null)
   await shots(page, 'scorecard-draft')
+
+  // Submitted, the debrief opens: ratings with what they mean, level, recommendation, the
+  // written notes, when it was scored, and the way to the replay.
+  page.once('dialog', (d) => void d.accept())
+  await page.getByRole('button', { name: 'Submit scorecard' }).click()
+  await page.getByText('Submitted: the scorecard is locked.').first().waitFor()
+  const anchor = card.rubric.find((r) => r.area === 'collaboration').levels[3]
+  await page.goto(`${server.url}/debrief/interview/${iv.id}#token=${iv.tokens.interviewer}`)
+  const table = page.locator('table.debrief')
+  await table.waitFor()
+  const collaboration = table.getByRole('row', { name: /^Collaboration/ })
+  assert.match(await collaboration.innerText(), /4/)
+  assert.ok((await collaboration.innerText()).includes(anchor.slice(0, 40)), 'the rating reads with its anchored meaning')
+  assert.match(await table.getByRole('row', { name: /^Notes/ }).innerText(), /Asked good questions about the capacity\./)
+  assert.match(await table.getByRole('row', { name: /^Scored/ }).innerText(), /submitted/)
+  await table.getByRole('link', { name: 'Open its replay' }).waitFor()
+  await shots(page, 'debrief-full')
+  await accessible(page, 'debrief')
 })
 
 test('signals appear on the interviewer\'s panel as they happen: a large paste and leaving the tab', async () => {

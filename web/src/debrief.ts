@@ -2,8 +2,8 @@
 // scorecards of an interviewer's candidate, shown only once the viewer's own scorecard is
 // submitted (the server enforces it; this page shows its answer). Issue 10's API; on a server
 // without it the page says so.
-import { api, ApiError, explain, takeToken, type Debrief } from './api'
-import { h, page, replace } from './dom'
+import { api, ApiError, explain, takeToken, type Debrief, type DebriefRow, type RubricArea, type ScorecardAnswer } from './api'
+import { h, page, replace, dateTime } from './dom'
 import { AREAS } from './scorecard'
 
 export async function openDebrief(kind: 'candidate' | 'interview', key: string): Promise<void> {
@@ -21,13 +21,36 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
     const data = await api<Debrief>(token, 'GET', path)
     const cards = data.interviews ?? []
     if (cards.length === 0) { replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', {}, 'No scorecards yet.')); return }
+    // The rubric's anchors, so "3" reads with what a 3 means (the rubric is the same for every
+    // interview; an interview's own token can read it, the admin's debrief shows numbers only).
+    let rubric: RubricArea[] = []
+    if (kind === 'interview') {
+      try { rubric = (await api<ScorecardAnswer>(token, 'GET', `/api/interviews/${encodeURIComponent(key)}/scorecard`)).rubric ?? [] } catch { /* numbers only */ }
+    }
+    const rating = (c: DebriefRow, area: string) => {
+      if (!c.scorecard) return h('td', { class: 'muted' }, 'not submitted')
+      const n = c.scorecard.ratings?.[area] ?? null
+      if (n === null) return h('td', {}, '—')
+      const anchor = rubric.find((r) => r.area === area)?.levels?.[n - 1]
+      return h('td', {}, h('strong', {}, String(n)), anchor ? h('div', { class: 'small muted anchor' }, anchor) : null)
+    }
+    const heading = (c: DebriefRow) => h('th', { scope: 'col' }, c.title || c.interview_id,
+      h('div', { class: 'small muted' }, c.status),
+      kind === 'interview' && c.interview_id === key
+        ? h('a', { class: 'small', href: `/replay/${encodeURIComponent(key)}#token=${encodeURIComponent(token)}` }, 'Open its replay')
+        : null)
+    const row = (name: string, cell: (c: DebriefRow) => HTMLElement) =>
+      h('tr', {}, h('th', { scope: 'row' }, name), cards.map(cell))
     replace(host, h('h2', { id: 'db-h' }, `Debrief${kind === 'candidate' ? `: ${key}` : ''}`),
-      h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Area'), cards.map((c) => h('th', { scope: 'col' }, c.title || c.interview_id)))),
+      h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Scorecards side by side' }, h('table', { class: 'list debrief' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Area'), cards.map(heading))),
         h('tbody', {},
-          AREAS.map(([area, name]) => h('tr', {}, h('th', { scope: 'row' }, name), cards.map((c) => h('td', {}, c.scorecard ? String(c.scorecard.ratings?.[area] ?? '—') : 'not submitted')))),
-          h('tr', {}, h('th', { scope: 'row' }, 'Level'), cards.map((c) => h('td', {}, c.scorecard?.level ?? '—'))),
-          h('tr', {}, h('th', { scope: 'row' }, 'Recommendation'), cards.map((c) => h('td', {}, c.scorecard?.recommendation?.replace('_', ' ') ?? '—')))))))
+          AREAS.map(([area, name]) => row(name, (c) => rating(c, area))),
+          row('Level', (c) => h('td', {}, c.scorecard?.level ?? '—')),
+          row('Recommendation', (c) => h('td', {}, c.scorecard?.recommendation?.replace('_', ' ') ?? '—')),
+          row('Notes', (c) => h('td', { class: 'notes-text' }, c.scorecard?.notes || '—')),
+          row('Scored', (c) => h('td', {}, c.scorecard?.submitted_at
+            ? `by the interviewer, submitted ${dateTime(c.scorecard.submitted_at)}` : '—'))))))
   } catch (err) {
     replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', { role: 'status', 'data-testid': 'debrief-refusal' }, refusal(err)))
   }

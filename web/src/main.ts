@@ -29,7 +29,7 @@ async function start(): Promise<void> {
     const { openRoom } = await roomModule
     return openRoom(id, token, interview)
   }
-  if ((m = /^\/replay\/([A-Za-z0-9_-]+)\/?$/.exec(path))) {
+  if ((m = /^\/replay\/([A-Za-z0-9_-]+)(?:\/reviewer)?\/?$/.exec(path))) {
     const id = m[1]
     const token = takeToken(`replay.${id}`)
     if (!token) return missingToken()
