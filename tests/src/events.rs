@@ -29,6 +29,11 @@ impl EventsClient {
         Ok(EventsClient { events, task })
     }
 
+    /// Whether the server closed the socket (or it broke).
+    pub fn closed(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Every event so far.
     pub fn all(&self) -> Vec<serde_json::Value> {
         self.events

@@ -322,3 +322,108 @@ async fn health_and_metrics_answer() {
     }
     assert!(text.contains("duet_persist_latency_seconds_count"));
 }
+
+#[tokio::test]
+async fn links_name_their_role_and_can_be_had_again_and_old_ones_stop_at_once() {
+    // Issue 18, item 3: links were shown once, and the candidate's and the interviewer's looked
+    // the same for their first 45 characters.
+    let server = TestServer::start().await;
+    let interview = server.create_interview("Ada").await;
+    let id = interview.id.clone();
+    let urls = &interview.urls;
+    assert!(urls
+        .candidate
+        .contains(&format!("/interview/{id}/candidate#token=")));
+    assert!(urls
+        .interviewer
+        .contains(&format!("/interview/{id}/interviewer#token=")));
+    assert!(urls
+        .reviewer
+        .contains(&format!("/replay/{id}/reviewer#token=")));
+    for url in [&urls.candidate, &urls.interviewer, &urls.reviewer] {
+        let path = url.split('#').next().unwrap();
+        let page = reqwest::get(path).await.unwrap();
+        assert_ne!(page.status(), StatusCode::NOT_FOUND, "{path} is a page");
+    }
+
+    // The candidate is in the room, watching events, when the admin re-issues the links.
+    let old = interview.tokens.clone();
+    let candidate = duet_tests::YClient::connect(&server.yjs_url(&id, &old.candidate))
+        .await
+        .unwrap();
+    let events = duet_tests::EventsClient::connect(&server.events_url(&id, &old.interviewer))
+        .await
+        .unwrap();
+    assert!(duet_tests::eventually(duet_tests::PATIENCE, || candidate.synced()).await);
+
+    let path = format!("/api/interviews/{id}/links");
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(server.http(&path))
+        .bearer_auth(&old.interviewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "only the admin re-issues"
+    );
+    let missing = client
+        .post(server.http("/api/interviews/nosuchinterview/links"))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let answer = client
+        .post(server.http(&path))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let fresh: duet_protocol::CreatedInterview = answer.json().await.unwrap();
+    assert_eq!(fresh.id, id);
+    assert!(fresh
+        .urls
+        .candidate
+        .ends_with(&format!("#token={}", fresh.tokens.candidate)));
+
+    // The old tokens stop at once, open sockets included; the new ones work.
+    for token in [&old.interviewer, &old.candidate, &old.reviewer] {
+        let (status, _) = get(&server, &format!("/api/interviews/{id}"), Some(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_ne!(
+            [
+                &fresh.tokens.interviewer,
+                &fresh.tokens.candidate,
+                &fresh.tokens.reviewer
+            ]
+            .iter()
+            .filter(|t| **t == token)
+            .count(),
+            1
+        );
+    }
+    assert!(
+        duet_tests::eventually(duet_tests::PATIENCE, || candidate.closed().is_some()).await,
+        "the candidate's open socket on the old link is closed"
+    );
+    let closed = candidate.closed().unwrap();
+    assert_eq!(closed.code, duet_protocol::close::POLICY);
+    assert!(closed.reason.contains("replaced"), "{}", closed.reason);
+    assert!(
+        duet_tests::eventually(duet_tests::PATIENCE, || events.closed()).await,
+        "the events socket on the old link is closed"
+    );
+    for (token, role) in [
+        (&fresh.tokens.interviewer, "interviewer"),
+        (&fresh.tokens.candidate, "candidate"),
+        (&fresh.tokens.reviewer, "reviewer"),
+    ] {
+        let (status, body) = get(&server, &format!("/api/interviews/{id}"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["role"], role);
+    }
+}

@@ -55,6 +55,26 @@ pub async fn create_interview(
 
     let id = InterviewId::parse(&auth::random_token(16))
         .ok_or_else(|| AppError::Internal("minted a bad id".into()))?;
+    let (tokens, hashes) = new_tokens();
+    let interview = Interview {
+        id: id.clone(),
+        title,
+        candidate_name,
+        created_at: now_ms(),
+        question_id,
+        candidate_ref,
+    };
+    written(state.store.create_interview(&interview, &hashes)).await?;
+    let urls = links(&state, &id, &tokens);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInterview { id, tokens, urls }),
+    )
+        .into_response())
+}
+
+/// Three fresh role tokens and the hashes the store keeps of them.
+fn new_tokens() -> (PerRole, [(Role, duet_store::TokenHash); 3]) {
     let tokens = PerRole {
         interviewer: auth::random_token(32),
         candidate: auth::random_token(32),
@@ -65,28 +85,48 @@ pub async fn create_interview(
         (Role::Candidate, auth::hash(&tokens.candidate)),
         (Role::Reviewer, auth::hash(&tokens.reviewer)),
     ];
-    let interview = Interview {
-        id: id.clone(),
-        title,
-        candidate_name,
-        created_at: now_ms(),
-        question_id,
-        candidate_ref,
-    };
-    written(state.store.create_interview(&interview, &hashes)).await?;
+    (tokens, hashes)
+}
 
-    // Tokens travel in the fragment: browsers never send it to a server or in a Referer.
+/// The links for `tokens`: each names its role in the path, so a link sent to the wrong person
+/// reads as wrong at a glance. Tokens travel in the fragment: browsers never send it to a
+/// server or in a Referer.
+fn links(state: &AppState, id: &InterviewId, tokens: &PerRole) -> PerRole {
     let base = state.public_url.trim_end_matches('/');
-    let urls = PerRole {
-        interviewer: format!("{base}/interview/{id}#token={}", tokens.interviewer),
-        candidate: format!("{base}/interview/{id}#token={}", tokens.candidate),
-        reviewer: format!("{base}/replay/{id}#token={}", tokens.reviewer),
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedInterview { id, tokens, urls }),
-    )
-        .into_response())
+    PerRole {
+        interviewer: format!(
+            "{base}/interview/{id}/interviewer#token={}",
+            tokens.interviewer
+        ),
+        candidate: format!("{base}/interview/{id}/candidate#token={}", tokens.candidate),
+        reviewer: format!("{base}/replay/{id}/reviewer#token={}", tokens.reviewer),
+    }
+}
+
+/// `POST /api/interviews/{id}/links` (admin): new links for a lost or mis-sent one. All three
+/// role tokens are replaced; the old ones answer 401 from now on, and websockets open on them
+/// are closed (1008). Answers like `POST /api/interviews`.
+pub async fn reissue_links(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Json<CreatedInterview>, AppError> {
+    auth::require_admin(&state, &parts).await?;
+    let id = InterviewId::parse(&id).ok_or(AppError::NotFound("no such interview"))?;
+    let store = state.store.clone();
+    let lookup = id.clone();
+    blocking(move || store.get_interview(&lookup))
+        .await?
+        .ok_or(AppError::NotFound("no such interview"))?;
+    let (tokens, hashes) = new_tokens();
+    // Sockets are told before and after the write: one that authenticated with an old token
+    // just before the write and took its place meanwhile is closed by the second call.
+    state.sockets.revoke(&id);
+    written(state.store.replace_tokens(&id, &hashes)).await?;
+    state.sockets.revoke(&id);
+    tracing::info!(interview = %id, "links re-issued; the old tokens no longer work");
+    let urls = links(&state, &id, &tokens);
+    Ok(Json(CreatedInterview { id, tokens, urls }))
 }
 
 fn checked_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {

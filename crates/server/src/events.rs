@@ -43,7 +43,7 @@ async fn subscriber(
     interview: InterviewId,
     role: Role,
     socket: WebSocket,
-    _place: SocketGuard,
+    place: SocketGuard,
 ) {
     let conn = state.next_conn.fetch_add(1, Relaxed);
     let limits = &state.config.ws;
@@ -78,6 +78,10 @@ async fn subscriber(
                 }
             },
             _ = stopped.cancelled() => break,
+            _ = place.revoked() => {
+                closer.close(close::POLICY, crate::sockets::REVOKED_REASON.to_owned());
+                break;
+            }
         }
     }
     let _ = room.tx.send(RoomCmd::Unsubscribe { conn }).await;

@@ -237,6 +237,7 @@ pub fn router(state: AppState) -> Router {
             "/api/candidates/{candidate_ref}/debrief",
             get(scorecard_api::candidate_debrief),
         )
+        .route("/api/interviews/{id}/links", post(api::reissue_links))
         .route("/api/questions", get(api::list_questions))
         .route("/api/questions/{id}", get(api::get_question))
         .route(
@@ -267,7 +268,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::page))
         .route("/admin", get(web::page))
         .route("/interview/{id}", get(web::page))
+        .route("/interview/{id}/{role}", get(web::page))
         .route("/replay/{id}", get(web::page))
+        .route("/replay/{id}/{role}", get(web::page))
         .route("/debrief/{*rest}", get(web::page))
         .route("/assets/{*path}", get(web::asset))
         .fallback(api::not_found)

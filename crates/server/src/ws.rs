@@ -65,7 +65,7 @@ async fn connection(
     identity: Identity,
     limits: WsLimits,
     socket: WebSocket,
-    _place: SocketGuard,
+    place: SocketGuard,
 ) {
     let conn: ConnId = state.next_conn.fetch_add(1, Relaxed);
     let (sink, queue) = PeerSink::new(&limits, state.metrics.replies_coalesced.clone());
@@ -97,6 +97,10 @@ async fn connection(
                 }
             },
             _ = stopped.cancelled() => break, // the writer closed the connection
+            _ = place.revoked() => {
+                closer.close(close::POLICY, crate::sockets::REVOKED_REASON.to_owned());
+                break;
+            }
         };
         let refusal = match frame {
             None | Some(Ok(Message::Close(_))) => break,

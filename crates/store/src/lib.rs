@@ -134,6 +134,9 @@ pub type TokenHash = [u8; 32];
 /// Interviews, their role tokens and their lifecycle.
 pub trait InterviewStore: Send + Sync + 'static {
     fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket;
+    /// Replaces the interview's role tokens in one transaction: the old ones find nothing from
+    /// then on. An interview that does not exist (any more) gets none.
+    fn replace_tokens(&self, id: &InterviewId, tokens: &[(Role, TokenHash)]) -> Ticket;
     fn list_interviews(&self) -> Result<Vec<Interview>>;
     fn get_interview(&self, id: &InterviewId) -> Result<Option<Interview>>;
     fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus>;

@@ -160,6 +160,12 @@ enum Write {
         tokens: Vec<(Role, TokenHash)>,
         ack: oneshot::Sender<Result<()>>,
     },
+    /// An interview's role tokens are replaced: the old ones stop working at once.
+    ReplaceTokens {
+        id: InterviewId,
+        tokens: Vec<(Role, TokenHash)>,
+        ack: oneshot::Sender<Result<()>>,
+    },
     /// A room loads afresh: its earlier failure no longer holds its appends back.
     Reopen {
         id: InterviewId,
@@ -183,6 +189,7 @@ impl Write {
             | Write::Probe { ack }
             | Write::Erase { ack, .. }
             | Write::CreateInterview { ack, .. }
+            | Write::ReplaceTokens { ack, .. }
             | Write::Reopen { ack, .. } => ack,
         }
     }
@@ -568,6 +575,17 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                         )?;
                     }
                 }
+                Write::ReplaceTokens { id, tokens, .. } => {
+                    txn.execute("DELETE FROM tokens WHERE interview_id = ?1", [id.as_str()])?;
+                    // Only for an interview that still exists (a delete may have won the race).
+                    for (role, hash) in tokens {
+                        txn.execute(
+                            "INSERT INTO tokens (hash, interview_id, role) \
+                             SELECT ?1, id, ?3 FROM interviews WHERE id = ?2",
+                            params![&hash[..], id.as_str(), role.as_str()],
+                        )?;
+                    }
+                }
                 Write::Reopen { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
@@ -649,6 +667,14 @@ impl InterviewStore for SqliteStore {
     fn create_interview(&self, interview: &Interview, tokens: &[(Role, TokenHash)]) -> Ticket {
         self.submit(|ack| Write::CreateInterview {
             interview: interview.clone(),
+            tokens: tokens.to_vec(),
+            ack,
+        })
+    }
+
+    fn replace_tokens(&self, id: &InterviewId, tokens: &[(Role, TokenHash)]) -> Ticket {
+        self.submit(|ack| Write::ReplaceTokens {
+            id: id.clone(),
             tokens: tokens.to_vec(),
             ack,
         })
