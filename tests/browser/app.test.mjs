@@ -99,8 +99,10 @@ test('the admin page takes the token, creates an interview with its three links,
   await page.getByLabel('Question').selectOption('top-k-words')
   await page.getByRole('button', { name: 'Create interview' }).click()
   await page.getByLabel('Candidate link').waitFor()
-  assert.match(await page.getByLabel('Candidate link').inputValue(), /\/interview\/[A-Za-z0-9_-]+#token=/)
-  assert.match(await page.getByLabel('Reviewer link').inputValue(), /\/replay\/[A-Za-z0-9_-]+#token=/)
+  // Each link says in its path whom it is for.
+  assert.match(await page.getByLabel('Candidate link').inputValue(), /\/interview\/[A-Za-z0-9_-]+\/candidate#token=/)
+  assert.match(await page.getByLabel('Interviewer link').inputValue(), /\/interview\/[A-Za-z0-9_-]+\/interviewer#token=/)
+  assert.match(await page.getByLabel('Reviewer link').inputValue(), /\/replay\/[A-Za-z0-9_-]+\/reviewer#token=/)
   await page.getByRole('cell', { name: 'Grace Hopper', exact: true }).waitFor()
   await shot(page, 'admin')
   await expectNoA11yProblems(page, 'admin')

@@ -627,3 +627,24 @@ test('a Run while the network is down says why it did not start', async () => {
   await shots(page, 'run-offline')
   await context.setOffline(false)
 })
+
+test('links issued again: a page open on the old link is closed for good and says why; the new link opens the room', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const cpage = candidate.page
+  await saved(cpage).filter({ hasText: /^Saved|^Connecting/ }).waitFor()
+  let sockets = 0
+  cpage.on('websocket', () => { sockets += 1 })
+  const fresh = await adminApi(server.url, 'POST', `/api/interviews/${iv.id}/links`)
+  const stopped = cpage.locator('[data-testid=stopped]')
+  await stopped.filter({ hasText: /This page is closed: .*replaced/ }).waitFor({ timeout: 5_000 })
+  await saved(cpage).filter({ hasText: 'Link replaced: edits are not saved' }).waitFor()
+  assert.equal(await cpage.locator('.cm-content').getAttribute('contenteditable'), 'false')
+  await cpage.waitForTimeout(1500)
+  assert.equal(sockets, 0, 'no reconnecting with a replaced link')
+  await shots(cpage, 'link-replaced')
+  // The new candidate link opens the room.
+  const again = await open(fresh.urls.candidate)
+  await saved(again.page).filter({ hasText: /^Saved/ }).waitFor({ timeout: 10_000 })
+  assert.equal(await again.page.locator('.cm-content').getAttribute('contenteditable'), 'true')
+})

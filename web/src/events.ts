@@ -9,7 +9,8 @@ export function connectEvents(
   interviewId: string,
   token: string,
   onEvent: (event: RoomEvent) => void,
-  onStatus: (connected: boolean) => void,
+  /** `final` is the server's reason when it closed the socket for good (1008): no retry then. */
+  onStatus: (connected: boolean, final?: string) => void,
 ): EventsSocket {
   let ws: WebSocket | null = null
   let closed = false
@@ -22,7 +23,8 @@ export function connectEvents(
       if (typeof message.data !== 'string') return
       try { onEvent(JSON.parse(message.data) as RoomEvent) } catch { /* not ours to crash on */ }
     }
-    ws.onclose = () => {
+    ws.onclose = (event) => {
+      if (event.code === 1008) { closed = true; onStatus(false, event.reason || 'closed by the server'); return }
       onStatus(false)
       if (closed) return
       window.setTimeout(open, delay)

@@ -41,8 +41,11 @@ export interface RoomContext {
   setQuestion(interview: Interview): void
 }
 
-/** The reason the server gives when it closes an editor socket that edits after the end. */
-const ENDED_CLOSE = 1008
+/**
+ * The close code the server uses for what will not change by reconnecting: an edit after the
+ * end ("the interview has ended") or a link that was replaced by a new one.
+ */
+const POLICY_CLOSE = 1008
 
 /** A run as this page knows it: numbered in the order this page saw them start. */
 interface RunInfo { id: string; n: number; kind: RunKind; by: Role; at: number }
@@ -62,7 +65,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
     awareness,
     disableBc: true, // two tabs must each reach the server: the saved indicator counts on it
     // The end is final: a socket closed because the interview ended is not reopened.
-    shouldReconnect: (event: CloseEvent) => !isEndedClose(event) && !(event.code >= 4400 && event.code < 4500),
+    // 1008 is final too: the interview ended, or this page's link was replaced.
+    shouldReconnect: (event: CloseEvent) => event.code !== POLICY_CLOSE && !(event.code >= 4400 && event.code < 4500),
   })
   const ytext = doc.getText('main.py')
   const saves = new SaveTracker(doc, provider)
@@ -182,11 +186,12 @@ export async function openRoom(id: string, token: string, interview: Interview):
       case 'connecting': text = s.pending ? `Reconnecting: ${s.pending} edits not saved yet` : 'Connecting…'; savedEl.classList.add('warn'); break
       case 'offline': text = s.pending ? `Offline: ${s.pending} edits not saved yet` : 'Offline: reconnecting…'; savedEl.classList.add('warn'); break
       case 'ended': text = 'Interview ended: edits are not saved'; savedEl.classList.add('ended'); break
+      case 'revoked': text = 'Link replaced: edits are not saved'; savedEl.classList.add('ended'); break
       default: unreachable(s); return
     }
     if (savedEl.textContent !== text) {
       savedEl.textContent = text
-      if (s.kind === 'offline' || s.kind === 'ended') announce(text)
+      if (s.kind === 'offline' || s.kind === 'ended' || s.kind === 'revoked') announce(text)
     }
   }
   saves.onChange(showSaved)
@@ -200,12 +205,32 @@ export async function openRoom(id: string, token: string, interview: Interview):
       enterEnded()
       return
     }
+    if (event && event.code === POLICY_CLOSE) {
+      provider.shouldConnect = false
+      stopForGood(event.reason || 'the server closed this page for good')
+      return
+    }
     if (event && event.code !== 1000 && event.code !== 1001 && event.code !== 1006 && event.reason) {
       closeNote.hidden = false
       closeNote.textContent = `The server closed the editor connection: ${event.reason} (code ${event.code}). Reconnecting…`
     }
   })
   provider.on('sync', (synced: boolean) => { if (synced) closeNote.hidden = true })
+
+  // --- a page the server will not serve any more (its link was replaced): read-only, say why
+  function stopForGood(reason: string) {
+    editor.setReadOnly(true)
+    saves.markRevoked()
+    runBtn.disabled = true
+    testBtn.disabled = true
+    stopBtn.disabled = true
+    activeRun = null
+    consoleView.setRunning(false)
+    closeNote.hidden = false
+    closeNote.dataset.testid = 'stopped'
+    closeNote.textContent = `This page is closed: ${reason}. Nothing typed here from now on is saved.`
+    announce(closeNote.textContent)
+  }
 
   // --- the end
   function enterEnded() {
@@ -318,8 +343,9 @@ export async function openRoom(id: string, token: string, interview: Interview):
     if (pending) pending.push(event)
     else handleEvent(event)
     for (const l of listeners) l(event)
-  }, (connected) => {
-    if (!connected) runNote.textContent = 'Run events: reconnecting…'
+  }, (connected, final) => {
+    if (final) runNote.textContent = `Run events stopped: ${final}`
+    else if (!connected) runNote.textContent = 'Run events: reconnecting…'
     else if (runNote.textContent === 'Run events: reconnecting…') runNote.textContent = ''
   })
 
@@ -409,7 +435,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
 }
 
 function isEndedClose(event: CloseEvent): boolean {
-  return event.code === ENDED_CLOSE && /ended/i.test(event.reason)
+  return event.code === POLICY_CLOSE && /ended/i.test(event.reason)
 }
 
 function renderCandidateSide(side: HTMLElement, interview: Interview) {

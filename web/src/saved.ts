@@ -25,6 +25,8 @@ export type SaveState =
   | { kind: 'connecting'; pending: number }
   /** The interview has ended: the server keeps no edit any more, whatever this page holds. */
   | { kind: 'ended'; pending: number }
+  /** This page's link was replaced by a new one: its sockets are closed for good. */
+  | { kind: 'revoked'; pending: number }
 
 export class SaveTracker {
   private local = 0
@@ -35,6 +37,7 @@ export class SaveTracker {
   private lastSavedAt: number | null = null
   private listeners: ((s: SaveState) => void)[] = []
   private ended = false
+  private revoked = false
 
   constructor(private doc: Y.Doc, private provider: WebsocketProvider) {
     doc.on('update', (_update: Uint8Array, origin: unknown) => {
@@ -84,6 +87,17 @@ export class SaveTracker {
   markEnded(): void {
     if (this.ended) return
     this.ended = true
+    this.stop()
+  }
+
+  /** The link this page opened with was replaced: nothing more reaches the server. */
+  markRevoked(): void {
+    if (this.revoked) return
+    this.revoked = true
+    this.stop()
+  }
+
+  private stop(): void {
     if (this.timer !== null) { window.clearTimeout(this.timer); this.timer = null }
     this.probe = null
     this.emit()
@@ -92,6 +106,7 @@ export class SaveTracker {
   state(): SaveState {
     const pending = this.pending
     if (this.ended) return { kind: 'ended', pending }
+    if (this.revoked) return { kind: 'revoked', pending }
     if (!this.provider.wsconnected) return { kind: 'offline', pending }
     if (!this.provider.synced) return { kind: 'connecting', pending }
     if (pending > 0) {
@@ -107,7 +122,7 @@ export class SaveTracker {
   }
 
   private schedule(delay = 120): void {
-    if (this.ended || this.timer !== null || this.probe !== null || this.pending <= 0) return
+    if (this.ended || this.revoked || this.timer !== null || this.probe !== null || this.pending <= 0) return
     this.timer = window.setTimeout(() => {
       this.timer = null
       this.sendProbe()
@@ -116,7 +131,7 @@ export class SaveTracker {
 
   private sendProbe(): void {
     const ws = this.provider.ws
-    if (this.ended || this.probe || this.pending <= 0 || !ws || !this.provider.wsconnected || !this.provider.synced) return
+    if (this.ended || this.revoked || this.probe || this.pending <= 0 || !ws || !this.provider.wsconnected || !this.provider.synced) return
     if (ws.readyState !== WebSocket.OPEN) return
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, 0) // messageSync
