@@ -84,6 +84,12 @@ export type RunKind = 'run' | 'test' | 'lint'
 export type Stream = 'stdout' | 'stderr'
 /** `RunStatus`: how a run ended; `running` only in histories and timelines. */
 export type RunStatus = 'running' | 'ok' | 'error' | 'timeout' | 'memory_limit' | 'output_limit' | 'cancelled' | 'sandbox_error'
+/** `RunLimit`: the limit that stopped a run, with its value (servers before it send none). */
+export type RunLimit =
+  | { kind: 'wall'; ms: number }
+  | { kind: 'cpu'; ms: number }
+  | { kind: 'output'; bytes: number }
+  | { kind: 'memory'; bytes: number }
 /** `SignalKind`. */
 export type SignalKind = 'paste' | 'blur'
 
@@ -139,6 +145,7 @@ export interface RunSummary {
   duration_ms: number | null
   code_seq: number
   tests: TestCounts | null
+  limit?: RunLimit | null
 }
 
 /** `RunPage`: one page of the run history, oldest first. */
@@ -159,7 +166,7 @@ export interface RunDetail extends Omit<RunSummary, 'tests'> {
 export type RoomEvent =
   | { type: 'run.started'; seq: number; run_id: string; kind: RunKind; by: Role; at: number }
   | { type: 'run.output'; seq: number; run_id: string; stream: Stream; data: string }
-  | { type: 'run.finished'; seq: number; run_id: string; status: RunStatus; exit_code: number | null; duration_ms: number; tests: TestResults | null; lint: LintFinding[] | null }
+  | { type: 'run.finished'; seq: number; run_id: string; status: RunStatus; limit?: RunLimit | null; exit_code: number | null; duration_ms: number; tests: TestResults | null; lint: LintFinding[] | null }
   | { type: 'question'; seq: number; question_id: string; by: Actor }
   | { type: 'scorecard'; seq: number; action: string; version: number }
   | { type: 'note'; seq: number; at: number; text: string }
@@ -177,7 +184,7 @@ export type TimelineEvent =
   | { type: 'signal'; seq: number; at: number; by: Actor; kind: SignalKind; size: number | null }
   | { type: 'end'; seq: number; at: number; by: Actor }
   | { type: 'run.started'; seq: number; at: number; run_id: string; kind: RunKind; by: Role; code_seq: number; private: boolean }
-  | { type: 'run.finished'; seq: number; at: number; run_id: string; kind: RunKind; by: Role; status: RunStatus; exit_code: number | null; duration_ms: number; tests: TestCounts | null }
+  | { type: 'run.finished'; seq: number; at: number; run_id: string; kind: RunKind; by: Role; status: RunStatus; limit?: RunLimit | null; exit_code: number | null; duration_ms: number; tests: TestCounts | null }
 
 /** `Timeline`. */
 export interface Timeline { started_at: number; ended_at: number; last_seq: number; events: TimelineEvent[] }

@@ -1,14 +1,21 @@
 // How a run's result reads to a person: test counts with failures first ("1 failed, 4 passed",
 // never "error (exit 1)"), and each limit named with what it is ("stopped after 10 s",
 // "output over 1 MiB: the rest was dropped") instead of the wire's status words.
-import type { RunKind, RunStatus, TestCounts, TestResults } from './api'
+import type { RunKind, RunLimit, RunStatus, TestCounts, TestResults } from './api'
 import { h, replace } from './dom'
 
 /**
- * The run output cap. The server does not say its configured value in any answer yet, so this
- * is the documented default (docs/API.md: "over 1 MiB of output").
+ * The run output cap when the server does not say which limit stopped a run (servers before
+ * `limit` was sent): the documented default (docs/API.md: "over 1 MiB of output").
  */
 const OUTPUT_CAP = '1 MiB'
+
+export function bytesText(n: number): string {
+  if (n >= 1 << 30 && n % (1 << 30) === 0) return `${n / (1 << 30)} GiB`
+  if (n >= 1 << 20) return `${+(n / (1 << 20)).toFixed(1)} MiB`
+  if (n >= 1 << 10) return `${+(n / (1 << 10)).toFixed(1)} KiB`
+  return `${n} bytes`
+}
 
 export function kindLabel(kind: RunKind | string): string {
   return kind === 'test' ? 'Test run' : kind === 'lint' ? 'Style check' : 'Run'
@@ -36,6 +43,7 @@ export interface RunOutcome {
   exit_code: number | null
   duration_ms: number | null
   tests: TestCounts | null
+  limit?: RunLimit | null
 }
 
 /** One line that says how a run ended, for the console, the status line and screen readers. */
@@ -52,10 +60,17 @@ export function outcomeText(r: RunOutcome): string {
       if (r.kind === 'test') return `the tests could not run (pytest exit code ${r.exit_code ?? '?'}): see the output above`
       if (r.kind === 'lint') return `the style check failed (exit code ${r.exit_code ?? '?'})`
       return `the program exited with code ${r.exit_code ?? '?'}${took ? ` after ${took}` : ''}`
-    case 'timeout':
-      return `stopped after ${took ?? 'its time limit'} (the time limit)${tests ? `; ${countsText(tests)} by then` : ''}`
-    case 'memory_limit': return `stopped: the program used more memory than it may${took ? ` (after ${took})` : ''}`
-    case 'output_limit': return `output over ${OUTPUT_CAP}: the rest was dropped and the program stopped`
+    case 'timeout': {
+      const by = tests ? `; ${countsText(tests)} by then` : ''
+      if (r.limit?.kind === 'cpu') return `stopped after ${seconds(r.limit.ms)} of CPU time (the CPU limit)${by}`
+      if (r.limit?.kind === 'wall') return `stopped after ${seconds(r.limit.ms)} (the time limit)${by}`
+      return `stopped after ${took ?? 'its time limit'} (the time limit)${by}`
+    }
+    case 'memory_limit':
+      if (r.limit?.kind === 'memory') return `stopped: over the ${bytesText(r.limit.bytes)} memory limit${took ? ` (after ${took})` : ''}`
+      return `stopped: the program used more memory than it may${took ? ` (after ${took})` : ''}`
+    case 'output_limit':
+      return `output over ${r.limit?.kind === 'output' ? bytesText(r.limit.bytes) : OUTPUT_CAP}: the rest was dropped and the program stopped`
     case 'cancelled': return `stopped (Stop was pressed or a newer run replaced it)${took ? ` after ${took}` : ''}`
     case 'sandbox_error': return 'the sandbox failed, not the code: run it again'
     default: {

@@ -307,7 +307,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
       }
       case 'run.finished': {
         const r = runs.get(event.run_id) ?? register(event.run_id, 'run', role, Date.now())
-        const summary = finished(r, { kind: r.kind, status: event.status, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)
+        const summary = finished(r, { kind: r.kind, status: event.status, limit: event.limit, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)
         announce(summary)
         break
       }
