@@ -64,8 +64,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
     params: { token },
     awareness,
     disableBc: true, // two tabs must each reach the server: the saved indicator counts on it
-    // The end is final: a socket closed because the interview ended is not reopened.
-    // 1008 is final too: the interview ended, or this page's link was replaced.
+    // 1008 is final: the interview ended, or this page's link was replaced. Not reopened.
     shouldReconnect: (event: CloseEvent) => event.code !== POLICY_CLOSE && !(event.code >= 4400 && event.code < 4500),
   })
   const ytext = doc.getText('main.py')
@@ -90,6 +89,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
 
   // --- toolbar
   let activeRun: RunInfo | null = null
+  const runs = new Map<string, RunInfo>()
+  let runCount = 0
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
   const testBtn = h('button', { type: 'button' }, 'Run tests')
   const stopBtn = h('button', { type: 'button', disabled: true }, 'Stop')
@@ -262,8 +263,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
   if (interview.status === 'ended') enterEnded()
 
   // --- runs: the console and results, live and restored
-  const runs = new Map<string, RunInfo>()
-  let runCount = 0
   const register = (runId: string, kind: RunKind, by: Role, at: number): RunInfo => {
     let info = runs.get(runId)
     if (!info) {
