@@ -649,3 +649,37 @@ test('links issued again: a page open on the old link is closed for good and say
   await saved(again.page).filter({ hasText: /^Saved/ }).waitFor({ timeout: 10_000 })
   assert.equal(await again.page.locator('.cm-content').getAttribute('contenteditable'), 'true')
 })
+
+test('a switch to another question and back restores the candidate\'s code for both people', async () => {
+  const iv = await createInterview({ question_id: 'lru-cache' })
+  const candidate = await open(iv.urls.candidate)
+  const interviewer = await open(iv.urls.interviewer)
+  const cpage = candidate.page
+  const ipage = interviewer.page
+  await typeProgram(cpage, 'class LRUCache:\n    pass  # my LRU answer\n')
+  await ipage.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('# my LRU answer'))
+  const switchTo = async (id) => {
+    await ipage.getByRole('tab', { name: 'Question' }).click()
+    await ipage.locator(`#q-pick option[value="${id}"]`).waitFor({ state: 'attached' })
+    await ipage.locator('#q-pick').selectOption(id)
+    const asked = new Promise((resolve) => ipage.once('dialog', (d) => { resolve(d.message()); void d.accept() }))
+    await ipage.getByRole('button', { name: 'Switch' }).click()
+    return asked
+  }
+  assert.match(await switchTo('command-parser'), /kept and comes back/)
+  for (const p of [cpage, ipage]) {
+    await p.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('class CommandError'), null, { timeout: 10_000 })
+    await p.locator('[data-testid=question-note]').filter({ hasText: /starter code/ }).waitFor({ timeout: 10_000 })
+  }
+  await typeProgram(cpage, '# parser work\n')
+  await switchTo('lru-cache')
+  for (const p of [cpage, ipage]) {
+    await p.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('# my LRU answer'), null, { timeout: 10_000 })
+    await p.locator('[data-testid=question-note]').filter({ hasText: /The question is now “LRU cache.*Its code is back/ }).waitFor({ timeout: 10_000 })
+  }
+  assert.doesNotMatch(await code(cpage), /parser work/)
+  await shots(cpage, 'question-switched-back')
+  // The replay names the switches by title.
+  const { page } = await open(iv.urls.reviewer)
+  await page.locator('.marks').getByText(/question switched to “Parse and run commands with match\/case”/).waitFor()
+})

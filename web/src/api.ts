@@ -167,7 +167,7 @@ export type RoomEvent =
   | { type: 'run.started'; seq: number; run_id: string; kind: RunKind; by: Role; at: number }
   | { type: 'run.output'; seq: number; run_id: string; stream: Stream; data: string }
   | { type: 'run.finished'; seq: number; run_id: string; status: RunStatus; limit?: RunLimit | null; exit_code: number | null; duration_ms: number; tests: TestResults | null; lint: LintFinding[] | null }
-  | { type: 'question'; seq: number; question_id: string; by: Actor }
+  | { type: 'question'; seq: number; question_id: string; title: string; by: Actor; restored: boolean }
   | { type: 'scorecard'; seq: number; action: string; version: number }
   | { type: 'note'; seq: number; at: number; text: string }
   | { type: 'signal'; seq: number; kind: SignalKind; size: number | null; at: number }
@@ -178,7 +178,7 @@ export type TimelineEvent =
   | { type: 'edit'; seq: number; at: number; by: Actor; last_seq: number; last_at: number; edits: number }
   | { type: 'join'; seq: number; at: number; by: Actor }
   | { type: 'leave'; seq: number; at: number; by: Actor }
-  | { type: 'question'; seq: number; at: number; by: Actor; question_id: string }
+  | { type: 'question'; seq: number; at: number; by: Actor; question_id: string; title: string | null }
   | { type: 'note'; seq: number; at: number; by: Actor; text: string }
   | { type: 'scorecard'; seq: number; at: number; by: Actor; action: string }
   | { type: 'signal'; seq: number; at: number; by: Actor; kind: SignalKind; size: number | null }

@@ -114,7 +114,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   }).catch((err) => { replace(picker, h('option', { value: '' }, `Question bank: ${explain(err)}`)) })
   switchBtn.addEventListener('click', async () => {
     if (!picker.value) return
-    if (!confirm('Switch questions? The starter code replaces main.py for everyone.')) return
+    const next = picker.selectedOptions[0]?.textContent ?? picker.value
+    if (!confirm(`Switch everyone to ${next}? The code written for the current question is kept and comes back if you switch back to it.`)) return
     try {
       await api(token, 'POST', `${base}/question`, { question_id: picker.value })
       pickNote.textContent = 'Switched.'

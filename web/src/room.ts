@@ -315,9 +315,12 @@ export async function openRoom(id: string, token: string, interview: Interview):
           interview.question = iv.question
           setQuestion(iv)
           if (role === 'candidate') renderCandidateSide(side, iv)
-          const title = iv.question?.title ?? 'none'
+          const title = event.title || iv.question?.title || event.question_id
           replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
-            `The question is now “${title}” (switched at ${clock(Date.now())}).`)
+            `The question is now “${title}” (switched at ${clock(Date.now())}). `,
+            event.restored
+              ? 'Its code is back as it was left; the code for the previous question is kept.'
+              : 'The editor has its starter code; the code for the previous question is kept.')
           // Results of the previous question's tests no longer apply.
           replace(testsEl, h('p', { class: 'muted' }, `No test run yet for “${title}”.`))
           announce(`The question changed to ${title}`)
