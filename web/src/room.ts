@@ -319,8 +319,9 @@ export async function openRoom(id: string, token: string, interview: Interview):
           replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
             `The question is now “${title}” (switched at ${clock(Date.now())}). `,
             event.restored
-              ? 'Its code is back as it was left; the code for the previous question is kept.'
-              : 'The editor has its starter code; the code for the previous question is kept.')
+              ? 'Its code is back as it was left; the code for the previous question is kept. '
+              : 'The editor has its starter code; the code for the previous question is kept. ',
+            h('button', { type: 'button', class: 'small', onclick: (e: Event) => (e.target as HTMLElement).parentElement?.remove() }, 'Dismiss'))
           // Results of the previous question's tests no longer apply.
           replace(testsEl, h('p', { class: 'muted' }, `No test run yet for “${title}”.`))
           announce(`The question changed to ${title}`)
