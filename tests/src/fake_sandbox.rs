@@ -59,6 +59,7 @@ impl Sandbox for FakeSandbox {
                     tests: None,
                     lint: None,
                     detail: None,
+                    limit: None,
                 })
             };
             let _ = events_tx

@@ -447,6 +447,7 @@ async fn the_candidate_gets_403_on_replay_and_404_on_a_private_run() {
     let finished = RunFinished {
         run_id: "hidden-tests-run".into(),
         status: duet_protocol::RunStatus::Ok,
+        limit: None,
         exit_code: Some(0),
         duration_ms: 5,
         tests: None,

@@ -972,6 +972,7 @@ impl Room {
             seq: self.last_seq,
             run_id: finished.run_id.clone(),
             status: finished.status,
+            limit: finished.limit,
             exit_code: finished.exit_code,
             duration_ms: finished.duration_ms,
             tests: finished.tests.clone(),

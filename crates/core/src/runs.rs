@@ -7,8 +7,8 @@
 //! plays the output at its pace and storage is lossless and proportional to what was printed.
 
 use duet_protocol::{
-    EventKind, LintFinding, LogRecord, Record, Role, RunStatus, RunSummary, Stream, TestCounts,
-    TestResults,
+    EventKind, LintFinding, LogRecord, Pieces, Record, Role, RunStatus, RunSummary, Stream,
+    TestCounts, TestResults,
 };
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ pub const COALESCE_BYTES: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub struct Coalescer {
     bytes: Vec<u8>,
-    pieces: Vec<(usize, i64)>,
+    pieces: Pieces,
     opened_at: Option<i64>,
 }
 
@@ -50,7 +50,7 @@ impl Coalescer {
     }
 
     /// Takes what waits: the raw bytes and the pieces, or `None` if nothing does.
-    pub fn take(&mut self) -> Option<(Vec<u8>, Vec<(usize, i64)>)> {
+    pub fn take(&mut self) -> Option<(Vec<u8>, Pieces)> {
         self.opened_at.take()?;
         Some((
             std::mem::take(&mut self.bytes),
@@ -142,6 +142,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                         duration_ms: None,
                         code_seq: started.code_seq,
                         tests: None,
+                        limit: None,
                     },
                     private: started.private,
                     finished_seq: None,
@@ -157,6 +158,7 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                 if let Some(run) = index.get(&finished.run_id).map(|i| &mut runs[*i]) {
                     run.summary.finished_at = Some(finished.at);
                     run.summary.status = finished.status;
+                    run.summary.limit = finished.limit;
                     run.summary.exit_code = finished.exit_code;
                     run.summary.duration_ms = Some(finished.duration_ms);
                     run.summary.tests = finished.tests.as_ref().map(TestCounts::from);
@@ -401,6 +403,7 @@ mod tests {
             duration_ms: None,
             code_seq: 0,
             tests: None,
+            limit: None,
         };
         let cast = asciicast(&run, &output);
         let lines: Vec<serde_json::Value> = cast

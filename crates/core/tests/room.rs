@@ -498,6 +498,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
     let fin = RunFinished {
         run_id: "r1".into(),
         status: duet_protocol::RunStatus::Ok,
+        limit: None,
         exit_code: Some(0),
         duration_ms: 30,
         tests: None,
@@ -811,9 +812,8 @@ fn an_edit_after_the_end_closes_its_sender_and_nothing_is_stored() {
     h.type_at(1, 0, "x");
     assert_eq!(h.log.len(), stored, "nothing is stored after the end");
     assert_eq!(h.room_text(), "bc");
-    let closed = h.closed.first().cloned();
     assert_eq!(
-        closed.map(|(conn, code, reason)| (conn, code, reason)),
+        h.closed.first().cloned(),
         Some((1, close::POLICY, "the interview has ended".to_owned()))
     );
 }

@@ -2,7 +2,7 @@
 //! snapshots.
 
 use crate::{
-    Actor, LintFinding, Role, RunId, RunKind, RunStatus, SignalKind, Stream, TestCounts,
+    Actor, LintFinding, Role, RunId, RunKind, RunLimit, RunStatus, SignalKind, Stream, TestCounts,
     TestResults,
 };
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ pub enum RoomEvent {
         seq: u64,
         run_id: RunId,
         status: RunStatus,
+        /// The limit that stopped the run, if one did.
+        limit: Option<RunLimit>,
         exit_code: Option<i64>,
         duration_ms: u64,
         tests: Option<TestResults>,

@@ -137,14 +137,17 @@ pub enum Record {
     Signal(Signal),
 }
 
+/// When each write of an output chunk happened: `(offset into its bytes, unix ms)`, offsets
+/// ascending, the first 0.
+pub type Pieces = Vec<(usize, i64)>;
+
 /// What one stream of a run printed in one record: raw bytes (no escaping, no UTF-8 repair)
 /// and when each write happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputChunk {
     pub run_id: RunId,
     pub stream: Stream,
-    /// `(offset into bytes, unix ms)`, offsets ascending, the first 0.
-    pub pieces: Vec<(usize, i64)>,
+    pub pieces: Pieces,
     pub bytes: Vec<u8>,
 }
 
@@ -334,7 +337,8 @@ mod tests {
             }),
             Record::RunFinished(RunFinished {
                 run_id: "r1".into(),
-                status: RunStatus::Ok,
+                status: RunStatus::Timeout,
+                limit: Some(crate::RunLimit::Cpu { ms: 10_000 }),
                 exit_code: Some(0),
                 duration_ms: 3,
                 tests: None,

@@ -114,11 +114,30 @@ pub enum RunStatus {
     SandboxError,
 }
 
+/// The limit that stopped a run, with its value, so a page can say "stopped after 10 s of CPU
+/// time" or "output over 1 MiB: the rest was dropped".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunLimit {
+    /// Wall-clock time (an interactive program has a longer one than the rest).
+    Wall { ms: u64 },
+    /// CPU time of every process in the run.
+    Cpu { ms: u64 },
+    /// Bytes of output (stdout plus stderr) kept.
+    Output { bytes: u64 },
+    /// Memory.
+    Memory { bytes: u64 },
+}
+
 /// Stored with `EventKind::RunFinished`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFinished {
     pub run_id: RunId,
     pub status: RunStatus,
+    /// For `timeout`, `output_limit` and `memory_limit`: the limit, with its value. Absent
+    /// otherwise, and in records written before limits were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<RunLimit>,
     pub exit_code: Option<i64>,
     pub duration_ms: u64,
     pub tests: Option<TestResults>,
@@ -185,6 +204,9 @@ pub struct RunSummary {
     /// The seq whose snapshot is the code that ran.
     pub code_seq: u64,
     pub tests: Option<TestCounts>,
+    /// The limit that stopped it, if one did.
+    #[serde(default)]
+    pub limit: Option<RunLimit>,
 }
 
 /// `GET /api/interviews/{id}/runs`: one page of runs, oldest first.

@@ -340,6 +340,7 @@ fn end(status: RunStatus, duration: Duration, detail: Option<String>) -> RunOutc
         tests: None,
         lint: None,
         detail,
+        limit: None,
     }
 }
 

@@ -124,7 +124,7 @@ pub enum Stdin {
 // A run's status, test results and lint findings are the protocol's own types: the sandbox
 // reports them exactly as the API shows them.
 pub use duet_protocol::{
-    LintFinding, RunStatus, TestCaseResult as TestCase, TestResults as TestReport,
+    LintFinding, RunLimit, RunStatus, TestCaseResult as TestCase, TestResults as TestReport,
 };
 
 /// The end of a run.
@@ -142,6 +142,9 @@ pub struct RunOutcome {
     /// "output over 1 MiB: the rest was dropped", "stopped at the memory limit of 256 MiB").
     /// Otherwise none. Control characters are escaped (`\u{1b}`), so it is safe to log as it is.
     pub detail: Option<String>,
+    /// For `timeout`, `output_limit` and `memory_limit`: the limit that stopped the run, typed
+    /// (the same fact as `detail`'s sentence, for the API).
+    pub limit: Option<RunLimit>,
 }
 
 /// What a run yields, in order; `Finished` comes exactly once, last.

@@ -5,7 +5,7 @@
 use crate::container::{Attached, Input};
 use crate::escape::escape;
 use crate::protocol::{header, Frame, FrameFilter};
-use crate::{Limits, RunEvent, RunOutcome, RunRequest, RunStatus, Stdin, Target};
+use crate::{Limits, RunEvent, RunLimit, RunOutcome, RunRequest, RunStatus, Stdin, Target};
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::StatsOptions;
@@ -175,39 +175,48 @@ pub async fn drive(
     stdin_task.abort();
     let remove_problem = owned.remove().await.err();
 
-    let outcome = |status, detail: Option<String>| RunOutcome {
+    let outcome = |status, detail: Option<String>, limit| RunOutcome {
         status,
         exit_code,
         duration,
         tests: None,
         lint: None,
         detail: detail.map(|d| escape(&d)),
+        limit,
     };
+    let ms = |d: Duration| d.as_millis() as u64;
     match stop {
-        Some(Stop::Engine(d)) => (outcome(RunStatus::SandboxError, Some(d)), true),
+        Some(Stop::Engine(d)) => (outcome(RunStatus::SandboxError, Some(d), None), true),
         // A kill that did not happen leaves the run's end unknown: an infrastructure failure.
         Some(_) if remove_problem.is_some() => {
-            (outcome(RunStatus::SandboxError, remove_problem), true)
+            (outcome(RunStatus::SandboxError, remove_problem, None), true)
         }
         Some(Stop::Wall(wall)) => {
             let why = format!("stopped after {} of wall time", time(wall));
-            (outcome(RunStatus::Timeout, Some(why)), false)
+            let limit = RunLimit::Wall { ms: ms(wall) };
+            (outcome(RunStatus::Timeout, Some(why), Some(limit)), false)
         }
         Some(Stop::Cpu(cpu)) => {
             let why = format!("stopped after {} of CPU time", time(cpu));
-            (outcome(RunStatus::Timeout, Some(why)), false)
+            let limit = RunLimit::Cpu { ms: ms(cpu) };
+            (outcome(RunStatus::Timeout, Some(why), Some(limit)), false)
         }
         Some(Stop::OutputLimit) => {
-            let cap = bytes(request.limits.output_bytes as u64);
-            let why = format!("output over {cap}: the rest was dropped");
-            (outcome(RunStatus::OutputLimit, Some(why)), false)
+            let cap = request.limits.output_bytes as u64;
+            let why = format!("output over {}: the rest was dropped", bytes(cap));
+            let limit = RunLimit::Output { bytes: cap };
+            (
+                outcome(RunStatus::OutputLimit, Some(why), Some(limit)),
+                false,
+            )
         }
-        Some(Stop::Cancelled) => (outcome(RunStatus::Cancelled, None), false),
+        Some(Stop::Cancelled) => (outcome(RunStatus::Cancelled, None, None), false),
         None => {
             let mut o = classify(exit_code, oom, frame, &request.target, duration);
             if o.status == RunStatus::MemoryLimit {
-                let limit = bytes(u64::try_from(request.limits.memory_bytes).unwrap_or(0));
-                o.detail = Some(format!("stopped at the memory limit of {limit}"));
+                let limit = u64::try_from(request.limits.memory_bytes).unwrap_or(0);
+                o.detail = Some(format!("stopped at the memory limit of {}", bytes(limit)));
+                o.limit = Some(RunLimit::Memory { bytes: limit });
             }
             (o, false)
         }
@@ -318,6 +327,7 @@ fn classify(
         tests: None,
         lint: None,
         detail: None,
+        limit: None,
     };
     if oom {
         o.status = RunStatus::MemoryLimit;

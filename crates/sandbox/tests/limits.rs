@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_no_containers, collect, config, program, run, sandbox, Ran};
-use duet_sandbox::{DockerConfig, RunStatus, Sandbox, Stdin};
+use duet_sandbox::{DockerConfig, RunLimit, RunStatus, Sandbox, Stdin};
 use std::time::{Duration, Instant};
 
 /// A config whose interactive runs may last `interactive_wall` and use `cpu` of CPU time
@@ -89,6 +89,7 @@ async fn busy_loop_with_stdin_open_stops_at_the_cpu_limit() {
         Some("stopped after 3 s of CPU time"),
         "{ran:?}"
     );
+    assert_eq!(ran.outcome.limit, Some(RunLimit::Cpu { ms: 3_000 }));
 }
 
 #[tokio::test]
@@ -130,6 +131,7 @@ async fn idle_interactive_run_stops_at_the_interactive_wall_limit() {
         Some("stopped after 6 s of wall time"),
         "{ran:?}"
     );
+    assert_eq!(ran.outcome.limit, Some(RunLimit::Wall { ms: 6_000 }));
 }
 
 #[tokio::test]
@@ -225,6 +227,10 @@ async fn one_byte_over_1_mib_on_stdout_keeps_exactly_1_mib() {
     assert_eq!(
         ran.outcome.detail.as_deref(),
         Some("output over 1 MiB: the rest was dropped")
+    );
+    assert_eq!(
+        ran.outcome.limit,
+        Some(RunLimit::Output { bytes: MIB as u64 })
     );
     assert_eq!(ran.stdout.len(), MIB);
     assert!(

@@ -200,6 +200,7 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
             let fin = RunFinished {
                 run_id,
                 status: duet_protocol::RunStatus::Ok,
+                limit: None,
                 exit_code: Some(0),
                 duration_ms: 150,
                 tests: None,

@@ -110,6 +110,7 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
             tests: None,
             lint: None,
             detail: Some("no Finished event".into()),
+            limit: None,
         },
         first_output: None,
         total: Duration::ZERO,

@@ -13,7 +13,7 @@ use crate::auth;
 use duet_core::{Coalescer, Effect, QuestionPick, Utf8Decoder};
 use duet_protocol::{
     Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunKind,
-    RunStarted, Stream, MAIN_FILE,
+    RunLimit, RunStarted, Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
@@ -286,12 +286,16 @@ impl RoomTask {
                 let Some(run) = self.runs.remove(run_id) else {
                     return effects;
                 };
-                if let Some(detail) = &outcome.detail {
+                if outcome.status == RunStatus::SandboxError {
+                    let detail = outcome.detail.as_deref().unwrap_or("no detail");
                     tracing::warn!(interview = %self.id, run = run_id, %detail, "run ended with a sandbox problem");
                 }
                 let mut record = finished(run_id, &outcome, now);
                 if run.capped && outcome.status == RunStatus::Cancelled {
                     record.status = RunStatus::OutputLimit;
+                    record.limit = Some(RunLimit::Output {
+                        bytes: self.rooms.run_limits.output_bytes as u64,
+                    });
                 }
                 effects.extend(self.room.run_finished(&record, run.by, run.private, now));
                 return effects;
@@ -397,6 +401,7 @@ impl RoomTask {
             let record = RunFinished {
                 run_id,
                 status: RunStatus::SandboxError,
+                limit: None,
                 exit_code: None,
                 duration_ms: 0,
                 tests: None,
@@ -421,6 +426,7 @@ impl RoomTask {
             let record = RunFinished {
                 run_id,
                 status: RunStatus::SandboxError,
+                limit: None,
                 exit_code: None,
                 duration_ms: run.started.elapsed().as_millis() as u64,
                 tests: None,
@@ -445,6 +451,7 @@ fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
     RunFinished {
         run_id: run_id.to_owned(),
         status: outcome.status,
+        limit: outcome.limit,
         exit_code: outcome.exit_code,
         duration_ms: outcome.duration.as_millis() as u64,
         tests: outcome.tests.clone(),
@@ -482,6 +489,7 @@ async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>,
         tests: None,
         lint: None,
         detail: Some("the sandbox stopped reporting before the run finished".into()),
+        limit: None,
     };
     let _ = room
         .send(RoomCmd::RunEvent {
