@@ -654,7 +654,7 @@ async fn runs_are_listed_light_and_in_pages() {
 }
 
 #[tokio::test]
-async fn the_output_cap_counts_the_bytes_stored_and_ends_the_run_as_output_limit() {
+async fn the_output_cap_keeps_exactly_the_cap_of_what_the_program_wrote_and_ends_as_output_limit() {
     let s = Session::new(TestServer::start_with(|a| a.sandbox.output_bytes = 1024).await).await;
     let cand = s.join(&s.tokens.candidate).await;
     cand.insert(0, "print(1)\n");
@@ -685,26 +685,29 @@ async fn the_output_cap_counts_the_bytes_stored_and_ends_the_run_as_output_limit
     }
     s.until_finished(&run_id).await;
     let log = s.log();
-    let stored: usize = log
+    // The cap counts the program's bytes (issue 16, finding 6): exactly the cap is kept,
+    // whatever the records' headers add.
+    let kept: usize = log
         .iter()
-        .filter(|r| r.kind == EventKind::RunOutput)
-        .map(|r| r.data.len())
+        .filter_map(|r| match r.decode() {
+            Ok(duet_protocol::Record::RunOutput(chunk)) => Some(chunk.bytes.len()),
+            _ => None,
+        })
         .sum();
-    let outputs = log
-        .iter()
-        .filter(|r| r.kind == EventKind::RunOutput)
-        .count();
-    assert!(
-        stored <= 1024 + 200,
-        "stored {stored} bytes in {outputs} records: the cap counts headers and bytes stored"
-    );
+    assert_eq!(kept, 1024, "exactly the cap of output is kept");
     let finished: RunFinished = log
         .iter()
         .rev()
-        .find(|r| r.kind == EventKind::RunFinished)
-        .map(|r| serde_json::from_slice(&r.data).unwrap())
+        .find_map(|r| match r.decode() {
+            Ok(duet_protocol::Record::RunFinished(f)) => Some(f),
+            _ => None,
+        })
         .unwrap();
     assert_eq!(finished.status, duet_protocol::RunStatus::OutputLimit);
+    assert_eq!(
+        finished.limit,
+        Some(duet_protocol::RunLimit::Output { bytes: 1024 })
+    );
 }
 
 #[tokio::test]

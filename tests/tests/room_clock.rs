@@ -70,6 +70,7 @@ impl World {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let ask = RoomCmd::RunStdin {
             run_id: "none".into(),
+            by: duet_protocol::Role::Candidate,
             data: String::new(),
             eof: true,
             reply,

@@ -387,7 +387,8 @@ async fn bad_run_requests_get_clear_4xx_and_other_runs_carry_on() {
             json!({"data": "x"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    // A run that never was is 404 for every action, as for reading it (issue 16, finding 9).
+    assert_eq!(status, StatusCode::NOT_FOUND);
     // The run that was going still answers.
     room.post(
         &format!("/runs/{running}/stdin"),
@@ -465,4 +466,105 @@ async fn a_run_interrupted_by_a_restart_is_closed_in_the_history() {
     }
     assert_eq!(history[0]["run_id"], run_id.as_str());
     assert_eq!(history[0]["status"], "sandbox_error", "{history:?}");
+}
+
+#[tokio::test]
+async fn typed_input_reaches_the_other_person_and_stays_in_the_record() {
+    // Issue 18, item 8: the candidate's console input was seen by nobody else.
+    let room = room_with_code(TestServer::start().await, "name = input()\nprint(name)\n").await;
+    let interviewer_events = EventsClient::connect(&room.events(&room.tokens.interviewer))
+        .await
+        .unwrap();
+    let run_id = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
+    let (status, _, _) = room
+        .post(
+            &format!("/runs/{run_id}/stdin"),
+            &room.tokens.candidate,
+            json!({"data": "Ada\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        eventually(PATIENCE, || !interviewer_events
+            .of(&run_id, "run.input")
+            .is_empty())
+        .await,
+        "the interviewer sees what the candidate typed"
+    );
+    let typed = &interviewer_events.of(&run_id, "run.input")[0];
+    assert_eq!(
+        (&typed["by"], &typed["data"], &typed["eof"]),
+        (&json!("candidate"), &json!("Ada\n"), &json!(false))
+    );
+    // Stored before the answer: the log has it, with its author.
+    let log = room.server.state.store.read_log(&room.id, 0).unwrap();
+    let input = log
+        .iter()
+        .find(|r| r.kind == duet_protocol::EventKind::RunInput)
+        .expect("the input is in the log");
+    assert_eq!(input.by, duet_protocol::Actor::Candidate);
+    let Ok(duet_protocol::Record::RunInput(stored)) = input.decode() else {
+        panic!("a run.input record reads back");
+    };
+    assert_eq!(
+        (stored.run_id.as_str(), stored.data.as_str()),
+        (run_id.as_str(), "Ada\n")
+    );
+}
+
+#[tokio::test]
+async fn a_private_run_is_no_run_at_all_to_the_candidate() {
+    // Issue 16, finding 9: the candidate got 404 reading the interviewer's hidden-test run but
+    // 204 feeding and cancelling it (which ended it).
+    let server = TestServer::start().await;
+    let created = server.create_interview_on("Ada", "lru-cache").await;
+    let editor = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || !editor.text().is_empty()).await);
+    let room = Room {
+        server,
+        id: created.id,
+        tokens: created.tokens,
+        _editor: editor,
+    };
+    let hidden = room
+        .run(&room.tokens.interviewer, json!({"kind": "test"}))
+        .await;
+    let never = "no-such-run-id-x";
+    for action in ["stdin", "cancel"] {
+        let body = json!({"data": "x\n"});
+        let body = if action == "stdin" { body } else { json!({}) };
+        let (status, answer, _) = room
+            .post(
+                &format!("/runs/{hidden}/{action}"),
+                &room.tokens.candidate,
+                body.clone(),
+            )
+            .await;
+        let (never_status, never_answer, _) = room
+            .post(
+                &format!("/runs/{never}/{action}"),
+                &room.tokens.candidate,
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{action}: {answer}");
+        assert_eq!(
+            (status, &answer),
+            (never_status, &never_answer),
+            "{action}: the same answer as a run that never was"
+        );
+    }
+    // The run goes on: the interviewer still steers it.
+    let (status, answer, _) = room
+        .post(
+            &format!("/runs/{hidden}/cancel"),
+            &room.tokens.interviewer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
 }

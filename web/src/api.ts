@@ -166,6 +166,7 @@ export interface RunDetail extends Omit<RunSummary, 'tests'> {
 export type RoomEvent =
   | { type: 'run.started'; seq: number; run_id: string; kind: RunKind; by: Role; at: number }
   | { type: 'run.output'; seq: number; run_id: string; stream: Stream; data: string }
+  | { type: 'run.input'; seq: number; run_id: string; by: Role; data: string; eof: boolean }
   | { type: 'run.finished'; seq: number; run_id: string; status: RunStatus; limit?: RunLimit | null; exit_code: number | null; duration_ms: number; tests: TestResults | null; lint: LintFinding[] | null }
   | { type: 'question'; seq: number; question_id: string; title: string; by: Actor; restored: boolean }
   | { type: 'scorecard'; seq: number; action: string; version: number }

@@ -142,6 +142,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
       case 'scorecard':
       case 'run.started':
       case 'run.output':
+      case 'run.input':
       case 'run.finished':
         break // the room handles runs and the end; the scorecard tab reloads when opened
       default:

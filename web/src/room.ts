@@ -304,6 +304,11 @@ export async function openRoom(id: string, token: string, interview: Interview):
         consoleView.write(event.stream === 'stderr' ? 'stderr' : 'stdout', event.data)
         break
       }
+      case 'run.input': {
+        // What the other person typed (this page echoes its own as it sends it).
+        if (event.by !== role) consoleView.write('stdin', event.data)
+        break
+      }
       case 'run.finished': {
         const r = runs.get(event.run_id) ?? register(event.run_id, 'run', role, Date.now())
         const summary = finished(r, { kind: r.kind, status: event.status, limit: event.limit, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)

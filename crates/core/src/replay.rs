@@ -24,7 +24,11 @@ pub const BURST_GAP_MS: i64 = 1_000;
 pub fn timeline_needs_data(kind: EventKind) -> bool {
     !matches!(
         kind,
-        EventKind::Edit | EventKind::Join | EventKind::Leave | EventKind::RunOutput
+        EventKind::Edit
+            | EventKind::Join
+            | EventKind::Leave
+            | EventKind::RunOutput
+            | EventKind::RunInput
     )
 }
 
@@ -52,7 +56,8 @@ fn map(
         EventKind::Join => return Mapped::Event(TimelineEvent::Join { seq, at, by }),
         EventKind::Leave => return Mapped::Event(TimelineEvent::Leave { seq, at, by }),
         EventKind::End => return Mapped::Event(TimelineEvent::End { seq, at, by }),
-        EventKind::RunOutput => return Mapped::Skip, // played from the run's cast
+        // Played from the run's cast and shown with the run.
+        EventKind::RunOutput | EventKind::RunInput => return Mapped::Skip,
         _ => {}
     }
     let Some(Ok(record)) = data.filter(|r| r.kind == kind).map(LogRecord::decode) else {
@@ -113,9 +118,12 @@ fn map(
             kind: signal.kind,
             size: signal.size,
         },
-        Record::Edit(_) | Record::Join | Record::Leave | Record::End | Record::RunOutput(_) => {
-            return Mapped::Skip
-        }
+        Record::Edit(_)
+        | Record::Join
+        | Record::Leave
+        | Record::End
+        | Record::RunOutput(_)
+        | Record::RunInput(_) => return Mapped::Skip,
     })
 }
 

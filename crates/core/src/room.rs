@@ -12,7 +12,7 @@ use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
 use duet_protocol::{
     close, Actor, EventKind, Identity, KeptCode, LogRecord, OutputChunk, QuestionSwitched, Record,
-    Role, RunFinished, RunStarted, MAIN_FILE,
+    Role, RunFinished, RunInput, RunStarted, MAIN_FILE,
 };
 use duet_protocol::{
     Note, RoomEvent, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind,
@@ -188,6 +188,8 @@ pub struct Room {
     ended: bool,
     /// Every run of the interview (evidence may name only these).
     runs: HashSet<String>,
+    /// The runs among them only roles that read private material may see.
+    private_runs: HashSet<String>,
     scorecard: ScorecardState,
     /// When the last signals arrived (to cap them).
     recent_signals: Vec<i64>,
@@ -228,6 +230,7 @@ pub const MAX_SIGNALS_PER_MINUTE: usize = 30;
 pub struct Restored {
     pub ended: bool,
     pub runs: HashSet<String>,
+    pub private_runs: HashSet<String>,
     pub scorecard: ScorecardState,
     /// The question of the last switch and the code kept per question.
     pub questions: Questions,
@@ -257,6 +260,9 @@ impl Restored {
             match record.decode() {
                 Ok(Record::End) => restored.ended = true,
                 Ok(Record::RunStarted(started)) => {
+                    if started.private {
+                        restored.private_runs.insert(started.run_id.clone());
+                    }
                     restored.runs.insert(started.run_id);
                 }
                 Ok(Record::Question(switched)) => restored.questions.switched(switched),
@@ -290,6 +296,7 @@ impl Room {
             pending_leaves: HashMap::new(),
             ended: false,
             runs: HashSet::new(),
+            private_runs: HashSet::new(),
             scorecard: ScorecardState::default(),
             recent_signals: Vec::new(),
             questions: Questions::default(),
@@ -300,6 +307,7 @@ impl Room {
     pub fn restore(&mut self, restored: Restored) {
         self.ended = restored.ended;
         self.runs = restored.runs;
+        self.private_runs = restored.private_runs;
         self.scorecard = restored.scorecard;
         self.questions = restored.questions;
     }
@@ -906,9 +914,39 @@ impl Room {
         ]
     }
 
+    /// Whether `run_id` is a run of this interview that `role` may see (a private run exists
+    /// for nobody else: every action on it answers as for a run that never was).
+    pub fn run_visible_to(&self, run_id: &str, role: Role) -> bool {
+        self.runs.contains(run_id)
+            && (!self.private_runs.contains(run_id) || role.can_read_scorecard())
+    }
+
+    /// Someone typed into a running program: logged as sent, and shown to everyone who may see
+    /// the run.
+    pub fn run_input(&mut self, input: RunInput, by: Role, now_ms: i64) -> Vec<Effect> {
+        let private = self.private_runs.contains(&input.run_id);
+        let event = RoomEvent::RunInput {
+            seq: self.last_seq + 1,
+            run_id: input.run_id.clone(),
+            by,
+            data: input.data.clone(),
+            eof: input.eof,
+        };
+        vec![
+            self.record(by.into(), Record::RunInput(input), now_ms),
+            Effect::Event {
+                audience: audience(private),
+                event,
+            },
+        ]
+    }
+
     /// A run began: log it (with the code that ran) and tell the events socket.
     pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
         self.runs.insert(started.run_id.clone());
+        if started.private {
+            self.private_runs.insert(started.run_id.clone());
+        }
         let record = self.record(
             started.by.into(),
             Record::RunStarted(started.clone()),

@@ -28,6 +28,15 @@ pub enum RoomEvent {
         stream: Stream,
         data: String,
     },
+    /// Someone typed into a running program (sent as it was stored).
+    #[serde(rename = "run.input")]
+    RunInput {
+        seq: u64,
+        run_id: RunId,
+        by: Role,
+        data: String,
+        eof: bool,
+    },
     #[serde(rename = "run.finished")]
     RunFinished {
         seq: u64,

@@ -2,8 +2,8 @@
 //! every record's payload. `Record::decode` is the only place stored bytes are read.
 
 use crate::{
-    Actor, Note, QuestionSwitched, RunFinished, RunId, RunOutput, RunOutputHeader, RunStarted,
-    ScorecardChange, Signal, Stream,
+    Actor, Note, QuestionSwitched, RunFinished, RunId, RunInput, RunOutput, RunOutputHeader,
+    RunStarted, ScorecardChange, Signal, Stream,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,9 @@ pub enum EventKind {
     /// A run's output, coalesced per stream ([`RunOutputHeader`] then raw bytes).
     #[serde(rename = "run.output")]
     RunOutput,
+    /// A line typed into a running program (JSON [`RunInput`]).
+    #[serde(rename = "run.input")]
+    RunInput,
     /// A run ended (JSON [`RunFinished`]).
     #[serde(rename = "run.finished")]
     RunFinished,
@@ -46,6 +49,7 @@ impl EventKind {
             EventKind::Leave => "leave",
             EventKind::RunStarted => "run.started",
             EventKind::RunOutput => "run.output",
+            EventKind::RunInput => "run.input",
             EventKind::RunFinished => "run.finished",
             EventKind::Question => "question",
             EventKind::Scorecard => "scorecard",
@@ -54,12 +58,13 @@ impl EventKind {
             EventKind::Signal => "signal",
         }
     }
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Edit,
         EventKind::Join,
         EventKind::Leave,
         EventKind::RunStarted,
         EventKind::RunOutput,
+        EventKind::RunInput,
         EventKind::RunFinished,
         EventKind::Question,
         EventKind::Scorecard,
@@ -125,6 +130,8 @@ pub enum Record {
     Leave,
     RunStarted(RunStarted),
     RunOutput(OutputChunk),
+    /// What someone typed into a running program, as it was sent.
+    RunInput(RunInput),
     RunFinished(RunFinished),
     Question(QuestionSwitched),
     /// Private.
@@ -175,6 +182,7 @@ impl Record {
             Record::Leave => EventKind::Leave,
             Record::RunStarted(_) => EventKind::RunStarted,
             Record::RunOutput(_) => EventKind::RunOutput,
+            Record::RunInput(_) => EventKind::RunInput,
             Record::RunFinished(_) => EventKind::RunFinished,
             Record::Question(_) => EventKind::Question,
             Record::Scorecard(_) => EventKind::Scorecard,
@@ -206,6 +214,7 @@ impl Record {
                 data.extend_from_slice(&chunk.bytes);
                 data
             }
+            Record::RunInput(v) => json(v),
             Record::RunFinished(v) => json(v),
             Record::Question(v) => json(v),
             Record::Scorecard(v) => json(v),
@@ -232,6 +241,7 @@ impl Record {
             EventKind::End => Record::End,
             EventKind::RunStarted => Record::RunStarted(read_json(kind, data)?),
             EventKind::RunOutput => Record::RunOutput(decode_output(data, at_ms)?),
+            EventKind::RunInput => Record::RunInput(read_json(kind, data)?),
             EventKind::RunFinished => Record::RunFinished(read_json(kind, data)?),
             EventKind::Question => Record::Question(read_json(kind, data)?),
             EventKind::Scorecard => Record::Scorecard(read_json(kind, data)?),
@@ -334,6 +344,12 @@ mod tests {
                 stream: Stream::Stderr,
                 pieces: vec![(0, 7), (2, 9)],
                 bytes: vec![0, 0xFF, b'\n', b'x'],
+            }),
+            Record::RunInput(RunInput {
+                run_id: "r1".into(),
+                data: "42\n".into(),
+                eof: false,
+                at: 8,
             }),
             Record::RunFinished(RunFinished {
                 run_id: "r1".into(),

@@ -114,6 +114,18 @@ pub enum RunStatus {
     SandboxError,
 }
 
+/// Stored with `EventKind::RunInput`: text someone sent to a running program's stdin, kept so
+/// the other person sees it live and the replay and the run's cast include it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInput {
+    pub run_id: RunId,
+    pub data: String,
+    /// The input was ended after `data`.
+    #[serde(default)]
+    pub eof: bool,
+    pub at: i64,
+}
+
 /// The limit that stopped a run, with its value, so a page can say "stopped after 10 s of CPU
 /// time" or "output over 1 MiB: the rest was dropped".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

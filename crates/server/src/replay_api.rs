@@ -350,6 +350,7 @@ fn log_line(record: &LogRecord) -> serde_json::Value {
             "bytes": STANDARD.encode(&out.bytes),
         }),
         Ok(Record::RunStarted(v)) => data(serde_json::to_value(v)),
+        Ok(Record::RunInput(v)) => data(serde_json::to_value(v)),
         Ok(Record::RunFinished(v)) => data(serde_json::to_value(v)),
         Ok(Record::Question(v)) => data(serde_json::to_value(v)),
         Ok(Record::Scorecard(v)) => data(serde_json::to_value(v)),

@@ -65,7 +65,7 @@ pub async fn stdin(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id).await?;
+    let (interview, role) = runner(&state, &parts, &id).await?;
     let request: RunStdin = parse(&body?, r#"{"data": string, "eof": optional bool}"#)?;
     if request.data.len() > MAX_STDIN {
         return Err(AppError::TooLarge(format!(
@@ -74,6 +74,7 @@ pub async fn stdin(
     }
     ask(&state, &interview, |reply| RoomCmd::RunStdin {
         run_id,
+        by: role,
         data: request.data,
         eof: request.eof,
         reply,
@@ -88,9 +89,10 @@ pub async fn cancel(
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
 ) -> Result<StatusCode, AppError> {
-    let (interview, _) = runner(&state, &parts, &id).await?;
+    let (interview, role) = runner(&state, &parts, &id).await?;
     ask(&state, &interview, |reply| RoomCmd::CancelRun {
         run_id,
+        by: role,
         reply,
     })
     .await?;
@@ -271,6 +273,7 @@ impl From<RunError> for AppError {
                 AppError::Unavailable(e.to_string())
             }
             RunError::NotRunning | RunError::StdinFull => AppError::Conflict(e.to_string()),
+            RunError::NoSuchRun => AppError::NotFound("no such run"),
             RunError::Forbidden(why) => AppError::Forbidden(why),
             RunError::TooLarge(why) => AppError::TooLarge(why),
             RunError::Ended => AppError::Conflict(e.to_string()),

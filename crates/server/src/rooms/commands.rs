@@ -98,15 +98,27 @@ impl RoomTask {
             }
             RoomCmd::RunStdin {
                 run_id,
+                by,
                 data,
                 eof,
                 reply,
             } => {
-                let _ = reply.send(self.feed_run(&run_id, data, eof));
+                match self.feed_run(&run_id, by, data, eof, now) {
+                    Ok(effects) => {
+                        self.execute(effects);
+                        // Answered once the input is stored.
+                        self.deliver(Delivery::Reply(Box::new(move || {
+                            let _ = reply.send(Ok(()));
+                        })));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
                 Vec::new()
             }
-            RoomCmd::CancelRun { run_id, reply } => {
-                let _ = reply.send(self.cancel_run(&run_id));
+            RoomCmd::CancelRun { run_id, by, reply } => {
+                let _ = reply.send(self.cancel_run(&run_id, by));
                 Vec::new()
             }
             RoomCmd::RunEvent { run_id, event } => self.on_run_event(&run_id, event, now),

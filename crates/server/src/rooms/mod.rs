@@ -95,8 +95,11 @@ pub enum RoomCmd {
         stdin: Option<String>,
         reply: oneshot::Sender<Result<RunId, RunError>>,
     },
+    /// Input for a running program from `by`: sent to it, then stored and shown (answered
+    /// once stored).
     RunStdin {
         run_id: RunId,
+        by: Role,
         data: String,
         eof: bool,
         reply: oneshot::Sender<Result<(), RunError>>,
@@ -139,6 +142,7 @@ pub enum RoomCmd {
     },
     CancelRun {
         run_id: RunId,
+        by: Role,
         reply: oneshot::Sender<Result<(), RunError>>,
     },
     RunEvent {

@@ -12,8 +12,8 @@ use super::{RoomCmd, RoomTask};
 use crate::auth;
 use duet_core::{Coalescer, Effect, QuestionPick, Utf8Decoder};
 use duet_protocol::{
-    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunKind,
-    RunLimit, RunStarted, Stream, MAIN_FILE,
+    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunInput,
+    RunKind, RunLimit, RunStarted, Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
@@ -46,9 +46,13 @@ pub enum RunError {
     /// The sandbox refused the request as built by the server (a configuration problem).
     #[error("the sandbox refused the run: {0}")]
     Refused(String),
-    /// The run asked for is not running (finished, cancelled, or never was).
-    #[error("no such running run")]
+    /// The run asked for is not running (finished or cancelled).
+    #[error("the run is not running (it finished or was stopped)")]
     NotRunning,
+    /// No run of this interview that this role may see has that id (a private run answers so
+    /// to a role that may not see it, exactly as a run that never was).
+    #[error("no such run")]
+    NoSuchRun,
     /// The program has not read the stdin sent before; try again.
     #[error("the program's input buffer is full; wait for it to read")]
     StdinFull,
@@ -246,31 +250,49 @@ impl RoomTask {
         Ok((effects, switched))
     }
 
+    /// The active run `run_id` as `role` may act on it: a run the role may not see is no run
+    /// at all to it, one that ended is not running.
+    fn run_for(&self, run_id: &str, role: Role) -> Result<&ActiveRun, RunError> {
+        if !self.room.run_visible_to(run_id, role) {
+            return Err(RunError::NoSuchRun);
+        }
+        self.runs.get(run_id).ok_or(RunError::NotRunning)
+    }
+
+    /// Sends input to a running program, then stores it and shows it to everyone who may see
+    /// the run (the replay and the cast include it).
     pub(super) fn feed_run(
         &mut self,
         run_id: &str,
+        by: Role,
         data: String,
         eof: bool,
-    ) -> Result<(), RunError> {
-        let run = self.runs.get(run_id).ok_or(RunError::NotRunning)?;
+        now: i64,
+    ) -> Result<Vec<Effect>, RunError> {
+        let run = self.run_for(run_id, by)?;
         let full = |e| match e {
             mpsc::error::TrySendError::Full(_) => RunError::StdinFull,
             mpsc::error::TrySendError::Closed(_) => RunError::NotRunning,
         };
         if !data.is_empty() {
             run.stdin
-                .try_send(Stdin::Data(data.into_bytes()))
+                .try_send(Stdin::Data(data.clone().into_bytes()))
                 .map_err(full)?;
         }
         if eof {
             run.stdin.try_send(Stdin::Eof).map_err(full)?;
         }
-        Ok(())
+        let input = RunInput {
+            run_id: run_id.to_owned(),
+            data,
+            eof,
+            at: now,
+        };
+        Ok(self.room.run_input(input, by, now))
     }
 
-    pub(super) fn cancel_run(&mut self, run_id: &str) -> Result<(), RunError> {
-        let run = self.runs.get(run_id).ok_or(RunError::NotRunning)?;
-        run.cancel.cancel();
+    pub(super) fn cancel_run(&mut self, run_id: &str, by: Role) -> Result<(), RunError> {
+        self.run_for(run_id, by)?.cancel.cancel();
         Ok(())
     }
 
