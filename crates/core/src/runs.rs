@@ -260,6 +260,11 @@ pub fn collect_output(records: &[LogRecord], run_id: &str) -> RunOutputs {
 /// per write, seconds counted from the run's start. A pipe has no terminal to turn `\n` into a
 /// new line at column 0, so `\n` becomes `\r\n`; stderr is shown in red (`ESC[31m` ...
 /// `ESC[0m` around each stderr write).
+///
+/// A cast is played in reviewers' own terminals (`asciinema play`), so the candidate's output
+/// goes through a [`TerminalFilter`] per stream: only colour and cursor movement act on the
+/// player's terminal; every other control sequence (clipboard writes, links, titles and their
+/// reports, device control strings, screen clears, concealed text) is shown as visible text.
 pub fn asciicast(run: &RunSummary, output: &RunOutputs) -> String {
     let header = serde_json::json!({
         "version": 2, "width": 100, "height": 30,
@@ -272,24 +277,38 @@ pub fn asciicast(run: &RunSummary, output: &RunOutputs) -> String {
     let mut pieces: Vec<&OutputPiece> = output.pieces.iter().collect();
     pieces.sort_by_key(|p| p.at); // stable: each stream keeps its order
     let (mut out_text, mut err_text) = (Utf8Decoder::default(), Utf8Decoder::default());
-    for piece in pieces {
-        let bytes = &output.bytes(piece.stream)[piece.range.clone()];
-        let text = match piece.stream {
-            Stream::Stdout => out_text.push(bytes),
-            Stream::Stderr => err_text.push(bytes),
-        };
+    let (mut out_filter, mut err_filter) = (TerminalFilter::default(), TerminalFilter::default());
+    let (mut out_at, mut err_at) = (run.started_at, run.started_at);
+    let event = |cast: &mut String, stream: Stream, at: i64, text: String| {
         if text.is_empty() {
-            continue;
+            return;
         }
         let text = terminal_newlines(&text);
-        let text = match piece.stream {
+        let text = match stream {
             Stream::Stdout => text,
             Stream::Stderr => format!("\u{1b}[31m{text}\u{1b}[0m"),
         };
-        let seconds = (piece.at - run.started_at).max(0) as f64 / 1000.0;
+        let seconds = (at - run.started_at).max(0) as f64 / 1000.0;
         cast.push_str(&serde_json::json!([seconds, "o", text]).to_string());
         cast.push('\n');
+    };
+    for piece in pieces {
+        let bytes = &output.bytes(piece.stream)[piece.range.clone()];
+        let text = match piece.stream {
+            Stream::Stdout => {
+                out_at = piece.at;
+                out_filter.push(&out_text.push(bytes))
+            }
+            Stream::Stderr => {
+                err_at = piece.at;
+                err_filter.push(&err_text.push(bytes))
+            }
+        };
+        event(&mut cast, piece.stream, piece.at, text);
     }
+    // A sequence cut off by the end of the output is shown, not left for the player to finish.
+    event(&mut cast, Stream::Stdout, out_at, out_filter.finish());
+    event(&mut cast, Stream::Stderr, err_at, err_filter.finish());
     cast
 }
 
@@ -306,9 +325,220 @@ fn terminal_newlines(text: &str) -> String {
     out
 }
 
+/// Longest escape sequence held back waiting for its end (split across writes); a longer one
+/// is neutralised as it stands.
+const MAX_PENDING_ESCAPE: usize = 64;
+
+/// Makes program output safe to play in a real terminal, for one stream (it carries an escape
+/// sequence split across writes to the next write).
+///
+/// Kept as they are: text, `\n`, `\r`, `\t`, backspace, cursor movement (`CSI` `A`-`H`, `f`,
+/// `d` with plain numeric parameters) and SGR colours and styles, less conceal (`8`, dropped
+/// from the parameters). Everything else a terminal would act on is made visible instead:
+/// `ESC` becomes `␛` (so `ESC ] 52 ; ...` prints as `␛]52;...`), the other C0 controls their
+/// Unicode control pictures (`BEL` is `␇`), `DEL` `␡`, and the 8-bit C1 controls `�`.
+#[derive(Debug, Default)]
+pub struct TerminalFilter {
+    /// The start of an escape sequence whose end has not arrived yet.
+    pending: Vec<char>,
+}
+
+/// What the start of the input is, when it begins with `ESC`.
+enum Escape {
+    /// The sequence may go on in the next write.
+    Incomplete,
+    /// A sequence this long that may act: written as the replacement (possibly nothing).
+    Keep(usize, String),
+    /// Anything else: shown as text.
+    Neutralise,
+}
+
+impl TerminalFilter {
+    /// The safe form of `text`, which follows what was pushed before.
+    pub fn push(&mut self, text: &str) -> String {
+        let mut chars = std::mem::take(&mut self.pending);
+        chars.extend(text.chars());
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] != '\u{1b}' {
+                push_visible(&mut out, chars[i]);
+                i += 1;
+                continue;
+            }
+            match escape(&chars[i..]) {
+                Escape::Incomplete if chars.len() - i <= MAX_PENDING_ESCAPE => {
+                    self.pending = chars[i..].to_vec();
+                    break;
+                }
+                Escape::Keep(len, replacement) => {
+                    out.push_str(&replacement);
+                    i += len;
+                }
+                Escape::Incomplete | Escape::Neutralise => {
+                    out.push('\u{241b}');
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// What is still held back, made visible: the output ended inside a sequence.
+    pub fn finish(&mut self) -> String {
+        let pending = std::mem::take(&mut self.pending);
+        let mut out = String::new();
+        for c in pending {
+            match c {
+                '\u{1b}' => out.push('\u{241b}'),
+                c => push_visible(&mut out, c),
+            }
+        }
+        out
+    }
+}
+
+/// `c` as text a terminal only prints.
+fn push_visible(out: &mut String, c: char) {
+    match u32::from(c) {
+        0x0a | 0x0d | 0x09 | 0x08 => out.push(c),
+        n @ 0x00..=0x1f => out.push(char::from_u32(0x2400 + n).unwrap_or('\u{fffd}')),
+        0x7f => out.push('\u{2421}'),
+        0x80..=0x9f => out.push('\u{fffd}'),
+        _ => out.push(c),
+    }
+}
+
+/// Reads the escape sequence `chars` starts with (`chars[0]` is `ESC`).
+fn escape(chars: &[char]) -> Escape {
+    match chars.get(1) {
+        None => Escape::Incomplete,
+        Some('[') => csi(chars),
+        Some(_) => Escape::Neutralise,
+    }
+}
+
+/// A control sequence: `ESC [`, parameter bytes, intermediate bytes, one final byte.
+fn csi(chars: &[char]) -> Escape {
+    let mut end = 2;
+    while chars.get(end).is_some_and(|c| ('0'..='?').contains(c)) {
+        end += 1;
+    }
+    let params: String = chars[2..end].iter().collect();
+    let intermediates = end;
+    while chars.get(end).is_some_and(|c| (' '..='/').contains(c)) {
+        end += 1;
+    }
+    let Some(&last) = chars.get(end) else {
+        return Escape::Incomplete;
+    };
+    if !('@'..='~').contains(&last) || end != intermediates {
+        return Escape::Neutralise;
+    }
+    let len = end + 1;
+    let numbers = |extra: char| {
+        params
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ';' || c == extra)
+    };
+    match last {
+        'm' if numbers(':') => Escape::Keep(len, sgr_without_conceal(&params)),
+        'A' | 'B' | 'C' | 'D' | 'E' | 'F' | 'G' | 'H' | 'f' | 'd' if numbers(';') => {
+            Escape::Keep(len, chars[..len].iter().collect())
+        }
+        _ => Escape::Neutralise,
+    }
+}
+
+/// An SGR sequence with conceal (`8`) taken out of its parameters; nothing if nothing is left.
+/// Colour arguments (`38;5;8`, `48;2;r;g;b`) are read as such, not as attributes.
+fn sgr_without_conceal(params: &str) -> String {
+    if params.is_empty() {
+        return "\u{1b}[m".to_owned();
+    }
+    let list: Vec<&str> = params.split(';').collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(list.len());
+    let mut i = 0;
+    while i < list.len() {
+        let p = list[i];
+        let head = p.split(':').next().unwrap_or("").trim_start_matches('0');
+        let colour_args = match head {
+            "38" | "48" | "58" if !p.contains(':') => match list.get(i + 1).copied() {
+                Some("5") => 2,
+                Some("2") => 4,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        if head == "8" {
+            i += 1;
+            continue;
+        }
+        let upto = (i + 1 + colour_args).min(list.len());
+        kept.extend_from_slice(&list[i..upto]);
+        i = upto;
+    }
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("\u{1b}[{}m", kept.join(";"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn filtered(text: &str) -> String {
+        let mut filter = TerminalFilter::default();
+        let mut out = filter.push(text);
+        out.push_str(&filter.finish());
+        out
+    }
+
+    #[test]
+    fn colour_and_cursor_movement_pass_and_nothing_else_acts() {
+        let keep = "\u{1b}[1;31mred\u{1b}[0m \u{1b}[2A\u{1b}[10;4H\u{1b}[3D\u{1b}[38;5;8mgrey\u{1b}[m\r\n\tx\u{8}";
+        assert_eq!(filtered(keep), keep);
+        for (hostile, shown) in [
+            ("\u{1b}]52;c;aGk=\u{7}", "␛]52;c;aGk=␇"),
+            (
+                "\u{1b}]8;;http://x/\u{1b}\\a\u{1b}]8;;\u{1b}\\",
+                "␛]8;;http://x/␛\\a␛]8;;␛\\",
+            ),
+            ("\u{1b}]0;owned\u{7}", "␛]0;owned␇"),
+            ("\u{1b}[21t\u{1b}[?1049h", "␛[21t␛[?1049h"),
+            ("\u{1b}P$q\"p\u{1b}\\", "␛P$q\"p␛\\"),
+            ("\u{1b}[2J\u{1b}[3J\u{1b}c\u{1b}[K", "␛[2J␛[3J␛c␛[K"),
+            ("\u{1b}[8msecret\u{1b}[0;8;31mx", "secret\u{1b}[0;31mx"),
+            (
+                "\u{9b}2J\u{9d}0;t\u{7}\u{e}\u{7f}",
+                "\u{fffd}2J\u{fffd}0;t␇␎␡",
+            ),
+        ] {
+            assert_eq!(filtered(hostile), shown, "{hostile:?}");
+        }
+    }
+
+    #[test]
+    fn a_sequence_split_across_writes_is_judged_whole() {
+        let text = "a\u{1b}]52;c;aGk=\u{7}b\u{1b}[31mc\u{1b}[8md";
+        let whole = filtered(text);
+        let chars: Vec<char> = text.chars().collect();
+        for cut in 0..=chars.len() {
+            let mut filter = TerminalFilter::default();
+            let first: String = chars[..cut].iter().collect();
+            let second: String = chars[cut..].iter().collect();
+            let mut out = filter.push(&first);
+            out.push_str(&filter.push(&second));
+            out.push_str(&filter.finish());
+            assert_eq!(out, whole, "cut at {cut}");
+        }
+        assert_eq!(whole, "a␛]52;c;aGk=␇b\u{1b}[31mcd");
+        let mut filter = TerminalFilter::default();
+        assert_eq!(filter.push("x\u{1b}[3"), "x");
+        assert_eq!(filter.finish(), "␛[3", "cut off by the end: shown");
+    }
     use duet_protocol::{Actor, OutputChunk, RunKind};
 
     #[test]

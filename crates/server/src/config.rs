@@ -273,6 +273,24 @@ pub struct HttpLimits {
         default_value_t = 4096
     )]
     pub max_connections: usize,
+    /// Failed authentications (401s) one address may have a minute, in a burst or spread out;
+    /// past it, its requests with a token are answered 429 until the allowance refills.
+    #[arg(
+        long = "auth-failures-per-minute",
+        env = "DUET_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub auth_failures_per_minute: u32,
+    /// Exports being built and sent at once, across the server; more are answered 503.
+    #[arg(long = "max-exports", env = "DUET_MAX_EXPORTS", default_value_t = 2)]
+    pub max_exports: usize,
+    /// Exports one token may have in flight at once; more are answered 429.
+    #[arg(
+        long = "max-exports-per-token",
+        env = "DUET_MAX_EXPORTS_PER_TOKEN",
+        default_value_t = 1
+    )]
+    pub max_exports_per_token: usize,
 }
 
 impl Default for HttpLimits {
@@ -280,6 +298,9 @@ impl Default for HttpLimits {
         HttpLimits {
             header_timeout_secs: 15,
             max_connections: 4096,
+            auth_failures_per_minute: 30,
+            max_exports: 2,
+            max_exports_per_token: 1,
         }
     }
 }

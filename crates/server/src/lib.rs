@@ -63,6 +63,10 @@ pub struct AppState {
     pub questions: Arc<questions::QuestionBank>,
     /// Recent replay states per interview, for scrubbing.
     pub replay: Arc<replay::ReplayCache>,
+    /// Failed authentications per source address.
+    pub auth_throttle: Arc<auth::AuthThrottle>,
+    /// Exports in flight, per server and per token.
+    pub exports: Arc<replay_api::ExportSlots>,
 }
 
 /// What starting up produced besides the state.
@@ -111,6 +115,7 @@ impl AppState {
         ));
         let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
         let replay_budget = config.replay_cache_mib.saturating_mul(1 << 20);
+        let config_http = config.http.clone();
         let public_url = config
             .public_url
             .clone()
@@ -128,6 +133,13 @@ impl AppState {
             sockets,
             questions,
             replay: Arc::new(replay::ReplayCache::new(replay_budget)),
+            auth_throttle: Arc::new(auth::AuthThrottle::per_minute(
+                config_http.auth_failures_per_minute,
+            )),
+            exports: Arc::new(replay_api::ExportSlots::new(
+                config_http.max_exports,
+                config_http.max_exports_per_token,
+            )),
         };
         Ok(Startup {
             state,
@@ -275,6 +287,10 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(web::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth_throttle.clone(),
+            auth::throttle_failures,
+        ))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(state)
 }

@@ -7,6 +7,7 @@ use crate::replay::ReplayError;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +18,9 @@ use duet_protocol::{
     EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, TimelineEvent, MAIN_FILE,
 };
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 impl From<ReplayError> for AppError {
     fn from(e: ReplayError) -> Self {
@@ -211,7 +215,10 @@ pub async fn snapshot(
     .await
 }
 
-/// `GET /api/interviews/{id}/export` (interviewer, reviewer): a tar archive of the session.
+/// `GET /api/interviews/{id}/export` (interviewer, reviewer): a tar archive of the session,
+/// streamed: it is written on a blocking thread into a small bounded channel as the response
+/// body reads it, so neither the archive nor any file of it but the one being written is held
+/// whole (the log's records are read once). Bounded by [`ExportSlots`].
 pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -219,13 +226,44 @@ pub async fn export(
 ) -> Result<Response, AppError> {
     query(&parts, &[])?;
     let interview = replayer(&state, &parts, &id).await?;
-    let (name, archive) = blocking(move || {
-        let created_at = created_at(&state, &interview)?;
-        let archive = build_export(&state, &interview, created_at)?;
-        Ok((interview.to_string(), archive))
-    })
-    .await?;
-    let mut response = archive.into_response();
+    let token = auth::hash(&auth::token_of(&parts).unwrap_or_default());
+    let slot = match state.exports.take(token) {
+        Ok(slot) => slot,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let (chunks, body) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(EXPORT_CHUNKS);
+    let (ready, prepared) = tokio::sync::oneshot::channel::<Result<(), AppError>>();
+    let name = interview.to_string();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let export = match Export::prepare(&state, &interview) {
+            Ok(export) => export,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        if ready.send(Ok(())).is_err() {
+            return; // the client left
+        }
+        let mut out = ChunkWriter::new(chunks.clone());
+        let written = export.write(&state, &mut out);
+        if let Err(e) = written {
+            // The client left (nothing to tell), or something broke: end the body with an
+            // error so the archive cannot pass for complete.
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!(error = %e, %interview, "export failed while streaming");
+                let _ = chunks.blocking_send(Err(e));
+            }
+        }
+    });
+    prepared
+        .await
+        .map_err(|_| AppError::Internal("the export task ended early".into()))??;
+    let stream = futures_util::stream::unfold(body, |mut body| async move {
+        body.recv().await.map(|chunk| (chunk, body))
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -239,91 +277,340 @@ pub async fn export(
 
 const EXPORT_README: &str = include_str!("export_readme.md");
 
-fn build_export(
-    state: &AppState,
-    interview: &InterviewId,
-    created_at: i64,
-) -> Result<Vec<u8>, AppError> {
-    let store = &*state.store;
-    let meta = store
-        .get_interview(interview)?
-        .ok_or(AppError::NotFound("no such interview"))?;
-    let records = store.read_range(interview, 0, u64::MAX)?;
-    let runs = duet_core::run_index(&records, Role::Reviewer);
-    let code_seqs: Vec<u64> = runs.iter().map(|r| r.summary.code_seq).collect();
-    let (codes, final_text) = replay::texts_at(&records, &code_seqs).map_err(ReplayError::from)?;
-    let last = records.last();
-    let mut tar = Tar::default();
-    tar.file("duet-export/README.md", EXPORT_README.as_bytes());
-    let about = serde_json::json!({
-        "format": "duet-export/1",
-        "id": meta.id, "title": meta.title, "candidate_name": meta.candidate_name,
-        "created_at": created_at,
-        "last_seq": last.map_or(0, |r| r.seq),
-        "ended_at": last.map_or(created_at, |r| r.at_ms.max(created_at)),
-        "question_id": crate::api::current_question(store, &meta)?,
-        "notes": null, "scorecard": null,
-    });
-    tar.file("duet-export/interview.json", &pretty(&about));
-    // Every question the session was on, whole (the roles that may export may read them).
-    let mut asked: Vec<String> = records
-        .iter()
-        .filter(|r| r.kind == EventKind::Question)
-        .filter_map(|r| match r.decode() {
-            Ok(Record::Question(q)) => Some(q.question_id),
-            _ => None,
-        })
-        .chain(meta.question_id.clone())
-        .collect();
-    asked.sort();
-    asked.dedup();
-    for question_id in asked {
-        if let Some(question) = state.questions.get(&question_id) {
-            tar.file(
-                &format!("duet-export/questions/{question_id}.json"),
-                &pretty(&*question),
-            );
-        }
-    }
-    let mut log = Vec::new();
-    for record in &records {
-        serde_json::to_writer(&mut log, &log_line(record)).map_err(internal)?;
-        log.push(b'\n');
-    }
-    tar.file("duet-export/log.jsonl", &log);
-    tar.file("duet-export/main.py", final_text.as_bytes());
-    let timeline = build_timeline(state, interview, created_at, 0)?;
-    tar.file("duet-export/timeline.json", &pretty(&timeline));
-    let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();
-    tar.file("duet-export/runs/index.json", &pretty(&summaries));
-    for run in &runs {
-        let s = &run.summary;
-        let dir = format!("duet-export/runs/{}", s.run_id);
-        let output = duet_core::collect_output(&records, &s.run_id);
-        let code = run
-            .legacy_code
-            .clone()
-            .or_else(|| codes.get(&s.code_seq).cloned())
-            .unwrap_or_default();
-        tar.file(&format!("{dir}/main.py"), code.as_bytes());
-        tar.file(&format!("{dir}/stdout"), &output.stdout);
-        tar.file(&format!("{dir}/stderr"), &output.stderr);
-        tar.file(
-            &format!("{dir}/run.json"),
-            &pretty(&serde_json::json!({
-                "run": s, "private": run.private, "tests": run.tests, "lint": run.lint,
-            })),
-        );
-        tar.file(
-            &format!("{dir}/output.cast"),
-            duet_core::asciicast(s, &output).as_bytes(),
-        );
-    }
-    Ok(tar.finish())
+/// Chunks of an export in flight between its writer and the response, each up to
+/// [`CHUNK_BYTES`].
+const EXPORT_CHUNKS: usize = 8;
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Exports in flight: at most `max` on the server (more: 503) and `per_token` for one token
+/// (more: 429). A slot is held from the request until the archive's last byte is written, or
+/// the client leaves.
+pub struct ExportSlots {
+    server: Arc<Semaphore>,
+    per_token: usize,
+    by_token: Mutex<HashMap<duet_store::TokenHash, usize>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> AppError {
-    AppError::Internal(e.to_string())
+/// One export's place under [`ExportSlots`], given back on drop.
+pub struct ExportSlot {
+    slots: Arc<ExportSlots>,
+    token: duet_store::TokenHash,
+    _server: OwnedSemaphorePermit,
+}
+
+/// Why an export was not started.
+pub enum ExportRefusal {
+    /// This token already has its exports in flight.
+    Token(usize),
+    /// The server has all its exports in flight.
+    Server,
+}
+
+impl IntoResponse for ExportRefusal {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ExportRefusal::Token(n) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_exports",
+                format!("this token already has {n} export(s) in progress; retry when it is done"),
+            ),
+            ExportRefusal::Server => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server is busy with other exports; retry in a minute".to_owned(),
+            ),
+        };
+        let body = duet_protocol::ErrorBody {
+            error: duet_protocol::ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        response
+    }
+}
+
+impl ExportSlots {
+    pub fn new(max: usize, per_token: usize) -> ExportSlots {
+        ExportSlots {
+            server: Arc::new(Semaphore::new(max.max(1))),
+            per_token: per_token.max(1),
+            by_token: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for one export by `token`, or why not.
+    pub fn take(
+        self: &Arc<Self>,
+        token: duet_store::TokenHash,
+    ) -> Result<ExportSlot, ExportRefusal> {
+        let mut by_token = self.by_token.lock().unwrap_or_else(|p| p.into_inner());
+        let held = by_token.get(&token).copied().unwrap_or(0);
+        if held >= self.per_token {
+            return Err(ExportRefusal::Token(held));
+        }
+        let permit = self
+            .server
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ExportRefusal::Server)?;
+        by_token.insert(token, held + 1);
+        Ok(ExportSlot {
+            slots: self.clone(),
+            token,
+            _server: permit,
+        })
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut by_token = self
+            .slots
+            .by_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = by_token.get_mut(&self.token) {
+            *held -= 1;
+            if *held == 0 {
+                by_token.remove(&self.token);
+            }
+        }
+    }
+}
+
+/// Sends what is written to it in chunks over a bounded channel, waiting while the channel is
+/// full (the client reads slowly); fails with `BrokenPipe` once the client has gone.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    chunks: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+impl ChunkWriter {
+    fn new(chunks: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>) -> ChunkWriter {
+        ChunkWriter {
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            chunks,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+        self.chunks
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(CHUNK_BYTES - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// What an export needs from the store, read (and checked) before the answer starts.
+struct Export {
+    meta: duet_protocol::Interview,
+    created_at: i64,
+    question_id: Option<String>,
+    records: Vec<LogRecord>,
+    runs: Vec<duet_core::RunEntry>,
+    codes: HashMap<u64, String>,
+    final_text: String,
+    timeline: Timeline,
+}
+
+impl Export {
+    fn prepare(state: &AppState, interview: &InterviewId) -> Result<Export, AppError> {
+        let store = &*state.store;
+        let meta = store
+            .get_interview(interview)?
+            .ok_or(AppError::NotFound("no such interview"))?;
+        let created_at = meta.created_at;
+        let records = store.read_range(interview, 0, u64::MAX)?;
+        let runs = duet_core::run_index(&records, Role::Reviewer);
+        let code_seqs: Vec<u64> = runs.iter().map(|r| r.summary.code_seq).collect();
+        let (codes, final_text) =
+            replay::texts_at(&records, &code_seqs).map_err(ReplayError::from)?;
+        let question_id = crate::api::current_question(store, &meta)?;
+        let timeline = build_timeline(state, interview, created_at, 0)?;
+        Ok(Export {
+            meta,
+            created_at,
+            question_id,
+            records,
+            runs,
+            codes: codes.into_iter().collect(),
+            final_text,
+            timeline,
+        })
+    }
+
+    /// Writes the archive to `out`, one file at a time.
+    fn write(self, state: &AppState, out: &mut ChunkWriter) -> std::io::Result<()> {
+        let Export {
+            meta,
+            created_at,
+            question_id,
+            records,
+            runs,
+            codes,
+            final_text,
+            timeline,
+        } = self;
+        let mut tar = tar::Builder::new(out);
+        file(&mut tar, "duet-export/README.md", EXPORT_README.as_bytes())?;
+        let last = records.last();
+        let about = serde_json::json!({
+            "format": "duet-export/1",
+            "id": meta.id, "title": meta.title, "candidate_name": meta.candidate_name,
+            "created_at": created_at,
+            "last_seq": last.map_or(0, |r| r.seq),
+            "ended_at": last.map_or(created_at, |r| r.at_ms.max(created_at)),
+            "question_id": question_id,
+            "notes": null, "scorecard": null,
+        });
+        file(&mut tar, "duet-export/interview.json", &pretty(&about))?;
+        // Every question the session was on, whole (the roles that may export may read them).
+        let mut asked: Vec<String> = records
+            .iter()
+            .filter(|r| r.kind == EventKind::Question)
+            .filter_map(|r| match r.decode() {
+                Ok(Record::Question(q)) => Some(q.question_id),
+                _ => None,
+            })
+            .chain(meta.question_id.clone())
+            .collect();
+        asked.sort();
+        asked.dedup();
+        for question_id in asked {
+            if let Some(question) = state.questions.get(&question_id) {
+                file(
+                    &mut tar,
+                    &format!("duet-export/questions/{question_id}.json"),
+                    &pretty(&*question),
+                )?;
+            }
+        }
+        // The log, the largest file: measured in a first pass, then written line by line.
+        let mut line = Vec::new();
+        let mut size = 0u64;
+        for record in &records {
+            line.clear();
+            write_log_line(&mut line, record)?;
+            size += line.len() as u64;
+        }
+        let mut header = header_for(size);
+        tar.append_data(
+            &mut header,
+            "duet-export/log.jsonl",
+            LogLines {
+                records: records.iter(),
+                line: Vec::new(),
+                pos: 0,
+            },
+        )?;
+        file(&mut tar, "duet-export/main.py", final_text.as_bytes())?;
+        drop(final_text);
+        file(&mut tar, "duet-export/timeline.json", &pretty(&timeline))?;
+        drop(timeline);
+        let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();
+        file(&mut tar, "duet-export/runs/index.json", &pretty(&summaries))?;
+        for run in &runs {
+            let s = &run.summary;
+            let dir = format!("duet-export/runs/{}", s.run_id);
+            let output = duet_core::collect_output(&records, &s.run_id);
+            let code = run
+                .legacy_code
+                .clone()
+                .or_else(|| codes.get(&s.code_seq).cloned())
+                .unwrap_or_default();
+            file(&mut tar, &format!("{dir}/main.py"), code.as_bytes())?;
+            file(&mut tar, &format!("{dir}/stdout"), &output.stdout)?;
+            file(&mut tar, &format!("{dir}/stderr"), &output.stderr)?;
+            file(
+                &mut tar,
+                &format!("{dir}/run.json"),
+                &pretty(&serde_json::json!({
+                    "run": s, "private": run.private, "tests": run.tests, "lint": run.lint,
+                })),
+            )?;
+            file(
+                &mut tar,
+                &format!("{dir}/output.cast"),
+                duet_core::asciicast(s, &output).as_bytes(),
+            )?;
+        }
+        tar.into_inner()?.flush()
+    }
+}
+
+/// The header of a regular file of `size` bytes: mode 0644, owner 0, time 0.
+fn header_for(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(size);
+    header
+}
+
+/// Appends one file; a path too long for the header goes in a GNU long-name entry, whole.
+fn file<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    contents: &[u8],
+) -> std::io::Result<()> {
+    let mut header = header_for(contents.len() as u64);
+    tar.append_data(&mut header, path, contents)
+}
+
+/// `log.jsonl`, read line by line from the records.
+struct LogLines<'a> {
+    records: std::slice::Iter<'a, LogRecord>,
+    line: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for LogLines<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.line.len() {
+            let Some(record) = self.records.next() else {
+                return Ok(0);
+            };
+            self.line.clear();
+            self.pos = 0;
+            write_log_line(&mut self.line, record)?;
+        }
+        let n = buf.len().min(self.line.len() - self.pos);
+        buf[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn write_log_line(out: &mut Vec<u8>, record: &LogRecord) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &log_line(record))?;
+    out.push(b'\n');
+    Ok(())
 }
 
 fn pretty(value: &impl serde::Serialize) -> Vec<u8> {
@@ -362,51 +649,4 @@ fn log_line(record: &LogRecord) -> serde_json::Value {
         line.extend(extra);
     }
     line
-}
-
-/// A POSIX ustar archive of regular files, written in memory.
-#[derive(Default)]
-struct Tar(Vec<u8>);
-
-impl Tar {
-    fn file(&mut self, path: &str, contents: &[u8]) {
-        let mut header = [0u8; 512];
-        let (prefix, name) = match path.len() {
-            0..=100 => ("", path),
-            _ => path.rsplit_once('/').unwrap_or(("", path)),
-        };
-        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-        octal(&mut header[100..108], 0o644);
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], contents.len() as u64);
-        octal(&mut header[136..148], 0);
-        header[156] = b'0';
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[345..345 + prefix.len().min(155)]
-            .copy_from_slice(&prefix.as_bytes()[..prefix.len().min(155)]);
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-        octal(&mut header[148..155], u64::from(sum));
-        header[155] = b' ';
-        self.0.extend_from_slice(&header);
-        self.0.extend_from_slice(contents);
-        let pad = (512 - contents.len() % 512) % 512;
-        self.0.extend(std::iter::repeat_n(0u8, pad));
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.0.extend(std::iter::repeat_n(0u8, 1024));
-        self.0
-    }
-}
-
-/// Writes `value` as zero-padded octal filling the field but its last byte (a NUL).
-fn octal(field: &mut [u8], value: u64) {
-    let width = field.len() - 1;
-    let text = format!("{value:0width$o}");
-    let text = &text.as_bytes()[text.len().saturating_sub(width)..];
-    field[..width].copy_from_slice(text);
-    field[width] = 0;
 }
