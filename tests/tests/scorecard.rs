@@ -729,3 +729,66 @@ async fn integrity_signals_reach_the_interviewer_only_and_cannot_flood_the_log()
         "the candidate's socket carries none"
     );
 }
+
+#[tokio::test]
+async fn notes_racing_a_delete_never_bring_the_interview_back() {
+    // Issue 16, finding 2: a note whose request passed the token check just before the delete
+    // started a new room for the deleted id and was stored after DELETE answered 204. (The
+    // notes sent after the delete fail authentication; the throttle on failures is not what
+    // this story is about.)
+    let server = TestServer::start_with(|a| a.http.auth_failures_per_minute = 100_000).await;
+    for round in 0..5 {
+        let created = create(&server, &format!("race-{round}")).await;
+        let path = format!("/api/interviews/{}/notes", created.id);
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..4 {
+            let (url, token) = (server.http(&path), created.tokens.interviewer.clone());
+            writers.spawn(async move {
+                let client = reqwest::Client::new();
+                for n in 0..25 {
+                    let _ = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"text": format!("note {writer}.{n}")}))
+                        .send()
+                        .await;
+                }
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+        let (status, _) = api(
+            &server,
+            Method::DELETE,
+            &format!("/api/interviews/{}", created.id),
+            &server.admin_token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        while let Some(done) = writers.join_next().await {
+            done.unwrap();
+        }
+        // Everything in flight has settled: the interview stays deleted.
+        let log = server.state.store.read_log(&created.id, 0).unwrap();
+        assert!(
+            log.is_empty(),
+            "round {round}: {} records came back",
+            log.len()
+        );
+        assert!(server
+            .state
+            .store
+            .get_interview(&created.id)
+            .unwrap()
+            .is_none());
+        let (status, _) = api(
+            &server,
+            Method::DELETE,
+            &format!("/api/interviews/{}", created.id),
+            &server.admin_token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "round {round}: deleted once, and for good");
+    }
+}

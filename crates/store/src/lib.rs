@@ -33,6 +33,10 @@ pub enum StoreError {
     /// A stored row holds something this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A log record or checkpoint for an interview that does not exist (it was deleted): never
+    /// stored, so a deleted interview cannot come back.
+    #[error("the interview does not exist (it was deleted)")]
+    NoSuchInterview,
     /// The writer thread is gone (the store is shutting down or crashed).
     #[error("the store's writer has stopped")]
     WriterGone,

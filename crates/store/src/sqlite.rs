@@ -14,7 +14,7 @@ use crate::{
 };
 use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -347,7 +347,12 @@ fn writer_loop(
         if to_commit.is_empty() {
             continue;
         }
-        let mut outcome = commit(&mut conn, &to_commit).map_err(|e| diagnose(e, &db));
+        let committed = commit(&mut conn, &to_commit).map_err(|e| diagnose(e, &db));
+        let refused = match &committed {
+            Ok(refused) => refused.clone(),
+            Err(_) => vec![false; to_commit.len()],
+        };
+        let mut outcome = committed.map(|_| ());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, writes = to_commit.len(), "store: batch commit failed");
             failed.extend(to_commit.iter().filter_map(|w| w.room().cloned()));
@@ -357,7 +362,17 @@ fn writer_loop(
             outcome = truncate_wal(&conn);
         }
         let outcome = outcome.map_err(|e| e.for_each_write());
-        for write in to_commit {
+        for (write, refused) in to_commit.into_iter().zip(refused) {
+            if refused {
+                // Nothing more of this room is stored until it loads afresh (and a room of an
+                // interview that does not exist does not load).
+                if let Some(room) = write.room() {
+                    tracing::warn!(interview = %room, "store: a write for an interview that does not exist was refused");
+                    failed.insert(room.clone());
+                }
+                let _ = write.into_ack().send(Err(StoreError::NoSuchInterview));
+                continue;
+            }
             let _ = write.into_ack().send(outcome.clone());
         }
         shared.dirty.store(true, Ordering::Release);
@@ -509,9 +524,18 @@ fn truncate_wal(conn: &Connection) -> Result<()> {
     })
 }
 
-fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
+/// Commits `batch` in one transaction. Answers, per write, whether it was refused because its
+/// interview does not exist (it was erased, or never was): a log record or checkpoint for an
+/// interview that is gone is never stored, so a request that raced a delete cannot bring the
+/// interview back. The other writes of the batch are unaffected.
+fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
+    let mut refused = vec![false; batch.len()];
     let txn = conn.transaction()?;
     {
+        let mut exists =
+            txn.prepare_cached("SELECT EXISTS(SELECT 1 FROM interviews WHERE id = ?1)")?;
+        // What this batch has learned so far: creates and erases in it count, in order.
+        let mut known: HashMap<&InterviewId, bool> = HashMap::new();
         let mut append = txn.prepare_cached(
             "INSERT INTO room_log (interview_id, seq, at_ms, kind, role, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
@@ -519,7 +543,21 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
             .prepare_cached("INSERT OR REPLACE INTO checkpoints (interview_id, seq, state, owners) VALUES (?1, ?2, ?3, ?4)")?;
         let mut probe =
             txn.prepare_cached("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)")?;
-        for write in batch {
+        for (i, write) in batch.iter().enumerate() {
+            if let Some(id) = write.room() {
+                let present = match known.get(id) {
+                    Some(present) => *present,
+                    None => {
+                        let present: bool = exists.query_row([id.as_str()], |r| r.get(0))?;
+                        known.insert(id, present);
+                        present
+                    }
+                };
+                if !present {
+                    refused[i] = true;
+                    continue;
+                }
+            }
             match write {
                 Write::Append { id, record, .. } => {
                     append.execute(params![
@@ -542,6 +580,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                     ])?;
                 }
                 Write::Erase { id, .. } => {
+                    known.insert(id, false);
                     for table in ["room_log", "checkpoints", "tokens", "interviews"] {
                         let column = if table == "interviews" {
                             "id"
@@ -557,6 +596,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
                 Write::CreateInterview {
                     interview, tokens, ..
                 } => {
+                    known.insert(&interview.id, true);
                     txn.execute(
                         "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
@@ -596,7 +636,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<()> {
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(refused)
 }
 
 fn seq_to_sql(seq: u64) -> i64 {
@@ -960,9 +1000,28 @@ mod tests {
         }
     }
 
+    /// Creates an interview named `name` (a log is kept only for one that exists).
+    async fn created(store: &SqliteStore, name: &str) -> InterviewId {
+        let id = InterviewId::parse(name).unwrap();
+        let interview = Interview {
+            id: id.clone(),
+            title: "T".into(),
+            candidate_name: "Ada".into(),
+            created_at: 0,
+            question_id: None,
+            candidate_ref: None,
+        };
+        store
+            .create_interview(&interview, &[])
+            .await
+            .unwrap()
+            .unwrap();
+        id
+    }
+
     async fn store_with_log(dir: &tempfile::TempDir) -> (SqliteStore, InterviewId) {
         let store = SqliteStore::open(SqliteConfig::at(dir.path().join("duet.db"))).unwrap();
-        let id = InterviewId::parse("replayQueries").unwrap();
+        let id = created(&store, "replayQueries").await;
         for seq in 1..=10 {
             let kind = if seq % 4 == 0 {
                 EventKind::RunStarted
@@ -1127,6 +1186,9 @@ mod tests {
         config.wal_limit = 256 << 10;
         let store = SqliteStore::open(config).unwrap();
         let wal = dir.path().join("duet.db-wal");
+        for room in 0..20 {
+            created(&store, &format!("walRoom{room}")).await;
+        }
         let (mut written, mut largest) = (0u64, 0u64);
         for chunk in 0..200u64 {
             let tickets: Vec<_> = (0..40u64)
@@ -1169,7 +1231,7 @@ mod tests {
         assert_eq!(synchronous(&every_commit), 2);
 
         let store = SqliteStore::open(every_commit).unwrap();
-        let id = InterviewId::parse("syncedRoom").unwrap();
+        let id = created(&store, "syncedRoom").await;
         let tickets: Vec<_> = (1..=20)
             .map(|seq| store.append(&id, record(seq, EventKind::Edit)))
             .collect();
@@ -1177,5 +1239,44 @@ mod tests {
             ticket.await.unwrap().unwrap();
         }
         assert_eq!(store.read_log(&id, 0).unwrap().len(), 20);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_stored_for_an_interview_that_does_not_exist_and_the_rest_of_a_batch_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("duet.db"))).unwrap();
+        let kept = created(&store, "keptRoom").await;
+        let gone = created(&store, "erasedRoom").await;
+        store.erase(&gone).await.unwrap().unwrap();
+        // A request that passed its token check just before the delete writes after it.
+        let late = store.append(&gone, record(1, EventKind::Note));
+        let other = store.append(&kept, record(1, EventKind::Edit));
+        let never = store.append(
+            &InterviewId::parse("neverWas").unwrap(),
+            record(1, EventKind::Edit),
+        );
+        assert!(matches!(
+            late.await.unwrap(),
+            Err(StoreError::NoSuchInterview)
+        ));
+        assert!(matches!(
+            never.await.unwrap(),
+            Err(StoreError::NoSuchInterview)
+        ));
+        other.await.unwrap().unwrap();
+        assert!(
+            store.read_log(&gone, 0).unwrap().is_empty(),
+            "the erased interview stays erased"
+        );
+        assert_eq!(store.read_log(&kept, 0).unwrap().len(), 1);
+        // A checkpoint is refused too, and the refused room stores nothing more until it
+        // reloads.
+        let cp = Checkpoint {
+            seq: 1,
+            state: vec![1],
+            owners: Vec::new(),
+        };
+        assert!(store.checkpoint(&gone, cp).await.unwrap().is_err());
+        assert!(store.checkpoint_at_or_before(&gone, 5).unwrap().is_none());
     }
 }

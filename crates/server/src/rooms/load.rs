@@ -20,6 +20,11 @@ pub(super) fn load(
     id: &InterviewId,
     config: RoomConfig,
 ) -> Result<Loaded, String> {
+    // A deleted interview's room never loads again: a request that passed its token check just
+    // before the delete finds no room to write into (and the store refuses its records).
+    let Some(interview) = store.get_interview(id).map_err(|e| e.to_string())? else {
+        return Err("the interview does not exist (it was deleted)".into());
+    };
     let history = store.load_history(id).map_err(|e| e.to_string())?;
     let checkpoint = history.checkpoint.as_ref().map(|cp| CheckpointRef {
         seq: cp.seq,
@@ -32,10 +37,7 @@ pub(super) fn load(
         .map_err(|e| e.to_string())?;
     let restored = Restored::from_log(&records);
     let initial_question = match rebuilt.last_seq {
-        0 => store
-            .get_interview(id)
-            .map_err(|e| e.to_string())?
-            .and_then(|i| i.question_id),
+        0 => interview.question_id,
         _ => None,
     };
     Ok(Loaded {
