@@ -8,6 +8,15 @@
 //!
 //! What does not belong here: tokio, axum, SQLite, Docker. Those live in the server, store and
 //! sandbox crates, which depend on this one.
+//!
+//! The room is split by concern: `room/sync.rs` (the Yjs protocols and edits),
+//! `room/presence.rs` (joins and leaves), `room/runs.rs` (runs as records and events),
+//! `room/review.rs` (question switches, the scorecard, notes, signals, the end), and
+//! `room/effects.rs` (what the server is asked to do). A new kind of log record takes five
+//! places: a `duet_protocol::Record` variant, a `Room` method in the feature file it belongs
+//! to (returning the record as an effect and its event), a room command and its handler in the
+//! server, a route if people act on it, and one `case` in the page's event handling
+//! (`run.input` was added this way).
 
 mod awareness;
 mod history;

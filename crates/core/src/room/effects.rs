@@ -1,0 +1,114 @@
+//! What the room asks the server to do (effects), who hears an event, and the per-connection
+//! reply slots that coalesce repeated requests.
+
+use super::*;
+
+/// A connection's number, unique within the server's lifetime.
+pub type ConnId = u64;
+
+/// What the server must do after the room handled an event, in order.
+///
+/// The ordering rule that makes the log trustworthy: a `Send` or `Broadcast` must not leave the
+/// server before every `Persist` that came before it (from this or any earlier call) is stored.
+/// So no participant ever holds an edit that a crash could lose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Append this record to the room's durable log.
+    Persist(LogRecord),
+    /// Send a binary Yjs message to one connection. `reply` marks an answer that occupies the
+    /// connection's reply slot until it is written (see [`ReplySlots`]).
+    Send {
+        to: ConnId,
+        message: Vec<u8>,
+        reply: Option<Reply>,
+    },
+    /// Send a binary Yjs message to every connection but `except`.
+    Broadcast {
+        except: Option<ConnId>,
+        message: Vec<u8>,
+    },
+    /// Close one connection with a websocket close code and a reason a person can read.
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
+    /// Publish an event on the interview's events socket to `audience`.
+    Event {
+        audience: Audience,
+        event: RoomEvent,
+    },
+    /// The document can no longer be trusted (yrs failed while applying an update that passed
+    /// validation). Close everyone and reload the room from the store, which never saw it.
+    Reload { reason: String },
+}
+
+/// Who receives an event on the events socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every role.
+    Everyone,
+    /// Only roles that may read private material (a hidden-test run): never the candidate.
+    Private,
+}
+
+impl Audience {
+    pub fn includes(self, role: Role) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Private => role.can_read_scorecard(),
+        }
+    }
+}
+
+/// The answers a connection may have at most one of in its outbound queue at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The answer to a sync step 1 (the document's diff: possibly large).
+    Sync,
+    /// The answer to an awareness query (everyone's presence).
+    Awareness,
+}
+
+/// Per connection: whether a sync answer and an awareness answer are queued and not yet
+/// written. A request that arrives while its answer is still queued is coalesced into it (the
+/// answer already on its way, plus the updates that follow it, bring the client up to date), so
+/// a socket that asks again and again without reading cannot make the server encode and queue
+/// the document again and again. The server's writer calls [`ReplySlots::sent`].
+#[derive(Debug, Clone, Default)]
+pub struct ReplySlots {
+    sync: Arc<AtomicBool>,
+    awareness: Arc<AtomicBool>,
+    coalesced: Arc<AtomicU64>,
+}
+
+impl ReplySlots {
+    /// Slots that count coalesced requests into `coalesced` (a server-wide metric).
+    pub fn counting_into(coalesced: Arc<AtomicU64>) -> ReplySlots {
+        ReplySlots {
+            coalesced,
+            ..ReplySlots::default()
+        }
+    }
+
+    fn flag(&self, reply: Reply) -> &AtomicBool {
+        match reply {
+            Reply::Sync => &self.sync,
+            Reply::Awareness => &self.awareness,
+        }
+    }
+
+    /// Takes the slot; `false` (and counted) if an answer of this kind is already queued.
+    pub(crate) fn claim(&self, reply: Reply) -> bool {
+        let free = !self.flag(reply).swap(true, Ordering::AcqRel);
+        if !free {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+        free
+    }
+
+    /// The answer of this kind was written to the socket: the slot is free again.
+    pub fn sent(&self, reply: Reply) {
+        self.flag(reply).store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,222 @@
+//! Leading and reviewing the interview: question switches (with the code kept per question),
+//! the scorecard, private notes, integrity signals and the end.
+
+use super::*;
+
+/// The room's question and the code kept per question it moved away from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Questions {
+    pub current: Option<String>,
+    pub kept: HashMap<String, String>,
+}
+
+impl Questions {
+    pub(super) fn switched(&mut self, switched: QuestionSwitched) {
+        if let Some(left) = switched.left {
+            self.kept.insert(left.question_id, left.code);
+        }
+        self.current = Some(switched.question_id);
+    }
+}
+
+/// A question to switch to, as the room needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuestionPick<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// A coding question's starter code; `None` for a discussion (the code stays as it is).
+    pub starter: Option<&'a str>,
+}
+
+/// Integrity signals logged per minute at most.
+pub const MAX_SIGNALS_PER_MINUTE: usize = 30;
+
+impl Room {
+    /// The room moves to another question: the switch is logged with the code left on the
+    /// question it leaves, then `main.py` becomes the code last written for the new question
+    /// (a switch back) or, the first time, a coding question's starter, in one server edit; the
+    /// events socket names the question. Refused once the interview has ended: the record of
+    /// an ended interview does not change.
+    pub fn switch_question(
+        &mut self,
+        to: QuestionPick<'_>,
+        by: Actor,
+        now_ms: i64,
+    ) -> Result<Vec<Effect>, Ended> {
+        if self.ended {
+            return Err(Ended);
+        }
+        let left = self
+            .questions
+            .current
+            .clone()
+            .filter(|current| current != to.id)
+            .map(|question_id| KeptCode {
+                question_id,
+                code: self.text(),
+            });
+        let switched = QuestionSwitched {
+            question_id: to.id.to_owned(),
+            by,
+            left,
+        };
+        self.questions.switched(switched.clone());
+        let mut effects = vec![self.record(by, Record::Question(switched), now_ms)];
+        let seq = self.last_seq;
+        let kept = self.questions.kept.get(to.id).cloned();
+        let restored = kept.is_some();
+        if let Some(code) = kept.as_deref().or(to.starter) {
+            effects.extend(self.replace_text(code, now_ms));
+        }
+        effects.push(Effect::Event {
+            audience: Audience::Everyone,
+            event: RoomEvent::Question {
+                seq,
+                question_id: to.id.to_owned(),
+                title: to.title.to_owned(),
+                by,
+                restored,
+            },
+        });
+        Ok(effects)
+    }
+
+    /// The interviewer saves the scorecard; answered with the stored card.
+    pub fn save_scorecard(
+        &mut self,
+        update: ScorecardUpdate,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self
+            .scorecard
+            .save(update, &self.runs, self.last_seq, now_ms)?;
+        Ok((card.clone(), self.store_scorecard("saved", card, now_ms)))
+    }
+
+    /// The interviewer submits the scorecard: it is locked from then on.
+    pub fn submit_scorecard(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self.scorecard.submit(now_ms)?;
+        Ok((
+            card.clone(),
+            self.store_scorecard("submitted", card, now_ms),
+        ))
+    }
+
+    fn store_scorecard(&mut self, action: &str, card: Scorecard, now_ms: i64) -> Vec<Effect> {
+        let change = ScorecardChange {
+            action: action.to_owned(),
+            scorecard: card.clone(),
+        };
+        let record = self.record(Actor::Interviewer, Record::Scorecard(change), now_ms);
+        let event = RoomEvent::Scorecard {
+            seq: self.last_seq,
+            action: action.to_owned(),
+            version: card.version,
+        };
+        self.scorecard.stored(card);
+        vec![
+            record,
+            Effect::Event {
+                audience: Audience::Private,
+                event,
+            },
+        ]
+    }
+
+    /// The interviewer writes a private note, stamped with the server's time and the room's seq.
+    pub fn add_note(&mut self, text: String, now_ms: i64) -> Result<(Note, Vec<Effect>), String> {
+        if text.trim().is_empty() {
+            return Err("a note needs some text".into());
+        }
+        if text.len() > crate::scorecard::MAX_NOTE {
+            return Err(format!(
+                "a note may hold at most {} bytes",
+                crate::scorecard::MAX_NOTE
+            ));
+        }
+        let note = Note {
+            text,
+            at: now_ms,
+            seq: self.last_seq + 1,
+        };
+        let record = self.record(Actor::Interviewer, Record::Note(note.clone()), now_ms);
+        let event = RoomEvent::Note {
+            seq: note.seq,
+            at: note.at,
+            text: note.text.clone(),
+        };
+        Ok((
+            note,
+            vec![
+                record,
+                Effect::Event {
+                    audience: Audience::Private,
+                    event,
+                },
+            ],
+        ))
+    }
+
+    /// The candidate's browser reports an integrity signal; at most [`MAX_SIGNALS_PER_MINUTE`]
+    /// are logged a minute, the rest are dropped (they are context, and must not flood the log).
+    pub fn signal(
+        &mut self,
+        kind: SignalKind,
+        size: Option<u64>,
+        now_ms: i64,
+    ) -> Option<Vec<Effect>> {
+        self.recent_signals.retain(|t| now_ms - t < 60_000);
+        if self.ended || self.recent_signals.len() >= MAX_SIGNALS_PER_MINUTE {
+            return None;
+        }
+        self.recent_signals.push(now_ms);
+        let signal = Signal {
+            kind,
+            size,
+            at: now_ms,
+        };
+        let record = self.record(Actor::Candidate, Record::Signal(signal), now_ms);
+        let event = RoomEvent::Signal {
+            seq: self.last_seq,
+            kind,
+            size,
+            at: now_ms,
+        };
+        Some(vec![
+            record,
+            Effect::Event {
+                audience: Audience::Private,
+                event,
+            },
+        ])
+    }
+
+    /// The interviewer ends the interview: nobody edits or runs code from now on. Ending twice
+    /// changes nothing.
+    pub fn end(&mut self, now_ms: i64) -> Vec<Effect> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        let record = self.record(Actor::Interviewer, Record::End, now_ms);
+        let event = RoomEvent::End {
+            seq: self.last_seq,
+            at: now_ms,
+        };
+        vec![
+            record,
+            Effect::Event {
+                audience: Audience::Everyone,
+                event,
+            },
+        ]
+    }
+}
+
+/// The interview has ended: what was asked would change its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the interview has ended")]
+pub struct Ended;

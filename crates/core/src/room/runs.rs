@@ -1,0 +1,125 @@
+//! Runs in the room: who may see a run, and each run's start, typed input, output and finish as
+//! records and events.
+
+use super::*;
+
+impl Room {
+    /// Whether `run_id` is a run of this interview that `role` may see (a private run exists
+    /// for nobody else: every action on it answers as for a run that never was).
+    pub fn run_visible_to(&self, run_id: &str, role: Role) -> bool {
+        self.runs.contains(run_id)
+            && (!self.private_runs.contains(run_id) || role.can_read_scorecard())
+    }
+
+    /// Someone typed into a running program: logged as sent, and shown to everyone who may see
+    /// the run.
+    pub fn run_input(&mut self, input: RunInput, by: Role, now_ms: i64) -> Vec<Effect> {
+        let private = self.private_runs.contains(&input.run_id);
+        let event = RoomEvent::RunInput {
+            seq: self.last_seq + 1,
+            run_id: input.run_id.clone(),
+            by,
+            data: input.data.clone(),
+            eof: input.eof,
+        };
+        vec![
+            self.record(by.into(), Record::RunInput(input), now_ms),
+            Effect::Event {
+                audience: audience(private),
+                event,
+            },
+        ]
+    }
+
+    /// A run began: log it (with the code that ran) and tell the events socket.
+    pub fn run_started(&mut self, started: &RunStarted, now_ms: i64) -> Vec<Effect> {
+        self.runs.insert(started.run_id.clone());
+        if started.private {
+            self.private_runs.insert(started.run_id.clone());
+        }
+        let record = self.record(
+            started.by.into(),
+            Record::RunStarted(started.clone()),
+            now_ms,
+        );
+        let seq = self.last_seq;
+        let event = RoomEvent::RunStarted {
+            seq,
+            run_id: started.run_id.clone(),
+            kind: started.kind,
+            by: started.by,
+            at: started.at,
+        };
+        vec![
+            record,
+            Effect::Event {
+                audience: audience(started.private),
+                event,
+            },
+        ]
+    }
+
+    /// A run printed something: `chunk` (raw bytes as the program wrote them on one stream,
+    /// possibly several writes coalesced) is logged, and the events socket gets `text`, the
+    /// same output decoded for display.
+    pub fn run_output(
+        &mut self,
+        chunk: OutputChunk,
+        text: &str,
+        by: Role,
+        private: bool,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let (run_id, stream) = (chunk.run_id.clone(), chunk.stream);
+        let mut effects = vec![self.record(by.into(), Record::RunOutput(chunk), now_ms)];
+        if !text.is_empty() {
+            let event = RoomEvent::RunOutput {
+                seq: self.last_seq,
+                run_id,
+                stream,
+                data: text.to_owned(),
+            };
+            effects.push(Effect::Event {
+                audience: audience(private),
+                event,
+            });
+        }
+        effects
+    }
+
+    /// A run ended.
+    pub fn run_finished(
+        &mut self,
+        finished: &RunFinished,
+        by: Role,
+        private: bool,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let record = self.record(by.into(), Record::RunFinished(finished.clone()), now_ms);
+        let event = RoomEvent::RunFinished {
+            seq: self.last_seq,
+            run_id: finished.run_id.clone(),
+            status: finished.status,
+            limit: finished.limit,
+            exit_code: finished.exit_code,
+            duration_ms: finished.duration_ms,
+            tests: finished.tests.clone(),
+            lint: finished.lint.clone(),
+        };
+        vec![
+            record,
+            Effect::Event {
+                audience: audience(private),
+                event,
+            },
+        ]
+    }
+}
+
+fn audience(private: bool) -> Audience {
+    if private {
+        Audience::Private
+    } else {
+        Audience::Everyone
+    }
+}
