@@ -9,9 +9,12 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod debrief_api;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jobs;
+pub mod lifecycle_api;
 pub mod metrics;
 pub mod outbound;
 pub mod questions;
@@ -224,7 +227,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/interviews/{id}",
-            get(api::get_interview).delete(scorecard_api::delete),
+            get(api::get_interview).delete(lifecycle_api::delete),
         )
         .route("/api/interviews/{id}/question", post(api::switch_question))
         .route(
@@ -239,15 +242,15 @@ pub fn router(state: AppState) -> Router {
             "/api/interviews/{id}/notes",
             post(scorecard_api::add_note).get(scorecard_api::notes),
         )
-        .route("/api/interviews/{id}/end", post(scorecard_api::end))
+        .route("/api/interviews/{id}/end", post(lifecycle_api::end))
         .route("/api/interviews/{id}/signals", post(scorecard_api::signal))
         .route(
             "/api/interviews/{id}/debrief",
-            get(scorecard_api::interview_debrief),
+            get(debrief_api::interview_debrief),
         )
         .route(
             "/api/candidates/{candidate_ref}/debrief",
-            get(scorecard_api::candidate_debrief),
+            get(debrief_api::candidate_debrief),
         )
         .route("/api/interviews/{id}/links", post(api::reissue_links))
         .route("/api/questions", get(api::list_questions))
@@ -340,11 +343,7 @@ pub async fn serve(
             days,
             "retention: ended interviews older than this are deleted hourly"
         );
-        tokio::spawn(scorecard_api::retention(
-            state.clone(),
-            days,
-            shutdown.clone(),
-        ));
+        tokio::spawn(jobs::retention(state.clone(), days, shutdown.clone()));
     }
     let app = router(state);
     http::serve(listener, app, &limits, shutdown.clone()).await;

@@ -1,0 +1,55 @@
+//! Background jobs, each in its own function with its schedule beside it: the retention job
+//! deletes interviews that ended longer ago than `--retain-days`.
+
+use crate::api::blocking;
+use crate::lifecycle_api::erase;
+use crate::AppState;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the retention job looks for interviews to delete.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes interviews that ended more than `days` ago: at once, then every
+/// [`RETENTION_EVERY`], until `shutdown`.
+pub async fn retention(state: AppState, days: u64, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let cutoff = crate::rooms::now_ms()
+            - i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+        sweep(&state, cutoff, days).await;
+    }
+}
+
+/// One pass: deletes every interview that ended before `cutoff_ms` (unix ms), logging each.
+/// Answers how many were deleted.
+pub async fn sweep(state: &AppState, cutoff_ms: i64, days: u64) -> usize {
+    let cutoff = cutoff_ms;
+    let mut deleted = 0;
+    {
+        let store = state.store.clone();
+        let due = match blocking(move || store.ended_before(cutoff)).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: could not list ended interviews");
+                return 0;
+            }
+        };
+        for interview in due {
+            match erase(state, &interview).await {
+                Ok(()) => {
+                    deleted += 1;
+                    tracing::info!(interview = %interview, days, "retention: deleted an interview ended more than the retention ago")
+                }
+                Err(e) => {
+                    tracing::warn!(interview = %interview, error = %e, "retention: delete failed")
+                }
+            }
+        }
+    }
+    deleted
+}
