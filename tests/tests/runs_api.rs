@@ -568,3 +568,18 @@ async fn a_private_run_is_no_run_at_all_to_the_candidate() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
 }
+
+#[tokio::test]
+async fn a_run_can_be_read_the_moment_its_start_is_answered() {
+    // Issue 17, item 10: the start was answered before its record was stored, so an immediate
+    // GET /runs/{id} could answer 404.
+    let room = room_with_code(TestServer::start().await, "name = input()\nprint(name)\n").await;
+    for _ in 0..20 {
+        let run_id = room
+            .run(&room.tokens.candidate, json!({"kind": "run"}))
+            .await;
+        let (status, run) = room.run_detail(&room.tokens.candidate, &run_id).await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        assert_eq!(run["run_id"], run_id.as_str());
+    }
+}

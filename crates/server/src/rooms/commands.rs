@@ -39,9 +39,10 @@ impl RoomTask {
                 stdin,
                 reply,
             } => {
+                // Answered once the run's start is stored, so the run can be read at once.
                 let (result, effects) = self.start_run(by, kind, stdin, now);
-                let _ = reply.send(result);
-                effects
+                self.answer_when_stored(result.map(|run_id| (run_id, effects)), reply);
+                Vec::new()
             }
             RoomCmd::SaveScorecard { update, reply } => {
                 let outcome = self.room.save_scorecard(update, now);
@@ -82,18 +83,9 @@ impl RoomTask {
                 by,
                 reply,
             } => {
-                match self.switch_question(question, by.into()) {
-                    Ok((effects, switched)) => {
-                        self.execute(effects);
-                        // Answered once the switch and its code are stored.
-                        self.deliver(Delivery::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(switched));
-                        })));
-                    }
-                    Err(ended) => {
-                        let _ = reply.send(Err(ended));
-                    }
-                }
+                // Answered once the switch and its code are stored.
+                let outcome = self.switch_question(question, by.into());
+                self.answer_when_stored(outcome.map(|(effects, s)| (s, effects)), reply);
                 Vec::new()
             }
             RoomCmd::RunStdin {
@@ -103,18 +95,9 @@ impl RoomTask {
                 eof,
                 reply,
             } => {
-                match self.feed_run(&run_id, by, data, eof, now) {
-                    Ok(effects) => {
-                        self.execute(effects);
-                        // Answered once the input is stored.
-                        self.deliver(Delivery::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(()));
-                        })));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                // Answered once the input is stored.
+                let outcome = self.feed_run(&run_id, by, data, eof, now);
+                self.answer_when_stored(outcome.map(|effects| ((), effects)), reply);
                 Vec::new()
             }
             RoomCmd::CancelRun { run_id, by, reply } => {
