@@ -199,10 +199,7 @@ pub(crate) async fn written(ticket: duet_store::Ticket) -> Result<(), AppError> 
 pub(crate) async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, duet_store::StoreError> + Send + 'static,
 ) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|e| AppError::Internal(format!("store task: {e}")))?
-        .map_err(AppError::from)
+    Ok(tokio::task::spawn_blocking(call).await??)
 }
 
 /// The question `interview` is on: the last switch in its log, else the one it was created

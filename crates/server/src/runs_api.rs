@@ -277,7 +277,10 @@ impl From<RunError> for AppError {
             RunError::Forbidden(why) => AppError::Forbidden(why),
             RunError::TooLarge(why) => AppError::TooLarge(why),
             RunError::Ended => AppError::Conflict(e.to_string()),
-            RunError::Refused(_) => AppError::Internal(e.to_string()),
+            RunError::Refused(_) => AppError::Failed {
+                doing: "starting a run",
+                source: Box::new(e),
+            },
         }
     }
 }

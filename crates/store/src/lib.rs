@@ -98,12 +98,6 @@ impl StoreError {
     }
 }
 
-impl Clone for StoreError {
-    fn clone(&self) -> StoreError {
-        self.for_each_write()
-    }
-}
-
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Resolves when a write is durable (or has failed).

@@ -44,8 +44,8 @@ pub enum RunError {
     #[error("{0}")]
     TooLarge(String),
     /// The sandbox refused the request as built by the server (a configuration problem).
-    #[error("the sandbox refused the run: {0}")]
-    Refused(String),
+    #[error("the sandbox refused the run")]
+    Refused(#[source] SandboxError),
     /// The run asked for is not running (finished or cancelled).
     #[error("the run is not running (it finished or was stopped)")]
     NotRunning,
@@ -133,9 +133,7 @@ impl RoomTask {
             Err(e @ SandboxError::TooLarge { .. }) => {
                 return (Err(RunError::TooLarge(e.to_string())), Vec::new())
             }
-            Err(e @ SandboxError::Invalid(_)) => {
-                return (Err(RunError::Refused(e.to_string())), Vec::new())
-            }
+            Err(e @ SandboxError::Invalid(_)) => return (Err(RunError::Refused(e)), Vec::new()),
         };
         let run_id: RunId = auth::random_token(12);
         if let Some(me) = self.me.upgrade() {

@@ -147,7 +147,12 @@ pub(super) fn writer_loop(
                 let _ = write.into_ack().send(Err(StoreError::NoSuchInterview));
                 continue;
             }
-            let _ = write.into_ack().send(outcome.clone());
+            let _ = write.into_ack().send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(StoreError::for_each_write),
+            );
         }
         shared.dirty.store(true, Ordering::Release);
         if shared.finish_checkpoint.swap(false, Ordering::AcqRel) && !finish_checkpoint(&conn) {
