@@ -2,7 +2,7 @@
 // interview on a question, its three links to copy (each saying whom it is for and what it
 // grants), and the list of interviews with their status, where each interview's links can be
 // issued again (the old ones stop working).
-import { api, explain, ApiError, type QuestionSummary, type CreatedInterview as Created, type InterviewSummary as Listed } from './api'
+import { api, explain, ApiError, type CreateInterview, type QuestionSummary, type CreatedInterview as Created, type InterviewSummary as Listed } from './api'
 import { h, page, replace, dateTime, announce } from './dom'
 
 const KEY = 'duet.admin'
@@ -103,7 +103,7 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
     replace(question, h('option', { value: '' }, 'No question (pick one in the room)'),
       ...['easy', 'medium', 'hard'].map((d) => h('optgroup', { label: d },
         qs.filter((q) => q.difficulty === d).map((q) => h('option', { value: q.id },
-          `${q.title}${q.kind === 'discussion' ? ' (discussion)' : ''}${q.tags?.length ? ` · ${q.tags.join(', ')}` : ''}`)))))
+          `${q.title}${q.kind === 'discussion' ? ' (discussion)' : ''}${q.tags.length ? ` · ${q.tags.join(', ')}` : ''}`)))))
   }).catch((err) => replace(question, h('option', { value: '' }, `Question bank: ${explain(err)}`)))
   const form = h('form', { class: 'panel', 'aria-labelledby': 'new-h' },
     h('h2', { id: 'new-h' }, 'New interview'),
@@ -117,7 +117,7 @@ function createForm(token: string): { element: HTMLElement; onCreated: () => voi
     e.preventDefault()
     if (createBtn.disabled) return // one interview per click, however fast the clicks come
     createBtn.disabled = true
-    const body: Record<string, string> = { title: title.value.trim(), candidate_name: name.value.trim() }
+    const body: CreateInterview = { title: title.value.trim(), candidate_name: name.value.trim() }
     if (question.value) body.question_id = question.value
     if (ref.value.trim()) body.candidate_ref = ref.value.trim()
     let note = ''

@@ -2,7 +2,7 @@
 // scorecards of an interviewer's candidate, shown only once the viewer's own scorecard is
 // submitted (the server enforces it; this page shows its answer). Issue 10's API; on a server
 // without it the page says so.
-import { api, ApiError, explain, takeToken, type Debrief, type DebriefRow, type RubricArea, type ScorecardAnswer } from './api'
+import { api, ApiError, explain, takeToken, type Area, type Debrief, type DebriefRow, type RubricArea, type ScorecardAnswer } from './api'
 import { h, page, replace, dateTime } from './dom'
 import { AREAS } from './scorecard'
 
@@ -19,19 +19,19 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
   const path = kind === 'candidate' ? `/api/candidates/${encodeURIComponent(key)}/debrief` : `/api/interviews/${encodeURIComponent(key)}/debrief`
   try {
     const data = await api<Debrief>(token, 'GET', path)
-    const cards = data.interviews ?? []
+    const cards = data.interviews
     if (cards.length === 0) { replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', {}, 'No scorecards yet.')); return }
     // The rubric's anchors, so "3" reads with what a 3 means (the rubric is the same for every
     // interview; an interview's own token can read it, the admin's debrief shows numbers only).
     let rubric: RubricArea[] = []
     if (kind === 'interview') {
-      try { rubric = (await api<ScorecardAnswer>(token, 'GET', `/api/interviews/${encodeURIComponent(key)}/scorecard`)).rubric ?? [] } catch { /* numbers only */ }
+      try { rubric = (await api<ScorecardAnswer>(token, 'GET', `/api/interviews/${encodeURIComponent(key)}/scorecard`)).rubric } catch { /* numbers only */ }
     }
-    const rating = (c: DebriefRow, area: string) => {
+    const rating = (c: DebriefRow, area: Area) => {
       if (!c.scorecard) return h('td', { class: 'muted' }, 'not submitted')
-      const n = c.scorecard.ratings?.[area] ?? null
+      const n = c.scorecard.ratings[area] ?? null
       if (n === null) return h('td', {}, '—')
-      const anchor = rubric.find((r) => r.area === area)?.levels?.[n - 1]
+      const anchor = rubric.find((r) => r.area === area)?.levels[n - 1]
       return h('td', {}, h('strong', {}, String(n)), anchor ? h('div', { class: 'small muted anchor' }, anchor) : null)
     }
     const heading = (c: DebriefRow) => h('th', { scope: 'col' }, c.title || c.interview_id,

@@ -1,7 +1,7 @@
 // The interviewer's panel, loaded only for the interviewer's token: the question picker and
 // prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
 // (Alt+N), the scorecard, and End interview.
-import { api, explain, unreachable, type Interview, type QuestionFull, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type Note } from './api'
+import { api, explain, isFullQuestion, unreachable, type Interview, type QuestionView, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type NewNote, type Note, type SwitchQuestion, type Timeline } from './api'
 import { h, replace, announce, clock } from './dom'
 import { renderMarkdown } from './markdown'
 import { mountScorecard } from './scorecard'
@@ -89,21 +89,24 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     signalsList.prepend(item)
     if (live) announce(`Signal: the candidate ${what}`)
   }
-  void api<{ events: { type: string; kind?: SignalKind; size?: number | null; at: number }[] }>(token, 'GET', `${base}/timeline`)
-    .then((t) => { for (const e of t.events) if (e.type === 'signal' && e.kind) addSignal(e.kind, e.size, e.at, false) })
+  void api<Timeline>(token, 'GET', `${base}/timeline`)
+    .then((t) => { for (const e of t.events) if (e.type === 'signal') addSignal(e.kind, e.size, e.at, false) })
     .catch(() => { /* live signals still show */ })
 
   // --- question
-  const showQuestion = (q: QuestionFull | null) => {
+  const showQuestion = (q: QuestionView | null) => {
     if (!q) { replace(questionEl, h('p', { class: 'muted' }, 'No question: pick one above.')); return }
+    // The interviewer's token is always answered with the whole question; the candidate's part
+    // (no hints) would show the prompt alone.
+    const full = isFullQuestion(q) ? q : null
     const list = (title: string, items: string[] | undefined, cls: string) => items && items.length
       ? h('section', { class: `hint ${cls}` }, h('h3', {}, title), h('ul', {}, items.map((s) => h('li', {}, s)))) : null
     replace(questionEl,
       h('h3', {}, q.title, h('span', { class: 'muted small' }, ` · ${q.difficulty} · ${q.kind}`)),
       renderMarkdown(q.prompt),
-      list('Strong signals', q.hints?.strong, 'strong'),
-      list('Red flags', q.hints?.red_flags, 'red'),
-      list('Follow-ups', q.follow_ups, 'follow'))
+      list('Strong signals', full?.hints.strong, 'strong'),
+      list('Red flags', full?.hints.red_flags, 'red'),
+      list('Follow-ups', full?.follow_ups, 'follow'))
     hiddenBtn.disabled = q.kind !== 'coding'
   }
   showQuestion(ctx.interview.question)
@@ -117,7 +120,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     const next = picker.selectedOptions[0]?.textContent ?? picker.value
     if (!confirm(`Switch everyone to ${next}? The code written for the current question is kept and comes back if you switch back to it.`)) return
     try {
-      await api(token, 'POST', `${base}/question`, { question_id: picker.value })
+      const body: SwitchQuestion = { question_id: picker.value }
+      await api(token, 'POST', `${base}/question`, body)
       pickNote.textContent = 'Switched.'
     } catch (err) { pickNote.textContent = `Switch: ${explain(err)}` }
   })
@@ -175,7 +179,8 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     const text = noteInput.value.trim()
     if (!text) return
     try {
-      await api(token, 'POST', `${base}/notes`, { text })
+      const body: NewNote = { text }
+      await api(token, 'POST', `${base}/notes`, body)
       noteInput.value = ''
       notesNote.textContent = 'Note saved.'
       void loadNotes()

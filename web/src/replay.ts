@@ -209,8 +209,9 @@ export async function openReplay(id: string, token: string): Promise<void> {
   // --- scorecard beside
   void loadScorecard(token, base).then(({ scorecard: card }) => {
     const ratings = AREAS.map(([area, name]) => {
-      const ev = card.evidence?.[area] ?? []
-      return h('li', {}, `${name}: `, h('strong', {}, card.ratings?.[area] ? String(card.ratings[area]) : '—'),
+      const ev = card.evidence[area] ?? []
+      const rating = card.ratings[area] ?? null
+      return h('li', {}, `${name}: `, h('strong', {}, rating !== null ? String(rating) : '—'),
         ev.length ? h('span', {}, ' · evidence: ', ev.map((ref) => {
           // A run jumps to its finish, where its whole output shows.
           const started = typeof ref === 'number' ? undefined : runsStarted.find((r) => r.run_id === ref)

@@ -16,7 +16,7 @@ import { Awareness } from 'y-protocols/awareness'
 import {
   api, explain, wsBase, unreachable,
   type Interview, type LintFinding, type RoomEvent, type RunDetail, type RunKind, type RunPage, type RunSummary,
-  type Role,
+  type Role, type RunStdin, type StartRun,
 } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createEditor } from './editor'
@@ -103,7 +103,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const consoleView = createConsole(async (data, eof) => {
     if (!activeRun) return
     try {
-      await api(token, 'POST', `${base}/runs/${encodeURIComponent(activeRun.id)}/stdin`, eof ? { data, eof: true } : { data })
+      const body: RunStdin = eof ? { data, eof: true } : { data }
+      await api(token, 'POST', `${base}/runs/${encodeURIComponent(activeRun.id)}/stdin`, body)
     } catch (err) {
       consoleView.write('info', `[input not delivered: ${explain(err)}]\n`)
     }
@@ -126,7 +127,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
     runNote.textContent = ''
     if (ended) { runNote.textContent = 'The interview has ended: nothing can be run.'; return }
     try {
-      const { run_id } = await api<{ run_id: string }>(token, 'POST', `${base}/runs`, { kind })
+      const body: StartRun = { kind }
+      const { run_id } = await api<{ run_id: string }>(token, 'POST', `${base}/runs`, body)
       if (!runs.has(run_id)) activeRun = { id: run_id, n: 0, kind, by: role, at: Date.now() }
       stopBtn.disabled = false
       if (kind === 'run') consoleView.focusInput()

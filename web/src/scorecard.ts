@@ -2,10 +2,10 @@
 // descriptions, notes, level, recommendation, runs attached as evidence, save (with the
 // version, so two tabs never overwrite each other) and submit. On a server without the
 // endpoint the section says so instead.
-import { api, ApiError, explain, type Evidence, type Scorecard, type ScorecardAnswer, type ScorecardRun } from './api'
+import { api, ApiError, explain, type Area, type Evidence, type Level, type Recommendation, type Scorecard, type ScorecardAnswer, type ScorecardRun, type ScorecardUpdate } from './api'
 import { h, replace, announce, clock } from './dom'
 
-export const AREAS: [string, string][] = [
+export const AREAS: [Area, string][] = [
   ['coding_quality', 'Coding quality'],
   ['system_design', 'System design'],
   ['debugging', 'Debugging'],
@@ -35,29 +35,29 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
   // Evidence as a person reads it: "tests 15:04:09 · 1 failed, 4 passed", never a run id.
   const runText = (r: ScorecardRun): string => {
     const kind = r.kind === 'test' ? 'tests' : r.kind === 'lint' ? 'style check' : 'run'
-    const result = r.tests_passed !== null && r.tests_passed !== undefined
+    const result = r.tests_passed !== null
       ? `${r.tests_failed ? `${r.tests_failed} failed, ` : ''}${r.tests_passed} passed`
       : r.status === 'ok' ? 'ok' : r.status.replace('_', ' ')
-    return `${kind}${r.at ? ` ${clock(r.at)}` : ''} · ${result}`
+    return `${kind} ${clock(r.at)} · ${result}`
   }
   const evidenceText = (ref: Evidence): string => {
     if (typeof ref === 'number') return `moment #${ref}`
-    const run = answer.runs?.find((r) => r.run_id === ref)
+    const run = answer.runs.find((r) => r.run_id === ref)
     return run ? runText(run) : 'a run no longer listed'
   }
   const draw = () => {
     const locked = !!card.submitted_at
     const fields: HTMLElement[] = AREAS.map(([area, name]) => {
-      const current = card.ratings?.[area] ?? null
+      const current = card.ratings[area] ?? null
       const options = [1, 2, 3, 4].map((n) => {
         const id = `rate-${area}-${n}`
-        const anchor = answer.rubric?.find((r) => r.area === area)?.levels?.[n - 1] ?? null
+        const anchor = answer.rubric.find((r) => r.area === area)?.levels[n - 1] ?? null
         const input = h('input', { type: 'radio', name: `rate-${area}`, id, value: String(n), disabled: locked })
         input.checked = current === n
         input.addEventListener('change', () => { card.ratings = { ...card.ratings, [area]: n }; changed() })
         return h('div', { class: 'rating' }, input, h('label', { for: id }, String(n), anchor ? h('span', { class: 'anchor' }, ` ${anchor}`) : null))
       })
-      const evidence = (card.evidence?.[area] ?? []).map((ref) => {
+      const evidence = (card.evidence[area] ?? []).map((ref) => {
         const remove = h('button', { type: 'button', class: 'small', disabled: locked, 'aria-label': `Remove ${evidenceText(ref)} from ${name}` }, 'Remove')
         remove.addEventListener('click', () => {
           card.evidence = { ...card.evidence, [area]: (card.evidence[area] ?? []).filter((x) => x !== ref) }
@@ -70,21 +70,22 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
         evidence.length ? h('ul', { class: 'evidence', 'aria-label': `Evidence for ${name}` }, evidence) : null)
     })
     const notes = h('textarea', { id: 'sc-notes', rows: '4', disabled: locked })
-    notes.value = card.notes ?? ''
+    notes.value = card.notes
     notes.addEventListener('input', () => { card.notes = notes.value; changed() })
-    const select = (id: string, label: string, values: string[], current: string | null, set: (v: string | null) => void) => {
+    const select = <T extends string>(id: string, label: string, values: readonly T[], current: T | null, set: (v: T | null) => void) => {
       const el = h('select', { id, disabled: locked }, h('option', { value: '' }, '—'), values.map((v) => h('option', { value: v }, v.replace('_', ' '))))
       el.value = current ?? ''
-      el.addEventListener('change', () => { set(el.value || null); changed() })
+      el.addEventListener('change', () => { set(values.find((v) => v === el.value) ?? null); changed() })
       return h('div', { class: 'field' }, h('label', { for: id }, label), el)
     }
-    const runs = (answer.runs ?? []).map((r) => {
+    const runs = answer.runs.map((r) => {
       const attach = h('select', { 'aria-label': `Attach ${runText(r)} as evidence`, disabled: locked },
         h('option', { value: '' }, 'Attach to…'), AREAS.map(([a, n]) => h('option', { value: a }, n)))
       attach.addEventListener('change', () => {
-        if (!attach.value) return
-        const list = card.evidence?.[attach.value] ?? []
-        if (!list.includes(r.run_id)) card.evidence = { ...card.evidence, [attach.value]: [...list, r.run_id] }
+        const area = AREAS.find(([a]) => a === attach.value)?.[0]
+        if (!area) return
+        const list = card.evidence[area] ?? []
+        if (!list.includes(r.run_id)) card.evidence = { ...card.evidence, [area]: [...list, r.run_id] }
         attach.value = ''
         changed()
         draw()
@@ -112,8 +113,8 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       locked ? h('p', { class: 'banner ok' }, 'Submitted: the scorecard is locked.') : null,
       ...fields,
       h('div', { class: 'field' }, h('label', { for: 'sc-notes' }, 'Notes'), notes),
-      select('sc-level', 'Level', ['mid', 'senior'], card.level, (v) => { card.level = v }),
-      select('sc-rec', 'Recommendation', ['strong_no', 'no', 'yes', 'strong_yes'], card.recommendation, (v) => { card.recommendation = v }),
+      select<Level>('sc-level', 'Level', ['mid', 'senior'], card.level, (v) => { card.level = v }),
+      select<Recommendation>('sc-rec', 'Recommendation', ['strong_no', 'no', 'yes', 'strong_yes'], card.recommendation, (v) => { card.recommendation = v }),
       runs.length ? h('div', {}, h('h4', {}, 'Runs (evidence)'), h('ul', { class: 'runs' }, runs)) : null,
       h('div', { class: 'row' }, save, submit), status)
   }
@@ -143,10 +144,9 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     const wasDirty = dirty
     dirty = false
     try {
-      const body = { ratings: card.ratings, notes: card.notes ?? '', recommendation: card.recommendation, level: card.level, evidence: card.evidence ?? {}, version: card.version }
-      const saved = await api<Partial<Scorecard> & { scorecard?: Scorecard }>(token, 'PUT', `${base}/scorecard`, body)
-      const version = saved?.scorecard?.version ?? saved?.version
-      if (typeof version === 'number') card.version = version
+      const body: ScorecardUpdate = { ratings: card.ratings, notes: card.notes, recommendation: card.recommendation, level: card.level, evidence: card.evidence, version: card.version }
+      const saved = await api<Scorecard>(token, 'PUT', `${base}/scorecard`, body)
+      card.version = saved.version
       status.textContent = `Saved at ${clock(Date.now())}.`
       return true
     } catch (err) {

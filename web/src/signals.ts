@@ -1,7 +1,7 @@
 // Integrity signals, disclosed: large pastes (their size, never their content) and the tab
 // losing focus are posted as timestamped signals for the interviewer's review. The candidate is
 // told so in the room. Nothing is blocked: blocking paste hurts people who rely on it.
-import { api, ApiError } from './api'
+import { api, ApiError, type NewSignal } from './api'
 import { h } from './dom'
 
 const LARGE_PASTE = 200 // characters
@@ -13,7 +13,7 @@ export function watchSignals(host: HTMLElement, token: string, base: string, edi
   host.appendChild(note)
   let available = true
   let lastBlur = 0
-  const post = async (body: { kind: 'paste' | 'blur'; size?: number; at: number }) => {
+  const post = async (body: NewSignal) => {
     if (!available) return
     try {
       await api(token, 'POST', `${base}/signals`, body)

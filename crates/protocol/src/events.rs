@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// What the events socket says: one JSON text frame per event, tagged by `type`, each with the
 /// room's `seq` of the record it announces. Built by the room, serialized once by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type")]
 pub enum RoomEvent {
     #[serde(rename = "run.started")]
@@ -84,6 +85,7 @@ pub enum RoomEvent {
 
 /// One entry of `GET /api/interviews/{id}/timeline`, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type")]
 pub enum TimelineEvent {
     /// One author's consecutive edits: from `seq` at `at` to `last_seq` at `last_at`.
@@ -184,6 +186,7 @@ impl TimelineEvent {
 
 /// `GET /api/interviews/{id}/timeline`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Timeline {
     pub started_at: i64,
     pub ended_at: i64,
@@ -194,6 +197,7 @@ pub struct Timeline {
 
 /// `GET /api/interviews/{id}/snapshot`: the files as they stood at `seq` (moment `at`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Snapshot {
     pub seq: u64,
     pub at: i64,

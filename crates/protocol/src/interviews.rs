@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an interview stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum InterviewStatus {
     /// Nobody has joined yet.
@@ -18,21 +19,25 @@ pub enum InterviewStatus {
 
 /// `POST /api/interviews` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct CreateInterview {
     pub title: String,
     pub candidate_name: String,
     /// A question from the bank: the room starts with its starter code.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub question_id: Option<String>,
     /// An opaque reference the team uses for one candidate (an ATS id, an email hash):
     /// interviews with one reference form that candidate's loop, debriefed together.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub candidate_ref: Option<String>,
 }
 
 /// `201` answer to `POST /api/interviews`. The tokens are shown once; only hashes are kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CreatedInterview {
     pub id: InterviewId,
     pub tokens: PerRole,
@@ -42,6 +47,7 @@ pub struct CreatedInterview {
 /// An interview's description: what the store keeps and the API shows (tokens are kept only
 /// as hashes, elsewhere).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Interview {
     pub id: InterviewId,
     pub title: String,
@@ -57,6 +63,7 @@ pub struct Interview {
 
 /// An interview as the admin lists it: its description and where it stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct InterviewSummary {
     #[serde(flatten)]
     pub interview: Interview,
@@ -65,6 +72,7 @@ pub struct InterviewSummary {
 
 /// `GET /api/interviews/{id}`: the interview as one role sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct InterviewView {
     pub id: InterviewId,
     pub title: String,
@@ -78,11 +86,13 @@ pub struct InterviewView {
 
 /// Every 4xx/5xx body: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

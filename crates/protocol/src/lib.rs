@@ -11,6 +11,8 @@ mod record;
 mod review;
 mod roles;
 mod runs;
+#[cfg(feature = "ts")]
+pub mod ts;
 
 pub use events::*;
 pub use interviews::*;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How hard a question is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Difficulty {
     Easy,
@@ -14,6 +15,7 @@ pub enum Difficulty {
 
 /// A coding question (code, tests) or a discussion prompt (hints only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum QuestionKind {
     Coding,
@@ -22,6 +24,7 @@ pub enum QuestionKind {
 
 /// A question as `GET /api/questions` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct QuestionSummary {
     pub id: String,
     pub title: String,
@@ -33,6 +36,7 @@ pub struct QuestionSummary {
 
 /// What a strong answer shows and what should worry the interviewer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Hints {
     pub strong: Vec<String>,
     pub red_flags: Vec<String>,
@@ -40,6 +44,7 @@ pub struct Hints {
 
 /// A whole question, as the interviewer (and a reviewer) sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Question {
     #[serde(flatten)]
     pub summary: QuestionSummary,
@@ -55,6 +60,7 @@ pub struct Question {
 /// The part of a question the candidate may see: never hints, follow-ups, the solution or the
 /// hidden tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CandidateQuestion {
     pub id: String,
     pub title: String,
@@ -84,6 +90,7 @@ impl Question {
 /// The question part of `GET /api/interviews/{id}`: whole for roles that may read private
 /// material, the candidate's part otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
 pub enum QuestionView {
     Full(Box<Question>),
@@ -92,6 +99,7 @@ pub enum QuestionView {
 
 /// `POST /api/interviews/{id}/question` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SwitchQuestion {
     pub question_id: String,

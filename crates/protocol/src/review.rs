@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The five areas of the scorecard's rubric; a question names the ones it probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Area {
     CodingQuality,
@@ -26,6 +27,7 @@ impl Area {
 
 /// The overall call at the end of an interview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Recommendation {
     StrongNo,
@@ -36,6 +38,7 @@ pub enum Recommendation {
 
 /// The level the evidence supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Mid,
@@ -44,6 +47,7 @@ pub enum Level {
 
 /// A piece of evidence: a run of this interview (by id) or a moment of it (a log seq).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
 pub enum Evidence {
     Seq(u64),
@@ -52,23 +56,30 @@ pub enum Evidence {
 
 /// `PUT /api/interviews/{id}/scorecard` body: the whole card, and the version it was read at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ScorecardUpdate {
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub ratings: std::collections::BTreeMap<Area, Option<u8>>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub notes: String,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub recommendation: Option<Recommendation>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub level: Option<Level>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub evidence: std::collections::BTreeMap<Area, Vec<Evidence>>,
     pub version: u64,
 }
 
 /// An interview's scorecard as stored and served.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Scorecard {
     /// Every area, rated 1 to 4 or not yet (`null`).
     pub ratings: std::collections::BTreeMap<Area, Option<u8>>,
@@ -93,6 +104,7 @@ pub struct ScorecardChange {
 
 /// Stored with `EventKind::Note`, and served by `GET /api/interviews/{id}/notes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Note {
     pub text: String,
     /// The server's time and the room's seq when it was written.
@@ -102,6 +114,7 @@ pub struct Note {
 
 /// `POST /api/interviews/{id}/notes` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub text: String,
@@ -109,6 +122,7 @@ pub struct NewNote {
 
 /// What the candidate's browser noticed: review aids, never a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
     /// A large paste into the editor (its size, never its content).
@@ -120,12 +134,15 @@ pub enum SignalKind {
 /// `POST /api/interviews/{id}/signals` body. `at` (the browser's clock) is accepted and ignored:
 /// the server stamps its own time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct NewSignal {
     pub kind: SignalKind,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub size: Option<u64>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub at: Option<i64>,
 }
 

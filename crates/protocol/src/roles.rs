@@ -6,6 +6,7 @@ use std::fmt;
 
 /// Who a token speaks for. Each interview issues one token per role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Runs the interview: edits, runs code, runs hidden tests, keeps the scorecard.
@@ -79,6 +80,7 @@ impl fmt::Display for Role {
 /// Who caused an event in a room: a participant (by role) or the server itself (starter code
 /// inserted, a question switched, an interview ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Actor {
     Interviewer,
@@ -137,6 +139,7 @@ impl fmt::Display for Actor {
 
 /// An interview's public id: 22 url-safe characters (128 random bits, base64url).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(transparent)]
 pub struct InterviewId(String);
 
@@ -162,6 +165,7 @@ impl fmt::Display for InterviewId {
 
 /// The identity the server stamps on a participant's awareness state. Clients cannot choose it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Identity {
     pub name: String,
     pub role: Role,
@@ -185,6 +189,7 @@ impl Identity {
 
 /// One value per role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PerRole {
     pub interviewer: String,
     pub candidate: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a run executes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum RunKind {
     /// The program, `python3 main.py`.
@@ -18,6 +19,7 @@ pub enum RunKind {
 
 /// One finding of a lint run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LintFinding {
     pub line: u32,
     pub col: u32,
@@ -50,6 +52,7 @@ pub struct RunStarted {
 
 /// Which stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -79,6 +82,7 @@ pub struct RunOutputHeader {
 
 /// pytest's results as the API shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TestResults {
     pub passed: u32,
     pub failed: u32,
@@ -88,6 +92,7 @@ pub struct TestResults {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TestCaseResult {
     pub name: String,
     pub outcome: String,
@@ -97,6 +102,7 @@ pub struct TestCaseResult {
 /// How a run ended (or that it has not yet). The server's own flags win (timeout, output cap,
 /// cancel), then the out-of-memory flag, then the exit code and test results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Only in histories and timelines, while the run goes on.
@@ -129,6 +135,7 @@ pub struct RunInput {
 /// The limit that stopped a run, with its value, so a page can say "stopped after 10 s of CPU
 /// time" or "output over 1 MiB: the rest was dropped".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunLimit {
     /// Wall-clock time (an interactive program has a longer one than the rest).
@@ -161,26 +168,32 @@ pub struct RunFinished {
 
 /// `POST /api/interviews/{id}/runs` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     pub kind: RunKind,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub stdin: Option<String>,
 }
 
 /// `POST /api/interviews/{id}/runs/{run_id}/stdin` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RunStdin {
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub data: String,
     /// Ends the program's input after `data` (its `sys.stdin.read()` returns).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub eof: bool,
 }
 
 /// pytest's counts, without the cases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TestCounts {
     pub passed: u32,
     pub failed: u32,
@@ -201,6 +214,7 @@ impl From<&TestResults> for TestCounts {
 
 /// One run in `GET /api/interviews/{id}/runs`: light, without its code or output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunSummary {
     pub run_id: RunId,
     pub kind: RunKind,
@@ -223,6 +237,7 @@ pub struct RunSummary {
 
 /// `GET /api/interviews/{id}/runs`: one page of runs, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunPage {
     pub runs: Vec<RunSummary>,
     /// Pass as `?after=` for the next page; `null` on the last page.
@@ -231,6 +246,10 @@ pub struct RunPage {
 
 /// `GET /api/interviews/{id}/runs/{run_id}`: one run whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+// The summary's `tests` (counts) and this struct's (with the cases) share a key, which ts-rs
+// would declare twice; the TypeScript is that of the JSON as a browser parses it (see ts.rs).
+#[cfg_attr(feature = "ts", ts(as = "crate::ts::RunDetailJson"))]
 pub struct RunDetail {
     #[serde(flatten)]
     pub summary: RunSummary,
