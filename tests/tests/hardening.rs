@@ -636,3 +636,54 @@ fn plain(log: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn past_the_connection_cap_a_new_connection_is_told_503_at_once_and_websockets_count() {
+    let server = TestServer::start_with(|a| a.http.max_connections = 3).await;
+    let interview = server.create_interview("Ada").await;
+    // Three people in the room hold the three connections (websockets keep their slot).
+    let mut people = Vec::new();
+    for token in [
+        &interview.tokens.candidate,
+        &interview.tokens.interviewer,
+        &interview.tokens.reviewer,
+    ] {
+        let client = YClient::connect(&server.yjs_url(&interview.id, token))
+            .await
+            .unwrap();
+        assert!(eventually(PATIENCE, || client.synced()).await);
+        people.push(client);
+    }
+    // None of them is silent, so a fourth connection takes no one's place: a plain 503.
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let refused = client
+        .get(server.http("/healthz"))
+        .send()
+        .await
+        .expect("an answer, not a wait in the accept queue");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many open connections"));
+    // One leaves: there is room again.
+    people.pop().unwrap().abort();
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = match client.get(server.http("/healthz")).send().await {
+            Ok(response) => response.status(),
+            Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(PATIENCE / 100).await;
+    }
+    assert_eq!(status, StatusCode::OK, "a freed slot is used again");
+}

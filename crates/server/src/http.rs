@@ -8,8 +8,9 @@
 //! ([`effective_connection_cap`]), so connections can never take the descriptors the rest of
 //! the server needs. At the cap a new connection is still accepted: it takes the place of the
 //! oldest connection that has not sent a single request yet (a silent one), or, when every
-//! connection is in use, is answered a fixed 503 and closed at once. So a pile of silent
-//! connections never keeps `/healthz` or a person out, and refusing costs one small write.
+//! connection is in use, is answered a fixed 503 and closed (a few such answers at a time, each
+//! bounded in time; past that, closed without a word). So a pile of silent connections never
+//! keeps `/healthz` or a person out, and refusing costs next to nothing.
 
 use crate::config::HttpLimits;
 use axum::body::Body;
@@ -37,11 +38,17 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Descriptors kept back from connections: the store (the database, its WAL and shared-memory
 /// files, for the writer and each reader), the Docker engine's socket (its connection pool and
 /// one attach stream per run), the listener, stdio, the runtime's epoll and wakers, logs, and
-/// the one connection being refused.
+/// the connections being refused (at most [`REFUSING`]).
 pub const FD_RESERVE: u64 = 128;
 
 /// How long the accept loop waits for an evicted silent connection to give its slot back.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Connections past the cap being told so at once; more are closed without a word.
+const REFUSING: usize = 16;
+
+/// How long a refused connection gets to send its request and read the answer.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 /// What a connection past the cap is told before it is closed.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 89\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections; retry in a moment\"}}";
@@ -177,6 +184,7 @@ pub async fn serve(
         ),
     }
     let permits = Arc::new(Semaphore::new(cap));
+    let refusals = Arc::new(Semaphore::new(REFUSING));
     let silent = Arc::new(Mutex::new(Silent::default()));
     let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
     let connections = TaskTracker::new();
@@ -214,9 +222,14 @@ pub async fn serve(
                 match freed {
                     Some(permit) => permit,
                     None => {
-                        // Every slot is in use: say so in one write, and close.
-                        let _ = tcp.try_write(REFUSAL);
+                        // Every slot is in use: say so, and close.
                         tracing::debug!(%peer, cap, "connection refused at the cap");
+                        if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                            tokio::spawn(async move {
+                                let _refusing = refusing;
+                                refuse(tcp).await;
+                            });
+                        }
                         continue;
                     }
                 }
@@ -265,6 +278,29 @@ pub async fn serve(
     }
     connections.close();
     let _ = tokio::time::timeout(DRAIN, connections.wait()).await;
+}
+
+/// Answers a connection past the cap with [`REFUSAL`] once its request has come (an HTTP
+/// client takes an answer before its request for a broken connection), then closes it after
+/// reading what it sent (closing with unread input would reset the connection and could lose
+/// the answer). Each step is bounded by [`REFUSAL_WAIT`].
+async fn refuse(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_WAIT, tcp.read(&mut buf)).await;
+    let answered = async {
+        tcp.write_all(REFUSAL).await?;
+        tcp.shutdown().await?;
+        let mut drained = 0usize;
+        while drained < 64 * 1024 {
+            match tcp.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_WAIT, answered).await;
 }
 
 /// Raises the soft limit on open files to the hard one, so the connection cap, not the file
