@@ -5,10 +5,8 @@
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_protocol::{CreatedInterview, EventKind, InterviewId};
-use duet_sandbox::{RunRequest, RunStatus, Sandbox, Target};
 use duet_tests::{api, eventually, EventsClient, TestServer, YClient};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +63,7 @@ fn bank() -> duet_server::questions::QuestionBank {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_coding_question_fails_on_its_starter_and_passes_on_its_solution_in_the_real_sandbox()
 {
+    // The same check `duet check-questions` runs for a team's own bank.
     let dir = tempfile::tempdir().unwrap();
     let mut args = duet_server::config::ServeArgs::for_data_dir(dir.path());
     args.sandbox.pool = 0;
@@ -76,58 +75,11 @@ async fn every_coding_question_fails_on_its_starter_and_passes_on_its_solution_i
     );
     let bank = bank();
     let mut failures = Vec::new();
-    for summary in bank
-        .list()
-        .into_iter()
-        .filter(|q| q.kind == duet_protocol::QuestionKind::Coding)
-    {
+    for summary in bank.list() {
         let q = bank.get(&summary.id).unwrap();
-        for (what, code, must_pass) in [
-            ("starter", &q.starter, false),
-            ("solution", &q.solution, true),
-        ] {
-            let files = BTreeMap::from([
-                ("main.py".to_owned(), code.clone()),
-                ("test_visible.py".to_owned(), q.visible_tests.clone()),
-                ("test_hidden.py".to_owned(), q.hidden_tests.clone()),
-            ]);
-            let request = RunRequest {
-                files,
-                target: Target::Pytest {
-                    test_files: vec!["test_visible.py".into(), "test_hidden.py".into()],
-                },
-                stdin: None,
-                keep_stdin_open: false,
-                limits: args.sandbox.limits(),
-            };
-            let mut handle = sandbox.start(request).unwrap();
-            let mut outcome = None;
-            let mut output = Vec::new();
-            while let Some(event) = handle.events.recv().await {
-                match event {
-                    duet_sandbox::RunEvent::Finished(o) => outcome = Some(o),
-                    duet_sandbox::RunEvent::Stdout(b) | duet_sandbox::RunEvent::Stderr(b) => {
-                        output.extend(b)
-                    }
-                }
-            }
-            let outcome = outcome.unwrap();
-            let tests = outcome.tests.clone().unwrap_or_default();
-            let collected = !tests.cases.is_empty() && tests.errors == 0;
-            let ok = if must_pass {
-                outcome.status == RunStatus::Ok && tests.failed == 0 && collected
-            } else {
-                tests.failed + tests.errors > 0
-            };
-            if !ok {
-                failures.push(format!(
-                    "{} {what}: {:?} {:?}\n{}",
-                    q.id(),
-                    outcome.status,
-                    tests,
-                    String::from_utf8_lossy(&output)
-                ));
-            }
+        let limits = args.sandbox.limits();
+        for problem in duet_server::question_check::self_check(&sandbox, &q, &limits).await {
+            failures.push(format!("{}: {problem}", q.id()));
         }
     }
     sandbox.shutdown().await;
@@ -136,6 +88,23 @@ async fn every_coding_question_fails_on_its_starter_and_passes_on_its_solution_i
         "questions that do not hold:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_prompt_in_the_bank_renders_as_its_author_wrote_it() {
+    // Issue 18, item 4: tables as pipes, "503." read as a list item.
+    let bank = bank();
+    let problems: Vec<String> = bank
+        .list()
+        .iter()
+        .flat_map(|q| {
+            let prompt = bank.get(&q.id).unwrap().prompt.clone();
+            duet_server::question_check::prompt_problems(&prompt)
+                .into_iter()
+                .map(move |p| format!("{}: {p}", q.id))
+        })
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[tokio::test]

@@ -19,9 +19,30 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// ServeArgs is large and parsed once: boxing it would only add noise at every use.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Check a question bank before use: every file loads, every prompt renders as written,
+    /// and (unless --no-run) every coding question fails on its starter and passes on its
+    /// solution in the real sandbox. Exits non-zero on any problem.
+    CheckQuestions(CheckArgs),
+}
+
+/// `duet check-questions`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Folder of question files.
+    #[arg(long, env = "DUET_QUESTIONS_DIR", default_value = "questions")]
+    pub questions_dir: PathBuf,
+    /// Only these question ids (default: every question in the folder).
+    pub ids: Vec<String>,
+    /// Check the files and prompts only; run nothing.
+    #[arg(long)]
+    pub no_run: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -444,9 +465,9 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_match_the_documented_values() {
-        let Cli {
-            command: Command::Serve(args),
-        } = Cli::parse_from(["duet", "serve"]);
+        let Command::Serve(args) = Cli::parse_from(["duet", "serve"]).command else {
+            panic!("serve parses as serve");
+        };
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(args.ws.max_message_bytes, 1 << 20);
         assert_eq!(args.sandbox.image, "duet-sandbox:latest");

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod lifecycle_api;
 pub mod metrics;
 pub mod outbound;
+pub mod question_check;
 pub mod questions;
 pub mod replay;
 pub mod replay_api;

@@ -22,9 +22,13 @@ async fn run() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::CheckQuestions(check) => {
+            let problems = duet_server::question_check::check_bank(&check).await?;
+            std::process::exit(if problems == 0 { 0 } else { 1 });
+        }
+    };
     match duet_server::http::raise_open_file_limit() {
         Some(limit) if (limit as usize) < args.http.max_connections + 256 => tracing::warn!(
             limit,
