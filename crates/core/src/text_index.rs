@@ -359,4 +359,82 @@ mod tests {
             );
         }
     }
+
+    /// A typing-shaped log: one author at a time at a cursor that mostly moves on by one, a
+    /// fifth of the keys backspaces, now and then a jump elsewhere, a tenth of the edits by
+    /// the other author.
+    fn typing_log(n: u64) -> Vec<LogRecord> {
+        let docs = [Doc::new(), Doc::new()];
+        let mut log = Vec::new();
+        let mut state = 7u64;
+        let mut cursor = [0u32; 2];
+        for seq in 1..=n {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let who = usize::from((state >> 50) % 10 == 0);
+            let doc = &docs[who];
+            let text = doc.get_or_insert_text(MAIN_FILE);
+            let len = text.len(&doc.transact());
+            if (state >> 20) % 50 == 0 {
+                cursor[who] = (state >> 30) as u32 % (len + 1);
+            }
+            let at = cursor[who].min(len);
+            let update = {
+                let mut txn = doc.transact_mut();
+                if (state >> 10) % 5 == 0 && at > 0 {
+                    text.remove_range(&mut txn, at - 1, 1);
+                    cursor[who] = at - 1;
+                } else {
+                    let key = if (state >> 5) % 30 == 0 { "\n" } else { "x" };
+                    text.insert(&mut txn, at, key);
+                    cursor[who] = at + 1;
+                }
+                txn.encode_update_v1()
+            };
+            docs[1 - who]
+                .transact_mut()
+                .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
+                .expect("applies");
+            log.push(LogRecord {
+                seq,
+                at_ms: seq as i64,
+                kind: EventKind::Edit,
+                by: Actor::Candidate,
+                data: update,
+            });
+        }
+        log
+    }
+
+    /// What building an index from cold costs, against applying the same edits alone (issue
+    /// 16, finding 13). A measurement, not a check:
+    /// `cargo test --release -p duet-core --lib build_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement; run it by name in release"]
+    fn build_cost_from_cold() {
+        for n in [5_000u64, 20_000, 50_000] {
+            let log = typing_log(n);
+            let started = std::time::Instant::now();
+            let doc = Doc::new();
+            for record in &log {
+                apply(&doc, &record.data).expect("applies");
+            }
+            let apply_only = started.elapsed();
+            let started = std::time::Instant::now();
+            let mut index = TextIndex::default();
+            index.extend(None, Vec::new(), log, n).expect("indexes");
+            let build = started.elapsed();
+            let chars = doc
+                .get_or_insert_text(MAIN_FILE)
+                .get_string(&doc.transact())
+                .chars()
+                .count();
+            println!(
+                "{n} edits ({chars} characters at the end): apply alone {apply_only:?}, build the index {build:?} ({:.0} us an edit), index {} KiB",
+                build.as_secs_f64() * 1e6 / n as f64,
+                index.approx_bytes() / 1024
+            );
+        }
+    }
 }
