@@ -1,12 +1,11 @@
 //! The REST endpoints: interviews and their role views, health and metrics.
 
 use crate::auth;
+use crate::body::JsonBody;
 use crate::error::AppError;
 use crate::rooms::now_ms;
 use crate::rooms::RoomCmd;
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -25,15 +24,10 @@ const MAX_NAME: usize = 100;
 pub async fn create_interview(
     State(state): State<AppState>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<CreateInterview>,
 ) -> Result<Response, AppError> {
     auth::require_admin(&state, &parts).await?;
-    let body = body?;
-    let req: CreateInterview = serde_json::from_slice(&body).map_err(|e| {
-        AppError::BadRequest(format!(
-            "expected {{\"title\": str, \"candidate_name\": str}}: {e}"
-        ))
-    })?;
+    let req = body.read()?;
     let question_id = match &req.question_id {
         Some(q) => Some(
             state
@@ -269,7 +263,7 @@ pub async fn switch_question(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<SwitchQuestion>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     if !role.can_lead_interview() {
@@ -277,8 +271,7 @@ pub async fn switch_question(
             "only the interviewer switches questions",
         ));
     }
-    let req: SwitchQuestion = serde_json::from_slice(&body?)
-        .map_err(|e| AppError::BadRequest(format!("expected {{\"question_id\": str}}: {e}")))?;
+    let req = body.read()?;
     let question = state
         .questions
         .get(&req.question_id)

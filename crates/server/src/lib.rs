@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod debrief_api;
 pub mod error;

@@ -2,13 +2,12 @@
 //! interview's run history. Live output goes out on the events socket (see `events.rs`).
 
 use crate::auth;
+use crate::body::JsonBody;
 use crate::error::AppError;
 use crate::replay_api::{blocking, number, query};
 use crate::rooms::RoomCmd;
 use crate::rooms::RunError;
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -31,10 +30,10 @@ pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<StartRun>,
 ) -> Result<Response, AppError> {
     let (interview, role) = runner(&state, &parts, &id).await?;
-    let request: StartRun = parse(&body?, r#"{"kind": "run", "stdin": optional string}"#)?;
+    let request = body.read()?;
     if request.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
         return Err(AppError::TooLarge(format!(
             "stdin is over {MAX_STDIN} bytes"
@@ -63,10 +62,10 @@ pub async fn stdin(
     State(state): State<AppState>,
     Path((id, run_id)): Path<(String, String)>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<RunStdin>,
 ) -> Result<StatusCode, AppError> {
     let (interview, role) = runner(&state, &parts, &id).await?;
-    let request: RunStdin = parse(&body?, r#"{"data": string, "eof": optional bool}"#)?;
+    let request = body.read()?;
     if request.data.len() > MAX_STDIN {
         return Err(AppError::TooLarge(format!(
             "stdin is over {MAX_STDIN} bytes"
@@ -246,10 +245,6 @@ async fn runner(
         return Err(AppError::Forbidden("this role cannot run code"));
     }
     Ok((interview, role))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("expected {shape}: {e}")))
 }
 
 /// Asks the room and turns its refusal into the HTTP answer.

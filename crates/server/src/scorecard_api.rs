@@ -7,11 +7,10 @@
 
 use crate::api::{ask_room, blocking};
 use crate::auth;
+use crate::body::JsonBody;
 use crate::error::AppError;
 use crate::rooms::RoomCmd;
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -97,10 +96,6 @@ async fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId
     Ok(interview)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("expected {shape}: {e}")))
-}
-
 impl From<ScorecardError> for AppError {
     fn from(e: ScorecardError) -> AppError {
         match e {
@@ -169,13 +164,10 @@ pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<ScorecardUpdate>,
 ) -> Result<Json<Scorecard>, AppError> {
     let interview = writer(&state, &parts, &id).await?;
-    let update: ScorecardUpdate = parse(
-        &body?,
-        r#"{"ratings": {area: 1-4 | null}, "notes": str, "recommendation": "strong_no"|"no"|"yes"|"strong_yes"|null, "level": "mid"|"senior"|null, "evidence": {area: [run_id | seq]}, "version": int}"#,
-    )?;
+    let update = body.read()?;
     let card = ask_room(&state, &interview, |reply| RoomCmd::SaveScorecard {
         update,
         reply,
@@ -204,10 +196,10 @@ pub async fn add_note(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<NewNote>,
 ) -> Result<(StatusCode, Json<Note>), AppError> {
     let interview = writer(&state, &parts, &id).await?;
-    let note: NewNote = parse(&body?, r#"{"text": str}"#)?;
+    let note = body.read()?;
     let note = ask_room(&state, &interview, |reply| RoomCmd::AddNote {
         text: note.text,
         reply,
@@ -244,7 +236,7 @@ pub async fn signal(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<duet_protocol::NewSignal>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
     let (interview, role) = auth::role_in(&state, &parts, &id).await?;
     if role != Role::Candidate {
@@ -252,10 +244,7 @@ pub async fn signal(
             "integrity signals come from the candidate's page",
         ));
     }
-    let signal: duet_protocol::NewSignal = parse(
-        &body?,
-        r#"{"kind": "paste" | "blur", "size": optional int}"#,
-    )?;
+    let signal = body.read()?;
     let logged = ask_room(&state, &interview, |reply| RoomCmd::Signal {
         kind: signal.kind,
         size: signal.size,
