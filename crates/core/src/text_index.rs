@@ -372,21 +372,25 @@ mod tests {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let who = usize::from((state >> 50) % 10 == 0);
+            let who = usize::from((state >> 50).is_multiple_of(10));
             let doc = &docs[who];
             let text = doc.get_or_insert_text(MAIN_FILE);
             let len = text.len(&doc.transact());
-            if (state >> 20) % 50 == 0 {
+            if (state >> 20).is_multiple_of(50) {
                 cursor[who] = (state >> 30) as u32 % (len + 1);
             }
             let at = cursor[who].min(len);
             let update = {
                 let mut txn = doc.transact_mut();
-                if (state >> 10) % 5 == 0 && at > 0 {
+                if (state >> 10).is_multiple_of(5) && at > 0 {
                     text.remove_range(&mut txn, at - 1, 1);
                     cursor[who] = at - 1;
                 } else {
-                    let key = if (state >> 5) % 30 == 0 { "\n" } else { "x" };
+                    let key = if (state >> 5).is_multiple_of(30) {
+                        "\n"
+                    } else {
+                        "x"
+                    };
                     text.insert(&mut txn, at, key);
                     cursor[who] = at + 1;
                 }
