@@ -82,21 +82,12 @@ export type {
   TimelineEvent,
 } from './gen'
 import type {
-  Area, InterviewId, InterviewStatus, InterviewView, Question, QuestionView, Recommendation, RoomEvent,
+  Area, Hints, InterviewId, InterviewStatus, InterviewView, Recommendation, RoomEvent,
   RunKind, RunStatus, Role, Scorecard,
 } from './gen'
 
 /** `InterviewView`: `GET /api/interviews/{id}` as one role sees it. */
 export type Interview = InterviewView
-
-/**
- * Whether a question is the whole one (interviewer, reviewer: hints, follow-ups, the solution)
- * rather than the candidate's part. The server sends one or the other untagged, told apart by
- * their keys.
- */
-export function isFullQuestion(q: QuestionView): q is Question {
-  return 'hints' in q
-}
 
 // Not generated yet: these bodies are declared in crates/server and crates/core, not in
 // crates/protocol, so ts-rs cannot see them. Written here to match their serde output exactly;
@@ -116,7 +107,7 @@ export interface ScorecardRun {
 /** One area of the rubric, with what a 1 to a 4 looks like (core `scorecard::Anchors`). */
 export interface RubricArea { area: Area; title: string; levels: [string, string, string, string] }
 /** The question's private guidance, served with the scorecard (server `scorecard_api::Guidance`). */
-export interface Guidance { question_id: string; title: string; hints: { strong: string[]; red_flags: string[] }; follow_ups: string[] }
+export interface Guidance { question_id: string; title: string; hints: Hints; follow_ups: string[] }
 /** `GET /api/interviews/{id}/scorecard` (server `scorecard_api::ScorecardView`). */
 export interface ScorecardAnswer { scorecard: Scorecard; rubric: RubricArea[]; runs: ScorecardRun[]; question: Guidance | null }
 

@@ -1,7 +1,7 @@
 // The interviewer's panel, loaded only for the interviewer's token: the question picker and
 // prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
 // (Alt+N), the scorecard, and End interview.
-import { api, explain, isFullQuestion, unreachable, type Interview, type QuestionView, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type NewNote, type Note, type SwitchQuestion, type Timeline } from './api'
+import { api, explain, unreachable, type Interview, type Question, type QuestionView, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type NewNote, type Note, type SwitchQuestion, type Timeline } from './api'
 import { h, replace, announce, clock } from './dom'
 import { renderMarkdown } from './markdown'
 import { mountScorecard } from './scorecard'
@@ -94,6 +94,12 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     .catch(() => { /* live signals still show */ })
 
   // --- question
+  /**
+   * Whether a question is the whole one (hints, follow-ups, the solution) rather than the
+   * candidate's part: the server sends one or the other untagged, told apart by their keys.
+   * Here, not in api.ts, so the candidate's page never carries the key's name.
+   */
+  const isFullQuestion = (q: QuestionView): q is Question => 'hints' in q
   const showQuestion = (q: QuestionView | null) => {
     if (!q) { replace(questionEl, h('p', { class: 'muted' }, 'No question: pick one above.')); return }
     // The interviewer's token is always answered with the whole question; the candidate's part
