@@ -28,6 +28,20 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
 }
 
+/// For tests on a paused clock: waits up to 10 s of real time for `cond` (the store's writer
+/// thread commits in real time) without letting the paused clock move: the waiting task sleeps
+/// on its thread and yields, so the runtime is never idle and never advances its clock itself.
+pub async fn soon(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..10_000 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
 /// Calls the REST API with a bearer token and an optional JSON body; the status and the JSON
 /// answer (or the text, as a JSON string, if it is not JSON).
 pub async fn api(

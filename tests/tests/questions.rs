@@ -172,23 +172,33 @@ async fn the_bank_is_listed_for_the_admin_and_interviewers_and_never_for_the_can
     assert_eq!(status, 404, "{body}");
 }
 
-#[tokio::test]
-async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
-    let server = TestServer::start().await;
-    let bank = bank();
-    let created = server.create_interview_on("Ada", "lru-cache").await;
+/// An interview on `question_id` with the candidate and the interviewer in the room, once both
+/// see its starter.
+async fn both_in_the_room(
+    server: &TestServer,
+    question_id: &str,
+) -> (CreatedInterview, YClient, YClient) {
+    let created = server.create_interview_on("Ada", question_id).await;
     let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
         .await
         .unwrap();
     let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
         .await
         .unwrap();
-    let lru = bank.get("lru-cache").unwrap();
+    let starter = bank().get(question_id).unwrap().starter.clone();
     assert!(
-        eventually(PATIENCE, || candidate.text() == lru.starter
-            && interviewer.text() == lru.starter)
+        eventually(PATIENCE, || candidate.text() == starter
+            && interviewer.text() == starter)
         .await
     );
+    (created, candidate, interviewer)
+}
+
+#[tokio::test]
+async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
+    let server = TestServer::start().await;
+    let bank = bank();
+    let (created, candidate, interviewer) = both_in_the_room(&server, "lru-cache").await;
     candidate.insert(0, "# my notes\n");
     assert!(eventually(PATIENCE, || interviewer.text().starts_with("# my notes\n")).await);
     let events = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
@@ -291,15 +301,8 @@ async fn a_switch_and_back_restores_the_candidates_code_for_both_even_after_a_re
     // Issue 18, item 2: a mis-click on another question cost the candidate their solution.
     let server = TestServer::start().await;
     let bank = bank();
-    let created = server.create_interview_on("Ada", "lru-cache").await;
-    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
-        .await
-        .unwrap();
-    let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
-        .await
-        .unwrap();
+    let (created, candidate, interviewer) = both_in_the_room(&server, "lru-cache").await;
     let lru = bank.get("lru-cache").unwrap();
-    assert!(eventually(PATIENCE, || candidate.text() == lru.starter).await);
     // The candidate writes a solution.
     candidate.insert(0, "# my solution\n");
     let solution = format!("# my solution\n{}", lru.starter);
@@ -378,12 +381,7 @@ async fn a_switch_and_back_restores_the_candidates_code_for_both_even_after_a_re
 async fn a_switch_after_the_end_is_refused_and_the_record_stays_as_it_was() {
     // Issue 16, finding 10: a switch after the end rewrote the final main.py.
     let server = TestServer::start().await;
-    let created = server.create_interview_on("Ada", "lru-cache").await;
-    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
-        .await
-        .unwrap();
-    let lru = bank().get("lru-cache").unwrap();
-    assert!(eventually(PATIENCE, || candidate.text() == lru.starter).await);
+    let (created, _candidate, _interviewer) = both_in_the_room(&server, "lru-cache").await;
     let (status, _) = api(
         &server,
         reqwest::Method::POST,

@@ -5,23 +5,9 @@
 
 use duet_protocol::{Actor, InterviewId, LogRecord, Record};
 use duet_server::jobs::{retention, RETENTION_EVERY};
-use duet_tests::TestServer;
+use duet_tests::{soon, TestServer};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Waits up to 10 s of real time for `cond` (the store's writer thread commits in real time),
-/// without letting the paused clock move: the task sleeps on its thread and yields, so the
-/// runtime is never idle and never advances its clock by itself.
-async fn soon(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..10_000 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        tokio::task::yield_now().await;
-    }
-    false
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -9,7 +9,7 @@ use duet_server::metrics::Metrics;
 use duet_server::questions::QuestionBank;
 use duet_server::rooms::{PeerSink, RoomCmd, RoomHandle, Rooms, RoomsParts};
 use duet_store::{Interview, SqliteConfig, SqliteStore, Store};
-use duet_tests::FakeSandbox;
+use duet_tests::{soon, FakeSandbox};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,20 +90,6 @@ async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
-}
-
-/// Waits up to 10 s of real time for `cond` (the store's writer thread commits in real time),
-/// without letting the paused clock move: the waiting task sleeps on the thread and yields, so
-/// the runtime is never idle and never advances its clock by itself.
-async fn soon(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..10_000 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        tokio::task::yield_now().await;
-    }
-    false
 }
 
 #[tokio::test(start_paused = true)]
