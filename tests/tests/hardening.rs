@@ -522,12 +522,20 @@ fn duet_bin() -> PathBuf {
     path
 }
 
-/// `duet serve` under an open-file limit of `nofile` (soft and hard), on a free port; the child,
-/// its address, and the lines it logs.
-// The child is returned to the caller, which kills and waits for it.
-#[allow(clippy::zombie_processes)]
-fn start_limited(data_dir: &std::path::Path, nofile: u32) -> (Child, String, Arc<Mutex<String>>) {
-    let mut child = Command::new("prlimit")
+/// A server process, killed and waited for when the test ends, whether it passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `duet serve` under an open-file limit of `nofile` (soft and hard), on a free port; the
+/// process, its address, and the lines it logs.
+fn start_limited(data_dir: &std::path::Path, nofile: u32) -> (Killed, String, Arc<Mutex<String>>) {
+    let child = Command::new("prlimit")
         .arg(format!("--nofile={nofile}:{nofile}"))
         .arg("--")
         .arg(duet_bin())
@@ -549,8 +557,9 @@ fn start_limited(data_dir: &std::path::Path, nofile: u32) -> (Child, String, Arc
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("prlimit (util-linux) is needed: {e}"));
+    let mut child = Killed(child);
     let logged = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let sink = logged.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -559,7 +568,7 @@ fn start_limited(data_dir: &std::path::Path, nofile: u32) -> (Child, String, Arc
             log.push('\n');
         }
     });
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(addr) = line.strip_prefix("Duet listening on http://") {
@@ -572,7 +581,7 @@ fn start_limited(data_dir: &std::path::Path, nofile: u32) -> (Child, String, Arc
 #[tokio::test]
 async fn a_server_under_a_low_open_file_limit_keeps_answering_while_silent_connections_pile_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr, logged) = start_limited(dir.path(), 256);
+    let (_server, addr, logged) = start_limited(dir.path(), 256);
     // It says what cap the limit leaves: 256 less the reserve.
     let said = eventually(PATIENCE, || {
         plain(&logged.lock().unwrap()).contains("connections capped")
@@ -618,8 +627,6 @@ async fn a_server_under_a_low_open_file_limit_keeps_answering_while_silent_conne
         "no descriptor ran out:\n{log}"
     );
     drop(silent);
-    server.kill().unwrap();
-    let _ = server.wait();
 }
 
 /// A log without its colour codes.
