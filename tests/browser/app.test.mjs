@@ -291,7 +291,8 @@ test('the interviewer scores with a run as evidence, submits, and ends the inter
 
   page.once('dialog', (dialog) => dialog.accept())
   await page.getByRole('button', { name: 'End interview' }).click()
-  await page.getByText('The interview has ended.').waitFor()
+  // The panel says so (a screen reader's announcer says it too: not the one looked at here).
+  await page.getByRole('complementary', { name: 'Interviewer panel' }).getByText('The interview has ended.').waitFor()
   assert.equal((await api('')).status, 'ended')
   const before = (await api(`/snapshot?at=${Date.now()}`)).files['main.py']
   await candidate.page.locator('.cm-content').click()

@@ -6,6 +6,8 @@ use tokio_tungstenite::tungstenite::Message;
 /// the moment it arrived.
 pub struct EventsClient {
     events: Arc<Mutex<Vec<(std::time::Instant, serde_json::Value)>>>,
+    /// Bytes of every text frame received, as they came over the wire.
+    received: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -14,11 +16,13 @@ impl EventsClient {
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         let (_sink, mut stream) = ws.split();
         let events = Arc::new(Mutex::new(Vec::new()));
-        let keep = events.clone();
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (keep, counted) = (events.clone(), received.clone());
         let task = tokio::spawn(async move {
             let _sink = _sink; // keep the socket open
             while let Some(Ok(frame)) = stream.next().await {
                 if let Message::Text(text) = frame {
+                    counted.fetch_add(text.len(), std::sync::atomic::Ordering::Relaxed);
                     let value = serde_json::from_str(&text).expect("events are JSON");
                     keep.lock()
                         .unwrap()
@@ -26,7 +30,16 @@ impl EventsClient {
                 }
             }
         });
-        Ok(EventsClient { events, task })
+        Ok(EventsClient {
+            events,
+            received,
+            task,
+        })
+    }
+
+    /// Bytes of text frames received so far.
+    pub fn received_bytes(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the server closed the socket (or it broke).
@@ -57,13 +70,31 @@ impl EventsClient {
             .collect()
     }
 
-    /// The stdout text of a run seen so far.
+    /// The bytes a run wrote on `stream` so far, as the events carried them (`data` as text,
+    /// `base64` as bytes).
+    pub fn bytes(&self, run_id: &str, stream: &str) -> Vec<u8> {
+        use base64::Engine;
+        let mut bytes = Vec::new();
+        for e in self.of(run_id, "run.output") {
+            if e["stream"] != stream {
+                continue;
+            }
+            match (e["data"].as_str(), e["base64"].as_str()) {
+                (Some(text), None) => bytes.extend_from_slice(text.as_bytes()),
+                (None, Some(b64)) => bytes.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .expect("base64 output"),
+                ),
+                _ => panic!("a run.output has exactly one of data and base64: {e}"),
+            }
+        }
+        bytes
+    }
+
+    /// The stdout text of a run seen so far (decoded as a page decodes it).
     pub fn stdout(&self, run_id: &str) -> String {
-        self.of(run_id, "run.output")
-            .iter()
-            .filter(|e| e["stream"] == "stdout")
-            .filter_map(|e| e["data"].as_str())
-            .collect()
+        String::from_utf8_lossy(&self.bytes(run_id, "stdout")).into_owned()
     }
 }
 

@@ -261,3 +261,123 @@ async fn run_output_is_stored_raw_and_coalesced_in_the_real_sandbox() {
     assert_eq!(page["runs"][0]["run_id"], run_id.as_str());
     sandbox.shutdown().await;
 }
+
+/// The candidate's program as the room runs it, its events watched by the interviewer, and the
+/// run's record once it finished.
+async fn run_and_watch(program: &str) -> (EventsClient, String, Value, usize) {
+    let (server, sandbox) = docker_server().await;
+    let interview = server.create_interview("Ada").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    candidate.insert(0, program);
+    let stored = || server.state.store.read_log(&interview.id, 0).unwrap().len();
+    assert!(eventually(PATIENCE, || stored() >= 2).await);
+    let watcher =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "run"}),
+    )
+    .await;
+    assert!(
+        eventually(PATIENCE, || !watcher.of(&run_id, "run.finished").is_empty()).await,
+        "the watcher sees the run's end, whatever it printed"
+    );
+    let response = reqwest::Client::new()
+        .get(server.http(&format!("/api/interviews/{}/runs/{run_id}", interview.id)))
+        .bearer_auth(&interview.tokens.reviewer)
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    sandbox.shutdown().await;
+    (watcher, run_id, detail, body.len())
+}
+
+/// A stream of a run's record as bytes: its text, or its base64.
+fn served(detail: &Value, stream: &str) -> Vec<u8> {
+    use base64::Engine;
+    match (
+        detail[stream].as_str(),
+        detail[format!("{stream}_base64")].as_str(),
+    ) {
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+        other => panic!("{stream}: exactly one of text and base64, not {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_travels_near_its_size_and_reads_back_exactly_live_and_stored() {
+    // Issue 16, findings 5 and 7: 1 MiB of NUL bytes traveled as about 6 MiB of JSON and 0xFF
+    // as 3 MiB, a watcher could miss the run's end, and live and stored output decoded apart.
+    let half = (1 << 19) - 64;
+    let program = format!(
+        "import sys, time\nout = sys.stdout.buffer\nout.write(b'\\0' * {half}); out.flush()\n\
+         out.write(b'\\xff' * {half}); out.flush()\nsnake = '\\U0001F40D'.encode()\n\
+         out.write(b'a' + snake[:2]); out.flush()\ntime.sleep(0.1)\n\
+         out.write(snake[2:] + b'\\n'); out.flush()\n"
+    );
+    let mut written = vec![0u8; half];
+    written.extend(vec![0xFF; half]);
+    written.extend(b"a");
+    written.extend("🐍\n".as_bytes());
+
+    let (watcher, run_id, detail, detail_size) = run_and_watch(&program).await;
+    assert_eq!(watcher.of(&run_id, "run.finished")[0]["status"], "ok");
+    assert_eq!(
+        watcher.bytes(&run_id, "stdout"),
+        written,
+        "live: exactly the bytes"
+    );
+    assert_eq!(
+        served(&detail, "stdout"),
+        written,
+        "stored: exactly the bytes"
+    );
+    let near = written.len() * 14 / 10 + 64 * 1024;
+    assert!(
+        watcher.received_bytes() <= near,
+        "{} bytes of output traveled as {} bytes of events",
+        written.len(),
+        watcher.received_bytes()
+    );
+    assert!(
+        detail_size <= near,
+        "{} bytes of output are served as {detail_size} bytes",
+        written.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_output_cap_is_ok_and_one_byte_more_keeps_exactly_the_cap() {
+    // Issue 16, finding 6, through the real sandbox, the room and the events socket.
+    let cap = 1 << 20;
+    for (extra, status) in [(0, "ok"), (1, "output_limit")] {
+        let program = format!(
+            "import sys\nsys.stdout.buffer.write(b'x' * {}); sys.stdout.flush()\n",
+            cap + extra
+        );
+        let (watcher, run_id, detail, _) = run_and_watch(&program).await;
+        let finished = &watcher.of(&run_id, "run.finished")[0];
+        assert_eq!(finished["status"], status, "{} bytes", cap + extra);
+        assert_eq!(
+            served(&detail, "stdout").len(),
+            cap,
+            "{} bytes",
+            cap + extra
+        );
+        assert_eq!(watcher.bytes(&run_id, "stdout").len(), cap);
+        if extra > 0 {
+            assert_eq!(finished["limit"], json!({"kind": "output", "bytes": cap}));
+        }
+    }
+}

@@ -26,6 +26,7 @@ import { SaveTracker, type SaveState } from './saved'
 import { renderMarkdown } from './markdown'
 import { kindLabel, outcomeText, renderTests } from './results'
 import { watchPresence } from './presence'
+import { OutputText } from './output'
 
 /** What the interviewer's panel gets from the room. */
 export interface RoomContext {
@@ -90,6 +91,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
   // --- toolbar
   let activeRun: RunInfo | null = null
   const runs = new Map<string, RunInfo>()
+  const output = new OutputText()
   let runCount = 0
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
   const testBtn = h('button', { type: 'button' }, 'Run tests')
@@ -303,7 +305,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
         break
       }
       case 'run.output': {
-        consoleView.write(event.stream === 'stderr' ? 'stderr' : 'stdout', event.data)
+        consoleView.write(event.stream === 'stderr' ? 'stderr' : 'stdout', output.push(event.run_id, event.stream, event))
         break
       }
       case 'run.input': {
@@ -312,6 +314,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
         break
       }
       case 'run.finished': {
+        for (const rest of output.finish(event.run_id)) consoleView.write(rest.stream === 'stderr' ? 'stderr' : 'stdout', rest.text)
         const r = runs.get(event.run_id) ?? register(event.run_id, 'run', role, Date.now())
         const summary = finished(r, { kind: r.kind, status: event.status, limit: event.limit, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)
         announce(summary)
@@ -370,20 +373,25 @@ export async function openRoom(id: string, token: string, interview: Interview):
     for (const r of history) register(r.run_id, r.kind, r.by, r.started_at)
     const last = history[history.length - 1]
     const shown = new Set<string>()
-    let outputSoFar: { stdout: string; stderr: string } | null = null
+    // The running run's output the record already held: later events continue from its seq.
+    let restoredThrough: number | null = null
     if (last) {
       const detail = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(last.run_id)}`)
       const r = runs.get(last.run_id)!
       consoleView.write('info', `(restored) `)
       started(r)
-      if (detail.stdout) consoleView.write('stdout', detail.stdout)
-      if (detail.stderr) consoleView.write('stderr', detail.stderr)
+      // Decoded as live output is, by the same decoders (the streams one after the other).
+      const out = output.push(last.run_id, 'stdout', { data: detail.stdout, base64: detail.stdout_base64 })
+      if (out) consoleView.write('stdout', out)
+      const err = output.push(last.run_id, 'stderr', { data: detail.stderr, base64: detail.stderr_base64 })
+      if (err) consoleView.write('stderr', err)
       if (detail.stdout_truncated || detail.stderr_truncated) consoleView.write('info', '\n[output cut at the output limit]\n')
       shown.add(last.run_id)
       if (last.status === 'running') {
         makeActive(r)
-        outputSoFar = { stdout: detail.stdout, stderr: detail.stderr }
+        restoredThrough = detail.through_seq
       } else {
+        for (const rest of output.finish(last.run_id)) consoleView.write(rest.stream === 'stderr' ? 'stderr' : 'stdout', rest.text)
         finished(r, { ...detail, tests: detail.tests }, detail.tests, detail.lint)
       }
       // The test results panel shows the last test run, even if a program ran after it.
@@ -401,17 +409,12 @@ export async function openRoom(id: string, token: string, interview: Interview):
     const known = new Map(history.map((r) => [r.run_id, r]))
     const queued = pending ?? []
     pending = null
-    // Output of the running run that was already in its detail is dropped: per stream, the
-    // longest run of queued chunks that the restored text ends with was already shown.
-    // (The server's run detail does not say up to which seq it reaches; see the web README.)
-    if (outputSoFar && last) {
-      for (const stream of ['stdout', 'stderr'] as const) {
-        const chunks = queued.filter((e): e is Extract<RoomEvent, { type: 'run.output' }> => e.type === 'run.output' && e.run_id === last.run_id && e.stream === stream)
-        let covered = 0
-        for (let j = chunks.length; j > 0; j -= 1) {
-          if (outputSoFar[stream].endsWith(chunks.slice(0, j).map((c) => c.data).join(''))) { covered = j; break }
-        }
-        for (const c of chunks.slice(0, covered)) queued.splice(queued.indexOf(c), 1)
+    // Output of the running run that its record already held (up to `through_seq`) is not
+    // shown twice.
+    if (restoredThrough !== null && last) {
+      const through = restoredThrough
+      for (const e of [...queued]) {
+        if (e.type === 'run.output' && e.run_id === last.run_id && e.seq <= through) queued.splice(queued.indexOf(e), 1)
       }
     }
     for (const event of queued) {

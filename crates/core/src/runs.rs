@@ -215,6 +215,8 @@ pub struct RunOutputs {
     pub stderr: Vec<u8>,
     /// Every write in log order (each stream's in the order it printed).
     pub pieces: Vec<OutputPiece>,
+    /// The seq of the newest output record gathered (0 if none).
+    pub through_seq: u64,
 }
 
 impl RunOutputs {
@@ -236,6 +238,7 @@ pub fn collect_output(records: &[LogRecord], run_id: &str) -> RunOutputs {
         if chunk.run_id != run_id {
             continue;
         }
+        out.through_seq = out.through_seq.max(record.seq);
         let buf = match chunk.stream {
             Stream::Stdout => &mut out.stdout,
             Stream::Stderr => &mut out.stderr,

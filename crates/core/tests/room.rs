@@ -484,17 +484,14 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         pieces: vec![(0, 11)],
         bytes: b"hi\n".to_vec(),
     };
-    effects.extend(h.room().run_output(out, "hi\n", Role::Candidate, false, 11));
+    effects.extend(h.room().run_output(out, Role::Candidate, false, 11));
     let err = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stderr,
         pieces: vec![(0, 11)],
         bytes: b"warn\n".to_vec(),
     };
-    effects.extend(
-        h.room()
-            .run_output(err, "warn\n", Role::Candidate, false, 11),
-    );
+    effects.extend(h.room().run_output(err, Role::Candidate, false, 11));
     let fin = RunFinished {
         run_id: "r1".into(),
         status: duet_protocol::RunStatus::Ok,

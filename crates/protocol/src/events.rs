@@ -21,13 +21,19 @@ pub enum RoomEvent {
         by: Role,
         at: i64,
     },
-    /// Output as the program printed it (decoded for display; a character is never split).
+    /// Output as the program wrote it, one stored record's worth: `data` when it is text
+    /// JSON carries at about its size, `base64` (its bytes) otherwise; exactly one is set
+    /// (see [`crate::WireOutput`]). A character may be split across two events: decode each
+    /// stream's events in order with one streaming UTF-8 decoder.
     #[serde(rename = "run.output")]
     RunOutput {
         seq: u64,
         run_id: RunId,
         stream: Stream,
-        data: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base64: Option<String>,
     },
     /// Someone typed into a running program (sent as it was stored).
     #[serde(rename = "run.input")]

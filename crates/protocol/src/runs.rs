@@ -229,10 +229,53 @@ pub struct RunSummary {
     pub duration_ms: Option<u64>,
     /// The seq whose snapshot is the code that ran.
     pub code_seq: u64,
+    /// pytest's counts; left out for a run that is not a test run (and in [`RunDetail`], whose
+    /// own `tests` has the cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<TestCounts>,
     /// The limit that stopped it, if one did.
     #[serde(default)]
     pub limit: Option<RunLimit>,
+}
+
+/// Program output as it travels in JSON: as text when the bytes are UTF-8 that JSON carries at
+/// about their size, as base64 otherwise (invalid UTF-8, NUL bytes and other control
+/// characters JSON would escape in six bytes each), so what is served stays near the size of
+/// what the program wrote. Exactly one is set. The events socket and the run record encode
+/// output this one way, and a reader decodes both the same way (the page with one streaming
+/// UTF-8 decoder per run and stream), so live and stored output read alike.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WireOutput {
+    pub text: Option<String>,
+    pub base64: Option<String>,
+}
+
+impl WireOutput {
+    pub fn of(bytes: &[u8]) -> WireOutput {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            // What JSON adds: a backslash for `"`, `\` and the short escapes, `\u00XX` for
+            // the other control characters.
+            let added: usize = bytes
+                .iter()
+                .map(|b| match b {
+                    b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                    0..=0x1f => 5,
+                    _ => 0,
+                })
+                .sum();
+            if added * 3 <= bytes.len() + 16 {
+                return WireOutput {
+                    text: Some(text.to_owned()),
+                    base64: None,
+                };
+            }
+        }
+        use base64::Engine;
+        WireOutput {
+            text: None,
+            base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
 }
 
 /// `GET /api/interviews/{id}/runs`: one page of runs, oldest first.
@@ -255,14 +298,75 @@ pub struct RunDetail {
     pub summary: RunSummary,
     /// `main.py` as it ran.
     pub code: String,
-    /// The output as text (invalid UTF-8 shown as U+FFFD), each stream cut at the run output
+    /// Each stream's output ([`WireOutput`]): as text when it is UTF-8 that JSON carries at
+    /// about its size, else `null` with the bytes in `*_base64`. Each is cut at the run output
     /// cap; `*_truncated` says when it was cut.
-    pub stdout: String,
-    pub stderr: String,
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    pub stderr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// The seq of the newest output record this answer includes: for a run still going on,
+    /// the events socket's `run.output` with a higher seq is what came after.
+    pub through_seq: u64,
     pub tests: Option<TestResults>,
     /// For lint runs: what pyflakes and pycodestyle found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lint: Option<Vec<LintFinding>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON size of what [`WireOutput::of`] gives for `bytes`.
+    fn wire_size(bytes: &[u8]) -> usize {
+        let out = WireOutput::of(bytes);
+        serde_json::to_string(&(out.text, out.base64))
+            .unwrap_or_default()
+            .len()
+    }
+
+    #[test]
+    fn output_travels_near_its_size_whatever_the_program_wrote() {
+        let mib = 1 << 20;
+        for (what, bytes) in [
+            ("NUL bytes", vec![0u8; mib]),
+            ("0xFF bytes", vec![0xFF; mib]),
+            ("control characters", vec![0x01; mib]),
+            ("text", b"hello, world\n".repeat(mib / 13)),
+            ("every byte value", (0..=255u8).cycle().take(mib).collect()),
+        ] {
+            let size = wire_size(&bytes);
+            assert!(
+                size * 100 <= bytes.len() * 134 + 100,
+                "{what}: {} bytes travel as {size}",
+                bytes.len()
+            );
+        }
+    }
+
+    #[test]
+    fn text_stays_text_and_anything_else_is_base64_of_the_exact_bytes() {
+        let plain = WireOutput::of("héllo 🐍\n\tcolumns\n".as_bytes());
+        assert_eq!(plain.text.as_deref(), Some("héllo 🐍\n\tcolumns\n"));
+        assert_eq!(plain.base64, None);
+        // Half a character (the rest comes in the next write) and invalid bytes: kept exactly.
+        for bytes in [
+            &"🐍".as_bytes()[..2],
+            &[b'a', 0xFF, b'b'][..],
+            &[0u8; 64][..],
+        ] {
+            let out = WireOutput::of(bytes);
+            assert_eq!(out.text, None);
+            use base64::Engine;
+            let back = base64::engine::general_purpose::STANDARD
+                .decode(out.base64.unwrap_or_default())
+                .unwrap_or_default();
+            assert_eq!(back, bytes);
+        }
+    }
 }

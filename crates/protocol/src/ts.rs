@@ -107,12 +107,11 @@ exported!(
     ErrorDetail,
 );
 
-/// [`crate::RunDetail`] as a browser reads its JSON. The flattened summary's `tests` (counts)
-/// and the detail's own `tests` (with the cases) share one key, so the body carries `tests`
-/// twice and `JSON.parse` keeps the last, the detail's; ts-rs would declare the key twice,
-/// which TypeScript rejects. The test `run_detail_json_is_what_the_mirror_says` holds this
-/// mirror to the real serialization, so a field added to either struct fails it until added
-/// here.
+/// [`crate::RunDetail`] as its JSON reads. The flattened summary's `tests` (counts) is left
+/// out of a detail, whose own `tests` has the cases; ts-rs would still declare the key twice
+/// (once per struct), which TypeScript rejects, so the TypeScript comes from this mirror. The
+/// test `run_detail_json_is_what_the_mirror_says` holds it to the real serialization, so a
+/// field added to either struct fails it until added here.
 #[derive(TS)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[ts(rename = "RunDetail")]
@@ -134,13 +133,21 @@ pub struct RunDetailJson {
     pub limit: Option<crate::RunLimit>,
     /// `main.py` as it ran.
     pub code: String,
-    /// The output as text (invalid UTF-8 shown as U+FFFD), each stream cut at the run output
-    /// cap; `*_truncated` says when it was cut.
-    pub stdout: String,
-    pub stderr: String,
+    /// Each stream's output: as text when it is UTF-8 that JSON carries at about its size, else
+    /// `null` with the bytes in `*_base64`; each cut at the run output cap.
+    pub stdout: Option<String>,
+    #[ts(optional)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    pub stdout_base64: Option<String>,
+    pub stderr: Option<String>,
+    #[ts(optional)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    pub stderr_base64: Option<String>,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
-    /// pytest's results with every case (the summary's counts are overridden by this key).
+    /// The seq of the newest output record the answer includes.
+    pub through_seq: u64,
+    /// pytest's results with every case.
     pub tests: Option<crate::TestResults>,
     /// For lint runs: what pyflakes and pycodestyle found (left out otherwise).
     #[ts(optional)]
@@ -359,7 +366,15 @@ mod tests {
                 seq: 2,
                 run_id: "r".into(),
                 stream: Stream::Stderr,
-                data: "x".into(),
+                data: Some("x".into()),
+                base64: None,
+            },
+            RoomEvent::RunOutput {
+                seq: 2,
+                run_id: "r".into(),
+                stream: Stream::Stdout,
+                data: None,
+                base64: Some("AAA=".into()),
             },
             RoomEvent::RunInput {
                 seq: 3,
@@ -416,8 +431,13 @@ mod tests {
         for e in &events {
             check(e);
         }
+        // Output: `data` or `base64`, the other left out.
+        let text = check(&events[1]);
+        assert!(text.get("data").is_some() && text.get("base64").is_none());
+        let bytes = check(&events[2]);
+        assert!(bytes.get("data").is_none() && bytes.get("base64").is_some());
         // `limit` and `lint` are sent as `null`, not left out: the page sees the key.
-        let json = check(&events[3]);
+        let json = check(&events[4]);
         assert_eq!(json["type"], "run.finished");
         assert_eq!(json["limit"], Value::Null);
         assert_eq!(json["lint"], Value::Null);
@@ -549,12 +569,18 @@ mod tests {
 
     fn detail(lint: Option<Vec<LintFinding>>) -> RunDetail {
         RunDetail {
-            summary: summary(true),
+            summary: RunSummary {
+                tests: None,
+                ..summary(true)
+            },
             code: "print(1)".into(),
-            stdout: "1\n".into(),
-            stderr: String::new(),
+            stdout: Some("1\n".into()),
+            stdout_base64: None,
+            stderr: None,
+            stderr_base64: Some("/w==".into()),
             stdout_truncated: false,
             stderr_truncated: true,
+            through_seq: 9,
             tests: Some(tests()),
             lint,
         }
@@ -573,9 +599,9 @@ mod tests {
         ] {
             let d = detail(lint);
             let json = check(&d);
-            // The summary's `tests` is written first, the detail's last: a parser keeps the last.
+            // One `tests`, the detail's with its cases.
             let text = serde_json::to_string(&d).unwrap_or_default();
-            assert_eq!(text.matches("\"tests\":").count(), 2, "{text}");
+            assert_eq!(text.matches("\"tests\":").count(), 1, "{text}");
             assert_eq!(json["tests"]["cases"][0]["name"], "test_a");
             let s = d.summary;
             let mirror = RunDetailJson {
@@ -592,9 +618,12 @@ mod tests {
                 limit: s.limit,
                 code: d.code,
                 stdout: d.stdout,
+                stdout_base64: d.stdout_base64,
                 stderr: d.stderr,
+                stderr_base64: d.stderr_base64,
                 stdout_truncated: d.stdout_truncated,
                 stderr_truncated: d.stderr_truncated,
+                through_seq: d.through_seq,
                 tests: d.tests,
                 lint: d.lint.clone(),
             };

@@ -188,14 +188,13 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
             {
                 let t = now + 40 + k as i64 * 30;
                 let bytes = format!("line {k} of run {runs}: {}\n", "x".repeat(40)).into_bytes();
-                let text = String::from_utf8_lossy(&bytes).into_owned();
                 let chunk = OutputChunk {
                     run_id: run_id.clone(),
                     stream,
                     pieces: vec![(0, t), (10, t + 2)],
                     bytes,
                 };
-                persist(room.run_output(chunk, &text, by, false, t), &room);
+                persist(room.run_output(chunk, by, false, t), &room);
             }
             let fin = RunFinished {
                 run_id,

@@ -5,10 +5,11 @@
 //! `?token=T` (browsers cannot set headers on websockets); the admin token is taken only from
 //! the header (a query string ends up in proxy logs and browser history).
 //!
-//! Failed authentication is throttled per source address ([`AuthThrottle`], applied to every
-//! route by [`throttle_failures`]): each 401 spends one of the address's allowance, which refills
-//! steadily; an address with none left is answered 429 with `Retry-After` before its token is
-//! even looked at, so guessing cannot go faster than the refill.
+//! Guessing the admin token (the one token a person may choose) is throttled per source address
+//! ([`AuthThrottle`], applied to every route by [`throttle_failures`]): each wrong admin token
+//! spends one of the address's allowance, which refills steadily; an address with none left is
+//! answered 429 with `Retry-After` before any token it sends is even looked at, so guessing
+//! cannot go faster than the refill. Every failed authentication is logged.
 
 use crate::error::AppError;
 use crate::AppState;
@@ -81,11 +82,12 @@ fn admin_token_of(parts: &Parts, missing: &'static str) -> Result<String, AppErr
         .query()
         .and_then(|q| url_query_value(q, "token"))
         .is_some();
-    Err(AppError::Unauthorized(if in_query {
-        "this endpoint takes its token only as Authorization: Bearer <token>, never in the query string"
-    } else {
-        missing
-    }))
+    match in_query {
+        true => Err(AppError::AdminUnauthorized(
+            "this endpoint takes its token only as Authorization: Bearer <token>, never in the query string",
+        )),
+        false => Err(AppError::Unauthorized(missing)),
+    }
 }
 
 fn url_query_value(query: &str, key: &str) -> Option<String> {
@@ -119,7 +121,7 @@ pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppErr
         Some(_) => Err(AppError::Forbidden(
             "this needs the admin token, not an interview's role token",
         )),
-        None => Err(AppError::Unauthorized("invalid admin token")),
+        None => Err(AppError::AdminUnauthorized("invalid admin token")),
     }
 }
 
@@ -135,9 +137,13 @@ pub async fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Re
         Some(_) => Err(AppError::Forbidden(
             "the question bank is for the admin and interviewers",
         )),
-        None => Err(AppError::Unauthorized("invalid token")),
+        None => Err(AppError::AdminUnauthorized("invalid token")),
     }
 }
+
+/// Marks an answer as a failed guess at the admin token, for [`throttle_failures`].
+#[derive(Debug, Clone, Copy)]
+pub struct AdminGuessFailed;
 
 /// Finds the role a request has in the interview `id` names.
 /// No or unknown token: 401. A token of another interview: 404 (its existence is not revealed).
@@ -274,7 +280,10 @@ fn carries_token(request: &Request) -> bool {
 }
 
 /// Middleware: refuses a request that presents a token from an address out of allowance (429,
-/// `Retry-After`), and counts and logs each 401 (the path, never the token or the query).
+/// `Retry-After`), logs each 401 (the path, never the token or the query), and counts the
+/// failed guesses at the admin token. A wrong role token is not counted: role tokens are 256
+/// random bits, beyond guessing, and a page left open on a replaced or deleted link retries
+/// with its dead token, which must not lock out everyone behind the same address.
 pub async fn throttle_failures(
     State(throttle): State<Arc<AuthThrottle>>,
     request: Request,
@@ -293,9 +302,10 @@ pub async fn throttle_failures(
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
-        let exhausted = throttle.failed(ip, Instant::now());
+        let guess = response.extensions().get::<AdminGuessFailed>().is_some();
+        let exhausted = guess && throttle.failed(ip, Instant::now());
         let peer = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        tracing::warn!(%peer, %method, %path, exhausted, "authentication failed");
+        tracing::warn!(%peer, %method, %path, admin = guess, exhausted, "authentication failed");
     }
     response
 }

@@ -11,6 +11,10 @@ pub enum AppError {
     /// No token, or a token nobody issued.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A wrong admin token (or one sent where it is not taken): 401, and a failed guess the
+    /// per-address throttle counts ([`crate::auth::AuthThrottle`]).
+    #[error("{0}")]
+    AdminUnauthorized(&'static str),
     /// A valid token whose role lacks the capability.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -63,7 +67,9 @@ pub enum AppError {
 impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Unauthorized(_) | AppError::AdminUnauthorized(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) | AppError::NotFoundMsg(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
@@ -160,6 +166,11 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if let AppError::AdminUnauthorized(_) = self {
+            response
+                .extensions_mut()
+                .insert(crate::auth::AdminGuessFailed);
+        }
         if let AppError::RateLimited {
             retry_after_secs, ..
         } = self

@@ -29,14 +29,9 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(if problems == 0 { 0 } else { 1 });
         }
     };
-    match duet_server::http::raise_open_file_limit() {
-        Some(limit) if (limit as usize) < args.http.max_connections + 256 => tracing::warn!(
-            limit,
-            max_connections = args.http.max_connections,
-            "the open-file limit is below --max-connections plus headroom; raise `ulimit -Hn` or lower the cap"
-        ),
-        Some(_) => {}
-        None => tracing::warn!("could not read or raise the open-file limit"),
+    // The connection cap follows the limit now in force (http::serve logs both).
+    if duet_server::http::raise_open_file_limit().is_none() {
+        tracing::warn!("could not read or raise the open-file limit");
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_core::RunOutputs;
 use duet_protocol::{
-    EventKind, InterviewId, Role, RunDetail, RunPage, RunStdin, RunSummary, StartRun,
+    EventKind, InterviewId, Role, RunDetail, RunPage, RunStdin, RunSummary, StartRun, WireOutput,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -187,23 +187,31 @@ pub async fn detail(
                     .text_at(&state.store, &interview, &moments, run.summary.code_seq)?
             }
         };
+        // Served as it travels live (text or base64, never decoded here), so a reader decodes
+        // live and stored output the same way.
         let cap = state.config.sandbox.output_bytes;
         let shown = |bytes: &[u8]| {
-            let cut = bytes.len() > cap;
             (
-                String::from_utf8_lossy(&bytes[..bytes.len().min(cap)]).into_owned(),
-                cut,
+                WireOutput::of(&bytes[..bytes.len().min(cap)]),
+                bytes.len() > cap,
             )
         };
         let (stdout, stdout_truncated) = shown(&output.stdout);
         let (stderr, stderr_truncated) = shown(&output.stderr);
         Ok(Json(RunDetail {
-            summary: run.summary,
+            // The detail's own `tests` has the cases: the summary's counts are left out.
+            summary: RunSummary {
+                tests: None,
+                ..run.summary
+            },
             code,
-            stdout,
-            stderr,
+            stdout: stdout.text,
+            stdout_base64: stdout.base64,
+            stderr: stderr.text,
+            stderr_base64: stderr.base64,
             stdout_truncated,
             stderr_truncated,
+            through_seq: output.through_seq,
             tests: run.tests,
             lint: run.lint,
         }))

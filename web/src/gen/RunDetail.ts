@@ -31,12 +31,16 @@ limit: RunLimit | null,
  */
 code: string, 
 /**
- * The output as text (invalid UTF-8 shown as U+FFFD), each stream cut at the run output
- * cap; `*_truncated` says when it was cut.
+ * Each stream's output: as text when it is UTF-8 that JSON carries at about its size, else
+ * `null` with the bytes in `*_base64`; each cut at the run output cap.
  */
-stdout: string, stderr: string, stdout_truncated: boolean, stderr_truncated: boolean, 
+stdout: string | null, stdout_base64?: string, stderr: string | null, stderr_base64?: string, stdout_truncated: boolean, stderr_truncated: boolean, 
 /**
- * pytest's results with every case (the summary's counts are overridden by this key).
+ * The seq of the newest output record the answer includes.
+ */
+through_seq: number, 
+/**
+ * pytest's results with every case.
  */
 tests: TestResults | null, 
 /**

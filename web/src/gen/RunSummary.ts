@@ -20,7 +20,12 @@ status: RunStatus, exit_code: number | null, duration_ms: number | null,
 /**
  * The seq whose snapshot is the code that ran.
  */
-code_seq: number, tests: TestCounts | null, 
+code_seq: number, 
+/**
+ * pytest's counts; left out for a run that is not a test run (and in [`RunDetail`], whose
+ * own `tests` has the cases).
+ */
+tests?: TestCounts | null, 
 /**
  * The limit that stopped it, if one did.
  */

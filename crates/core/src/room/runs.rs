@@ -60,31 +60,31 @@ impl Room {
     }
 
     /// A run printed something: `chunk` (raw bytes as the program wrote them on one stream,
-    /// possibly several writes coalesced) is logged, and the events socket gets `text`, the
-    /// same output decoded for display.
+    /// possibly several writes coalesced) is logged, and the events socket gets the same bytes
+    /// as they travel ([`duet_protocol::WireOutput`]): nothing is decoded here, so live and
+    /// stored output are one thing.
     pub fn run_output(
         &mut self,
         chunk: OutputChunk,
-        text: &str,
         by: Role,
         private: bool,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let (run_id, stream) = (chunk.run_id.clone(), chunk.stream);
-        let mut effects = vec![self.record(by.into(), Record::RunOutput(chunk), now_ms)];
-        if !text.is_empty() {
-            let event = RoomEvent::RunOutput {
-                seq: self.last_seq,
-                run_id,
-                stream,
-                data: text.to_owned(),
-            };
-            effects.push(Effect::Event {
+        let wire = duet_protocol::WireOutput::of(&chunk.bytes);
+        let event = RoomEvent::RunOutput {
+            seq: self.last_seq + 1,
+            run_id: chunk.run_id.clone(),
+            stream: chunk.stream,
+            data: wire.text,
+            base64: wire.base64,
+        };
+        vec![
+            self.record(by.into(), Record::RunOutput(chunk), now_ms),
+            Effect::Event {
                 audience: audience(private),
                 event,
-            });
-        }
-        effects
+            },
+        ]
     }
 
     /// A run ended.

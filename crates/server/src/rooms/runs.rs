@@ -10,7 +10,7 @@
 
 use super::{RoomCmd, RoomTask};
 use crate::auth;
-use duet_core::{Coalescer, Effect, QuestionPick, Utf8Decoder};
+use duet_core::{Coalescer, Effect, QuestionPick};
 use duet_protocol::{
     Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunInput,
     RunKind, RunLimit, RunStarted, Stream, MAIN_FILE,
@@ -68,8 +68,8 @@ pub struct ActiveRun {
     started: Instant,
     stdin: mpsc::Sender<Stdin>,
     cancel: CancellationToken,
-    stdout: StreamOut,
-    stderr: StreamOut,
+    stdout: Coalescer,
+    stderr: Coalescer,
     /// Bytes of output the program wrote and the log stored for this run, against the cap.
     stored: usize,
     /// Set once the program wrote past the cap: later output is not stored, and the run,
@@ -77,15 +77,8 @@ pub struct ActiveRun {
     capped: bool,
 }
 
-/// One stream of a run: the batch waiting to be stored and the decoder for its live text.
-#[derive(Default)]
-struct StreamOut {
-    batch: Coalescer,
-    text: Utf8Decoder,
-}
-
 impl ActiveRun {
-    fn stream(&mut self, stream: Stream) -> &mut StreamOut {
+    fn stream(&mut self, stream: Stream) -> &mut Coalescer {
         match stream {
             Stream::Stdout => &mut self.stdout,
             Stream::Stderr => &mut self.stderr,
@@ -157,8 +150,8 @@ impl RoomTask {
                 started: Instant::now(),
                 stdin: handle.stdin,
                 cancel: handle.cancel,
-                stdout: StreamOut::default(),
-                stderr: StreamOut::default(),
+                stdout: Coalescer::default(),
+                stderr: Coalescer::default(),
                 stored: 0,
                 capped: false,
             },
@@ -325,8 +318,8 @@ impl RoomTask {
             return Vec::new();
         }
         let out = run.stream(stream);
-        out.batch.push(&bytes, now);
-        if out.batch.is_full() {
+        out.push(&bytes, now);
+        if out.is_full() {
             return self.flush_output(run_id, true, now);
         }
         Vec::new()
@@ -336,7 +329,7 @@ impl RoomTask {
     pub(super) fn next_output_due(&self) -> Option<i64> {
         self.runs
             .values()
-            .flat_map(|r| [r.stdout.batch.due_at(), r.stderr.batch.due_at()])
+            .flat_map(|r| [r.stdout.due_at(), r.stderr.due_at()])
             .flatten()
             .min()
     }
@@ -347,7 +340,7 @@ impl RoomTask {
             .runs
             .iter()
             .filter(|(_, r)| {
-                [r.stdout.batch.due_at(), r.stderr.batch.due_at()]
+                [r.stdout.due_at(), r.stderr.due_at()]
                     .into_iter()
                     .flatten()
                     .any(|at| at <= now)
@@ -370,11 +363,11 @@ impl RoomTask {
             let (by, private) = (run.by, run.private);
             let room_left = cap.saturating_sub(run.stored);
             let out = run.stream(stream);
-            let due = out.batch.due_at().is_some_and(|at| at <= now) || out.batch.is_full();
+            let due = out.due_at().is_some_and(|at| at <= now) || out.is_full();
             if !(all || due) {
                 continue;
             }
-            let Some((mut bytes, mut pieces)) = out.batch.take() else {
+            let Some((mut bytes, mut pieces)) = out.take() else {
                 continue;
             };
             // The cap counts the bytes the program wrote: exactly the cap is kept whole, and
@@ -385,10 +378,6 @@ impl RoomTask {
                 pieces.retain(|(offset, _)| *offset < room_left.max(1));
                 capped = true;
             }
-            let mut text = out.text.push(&bytes);
-            if all || capped {
-                text.push_str(&out.text.finish());
-            }
             if !bytes.is_empty() {
                 run.stored += bytes.len();
                 let chunk = OutputChunk {
@@ -397,7 +386,7 @@ impl RoomTask {
                     pieces,
                     bytes,
                 };
-                effects.extend(self.room.run_output(chunk, &text, by, private, now));
+                effects.extend(self.room.run_output(chunk, by, private, now));
             }
             if capped && !run.capped {
                 run.capped = true;
