@@ -294,8 +294,10 @@ pub struct HttpLimits {
         default_value_t = 4096
     )]
     pub max_connections: usize,
-    /// Failed authentications (401s) one address may have a minute, in a burst or spread out;
-    /// past it, its requests with a token are answered 429 until the allowance refills.
+    /// Wrong admin tokens one address may send a minute, in a burst or spread out; past it, its
+    /// requests with a token are answered 429 until the allowance refills. (Wrong role tokens
+    /// are not counted: they are beyond guessing.) Only
+    /// wrong admin tokens count (role tokens are beyond guessing).
     #[arg(
         long = "auth-failures-per-minute",
         env = "DUET_AUTH_FAILURES_PER_MINUTE",
