@@ -63,6 +63,8 @@ test('the server serves the app with a strict CSP, no referrer, and long caching
   const js = await fetch(server.url + asset)
   assert.equal(js.status, 200)
   assert.match(js.headers.get('cache-control'), /immutable/)
+  assert.match(js.headers.get('content-encoding') ?? '', /^(br|gzip)$/, 'the bundle goes out compressed')
+  assert.match(js.headers.get('content-type'), /javascript/)
   assert.equal((await fetch(`${server.url}/assets/..%2f..%2fCargo.toml`)).status, 404)
 })
 

@@ -289,7 +289,12 @@ pub fn router(state: AppState) -> Router {
         .route("/replay/{id}", get(web::page))
         .route("/replay/{id}/{role}", get(web::page))
         .route("/debrief/{*rest}", get(web::page))
-        .route("/assets/{*path}", get(web::asset))
+        .nest_service(
+            "/assets",
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(web::asset_headers))
+                .service(web::assets(&state.config.web_dir)),
+        )
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
