@@ -9,7 +9,7 @@ import { ROOT, freePort, startServer, tempDir, removeDir, launchBrowser, adminAp
 requireParts()
 const dist = join(ROOT, 'web', 'dist', 'assets')
 let raw = 0; let gz = 0
-for (const f of readdirSync(dist)) {
+for (const f of readdirSync(dist).filter((f) => !/\.(br|gz)$/.test(f))) {
   const b = readFileSync(join(dist, f)); raw += statSync(join(dist, f)).size; gz += gzipSync(b).length
 }
 console.log(`bundle: ${(raw / 1024).toFixed(1)} KiB raw, ${(gz / 1024).toFixed(1)} KiB gzip (all of web/dist/assets)`)
@@ -18,12 +18,17 @@ const port = await freePort(); const dataDir = tempDir('duet-bench-')
 const server = await startServer({ port, dataDir })
 const browser = await launchBrowser()
 const iv = await adminApi(server.url, 'POST', '/api/interviews', { title: 'bench', candidate_name: 'Bench', question_id: 'lru-cache' })
-const times = []; const bytes = []
+const times = []; const bytes = []; const sent = []
 for (let i = 0; i < 12; i++) {
   const context = await browser.newContext()
   const page = await context.newPage()
-  let loaded = 0
-  page.on('response', async (r) => { try { loaded += (await r.body()).length } catch { /* ws */ } })
+  let loaded = 0; let transferred = 0
+  page.on('response', async (r) => {
+    try {
+      loaded += (await r.body()).length
+      transferred += (await r.request().sizes()).responseBodySize
+    } catch { /* ws */ }
+  })
   const t0 = Date.now()
   await page.goto(iv.urls.candidate)
   await page.waitForFunction(() => {
@@ -31,11 +36,11 @@ for (let i = 0; i < 12; i++) {
     return c && c.getAttribute('contenteditable') === 'true' && c.textContent.includes('class LRUCache')
   }, null, { timeout: 10_000, polling: 'raf' })
   times.push(Date.now() - t0)
-  bytes.push(loaded)
+  bytes.push(loaded); sent.push(transferred)
   await context.close()
 }
 const warm = times.slice(2).sort((a, b) => a - b)
 console.log(`time to an editable editor with the room's text (ms), runs: ${times.join(', ')}`)
 console.log(`p50 ${warm[Math.floor(warm.length / 2)]} ms, max ${warm[warm.length - 1]} ms over the last ${warm.length}`)
-console.log(`bytes the candidate page transferred (uncompressed): ${(bytes[bytes.length - 1] / 1024).toFixed(1)} KiB`)
+console.log(`bytes the candidate page loaded: ${(bytes[bytes.length - 1] / 1024).toFixed(1)} KiB, ${(sent[sent.length - 1] / 1024).toFixed(1)} KiB on the wire`)
 await browser.close(); await server.stop(); removeDir(dataDir)
