@@ -16,10 +16,21 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Logs the interview's end, `ago_ms` before now.
+/// Logs the interview's end, `ago_ms` before now. The store's writer commits in real time:
+/// waiting on its answer with `.await` would leave the runtime idle, and a paused clock then
+/// jumps to the job's next hourly pass by itself, so the answer is waited for with [`soon`].
 async fn ended(server: &TestServer, id: &InterviewId, ago_ms: i64) {
     let end = LogRecord::new(1, now_ms() - ago_ms, Actor::Interviewer, Record::End);
-    server.state.store.append(id, end).await.unwrap().unwrap();
+    let mut ticket = server.state.store.append(id, end);
+    let mut answer = None;
+    assert!(
+        soon(|| {
+            answer = ticket.try_recv().ok();
+            answer.is_some()
+        })
+        .await
+    );
+    answer.unwrap().unwrap();
 }
 
 fn exists(server: &TestServer, id: &InterviewId) -> bool {
