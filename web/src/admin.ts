@@ -25,7 +25,7 @@ export function openAdmin(): void {
       announce('New links issued')
     } catch (err) {
       replace(reissued, h('p', { role: 'alert', class: 'banner warn' },
-        err instanceof ApiError && err.missing ? 'Issuing new links is not available on this server yet.' : `New links: ${explain(err)}`))
+        `New links: ${explain(err)}`))
     }
   }
   const refresh = async () => {

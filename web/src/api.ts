@@ -1,13 +1,10 @@
 // Talking to the server: the token (taken from the URL fragment and kept for this tab only),
-// JSON requests with it as a bearer header, and errors that carry the status so pages can say
-// "not available on this server yet" when an endpoint answers 404.
+// JSON requests with it as a bearer header, and errors that carry the status and the server's
+// code. The page is served by the server it talks to, so every endpoint it calls exists.
 
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string) {
     super(message)
-  }
-  get missing(): boolean {
-    return this.status === 404 && this.code === 'not_found' && /no such endpoint/.test(this.message)
   }
 }
 
@@ -59,10 +56,7 @@ export function wsBase(): string {
 
 /** A message for a failed request that a person can act on. */
 export function explain(err: unknown): string {
-  if (err instanceof ApiError) {
-    if (err.missing) return 'not available on this server yet'
-    return err.message
-  }
+  if (err instanceof ApiError) return err.message
   return String(err)
 }
 

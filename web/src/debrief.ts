@@ -63,7 +63,7 @@ function refusal(err: unknown): string {
       return 'The debrief opens once this interview\'s scorecard is submitted, so that nobody reads '
         + 'colleagues\' scores before forming their own. The interviewer submits it in the room\'s Scorecard tab.'
     }
-    if (err.status === 404 && !err.missing) return 'This interview has no candidate reference, so there is no loop of interviews to debrief.'
+    if (err.status === 404) return 'This interview has no candidate reference, so there is no loop of interviews to debrief.'
     if (err.status === 401) return 'This link\'s access token is no longer valid. Ask the admin for a new link.'
   }
   return `The debrief cannot be shown: ${explain(err)}.`

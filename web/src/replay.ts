@@ -134,7 +134,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
     if (!p) {
       p = fetch(`${base}/runs/${encodeURIComponent(runId)}/cast`, { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' })
         .then(async (r) => {
-          if (!r.ok) throw new Error(r.status === 404 ? 'not available on this server yet' : `HTTP ${r.status}`)
+          if (!r.ok) throw new Error(r.status === 404 ? 'no such run' : `HTTP ${r.status}`)
           const lines = (await r.text()).split('\n').filter(Boolean).slice(1)
           return lines.map((l) => JSON.parse(l) as [number, string, string])
         })

@@ -5,8 +5,8 @@ import type { RunKind, RunLimit, RunStatus, TestCounts, TestResults } from './ap
 import { h, replace } from './dom'
 
 /**
- * The run output cap when the server does not say which limit stopped a run (servers before
- * `limit` was sent): the documented default (docs/API.md: "over 1 MiB of output").
+ * The run output cap for a run recorded before runs kept the limit that stopped them (its
+ * record has no `limit`): the documented default (docs/API.md: "over 1 MiB of output").
  */
 const OUTPUT_CAP = '1 MiB'
 

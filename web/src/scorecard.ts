@@ -1,7 +1,6 @@
 // The interviewer's scorecard (issue 10's API): five areas rated 1 to 4 against anchored
 // descriptions, notes, level, recommendation, runs attached as evidence, save (with the
-// version, so two tabs never overwrite each other) and submit. On a server without the
-// endpoint the section says so instead.
+// version, so two tabs never overwrite each other) and submit.
 import { api, ApiError, explain, type Area, type Evidence, type Level, type Recommendation, type Scorecard, type ScorecardAnswer, type ScorecardRun, type ScorecardUpdate } from './api'
 import { h, replace, announce, clock } from './dom'
 
