@@ -110,7 +110,7 @@ export interface DebriefRow { interview_id: InterviewId; title: string; question
 /** Per area, the rating each interview gave, in the order of `interviews` (server `AreaRow`). */
 export interface DebriefAreaRow { area: Area; ratings: (number | null)[] }
 /** `GET /api/interviews/{id}/debrief` and `GET /api/candidates/{ref}/debrief` (server `Debrief`). */
-export interface Debrief { candidate_ref: string; interviews: DebriefRow[]; ratings: DebriefAreaRow[]; recommendations: (Recommendation | null)[] }
+export interface Debrief { candidate_ref: string; interviews: DebriefRow[]; ratings: DebriefAreaRow[]; recommendations: (Recommendation | null)[]; rubric: RubricArea[] }
 
 export type RoomEventOf<T extends RoomEvent['type']> = Extract<RoomEvent, { type: T }>
 

@@ -1,10 +1,8 @@
 // The debrief: a candidate's interviews side by side (admin, by candidate_ref), or the other
 // scorecards of an interviewer's candidate, shown only once the viewer's own scorecard is
-// submitted (the server enforces it; this page shows its answer). Issue 10's API; on a server
-// without it the page says so.
-import { api, ApiError, explain, takeToken, type Area, type Debrief, type DebriefRow, type RubricArea, type ScorecardAnswer } from './api'
+// submitted (the server enforces it; this page shows its answer).
+import { api, ApiError, explain, takeToken, type Area, type Debrief, type DebriefRow } from './api'
 import { h, page, replace, dateTime } from './dom'
-import { AREAS } from './scorecard'
 
 export async function openDebrief(kind: 'candidate' | 'interview', key: string): Promise<void> {
   const main = page('Debrief', h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Debrief')))
@@ -21,12 +19,8 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
     const data = await api<Debrief>(token, 'GET', path)
     const cards = data.interviews
     if (cards.length === 0) { replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', {}, 'No scorecards yet.')); return }
-    // The rubric's anchors, so "3" reads with what a 3 means (the rubric is the same for every
-    // interview; an interview's own token can read it, the admin's debrief shows numbers only).
-    let rubric: RubricArea[] = []
-    if (kind === 'interview') {
-      try { rubric = (await api<ScorecardAnswer>(token, 'GET', `/api/interviews/${encodeURIComponent(key)}/scorecard`)).rubric } catch { /* numbers only */ }
-    }
+    // The rubric served with the debrief: its areas, titles, and what each rating means.
+    const rubric = data.rubric
     const rating = (c: DebriefRow, area: Area) => {
       if (!c.scorecard) return h('td', { class: 'muted' }, 'not submitted')
       const n = c.scorecard.ratings[area] ?? null
@@ -45,7 +39,7 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
       h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Scorecards side by side' }, h('table', { class: 'list debrief' },
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Area'), cards.map(heading))),
         h('tbody', {},
-          AREAS.map(([area, name]) => row(name, (c) => rating(c, area))),
+          rubric.map(({ area, title }) => row(title, (c) => rating(c, area))),
           row('Level', (c) => h('td', {}, c.scorecard?.level ?? '—')),
           row('Recommendation', (c) => h('td', {}, c.scorecard?.recommendation?.replace('_', ' ') ?? '—')),
           row('Notes', (c) => h('td', { class: 'notes-text' }, c.scorecard?.notes || '—')),

@@ -7,7 +7,7 @@ import { api, explain, unreachable, type Interview, type Snapshot, type Timeline
 import { h, page, replace, announce, clock } from './dom'
 import { createViewer, setViewerText } from './editor'
 import { createConsole } from './console'
-import { AREAS, loadScorecard } from './scorecard'
+import { loadScorecard } from './scorecard'
 import { kindLabel, outcomeText } from './results'
 
 /** A place the scrubber can stop: a seq and its time. */
@@ -207,8 +207,8 @@ export async function openReplay(id: string, token: string): Promise<void> {
   })
 
   // --- scorecard beside
-  void loadScorecard(token, base).then(({ scorecard: card }) => {
-    const ratings = AREAS.map(([area, name]) => {
+  void loadScorecard(token, base).then(({ scorecard: card, rubric }) => {
+    const ratings = rubric.map(({ area, title: name }) => {
       const ev = card.evidence[area] ?? []
       const rating = card.ratings[area] ?? null
       return h('li', {}, `${name}: `, h('strong', {}, rating !== null ? String(rating) : '—'),

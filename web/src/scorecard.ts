@@ -1,16 +1,9 @@
 // The interviewer's scorecard (issue 10's API): five areas rated 1 to 4 against anchored
 // descriptions, notes, level, recommendation, runs attached as evidence, save (with the
 // version, so two tabs never overwrite each other) and submit.
-import { api, ApiError, explain, type Area, type Evidence, type Level, type Recommendation, type Scorecard, type ScorecardAnswer, type ScorecardRun, type ScorecardUpdate } from './api'
+import { api, ApiError, explain, type Evidence, type Level, type Recommendation, type Scorecard, type ScorecardAnswer, type ScorecardRun, type ScorecardUpdate } from './api'
 import { h, replace, announce, clock } from './dom'
 
-export const AREAS: [Area, string][] = [
-  ['coding_quality', 'Coding quality'],
-  ['system_design', 'System design'],
-  ['debugging', 'Debugging'],
-  ['collaboration', 'Collaboration'],
-  ['production_experience', 'Production experience'],
-]
 
 export async function loadScorecard(token: string, base: string): Promise<ScorecardAnswer> {
   return api<ScorecardAnswer>(token, 'GET', `${base}/scorecard`)
@@ -46,7 +39,8 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
   }
   const draw = () => {
     const locked = !!card.submitted_at
-    const fields: HTMLElement[] = AREAS.map(([area, name]) => {
+    // The areas, their order and titles are the served rubric's.
+    const fields: HTMLElement[] = answer.rubric.map(({ area, title: name }) => {
       const current = card.ratings[area] ?? null
       const options = [1, 2, 3, 4].map((n) => {
         const id = `rate-${area}-${n}`
@@ -79,9 +73,9 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
     }
     const runs = answer.runs.map((r) => {
       const attach = h('select', { 'aria-label': `Attach ${runText(r)} as evidence`, disabled: locked },
-        h('option', { value: '' }, 'Attach to…'), AREAS.map(([a, n]) => h('option', { value: a }, n)))
+        h('option', { value: '' }, 'Attach to…'), answer.rubric.map((r) => h('option', { value: r.area }, r.title)))
       attach.addEventListener('change', () => {
-        const area = AREAS.find(([a]) => a === attach.value)?.[0]
+        const area = answer.rubric.find((r) => r.area === attach.value)?.area
         if (!area) return
         const list = card.evidence[area] ?? []
         if (!list.includes(r.run_id)) card.evidence = { ...card.evidence, [area]: [...list, r.run_id] }

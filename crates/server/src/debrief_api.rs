@@ -32,6 +32,8 @@ pub struct Debrief {
     /// Per area, the rating each interview gave (in the order of `interviews`).
     pub ratings: Vec<AreaRow>,
     pub recommendations: Vec<Option<duet_protocol::Recommendation>>,
+    /// The rubric the cards were scored against: each area's title and what a 1 to a 4 means.
+    pub rubric: Vec<duet_core::scorecard::Anchors>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +85,7 @@ async fn debrief_of(state: &AppState, candidate_ref: String) -> Result<Debrief, 
         interviews: entries,
         ratings,
         recommendations,
+        rubric: duet_core::scorecard::rubric(),
     })
 }
 
