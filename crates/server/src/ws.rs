@@ -9,8 +9,9 @@
 use crate::auth;
 use crate::config::WsLimits;
 use crate::error::AppError;
-use crate::outbound::{close_message, write_loop, PeerSink};
-use crate::rooms::{RoomCmd, RoomHandle};
+use crate::metrics::Metrics;
+use crate::outbound::{close_message, write_loop, OutboundQueue, PeerSink};
+use crate::rooms::{RoomCmd, RoomHandle, Rooms};
 use crate::sockets::SocketGuard;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -19,13 +20,20 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use duet_core::ConnId;
 use duet_protocol::{close, Identity, InterviewId, Role};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from a socket at a time (larger messages still arrive whole, up to the cap).
-pub(crate) const READ_BUFFER: usize = 8 * 1024;
+/// tungstenite allocates this for every socket and zero-fills it on each read, so all of it is
+/// resident for as long as the socket is open: at 8 KiB it was a quarter of an idle room's
+/// memory. A keystroke is tens of bytes and a presence update a few hundred, so 512 bytes still
+/// takes several in one read; a larger message grows the buffer to its size (and is read 512
+/// bytes at a time).
+pub(crate) const READ_BUFFER: usize = 512;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -58,7 +66,11 @@ pub async fn upgrade(
         }))
 }
 
-async fn connection(
+/// Sets the connection up and returns its reader, which runs for as long as the socket is open.
+///
+/// Everything an async fn is given stays in its future for its whole life, so the long-lived
+/// part ([`read_loop`]) is given only what it uses: the socket already split, no `AppState`.
+fn connection(
     state: AppState,
     interview: InterviewId,
     role: Role,
@@ -66,14 +78,65 @@ async fn connection(
     limits: WsLimits,
     socket: WebSocket,
     place: SocketGuard,
-) {
+) -> impl std::future::Future<Output = ()> {
     let conn: ConnId = state.next_conn.fetch_add(1, Relaxed);
     let (sink, queue) = PeerSink::new(&limits, state.metrics.replies_coalesced.clone());
-    let closer = sink.clone();
-    let (ws_tx, mut ws_rx) = socket.split();
+    let (ws_tx, ws_rx) = socket.split();
+    read_loop(Box::new(Peer {
+        rooms: state.rooms.clone(),
+        metrics: state.metrics.clone(),
+        interview,
+        conn,
+        role,
+        identity,
+        limits,
+        place,
+        sink,
+        queue,
+        ws_tx,
+        ws_rx,
+    }))
+}
 
-    let Some(room) = join(&state, &interview, conn, role, identity, sink).await else {
-        let mut ws_tx = ws_tx;
+/// What a connection's reader starts with (boxed: the future keeps its arguments for life).
+struct Peer {
+    rooms: Arc<Rooms>,
+    metrics: Arc<Metrics>,
+    interview: InterviewId,
+    conn: ConnId,
+    role: Role,
+    identity: Identity,
+    limits: WsLimits,
+    place: SocketGuard,
+    sink: PeerSink,
+    queue: OutboundQueue,
+    ws_tx: SplitSink<WebSocket, Message>,
+    ws_rx: SplitStream<WebSocket>,
+}
+
+async fn read_loop(peer: Box<Peer>) {
+    // Moved out in a block of its own, so the box is freed now rather than when the loop ends.
+    let Peer {
+        rooms,
+        metrics,
+        interview,
+        conn,
+        role,
+        identity,
+        limits,
+        place,
+        sink,
+        queue,
+        mut ws_tx,
+        mut ws_rx,
+    } = {
+        let peer = peer;
+        *peer
+    };
+    let closer = sink.clone();
+    // Boxed, and freed once joined: the loop's future need not keep room for it.
+    let joined = Box::pin(join(&rooms, &interview, conn, role, identity, sink)).await;
+    let Some(room) = joined else {
         let _ = ws_tx
             .send(close_message(
                 close::GOING_AWAY,
@@ -82,7 +145,7 @@ async fn connection(
             .await;
         return;
     };
-    state.metrics.connections.fetch_add(1, Relaxed);
+    metrics.connections.fetch_add(1, Relaxed);
     let stopped = CancellationToken::new();
     let writer = tokio::spawn(write_loop(ws_tx, queue, stopped.clone()));
 
@@ -128,10 +191,7 @@ async fn connection(
             }
         };
         if let Some((code, reason)) = refusal {
-            state
-                .metrics
-                .connections_closed_by_server
-                .fetch_add(1, Relaxed);
+            metrics.connections_closed_by_server.fetch_add(1, Relaxed);
             closer.close(code, reason);
             break;
         }
@@ -139,7 +199,7 @@ async fn connection(
     let _ = room.tx.send(RoomCmd::Leave { conn }).await;
     drop(closer);
     let _ = writer.await;
-    state.metrics.connections.fetch_sub(1, Relaxed);
+    metrics.connections.fetch_sub(1, Relaxed);
 }
 
 /// Whether a read failed because a message or frame was over the cap, told by tungstenite's
@@ -155,7 +215,7 @@ fn is_oversized(e: &axum::Error) -> bool {
 
 /// Joins the room, retrying if the room unloaded between lookup and join.
 async fn join(
-    state: &AppState,
+    rooms: &Arc<Rooms>,
     interview: &InterviewId,
     conn: ConnId,
     role: Role,
@@ -163,7 +223,7 @@ async fn join(
     sink: PeerSink,
 ) -> Option<RoomHandle> {
     for _ in 0..3 {
-        let room = state.rooms.get(interview);
+        let room = rooms.get(interview);
         let cmd = RoomCmd::Join {
             conn,
             role,

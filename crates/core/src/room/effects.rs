@@ -76,25 +76,29 @@ pub enum Reply {
 /// a socket that asks again and again without reading cannot make the server encode and queue
 /// the document again and again. The server's writer calls [`ReplySlots::sent`].
 #[derive(Debug, Clone, Default)]
-pub struct ReplySlots {
-    sync: Arc<AtomicBool>,
-    awareness: Arc<AtomicBool>,
+pub struct ReplySlots(Arc<Slots>);
+
+/// One allocation per connection (the two flags and the counter's handle together).
+#[derive(Debug, Default)]
+struct Slots {
+    sync: AtomicBool,
+    awareness: AtomicBool,
     coalesced: Arc<AtomicU64>,
 }
 
 impl ReplySlots {
     /// Slots that count coalesced requests into `coalesced` (a server-wide metric).
     pub fn counting_into(coalesced: Arc<AtomicU64>) -> ReplySlots {
-        ReplySlots {
+        ReplySlots(Arc::new(Slots {
             coalesced,
-            ..ReplySlots::default()
-        }
+            ..Slots::default()
+        }))
     }
 
     fn flag(&self, reply: Reply) -> &AtomicBool {
         match reply {
-            Reply::Sync => &self.sync,
-            Reply::Awareness => &self.awareness,
+            Reply::Sync => &self.0.sync,
+            Reply::Awareness => &self.0.awareness,
         }
     }
 
@@ -102,7 +106,7 @@ impl ReplySlots {
     pub(crate) fn claim(&self, reply: Reply) -> bool {
         let free = !self.flag(reply).swap(true, Ordering::AcqRel);
         if !free {
-            self.coalesced.fetch_add(1, Ordering::Relaxed);
+            self.0.coalesced.fetch_add(1, Ordering::Relaxed);
         }
         free
     }

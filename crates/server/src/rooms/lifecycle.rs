@@ -3,13 +3,15 @@
 
 use super::gates::next_ack;
 use super::load::{load, Loaded};
-use super::{truncate, RoomClock, RoomCmd, RoomTask, Rooms, RunError, MAX_IN_FLIGHT, MAX_WAITING};
+use super::{
+    truncate, RoomClock, RoomCmd, RoomReceiver, RoomTask, Rooms, RunError, WeakRoomSender,
+};
+use super::{MAX_IN_FLIGHT, MAX_WAITING};
 use duet_core::{Room, UnfinishedRun};
 use duet_protocol::{close, Actor, InterviewId, Question};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// The room's task: loads the room, then runs it until it retires, or refuses connections when
@@ -18,46 +20,58 @@ pub(super) async fn run(
     rooms: Arc<Rooms>,
     id: InterviewId,
     generation: u64,
-    me: mpsc::WeakSender<RoomCmd>,
-    mut rx: mpsc::Receiver<RoomCmd>,
+    me: WeakRoomSender,
+    mut rx: RoomReceiver,
 ) {
     let metrics = rooms.metrics.clone();
     metrics.rooms_open.fetch_add(1, Relaxed);
+    // The task's future lives as long as the room: loading runs in a box of its own, freed
+    // once it is done, and hands the room over boxed, so that future holds the live loop and
+    // a pointer (an inline task was kept beside the space of the load's result: 4 KiB a room).
+    match Box::pin(start(&rooms, &id, generation, me)).await {
+        Ok((mut task, unfinished)) => task.live(unfinished, &mut rx).await,
+        Err(reason) => refuse(&rooms, &id, generation, &mut rx, reason).await,
+    }
+    metrics.rooms_open.fetch_sub(1, Relaxed);
+}
+
+/// Loads the room into a task ready to go live, or says why it cannot be loaded.
+async fn start(
+    rooms: &Arc<Rooms>,
+    id: &InterviewId,
+    generation: u64,
+    me: WeakRoomSender,
+) -> Result<(Box<RoomTask>, Vec<UnfinishedRun>), String> {
     let store = rooms.store.clone();
     let config = rooms.settings.room_config();
     // After an earlier failure the store holds this room's appends back until it reloads;
     // everything the previous life of the room queued is dealt with before the load reads.
-    let _ = store.reopen(&id).await;
+    let _ = store.reopen(id).await;
     let loaded = {
         let id = id.clone();
         tokio::task::spawn_blocking(move || load(&*store, &id, config)).await
     };
-    match loaded {
-        Ok(Ok(Loaded {
-            mut room,
-            initial_question,
-            mut restored,
-        })) => {
-            let unfinished = std::mem::take(&mut restored.unfinished);
-            room.restore(restored);
-            let question = room.question().and_then(|q| rooms.questions.get(q));
-            let initial = initial_question.and_then(|q| rooms.questions.get(&q));
-            let mut task = RoomTask::new(rooms, id, generation, me, room, question);
-            // A new interview with a question: its starter is the room's first edit.
-            if let Some(initial) = initial {
-                if let Ok((effects, _)) = task.switch_question(initial, Actor::Server) {
-                    task.execute(effects);
-                }
-            }
-            task.live(unfinished, &mut rx).await
-        }
-        Ok(Err(reason)) => refuse(&rooms, &id, generation, &mut rx, reason).await,
-        Err(join) => {
-            let reason = format!("room load crashed: {join}");
-            refuse(&rooms, &id, generation, &mut rx, reason).await
+    let Loaded {
+        mut room,
+        initial_question,
+        mut restored,
+    } = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(reason)) => return Err(reason),
+        Err(join) => return Err(format!("room load crashed: {join}")),
+    };
+    let unfinished = std::mem::take(&mut restored.unfinished);
+    room.restore(restored);
+    let question = room.question().and_then(|q| rooms.questions.get(q));
+    let initial = initial_question.and_then(|q| rooms.questions.get(&q));
+    let mut task = RoomTask::new(rooms.clone(), id.clone(), generation, me, room, question);
+    // A new interview with a question: its starter is the room's first edit.
+    if let Some(initial) = initial {
+        if let Ok((effects, _)) = task.switch_question(initial, Actor::Server) {
+            task.execute(effects);
         }
     }
-    metrics.rooms_open.fetch_sub(1, Relaxed);
+    Ok((Box::new(task), unfinished))
 }
 
 /// The room could not be loaded: refuse every connection with the reason, never start empty.
@@ -65,7 +79,7 @@ async fn refuse(
     rooms: &Rooms,
     id: &InterviewId,
     generation: u64,
-    rx: &mut mpsc::Receiver<RoomCmd>,
+    rx: &mut RoomReceiver,
     reason: String,
 ) {
     rooms.metrics.room_load_failures.fetch_add(1, Relaxed);
@@ -91,7 +105,7 @@ impl RoomTask {
         rooms: Arc<Rooms>,
         id: InterviewId,
         generation: u64,
-        me: mpsc::WeakSender<RoomCmd>,
+        me: WeakRoomSender,
         room: Room,
         question: Option<Arc<Question>>,
     ) -> RoomTask {
@@ -123,7 +137,7 @@ impl RoomTask {
 
     /// The live room: takes commands, opens gates as acks arrive, logs leaves and stores run
     /// output when due, and retires when idle. Returns when the room's life is over.
-    async fn live(&mut self, unfinished: Vec<UnfinishedRun>, rx: &mut mpsc::Receiver<RoomCmd>) {
+    async fn live(&mut self, unfinished: Vec<UnfinishedRun>, rx: &mut RoomReceiver) {
         self.finish_interrupted(unfinished);
         let idle = self.rooms.settings.idle();
         // The runtime's clock, so a test can pause time and step past the idle timeout.
@@ -160,8 +174,15 @@ impl RoomTask {
             // Run output waiting to share a record is stored when its few milliseconds are up.
             let output_due = self.next_output_due().map(|at| self.clock.instant_of(at));
             let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
-            let idle_armed = self.is_idle();
-            let idle_deadline = idle_since + idle;
+            let idle_due = self.is_idle().then_some(idle_since + idle);
+            // One timer for the three deadlines, set to the earliest: each `Sleep` is 112 bytes
+            // of the room's future, which every open room keeps. When it fires, the first one
+            // due is handled (in this order, as the arms of a biased select were), and the loop
+            // sets it again for the rest.
+            let wake_at = [output_due, leave_due, idle_due]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 biased;
                 ack = next_ack(&mut self.gates) => self.on_ack(ack),
@@ -175,26 +196,28 @@ impl RoomTask {
                     }
                     None => return,
                 },
-                _ = sleep_until_maybe(output_due), if output_due.is_some() => {
-                    let effects = self.flush_due_output(self.clock.now_ms());
-                    self.execute(effects);
-                }
-                _ = sleep_until_maybe(leave_due), if leave_due.is_some() => {
-                    let effects = self.room.tick(self.clock.now_ms());
-                    self.execute(effects);
-                }
-                _ = tokio::time::sleep_until(idle_deadline), if idle_armed => {
-                    let effects = self.room.flush_leaves(self.clock.now_ms());
-                    self.execute(effects);
-                    while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
-                    if self.poisoned.is_some() { continue; }
-                    self.checkpoint().await;
-                    if self.rooms.retire(&self.id, self.generation, rx) {
-                        rx.close();
-                        self.drain_refusing(rx, close::GOING_AWAY, "room unloaded; reconnect").await;
-                        return;
+                _ = sleep_until_maybe(wake_at), if wake_at.is_some() => {
+                    let now = Instant::now();
+                    let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                    if due(output_due) {
+                        let effects = self.flush_due_output(self.clock.now_ms());
+                        self.execute(effects);
+                    } else if due(leave_due) {
+                        let effects = self.room.tick(self.clock.now_ms());
+                        self.execute(effects);
+                    } else if due(idle_due) {
+                        let effects = self.room.flush_leaves(self.clock.now_ms());
+                        self.execute(effects);
+                        while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
+                        if self.poisoned.is_some() { continue; }
+                        self.checkpoint().await;
+                        if self.rooms.retire(&self.id, self.generation, rx) {
+                            rx.close();
+                            self.drain_refusing(rx, close::GOING_AWAY, "room unloaded; reconnect").await;
+                            return;
+                        }
+                        idle_since = Instant::now();
                     }
-                    idle_since = Instant::now();
                 }
                 _ = self.rooms.shutdown.cancelled() => {
                     self.abandon_runs();
@@ -210,7 +233,7 @@ impl RoomTask {
     }
 
     /// Answers what is left in a closed queue so no connection waits for a room that is gone.
-    async fn drain_refusing(&mut self, rx: &mut mpsc::Receiver<RoomCmd>, code: u16, reason: &str) {
+    async fn drain_refusing(&mut self, rx: &mut RoomReceiver, code: u16, reason: &str) {
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => {

@@ -475,7 +475,7 @@ const HIDDEN_TESTS: &str = "test_hidden.py";
 
 /// Forwards a run's events into its room. If the sandbox stops reporting without a finish, the
 /// run is finished as `sandbox_error` so it never stays "running".
-async fn pump(mut events: mpsc::Receiver<RunEvent>, room: mpsc::Sender<RoomCmd>, run_id: RunId) {
+async fn pump(mut events: mpsc::Receiver<RunEvent>, room: super::RoomSender, run_id: RunId) {
     let started = Instant::now();
     while let Some(event) = events.recv().await {
         let last = matches!(event, RunEvent::Finished(_));
