@@ -28,6 +28,26 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
 }
 
+/// The `duet` binary, for scenarios that run the real process: $DUET_BIN, or
+/// target/<profile>/duet next to the running test's own binary.
+pub fn duet_bin() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("DUET_BIN") {
+        return std::path::PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary sits in target/<profile>/deps")
+        .join("duet");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// For tests on a paused clock: waits up to 10 s of real time for `cond` (the store's writer
 /// thread commits in real time) without letting the paused clock move: the waiting task sleeps
 /// on its thread and yields, so the runtime is never idle and never advances its clock itself.

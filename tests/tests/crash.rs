@@ -2,31 +2,11 @@
 //! after a restart on the same data dir.
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
-use duet_tests::{eventually, YClient, PATIENCE};
+use duet_tests::{duet_bin, eventually, YClient, PATIENCE};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 const ADMIN: &str = "crash-test-admin-token-0123456789";
-
-/// The `duet` binary: $DUET_BIN, or target/<profile>/duet next to this test's own binary.
-fn duet_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("DUET_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("duet");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)",
-        path.display()
-    );
-    path
-}
 
 /// Starts `duet serve` on a free port and returns it with its base address.
 // The child is returned to the caller, which kills and waits for it.

@@ -16,7 +16,7 @@ use duet_protocol::{
     Actor, EventKind, InterviewId, LogRecord, Note, PerRole, Record, Role, RunFinished, RunKind,
     RunStarted,
 };
-use duet_tests::{eventually, TestServer, YClient, PATIENCE};
+use duet_tests::{duet_bin, eventually, TestServer, YClient, PATIENCE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -529,25 +529,6 @@ async fn exports_stream_and_are_bounded_per_token_and_per_server() {
 }
 
 const ADMIN: &str = "nofile-test-admin-token-0123456789";
-
-/// The `duet` binary: $DUET_BIN, or target/<profile>/duet next to this test's own binary.
-fn duet_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("DUET_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("duet");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first with `cargo build --bin duet` (scripts/test does)",
-        path.display()
-    );
-    path
-}
 
 /// A server process, killed and waited for when the test ends, whether it passed or not.
 struct Killed(Child);
