@@ -25,6 +25,7 @@ mod room;
 mod runs;
 pub mod scorecard;
 mod text_index;
+mod timeline;
 pub mod validate;
 
 pub use awareness::PresenceLimits;

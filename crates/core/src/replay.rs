@@ -1,4 +1,4 @@
-//! Replay, sans-IO: the room log read back as a timeline, moments resolved to sequence
+//! Replay, sans-IO: moments resolved to sequence
 //! numbers, and the document reconstructed at any seq from a base state plus the edits after it.
 //!
 //! The server reads the store (checkpoints, the light index, edits in a range) and caches what
@@ -8,175 +8,11 @@
 //! undecodable updates for real editing traces.
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
-use duet_protocol::{
-    Actor, EventKind, LogEntry, LogRecord, Record, Role, RunId, RunKind, TestCounts, TimelineEvent,
-    MAIN_FILE,
-};
+use duet_protocol::{EventKind, LogEntry, LogRecord, MAIN_FILE};
 use std::collections::HashMap;
+
+pub use crate::timeline::{timeline, timeline_needs_data, BURST_GAP_MS};
 use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
-
-/// Edits by one author less than this far apart share one timeline burst.
-pub const BURST_GAP_MS: i64 = 1_000;
-
-/// Whether the timeline needs a kind's data (run ids, statuses...) or only its index entry.
-/// Edits, joins, leaves and output need only the index; every other kind, including ones
-/// added later, is read with its data.
-pub fn timeline_needs_data(kind: EventKind) -> bool {
-    !matches!(
-        kind,
-        EventKind::Edit
-            | EventKind::Join
-            | EventKind::Leave
-            | EventKind::RunOutput
-            | EventKind::RunInput
-    )
-}
-
-/// What one log entry becomes on the timeline.
-enum Mapped {
-    Edit(Actor),
-    Event(TimelineEvent),
-    Skip,
-}
-
-/// The one place that says what each kind of record shows on the timeline. A new kind is one
-/// arm here. `data` is the record with its data when [`timeline_needs_data`] says so; a record
-/// whose data cannot be read is left off (and cannot hide others).
-fn map(
-    entry: &LogEntry,
-    data: Option<&LogRecord>,
-    runs: &mut HashMap<RunId, (RunKind, Role)>,
-) -> Mapped {
-    let (Some(kind), Some(by)) = (entry.kind, entry.by) else {
-        return Mapped::Skip; // a kind or author this version does not know
-    };
-    let (seq, at) = (entry.seq, entry.at_ms);
-    match kind {
-        EventKind::Edit => return Mapped::Edit(by),
-        EventKind::Join => return Mapped::Event(TimelineEvent::Join { seq, at, by }),
-        EventKind::Leave => return Mapped::Event(TimelineEvent::Leave { seq, at, by }),
-        EventKind::End => return Mapped::Event(TimelineEvent::End { seq, at, by }),
-        // Played from the run's cast and shown with the run.
-        EventKind::RunOutput | EventKind::RunInput => return Mapped::Skip,
-        _ => {}
-    }
-    let Some(Ok(record)) = data.filter(|r| r.kind == kind).map(LogRecord::decode) else {
-        return Mapped::Skip;
-    };
-    Mapped::Event(match record {
-        Record::RunStarted(s) => {
-            runs.insert(s.run_id.clone(), (s.kind, s.by));
-            TimelineEvent::RunStarted {
-                seq,
-                at,
-                run_id: s.run_id,
-                kind: s.kind,
-                by: s.by,
-                code_seq: s.code_seq,
-                private: s.private,
-            }
-        }
-        Record::RunFinished(f) => {
-            let Some((kind, by)) = runs.get(&f.run_id).copied() else {
-                return Mapped::Skip; // its start is unreadable or before `after`
-            };
-            TimelineEvent::RunFinished {
-                seq,
-                at,
-                run_id: f.run_id,
-                kind,
-                by,
-                status: f.status,
-                exit_code: f.exit_code,
-                duration_ms: f.duration_ms,
-                tests: f.tests.as_ref().map(TestCounts::from),
-            }
-        }
-        Record::Question(q) => TimelineEvent::Question {
-            seq,
-            at,
-            by,
-            question_id: q.question_id,
-            title: None, // the bank is the server's: it names the question
-        },
-        Record::Note(note) => TimelineEvent::Note {
-            seq,
-            at,
-            by,
-            text: note.text,
-        },
-        Record::Scorecard(change) => TimelineEvent::Scorecard {
-            seq,
-            at,
-            by,
-            action: change.action,
-        },
-        Record::Signal(signal) => TimelineEvent::Signal {
-            seq,
-            at,
-            by,
-            kind: signal.kind,
-            size: signal.size,
-        },
-        Record::Edit(_)
-        | Record::Join
-        | Record::Leave
-        | Record::End
-        | Record::RunOutput(_)
-        | Record::RunInput(_) => return Mapped::Skip,
-    })
-}
-
-/// The timeline of `index` (every entry in seq order). `data` holds, with their data, the
-/// records of the kinds [`timeline_needs_data`] names; `runs_before` the start records of runs
-/// that began before the index does (so a finish after `?after=` still says whose run it was).
-/// Consecutive edits by one author less than [`BURST_GAP_MS`] apart become one burst.
-pub fn timeline(
-    index: &[LogEntry],
-    data: &[LogRecord],
-    runs_before: &[LogRecord],
-) -> Vec<TimelineEvent> {
-    let by_seq: HashMap<u64, &LogRecord> = data.iter().map(|r| (r.seq, r)).collect();
-    let mut runs = HashMap::new();
-    for record in runs_before {
-        if let Ok(Record::RunStarted(s)) = record.decode() {
-            runs.insert(s.run_id, (s.kind, s.by));
-        }
-    }
-    let mut events: Vec<TimelineEvent> = Vec::new();
-    for entry in index {
-        match map(entry, by_seq.get(&entry.seq).copied(), &mut runs) {
-            Mapped::Skip => {}
-            Mapped::Event(event) => events.push(event),
-            Mapped::Edit(author) => {
-                if let Some(TimelineEvent::Edit {
-                    by,
-                    last_seq,
-                    last_at,
-                    edits,
-                    ..
-                }) = events.last_mut()
-                {
-                    if *by == author && entry.at_ms - *last_at < BURST_GAP_MS {
-                        *last_seq = entry.seq;
-                        *last_at = entry.at_ms;
-                        *edits += 1;
-                        continue;
-                    }
-                }
-                events.push(TimelineEvent::Edit {
-                    seq: entry.seq,
-                    at: entry.at_ms,
-                    by: author,
-                    last_seq: entry.seq,
-                    last_at: entry.at_ms,
-                    edits: 1,
-                });
-            }
-        }
-    }
-    events
-}
 
 /// Every seq of a log with its time, to turn a moment into a seq. Times are made monotonic
 /// (a running maximum), so a clock that stepped back cannot make "the moment T" ambiguous:
@@ -351,11 +187,12 @@ pub fn texts_at(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use duet_protocol::Actor;
     use yrs::{Text, Transact};
 
-    fn edit(
+    pub(crate) fn edit(
         doc: &Doc,
         seq: u64,
         at: i64,
@@ -374,169 +211,13 @@ mod tests {
         }
     }
 
-    fn entry(r: &LogRecord) -> LogEntry {
+    pub(crate) fn entry(r: &LogRecord) -> LogEntry {
         LogEntry {
             seq: r.seq,
             at_ms: r.at_ms,
             kind: Some(r.kind),
             by: Some(r.by),
         }
-    }
-
-    #[test]
-    fn keystrokes_coalesce_into_bursts_that_keep_their_ends_and_author() {
-        let doc = Doc::new();
-        let mut log = Vec::new();
-        for i in 0..5u32 {
-            log.push(edit(
-                &doc,
-                u64::from(i) + 1,
-                100 + i64::from(i) * 10,
-                Actor::Candidate,
-                |t, x| t.insert(x, i, "a"),
-            ));
-        }
-        log.push(LogRecord {
-            seq: 6,
-            at_ms: 200,
-            kind: EventKind::Join,
-            by: Actor::Reviewer,
-            data: vec![],
-        });
-        log.push(edit(&doc, 7, 210, Actor::Candidate, |t, x| {
-            t.insert(x, 0, "b")
-        }));
-        log.push(edit(&doc, 8, 220, Actor::Interviewer, |t, x| {
-            t.insert(x, 0, "c")
-        }));
-        log.push(edit(
-            &doc,
-            9,
-            220 + BURST_GAP_MS,
-            Actor::Interviewer,
-            |t, x| t.insert(x, 0, "d"),
-        ));
-        let index: Vec<LogEntry> = log.iter().map(entry).collect();
-        let events = timeline(&index, &[], &[]);
-        let shape: Vec<(String, u64, u64, u32)> = events
-            .iter()
-            .map(|e| match e {
-                TimelineEvent::Edit {
-                    seq,
-                    last_seq,
-                    edits,
-                    by,
-                    ..
-                } => (format!("edit {by}"), *seq, *last_seq, *edits),
-                other => ("other".into(), other.seq(), other.seq(), 0),
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            vec![
-                ("edit candidate".into(), 1, 5, 5),
-                ("other".into(), 6, 6, 0),
-                ("edit candidate".into(), 7, 7, 1),
-                ("edit interviewer".into(), 8, 8, 1),
-                ("edit interviewer".into(), 9, 9, 1),
-            ]
-        );
-        assert!(matches!(
-            events[0],
-            TimelineEvent::Edit {
-                at: 100,
-                last_at: 140,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn unknown_and_unreadable_records_do_not_break_a_timeline() {
-        let index = vec![
-            LogEntry {
-                seq: 1,
-                at_ms: 1,
-                kind: None,
-                by: Some(Actor::Server),
-            },
-            LogEntry {
-                seq: 2,
-                at_ms: 2,
-                kind: Some(EventKind::RunStarted),
-                by: Some(Actor::Candidate),
-            },
-            LogEntry {
-                seq: 3,
-                at_ms: 3,
-                kind: Some(EventKind::RunFinished),
-                by: Some(Actor::Candidate),
-            },
-            LogEntry {
-                seq: 4,
-                at_ms: 4,
-                kind: Some(EventKind::Join),
-                by: Some(Actor::Candidate),
-            },
-        ];
-        let data = vec![
-            LogRecord {
-                seq: 2,
-                at_ms: 2,
-                kind: EventKind::RunStarted,
-                by: Actor::Candidate,
-                data: b"not json".to_vec(),
-            },
-            LogRecord {
-                seq: 3,
-                at_ms: 3,
-                kind: EventKind::RunFinished,
-                by: Actor::Candidate,
-                data: b"{}".to_vec(),
-            },
-        ];
-        let events = timeline(&index, &data, &[]);
-        assert_eq!(
-            events,
-            vec![TimelineEvent::Join {
-                seq: 4,
-                at: 4,
-                by: Actor::Candidate
-            }]
-        );
-    }
-
-    #[test]
-    fn notes_signals_and_the_end_take_their_place_on_the_timeline() {
-        let note = br#"{"text": "asks about eviction", "at": 5, "seq": 2}"#.to_vec();
-        let signal = br#"{"kind": "paste", "size": 420, "at": 6}"#.to_vec();
-        let records = [
-            (2, EventKind::Note, Actor::Interviewer, note),
-            (3, EventKind::Signal, Actor::Candidate, signal),
-            (4, EventKind::End, Actor::Interviewer, Vec::new()),
-        ]
-        .map(|(seq, kind, by, data)| LogRecord {
-            seq,
-            at_ms: seq as i64,
-            kind,
-            by,
-            data,
-        });
-        let index: Vec<LogEntry> = records.iter().map(entry).collect();
-        let data: Vec<LogRecord> = records
-            .iter()
-            .filter(|r| timeline_needs_data(r.kind))
-            .cloned()
-            .collect();
-        let events = timeline(&index, &data, &[]);
-        assert_eq!(
-            serde_json::to_value(&events).unwrap_or_default(),
-            serde_json::json!([
-                {"type": "note", "seq": 2, "at": 2, "by": "interviewer", "text": "asks about eviction"},
-                {"type": "signal", "seq": 3, "at": 3, "by": "candidate", "kind": "paste", "size": 420},
-                {"type": "end", "seq": 4, "at": 4, "by": "interviewer"},
-            ])
-        );
     }
 
     #[test]
