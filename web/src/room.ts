@@ -16,17 +16,17 @@ import { Awareness } from 'y-protocols/awareness'
 import {
   api, explain, wsBase, unreachable,
   type Interview, type LintFinding, type RoomEvent, type RunDetail, type RunKind, type RunPage, type RunSummary,
-  type Role, type RunStdin, type StartRun,
+  type RunStdin, type StartRun,
 } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createEditor } from './editor'
 import { createConsole } from './console'
 import { connectEvents } from './events'
-import { SaveTracker, type SaveState } from './saved'
+import { SaveTracker } from './saved'
 import { renderMarkdown } from './markdown'
-import { kindLabel, outcomeText, renderTests } from './results'
+import { renderTests } from './results'
 import { watchPresence } from './presence'
-import { OutputText } from './output'
+import { POLICY_CLOSE, RoomState, savedLabel, type ViewCommand } from './room-state'
 
 /** What the interviewer's panel gets from the room. */
 export interface RoomContext {
@@ -42,18 +42,12 @@ export interface RoomContext {
   setQuestion(interview: Interview): void
 }
 
-/**
- * The close code the server uses for what will not change by reconnecting: an edit after the
- * end ("the interview has ended") or a link that was replaced by a new one.
- */
-const POLICY_CLOSE = 1008
-
-/** A run as this page knows it: numbered in the order this page saw them start. */
-interface RunInfo { id: string; n: number; kind: RunKind; by: Role; at: number }
-
 export async function openRoom(id: string, token: string, interview: Interview): Promise<void> {
   const role = interview.role
   const base = `/api/interviews/${encodeURIComponent(id)}`
+  const state = new RoomState({
+    role, ended: interview.status === 'ended', question: interview.question, clock, now: () => Date.now(),
+  })
   const doc = new Y.Doc()
   // Presence within a second: y-protocols ignores a state from an unknown client unless its
   // clock is above 0, and a fresh Awareness starts at clock 0, so without this the first state
@@ -73,7 +67,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const listeners: ((e: RoomEvent) => void)[] = []
   const lintListeners: ((findings: LintFinding[]) => void)[] = []
   const endListeners: (() => void)[] = []
-  let ended = false
 
   // --- header: title, role, people, saved state
   const savedEl = h('div', { class: 'saved', role: 'status', 'data-testid': 'saved' }, 'Connecting…')
@@ -89,10 +82,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
   )
 
   // --- toolbar
-  let activeRun: RunInfo | null = null
-  const runs = new Map<string, RunInfo>()
-  const output = new OutputText()
-  let runCount = 0
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
   const testBtn = h('button', { type: 'button' }, 'Run tests')
   const stopBtn = h('button', { type: 'button', disabled: true }, 'Stop')
@@ -103,10 +92,11 @@ export async function openRoom(id: string, token: string, interview: Interview):
     runNote)
 
   const consoleView = createConsole(async (data, eof) => {
-    if (!activeRun) return
+    const runId = state.activeRunId
+    if (!runId) return
     try {
       const body: RunStdin = eof ? { data, eof: true } : { data }
-      await api(token, 'POST', `${base}/runs/${encodeURIComponent(activeRun.id)}/stdin`, body)
+      await api(token, 'POST', `${base}/runs/${encodeURIComponent(runId)}/stdin`, body)
     } catch (err) {
       consoleView.write('info', `[input not delivered: ${explain(err)}]\n`)
     }
@@ -125,14 +115,74 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const main = page(interview.title, header, closeNote, endedBanner, noticeHost, h('div', { class: 'room' }, side, work))
   main.classList.add('room-page')
 
+  const editor = createEditor({
+    parent: editorHost, ytext, awareness: provider.awareness, readOnly: !state.controls().editable,
+    onRun: () => void startRun('run'), label: 'main.py, the shared program',
+  })
+  const view = editor.view
+
+  // --- rendering from the state: the controls, then what each change asks of the view
+  let editable = state.controls().editable
+  let inputOpen = false
+  const render = () => {
+    const c = state.controls()
+    runBtn.disabled = !c.run
+    testBtn.disabled = !c.test
+    testBtn.title = c.testTitle
+    stopBtn.disabled = !c.stop
+    if (c.input !== inputOpen) { inputOpen = c.input; consoleView.setRunning(c.input) }
+    if (c.editable !== editable) { editable = c.editable; editor.setReadOnly(!c.editable) }
+  }
+  const carryOut = (commands: ViewCommand[]) => {
+    for (const c of commands) {
+      switch (c.do) {
+        case 'write': consoleView.write(c.stream, c.text); break
+        case 'announce': announce(c.text); break
+        case 'show-tests': renderTests(testsEl, c.tests, c.hidden); break
+        case 'clear-tests': replace(testsEl, h('p', { class: 'muted' }, c.text)); break
+        case 'show-lint': for (const l of lintListeners) l(c.findings); break
+        case 'load-question': {
+          const event = c.event
+          void api<Interview>(token, 'GET', base).then((iv) => {
+            interview.question = iv.question
+            carryOut(state.questionLoaded(iv.question, event))
+          }).catch(() => {})
+          break
+        }
+        case 'show-question':
+          if (role === 'candidate') renderCandidateSide(side, c.question)
+          replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
+            c.note,
+            h('button', { type: 'button', class: 'small', onclick: (e: Event) => (e.target as HTMLElement).parentElement?.remove() }, 'Dismiss'))
+          break
+        case 'end': showEnded(); break
+        case 'close':
+          saves.markRevoked()
+          closeNote.hidden = false
+          closeNote.dataset.testid = 'stopped'
+          closeNote.textContent = c.text
+          break
+        case 'disconnect-editor': provider.shouldConnect = false; break
+        case 'connection-note':
+          closeNote.hidden = false
+          closeNote.textContent = c.text
+          break
+        default:
+          unreachable(c)
+      }
+    }
+    render()
+  }
+
   const startRun = async (kind: RunKind) => {
     runNote.textContent = ''
-    if (ended) { runNote.textContent = 'The interview has ended: nothing can be run.'; return }
+    const refused = state.refuseRun()
+    if (refused) { runNote.textContent = refused; return }
     try {
       const body: StartRun = { kind }
       const { run_id } = await api<{ run_id: string }>(token, 'POST', `${base}/runs`, body)
-      if (!runs.has(run_id)) activeRun = { id: run_id, n: 0, kind, by: role, at: Date.now() }
-      stopBtn.disabled = false
+      state.runAccepted(run_id, kind)
+      render()
       if (kind === 'run') consoleView.focusInput()
     } catch (err) {
       runNote.textContent = `Could not start: ${explain(err)}`
@@ -142,8 +192,9 @@ export async function openRoom(id: string, token: string, interview: Interview):
   runBtn.addEventListener('click', () => void startRun('run'))
   testBtn.addEventListener('click', () => void startRun('test'))
   stopBtn.addEventListener('click', async () => {
-    if (!activeRun) return
-    try { await api(token, 'POST', `${base}/runs/${encodeURIComponent(activeRun.id)}/cancel`) } catch (err) {
+    const runId = state.activeRunId
+    if (!runId) return
+    try { await api(token, 'POST', `${base}/runs/${encodeURIComponent(runId)}/cancel`) } catch (err) {
       runNote.textContent = `Stop: ${explain(err)}`
     }
   })
@@ -154,22 +205,15 @@ export async function openRoom(id: string, token: string, interview: Interview):
     }
   })
 
-  const editor = createEditor({
-    parent: editorHost, ytext, awareness: provider.awareness, readOnly: interview.status === 'ended',
-    onRun: () => void startRun('run'), label: 'main.py, the shared program',
-  })
-  const view = editor.view
-
   // --- question
   const setQuestion = (iv: Interview) => {
-    const q = iv.question
-    testBtn.disabled = ended || !q || q.kind !== 'coding'
-    testBtn.title = !q || q.kind !== 'coding' ? 'This question has no tests' : ''
+    state.questionShown(iv.question)
+    render()
   }
-  setQuestion(interview)
+  render()
 
   if (role === 'candidate') {
-    renderCandidateSide(side, interview)
+    renderCandidateSide(side, interview.question)
     const { watchSignals } = await import('./signals')
     watchSignals(noticeHost, token, base, view.dom)
   }
@@ -182,72 +226,26 @@ export async function openRoom(id: string, token: string, interview: Interview):
   })
 
   // --- saved indicator
-  const showSaved = (s: SaveState) => {
+  saves.onChange((s) => {
+    const label = savedLabel(s, clock)
     savedEl.className = 'saved'
-    let text: string
-    switch (s.kind) {
-      case 'saved': text = s.at ? `Saved ${clock(s.at)}` : 'Saved'; savedEl.classList.add('ok'); break
-      case 'saving': text = s.slow ? `Not yet stored by the server (${s.pending} edits)` : 'Saving…'; if (s.slow) savedEl.classList.add('warn'); break
-      case 'connecting': text = s.pending ? `Reconnecting: ${s.pending} edits not saved yet` : 'Connecting…'; savedEl.classList.add('warn'); break
-      case 'offline': text = s.pending ? `Offline: ${s.pending} edits not saved yet` : 'Offline: reconnecting…'; savedEl.classList.add('warn'); break
-      case 'ended': text = 'Interview ended: edits are not saved'; savedEl.classList.add('ended'); break
-      case 'revoked': text = 'Link replaced: edits are not saved'; savedEl.classList.add('ended'); break
-      default: unreachable(s); return
+    if (label.tone) savedEl.classList.add(label.tone)
+    if (savedEl.textContent !== label.text) {
+      savedEl.textContent = label.text
+      if (label.announce) announce(label.text)
     }
-    if (savedEl.textContent !== text) {
-      savedEl.textContent = text
-      if (s.kind === 'offline' || s.kind === 'ended' || s.kind === 'revoked') announce(text)
-    }
-  }
-  saves.onChange(showSaved)
+  })
   window.addEventListener('beforeunload', (e) => {
-    if (!ended && saves.pending > 0) { e.preventDefault(); e.returnValue = '' }
+    if (state.leaveLosesEdits(saves.pending)) { e.preventDefault(); e.returnValue = '' }
   })
   provider.on('connection-close', (event: CloseEvent | null) => {
-    if (event && isEndedClose(event)) {
-      // The server refused an edit because the interview is over: stop, and say so.
-      provider.shouldConnect = false
-      enterEnded()
-      return
-    }
-    if (event && event.code === POLICY_CLOSE) {
-      provider.shouldConnect = false
-      stopForGood(event.reason || 'the server closed this page for good')
-      return
-    }
-    if (event && event.code !== 1000 && event.code !== 1001 && event.code !== 1006 && event.reason) {
-      closeNote.hidden = false
-      closeNote.textContent = `The server closed the editor connection: ${event.reason} (code ${event.code}). Reconnecting…`
-    }
+    if (event) carryOut(state.editorClosed(event.code, event.reason))
   })
   provider.on('sync', (synced: boolean) => { if (synced) closeNote.hidden = true })
 
-  // --- a page the server will not serve any more (its link was replaced): read-only, say why
-  function stopForGood(reason: string) {
-    editor.setReadOnly(true)
-    saves.markRevoked()
-    runBtn.disabled = true
-    testBtn.disabled = true
-    stopBtn.disabled = true
-    activeRun = null
-    consoleView.setRunning(false)
-    closeNote.hidden = false
-    closeNote.dataset.testid = 'stopped'
-    closeNote.textContent = `This page is closed: ${reason}. Nothing typed here from now on is saved.`
-    announce(closeNote.textContent)
-  }
-
   // --- the end
-  function enterEnded() {
-    if (ended) return
-    ended = true
-    editor.setReadOnly(true)
+  function showEnded() {
     saves.markEnded()
-    runBtn.disabled = true
-    testBtn.disabled = true
-    stopBtn.disabled = true
-    activeRun = null
-    consoleView.setRunning(false)
     const links = role === 'interviewer'
       ? h('span', { class: 'ended-links' },
           // The token rides in the fragment (never sent to the server); each page stores it.
@@ -261,108 +259,30 @@ export async function openRoom(id: string, token: string, interview: Interview):
         : 'The code is read-only and nothing can be run.',
       links)
     endedBanner.hidden = false
-    announce('This interview has ended.')
     for (const l of endListeners) l()
   }
-  if (interview.status === 'ended') enterEnded()
-
-  // --- runs: the console and results, live and restored
-  const register = (runId: string, kind: RunKind, by: Role, at: number): RunInfo => {
-    let info = runs.get(runId)
-    if (!info) {
-      runCount += 1
-      info = { id: runId, n: runCount, kind, by, at }
-      runs.set(runId, info)
-    }
-    return info
-  }
-  const tag = (r: RunInfo) => `${kindLabel(r.kind)} #${r.n} (started ${clock(r.at)})`
-  const started = (r: RunInfo) => {
-    consoleView.write('info', `▶ ${kindLabel(r.kind)} #${r.n} started by the ${r.by} at ${clock(r.at)}\n`)
-  }
-  const makeActive = (r: RunInfo) => {
-    activeRun = r
-    stopBtn.disabled = ended
-    consoleView.setRunning(!ended && r.kind === 'run')
-  }
-  const finished = (r: RunInfo, outcome: Parameters<typeof outcomeText>[0], tests: RunDetail['tests'], lint: LintFinding[] | null | undefined) => {
-    if (activeRun?.id === r.id) { activeRun = null; stopBtn.disabled = true; consoleView.setRunning(false) }
-    // Every finish line names its run, so an older run's "cancelled" never reads as the newer one's.
-    const summary = `${tag(r)} finished: ${outcomeText(outcome)}`
-    consoleView.write('info', `\n■ ${summary}\n`)
-    if (tests) renderTests(testsEl, tests, r.kind === 'test' && r.by === 'interviewer' && role === 'interviewer')
-    if (lint) for (const l of lintListeners) l(lint)
-    return summary
+  if (state.phase === 'ended') {
+    showEnded()
+    announce('This interview has ended.')
   }
 
-  function handleEvent(event: RoomEvent) {
-    switch (event.type) {
-      case 'run.started': {
-        const r = register(event.run_id, event.kind, event.by, event.at)
-        makeActive(r)
-        started(r)
-        announce(`${kindLabel(r.kind)} started by the ${r.by}`)
-        break
-      }
-      case 'run.output': {
-        consoleView.write(event.stream === 'stderr' ? 'stderr' : 'stdout', output.push(event.run_id, event.stream, event))
-        break
-      }
-      case 'run.input': {
-        // What the other person typed (this page echoes its own as it sends it).
-        if (event.by !== role) consoleView.write('stdin', event.data)
-        break
-      }
-      case 'run.finished': {
-        for (const rest of output.finish(event.run_id)) consoleView.write(rest.stream === 'stderr' ? 'stderr' : 'stdout', rest.text)
-        const r = runs.get(event.run_id) ?? register(event.run_id, 'run', role, Date.now())
-        const summary = finished(r, { kind: r.kind, status: event.status, limit: event.limit, exit_code: event.exit_code, duration_ms: event.duration_ms, tests: event.tests }, event.tests, event.lint)
-        announce(summary)
-        break
-      }
-      case 'question': {
-        void api<Interview>(token, 'GET', base).then((iv) => {
-          interview.question = iv.question
-          setQuestion(iv)
-          if (role === 'candidate') renderCandidateSide(side, iv)
-          const title = event.title || iv.question?.title || event.question_id
-          replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
-            `The question is now “${title}” (switched at ${clock(Date.now())}). `,
-            event.restored
-              ? 'Its code is back as it was left; the code for the previous question is kept. '
-              : 'The editor has its starter code; the code for the previous question is kept. ',
-            h('button', { type: 'button', class: 'small', onclick: (e: Event) => (e.target as HTMLElement).parentElement?.remove() }, 'Dismiss'))
-          // Results of the previous question's tests no longer apply.
-          replace(testsEl, h('p', { class: 'muted' }, `No test run yet for “${title}”.`))
-          announce(`The question changed to ${title}`)
-        }).catch(() => {})
-        break
-      }
-      case 'end':
-        enterEnded()
-        break
-      case 'scorecard':
-      case 'note':
-      case 'signal':
-        break // the interviewer's panel shows these (its own listener)
-      default:
-        unreachable(event)
-    }
-  }
-
-  // Events that arrive while the history loads wait, then are checked against it.
-  let pending: RoomEvent[] | null = []
+  // --- runs: the console and results, live and restored. Events that arrive while the history
+  // loads wait in the state, which checks them against it. The history is asked for once the
+  // events socket has first answered (open or not), so no event falls between the two.
+  let socketAnswered: () => void = () => {}
+  const firstAnswer = new Promise<void>((resolve) => { socketAnswered = resolve })
   connectEvents(id, token, (event) => {
-    if (pending) pending.push(event)
-    else handleEvent(event)
+    carryOut(state.event(event))
     for (const l of listeners) l(event)
   }, (connected, final) => {
+    socketAnswered()
     if (final) runNote.textContent = `Run events stopped: ${final}`
     else if (!connected) runNote.textContent = 'Run events: reconnecting…'
     else if (runNote.textContent === 'Run events: reconnecting…') runNote.textContent = ''
   })
 
   const restore = async () => {
+    await firstAnswer
     const history: RunSummary[] = []
     let after: number | null = null
     do {
@@ -370,62 +290,9 @@ export async function openRoom(id: string, token: string, interview: Interview):
       history.push(...answer.runs)
       after = answer.next
     } while (after !== null)
-    for (const r of history) register(r.run_id, r.kind, r.by, r.started_at)
-    const last = history[history.length - 1]
-    const shown = new Set<string>()
-    // The running run's output the record already held: later events continue from its seq.
-    let restoredThrough: number | null = null
-    if (last) {
-      const detail = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(last.run_id)}`)
-      const r = runs.get(last.run_id)!
-      consoleView.write('info', `(restored) `)
-      started(r)
-      // Decoded as live output is, by the same decoders (the streams one after the other).
-      const out = output.push(last.run_id, 'stdout', { data: detail.stdout, base64: detail.stdout_base64 })
-      if (out) consoleView.write('stdout', out)
-      const err = output.push(last.run_id, 'stderr', { data: detail.stderr, base64: detail.stderr_base64 })
-      if (err) consoleView.write('stderr', err)
-      if (detail.stdout_truncated || detail.stderr_truncated) consoleView.write('info', '\n[output cut at the output limit]\n')
-      shown.add(last.run_id)
-      if (last.status === 'running') {
-        makeActive(r)
-        restoredThrough = detail.through_seq
-      } else {
-        for (const rest of output.finish(last.run_id)) consoleView.write(rest.stream === 'stderr' ? 'stderr' : 'stdout', rest.text)
-        finished(r, { ...detail, tests: detail.tests }, detail.tests, detail.lint)
-      }
-      // The test results panel shows the last test run, even if a program ran after it.
-      const lastTest = [...history].reverse().find((x) => x.kind === 'test' && x.status !== 'running')
-      if (lastTest && lastTest.run_id !== last.run_id) {
-        const t = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(lastTest.run_id)}`)
-        if (t.tests) renderTests(testsEl, t.tests, t.by === 'interviewer' && role === 'interviewer')
-      }
-      const lastLint = [...history].reverse().find((x) => x.kind === 'lint' && x.status !== 'running')
-      if (lastLint && lastLint.run_id !== last.run_id) {
-        const l = await api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(lastLint.run_id)}`)
-        if (l.lint) for (const f of lintListeners) f(l.lint)
-      }
-    }
-    const known = new Map(history.map((r) => [r.run_id, r]))
-    const queued = pending ?? []
-    pending = null
-    // Output of the running run that its record already held (up to `through_seq`) is not
-    // shown twice.
-    if (restoredThrough !== null && last) {
-      const through = restoredThrough
-      for (const e of [...queued]) {
-        if (e.type === 'run.output' && e.run_id === last.run_id && e.seq <= through) queued.splice(queued.indexOf(e), 1)
-      }
-    }
-    for (const event of queued) {
-      const before = event.type === 'run.started' || event.type === 'run.output' || event.type === 'run.finished' ? known.get(event.run_id) : undefined
-      if (before) {
-        if (event.type === 'run.started') continue // already listed
-        if (event.type === 'run.output' && (!shown.has(event.run_id) || before.status !== 'running')) continue
-        if (event.type === 'run.finished' && before.status !== 'running') continue
-      }
-      handleEvent(event)
-    }
+    const details = await Promise.all(state.historyListed(history).map((runId) =>
+      api<RunDetail>(token, 'GET', `${base}/runs/${encodeURIComponent(runId)}`)))
+    carryOut(state.historyLoaded(details))
   }
   if (role === 'interviewer') {
     const { mountInterviewerPanel } = await import('./interviewer')
@@ -433,26 +300,16 @@ export async function openRoom(id: string, token: string, interview: Interview):
       interview, token, side, startRun,
       onEvent: (l) => listeners.push(l),
       onLint: (l) => lintListeners.push(l),
-      onEnded: (l) => { endListeners.push(l); if (ended) l() },
+      onEnded: (l) => { endListeners.push(l); if (state.phase === 'ended') l() },
       setQuestion,
     })
   }
-  await restore().catch((err) => {
-    consoleView.write('info', `[the run history could not be loaded: ${explain(err)}]\n`)
-    const queued = pending ?? []
-    pending = null
-    for (const event of queued) handleEvent(event)
-  })
+  await restore().catch((err) => carryOut(state.historyFailed(explain(err))))
 
   ;(window as unknown as { duetReady?: boolean }).duetReady = true
 }
 
-function isEndedClose(event: CloseEvent): boolean {
-  return event.code === POLICY_CLOSE && /ended/i.test(event.reason)
-}
-
-function renderCandidateSide(side: HTMLElement, interview: Interview) {
-  const q = interview.question
+function renderCandidateSide(side: HTMLElement, q: Interview['question']) {
   replace(side,
     h('section', { class: 'panel', 'aria-labelledby': 'q-h' },
       h('h2', { id: 'q-h' }, q ? q.title : 'No question yet'),
