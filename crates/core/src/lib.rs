@@ -19,6 +19,7 @@
 //! (`run.input` was added this way).
 
 mod awareness;
+pub mod board;
 mod history;
 pub mod replay;
 mod room;

@@ -7,6 +7,7 @@
 //! connected client sees.
 
 use crate::awareness::{BadState, Presence, PresenceLimits};
+use crate::board;
 use crate::history::{ClientOwners, Rebuilt};
 use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
@@ -26,7 +27,7 @@ use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
 
 mod effects;
 mod presence;
@@ -79,6 +80,8 @@ pub struct Room {
     peers: HashMap<ConnId, Peer>,
     presence: Presence,
     owners: ClientOwners,
+    /// Where every struct of the document is (the validator's view of it).
+    places: validate::Places,
     log_bytes: u64,
     /// Connections per role, and since when a role with none has been gone (leave not logged yet).
     role_conns: HashMap<Role, usize>,
@@ -155,6 +158,13 @@ impl Room {
     /// A room continuing a stored history (see [`crate::rebuild`]) whose log holds `log_bytes`.
     pub fn from_history(config: RoomConfig, history: Rebuilt, log_bytes: u64) -> Room {
         let presence = Presence::new(config.presence.clone());
+        let mut places = validate::Places::default();
+        places.learn_update(
+            &history
+                .doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        );
         Room {
             config,
             doc: history.doc,
@@ -162,6 +172,7 @@ impl Room {
             peers: HashMap::new(),
             presence,
             owners: history.owners,
+            places,
             log_bytes,
             role_conns: HashMap::new(),
             pending_leaves: HashMap::new(),

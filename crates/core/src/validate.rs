@@ -1,11 +1,18 @@
 //! Checking a participant's Yjs update before anything of it touches the document.
 //!
-//! The shared document holds one thing: the text of `main.py`. So an update is accepted only if,
-//! read with a strict parser of the v1 update format (not yrs's lenient one), it:
-//! - inserts only text (string content) into the root `main.py`, or carries deleted content,
-//!   garbage-collected ranges and skips (which stock clients send after garbage collection);
+//! The shared document holds two things: the text of `main.py` (a root `Y.Text`) and the
+//! whiteboard (a root `Y.Map` named `board`, element ids to elements as JSON strings, see
+//! [`crate::board`]). So an update is accepted only if, read with a strict parser of the v1
+//! update format (not yrs's lenient one), it:
+//! - inserts only text (string content) into `main.py`, only board elements (one JSON string
+//!   per value, each passing [`crate::board::check_element`], stored under its own `id`) into
+//!   `board`, or carries deleted content, garbage-collected ranges and skips (which stock
+//!   clients send after garbage collection);
 //! - names, as every origin and right origin, a struct the document has or that comes earlier in
-//!   the same update, so nothing of it would wait as "pending" for a dependency;
+//!   the same update, so nothing of it would wait as "pending" for a dependency; an item with
+//!   neighbours takes its parent from them (as Yjs does), so both neighbours must be in the same
+//!   place, never garbage-collected, and what the item holds must belong there: [`Places`]
+//!   remembers where every struct of the document went;
 //! - deletes only ranges that exist once it is applied;
 //! - spells every number canonically (shortest varint form) and in range: client ids below
 //!   2^53 (what JavaScript reads exactly), clocks within u32 (what yrs reads exactly).
@@ -15,10 +22,12 @@
 //! collecting garbage; with no nested type accepted, no input can recurse. The parser does work
 //! linear in the bytes it is given and never recurses.
 
+use crate::board;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-/// The only root type a document may hold.
+/// The root text a document holds.
 pub const ROOT: &str = duet_protocol::MAIN_FILE;
 
 /// Largest client id: JavaScript reads integers exactly up to 2^53 - 1.
@@ -45,22 +54,51 @@ pub struct Id {
     pub clock: u32,
 }
 
+/// Where a struct of the document is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the text of `main.py`.
+    Text,
+    /// In the board, under this key.
+    Board(Arc<str>),
+    /// A garbage-collected range: it has no parent any more.
+    Gc,
+    /// Nobody could tell (see [`Places::learn_update`]): nothing may be placed next to it.
+    Unknown,
+}
+
+/// What an item holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Deleted content, of the text or of a board entry.
+    Deleted,
+    /// A string, for `main.py`.
+    Text,
+    /// Board elements (JSON strings that passed [`board::check_element`]): their ids.
+    Elements(Vec<Box<str>>),
+}
+
 /// What one struct of an update is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockKind {
     /// A garbage-collected range: it fills clocks, holds nothing.
     Gc,
     /// A gap in the update: the receiver must already have these clocks.
     Skip,
-    /// Text (or deleted content) placed between two neighbours.
+    /// Content placed between two neighbours, or (with neither) directly under a parent.
     Item {
         origin: Option<Id>,
         right_origin: Option<Id>,
+        /// The parent it names, when it has no neighbour to take one from.
+        parent: Option<Place>,
+        /// Whether its flags say it is a map entry (it must then be on the board).
+        keyed: bool,
+        content: Content,
     },
 }
 
 /// One struct: `len` clocks starting at `clock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub clock: u32,
     pub len: u32,
@@ -76,6 +114,8 @@ pub struct ParsedUpdate {
     pub deletes: Vec<(u64, Vec<(u32, u32)>)>,
     /// UTF-8 bytes of text the update inserts (an upper bound of what it adds to the document).
     pub text_bytes: usize,
+    /// UTF-8 bytes of board elements the update holds.
+    pub board_bytes: usize,
 }
 
 impl ParsedUpdate {
@@ -172,6 +212,7 @@ impl<'a> Reader<'a> {
 const GC: u8 = 0;
 const CONTENT_DELETED: u8 = 1;
 const CONTENT_STRING: u8 = 4;
+const CONTENT_ANY: u8 = 8;
 const SKIP: u8 = 10;
 const HAS_ORIGIN: u8 = 0x80;
 const HAS_RIGHT_ORIGIN: u8 = 0x40;
@@ -190,8 +231,57 @@ fn content_name(r: u8) -> &'static str {
     }
 }
 
-/// Reads a v1 update strictly. Refuses anything but text in `main.py`, deletions, GC ranges and
-/// skips, and any number not in its canonical form and range.
+/// Reads the parent an item names itself: a root, `main.py` (no key) or `board` (with a key).
+fn read_parent(r: &mut Reader<'_>, keyed: bool) -> Result<Place, Invalid> {
+    if r.var(1, "parent kind")? != 1 {
+        return invalid("a parent inside another type (nested types are not accepted)");
+    }
+    let name = r.string("parent name")?;
+    match (name, keyed) {
+        (ROOT, false) => Ok(Place::Text),
+        (ROOT, true) => invalid(format!("{ROOT:?} is a text: its items have no key")),
+        (board::BOARD, true) => {
+            let key = r.string("board key")?;
+            if key.is_empty() || key.len() > board::MAX_KEY_BYTES {
+                return invalid(format!(
+                    "a board key must be 1 to {} bytes",
+                    board::MAX_KEY_BYTES
+                ));
+            }
+            Ok(Place::Board(Arc::from(key)))
+        }
+        (board::BOARD, false) => invalid(format!(
+            "{:?} is a map: its entries need a key",
+            board::BOARD
+        )),
+        (other, _) => invalid(format!(
+            "only the text {ROOT:?} and the map {:?} may be edited, not {other:?}",
+            board::BOARD
+        )),
+    }
+}
+
+/// Reads Any content as board elements: each value must be a string holding an acceptable
+/// element. Returns their ids and their bytes.
+fn read_elements(r: &mut Reader<'_>) -> Result<(Vec<Box<str>>, usize), Invalid> {
+    const ANY_STRING: u8 = 119;
+    let n = r.count("number of values")?;
+    let mut ids = Vec::with_capacity(n);
+    let mut bytes = 0;
+    for _ in 0..n {
+        if r.byte()? != ANY_STRING {
+            return invalid("a board value must be an element as a JSON string, not another value");
+        }
+        let json = r.string("board element")?;
+        ids.push(board::check_element(json)?);
+        bytes += json.len();
+    }
+    Ok((ids, bytes))
+}
+
+/// Reads a v1 update strictly. Refuses anything but strings, board elements and deleted content
+/// under a root of the document, GC ranges and skips, and any number not in its canonical form
+/// and range. Where each item goes is checked by [`check`].
 pub fn parse(bytes: &[u8]) -> Result<ParsedUpdate, Invalid> {
     let mut r = Reader::new(bytes);
     let mut out = ParsedUpdate::default();
@@ -223,10 +313,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedUpdate, Invalid> {
                         len,
                     )
                 }
-                CONTENT_DELETED | CONTENT_STRING => {
-                    if info & HAS_PARENT_SUB != 0 {
-                        return invalid("text items have no parent key (a map entry is not text)");
-                    }
+                CONTENT_DELETED | CONTENT_STRING | CONTENT_ANY => {
                     let origin = if info & HAS_ORIGIN != 0 {
                         Some(r.id("origin")?)
                     } else {
@@ -237,42 +324,43 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedUpdate, Invalid> {
                     } else {
                         None
                     };
-                    if origin.is_none() && right_origin.is_none() {
-                        match r.var(1, "parent kind")? {
-                            1 => {
-                                let name = r.string("parent name")?;
-                                if name != ROOT {
-                                    return invalid(format!(
-                                        "only the text {ROOT:?} may be edited, not {name:?}"
-                                    ));
-                                }
-                            }
-                            _ => {
-                                return invalid(
-                                    "a parent inside another type (nested types are not accepted)",
-                                )
-                            }
-                        }
-                    }
-                    let len = if content == CONTENT_DELETED {
-                        r.u32("deleted length")?
+                    let keyed = info & HAS_PARENT_SUB != 0;
+                    // With a neighbour, the parent and key are not written: they are the
+                    // neighbour's, found when the update is checked against the document.
+                    let parent = if origin.is_none() && right_origin.is_none() {
+                        Some(read_parent(&mut r, keyed)?)
                     } else {
-                        let text = r.string("text")?;
-                        out.text_bytes += text.len();
-                        u32::try_from(text.encode_utf16().count())
-                            .map_err(|_| Invalid("text too long".into()))?
+                        None
+                    };
+                    let (len, content) = match content {
+                        CONTENT_DELETED => (r.u32("deleted length")?, Content::Deleted),
+                        CONTENT_STRING => {
+                            let text = r.string("text")?;
+                            out.text_bytes += text.len();
+                            let len = u32::try_from(text.encode_utf16().count())
+                                .map_err(|_| Invalid("text too long".into()))?;
+                            (len, Content::Text)
+                        }
+                        _ => {
+                            let (ids, bytes) = read_elements(&mut r)?;
+                            out.board_bytes += bytes;
+                            (ids.len() as u32, Content::Elements(ids))
+                        }
                     };
                     (
                         BlockKind::Item {
                             origin,
                             right_origin,
+                            parent,
+                            keyed,
+                            content,
                         },
                         len,
                     )
                 }
                 other => {
                     return invalid(format!(
-                        "only text may be inserted, not {}",
+                        "only text and board elements may be inserted, not {}",
                         content_name(other)
                     ))
                 }
@@ -355,17 +443,107 @@ pub fn parse_awareness(bytes: &[u8]) -> Result<Vec<AwarenessEntry<'_>>, Invalid>
     Ok(out)
 }
 
+/// Where every struct of a document is (by client, runs of clocks), so an item that takes its
+/// parent from a neighbour can be checked before it is applied. A room keeps one beside its
+/// document and teaches it every update it applies.
+#[derive(Debug, Default, Clone)]
+pub struct Places {
+    clients: HashMap<u64, Vec<Run>>,
+}
+
+/// Clocks `start..end` of one client, all in one place.
+#[derive(Debug, Clone)]
+struct Run {
+    start: u32,
+    end: u32,
+    place: Place,
+}
+
+impl Places {
+    /// The places of everything in `update` (the whole state of a document, or an update the
+    /// room made itself), learnt without refusing anything: a struct whose place cannot be told
+    /// is [`Place::Unknown`], so nothing may later be put next to it. For a document whose every
+    /// update passed [`check`], nothing is unknown.
+    pub fn learn_update(&mut self, update: &[u8]) {
+        let Ok(parsed) = parse(update) else {
+            return;
+        };
+        let known = self
+            .clients
+            .iter()
+            .filter_map(|(c, runs)| runs.last().map(|r| (*c, r.end)))
+            .collect();
+        if let Ok(checked) = resolve(&parsed, &known, self, Mode::Learn) {
+            self.learn(checked.placed);
+        }
+    }
+
+    /// Takes in the places [`check`] found for an update that was then applied.
+    pub fn learn(&mut self, placed: Vec<(u64, u32, u32, Place)>) {
+        for (client, start, end, place) in placed {
+            let runs = self.clients.entry(client).or_default();
+            match runs.last_mut() {
+                Some(last) if last.end > start => {} // known already (never happens: clocks only grow)
+                Some(last) if last.end == start && last.place == place => last.end = end,
+                _ => runs.push(Run { start, end, place }),
+            }
+        }
+    }
+
+    /// Where the struct with `id` is, if the document has it.
+    pub fn get(&self, id: Id) -> Option<&Place> {
+        let runs = self.clients.get(&id.client)?;
+        let i = runs.partition_point(|r| r.end <= id.clock);
+        runs.get(i)
+            .filter(|r| r.start <= id.clock)
+            .map(|r| &r.place)
+    }
+}
+
+/// What [`check`] found: an update that can be applied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The clients under which the update creates new structs (so their ownership can be
+    /// checked), in the order they first advance.
+    pub creates: Vec<u64>,
+    /// Where its new structs go: `(client, start clock, end clock, place)`, for
+    /// [`Places::learn`] once it is applied.
+    pub placed: Vec<(u64, u32, u32, Place)>,
+    /// The board keys it writes an element under, each once.
+    pub board_keys: Vec<Arc<str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A participant's update: anything out of place is refused.
+    Check,
+    /// The document's own structs: anything out of place is noted as unknown.
+    Learn,
+}
+
 /// Checks that every struct of `update` could be integrated into a document whose state
-/// vector is `known` (client to next clock) with nothing left pending, and that every deletion
-/// names clocks that exist afterwards. Returns the clients under which the update creates new
-/// structs (so their ownership can be checked), in the order they first advance.
-pub fn check_dependencies(
+/// vector is `known` (client to next clock) and whose structs are where `places` says, with
+/// nothing left pending, each item in a place that accepts what it holds (text in `main.py`,
+/// elements under their own id on the board), and that every deletion names clocks that exist
+/// afterwards.
+pub fn check(
     update: &ParsedUpdate,
     known: &HashMap<u64, u32>,
-) -> Result<Vec<u64>, Invalid> {
+    places: &Places,
+) -> Result<Checked, Invalid> {
+    resolve(update, known, places, Mode::Check)
+}
+
+fn resolve(
+    update: &ParsedUpdate,
+    known: &HashMap<u64, u32>,
+    places: &Places,
+    mode: Mode,
+) -> Result<Checked, Invalid> {
     let mut available = known.clone();
     let mut next: Vec<usize> = vec![0; update.clients.len()];
-    let mut creates = Vec::new();
+    let mut out = Checked::default();
+    let mut new_places = Places::default();
     loop {
         let mut progress = false;
         let mut remaining = false;
@@ -382,23 +560,52 @@ pub fn check_dependencies(
                     // A gap before it, or a skip over clocks nobody has: it would wait, pending.
                     break;
                 }
-                if let BlockKind::Item {
-                    origin,
-                    right_origin,
-                } = block.kind
+                let place = match &block.kind {
+                    BlockKind::Item {
+                        origin,
+                        right_origin,
+                        ..
+                    } => {
+                        let exists = |id: &Option<Id>| {
+                            id.is_none_or(|id| {
+                                id.clock < available.get(&id.client).copied().unwrap_or(0)
+                            })
+                        };
+                        if !exists(origin) || !exists(right_origin) {
+                            break;
+                        }
+                        let lookup = |id: Id| new_places.get(id).or_else(|| places.get(id));
+                        match place_item(block, lookup) {
+                            Ok(place) => place,
+                            Err(why) if mode == Mode::Check => {
+                                return invalid(format!(
+                                    "struct {client}:{}: {}",
+                                    block.clock, why.0
+                                ))
+                            }
+                            Err(_) => Place::Unknown,
+                        }
+                    }
+                    _ => Place::Gc,
+                };
+                if let (
+                    Place::Board(key),
+                    BlockKind::Item {
+                        content: Content::Elements(_),
+                        ..
+                    },
+                ) = (&place, &block.kind)
                 {
-                    let exists = |id: Option<Id>| {
-                        id.is_none_or(|id| {
-                            id.clock < available.get(&id.client).copied().unwrap_or(0)
-                        })
-                    };
-                    if !exists(origin) || !exists(right_origin) {
-                        break;
+                    if !out.board_keys.contains(key) {
+                        out.board_keys.push(key.clone());
                     }
                 }
+                let run = (*client, block.clock.max(have), end, place);
+                new_places.learn(vec![run.clone()]);
+                out.placed.push(run);
                 available.insert(*client, end);
-                if !creates.contains(client) {
-                    creates.push(*client);
+                if !out.creates.contains(client) {
+                    out.creates.push(*client);
                 }
                 next[i] += 1;
                 progress = true;
@@ -409,22 +616,17 @@ pub fn check_dependencies(
             break;
         }
         if !progress {
-            let (client, blocks) = update
+            if mode == Mode::Learn {
+                break; // what depends on the unknown stays unknown
+            }
+            let (client, clock) = update
                 .clients
                 .iter()
                 .enumerate()
-                .find_map(|(i, (c, b))| b.get(next[i]).map(|b| (*c, *b)))
-                .unwrap_or((
-                    0,
-                    Block {
-                        clock: 0,
-                        len: 0,
-                        kind: BlockKind::Gc,
-                    },
-                ));
+                .find_map(|(i, (c, b))| b.get(next[i]).map(|b| (*c, b.clock)))
+                .unwrap_or((0, 0));
             return invalid(format!(
-                "struct {client}:{} depends on something the document does not have (it would stay pending)",
-                blocks.clock
+                "struct {client}:{clock} depends on something the document does not have (it would stay pending)"
             ));
         }
     }
@@ -436,17 +638,90 @@ pub fn check_dependencies(
             ));
         }
     }
-    Ok(creates)
+    Ok(out)
+}
+
+/// Where an item goes (the parent it names, else its neighbours'), and whether what it holds
+/// belongs there.
+fn place_item<'a>(
+    block: &Block,
+    lookup: impl Fn(Id) -> Option<&'a Place>,
+) -> Result<Place, Invalid> {
+    let BlockKind::Item {
+        origin,
+        right_origin,
+        parent,
+        keyed,
+        content,
+    } = &block.kind
+    else {
+        return Ok(Place::Gc);
+    };
+    let place = match parent {
+        Some(parent) => parent.clone(),
+        None => {
+            let neighbour = |id: &Option<Id>| -> Result<Option<Place>, Invalid> {
+                let Some(id) = id else { return Ok(None) };
+                match lookup(*id) {
+                    Some(Place::Gc) => invalid(format!(
+                        "its neighbour {}:{} was garbage-collected, so it has no parent",
+                        id.client, id.clock
+                    )),
+                    Some(Place::Unknown) | None => invalid(format!(
+                        "the place of its neighbour {}:{} is unknown",
+                        id.client, id.clock
+                    )),
+                    Some(place) => Ok(Some(place.clone())),
+                }
+            };
+            match (neighbour(origin)?, neighbour(right_origin)?) {
+                (Some(left), Some(right)) if left != right => {
+                    return invalid("its two neighbours are in different places")
+                }
+                (Some(place), _) | (None, Some(place)) => place,
+                (None, None) => return invalid("an item with no parent"),
+            }
+        }
+    };
+    match (&place, content) {
+        (Place::Text, Content::Elements(_)) => {
+            invalid(format!("board elements go on the board, not into {ROOT:?}"))
+        }
+        (Place::Board(_), Content::Text) => invalid("text goes into main.py, not onto the board"),
+        (Place::Text, _) if *keyed => invalid(format!("{ROOT:?} is a text: its items have no key")),
+        (Place::Board(_), _) if !keyed => invalid("a board entry must be flagged as a map entry"),
+        (Place::Board(_), _) if right_origin.is_some() => {
+            invalid("a board entry has no right neighbour")
+        }
+        (Place::Board(key), Content::Elements(ids)) => match ids.iter().find(|id| ***id != **key) {
+            Some(id) => invalid(format!(
+                "a board element with id {id:?} is stored under another key, {key:?}"
+            )),
+            None => Ok(place),
+        },
+        _ => Ok(place),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrs::updates::decoder::Decode;
     use yrs::updates::encoder::Encode;
-    use yrs::{Array, Doc, Map, ReadTxn, StateVector, Text, Transact, WriteTxn};
+    use yrs::{Array, Doc, Map, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
 
     fn doc(client: u64) -> Doc {
         Doc::with_client_id(client)
+    }
+
+    /// The clients `update` creates structs under, checked against a document with `known`
+    /// clocks and `places`.
+    fn creates(
+        update: &[u8],
+        known: &HashMap<u64, u32>,
+        places: &Places,
+    ) -> Result<Vec<u64>, Invalid> {
+        check(&parse(update)?, known, places).map(|c| c.creates)
     }
 
     fn typed(doc: &Doc, text: &str) -> Vec<u8> {
@@ -463,13 +738,21 @@ mod tests {
         let first = typed(&d, "print('hi')");
         let parsed = parse(&first).unwrap_or_default();
         assert_eq!(parsed.text_bytes, 11);
-        assert_eq!(check_dependencies(&parsed, &HashMap::new()), Ok(vec![7]));
+        let mut places = Places::default();
+        assert_eq!(creates(&first, &HashMap::new(), &places), Ok(vec![7]));
+        places.learn_update(&first);
+        assert_eq!(
+            places.get(Id {
+                client: 7,
+                clock: 10
+            }),
+            Some(&Place::Text)
+        );
         let second = typed(&d, "\n");
         let known = HashMap::from([(7, 11)]);
-        assert_eq!(
-            check_dependencies(&parse(&second).unwrap_or_default(), &known),
-            Ok(vec![7])
-        );
+        assert_eq!(creates(&second, &known, &places), Ok(vec![7]));
+        // Without knowing where 7:10 is, the second keystroke cannot be placed: refused.
+        assert!(creates(&second, &known, &Places::default()).is_err());
     }
 
     #[test]
@@ -485,7 +768,7 @@ mod tests {
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
         let parsed = parse(&whole).unwrap_or_default();
-        assert!(check_dependencies(&parsed, &HashMap::new()).is_ok());
+        assert!(check(&parsed, &HashMap::new(), &Places::default()).is_ok());
     }
 
     #[test]
@@ -517,7 +800,7 @@ mod tests {
         // One item of client 5 at clock 0 whose origin is 5:0: itself.
         let bytes = [1, 1, 5, 0, CONTENT_STRING | HAS_ORIGIN, 5, 0, 1, b'x', 0];
         let parsed = parse(&bytes).unwrap_or_default();
-        assert!(check_dependencies(&parsed, &HashMap::new()).is_err());
+        assert!(check(&parsed, &HashMap::new(), &Places::default()).is_err());
     }
 
     #[test]
@@ -525,17 +808,15 @@ mod tests {
         let d = doc(9);
         typed(&d, "ab");
         let later = typed(&d, "c"); // clock 2, but the receiver has nothing of client 9
-        assert!(check_dependencies(&parse(&later).unwrap_or_default(), &HashMap::new()).is_err());
+        assert!(creates(&later, &HashMap::new(), &Places::default()).is_err());
     }
 
     #[test]
     fn deleting_what_does_not_exist_is_refused() {
         let bytes = [0, 1, 4, 1, 0, 3];
-        assert!(check_dependencies(&parse(&bytes).unwrap_or_default(), &HashMap::new()).is_err());
-        assert!(
-            check_dependencies(&parse(&bytes).unwrap_or_default(), &HashMap::from([(4, 3)]))
-                .is_ok()
-        );
+        let none = Places::default();
+        assert!(creates(&bytes, &HashMap::new(), &none).is_err());
+        assert!(creates(&bytes, &HashMap::from([(4, 3)]), &none).is_ok());
     }
 
     #[test]
@@ -576,5 +857,333 @@ mod tests {
         typed(&d, "x = 1");
         let sv = d.transact().state_vector().encode_v1();
         assert!(!sv.is_empty());
+    }
+
+    /// The server's side: a document and where its structs are, taking updates the way the
+    /// room does (check, then apply and learn).
+    #[derive(Default)]
+    struct Server {
+        doc: Doc,
+        places: Places,
+    }
+
+    impl Server {
+        fn offer(&mut self, update: &[u8]) -> Result<Checked, Invalid> {
+            let known = self
+                .doc
+                .transact()
+                .state_vector()
+                .iter()
+                .map(|(c, k)| (c.get(), *k))
+                .collect();
+            let checked = check(&parse(update)?, &known, &self.places)?;
+            let decoded = Update::decode_v1(update).map_err(|e| Invalid(e.to_string()))?;
+            self.doc
+                .transact_mut()
+                .apply_update(decoded)
+                .map_err(|e| Invalid(e.to_string()))?;
+            self.places.learn(checked.placed.clone());
+            Ok(checked)
+        }
+
+        fn board(&self) -> Vec<(String, String)> {
+            let board = self.doc.get_or_insert_map(board::BOARD);
+            let txn = self.doc.transact();
+            let mut all: Vec<_> = board
+                .iter(&txn)
+                .map(|(k, v)| (k.to_string(), v.to_string(&txn)))
+                .collect();
+            all.sort();
+            all
+        }
+    }
+
+    fn element(id: &str, extra: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","type":"rectangle","x":10,"y":20,"version":1,"versionNonce":7{extra}}}"#
+        )
+    }
+
+    fn drawn(doc: &Doc, key: &str, value: impl yrs::block::Prelim) -> Vec<u8> {
+        let board = doc.get_or_insert_map(board::BOARD);
+        let mut txn = doc.transact_mut();
+        board.insert(&mut txn, key, value);
+        txn.encode_update_v1()
+    }
+
+    fn refusal(result: Result<Checked, Invalid>) -> String {
+        match result {
+            Ok(checked) => panic!("accepted: {checked:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    /// A lib0 varint.
+    fn var(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    /// An update of one item of `client` at clock 0 with `origin`, flagged `info`, holding
+    /// `content` (already encoded), and no deletions.
+    fn one_item(client: u64, info: u8, origin: Id, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![1, 1];
+        var(client, &mut out);
+        out.push(0);
+        out.push(info);
+        var(origin.client, &mut out);
+        var(u64::from(origin.clock), &mut out);
+        out.extend_from_slice(content);
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn board_elements_drawn_through_a_stock_map_are_accepted_and_placed() {
+        let mut server = Server::default();
+        let alice = doc(21);
+        let first = drawn(&alice, "a", element("a", ""));
+        let checked = server.offer(&first).expect("a first element");
+        assert_eq!(checked.board_keys, vec![Arc::from("a")]);
+        assert_eq!(
+            server.places.get(Id {
+                client: 21,
+                clock: 0
+            }),
+            Some(&Place::Board(Arc::from("a")))
+        );
+        // Moving it writes the key again, next to its last value (an origin, no parent written).
+        let moved = drawn(&alice, "a", element("a", r#","x":99"#));
+        assert!(parse(&moved).is_ok_and(|p| matches!(
+            &p.clients[0].1[0].kind,
+            BlockKind::Item {
+                origin: Some(_),
+                parent: None,
+                ..
+            }
+        )));
+        server.offer(&moved).expect("the element moved");
+        // Another person draws beside it; text still goes into main.py.
+        let bob = doc(22);
+        server
+            .offer(&drawn(&bob, "b", element("b", "")))
+            .expect("a second element");
+        server
+            .offer(&typed(&bob, "print(1)"))
+            .expect("text beside the board");
+        let board = server.board();
+        assert_eq!(board.len(), 2);
+        assert!(board[0].1.contains(r#""x":99"#), "{board:?}");
+    }
+
+    #[test]
+    fn an_element_is_refused_unless_it_is_an_acceptable_json_object() {
+        let big = format!(r#","text":"{}""#, "x".repeat(board::MAX_ELEMENT_BYTES));
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("k", "not json".into(), "not JSON"),
+            ("k", "[1, 2]".into(), "JSON object"),
+            ("k", element("k", &big), "over the 64 KiB cap"),
+            (
+                "k",
+                element("k", "").replace("rectangle", "image"),
+                "\"image\"",
+            ),
+            ("k", element("k", r#","fileId":"f1""#), "fileId"),
+            (
+                "k",
+                element("k", r#","link":"data:text/html,<b>hi</b>""#),
+                "data: URL",
+            ),
+            (
+                "k",
+                element("k", r#","customData":{"a":["DATA:image/png;base64,AA"]}"#),
+                "data: URL",
+            ),
+            (
+                "k",
+                r#"{"type":"rectangle"}"#.into(),
+                "needs a string \"id\"",
+            ),
+            ("k", element("other", ""), "stored under another key"),
+            (
+                "k",
+                element("k", "").replace(r#""type":"rectangle","#, ""),
+                "\"type\"",
+            ),
+        ];
+        for (key, value, why) in cases {
+            let mut server = Server::default();
+            let said = refusal(server.offer(&drawn(&doc(30), key, value.as_str())));
+            assert!(
+                said.contains(why),
+                "{value:.80}: said {said:?}, not {why:?}"
+            );
+            assert!(server.board().is_empty(), "nothing of it was applied");
+        }
+        // A value that is not a string at all.
+        let said = refusal(Server::default().offer(&drawn(&doc(31), "k", 4)));
+        assert!(said.contains("JSON string"), "{said}");
+        // An element's text that looks like markup is data, and accepted as such.
+        let html = element("h", r#","type2":"<img src=x onerror=alert(1)>""#);
+        Server::default()
+            .offer(&drawn(&doc(32), "h", html.as_str()))
+            .expect("markup in a field is just text");
+    }
+
+    #[test]
+    fn nested_types_under_the_board_are_refused() {
+        let said =
+            refusal(Server::default().offer(&drawn(&doc(40), "k", yrs::MapPrelim::default())));
+        assert!(said.contains("nested shared type"), "{said}");
+        let said =
+            refusal(Server::default().offer(&drawn(&doc(41), "k", yrs::TextPrelim::new("x"))));
+        assert!(said.contains("nested shared type"), "{said}");
+    }
+
+    #[test]
+    fn each_root_keeps_its_own_shape() {
+        // A text named "board", a map named "main.py", and another root altogether.
+        let d = doc(50);
+        let text_board = {
+            let t = d.get_or_insert_text(board::BOARD);
+            let mut txn = d.transact_mut();
+            t.insert(&mut txn, 0, "x");
+            txn.encode_update_v1()
+        };
+        assert!(refusal(Server::default().offer(&text_board)).contains("is a map"));
+        let d = doc(51);
+        let map_main = {
+            let m = d.get_or_insert_map(ROOT);
+            let mut txn = d.transact_mut();
+            m.insert(&mut txn, "k", element("k", ""));
+            txn.encode_update_v1()
+        };
+        assert!(refusal(Server::default().offer(&map_main)).contains("is a text"));
+        let d = doc(52);
+        let other = {
+            let m = d.get_or_insert_map("notes");
+            let mut txn = d.transact_mut();
+            m.insert(&mut txn, "k", element("k", ""));
+            txn.encode_update_v1()
+        };
+        assert!(refusal(Server::default().offer(&other)).contains("not \"notes\""));
+    }
+
+    #[test]
+    fn text_cannot_follow_a_board_entry_nor_an_element_follow_text() {
+        let mut server = Server::default();
+        server
+            .offer(&drawn(&doc(60), "a", element("a", "")))
+            .expect("an element");
+        server.offer(&typed(&doc(61), "ab")).expect("some text");
+        // A string whose origin is the board entry 60:0 would land in the map.
+        let mut string = vec![1, b'x'];
+        let text_on_board = one_item(
+            62,
+            CONTENT_STRING | HAS_ORIGIN,
+            Id {
+                client: 60,
+                clock: 0,
+            },
+            &string,
+        );
+        let said = refusal(server.offer(&text_on_board));
+        assert!(said.contains("not onto the board"), "{said}");
+        // Flagged as a map entry, the same string is still refused.
+        string[0] = 1;
+        let keyed = one_item(
+            62,
+            CONTENT_STRING | HAS_ORIGIN | HAS_PARENT_SUB,
+            Id {
+                client: 60,
+                clock: 0,
+            },
+            &string,
+        );
+        assert!(refusal(server.offer(&keyed)).contains("not onto the board"));
+        // An element whose origin is the text 61:1 would land in main.py.
+        let json = element("a", "");
+        let mut any = vec![1, 119];
+        var(json.len() as u64, &mut any);
+        any.extend_from_slice(json.as_bytes());
+        let element_in_text = one_item(
+            63,
+            CONTENT_ANY | HAS_ORIGIN,
+            Id {
+                client: 61,
+                clock: 1,
+            },
+            &any,
+        );
+        let said = refusal(server.offer(&element_in_text));
+        assert!(said.contains("not into \"main.py\""), "{said}");
+        // The same element next to the board entry, flagged as a map entry, is an overwrite.
+        let overwrite = one_item(
+            63,
+            CONTENT_ANY | HAS_ORIGIN | HAS_PARENT_SUB,
+            Id {
+                client: 60,
+                clock: 0,
+            },
+            &any,
+        );
+        server.offer(&overwrite).expect("an overwrite of a");
+        // Unflagged, it is refused: every stock client flags map entries.
+        let unflagged = one_item(
+            64,
+            CONTENT_ANY | HAS_ORIGIN,
+            Id {
+                client: 63,
+                clock: 0,
+            },
+            &any,
+        );
+        assert!(refusal(server.offer(&unflagged)).contains("flagged as a map entry"));
+        assert_eq!(server.board().len(), 1);
+    }
+
+    #[test]
+    fn deleted_board_entries_in_a_whole_state_are_accepted_by_a_fresh_server() {
+        let d = doc(70);
+        for round in 0..3 {
+            drawn(&d, "a", element("a", &format!(r#","x":{round}"#)));
+        }
+        drawn(&d, "b", element("b", ""));
+        {
+            let board = d.get_or_insert_map(board::BOARD);
+            let mut txn = d.transact_mut();
+            board.remove(&mut txn, "b");
+        }
+        let whole = d
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let mut server = Server::default();
+        server.offer(&whole).expect("a whole state with tombstones");
+        assert_eq!(server.board().len(), 1);
+        // A server that learnt the places from the whole state takes a later overwrite.
+        let mut reloaded = Server::default();
+        reloaded.offer(&whole).expect("whole state");
+        let mut learnt = Places::default();
+        learnt.learn_update(&whole);
+        reloaded.places = learnt;
+        reloaded
+            .offer(&drawn(&d, "a", element("a", r#","x":9"#)))
+            .expect("an overwrite after a reload");
+    }
+
+    #[test]
+    fn every_truncation_of_a_board_update_is_refused_without_panicking() {
+        let d = doc(80);
+        let full = drawn(&d, "a", element("a", r#","text":"héllo""#));
+        for cut in 0..full.len() {
+            assert!(
+                parse(&full[..cut]).is_err(),
+                "a prefix of {cut} bytes was accepted"
+            );
+        }
+        assert!(parse(&full).is_ok());
     }
 }

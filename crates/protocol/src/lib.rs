@@ -24,3 +24,7 @@ pub use runs::*;
 
 /// The name of the shared `Y.Text` holding the candidate's program.
 pub const MAIN_FILE: &str = "main.py";
+
+/// The name of the shared `Y.Map` holding the whiteboard: element ids to Excalidraw elements
+/// as JSON strings.
+pub const BOARD: &str = "board";

@@ -162,8 +162,8 @@ impl Room {
             .iter()
             .map(|(c, k)| (c.get(), *k))
             .collect();
-        let creates = validate::check_dependencies(&parsed, &known)?;
-        if let Some((client, owner)) = creates.iter().find_map(|c| {
+        let checked = validate::check(&parsed, &known, &self.places)?;
+        if let Some((client, owner)) = checked.creates.iter().find_map(|c| {
             self.owners
                 .get(c)
                 .filter(|o| **o != author)
@@ -173,7 +173,7 @@ impl Room {
                 "Yjs client id {client} belongs to the {owner}; use your own"
             )));
         }
-        if !creates.is_empty() && self.log_bytes >= self.config.max_log_bytes {
+        if !checked.creates.is_empty() && self.log_bytes >= self.config.max_log_bytes {
             return Err(Refusal::Quota(format!(
                 "this interview's log is full ({} MiB); no more edits are stored",
                 self.config.max_log_bytes >> 20
@@ -189,6 +189,22 @@ impl Room {
                 )));
             }
         }
+        if !checked.board_keys.is_empty() {
+            let board = self.doc.get_or_insert_map(board::BOARD);
+            let txn = self.doc.transact();
+            let added = checked
+                .board_keys
+                .iter()
+                .filter(|key| !board.contains_key(&txn, key))
+                .count();
+            let now = board.len(&txn) as usize;
+            if now + added > board::MAX_ELEMENTS {
+                return Err(Refusal::Malformed(format!(
+                    "the board may hold at most {} elements (it has {now}; this adds {added})",
+                    board::MAX_ELEMENTS
+                )));
+            }
+        }
         let applied = self.apply_trusted(payload);
         let update = match applied {
             Ok(Some(update)) => update,
@@ -201,9 +217,10 @@ impl Room {
                 return Err(Refusal::Malformed(reason));
             }
         };
-        for client in creates {
+        for client in checked.creates {
             self.owners.entry(client).or_insert(author);
         }
+        self.places.learn(checked.placed);
         effects.push(self.record(author, Record::Edit(update.clone()), now_ms));
         let message = Message::Sync(SyncMessage::Update(update)).encode_v1();
         effects.push(Effect::Broadcast {
@@ -272,6 +289,7 @@ impl Room {
         self.owners
             .entry(self.doc.client_id().get())
             .or_insert(Actor::Server);
+        self.places.learn_update(&update);
         let mut effects = vec![self.record(Actor::Server, Record::Edit(update.clone()), now_ms)];
         effects.push(Effect::Broadcast {
             except: None,

@@ -1,0 +1,263 @@
+//! The whiteboard in the room's document: people draw on the `board` map through the room, a
+//! bad element closes only its sender with 1007 and nothing of it is stored, the board's size
+//! cap holds, and a room reloaded from its log still takes edits to what was drawn before.
+#![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
+
+use duet_core::board::{BOARD, MAX_ELEMENTS};
+use duet_core::{rebuild, ConnId, Effect, ReplySlots, Room, RoomConfig};
+use duet_protocol::{close, EventKind, Identity, LogRecord, Role};
+use std::collections::BTreeMap;
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, Map, Out, ReadTxn, Transact, Update};
+
+/// A room and its people, each with a stock yrs document; effects carried out by hand.
+struct Scene {
+    room: Room,
+    people: BTreeMap<ConnId, Doc>,
+    log: Vec<LogRecord>,
+    closed: Vec<(ConnId, u16, String)>,
+    clock: i64,
+}
+
+impl Scene {
+    fn new(room: Room) -> Scene {
+        Scene {
+            room,
+            people: BTreeMap::new(),
+            log: Vec::new(),
+            closed: Vec::new(),
+            clock: 0,
+        }
+    }
+
+    fn join(&mut self, conn: ConnId, role: Role) {
+        self.join_with(conn, role, Doc::new());
+    }
+
+    /// `conn` joins with a document it already has (a page that reconnects).
+    fn join_with(&mut self, conn: ConnId, role: Role, doc: Doc) {
+        self.people.insert(conn, doc);
+        self.clock += 1;
+        let effects = self.room.join(
+            conn,
+            role,
+            Identity::for_role(role, "Ada"),
+            ReplySlots::default(),
+            self.clock,
+        );
+        self.carry_out(effects);
+        let sv = self.people[&conn].transact().state_vector();
+        self.send(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        self.clock += 1;
+        let effects = self.room.receive(conn, &bytes, self.clock);
+        self.carry_out(effects);
+    }
+
+    /// `conn` sets `elements` (key, JSON) on its board in one transaction and sends the update.
+    fn draw(&mut self, conn: ConnId, elements: &[(String, String)]) {
+        let update = {
+            let doc = &self.people[&conn];
+            let board = doc.get_or_insert_map(BOARD);
+            let mut txn = doc.transact_mut();
+            for (key, json) in elements {
+                board.insert(&mut txn, key.as_str(), json.as_str());
+            }
+            txn.encode_update_v1()
+        };
+        self.send(conn, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    }
+
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(record) => self.log.push(record),
+                Effect::Send { to, message, .. } => self.deliver(to, &message),
+                Effect::Broadcast { except, message } => {
+                    let to: Vec<_> = self
+                        .people
+                        .keys()
+                        .copied()
+                        .filter(|c| Some(*c) != except)
+                        .collect();
+                    for conn in to {
+                        self.deliver(conn, &message);
+                    }
+                }
+                Effect::Close { conn, code, reason } => {
+                    self.closed.push((conn, code, reason));
+                    self.people.remove(&conn);
+                    self.clock += 1;
+                    let effects = self.room.leave(conn, self.clock);
+                    self.carry_out(effects);
+                }
+                Effect::Event { .. } => {}
+                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: ConnId, message: &[u8]) {
+        let Some(doc) = self.people.get(&to) else {
+            return;
+        };
+        let reply = match Message::decode_v1(message).unwrap() {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = doc.transact().encode_state_as_update_v1(&sv);
+                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
+            }
+            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
+                let mut txn = doc.transact_mut();
+                txn.apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+                None
+            }
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            self.send(to, reply);
+        }
+    }
+
+    /// What `conn` sees on its board: key to element JSON.
+    fn board_of(&self, conn: ConnId) -> BTreeMap<String, String> {
+        let doc = &self.people[&conn];
+        let board = doc.get_or_insert_map(BOARD);
+        let txn = doc.transact();
+        board
+            .iter(&txn)
+            .map(|(k, v)| match v {
+                Out::Any(yrs::Any::String(s)) => (k.to_owned(), s.to_string()),
+                other => panic!("{k} holds {other:?}, not a string"),
+            })
+            .collect()
+    }
+
+    fn edits(&self) -> usize {
+        self.log
+            .iter()
+            .filter(|r| r.kind == EventKind::Edit)
+            .count()
+    }
+}
+
+fn rect(id: &str, x: i64) -> (String, String) {
+    (
+        id.to_owned(),
+        format!(
+            r#"{{"id":"{id}","type":"rectangle","x":{x},"y":0,"width":80,"height":40,"version":{x},"versionNonce":1}}"#
+        ),
+    )
+}
+
+#[test]
+fn both_people_draw_and_each_sees_the_others_elements() {
+    let mut scene = Scene::new(Room::new(RoomConfig::default()));
+    scene.join(1, Role::Candidate);
+    scene.join(2, Role::Interviewer);
+    scene.draw(1, &[rect("queue", 1), rect("api", 2)]);
+    scene.draw(2, &[rect("cache", 3)]);
+    scene.draw(1, &[rect("api", 40)]); // the candidate moves the API box
+    assert!(scene.closed.is_empty(), "{:?}", scene.closed);
+    let candidate = scene.board_of(1);
+    assert_eq!(candidate.len(), 3);
+    assert_eq!(candidate, scene.board_of(2), "both boards are the same");
+    assert!(candidate["api"].contains(r#""x":40"#));
+    assert_eq!(scene.edits(), 3, "every drawing is one stored edit");
+
+    // A late joiner gets the whole board from the room.
+    scene.join(3, Role::Reviewer);
+    assert_eq!(scene.board_of(3), candidate);
+    // The reviewer's own drawing is dropped: nobody else gets it, nothing is stored.
+    scene.draw(3, &[rect("graffiti", 5)]);
+    assert_eq!(scene.edits(), 3);
+    assert!(!scene.board_of(1).contains_key("graffiti"));
+}
+
+#[test]
+fn a_bad_element_closes_only_its_sender_with_1007_and_nothing_is_stored() {
+    let mut scene = Scene::new(Room::new(RoomConfig::default()));
+    scene.join(1, Role::Candidate);
+    scene.join(2, Role::Interviewer);
+    scene.draw(2, &[rect("a", 1)]);
+    let stored = scene.log.len();
+    let image = (
+        "pic".to_owned(),
+        r#"{"id":"pic","type":"image","fileId":"f","x":0,"y":0}"#.to_owned(),
+    );
+    scene.draw(1, &[rect("b", 2), image]);
+    assert_eq!(scene.closed.len(), 1);
+    let (conn, code, reason) = &scene.closed[0];
+    assert_eq!((*conn, *code), (1, close::INVALID_PAYLOAD));
+    assert!(reason.contains("\"image\""), "{reason}");
+    assert_eq!(
+        scene.edits(),
+        1,
+        "nothing of the refused update is stored ({:?})",
+        &scene.log[stored..]
+    );
+    // The interviewer has neither element of the refused update and keeps drawing.
+    assert_eq!(scene.board_of(2).keys().collect::<Vec<_>>(), ["a"]);
+    scene.draw(2, &[rect("c", 3)]);
+    assert_eq!(scene.board_of(2).len(), 2);
+    assert_eq!(scene.closed.len(), 1);
+}
+
+#[test]
+fn the_board_holds_at_most_its_cap_of_elements() {
+    let mut scene = Scene::new(Room::new(RoomConfig::default()));
+    scene.join(1, Role::Candidate);
+    scene.join(2, Role::Interviewer);
+    let all: Vec<_> = (0..MAX_ELEMENTS)
+        .map(|i| rect(&format!("e{i}"), i as i64))
+        .collect();
+    scene.draw(1, &all[..MAX_ELEMENTS - 1]);
+    scene.draw(2, &all[MAX_ELEMENTS - 1..]);
+    assert!(scene.closed.is_empty(), "{:?}", scene.closed);
+    assert_eq!(scene.board_of(2).len(), MAX_ELEMENTS);
+    // Changing an element that exists is fine at the cap; one more is not.
+    scene.draw(2, &[rect("e0", -1)]);
+    assert!(scene.closed.is_empty(), "{:?}", scene.closed);
+    scene.draw(1, &[rect("one-too-many", 0)]);
+    let (conn, code, reason) = &scene.closed[0];
+    assert_eq!((*conn, *code), (1, close::INVALID_PAYLOAD));
+    assert!(reason.contains("at most 5000 elements"), "{reason}");
+    assert_eq!(scene.board_of(2).len(), MAX_ELEMENTS);
+}
+
+#[test]
+fn a_room_reloaded_from_its_log_takes_changes_to_what_was_drawn_before() {
+    let mut before = Scene::new(Room::new(RoomConfig::default()));
+    before.join(1, Role::Candidate);
+    before.draw(1, &[rect("db", 1), rect("worker", 2)]);
+    before.draw(1, &[rect("db", 3)]);
+    let log = before.log.clone();
+    let drawn = before.board_of(1);
+
+    // The server restarts: the room comes back from its log; the candidate's page keeps its
+    // document (and its Yjs client id) and syncs again.
+    let rebuilt = rebuild(None, log.clone()).unwrap();
+    let log_bytes = log.iter().map(|r| r.data.len() as u64).sum();
+    let mut after = Scene::new(Room::from_history(
+        RoomConfig::default(),
+        rebuilt,
+        log_bytes,
+    ));
+    after.log = log;
+    let page = before.people.remove(&1).unwrap();
+    after.join(2, Role::Interviewer);
+    assert_eq!(
+        after.board_of(2),
+        drawn,
+        "the interviewer gets the board from the log"
+    );
+    after.join_with(1, Role::Candidate, page);
+    // Moving a box drawn before the restart names its earlier value as a neighbour, which
+    // the reloaded room must know the place of.
+    after.draw(1, &[rect("db", 99)]);
+    assert!(after.closed.is_empty(), "{:?}", after.closed);
+    assert!(after.board_of(2)["db"].contains(r#""x":99"#));
+}
