@@ -107,6 +107,8 @@ impl Sandbox for FakeSandbox {
             running: 0,
             queued: 0,
             warm: 0,
+            cold_starts: 0,
+            engines: Vec::new(),
         }
     }
 }

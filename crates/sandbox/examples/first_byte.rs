@@ -22,6 +22,7 @@ fn request(keep_stdin_open: bool) -> RunRequest {
         stdin: None,
         keep_stdin_open,
         limits: Limits::default(),
+        party: "bench".into(),
     }
 }
 
@@ -35,6 +36,7 @@ async fn first_byte(sandbox: &DockerSandbox, keep_stdin_open: bool) -> Duration 
             RunEvent::Stdout(_) | RunEvent::Stderr(_) => {
                 first.get_or_insert(started.elapsed());
             }
+            RunEvent::Queued { .. } => {}
             RunEvent::Finished(o) => assert_eq!(o.status, duet_sandbox::RunStatus::Ok, "{o:?}"),
         }
     }

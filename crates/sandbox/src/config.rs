@@ -1,21 +1,83 @@
 //! The Docker sandbox's settings; the server maps its flags onto [`DockerConfig`].
 
 use crate::{Limits, SandboxError};
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where a Docker engine answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineAddr {
+    /// A unix socket on this machine.
+    Unix(PathBuf),
+    /// Docker's remote API over TCP with TLS both ways, as `dockerd --tlsverify` serves it:
+    /// `certs` holds `ca.pem` (the CA the engine's certificate is checked against), `cert.pem`
+    /// and `key.pem` (this server's client certificate), the layout of `DOCKER_CERT_PATH`.
+    Tls { addr: String, certs: PathBuf },
+}
+
+impl EngineAddr {
+    /// `unix:///path`, a bare `/path`, or `tcp://host:port` (which needs `certs`: plain TCP
+    /// would hand root on the engine's host to anyone on the network, so it is refused).
+    pub fn parse(spec: &str, certs: Option<&Path>) -> Result<Self, SandboxError> {
+        let bad = |why: &str| {
+            Err(SandboxError::Invalid(format!(
+                "sandbox engine {spec:?}: {why}"
+            )))
+        };
+        if let Some(path) = spec.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return bad("a unix socket needs an absolute path (unix:///var/run/docker.sock)");
+            }
+            return Ok(EngineAddr::Unix(PathBuf::from(path)));
+        }
+        if spec.starts_with('/') {
+            return Ok(EngineAddr::Unix(PathBuf::from(spec)));
+        }
+        if let Some(addr) = spec.strip_prefix("tcp://") {
+            let host_port = addr.trim_end_matches('/');
+            let port_ok = host_port
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok || host_port.contains('/') {
+                return bad("expected tcp://HOST:PORT");
+            }
+            let Some(certs) = certs else {
+                return bad(
+                    "a TCP engine needs TLS client certificates: pass --sandbox-engine-certs DIR                      (ca.pem, cert.pem, key.pem, as DOCKER_CERT_PATH holds them)",
+                );
+            };
+            return Ok(EngineAddr::Tls {
+                addr: host_port.to_owned(),
+                certs: certs.to_owned(),
+            });
+        }
+        bad("expected unix:///PATH or tcp://HOST:PORT")
+    }
+}
+
+impl fmt::Display for EngineAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            EngineAddr::Tls { addr, .. } => write!(f, "tcp://{addr}"),
+        }
+    }
+}
 
 /// Everything the Docker sandbox needs to know. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
     /// The sandbox image (sandbox/README.md has its contract).
     pub image: String,
-    /// The engine's unix socket.
-    pub socket: PathBuf,
-    /// Containers kept created, started and waiting for a run; 0 turns the pool off.
+    /// The engines runs go to (at least one). Each has its own image check, warm pool, run
+    /// slots, reaper and health.
+    pub engines: Vec<EngineAddr>,
+    /// Containers kept created, started and waiting for a run, per engine; 0 turns the pool off.
     pub pool_size: usize,
-    /// Runs at once.
+    /// Runs at once, per engine.
     pub concurrency: usize,
-    /// Runs waiting for a slot before `start` answers `Busy`.
+    /// Runs waiting for a slot (on any engine) before `start` answers `Busy`.
     pub queue: usize,
     /// The limits runs get by default; warm containers are made with these.
     pub limits: Limits,
@@ -30,7 +92,8 @@ pub struct DockerConfig {
     /// Bound on creating, attaching and starting a container (a cold start takes ~0.3 s).
     pub setup_timeout: Duration,
     /// The first of the host uids containers run as: each container has one of its own among
-    /// `uid_base .. uid_base + pool_size + concurrency`, so per-user kernel limits (inotify
+    /// `uid_base .. uid_base + engines × (pool_size + concurrency)` (each engine its own part,
+    /// so engines sharing a host share no uid either), so per-user kernel limits (inotify
     /// instances, signals) are never shared by two runs. Servers sharing a host need ranges
     /// that do not overlap; no other process of the host should run as these uids.
     pub uid_base: u32,
@@ -40,7 +103,7 @@ impl Default for DockerConfig {
     fn default() -> Self {
         DockerConfig {
             image: "duet-sandbox:latest".into(),
-            socket: PathBuf::from("/var/run/docker.sock"),
+            engines: vec![EngineAddr::Unix(PathBuf::from("/var/run/docker.sock"))],
             pool_size: 2,
             concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -60,7 +123,7 @@ impl Default for DockerConfig {
 pub const MIN_UID: u32 = 10001;
 
 impl DockerConfig {
-    /// How many host uids the sandbox uses: one per warm container and per run slot.
+    /// How many host uids one engine's containers use: one per warm container and per run slot.
     pub fn uid_count(&self) -> u32 {
         u32::try_from(self.pool_size.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
     }
@@ -74,6 +137,14 @@ impl DockerConfig {
         if self.concurrency == 0 {
             return bad("sandbox concurrency must be at least 1".into());
         }
+        if self.engines.is_empty() {
+            return bad("no sandbox engine: give at least one".into());
+        }
+        for (i, e) in self.engines.iter().enumerate() {
+            if self.engines[..i].contains(e) {
+                return bad(format!("sandbox engine {e} is given twice"));
+            }
+        }
         let instance_ok = !self.instance.is_empty()
             && self.instance.len() <= 40
             && self
@@ -86,7 +157,9 @@ impl DockerConfig {
                 self.instance
             ));
         }
-        let last = u64::from(self.uid_base) + u64::from(self.uid_count());
+        let engines = u64::try_from(self.engines.len()).unwrap_or(u64::MAX);
+        let last = u64::from(self.uid_base)
+            .saturating_add(u64::from(self.uid_count()).saturating_mul(engines));
         if self.uid_base < MIN_UID || last > 1 << 31 {
             return bad(format!(
                 "sandbox uids {}..{last}: they must lie between {MIN_UID} and 2^31",
@@ -126,5 +199,70 @@ pub fn check_limits(l: &Limits) -> Result<(), SandboxError> {
     match problem {
         Some(p) => Err(SandboxError::Invalid(p.into())),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_are_unix_sockets_or_tcp_with_client_certificates() {
+        let certs = Path::new("/etc/duet/docker-certs");
+        assert_eq!(
+            EngineAddr::parse("unix:///var/run/docker.sock", None).ok(),
+            Some(EngineAddr::Unix("/var/run/docker.sock".into()))
+        );
+        assert_eq!(
+            EngineAddr::parse("/run/d2.sock", None).ok(),
+            Some(EngineAddr::Unix("/run/d2.sock".into()))
+        );
+        let tls = EngineAddr::parse("tcp://build-2:2376", Some(certs)).expect("tls");
+        assert_eq!(tls.to_string(), "tcp://build-2:2376");
+        assert!(
+            matches!(tls, EngineAddr::Tls { ref certs, .. } if certs == Path::new("/etc/duet/docker-certs"))
+        );
+        for bad in [
+            "tcp://build-2:2376",
+            "unix://relative",
+            "http://x:1",
+            "tcp://x",
+            "tcp://:1",
+        ] {
+            let with = if bad == "tcp://build-2:2376" {
+                None
+            } else {
+                Some(certs)
+            };
+            assert!(EngineAddr::parse(bad, with).is_err(), "{bad}");
+        }
+        let err = EngineAddr::parse("tcp://build-2:2376", None).expect_err("no certs");
+        assert!(err.to_string().contains("--sandbox-engine-certs"), "{err}");
+    }
+
+    #[test]
+    fn each_engine_has_uids_of_its_own_within_the_range() {
+        let two = DockerConfig {
+            engines: vec![EngineAddr::Unix("/a".into()), EngineAddr::Unix("/b".into())],
+            uid_base: (1 << 31) - 2 * 8,
+            pool_size: 4,
+            concurrency: 4,
+            ..DockerConfig::default()
+        };
+        assert!(two.validate().is_ok());
+        let three = DockerConfig {
+            engines: vec![
+                EngineAddr::Unix("/a".into()),
+                EngineAddr::Unix("/b".into()),
+                EngineAddr::Unix("/c".into()),
+            ],
+            ..two.clone()
+        };
+        assert!(three.validate().is_err());
+        let twice = DockerConfig {
+            engines: vec![EngineAddr::Unix("/a".into()), EngineAddr::Unix("/a".into())],
+            ..DockerConfig::default()
+        };
+        assert!(twice.validate().is_err());
     }
 }

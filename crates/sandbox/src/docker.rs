@@ -1,6 +1,8 @@
-//! [`DockerSandbox`]: the [`Sandbox`] on a Docker engine. Runs wait for a slot in a bounded
-//! queue, take a warm container (or start a cold one), run, and remove it. Background tasks keep
-//! the health current, the pool full and stray containers reaped.
+//! [`DockerSandbox`]: the [`Sandbox`] on one or more Docker engines. Runs wait for a slot on
+//! any engine in a fair, bounded queue ([`crate::slots`]), take a warm container of that
+//! engine (or start a cold one), run, and remove it. Background tasks per engine keep its
+//! health current, its pool full and its stray containers reaped; an engine found down ends its
+//! runs in flight as `sandbox_error` at once and takes no new ones until it answers again.
 
 use crate::config::check_limits;
 use crate::container::{launch, new_name, spec, Attached};
@@ -11,13 +13,14 @@ use crate::pool::{fill, Pool};
 use crate::protocol::{check_request, nonce};
 use crate::reaper::{reap_loop, reap_once};
 use crate::run::{drive, RunIo};
-use crate::slots::{Slot, Slots, Ticket};
+use crate::slots::{Admitted, Slot, Slots};
 use crate::{
-    DockerConfig, Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox,
-    SandboxError, Stdin, Target,
+    DockerConfig, EngineStatus, Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus,
+    Sandbox, SandboxError, Stdin, Target,
 };
 use bollard::models::ContainerCreateBody;
 use bollard::Docker;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -30,26 +33,74 @@ const EVENT_BUFFER: usize = 256;
 /// Stdin messages buffered per run.
 const STDIN_BUFFER: usize = 64;
 
-/// Runs untrusted code in single-use Docker containers (see the crate docs and
-/// sandbox/README.md). Create it inside a tokio runtime; drop or [`shutdown`] it to stop its
-/// background tasks.
+/// Runs untrusted code in single-use Docker containers on one or more engines (see the crate
+/// docs and sandbox/README.md). Create it inside a tokio runtime; drop or [`shutdown`] it to
+/// stop its background tasks.
 ///
 /// [`shutdown`]: DockerSandbox::shutdown
 pub struct DockerSandbox {
-    inner: Arc<Inner>,
-    filler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    nodes: Vec<Arc<Inner>>,
+    slots: Arc<Slots>,
+    shutdown: CancellationToken,
+    fillers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// State shared by runs and background tasks.
+/// One engine's state, shared by its runs and background tasks.
 pub struct Inner {
+    /// This engine's place in the config's list (and in the slots).
+    index: usize,
     pub config: DockerConfig,
     pub engine: Engine,
     pub pool: Pool,
-    slots: Slots,
+    slots: Arc<Slots>,
     /// The containers a run or the pool owns (the reaper spares these) and their uids.
     pub registry: Arc<Registry>,
     pub reap_now: Notify,
     pub shutdown: CancellationToken,
+    /// Whether the last check found the engine and image usable.
+    up: AtomicBool,
+    /// Cancelled when the engine is found down: every run in flight on it ends at once as
+    /// `sandbox_error` (its containers are removed by the reaper when the engine is back).
+    /// Replaced by a fresh token for the runs after.
+    lost: Mutex<CancellationToken>,
+    /// Runs given a slot on this engine.
+    runs: AtomicU64,
+    /// Runs that found no warm container and started one on demand.
+    cold_starts: AtomicU64,
+}
+
+impl Inner {
+    /// Checks the engine and the image; marks the engine up or down for the slots.
+    async fn check(&self) -> bool {
+        let ok = self.engine.check().await.ok;
+        let was = self.up.swap(ok, Relaxed);
+        if was && !ok {
+            let lost = std::mem::replace(&mut *lock(&self.lost), CancellationToken::new());
+            lost.cancel();
+        }
+        self.slots.set_healthy(self.index, ok);
+        ok
+    }
+
+    fn lost_token(&self) -> CancellationToken {
+        lock(&self.lost).clone()
+    }
+
+    fn status(&self) -> EngineStatus {
+        let health = self.engine.health();
+        let (_, counts) = self.slots.counts();
+        let mine = counts.get(self.index).copied().unwrap_or_default();
+        EngineStatus {
+            engine: self.engine.addr().to_string(),
+            status: if health.ok { "ok" } else { "degraded" },
+            detail: health.detail,
+            running: mine.running,
+            slots: mine.total,
+            warm: self.pool.warm(),
+            runs: self.runs.load(Relaxed),
+            cold_starts: self.cold_starts.load(Relaxed),
+        }
+    }
 }
 
 /// Launches `owned` in a task of its own, so that no cancel or timeout can drop a create
@@ -95,63 +146,95 @@ pub fn abandon_launch(
 }
 
 impl DockerSandbox {
-    /// Starts the background tasks (health, pool, reaper); never waits for the engine, so a
-    /// server starts while Docker is down and reports it through [`Sandbox::health`].
+    /// Starts the background tasks (health, pool, reaper) of every engine; never waits for an
+    /// engine, so a server starts while Docker is down and reports it through
+    /// [`Sandbox::health`].
     pub fn new(config: DockerConfig) -> Result<Self, SandboxError> {
         config.validate()?;
-        let inner = Arc::new(Inner {
-            engine: Engine::new(config.socket.clone(), config.image.clone()),
-            pool: Pool::new(config.pool_size),
-            slots: Slots::new(config.concurrency, config.queue),
-            registry: Arc::new(Registry::new(config.uid_base, config.uid_count())),
-            reap_now: Notify::new(),
-            shutdown: CancellationToken::new(),
-            config,
-        });
-        tokio::spawn(health_loop(inner.clone()));
-        tokio::spawn(reap_loop(inner.clone()));
-        let filler = tokio::spawn(fill(inner.clone()));
+        let per_engine = vec![config.concurrency; config.engines.len()];
+        let slots = Slots::new(&per_engine, config.queue);
+        let shutdown = CancellationToken::new();
+        let uids = config.uid_count();
+        let nodes: Vec<Arc<Inner>> = config
+            .engines
+            .iter()
+            .enumerate()
+            .map(|(index, addr)| {
+                // Each engine its own part of the uid range (validated to fit).
+                let first = config.uid_base + uids * index as u32;
+                Arc::new(Inner {
+                    index,
+                    engine: Engine::new(addr.clone(), config.image.clone()),
+                    pool: Pool::new(config.pool_size),
+                    slots: slots.clone(),
+                    registry: Arc::new(Registry::new(first, uids)),
+                    reap_now: Notify::new(),
+                    shutdown: shutdown.child_token(),
+                    up: AtomicBool::new(false),
+                    lost: Mutex::new(CancellationToken::new()),
+                    runs: AtomicU64::new(0),
+                    cold_starts: AtomicU64::new(0),
+                    config: config.clone(),
+                })
+            })
+            .collect();
+        let mut fillers = Vec::new();
+        for node in &nodes {
+            tokio::spawn(health_loop(node.clone()));
+            tokio::spawn(reap_loop(node.clone()));
+            fillers.push(tokio::spawn(fill(node.clone())));
+        }
         Ok(DockerSandbox {
-            inner,
-            filler: Mutex::new(Some(filler)),
+            nodes,
+            slots,
+            shutdown,
+            fillers: Mutex::new(fillers),
         })
     }
 
-    /// Checks the engine and the image now (for the server's start-up message).
+    /// Checks every engine and its image now (for the server's start-up message).
     pub async fn check_now(&self) -> Health {
-        self.inner.engine.check().await;
+        futures_util::future::join_all(self.nodes.iter().map(|n| n.check())).await;
         self.health()
     }
 
-    /// Removes leftover containers of this instance now; returns how many.
+    /// Removes leftover containers of this instance on every engine now; returns how many.
+    /// Fails if any engine could not be swept.
     pub async fn reap_now(&self) -> Result<usize, String> {
-        reap_once(&self.inner).await
+        let swept = futures_util::future::join_all(self.nodes.iter().map(reap_once)).await;
+        swept.into_iter().try_fold(0, |n, r| Ok(n + r?))
     }
 
     /// Stops the background tasks, removes the warm containers, waits for the removals under
-    /// way (cancelled starts among them), then reaps whatever of this instance no run owns.
-    /// Runs in progress finish and remove their own containers.
+    /// way (cancelled starts among them), then reaps whatever of this instance no run owns, on
+    /// every engine. Runs in progress finish and remove their own containers.
     pub async fn shutdown(&self) {
-        self.inner.shutdown.cancel();
-        // A container being warmed right now is removed by the filler before it ends.
-        let filler = lock(&self.filler).take();
-        if let Some(filler) = filler {
+        self.shutdown.cancel();
+        // A container being warmed right now is removed by its filler before it ends.
+        let fillers = std::mem::take(&mut *lock(&self.fillers));
+        for filler in fillers {
             let _ = filler.await;
         }
-        self.inner.pool.drain().await;
-        let tracker = &self.inner.registry.tracker;
-        tracker.close();
-        tracker.wait().await;
-        tracker.reopen();
-        if let Err(e) = reap_once(&self.inner).await {
-            tracing::warn!("sandbox shutdown: could not reap: {}", escape(&e));
+        for node in &self.nodes {
+            node.pool.drain().await;
+            let tracker = &node.registry.tracker;
+            tracker.close();
+            tracker.wait().await;
+            tracker.reopen();
+            if let Err(e) = reap_once(node).await {
+                tracing::warn!(
+                    engine = %node.engine.addr(),
+                    "sandbox shutdown: could not reap: {}",
+                    escape(&e)
+                );
+            }
         }
     }
 }
 
 impl Drop for DockerSandbox {
     fn drop(&mut self) {
-        self.inner.shutdown.cancel();
+        self.shutdown.cancel();
     }
 }
 
@@ -159,18 +242,18 @@ impl Sandbox for DockerSandbox {
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError> {
         check_limits(&request.limits)?;
         check_request(&request.files, &request.target, &request.limits)?;
-        let ticket = self.inner.slots.admit()?;
+        let admitted = self.slots.admit(&request.party)?;
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
         let (stdin, stdin_rx) = mpsc::channel::<Stdin>(STDIN_BUFFER);
         let cancel = CancellationToken::new();
         let task = RunTask {
-            inner: self.inner.clone(),
+            nodes: self.nodes.clone(),
             request,
             events: events_tx,
             stdin: stdin_rx,
             cancel: cancel.clone(),
         };
-        tokio::spawn(task.run(ticket));
+        tokio::spawn(task.run(admitted));
         Ok(RunHandle {
             events,
             stdin,
@@ -179,20 +262,37 @@ impl Sandbox for DockerSandbox {
     }
 
     fn health(&self) -> Health {
-        let engine = self.inner.engine.health();
-        let counts = self.inner.slots.counts();
+        let engines: Vec<EngineStatus> = self.nodes.iter().map(|n| n.status()).collect();
+        let (queued, _) = self.slots.counts();
+        let down: Vec<&EngineStatus> = engines.iter().filter(|e| e.status != "ok").collect();
+        let detail = match down.as_slice() {
+            [] => None,
+            // One engine: its own sentence, which names it.
+            [one] if engines.len() == 1 => one.detail.clone(),
+            _ => Some(format!(
+                "{} of {} sandbox engines unusable, runs go to the others: {}",
+                down.len(),
+                engines.len(),
+                down.iter()
+                    .map(|e| e.detail.clone().unwrap_or_else(|| e.engine.clone()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        };
         Health {
-            status: if engine.ok { "ok" } else { "degraded" },
-            detail: engine.detail,
-            running: counts.running,
-            queued: counts.queued,
-            warm: self.inner.pool.warm(),
+            status: if down.is_empty() { "ok" } else { "degraded" },
+            detail,
+            running: engines.iter().map(|e| e.running).sum(),
+            queued,
+            warm: engines.iter().map(|e| e.warm).sum(),
+            cold_starts: engines.iter().map(|e| e.cold_starts).sum(),
+            engines,
         }
     }
 }
 
 struct RunTask {
-    inner: Arc<Inner>,
+    nodes: Vec<Arc<Inner>>,
     request: RunRequest,
     events: mpsc::Sender<RunEvent>,
     stdin: mpsc::Receiver<Stdin>,
@@ -200,12 +300,30 @@ struct RunTask {
 }
 
 impl RunTask {
-    async fn run(self, ticket: Ticket) {
+    async fn run(self, admitted: Admitted) {
         let queued = Instant::now();
-        let slot = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => None,
-            s = ticket.slot() => s,
+        let slot = match admitted {
+            Admitted::Now(slot) => Some(slot),
+            Admitted::Queued(mut ticket) => {
+                let mut place = ticket.ahead.clone();
+                loop {
+                    let ahead = *place.borrow_and_update();
+                    if self.events.send(RunEvent::Queued { ahead }).await.is_err() {
+                        break None;
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = self.cancel.cancelled() => break None,
+                        _ = self.events.closed() => break None,
+                        s = ticket.slot() => break s,
+                        // A new place: told at the top of the loop.
+                        changed = place.changed() => if changed.is_err() {
+                            // Served or gone: the slot says which.
+                            break ticket.slot().await;
+                        },
+                    }
+                }
+            }
         };
         let events = self.events.clone();
         let outcome = match slot {
@@ -224,14 +342,24 @@ impl RunTask {
 
     /// Runs in a container; `slot` is freed when the container is gone.
     async fn in_container(self, slot: Slot) -> RunOutcome {
-        let mut slot = Some(slot);
         let RunTask {
-            inner,
+            nodes,
             request,
             events,
             stdin,
             cancel,
         } = self;
+        let Some(inner) = nodes.get(slot.engine()).cloned() else {
+            return end(
+                RunStatus::SandboxError,
+                Duration::ZERO,
+                Some("no such engine".into()),
+            );
+        };
+        let mut slot = Some(slot);
+        inner.runs.fetch_add(1, Relaxed);
+        let lost = inner.lost_token();
+        let engine = inner.engine.addr().to_string();
         let setup_started = Instant::now();
         let docker = match inner.engine.client().await {
             Ok(d) => d,
@@ -246,15 +374,20 @@ impl RunTask {
         };
         let container = match inner.pool.take(&request.limits, &inner.config.limits) {
             Some(warm) => warm,
-            None => match cold(&inner, &docker, &request, &cancel, &mut slot).await {
-                Ok(c) => c,
-                Err(outcome) => return outcome,
-            },
+            None => {
+                inner.cold_starts.fetch_add(1, Relaxed);
+                match cold(&inner, &docker, &request, &cancel, &lost, &mut slot).await {
+                    Ok(c) => c,
+                    Err(outcome) => return outcome,
+                }
+            }
         };
         let io = RunIo {
             events: &events,
             stdin,
             cancel: &cancel,
+            lost: &lost,
+            engine: &engine,
         };
         let (outcome, engine_failed) = drive(&docker, container, request, &nonce(), io).await;
         // Only the engine's failures count against its health, never what the runner or the
@@ -275,6 +408,7 @@ async fn cold(
     docker: &Docker,
     request: &RunRequest,
     cancel: &CancellationToken,
+    lost: &CancellationToken,
     slot: &mut Option<Slot>,
 ) -> Result<Attached, RunOutcome> {
     let started = Instant::now();
@@ -302,6 +436,14 @@ async fn cold(
         _ = cancel.cancelled() => {
             abandon_launch(inner, launching, slot.take());
             return Err(end(RunStatus::Cancelled, started.elapsed(), None));
+        }
+        _ = lost.cancelled() => {
+            abandon_launch(inner, launching, None);
+            return Err(end(
+                RunStatus::SandboxError,
+                started.elapsed(),
+                Some(engine_lost(inner)),
+            ));
         }
         r = tokio::time::timeout_at(deadline, &mut launching) => r,
     };
@@ -344,12 +486,20 @@ fn end(status: RunStatus, duration: Duration, detail: Option<String>) -> RunOutc
     }
 }
 
+/// Why a run ended when its engine was found down.
+pub fn engine_lost(inner: &Inner) -> String {
+    escape(&format!(
+        "the sandbox engine at {} stopped answering during the run",
+        inner.engine.addr()
+    ))
+}
+
 /// Checks the engine every `health_interval`, or at once after a failure; when it comes back,
 /// sweeps for containers left during the outage and wakes the pool.
 async fn health_loop(inner: Arc<Inner>) {
     let mut was_ok = false;
     loop {
-        let ok = inner.engine.check().await.ok;
+        let ok = inner.check().await;
         if ok && !was_ok {
             inner.reap_now.notify_one();
             inner.pool.wake();

@@ -2,8 +2,8 @@
 //! checks that the image exists with the runner contract this code speaks, and says exactly
 //! what to run when something is missing.
 
+use crate::config::EngineAddr;
 use bollard::{Docker, API_DEFAULT_VERSION};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -27,7 +27,7 @@ pub struct EngineHealth {
 }
 
 pub struct Engine {
-    socket: PathBuf,
+    addr: EngineAddr,
     image: String,
     client: Mutex<Option<Docker>>,
     health: Mutex<EngineHealth>,
@@ -36,9 +36,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(socket: PathBuf, image: String) -> Self {
+    pub fn new(addr: EngineAddr, image: String) -> Self {
         Engine {
-            socket,
+            addr,
             image,
             client: Mutex::new(None),
             health: Mutex::new(EngineHealth {
@@ -54,9 +54,22 @@ impl Engine {
         if let Some(c) = lock(&self.client).clone() {
             return Ok(c);
         }
-        let path = self.socket.to_string_lossy().into_owned();
-        let docker = Docker::connect_with_socket(&path, CLIENT_TIMEOUT_SECS, API_DEFAULT_VERSION)
-            .map_err(|e| self.unreachable(&e.to_string()))?;
+        let docker = match &self.addr {
+            EngineAddr::Unix(path) => Docker::connect_with_socket(
+                &path.to_string_lossy(),
+                CLIENT_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            ),
+            EngineAddr::Tls { addr, certs } => Docker::connect_with_ssl(
+                addr,
+                &certs.join("key.pem"),
+                &certs.join("cert.pem"),
+                &certs.join("ca.pem"),
+                CLIENT_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            ),
+        }
+        .map_err(|e| self.unreachable(&e.to_string()))?;
         // bollard speaks a newer API than older engines accept (20.10 stops at 1.41).
         let docker = tokio::time::timeout(PROBE_TIMEOUT, docker.negotiate_version())
             .await
@@ -114,11 +127,16 @@ impl Engine {
             .map_err(|e| self.unreachable(&e.to_string()))?;
         let image = match docker.inspect_image(&self.image).await {
             Ok(image) => image,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
                 return Err(format!(
-                    "the sandbox image {image} is missing; build it with `bash sandbox/build-image.sh` \
-                     (from Debian packages, no registry needed) or `docker build -t {image} sandbox/`",
-                    image = self.image
+                    "the sandbox image {image} is missing on the engine at {addr}; build it with \
+                     `bash sandbox/build-image.sh` (from Debian packages, no registry needed) or \
+                     `docker build -t {image} sandbox/` there, or copy it from an engine that has \
+                     it: `docker save {image} | docker -H {addr} load`",
+                    image = self.image,
+                    addr = self.addr,
                 ))
             }
             Err(e) => return Err(self.unreachable(&e.to_string())),
@@ -129,21 +147,39 @@ impl Engine {
             .and_then(|mut l| l.remove(CONTRACT_LABEL));
         if contract.as_deref() != Some(CONTRACT) {
             return Err(format!(
-                "the sandbox image {image} carries runner contract {contract:?}, this server needs \
-                 {CONTRACT:?}; rebuild it with `bash sandbox/build-image.sh`",
-                image = self.image
+                "the sandbox image {image} on the engine at {addr} carries runner contract \
+                 {contract:?}, this server needs {CONTRACT:?}; rebuild it with \
+                 `bash sandbox/build-image.sh`",
+                image = self.image,
+                addr = self.addr,
             ));
         }
         Ok(())
     }
 
+    /// Where this engine answers, as the operator wrote it.
+    pub fn addr(&self) -> &EngineAddr {
+        &self.addr
+    }
+
     fn unreachable(&self, why: &str) -> String {
-        format!(
-            "the Docker engine does not answer at {} ({why}); start it with \
-             `bash scripts/ensure-docker.sh` (installs docker.io if missing, starts dockerd, \
-             builds the sandbox image)",
-            self.socket.display()
-        )
+        match &self.addr {
+            EngineAddr::Unix(path) => format!(
+                "the Docker engine does not answer at {} ({why}); start it with \
+                 `bash scripts/ensure-docker.sh` (installs docker.io if missing, starts dockerd, \
+                 builds the sandbox image)",
+                path.display()
+            ),
+            EngineAddr::Tls { addr, certs } => format!(
+                "the Docker engine does not answer at tcp://{addr} ({why}); on that host, check \
+                 `systemctl status docker` (dockerd must listen with --tlsverify on {addr}), and \
+                 from here `docker --tlsverify -H tcp://{addr} --tlscacert {ca} --tlscert {cert} \
+                 --tlskey {key} info`",
+                ca = certs.join("ca.pem").display(),
+                cert = certs.join("cert.pem").display(),
+                key = certs.join("key.pem").display(),
+            ),
+        }
     }
 }
 

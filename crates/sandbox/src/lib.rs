@@ -8,8 +8,9 @@
 //! What does not belong here: rooms, run records, who may run what (the server and core).
 //!
 //! [`DockerSandbox`] is the implementation: one fresh, hardened container per run (never reused,
-//! never exec'd into), an optional warm pool, a global concurrency limit with a bounded queue,
-//! and a reaper. The image and the runner inside it are in `sandbox/` at the repository root;
+//! never exec'd into), on one or more Docker engines, each with its own warm pool, run slots,
+//! health and reaper, behind one bounded queue that is fair between interviews. The trait
+//! knows nothing of Docker: a Kubernetes implementation (a Job per run) would fit behind it. The image and the runner inside it are in `sandbox/` at the repository root;
 //! `sandbox/README.md` holds the contract between them and this crate.
 
 mod config;
@@ -24,7 +25,7 @@ mod reaper;
 mod run;
 mod slots;
 
-pub use config::DockerConfig;
+pub use config::{DockerConfig, EngineAddr};
 pub use container::{INSTANCE_LABEL, LABEL};
 pub use docker::DockerSandbox;
 pub use escape::escape;
@@ -110,6 +111,9 @@ pub struct RunRequest {
     /// after `stdin` (at once if there is none), so `sys.stdin.read()` returns.
     pub keep_stdin_open: bool,
     pub limits: Limits,
+    /// Whose run this is, for fairness: when runs wait for a slot, parties (interviews) take
+    /// turns, so one party's burst cannot hold up the others.
+    pub party: String,
 }
 
 /// What the run handle sends to the program's stdin.
@@ -150,6 +154,11 @@ pub struct RunOutcome {
 /// What a run yields, in order; `Finished` comes exactly once, last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEvent {
+    /// The run waits for a slot, `ahead` runs will get one before it. Sent when it is queued
+    /// and whenever its place changes; only before any output.
+    Queued {
+        ahead: usize,
+    },
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
     Finished(RunOutcome),
@@ -193,22 +202,50 @@ fn too_large(file: Option<&str>, bytes: u64, limit: u64) -> String {
     }
 }
 
-/// The sandbox's state, for `/healthz`.
+/// The sandbox's state, for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the engine or the image is missing.
+    /// `ok`, or `degraded` when an engine or its image is missing.
     pub status: &'static str,
-    /// What is wrong and exactly what to run to fix it, when degraded.
+    /// What is wrong, on which engine, and exactly what to run to fix it, when degraded.
     pub detail: Option<String>,
+    /// Runs in progress on every engine.
     pub running: usize,
+    /// Runs waiting for a slot.
     pub queued: usize,
+    /// Warm containers on every engine.
     pub warm: usize,
+    /// Runs since start that found no warm container and started one on demand.
+    pub cold_starts: u64,
+    /// Each engine, in the order configured.
+    pub engines: Vec<EngineStatus>,
 }
 
-/// Somewhere untrusted code runs.
+/// One engine's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineStatus {
+    /// Where it answers: `unix:///var/run/docker.sock`, `tcp://host:2376`.
+    pub engine: String,
+    /// `ok`, or `degraded` when it does not answer or lacks the image: it takes no runs then.
+    pub status: &'static str,
+    /// What is wrong and exactly what to run, when degraded.
+    pub detail: Option<String>,
+    pub running: usize,
+    /// Runs it may hold at once.
+    pub slots: usize,
+    pub warm: usize,
+    /// Runs given a slot on it since start.
+    pub runs: u64,
+    /// Of those, runs that found no warm container.
+    pub cold_starts: u64,
+}
+
+/// Somewhere untrusted code runs: one or more Docker engines today, a Kubernetes cluster
+/// could be another (nothing here assumes containers are local or Docker's).
 pub trait Sandbox: Send + Sync + 'static {
-    /// Queues a run. Its events arrive on the handle, ending with exactly one `Finished`
-    /// (`sandbox_error` if the engine fails, within the run's deadline).
+    /// Queues a run. Its events arrive on the handle: `Queued` while it waits for a slot, then
+    /// output, ending with exactly one `Finished` (`sandbox_error` if the engine fails, within
+    /// the run's deadline; at once when the engine is found down).
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError>;
     /// The last known health (checked in the background; this never blocks).
     fn health(&self) -> Health;

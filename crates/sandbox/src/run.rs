@@ -46,6 +46,10 @@ pub struct RunIo<'a> {
     pub events: &'a mpsc::Sender<RunEvent>,
     pub stdin: mpsc::Receiver<Stdin>,
     pub cancel: &'a CancellationToken,
+    /// Cancelled when the engine is found down: the run ends at once as `sandbox_error`.
+    pub lost: &'a CancellationToken,
+    /// Where the engine answers, for messages.
+    pub engine: &'a str,
 }
 
 /// Runs `request` in `container` and removes the container; never returns an error: every end
@@ -117,6 +121,7 @@ pub async fn drive(
         tokio::select! {
             biased;
             _ = io.cancel.cancelled() => stop = Some(Stop::Cancelled),
+            _ = io.lost.cancelled() => stop = Some(Stop::Engine(lost(io.engine, &name))),
             _ = sleep_until(deadline) => stop = Some(Stop::Wall(wall)),
             limit = &mut cpu => stop = Some(Stop::Cpu(limit)),
             _ = io.events.closed() => stop = Some(Stop::Cancelled),
@@ -158,6 +163,8 @@ pub async fn drive(
             wall,
             cpu: &mut cpu,
             cancel: io.cancel,
+            lost: io.lost,
+            engine: io.engine,
         };
         match exit_status(docker, &name, end).await {
             Ok((code, was_oom)) => {
@@ -173,7 +180,16 @@ pub async fn drive(
     // while it still copies output to a reader that stopped reading (the output cap).
     drop(output);
     stdin_task.abort();
-    let remove_problem = owned.remove().await.err();
+    let remove_problem = match stop {
+        // The engine failed: the run's end is known, and waiting for a removal the engine may
+        // never answer would only hold it up. The guard removes the container in the
+        // background, and the reaper once the engine is back.
+        Some(Stop::Engine(_)) => {
+            drop(owned);
+            None
+        }
+        _ => owned.remove().await.err(),
+    };
 
     let outcome = |status, detail: Option<String>, limit| RunOutcome {
         status,
@@ -221,6 +237,12 @@ pub async fn drive(
             (o, false)
         }
     }
+}
+
+fn lost(engine: &str, container: &str) -> String {
+    format!(
+        "the sandbox engine at {engine} stopped answering during the run (container {container})"
+    )
 }
 
 /// A duration as a person reads a limit: `5 min`, `10 s`, `2.5 s`.
@@ -309,6 +331,8 @@ struct RunEnd<'a, 'b> {
     wall: Duration,
     cpu: &'b mut CpuWatch<'a>,
     cancel: &'b CancellationToken,
+    lost: &'b CancellationToken,
+    engine: &'b str,
 }
 
 /// The end of a run that ended by itself. Only a frame with the run's nonce (which no
@@ -389,6 +413,7 @@ async fn exit_status(
     let code = tokio::select! {
         biased;
         _ = end.cancel.cancelled() => return Err(Stop::Cancelled),
+        _ = end.lost.cancelled() => return Err(Stop::Engine(lost(end.engine, name))),
         _ = sleep_until(end.deadline) => return Err(Stop::Wall(end.wall)),
         limit = end.cpu => return Err(Stop::Cpu(limit)),
         r = wait => r?,

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_no_containers, config, containers, program, run, sandbox};
-use duet_sandbox::{DockerSandbox, RunStatus, Sandbox};
+use duet_sandbox::{DockerSandbox, EngineAddr, RunStatus, Sandbox};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -116,7 +116,7 @@ async fn the_reaper_removes_containers_no_run_owns_and_spares_the_pool() {
 #[tokio::test]
 async fn a_missing_engine_degrades_health_and_ends_runs_as_sandbox_errors() {
     let mut cfg = config("no-engine");
-    cfg.socket = PathBuf::from("/nonexistent/docker.sock");
+    cfg.engines = vec![EngineAddr::Unix(PathBuf::from("/nonexistent/docker.sock"))];
     let sandbox = DockerSandbox::new(cfg).expect("config");
     let health = sandbox.check_now().await;
     assert_eq!(health.status, "degraded");

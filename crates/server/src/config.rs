@@ -100,13 +100,30 @@ pub struct SandboxArgs {
         default_value = "duet-sandbox:latest"
     )]
     pub image: String,
-    /// Containers started ahead of time, each used for one run (0 turns the warm pool off).
+    /// A Docker engine runs go to: `unix:///PATH` or `tcp://HOST:PORT` (TLS with the client
+    /// certificates of --sandbox-engine-certs). Repeat it (or separate with commas) for several
+    /// engines: each has its own warm pool and slots, and a run goes to the healthy one with the
+    /// most free slots. Default: the local engine, unix:///var/run/docker.sock.
+    #[arg(
+        long = "sandbox-engine",
+        env = "DUET_SANDBOX_ENGINE",
+        value_delimiter = ','
+    )]
+    pub engines: Vec<String>,
+    /// Folder with ca.pem, cert.pem and key.pem (the layout of DOCKER_CERT_PATH) for the TCP
+    /// engines: the CA their certificates are checked against, and this server's client
+    /// certificate.
+    #[arg(long = "sandbox-engine-certs", env = "DUET_SANDBOX_ENGINE_CERTS")]
+    pub engine_certs: Option<PathBuf>,
+    /// Containers started ahead of time on each engine, each used for one run (0 turns the warm
+    /// pool off).
     #[arg(long = "sandbox-pool", env = "DUET_SANDBOX_POOL", default_value_t = 2)]
     pub pool: usize,
-    /// Runs at once (default: the number of cores).
+    /// Runs at once on each engine (default: the number of cores of this machine).
     #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Runs waiting for a slot before new ones are refused as busy.
+    /// Runs waiting for a slot on any engine before new ones are refused as busy. Interviews
+    /// take turns in the queue.
     #[arg(
         id = "sandbox_queue",
         long = "sandbox-queue",
@@ -158,6 +175,8 @@ impl Default for SandboxArgs {
     fn default() -> Self {
         SandboxArgs {
             image: "duet-sandbox:latest".into(),
+            engines: Vec::new(),
+            engine_certs: None,
             pool: 2,
             concurrency: None,
             queue: 32,
@@ -173,6 +192,17 @@ impl Default for SandboxArgs {
 }
 
 impl SandboxArgs {
+    /// The engines the flags name; the local engine when they name none.
+    pub fn engines(&self) -> Result<Vec<duet_sandbox::EngineAddr>, duet_sandbox::SandboxError> {
+        if self.engines.is_empty() {
+            return Ok(duet_sandbox::DockerConfig::default().engines);
+        }
+        self.engines
+            .iter()
+            .map(|e| duet_sandbox::EngineAddr::parse(e.trim(), self.engine_certs.as_deref()))
+            .collect()
+    }
+
     /// The limits every run gets.
     pub fn limits(&self) -> duet_sandbox::Limits {
         let defaults = duet_sandbox::Limits::default();
@@ -474,6 +504,37 @@ mod tests {
         assert_eq!(args.ws.max_message_bytes, 1 << 20);
         assert_eq!(args.sandbox.image, "duet-sandbox:latest");
         assert_eq!(args.sandbox.limits(), duet_sandbox::Limits::default());
+    }
+
+    #[test]
+    fn sandbox_engines_repeat_and_default_to_the_local_socket() {
+        let serve = |args: &[&str]| {
+            let all = ["duet", "serve"].iter().chain(args).copied();
+            match Cli::parse_from(all).command {
+                Command::Serve(args) => args.sandbox,
+                _ => panic!("serve parses as serve"),
+            }
+        };
+        let local = serve(&[]).engines().map(|e| e.len());
+        assert_eq!(local.ok(), Some(1));
+        let two = serve(&[
+            "--sandbox-engine",
+            "unix:///var/run/docker.sock",
+            "--sandbox-engine",
+            "tcp://build-2:2376",
+            "--sandbox-engine-certs",
+            "/etc/duet/certs",
+        ]);
+        let names: Vec<String> = two
+            .engines()
+            .map(|e| e.iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["unix:///var/run/docker.sock", "tcp://build-2:2376"]);
+        let no_certs = serve(&["--sandbox-engine", "tcp://build-2:2376"]);
+        assert!(
+            no_certs.engines().is_err(),
+            "plain TCP would give away the engine"
+        );
     }
 
     #[test]

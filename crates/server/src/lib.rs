@@ -173,6 +173,7 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
     let sandbox = &config.sandbox;
     let docker = duet_sandbox::DockerConfig {
         image: sandbox.image.clone(),
+        engines: sandbox.engines()?,
         pool_size: sandbox.pool,
         concurrency: sandbox.concurrency.unwrap_or(defaults.concurrency).max(1),
         queue: sandbox.queue,

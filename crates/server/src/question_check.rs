@@ -77,6 +77,7 @@ pub async fn self_check(sandbox: &dyn Sandbox, q: &Question, limits: &Limits) ->
             stdin: None,
             keep_stdin_open: false,
             limits: limits.clone(),
+            party: "check-questions".into(),
         };
         let mut handle = match sandbox.start(request) {
             Ok(handle) => handle,
@@ -91,6 +92,7 @@ pub async fn self_check(sandbox: &dyn Sandbox, q: &Question, limits: &Limits) ->
             match event {
                 RunEvent::Finished(o) => outcome = Some(o),
                 RunEvent::Stdout(b) | RunEvent::Stderr(b) => output.extend(b),
+                RunEvent::Queued { .. } => {}
             }
         }
         let Some(outcome) = outcome else {

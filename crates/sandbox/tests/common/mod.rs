@@ -2,6 +2,8 @@
 //! when the engine or the image is missing.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use bollard::query_parameters::ListContainersOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use duet_sandbox::{
@@ -58,6 +60,7 @@ pub fn program(code: &str) -> RunRequest {
         stdin: None,
         keep_stdin_open: false,
         limits: config("x").limits,
+        party: "test".into(),
     }
 }
 
@@ -73,6 +76,8 @@ pub struct Ran {
     pub total: Duration,
     /// Stdout chunks with their arrival time since start.
     pub chunks: Vec<(Duration, Vec<u8>)>,
+    /// `Queued` events before it got a slot.
+    pub queued: usize,
 }
 
 impl Ran {
@@ -115,6 +120,7 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
         first_output: None,
         total: Duration::ZERO,
         chunks: Vec::new(),
+        queued: 0,
     };
     let deadline = Duration::from_secs(60);
     loop {
@@ -131,6 +137,7 @@ pub async fn collect(mut events: tokio::sync::mpsc::Receiver<RunEvent>, started:
                 ran.first_output.get_or_insert(started.elapsed());
                 ran.stderr.extend(b);
             }
+            Some(RunEvent::Queued { .. }) => ran.queued += 1,
             Some(RunEvent::Finished(o)) => {
                 ran.outcome = o;
                 ran.total = started.elapsed();

@@ -117,6 +117,7 @@ impl RoomTask {
             keep_stdin_open: stdin.is_none(),
             stdin: stdin.map(String::into_bytes),
             limits: self.rooms.run_limits.clone(),
+            party: self.id.to_string(),
         };
         let handle = match self.rooms.sandbox.start(request) {
             Ok(handle) => handle,
@@ -292,6 +293,7 @@ impl RoomTask {
             return Vec::new();
         };
         let (bytes, stream) = match event {
+            RunEvent::Queued { .. } => return Vec::new(),
             RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
             RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
             RunEvent::Finished(outcome) => {
