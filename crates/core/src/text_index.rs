@@ -1,21 +1,29 @@
 //! The text of `main.py` at every edit of a log, for fast scrubbing: each edit becomes a few
-//! plain-text steps (delete and insert at a character position) taken from yrs' own change
-//! events, and a ropey [`Rope`] keyframe is kept every [`KEYFRAME_EVERY`] edits. The text at
-//! any seq is then a keyframe (an O(1) clone: ropes share their nodes) plus at most that many
-//! steps, each O(log n), instead of decoding a whole document state.
+//! plain-text steps (delete and insert at a character position), and a ropey [`Rope`] keyframe
+//! is kept every [`KEYFRAME_EVERY`] edits. The text at any seq is then a keyframe (an O(1)
+//! clone: ropes share their nodes) plus at most that many steps, each O(log n), instead of
+//! decoding a whole document state.
 //!
-//! Exactness: the steps are the deltas yrs reports while applying the logged updates, one
-//! transaction each, to a real document; a text holding anything but strings (an embed) makes
-//! the index refuse ([`TextIndex::text_at`] answers `None`) so the caller falls back to
-//! rebuilding the document. Tests check it against yrs' own text at every seq.
+//! Where a step goes comes from the update itself: the ids of each inserted item's neighbours
+//! and the ids it deletes, placed by Yjs' own integration rules in an order of the text's items
+//! kept beside the index (`order.rs`). An edit costs about what yrs pays to apply it, not a walk
+//! of the whole text (yrs' change delta walks every item from the start, per edit: building
+//! the index grew with the square of the log, 17.5 s for 50,000 edits, see BENCHMARKS.md).
+//!
+//! Exactness: every edit is also applied to a real yrs document (which checks it as replay
+//! always did), and at every keyframe and at the end of each extension the index's text is
+//! compared with yrs' own. An update the order cannot follow, or a text that differs, makes the
+//! index give up ([`TextIndex::text_at`] answers `None`) so the caller falls back to
+//! rebuilding the document from a checkpoint. Tests check it against yrs' text at every seq.
+
+mod order;
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
 use crate::replay::Base;
 use duet_protocol::{EventKind, LogRecord, MAIN_FILE};
+use order::TextOrder;
 use ropey::Rope;
-use std::sync::{Arc, Mutex};
-use yrs::types::Delta;
-use yrs::{Doc, Observable, Out};
+use yrs::{Doc, GetString, Transact};
 
 /// Edits between two keyframes.
 pub const KEYFRAME_EVERY: usize = 512;
@@ -42,7 +50,11 @@ pub struct TextIndex {
     /// `keyframes[k]` is the text after `ops[..k * KEYFRAME_EVERY]`.
     keyframes: Vec<Rope>,
     tip: Rope,
+    /// The text's items in document order at `seq`, to place the next edits.
+    order: TextOrder,
     exact: bool,
+    /// Why the index gave up, once it has.
+    why_not: Option<&'static str>,
     bytes: usize,
     /// Past this many bytes ([`TextIndex::approx_bytes`]) the index gives up.
     limit: usize,
@@ -55,7 +67,9 @@ impl Default for TextIndex {
             ops: Vec::new(),
             keyframes: vec![Rope::new()],
             tip: Rope::new(),
+            order: TextOrder::default(),
             exact: true,
+            why_not: None,
             bytes: 0,
             limit: usize::MAX,
         }
@@ -68,33 +82,36 @@ impl TextIndex {
         self.seq
     }
 
-    /// Whether the index answers: the log so far could be indexed (only strings in the text)
-    /// within the index's byte limit.
+    /// Whether the index answers: the log so far could be indexed (only text the order can
+    /// follow, the same text as yrs') within the index's byte limit.
     pub fn is_exact(&self) -> bool {
         self.exact
     }
 
     /// Bounds the index: once it would hold more than `limit` bytes it drops what it holds and
-    /// stops indexing (as for an embed), so the caller falls back to rebuilding documents. A
-    /// log of large pastes and deletes (each kept as a step) can otherwise grow an index far
-    /// past the text's own size, and cost a build in proportion.
+    /// stops indexing, so the caller falls back to rebuilding documents. A log of large pastes
+    /// and deletes (each kept as a step) can otherwise grow an index far past the text's own
+    /// size.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
     }
 
     /// Stops indexing and frees what the index held.
-    fn give_up(&mut self) {
+    fn give_up(&mut self, why: &'static str) {
         self.exact = false;
+        self.why_not.get_or_insert(why);
         self.ops = Vec::new();
         self.keyframes = vec![Rope::new()];
         self.tip = Rope::new();
+        self.order = TextOrder::default();
         self.bytes = 0;
     }
 
-    /// Roughly the heap bytes held (steps, plus the text once per keyframe as an upper bound
-    /// for the nodes keyframes do not share).
+    /// Roughly the heap bytes held (steps, the order of items, plus the text once per
+    /// keyframe as an upper bound for the nodes keyframes do not share).
     pub fn approx_bytes(&self) -> usize {
         self.bytes
+            + self.order.approx_bytes()
             + self.keyframes.len() * self.tip.len_bytes().min(16 * 1024)
             + self.tip.len_bytes()
     }
@@ -102,7 +119,8 @@ impl TextIndex {
     /// Extends the index from [`TextIndex::seq`] to `upto`. The caller rebuilds the document at
     /// `self.seq()` from `base` (a checkpoint at or before it, or `None` for the empty
     /// document) plus `catch_up` (the edits in `(base, self.seq()]`), and passes the new edits
-    /// in `(self.seq(), upto]` as `new_edits`.
+    /// in `(self.seq(), upto]` as `new_edits`. The document only checks the new edits and the
+    /// index's text; where each edit goes comes from the index's own order of items.
     pub fn extend(
         &mut self,
         base: Option<Base<'_>>,
@@ -114,7 +132,7 @@ impl TextIndex {
             self.seq = self.seq.max(upto);
             return Ok(());
         }
-        let doc = Doc::new(); // UTF-8 byte offsets in the deltas
+        let doc = Doc::new();
         if let Some(base) = base {
             apply(&doc, base.state).map_err(|_| RebuildError::BadCheckpoint { seq: base.seq })?;
         }
@@ -123,12 +141,6 @@ impl TextIndex {
             apply_edit(&doc, &mut owners, record)?;
         }
         let text = doc.get_or_insert_text(MAIN_FILE);
-        let deltas: Arc<Mutex<Vec<Delta>>> = Arc::default();
-        let sink = deltas.clone();
-        text.observe("replay-index", move |txn, event| {
-            let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.extend(event.delta(txn).iter().cloned());
-        });
         let mut last = self.seq;
         for record in new_edits.iter().filter(|r| r.kind == EventKind::Edit) {
             if !self.exact {
@@ -142,64 +154,40 @@ impl TextIndex {
             }
             last = record.seq;
             apply_edit(&doc, &mut owners, record)?;
-            let taken = std::mem::take(&mut *deltas.lock().unwrap_or_else(|p| p.into_inner()));
-            if !taken.is_empty() && self.exact {
-                self.push(record.seq, &taken);
+            let mut steps = Vec::new();
+            if let Err(e) = self.order.apply(&record.data, &mut self.tip, &mut steps) {
+                self.give_up(e.0);
+                break;
             }
+            if !steps.is_empty() && self.record(record.seq, steps) {
+                // A keyframe: the text so far must be yrs' own.
+                let same = self.tip == text.get_string(&doc.transact()).as_str();
+                if !same {
+                    self.give_up("the text differs from yrs' at a keyframe");
+                }
+            }
+        }
+        if self.exact && self.tip != text.get_string(&doc.transact()).as_str() {
+            self.give_up("the text differs from yrs'");
         }
         self.seq = self.seq.max(upto);
         Ok(())
     }
 
-    /// Turns one edit's deltas (UTF-8 byte offsets) into steps on the tip and records them.
-    fn push(&mut self, seq: u64, deltas: &[Delta]) {
-        let mut steps = Vec::new();
-        let mut byte = 0usize;
-        for delta in deltas {
-            match delta {
-                Delta::Retain(n, _) => byte += *n as usize,
-                Delta::Deleted(n) => {
-                    let end = byte + *n as usize;
-                    if end > self.tip.len_bytes() {
-                        self.exact = false;
-                        return;
-                    }
-                    let (from, to) = (self.tip.byte_to_char(byte), self.tip.byte_to_char(end));
-                    self.tip.remove(from..to);
-                    steps.push(Step {
-                        at: from,
-                        delete: to - from,
-                        insert: String::new(),
-                    });
-                }
-                Delta::Inserted(Out::Any(yrs::Any::String(s)), _) => {
-                    if byte > self.tip.len_bytes() {
-                        self.exact = false;
-                        return;
-                    }
-                    let at = self.tip.byte_to_char(byte);
-                    self.tip.insert(at, s);
-                    byte += s.len();
-                    steps.push(Step {
-                        at,
-                        delete: 0,
-                        insert: s.to_string(),
-                    });
-                }
-                Delta::Inserted(..) => {
-                    self.exact = false; // an embed: plain text cannot say where it sits
-                    return;
-                }
-            }
-        }
+    /// Records one edit's steps (already applied to the tip); answers whether a keyframe was
+    /// taken.
+    fn record(&mut self, seq: u64, steps: Vec<Step>) -> bool {
         self.bytes += 48 + steps.iter().map(|s| 32 + s.insert.len()).sum::<usize>();
         self.ops.push(TextOp { seq, steps });
-        if self.ops.len() == self.keyframes.len() * KEYFRAME_EVERY {
+        let keyframe = self.ops.len() == self.keyframes.len() * KEYFRAME_EVERY;
+        if keyframe {
             self.keyframes.push(self.tip.clone());
         }
         if self.approx_bytes() > self.limit {
-            self.give_up();
+            self.give_up("over its byte limit");
+            return false;
         }
+        keyframe
     }
 
     /// The text at `seq`, or `None` past [`TextIndex::seq`] or when the index is not exact.
@@ -293,7 +281,7 @@ mod tests {
         index
             .extend(None, Vec::new(), log.clone(), 1_500)
             .expect("indexes");
-        assert!(index.is_exact());
+        assert!(index.is_exact(), "{:?}", index.why_not);
         for (seq, text) in texts.iter().enumerate() {
             assert_eq!(
                 index.text_at(seq as u64).as_deref(),
@@ -358,5 +346,326 @@ mod tests {
                 "seq {seq}"
             );
         }
+    }
+
+    /// One person's editor: a document with its own client id, an undo manager, and how far
+    /// into the server's log it has received.
+    struct Peer {
+        doc: Doc,
+        text: yrs::TextRef,
+        undo: yrs::UndoManager,
+        by: Actor,
+        seen: usize,
+        /// The updates this document emitted since last drained.
+        out: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Peer {
+        fn new(client: u64, by: Actor) -> Peer {
+            let doc = Doc::with_client_id(client);
+            let text = doc.get_or_insert_text(MAIN_FILE);
+            let mut undo = yrs::UndoManager::new();
+            undo.expand_scope(&doc, &text);
+            let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = out.clone();
+            doc.observe_update_v1("log", move |_, e: &yrs::UpdateEvent| {
+                sink.lock().expect("sink").push(e.update.clone())
+            })
+            .expect("observes");
+            Peer {
+                doc,
+                text,
+                undo,
+                by,
+                seen: 0,
+                out,
+            }
+        }
+
+        fn drain(&self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut *self.out.lock().expect("sink"))
+        }
+
+        fn string(&self) -> String {
+            self.text.get_string(&self.doc.transact())
+        }
+
+        /// The byte offset of character `c` (the documents count in UTF-8 bytes).
+        fn byte(&self, c: usize) -> u32 {
+            let s = self.string();
+            s.char_indices().nth(c).map_or(s.len(), |(b, _)| b) as u32
+        }
+    }
+
+    /// A seeded session as the server logs it: three editors (the candidate in two tabs and
+    /// the interviewer) type, paste, delete ranges, replace selections and undo, each seeing
+    /// the others' updates only after a random lag, so their edits cross; the log is every
+    /// update in the order the server received it, with joins between. Returns the log and
+    /// the text of a full rebuild (every edit applied in log order) at every seq.
+    fn crossing_log(n: usize, seed: u64) -> (Vec<LogRecord>, Vec<String>) {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut peers: Vec<Peer> = [Actor::Candidate, Actor::Candidate, Actor::Interviewer]
+            .into_iter()
+            .map(|by| Peer::new(rng.gen_range(1..1u64 << 53), by))
+            .collect();
+        let reference = Doc::new();
+        let reference_text = reference.get_or_insert_text(MAIN_FILE);
+        let mut log: Vec<LogRecord> = Vec::new();
+        let mut texts = vec![String::new()];
+        let pieces = ["a", "é", "🐍", "xy\n", "def f():\n    return 1\n", "ÿ🐍z"];
+        while log.len() < n {
+            let p = rng.gen_range(0..peers.len());
+            let peer = &mut peers[p];
+            // The server's broadcasts reach this editor up to some point.
+            let upto = rng.gen_range(peer.seen..=log.len());
+            for record in &log[peer.seen..upto] {
+                if record.kind == EventKind::Edit {
+                    let update = yrs::Update::decode_v1(&record.data).expect("decodes");
+                    peer.doc
+                        .transact_mut_with("remote")
+                        .apply_update(update)
+                        .expect("applies");
+                }
+            }
+            peer.seen = upto;
+            peer.drain();
+            let chars = peer.string().chars().count();
+            let at = rng.gen_range(0..=chars);
+            match rng.gen_range(0..100) {
+                0..=44 => {
+                    let piece = pieces[rng.gen_range(0..4)];
+                    let b = peer.byte(at);
+                    peer.text.insert(&mut peer.doc.transact_mut(), b, piece);
+                }
+                45..=59 => {
+                    let lines = rng.gen_range(1..6);
+                    let paste: String = (0..lines)
+                        .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                        .collect();
+                    let b = peer.byte(at);
+                    peer.text.insert(&mut peer.doc.transact_mut(), b, &paste);
+                }
+                60..=79 if chars > 0 => {
+                    let at = at.min(chars - 1);
+                    let len = rng.gen_range(1..=(chars - at).min(40));
+                    let (from, to) = (peer.byte(at), peer.byte(at + len));
+                    peer.text
+                        .remove_range(&mut peer.doc.transact_mut(), from, to - from);
+                }
+                80..=89 => {
+                    peer.undo.undo_blocking();
+                }
+                _ if chars > 0 => {
+                    // A paste over a selection: one transaction deletes and inserts.
+                    let at = at.min(chars - 1);
+                    let len = rng.gen_range(1..=(chars - at).min(10));
+                    let (from, to) = (peer.byte(at), peer.byte(at + len));
+                    let mut txn = peer.doc.transact_mut();
+                    peer.text.remove_range(&mut txn, from, to - from);
+                    peer.text.insert(&mut txn, from, "🐍 pasted\n");
+                }
+                _ => {}
+            }
+            peer.undo.reset(); // every action is its own undo step
+            let by = peer.by;
+            for update in peer.drain() {
+                let seq = log.len() as u64 + 1;
+                reference
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
+                    .expect("applies");
+                log.push(LogRecord {
+                    seq,
+                    at_ms: seq as i64,
+                    kind: EventKind::Edit,
+                    by,
+                    data: update,
+                });
+                texts.push(reference_text.get_string(&reference.transact()));
+            }
+            if rng.gen_bool(0.05) {
+                let seq = log.len() as u64 + 1;
+                log.push(LogRecord {
+                    seq,
+                    at_ms: seq as i64,
+                    kind: EventKind::Join,
+                    by,
+                    data: Vec::new(),
+                });
+                texts.push(texts[texts.len() - 1].clone());
+            }
+        }
+        (log, texts)
+    }
+
+    /// Extends a fresh index over `log` in slices ending at `cuts`, as the server does while a
+    /// log grows: each slice after the first rebuilds the document from a checkpoint taken at
+    /// a random earlier seq.
+    fn index_in_slices(log: &[LogRecord], cuts: &[u64], seed: u64) -> TextIndex {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut index = TextIndex::default();
+        for &upto in cuts {
+            let from = index.seq();
+            let checkpoint = (from > 0).then(|| {
+                let at = rng.gen_range(0..=from);
+                (
+                    at,
+                    crate::replay::state_at(None, log.to_vec(), at).expect("checkpoint"),
+                )
+            });
+            let cp_seq = checkpoint.as_ref().map_or(0, |(at, _)| *at);
+            let catch_up = log
+                .iter()
+                .filter(|r| r.seq > cp_seq && r.seq <= from)
+                .cloned()
+                .collect();
+            let new = log
+                .iter()
+                .filter(|r| r.seq > from && r.seq <= upto)
+                .cloned()
+                .collect();
+            let base = checkpoint.as_ref().map(|(at, cp)| Base {
+                seq: *at,
+                state: &cp.state,
+            });
+            index.extend(base, catch_up, new, upto).expect("extends");
+        }
+        index
+    }
+
+    #[test]
+    fn crossing_edits_undo_and_checkpoints_give_a_full_rebuilds_text_at_every_seq() {
+        for seed in 0..8u64 {
+            let (log, texts) = crossing_log(500, seed);
+            let last = log.len() as u64;
+            let cuts = [1, 90, 250, 251, 400, last];
+            let index = index_in_slices(&log, &cuts, seed);
+            assert!(
+                index.is_exact(),
+                "seed {seed}: gave up: {:?}",
+                index.why_not
+            );
+            for (seq, text) in texts.iter().enumerate() {
+                assert_eq!(
+                    index.text_at(seq as u64).as_deref(),
+                    Some(text.as_str()),
+                    "seed {seed}, seq {seq}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn three_people_typing_at_one_place_unseen_land_where_yrs_puts_them() {
+        // Ids chosen so every order of client ids occurs among the three.
+        let peers = [
+            Peer::new(7, Actor::Candidate),
+            Peer::new(3, Actor::Interviewer),
+            Peer::new(11, Actor::Candidate),
+        ];
+        let mut log = Vec::new();
+        let record = |peer: &Peer, log: &mut Vec<LogRecord>| {
+            for data in peer.drain() {
+                let seq = log.len() as u64 + 1;
+                log.push(LogRecord {
+                    seq,
+                    at_ms: seq as i64,
+                    kind: EventKind::Edit,
+                    by: peer.by,
+                    data,
+                });
+            }
+        };
+        peers[0]
+            .text
+            .insert(&mut peers[0].doc.transact_mut(), 0, "def f():\n    pass\n");
+        record(&peers[0], &mut log);
+        for peer in &peers[1..] {
+            let update = yrs::Update::decode_v1(&log[0].data).expect("decodes");
+            peer.doc
+                .transact_mut_with("remote")
+                .apply_update(update)
+                .expect("applies");
+            peer.drain();
+        }
+        // Nobody sees the others: all three type at the start of `pass`, twice.
+        for round in 0..2 {
+            for (i, peer) in peers.iter().enumerate() {
+                let at = peer.byte(13);
+                let word = format!("<{i}{round}>");
+                peer.text.insert(&mut peer.doc.transact_mut(), at, &word);
+                record(peer, &mut log);
+            }
+        }
+        let (log, texts) = {
+            let reference = Doc::new();
+            let text = reference.get_or_insert_text(MAIN_FILE);
+            let mut texts = vec![String::new()];
+            for r in &log {
+                let update = yrs::Update::decode_v1(&r.data).expect("decodes");
+                reference
+                    .transact_mut()
+                    .apply_update(update)
+                    .expect("applies");
+                texts.push(text.get_string(&reference.transact()));
+            }
+            (log, texts)
+        };
+        let last = log.len() as u64;
+        let mut index = TextIndex::default();
+        index.extend(None, Vec::new(), log, last).expect("indexes");
+        assert!(index.is_exact(), "{:?}", index.why_not);
+        for (seq, text) in texts.iter().enumerate() {
+            assert_eq!(
+                index.text_at(seq as u64).as_deref(),
+                Some(text.as_str()),
+                "seq {seq}"
+            );
+        }
+        assert!(
+            texts[texts.len() - 1].contains("<00>") && texts[texts.len() - 1].contains("<21>"),
+            "all six words are in the text"
+        );
+    }
+
+    #[test]
+    fn a_delete_through_the_middle_of_a_character_makes_the_index_give_up_not_guess() {
+        // A client counting in UTF-16 can delete half of a surrogate pair; yrs keeps a
+        // replacement character. The index cannot place a cut inside a character: it gives up
+        // and the caller rebuilds the document instead.
+        let doc = Doc::with_options(yrs::Options {
+            offset_kind: yrs::OffsetKind::Utf16,
+            ..yrs::Options::with_client_id(yrs::block::ClientID::new(5))
+        });
+        let text = doc.get_or_insert_text(MAIN_FILE);
+        let mut log = Vec::new();
+        for (seq, change) in [(1u64, true), (2, false)] {
+            let mut txn = doc.transact_mut();
+            if change {
+                text.insert(&mut txn, 0, "a🐍b");
+            } else {
+                text.remove_range(&mut txn, 2, 1); // the snake's second half
+            }
+            log.push(LogRecord {
+                seq,
+                at_ms: seq as i64,
+                kind: EventKind::Edit,
+                by: Actor::Candidate,
+                data: txn.encode_update_v1(),
+            });
+        }
+        let mut index = TextIndex::default();
+        index
+            .extend(None, Vec::new(), log, 2)
+            .expect("a give-up is not an error");
+        assert!(!index.is_exact());
+        assert_eq!(index.why_not, Some("a cut inside a character"));
+        assert_eq!(
+            index.text_at(1),
+            None,
+            "it answers nothing rather than a guess"
+        );
     }
 }
