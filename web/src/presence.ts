@@ -7,6 +7,7 @@ import { EditorView } from '@codemirror/view'
 import type { Awareness } from 'y-protocols/awareness'
 import type { Role } from './api'
 import { h, replace } from './dom'
+import { peopleOf } from './room-state-presence'
 
 export interface PresenceOptions {
   awareness: Awareness
@@ -24,18 +25,7 @@ export interface PresenceOptions {
 export function watchPresence(o: PresenceOptions): void {
   const { awareness, doc, ytext, view, role, myName, peopleEl, editorHost, toolbar } = o
   const renderPeople = () => {
-    // The server stamps names on the states it relays; this tab's own state carries none.
-    const seen = new Map<string, { name: string; role: string; color: string; me: boolean }>()
-    seen.set(`${role}:${myName}`, { name: myName, role, color: 'transparent', me: true })
-    for (const [clientId, state] of awareness.getStates()) {
-      const user = (state as { user?: { name?: string; role?: string; color?: string } }).user
-      if (!user?.name) continue
-      const key = `${user.role}:${user.name}`
-      const me = clientId === doc.clientID
-      const prev = seen.get(key)
-      seen.set(key, { name: user.name, role: user.role ?? '', color: user.color ?? '#888', me: me || !!prev?.me })
-    }
-    replace(peopleEl, [...seen.values()].map((p) => {
+    replace(peopleEl, peopleOf(awareness.getStates(), { clientId: doc.clientID, role, name: myName }).map((p) => {
       const dot = h('span', { class: 'dot', 'aria-hidden': 'true' })
       dot.style.backgroundColor = p.color
       return h('li', { class: 'person' }, dot, p.name, p.me ? h('span', { class: 'muted' }, ' (you)') : null)

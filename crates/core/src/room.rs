@@ -226,6 +226,21 @@ impl Room {
         text.get_string(&txn)
     }
 
+    /// The board as it stands: each element's id and JSON, by id.
+    pub fn board_elements(&self) -> Vec<(String, String)> {
+        let board = self.doc.get_or_insert_map(board::BOARD);
+        let txn = self.doc.transact();
+        let mut elements: Vec<_> = board
+            .iter(&txn)
+            .filter_map(|(key, value)| match value {
+                yrs::Out::Any(yrs::Any::String(json)) => Some((key.to_owned(), json.to_string())),
+                _ => None, // the validator lets nothing else in
+            })
+            .collect();
+        elements.sort();
+        elements
+    }
+
     /// The whole document as one update for a checkpoint at `last_seq`, with the client owners
     /// ([`crate::encode_owners`]).
     pub fn checkpoint(&self) -> (u64, Vec<u8>, Vec<u8>) {

@@ -1,11 +1,12 @@
 //! The whiteboard in the room's document: people draw on the `board` map through the room, a
 //! bad element closes only its sender with 1007 and nothing of it is stored, the board's size
-//! cap holds, and a room reloaded from its log still takes edits to what was drawn before.
+//! cap holds, a room reloaded from its log still takes edits to what was drawn before, and a
+//! question's starter drawing opens on the board with each question keeping its own board.
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::board::{BOARD, MAX_ELEMENTS};
-use duet_core::{rebuild, ConnId, Effect, ReplySlots, Room, RoomConfig};
-use duet_protocol::{close, EventKind, Identity, LogRecord, Role};
+use duet_core::{rebuild, ConnId, Effect, QuestionPick, ReplySlots, Restored, Room, RoomConfig};
+use duet_protocol::{close, Actor, EventKind, Identity, LogRecord, Role};
 use std::collections::BTreeMap;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
@@ -260,4 +261,81 @@ fn a_room_reloaded_from_its_log_takes_changes_to_what_was_drawn_before() {
     after.draw(1, &[rect("db", 99)]);
     assert!(after.closed.is_empty(), "{:?}", after.closed);
     assert!(after.board_of(2)["db"].contains(r#""x":99"#));
+}
+
+fn drawing(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| rect(id, 0).1).collect()
+}
+
+fn switch(scene: &mut Scene, id: &str, starter: Option<&str>, board: &[String]) {
+    scene.clock += 1;
+    let pick = QuestionPick {
+        id,
+        title: id,
+        starter,
+        board,
+    };
+    let effects = scene
+        .room
+        .switch_question(pick, Actor::Interviewer, scene.clock)
+        .unwrap();
+    scene.carry_out(effects);
+}
+
+fn keys(scene: &Scene, conn: ConnId) -> Vec<String> {
+    scene.board_of(conn).into_keys().collect()
+}
+
+#[test]
+fn a_starter_drawing_opens_on_the_board_and_each_question_keeps_its_own_board() {
+    let mut scene = Scene::new(Room::new(RoomConfig::default()));
+    scene.join(1, Role::Candidate);
+    let queue_design = drawing(&["api", "queue"]);
+    let cache_design = drawing(&["cache"]);
+
+    // The interviewer opens a design prompt: its starter drawing is on everyone's board.
+    switch(&mut scene, "rate-limited-api", None, &queue_design);
+    assert_eq!(keys(&scene, 1), ["api", "queue"]);
+    let by_server = scene.log.last().unwrap();
+    assert_eq!(
+        (by_server.kind, by_server.by),
+        (EventKind::Edit, Actor::Server)
+    );
+    // The candidate adds a worker pool.
+    scene.draw(1, &[rect("workers", 5)]);
+
+    // A coding question with no drawing leaves the board as it is; its starter goes to main.py.
+    switch(&mut scene, "lru-cache", Some("class LRUCache: ...\n"), &[]);
+    assert_eq!(keys(&scene, 1), ["api", "queue", "workers"]);
+    assert_eq!(scene.room.text(), "class LRUCache: ...\n");
+
+    // Another design prompt replaces the board with its own drawing.
+    switch(&mut scene, "read-heavy-cache", None, &cache_design);
+    assert_eq!(keys(&scene, 1), ["cache"]);
+    scene.draw(1, &[rect("cdn", 7)]);
+
+    // Back to the first prompt: its board comes back as it was left, not its starter.
+    switch(&mut scene, "rate-limited-api", None, &queue_design);
+    assert_eq!(keys(&scene, 1), ["api", "queue", "workers"]);
+
+    // After a restart, the room still knows each question's board from its log.
+    let log = scene.log.clone();
+    let restored = Restored::from_log(
+        &log.iter()
+            .filter(|r| Restored::KINDS.contains(&r.kind))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let mut room = Room::from_history(
+        RoomConfig::default(),
+        rebuild(None, log.clone()).unwrap(),
+        0,
+    );
+    room.restore(restored);
+    let mut after = Scene::new(room);
+    after.log = log;
+    after.join(2, Role::Interviewer);
+    assert_eq!(keys(&after, 2), ["api", "queue", "workers"]);
+    switch(&mut after, "read-heavy-cache", None, &cache_design);
+    assert_eq!(keys(&after, 2), ["cache", "cdn"]);
 }

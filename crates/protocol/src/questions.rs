@@ -55,6 +55,10 @@ pub struct Question {
     pub hidden_tests: String,
     pub hints: Hints,
     pub follow_ups: Vec<String>,
+    /// The starter drawing: Excalidraw elements, each as its JSON, that the board holds when
+    /// the room first opens the question. Empty for a question without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub board: Vec<String>,
 }
 
 /// The part of a question the candidate may see: never hints, follow-ups, the solution or the
@@ -118,9 +122,13 @@ pub struct QuestionSwitched {
     pub left: Option<KeptCode>,
 }
 
-/// The code a question had when the room moved away from it.
+/// The code (and the board) a question had when the room moved away from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptCode {
     pub question_id: String,
     pub code: String,
+    /// The board's elements, each as its JSON. Absent in records written before the board
+    /// existed, and when the board was empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub board: Vec<String>,
 }

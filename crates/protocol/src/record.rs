@@ -367,6 +367,7 @@ mod tests {
                 left: Some(crate::KeptCode {
                     question_id: "retry-backoff".into(),
                     code: "def retry(): ...".into(),
+                    board: vec![r#"{"id":"a","type":"rectangle"}"#.into()],
                 }),
             }),
             Record::Scorecard(ScorecardChange {

@@ -75,10 +75,48 @@ struct RawQuestion {
     hints: RawHints,
     #[serde(default)]
     follow_ups: Vec<String>,
+    /// The starter drawing: the JSON of an Excalidraw file, or just its elements array.
+    board: Option<String>,
 }
 
 fn coding() -> QuestionKind {
     QuestionKind::Coding
+}
+
+/// A starter drawing's elements, each as compact JSON, checked as the room checks what people
+/// draw (so a question can never put on the board what a participant could not).
+fn starter_board(json: &str) -> Result<Vec<String>, String> {
+    use duet_core::board::{check_element, MAX_ELEMENTS};
+    use serde_json::Value;
+    let value: Value = serde_json::from_str(json).map_err(|e| format!("board is not JSON: {e}"))?;
+    let elements = match value {
+        Value::Array(elements) => elements,
+        Value::Object(mut file) => match file.remove("elements") {
+            Some(Value::Array(elements)) => elements,
+            _ => return Err("board must be an Excalidraw file (with an \"elements\" list) or a list of elements".into()),
+        },
+        _ => return Err("board must be an Excalidraw file (with an \"elements\" list) or a list of elements".into()),
+    };
+    if elements.len() > MAX_ELEMENTS {
+        return Err(format!(
+            "board has {} elements; the board holds at most {MAX_ELEMENTS}",
+            elements.len()
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(elements.len());
+    for (i, element) in elements.iter().enumerate() {
+        let json = element.to_string();
+        let id = check_element(&json).map_err(|e| format!("board element {}: {e}", i + 1))?;
+        if !ids.insert(id.clone()) {
+            return Err(format!(
+                "board element {}: the id {id:?} is used twice",
+                i + 1
+            ));
+        }
+        out.push(json);
+    }
+    Ok(out)
 }
 
 /// Reads one question file's text.
@@ -113,6 +151,10 @@ pub fn parse(text: &str) -> Result<Question, (Option<usize>, String)> {
         ("visible_tests", &raw.visible_tests),
         ("hidden_tests", &raw.hidden_tests),
     ];
+    let board = match &raw.board {
+        Some(json) => starter_board(json).map_err(|e| (None, e))?,
+        None => Vec::new(),
+    };
     match raw.kind {
         QuestionKind::Coding => {
             if let Some((field, _)) = code
@@ -147,6 +189,7 @@ pub fn parse(text: &str) -> Result<Question, (Option<usize>, String)> {
             red_flags: raw.hints.red_flags.into_vec(),
         },
         follow_ups: raw.follow_ups,
+        board,
     })
 }
 
@@ -353,5 +396,67 @@ red_flags = ["returns 2"]
                 .any(|p| p.contains("misnamed.toml") && p.contains("file name")),
             "{said:?}"
         );
+    }
+
+    const DRAWING: &str = r#"
+id = "design"
+title = "Design"
+kind = "discussion"
+difficulty = "medium"
+areas = ["system_design"]
+prompt = "Design it."
+board = '''{"type": "excalidraw", "version": 2, "elements": [
+  {"id": "api", "type": "rectangle", "x": 0, "y": 0, "width": 100, "height": 50},
+  {"id": "label", "type": "text", "x": 10, "y": 10, "text": "API <b>v1</b>"}
+]}'''
+[hints]
+strong = "draws it"
+red_flags = "does not"
+"#;
+
+    #[test]
+    fn a_starter_drawing_loads_from_an_excalidraw_file_or_an_elements_list() {
+        let q = parse(DRAWING)
+            .map_err(|e| e.1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.board.len(), 2);
+        assert!(q.board[1].contains("API <b>v1</b>"), "{:?}", q.board);
+        let list = DRAWING
+            .replace(r#"{"type": "excalidraw", "version": 2, "elements": ["#, "[")
+            .replace("]}'''", "]'''");
+        let q = parse(&list)
+            .map_err(|e| e.1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.board.len(), 2);
+        // Coding questions may carry one too.
+        let coding = GOOD.replace(
+            "[hints]",
+            "board = '[{\"id\": \"a\", \"type\": \"ellipse\"}]'\n[hints]",
+        );
+        assert!(parse(&coding).is_ok_and(|q| q.board.len() == 1));
+    }
+
+    #[test]
+    fn a_starter_drawing_the_board_would_refuse_is_reported() {
+        let cases = [
+            (
+                r#""type": "rectangle", "x": 0"#,
+                r#""type": "image", "fileId": "f""#,
+                "image",
+            ),
+            (r#""id": "label""#, r#""id": "api""#, "used twice"),
+            (
+                r#""x": 10, "y": 10"#,
+                r#""link": "data:text/html,hi""#,
+                "data: URL",
+            ),
+            ("\"elements\": [", "\"shapes\": [", "Excalidraw file"),
+        ];
+        for (from, to, why) in cases {
+            let bad = DRAWING.replacen(from, to, 1);
+            assert_ne!(bad, DRAWING, "{from} is in the sample");
+            let said = parse(&bad).err().map(|e| e.1).unwrap_or_default();
+            assert!(said.contains(why), "{to}: said {said:?}");
+        }
     }
 }

@@ -7,4 +7,9 @@ import type { QuestionKind } from "./QuestionKind";
 /**
  * A whole question, as the interviewer (and a reviewer) sees it.
  */
-export type Question = { prompt: string, starter: string, solution: string, visible_tests: string, hidden_tests: string, hints: Hints, follow_ups: Array<string>, id: string, title: string, kind: QuestionKind, difficulty: Difficulty, tags: Array<string>, areas: Array<Area>, };
+export type Question = { prompt: string, starter: string, solution: string, visible_tests: string, hidden_tests: string, hints: Hints, follow_ups: Array<string>, 
+/**
+ * The starter drawing: Excalidraw elements, each as its JSON, that the board holds when
+ * the room first opens the question. Empty for a question without one.
+ */
+board?: Array<string>, id: string, title: string, kind: QuestionKind, difficulty: Difficulty, tags: Array<string>, areas: Array<Area>, };

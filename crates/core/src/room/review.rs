@@ -3,16 +3,20 @@
 
 use super::*;
 
-/// The room's question and the code kept per question it moved away from.
+/// The room's question and the code (and board) kept per question it moved away from.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Questions {
     pub current: Option<String>,
     pub kept: HashMap<String, String>,
+    /// The board's elements (each as its JSON) per question it moved away from.
+    pub kept_boards: HashMap<String, Vec<String>>,
 }
 
 impl Questions {
     pub(super) fn switched(&mut self, switched: QuestionSwitched) {
         if let Some(left) = switched.left {
+            self.kept_boards
+                .insert(left.question_id.clone(), left.board);
             self.kept.insert(left.question_id, left.code);
         }
         self.current = Some(switched.question_id);
@@ -26,17 +30,21 @@ pub struct QuestionPick<'a> {
     pub title: &'a str,
     /// A coding question's starter code; `None` for a discussion (the code stays as it is).
     pub starter: Option<&'a str>,
+    /// The question's starter drawing (Excalidraw elements as JSON); empty for none (the
+    /// board stays as it is).
+    pub board: &'a [String],
 }
 
 /// Integrity signals logged per minute at most.
 pub const MAX_SIGNALS_PER_MINUTE: usize = 30;
 
 impl Room {
-    /// The room moves to another question: the switch is logged with the code left on the
-    /// question it leaves, then `main.py` becomes the code last written for the new question
-    /// (a switch back) or, the first time, a coding question's starter, in one server edit; the
-    /// events socket names the question. Refused once the interview has ended: the record of
-    /// an ended interview does not change.
+    /// The room moves to another question: the switch is logged with the code and the board
+    /// left on the question it leaves, then `main.py` becomes the code last written for the new
+    /// question (a switch back) or, the first time, a coding question's starter, in one server
+    /// edit, and the board likewise becomes the one left on it or, the first time, its starter
+    /// drawing if it has one, in another; the events socket names the question. Refused once
+    /// the interview has ended: the record of an ended interview does not change.
     pub fn switch_question(
         &mut self,
         to: QuestionPick<'_>,
@@ -54,6 +62,11 @@ impl Room {
             .map(|question_id| KeptCode {
                 question_id,
                 code: self.text(),
+                board: self
+                    .board_elements()
+                    .into_iter()
+                    .map(|(_, json)| json)
+                    .collect(),
             });
         let switched = QuestionSwitched {
             question_id: to.id.to_owned(),
@@ -67,6 +80,14 @@ impl Room {
         let restored = kept.is_some();
         if let Some(code) = kept.as_deref().or(to.starter) {
             effects.extend(self.replace_text(code, now_ms));
+        }
+        let board = match self.questions.kept_boards.get(to.id) {
+            Some(kept) if restored => Some(kept.clone()),
+            _ if restored || to.board.is_empty() => None,
+            _ => Some(to.board.to_vec()),
+        };
+        if let Some(board) = board {
+            effects.extend(self.replace_board(&board, now_ms));
         }
         effects.push(Effect::Event {
             audience: Audience::Everyone,

@@ -297,6 +297,55 @@ impl Room {
         });
         effects
     }
+
+    /// The server replaces the whole board with `elements` (Excalidraw elements as JSON, each
+    /// stored under its id: a question's starter drawing, or the board kept for a question), as
+    /// one edit under the server's own client id that every client receives. Keys not among
+    /// them are deleted; an element that is not acceptable is left out. Returns nothing if the
+    /// board is already so.
+    pub fn replace_board(&mut self, elements: &[String], now_ms: i64) -> Vec<Effect> {
+        let wanted: HashMap<Box<str>, &str> = elements
+            .iter()
+            .filter_map(|json| Some((board::check_element(json).ok()?, json.as_str())))
+            .collect();
+        let map = self.doc.get_or_insert_map(board::BOARD);
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            let stale: Vec<String> = map
+                .keys(&txn)
+                .filter(|key| !wanted.contains_key(*key))
+                .map(str::to_owned)
+                .collect();
+            let mut changed = !stale.is_empty();
+            for key in stale {
+                map.remove(&mut txn, &key);
+            }
+            for (key, json) in &wanted {
+                let same = matches!(
+                    map.get(&txn, key),
+                    Some(yrs::Out::Any(yrs::Any::String(now))) if &*now == *json
+                );
+                if !same {
+                    map.insert(&mut txn, key.as_ref(), *json);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Vec::new();
+            }
+            txn.encode_update_v1()
+        };
+        self.owners
+            .entry(self.doc.client_id().get())
+            .or_insert(Actor::Server);
+        self.places.learn_update(&update);
+        let mut effects = vec![self.record(Actor::Server, Record::Edit(update.clone()), now_ms)];
+        effects.push(Effect::Broadcast {
+            except: None,
+            message: Message::Sync(SyncMessage::Update(update)).encode_v1(),
+        });
+        effects
+    }
 }
 
 /// Why a connection is closed.

@@ -191,6 +191,7 @@ fn question() -> Question {
         hidden_tests: "h".into(),
         hints: Hints::default(),
         follow_ups: vec![],
+        board: vec![],
     }
 }
 

@@ -213,7 +213,8 @@ impl RoomTask {
     }
 
     /// Moves the room to `question`: the switch is logged, and `main.py` becomes the code last
-    /// written for it or its starter (see [`duet_core::Room::switch_question`]).
+    /// written for it or its starter, the board the one left on it or its starter drawing (see
+    /// [`duet_core::Room::switch_question`]).
     pub(super) fn switch_question(
         &mut self,
         question: Arc<Question>,
@@ -224,6 +225,7 @@ impl RoomTask {
             title: &question.summary.title,
             starter: (question.summary.kind == QuestionKind::Coding)
                 .then_some(question.starter.as_str()),
+            board: &question.board,
         };
         let effects = self.room.switch_question(pick, by, self.clock.now_ms())?;
         let switched = super::Switched {
