@@ -9,10 +9,12 @@
 use duet_protocol::{
     Actor, EventKind, InterviewId, LogRecord, PerRole, Role, RunFinished, RunKind, RunStarted,
 };
+use duet_server::replay::ReplayCache;
 use duet_tests::{eventually, FakeSandbox, TestServer, YClient, PATIENCE};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 struct Session {
     server: TestServer,
@@ -710,18 +712,17 @@ async fn the_output_cap_keeps_exactly_the_cap_of_what_the_program_wrote_and_ends
     );
 }
 
-#[tokio::test]
-async fn a_long_log_answers_the_same_before_and_after_its_text_index_is_built() {
-    let s = Session::new(TestServer::start().await).await;
-    // 1,200 edits written as the room writes them, straight into the log.
+/// Writes `edits` single-character edits (a fifth of them deletes, at random places) into the
+/// interview's log, as the room writes them. Returns the text after each seq.
+async fn random_typing(server: &TestServer, id: &InterviewId, edits: u64) -> Vec<String> {
+    use yrs::{GetString, Text, Transact};
     let doc = yrs::Doc::new();
     let text = doc.get_or_insert_text(duet_protocol::MAIN_FILE);
     let mut texts = vec![String::new()];
     let mut rng = StdRng::seed_from_u64(8);
     let at = now_ms();
     let mut last = None;
-    for seq in 1..=1_200u64 {
-        use yrs::{GetString, Text, Transact};
+    for seq in 1..=edits {
         let update = {
             let mut txn = doc.transact_mut();
             let len = text.len(&txn);
@@ -740,29 +741,78 @@ async fn a_long_log_answers_the_same_before_and_after_its_text_index_is_built() 
             by: Actor::Candidate,
             data: update,
         };
-        last = Some(s.server.state.store.append(&s.id, record));
+        last = Some(server.state.store.append(id, record));
     }
     last.unwrap().await.unwrap().unwrap();
-    let probes = [1u64, 2, 511, 512, 513, 900, 1_199, 1_200];
-    // Before the index exists: answered by rebuilding the document.
-    for seq in probes {
+    texts
+}
+
+#[tokio::test]
+async fn the_first_snapshot_after_a_restart_builds_the_text_index_and_answers_from_it() {
+    // Issue 16, finding 13: after a restart, a long log's text index took seconds to build on
+    // a thread of its own (each edit walked the whole text), and until then every snapshot
+    // was rebuilt from a checkpoint. Building now costs a few microseconds an edit, so the
+    // first snapshot builds the whole index and answers from it.
+    let s = Session::new(TestServer::start().await).await;
+    let texts = random_typing(&s.server, &s.id, 3_000).await;
+    let Session { server, id, tokens } = s;
+    let dir = server.stop().await;
+    let s = Session {
+        server: TestServer::start_in(dir, |_| {}).await,
+        id,
+        tokens,
+    };
+    let replay = s.server.state.replay.clone();
+    assert_eq!(
+        replay.indexed_seq(&s.id),
+        0,
+        "a restart starts with no index"
+    );
+    assert_eq!(s.snapshot_text("seq=1500").await, texts[1_500]);
+    assert_eq!(
+        replay.indexed_seq(&s.id),
+        3_000,
+        "the first snapshot built the index to the end of the log before answering"
+    );
+    for seq in [1u64, 2, 511, 512, 513, 2_047, 2_048, 2_999, 3_000] {
         assert_eq!(
             s.snapshot_text(&format!("seq={seq}")).await,
             texts[seq as usize],
             "seq {seq}"
         );
     }
-    let replay = s.server.state.replay.clone();
+}
+
+#[tokio::test]
+async fn a_log_too_long_to_index_inside_a_request_answers_the_same_before_and_after_its_index_is_built(
+) {
+    // A cache that builds at most 100 records inside a request: a 1,200-edit log is indexed on
+    // a thread of its own, and answered from checkpoints (rebuilt documents) meanwhile.
+    let s = Session::new(TestServer::start().await).await;
+    let texts = random_typing(&s.server, &s.id, 1_200).await;
+    let store = s.server.state.store.clone();
+    let replay = Arc::new(ReplayCache::with_inline_build(32 << 20, 100));
+    let answer = |seq: u64| {
+        let (store, replay, id) = (store.clone(), replay.clone(), s.id.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let moments = replay.moments(&*store, &id).unwrap();
+                replay.text_at(&store, &id, &moments, seq).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let probes = [1u64, 2, 511, 512, 513, 900, 1_199, 1_200];
+    for seq in probes {
+        assert_eq!(answer(seq).await, texts[seq as usize], "seq {seq}");
+    }
     assert!(
         eventually(PATIENCE, || replay.indexed_seq(&s.id) >= 1_200).await,
         "the text index is built in the background"
     );
     for seq in probes {
-        assert_eq!(
-            s.snapshot_text(&format!("seq={seq}")).await,
-            texts[seq as usize],
-            "indexed, seq {seq}"
-        );
+        assert_eq!(answer(seq).await, texts[seq as usize], "indexed, seq {seq}");
     }
 }
 

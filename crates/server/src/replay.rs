@@ -1,9 +1,12 @@
 //! Replay's reads, off the async runtime: per interview, the log's moment index and its text
 //! index (the text at every edit as rope keyframes plus plain-text steps, see
 //! [`duet_core::TextIndex`]), extended as the log grows, so scrubbing back and forth costs a
-//! keyframe clone and a few hundred steps. A log the text index cannot hold (an embed in the
-//! text) falls back to rebuilding the document from the nearest checkpoint or recent replay
-//! state, cached too. Everything is held within one byte budget, least recently used out first.
+//! keyframe clone and a few hundred steps. The index is built inside the first request that
+//! needs it (a few microseconds an edit: the first replay after a restart of a two-hour
+//! session waits a fraction of a second, once), or on a thread of its own for a log longer
+//! than that. A log the text index cannot hold (one it cannot follow, or past its byte limit)
+//! falls back to rebuilding the document from the nearest checkpoint or recent replay state,
+//! cached too. Everything is held within one byte budget, least recently used out first.
 //!
 //! Every function here is synchronous and reads SQLite: call it from `spawn_blocking`. No lock
 //! is held while a document is rebuilt; the cache holds encoded states and texts, never a yrs
@@ -33,8 +36,12 @@ struct Cached {
     used: u64,
 }
 
-/// Records a text index may lag and still be extended while a request waits.
-const SYNC_EXTEND: u64 = 256;
+/// Records a text index may lag and still be built or extended while a request waits: a build
+/// costs a few microseconds an edit (the 50,000 edits of a two-hour session, 0.3 to 0.5 s of a
+/// core in `text_index_cost`, see BENCHMARKS.md), so the first replay after a restart builds
+/// inline rather than answering from checkpoints meanwhile; further behind, it builds on a
+/// thread of its own.
+pub const INLINE_BUILD_RECORDS: u64 = 65_536;
 
 /// An interview's text index, and whether a thread is building it.
 #[derive(Default)]
@@ -133,6 +140,8 @@ enum Part<'a> {
 pub struct ReplayCache {
     inner: Mutex<Inner>,
     budget: usize,
+    /// See [`INLINE_BUILD_RECORDS`].
+    inline_records: u64,
     /// Text index builds running now, across interviews (at most [`MAX_BUILDS`]).
     builds: AtomicUsize,
 }
@@ -174,9 +183,16 @@ impl Drop for BuildPermit {
 
 impl ReplayCache {
     pub fn new(budget: usize) -> ReplayCache {
+        ReplayCache::with_inline_build(budget, INLINE_BUILD_RECORDS)
+    }
+
+    /// A cache whose requests build or extend a text index lagging at most `records` records
+    /// themselves (and leave a longer build to a thread of its own).
+    pub fn with_inline_build(budget: usize, records: u64) -> ReplayCache {
         ReplayCache {
             inner: Mutex::new(Inner::default()),
             budget,
+            inline_records: records,
             builds: AtomicUsize::new(0),
         }
     }
@@ -227,10 +243,10 @@ impl ReplayCache {
     /// The text of `main.py` at `seq` (which the caller checked is in the log). `moments` is
     /// the interview's index from [`ReplayCache::moments`].
     ///
-    /// From the text index when it reaches `seq`. A few records behind (a live session) it is
-    /// extended here; further behind (the first replay of a long session: building costs
-    /// about the length of the text per edit) it is built on a thread of its own while this
-    /// answer, and those until it is ready, rebuild the document from the nearest checkpoint.
+    /// From the text index when it reaches `seq`. Up to [`INLINE_BUILD_RECORDS`] behind (a
+    /// live session, or the first replay of a long one after a restart) it is built or
+    /// extended here; further behind it is built on a thread of its own while this answer,
+    /// and those until it is ready, rebuild the document from the nearest checkpoint.
     pub fn text_at(
         self: &Arc<Self>,
         store: &Arc<dyn Store>,
@@ -248,7 +264,7 @@ impl ReplayCache {
         let limit = self.index_limit();
         let (found, behind, size) = {
             let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
-            if index.is_exact() && index.seq() < upto && upto - index.seq() <= SYNC_EXTEND {
+            if index.is_exact() && index.seq() < upto && upto - index.seq() <= self.inline_records {
                 extend_index(&**store, id, &mut index, upto, limit)?;
             }
             let behind = index.is_exact() && index.seq() < upto;
