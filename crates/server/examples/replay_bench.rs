@@ -306,8 +306,9 @@ async fn measure(
         percentile(&warm, 1.0)
     );
 
-    // The first snapshots: the text index is not built yet (it builds on its own thread), so
-    // these rebuild the document from the nearest checkpoint.
+    // The first snapshots after the server started: the first one builds the text index (a
+    // log longer than the cache builds inside a request is answered from checkpoints until a
+    // thread of its own has built it).
     let mut rng = StdRng::seed_from_u64(5);
     let first_at = Instant::now();
     let mut cold = Vec::new();
@@ -315,9 +316,10 @@ async fn measure(
         let at = rng.gen_range(start..=end);
         cold.push(get(format!("/snapshot?at={at}")).await.0);
     }
+    let very_first = cold[0].as_secs_f64() * 1000.0;
     cold.sort();
     println!(
-        "snapshot before the text index is ready (200, rebuilt from checkpoints): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server RSS {:.1} MiB",
+        "the first 200 snapshots after the server started: the first {very_first:.1} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server RSS {:.1} MiB",
         percentile(&cold, 0.5),
         percentile(&cold, 0.99),
         percentile(&cold, 1.0),
