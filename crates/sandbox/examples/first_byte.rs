@@ -70,7 +70,8 @@ async fn main() {
         std::env::var("DUET_SANDBOX_IMAGE").unwrap_or_else(|_| "duet-sandbox:latest".into());
     let config = |pool| DockerConfig {
         image: image.clone(),
-        pool_size: pool,
+        pool_min: pool,
+        pool_max: pool,
         instance: "bench".into(),
         ..DockerConfig::default()
     };

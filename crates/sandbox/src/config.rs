@@ -73,8 +73,12 @@ pub struct DockerConfig {
     /// The engines runs go to (at least one). Each has its own image check, warm pool, run
     /// slots, reaper and health.
     pub engines: Vec<EngineAddr>,
-    /// Containers kept created, started and waiting for a run, per engine; 0 turns the pool off.
-    pub pool_size: usize,
+    /// Containers kept created, started and waiting for a run, per engine, at the least...
+    pub pool_min: usize,
+    /// ...and at the most, as the rate of runs asks (see `pool.rs`); 0 turns the pool off.
+    pub pool_max: usize,
+    /// How far back the rate of runs is measured for the pool's size.
+    pub pool_window: Duration,
     /// Runs at once, per engine.
     pub concurrency: usize,
     /// Runs waiting for a slot (on any engine) before `start` answers `Busy`.
@@ -92,7 +96,7 @@ pub struct DockerConfig {
     /// Bound on creating, attaching and starting a container (a cold start takes ~0.3 s).
     pub setup_timeout: Duration,
     /// The first of the host uids containers run as: each container has one of its own among
-    /// `uid_base .. uid_base + engines × (pool_size + concurrency)` (each engine its own part,
+    /// `uid_base .. uid_base + engines × (pool_max + concurrency)` (each engine its own part,
     /// so engines sharing a host share no uid either), so per-user kernel limits (inotify
     /// instances, signals) are never shared by two runs. Servers sharing a host need ranges
     /// that do not overlap; no other process of the host should run as these uids.
@@ -104,7 +108,9 @@ impl Default for DockerConfig {
         DockerConfig {
             image: "duet-sandbox:latest".into(),
             engines: vec![EngineAddr::Unix(PathBuf::from("/var/run/docker.sock"))],
-            pool_size: 2,
+            pool_min: 2,
+            pool_max: 8,
+            pool_window: Duration::from_secs(60),
             concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -125,7 +131,7 @@ pub const MIN_UID: u32 = 10001;
 impl DockerConfig {
     /// How many host uids one engine's containers use: one per warm container and per run slot.
     pub fn uid_count(&self) -> u32 {
-        u32::try_from(self.pool_size.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
+        u32::try_from(self.pool_max.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
     }
 
     /// Refuses settings that cannot work.
@@ -136,6 +142,15 @@ impl DockerConfig {
         }
         if self.concurrency == 0 {
             return bad("sandbox concurrency must be at least 1".into());
+        }
+        if self.pool_min > self.pool_max {
+            return bad(format!(
+                "the warm pool's minimum ({}) is over its maximum ({})",
+                self.pool_min, self.pool_max
+            ));
+        }
+        if self.pool_window < Duration::from_secs(6) {
+            return bad("the warm pool's rate window is under 6 s".into());
         }
         if self.engines.is_empty() {
             return bad("no sandbox engine: give at least one".into());
@@ -245,7 +260,8 @@ mod tests {
         let two = DockerConfig {
             engines: vec![EngineAddr::Unix("/a".into()), EngineAddr::Unix("/b".into())],
             uid_base: (1 << 31) - 2 * 8,
-            pool_size: 4,
+            pool_min: 4,
+            pool_max: 4,
             concurrency: 4,
             ..DockerConfig::default()
         };

@@ -97,6 +97,7 @@ impl Inner {
             running: mine.running,
             slots: mine.total,
             warm: self.pool.warm(),
+            pool_target: self.pool.target(),
             runs: self.runs.load(Relaxed),
             cold_starts: self.cold_starts.load(Relaxed),
         }
@@ -165,7 +166,7 @@ impl DockerSandbox {
                 Arc::new(Inner {
                     index,
                     engine: Engine::new(addr.clone(), config.image.clone()),
-                    pool: Pool::new(config.pool_size),
+                    pool: Pool::new(config.pool_min, config.pool_max, config.pool_window),
                     slots: slots.clone(),
                     registry: Arc::new(Registry::new(first, uids)),
                     reap_now: Notify::new(),

@@ -234,6 +234,9 @@ pub struct EngineStatus {
     /// Runs it may hold at once.
     pub slots: usize,
     pub warm: usize,
+    /// Warm containers it aims to keep now (between the pool's minimum and maximum, from the
+    /// rate of runs).
+    pub pool_target: usize,
     /// Runs given a slot on it since start.
     pub runs: u64,
     /// Of those, runs that found no warm container.

@@ -1,6 +1,13 @@
 //! The warm pool: containers created, attached and started ahead of time, their runner waiting
 //! on stdin with the interpreter loaded. Each serves one run and is then removed; the pool
-//! refills in the background, one container at a time so refills never crowd runs.
+//! refills in the background.
+//!
+//! Its size follows demand ([`Demand`]): between a minimum and a maximum per engine, the runs
+//! arriving per second (the busier of the last `pool_window` and its last sixth, so a burst
+//! counts at once and a lull only slowly) times the time a refill takes (measured), three times
+//! over: what arrives while the pool refills, with room for the peaks of random arrivals. The
+//! pool grows as soon as the rate does, ahead of the runs that would otherwise start cold, with
+//! up to two refills at once; past the target, idle containers are removed one a second.
 //!
 //! Warm runners do not preload pytest: a worker holding pytest costs ~25 MiB of the run's
 //! memory limit while idle, and killing it when the run is a program (the common case) takes
@@ -13,26 +20,103 @@ use crate::engine::lock;
 use crate::Limits;
 use futures_util::{FutureExt, StreamExt};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// How often idle warm containers are checked for life.
+/// How often idle warm containers are checked for life and the target is looked at again.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// Refills under way at once, per engine.
+const FILL_PARALLEL: usize = 2;
+/// Headroom over the runs expected to arrive during one refill.
+const HEADROOM: f64 = 3.0;
+/// What a refill is taken to cost before one was measured.
+const FILL_GUESS: Duration = Duration::from_millis(500);
+
+/// Runs arriving and refills' cost, for the pool's target size.
+pub struct Demand {
+    window: Duration,
+    /// When runs asked this engine's pool for a container, within the window, oldest first.
+    arrivals: VecDeque<Instant>,
+    /// Time one refill takes (moving average).
+    fill: Option<Duration>,
+}
+
+impl Demand {
+    pub fn new(window: Duration) -> Self {
+        Demand {
+            window,
+            arrivals: VecDeque::new(),
+            fill: None,
+        }
+    }
+
+    pub fn arrived(&mut self, now: Instant) {
+        self.arrivals.push_back(now);
+        self.forget(now);
+    }
+
+    pub fn filled(&mut self, took: Duration) {
+        self.fill = Some(match self.fill {
+            None => took,
+            Some(avg) => avg.mul_f64(0.7) + took.mul_f64(0.3),
+        });
+    }
+
+    fn forget(&mut self, now: Instant) {
+        while let Some(&first) = self.arrivals.front() {
+            if now.saturating_duration_since(first) <= self.window {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// Runs per second: the busier of the whole window and its last sixth.
+    pub fn rate(&mut self, now: Instant) -> f64 {
+        self.forget(now);
+        let long = self.arrivals.len() as f64 / self.window.as_secs_f64();
+        let short_window = self.window / 6;
+        let recent = self
+            .arrivals
+            .iter()
+            .rev()
+            .take_while(|&&t| now.saturating_duration_since(t) <= short_window)
+            .count();
+        long.max(recent as f64 / short_window.as_secs_f64())
+    }
+
+    /// Warm containers to keep: what arrives during a refill, with headroom, within bounds.
+    pub fn target(&mut self, now: Instant, min: usize, max: usize) -> usize {
+        let fill = self.fill.unwrap_or(FILL_GUESS).as_secs_f64();
+        let need = (self.rate(now) * fill * HEADROOM).ceil() as usize;
+        need.clamp(min, max.max(min))
+    }
+}
 
 pub struct Pool {
-    size: usize,
+    min: usize,
+    max: usize,
     ready: Mutex<VecDeque<Attached>>,
+    demand: Mutex<Demand>,
+    /// The size last aimed at.
+    target: AtomicUsize,
     wake: Notify,
 }
 
 impl Pool {
-    pub fn new(size: usize) -> Self {
+    pub fn new(min: usize, max: usize, window: Duration) -> Self {
         Pool {
-            size,
+            min,
+            max,
             ready: Mutex::new(VecDeque::new()),
+            demand: Mutex::new(Demand::new(window)),
+            target: AtomicUsize::new(min),
             wake: Notify::new(),
         }
     }
@@ -41,11 +125,23 @@ impl Pool {
         lock(&self.ready).len()
     }
 
+    /// The size the pool aims at now.
+    pub fn target(&self) -> usize {
+        self.target.load(Relaxed)
+    }
+
+    fn retarget(&self) -> usize {
+        let target = lock(&self.demand).target(Instant::now(), self.min, self.max);
+        self.target.store(target, Relaxed);
+        target
+    }
+
     /// A live warm container made with `defaults` (the config's limits) that also fit `limits`.
     pub fn take(&self, limits: &Limits, defaults: &Limits) -> Option<Attached> {
-        if self.size == 0 || !same_container_limits(limits, defaults) {
+        if self.max == 0 || !same_container_limits(limits, defaults) {
             return None;
         }
+        lock(&self.demand).arrived(Instant::now());
         let mut taken = None;
         let mut dead = Vec::new();
         {
@@ -81,6 +177,12 @@ impl Pool {
         bury(dead);
     }
 
+    /// Takes out one idle container beyond `target`, the oldest (to be removed).
+    fn excess(&self, target: usize) -> Option<Attached> {
+        let mut ready = lock(&self.ready);
+        (ready.len() > target).then(|| ready.pop_front()).flatten()
+    }
+
     /// Asks the filler to look at the pool now.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -113,48 +215,66 @@ fn bury(dead: Vec<Attached>) {
     }
 }
 
-/// Keeps the pool full until shutdown.
+/// Keeps the pool at its target until shutdown; removes what it was warming when it stops.
 pub async fn fill(inner: Arc<Inner>) {
     let pool = &inner.pool;
-    if pool.size == 0 {
+    if pool.max == 0 {
         return;
     }
+    let mut launches: JoinSet<(Result<Option<Attached>, String>, Duration)> = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
-    loop {
-        if inner.shutdown.is_cancelled() {
-            return;
-        }
+    let mut retry_at: Option<Instant> = None;
+    while !inner.shutdown.is_cancelled() {
         pool.prune();
-        if pool.warm() >= pool.size {
-            tokio::select! {
-                _ = pool.wake.notified() => {}
-                _ = tokio::time::sleep(PRUNE_EVERY) => {}
-                _ = inner.shutdown.cancelled() => return,
-            }
-            continue;
+        let target = pool.retarget();
+        // One idle container past the target goes per round (a round waits a second at most).
+        if let Some(extra) = pool.excess(target) {
+            let _ = extra.owned.remove().await;
         }
-        match warm_one(&inner).await {
-            Ok(None) => return,
-            Ok(Some(c)) => {
-                backoff = BACKOFF_MIN;
-                if inner.shutdown.is_cancelled() {
-                    let _ = c.owned.remove().await;
-                    return;
+        let now = Instant::now();
+        if retry_at.is_some_and(|t| now >= t) {
+            retry_at = None;
+        }
+        while retry_at.is_none()
+            && pool.warm() + launches.len() < target
+            && launches.len() < FILL_PARALLEL
+        {
+            let inner = inner.clone();
+            launches.spawn(async move {
+                let started = Instant::now();
+                (warm_one(&inner).await, started.elapsed())
+            });
+        }
+        let pause = retry_at.map_or(PRUNE_EVERY, |t| t.saturating_duration_since(now));
+        tokio::select! {
+            Some(done) = launches.join_next(), if !launches.is_empty() => match done {
+                Ok((Ok(Some(c)), took)) => {
+                    backoff = BACKOFF_MIN;
+                    lock(&pool.demand).filled(took);
+                    lock(&pool.ready).push_back(c);
                 }
-                lock(&pool.ready).push_back(c);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "sandbox: could not warm a container: {}",
-                    crate::escape::escape(&e)
-                );
-                inner.engine.failed();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = inner.shutdown.cancelled() => return,
+                Ok((Ok(None), _)) => {}
+                Ok((Err(e), _)) => {
+                    tracing::warn!(
+                        engine = %inner.engine.addr(),
+                        "sandbox: could not warm a container: {}",
+                        crate::escape::escape(&e)
+                    );
+                    inner.engine.failed();
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
+                Err(join) => tracing::warn!("sandbox: a refill task failed: {join}"),
+            },
+            _ = pool.wake.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = inner.shutdown.cancelled() => {}
+        }
+    }
+    // Containers being warmed now are removed before the filler ends.
+    while let Some(done) = launches.join_next().await {
+        if let Ok((Ok(Some(c)), _)) = done {
+            let _ = c.owned.remove().await;
         }
     }
 }
@@ -179,5 +299,59 @@ async fn warm_one(inner: &Arc<Inner>) -> Result<Option<Attached>, String> {
                 inner.config.setup_timeout
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: usize = 1;
+    const MAX: usize = 8;
+
+    #[test]
+    fn an_idle_pool_keeps_its_minimum() {
+        let mut demand = Demand::new(Duration::from_secs(60));
+        assert_eq!(demand.target(Instant::now(), MIN, MAX), MIN);
+        assert_eq!(demand.target(Instant::now(), 2, MAX), 2);
+    }
+
+    #[test]
+    fn the_target_follows_runs_arriving_times_the_refill_cost_within_bounds() {
+        let start = Instant::now();
+        let mut demand = Demand::new(Duration::from_secs(60));
+        demand.filled(Duration::from_millis(500));
+        // 100 runs a minute, evenly: 1.7 a second over the last ten seconds; during a refill of
+        // 0.5 s, 0.85 arrive; three times that, rounded up.
+        let mut now = start;
+        for _ in 0..100 {
+            now += Duration::from_millis(600);
+            demand.arrived(now);
+        }
+        assert_eq!(demand.target(now, MIN, MAX), 3);
+        // Slower refills (a loaded machine) want more.
+        for _ in 0..10 {
+            demand.filled(Duration::from_millis(1500));
+        }
+        assert_eq!(demand.target(now, MIN, MAX), 8);
+        assert_eq!(demand.target(now, MIN, 5), 5, "never past the maximum");
+    }
+
+    #[test]
+    fn a_burst_raises_the_target_at_once_and_a_lull_lowers_it_only_slowly() {
+        let start = Instant::now();
+        let mut demand = Demand::new(Duration::from_secs(60));
+        demand.filled(Duration::from_millis(500));
+        // Ten runs within two seconds: 1 a second over the last ten seconds.
+        for i in 0..10 {
+            demand.arrived(start + Duration::from_millis(200 * i));
+        }
+        let after_burst = start + Duration::from_secs(2);
+        assert_eq!(demand.target(after_burst, MIN, MAX), 2);
+        // Thirty seconds on, the burst still counts over the whole minute (10 / 60 s).
+        assert_eq!(demand.target(start + Duration::from_secs(30), MIN, MAX), 1);
+        assert!(demand.rate(start + Duration::from_secs(30)) > 0.16);
+        // A minute on, it is forgotten.
+        assert!(demand.rate(start + Duration::from_secs(63)) == 0.0);
     }
 }

@@ -24,7 +24,8 @@ async fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 #[tokio::test]
 async fn warm_pool_serves_each_container_once() {
     let mut cfg = config("pool");
-    cfg.pool_size = 2;
+    cfg.pool_min = 2;
+    cfg.pool_max = 2;
     let instance = cfg.instance.clone();
     let warm_sandbox = sandbox(cfg).await;
     wait_for("a full pool", Duration::from_secs(20), || {
@@ -71,9 +72,63 @@ async fn warm_pool_serves_each_container_once() {
 }
 
 #[tokio::test]
+async fn the_pool_grows_with_a_burst_of_runs_and_settles_back_when_they_stop() {
+    let mut cfg = config("pool-grows");
+    cfg.pool_min = 1;
+    cfg.pool_max = 4;
+    // The rate over 6 s, its last second for bursts.
+    cfg.pool_window = Duration::from_secs(6);
+    let instance = cfg.instance.clone();
+    let sandbox = sandbox(cfg).await;
+    wait_for("the minimum", Duration::from_secs(20), || {
+        sandbox.health().warm == 1
+    })
+    .await;
+    let engine = || sandbox.health().engines[0].clone();
+    assert_eq!(engine().pool_target, 1, "an idle pool keeps its minimum");
+
+    // Six runs, one after another, as fast as they go: several a second.
+    for i in 0..6 {
+        let ran = run(&sandbox, program(&format!("print({i})
+"))).await;
+        assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
+    }
+    let busy = engine();
+    assert_eq!(busy.runs, 6);
+    assert!(
+        busy.pool_target > 1,
+        "the pool aims higher while runs come fast: {busy:?}"
+    );
+    wait_for("the pool to grow", Duration::from_secs(20), || {
+        let e = engine();
+        e.warm > 1 && e.warm >= e.pool_target.min(2)
+    })
+    .await;
+
+    // No more runs: after the window the target is the minimum again, and the pool shrinks.
+    wait_for("the pool back to its minimum", Duration::from_secs(30), || {
+        let e = engine();
+        (e.pool_target, e.warm) == (1, 1)
+    })
+    .await;
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = containers(&instance).await;
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left.len(), 1, "the idle extras were removed: {left:?}");
+    sandbox.shutdown().await;
+    assert_no_containers(&instance).await;
+}
+
+#[tokio::test]
 async fn the_reaper_removes_containers_no_run_owns_and_spares_the_pool() {
     let mut cfg = config("reaper");
-    cfg.pool_size = 1;
+    cfg.pool_min = 1;
+    cfg.pool_max = 1;
     let instance = cfg.instance.clone();
     // What a killed server leaves: a labelled container of this instance that nobody owns.
     {

@@ -31,7 +31,8 @@ async fn a_real_engine_restart_ends_the_run_degrades_health_and_runs_recover_wit
     let mut cfg = config("engine-restart");
     cfg.engines = vec![EngineAddr::Unix(PathBuf::from(&socket))];
     cfg.health_interval = Duration::from_millis(300);
-    cfg.pool_size = 1;
+    cfg.pool_min = 1;
+    cfg.pool_max = 1;
     // Far beyond the 60 s `collect` waits: a run that ends has ended because of the outage.
     cfg.limits.wall = Duration::from_secs(180);
     let instance = cfg.instance.clone();

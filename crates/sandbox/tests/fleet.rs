@@ -75,7 +75,8 @@ async fn two_engines_share_runs_survive_the_death_of_one_and_take_it_back() {
         EngineAddr::parse(&second_addr, Some(&second.tls().client)).unwrap(),
     ];
     cfg.concurrency = 2;
-    cfg.pool_size = 1;
+    cfg.pool_min = 1;
+    cfg.pool_max = 1;
     cfg.health_interval = Duration::from_millis(300);
     // Far beyond the 60 s `collect` waits: a run that ends has ended because of the outage.
     cfg.limits.wall = Duration::from_secs(180);

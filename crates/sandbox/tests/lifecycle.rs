@@ -60,7 +60,8 @@ async fn cancelled_cold_starts_leave_no_container_even_when_shut_down_at_once() 
 #[tokio::test]
 async fn cancelled_starts_with_a_warm_pool_leave_only_the_pool_and_shutdown_removes_it() {
     let mut config = config("storm-warm");
-    config.pool_size = 2;
+    config.pool_min = 2;
+    config.pool_max = 2;
     let instance = config.instance.clone();
     let sandbox = sandbox(config).await;
     start_and_cancel_storm(&sandbox).await;

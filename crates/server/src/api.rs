@@ -358,7 +358,7 @@ pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Resp
     auth::require_admin(&state, &parts).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render() + &crate::metrics::render_sandbox(&state.sandbox.health()),
     )
         .into_response())
 }

@@ -115,10 +115,18 @@ pub struct SandboxArgs {
     /// certificate.
     #[arg(long = "sandbox-engine-certs", env = "DUET_SANDBOX_ENGINE_CERTS")]
     pub engine_certs: Option<PathBuf>,
-    /// Containers started ahead of time on each engine, each used for one run (0 turns the warm
-    /// pool off).
+    /// Containers started ahead of time on each engine, each used for one run, at the least
+    /// (the pool grows with the rate of runs up to --sandbox-pool-max); 0 turns the warm pool
+    /// off.
     #[arg(long = "sandbox-pool", env = "DUET_SANDBOX_POOL", default_value_t = 2)]
     pub pool: usize,
+    /// Warm containers on each engine at the most, when runs come fast.
+    #[arg(
+        long = "sandbox-pool-max",
+        env = "DUET_SANDBOX_POOL_MAX",
+        default_value_t = 8
+    )]
+    pub pool_max: usize,
     /// Runs at once on each engine (default: the number of cores of this machine).
     #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
     pub concurrency: Option<usize>,
@@ -178,6 +186,7 @@ impl Default for SandboxArgs {
             engines: Vec::new(),
             engine_certs: None,
             pool: 2,
+            pool_max: 8,
             concurrency: None,
             queue: 32,
             timeout_secs: 10,

@@ -174,7 +174,13 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
     let docker = duet_sandbox::DockerConfig {
         image: sandbox.image.clone(),
         engines: sandbox.engines()?,
-        pool_size: sandbox.pool,
+        pool_min: sandbox.pool,
+        // --sandbox-pool 0 turns the pool off; a maximum under the minimum is the minimum.
+        pool_max: if sandbox.pool == 0 {
+            0
+        } else {
+            sandbox.pool_max.max(sandbox.pool)
+        },
         concurrency: sandbox.concurrency.unwrap_or(defaults.concurrency).max(1),
         queue: sandbox.queue,
         limits: sandbox.limits(),

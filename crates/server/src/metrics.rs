@@ -108,3 +108,125 @@ impl Metrics {
         out
     }
 }
+
+/// The sandbox's figures, from its health, in the same format: per engine (label `engine`, its
+/// address) and in total.
+pub fn render_sandbox(health: &duet_sandbox::Health) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, kind: &str, values: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in values {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let per_engine = |f: &dyn Fn(&duet_sandbox::EngineStatus) -> String| {
+        health
+            .engines
+            .iter()
+            .map(|e| (format!("{{engine=\"{}\"}}", label(&e.engine)), f(e)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "duet_sandbox_queued",
+        "Runs waiting for a slot on any engine.",
+        "gauge",
+        vec![(String::new(), health.queued.to_string())],
+    );
+    family(
+        "duet_sandbox_engine_up",
+        "1 when the engine answers and has the image, else 0 (it takes no runs then).",
+        "gauge",
+        per_engine(&|e| u8::from(e.status == "ok").to_string()),
+    );
+    family(
+        "duet_sandbox_running",
+        "Runs in progress on the engine.",
+        "gauge",
+        per_engine(&|e| e.running.to_string()),
+    );
+    family(
+        "duet_sandbox_slots",
+        "Runs the engine may hold at once.",
+        "gauge",
+        per_engine(&|e| e.slots.to_string()),
+    );
+    family(
+        "duet_sandbox_warm",
+        "Warm containers waiting on the engine.",
+        "gauge",
+        per_engine(&|e| e.warm.to_string()),
+    );
+    family(
+        "duet_sandbox_pool_target",
+        "Warm containers the engine's pool aims at, from the rate of runs.",
+        "gauge",
+        per_engine(&|e| e.pool_target.to_string()),
+    );
+    family(
+        "duet_sandbox_runs_total",
+        "Runs given a slot on the engine.",
+        "counter",
+        per_engine(&|e| e.runs.to_string()),
+    );
+    family(
+        "duet_sandbox_cold_starts_total",
+        "Runs that found no warm container and started one on demand.",
+        "counter",
+        per_engine(&|e| e.cold_starts.to_string()),
+    );
+    out
+}
+
+/// A label value with `\\`, `"` and line breaks escaped, as the text format wants.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_figures_are_rendered_per_engine() {
+        let engine = |name: &str, status, cold| duet_sandbox::EngineStatus {
+            engine: name.into(),
+            status,
+            detail: None,
+            running: 1,
+            slots: 2,
+            warm: 3,
+            pool_target: 4,
+            runs: 10,
+            cold_starts: cold,
+        };
+        let health = duet_sandbox::Health {
+            status: "degraded",
+            detail: None,
+            running: 2,
+            queued: 5,
+            warm: 6,
+            cold_starts: 3,
+            engines: vec![
+                engine("unix:///var/run/docker.sock", "ok", 1),
+                engine("tcp://b\"x:2376", "degraded", 2),
+            ],
+        };
+        let text = render_sandbox(&health);
+        for line in [
+            "duet_sandbox_queued 5",
+            "duet_sandbox_engine_up{engine=\"unix:///var/run/docker.sock\"} 1",
+            "duet_sandbox_engine_up{engine=\"tcp://b\\\"x:2376\"} 0",
+            "duet_sandbox_cold_starts_total{engine=\"unix:///var/run/docker.sock\"} 1",
+            "duet_sandbox_pool_target{engine=\"unix:///var/run/docker.sock\"} 4",
+            "# TYPE duet_sandbox_runs_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+}

@@ -22,7 +22,8 @@ pub fn config(test: &str) -> DockerConfig {
     instance.truncate(40);
     DockerConfig {
         image: image(),
-        pool_size: 0,
+        pool_min: 0,
+        pool_max: 0,
         concurrency: 4,
         instance,
         limits: Limits {
