@@ -151,6 +151,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
       case 'end':
       case 'scorecard':
       case 'run.started':
+      case 'run.queued':
       case 'run.output':
       case 'run.input':
       case 'run.finished':

@@ -210,6 +210,13 @@ export class RoomState {
         this.makeActive(r)
         return [this.startedLine(r), { do: 'announce', text: `${kindLabel(r.kind)} started by the ${r.by}` }]
       }
+      case 'run.queued': {
+        // Every sandbox slot is taken: both people see the run's place as the queue moves.
+        const r = this.runs.get(event.run_id)
+        const place = event.ahead > 0 ? `queued, ${event.ahead} ahead` : 'queued, next'
+        const text = `${r ? `${kindLabel(r.kind)} #${r.n}` : 'The run'} ${place}`
+        return [{ do: 'write', stream: 'info', text: `… ${text}\n` }, { do: 'announce', text }]
+      }
       case 'run.output': {
         const text = this.output.push(event.run_id, event.stream, event)
         return text ? [{ do: 'write', stream: event.stream, text }] : []
@@ -348,6 +355,11 @@ export class RoomState {
         if (!summary) return false
         if (record?.run_id === event.run_id) return record.status !== 'running'
         return summary.status !== 'running'
+      }
+      case 'run.queued': {
+        // A place in the queue is news only while the run has not finished.
+        const summary = listed.get(event.run_id)
+        return summary !== undefined && summary.status !== 'running'
       }
       case 'run.input':
       case 'question':

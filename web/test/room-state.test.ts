@@ -385,6 +385,17 @@ test('a run stopped by a limit says which limit, live and after a reload', () =>
   assert.deepEqual(reloaded.finishLines(), ['■ Run #1 (started 10:00:02) finished: output over 1 MiB: the rest was dropped and the program stopped'])
 })
 
+test('a run waiting for a sandbox shows its place as the queue moves, then runs as usual', () => {
+  const page = open()
+  page.event(started(1, 'r1'))
+  page.event({ type: 'run.queued', seq: 1, run_id: 'r1', ahead: 2 })
+  page.event({ type: 'run.queued', seq: 1, run_id: 'r1', ahead: 0 })
+  page.event(out(2, 'r1', 'hi\n'))
+  page.event(finished(3, 'r1', 'ok'))
+  assert.match(page.console, /Run #1 queued, 2 ahead\n… Run #1 queued, next\nhi\n/)
+  assert.ok(page.announced.includes('Run #1 queued, 2 ahead'))
+})
+
 test('a newer run replaces a running one: the old one\'s finish names the old run and leaves the new one running', () => {
   const page = open()
   page.event(started(1, 'r1', { at: T0 + 1000 }))

@@ -21,6 +21,12 @@ pub enum RoomEvent {
         by: Role,
         at: i64,
     },
+    /// The run waits for a free sandbox slot: `ahead` runs (of this and other interviews) will
+    /// get one before it. Sent when it is queued and each time its place changes, before any
+    /// output; never stored (the log holds the run's start and end), so `seq` is the run's
+    /// start's.
+    #[serde(rename = "run.queued")]
+    RunQueued { seq: u64, run_id: RunId, ahead: u32 },
     /// Output as the program wrote it, one stored record's worth: `data` when it is text
     /// JSON carries at about its size, `base64` (its bytes) otherwise; exactly one is set
     /// (see [`crate::WireOutput`]). A character may be split across two events: decode each

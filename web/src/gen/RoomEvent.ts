@@ -13,7 +13,7 @@ import type { TestResults } from "./TestResults";
  * What the events socket says: one JSON text frame per event, tagged by `type`, each with the
  * room's `seq` of the record it announces. Built by the room, serialized once by the server.
  */
-export type RoomEvent = { "type": "run.started", seq: number, run_id: string, kind: RunKind, by: Role, at: number, } | { "type": "run.output", seq: number, run_id: string, stream: Stream, data?: string | null, base64?: string | null, } | { "type": "run.input", seq: number, run_id: string, by: Role, data: string, eof: boolean, } | { "type": "run.finished", seq: number, run_id: string, status: RunStatus, 
+export type RoomEvent = { "type": "run.started", seq: number, run_id: string, kind: RunKind, by: Role, at: number, } | { "type": "run.queued", seq: number, run_id: string, ahead: number, } | { "type": "run.output", seq: number, run_id: string, stream: Stream, data?: string | null, base64?: string | null, } | { "type": "run.input", seq: number, run_id: string, by: Role, data: string, eof: boolean, } | { "type": "run.finished", seq: number, run_id: string, status: RunStatus, 
 /**
  * The limit that stopped the run, if one did.
  */

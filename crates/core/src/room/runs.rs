@@ -114,6 +114,23 @@ impl Room {
             },
         ]
     }
+
+    /// A run of this room waits for a sandbox slot with `ahead` runs before it: told to
+    /// everyone who may see the run, not stored, under the seq of the run's start (nothing
+    /// for a run this room does not know).
+    pub fn run_queued(&self, run_id: &str, ahead: u32, started_seq: u64) -> Vec<Effect> {
+        if !self.runs.contains(run_id) {
+            return Vec::new();
+        }
+        vec![Effect::Event {
+            audience: audience(self.private_runs.contains(run_id)),
+            event: RoomEvent::RunQueued {
+                seq: started_seq,
+                run_id: run_id.to_owned(),
+                ahead,
+            },
+        }]
+    }
 }
 
 fn audience(private: bool) -> Audience {

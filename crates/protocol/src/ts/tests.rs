@@ -205,6 +205,11 @@ fn every_room_event_matches_its_typescript() {
             by: Role::Candidate,
             at: 5,
         },
+        RoomEvent::RunQueued {
+            seq: 1,
+            run_id: "r".into(),
+            ahead: 2,
+        },
         RoomEvent::RunOutput {
             seq: 2,
             run_id: "r".into(),
@@ -275,18 +280,18 @@ fn every_room_event_matches_its_typescript() {
         check(e);
     }
     // Output: `data` or `base64`, the other left out.
-    let text = check(&events[1]);
+    let text = check(&events[2]);
     assert!(text.get("data").is_some() && text.get("base64").is_none());
-    let bytes = check(&events[2]);
+    let bytes = check(&events[3]);
     assert!(bytes.get("data").is_none() && bytes.get("base64").is_some());
     // `limit` and `lint` are sent as `null`, not left out: the page sees the key.
-    let json = check(&events[4]);
+    let json = check(&events[5]);
     assert_eq!(json["type"], "run.finished");
     assert_eq!(json["limit"], Value::Null);
     assert_eq!(json["lint"], Value::Null);
     assert_eq!(
         alternatives::<RoomEvent>().len(),
-        9,
+        10,
         "one alternative per variant"
     );
 }

@@ -75,6 +75,8 @@ pub struct ActiveRun {
     /// Set once the program wrote past the cap: later output is not stored, and the run,
     /// cancelled, finishes as `output_limit`.
     capped: bool,
+    /// The seq of the run's start, which its `run.queued` events carry.
+    started_seq: u64,
 }
 
 impl ActiveRun {
@@ -143,6 +145,8 @@ impl RoomTask {
             code_seq: self.room.last_seq(),
             private,
         };
+        let effects = self.room.run_started(&started, now);
+        let started_seq = self.room.last_seq();
         self.runs.insert(
             run_id.clone(),
             ActiveRun {
@@ -155,9 +159,10 @@ impl RoomTask {
                 stderr: Coalescer::default(),
                 stored: 0,
                 capped: false,
+                started_seq,
             },
         );
-        (Ok(run_id), self.room.run_started(&started, now))
+        (Ok(run_id), effects)
     }
 
     /// What a run of `kind` by `by` executes, with which files, and whether it is private.
@@ -295,7 +300,10 @@ impl RoomTask {
             return Vec::new();
         };
         let (bytes, stream) = match event {
-            RunEvent::Queued { .. } => return Vec::new(),
+            RunEvent::Queued { ahead } => {
+                let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
+                return self.room.run_queued(run_id, ahead, run.started_seq);
+            }
             RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
             RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
             RunEvent::Finished(outcome) => {
