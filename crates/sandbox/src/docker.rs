@@ -341,7 +341,8 @@ impl RunTask {
         let _ = events.send(RunEvent::Finished(outcome)).await;
     }
 
-    /// Runs in a container; `slot` is freed when the container is gone.
+    /// Runs in a container; `slot` is freed when the run has ended (its container exited or was
+    /// killed; an exited one is removed in the background, holding its uid until it is gone).
     async fn in_container(self, slot: Slot) -> RunOutcome {
         let RunTask {
             nodes,

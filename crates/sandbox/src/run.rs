@@ -181,14 +181,17 @@ pub async fn drive(
     drop(output);
     stdin_task.abort();
     let remove_problem = match stop {
-        // The engine failed: the run's end is known, and waiting for a removal the engine may
-        // never answer would only hold it up. The guard removes the container in the
-        // background, and the reaper once the engine is back.
-        Some(Stop::Engine(_)) => {
+        // The program ended by itself (its container has exited), or the engine failed: the
+        // run's end is known, and waiting for the removal would only hold up the run's slot and
+        // its end (the engine may never answer). The guard removes the container in the
+        // background, holding its uid until it is gone (shutdown waits for it), and the reaper
+        // does once the engine is back.
+        None | Some(Stop::Engine(_)) => {
             drop(owned);
             None
         }
-        _ => owned.remove().await.err(),
+        // Stopped by us: the run's end is known only once the kill happened.
+        Some(_) => owned.remove().await.err(),
     };
 
     let outcome = |status, detail: Option<String>, limit| RunOutcome {
