@@ -6,10 +6,10 @@
 //! Yjs' own integration (YATA, as `Item::integrate` and `resolve_conflict` in yrs do it), run
 //! against this order instead of yrs' linked list; an item's character position is then a
 //! prefix sum. The order is kept in chunks of at most [`CHUNK`] segments, each chunk knowing
-//! how many visible characters it holds, with a map from each segment's first id to its chunk:
-//! finding an id and its position costs a map lookup, a scan of one chunk and a sum over the
-//! chunks before it, never a walk of every item (which is what yrs' change delta does, per
-//! edit).
+//! how many visible characters it holds (summed in a Fenwick tree), with a map from each
+//! segment's first id to its chunk: finding an id and its position costs a map lookup, a scan
+//! of one chunk and a logarithmic prefix sum, never a walk of every item (which is what yrs'
+//! change delta does, per edit).
 //!
 //! A segment is a run of one client's consecutive ids, cut wherever another item is placed
 //! inside it or a delete ends inside it, and joined (as yrs squashes items) when a client keeps
@@ -104,6 +104,50 @@ struct Chunk {
     chars: usize,
     /// This chunk's index in [`TextOrder::order`].
     at: usize,
+}
+
+/// The visible characters of the chunks in document order, as a Fenwick tree: the characters
+/// before a chunk are a sum of O(log n) entries, and a chunk's count changes in O(log n).
+#[derive(Debug, Clone, Default)]
+struct Sums(Vec<usize>);
+
+impl Sums {
+    /// Built in O(n) from each chunk's count, in document order.
+    fn new(chars: impl Iterator<Item = usize>) -> Sums {
+        let mut tree: Vec<usize> = chars.collect();
+        for i in 0..tree.len() {
+            let parent = i | (i + 1);
+            if parent < tree.len() {
+                tree[parent] += tree[i];
+            }
+        }
+        Sums(tree)
+    }
+
+    fn add(&mut self, mut at: usize, n: usize) {
+        while at < self.0.len() {
+            self.0[at] += n;
+            at |= at + 1;
+        }
+    }
+
+    fn sub(&mut self, mut at: usize, n: usize) {
+        while at < self.0.len() {
+            self.0[at] -= n;
+            at |= at + 1;
+        }
+    }
+
+    /// The characters of the chunks before the one at `at`.
+    fn before(&self, at: usize) -> usize {
+        let mut sum = 0;
+        let mut end = at;
+        while end > 0 {
+            sum += self.0[end - 1];
+            end &= end - 1;
+        }
+        sum
+    }
 }
 
 /// A segment's place: its chunk's index in document order, and its index in that chunk.
@@ -274,6 +318,8 @@ pub(crate) struct TextOrder {
     /// Chunks by id (never removed); `order` lists them in document order.
     chunks: Vec<Chunk>,
     order: Vec<usize>,
+    /// The chunks' visible characters, by their index in `order`.
+    sums: Sums,
     /// Client ids by their interned index, and back.
     clients: Vec<u64>,
     interned: HashMap<u64, u32>,
@@ -600,6 +646,7 @@ impl TextOrder {
             let chunk = self.order[p.chunk];
             self.chunks[chunk].segs[p.seg].chars = 0;
             self.chunks[chunk].chars -= gone;
+            self.sums.sub(p.chunk, gone);
             self.join_tombstones(p);
         }
         Ok(())
@@ -650,10 +697,7 @@ impl TextOrder {
 
     /// Visible characters before the segment at `p`.
     fn rank(&self, p: Pos) -> usize {
-        let before: usize = self.order[..p.chunk]
-            .iter()
-            .map(|c| self.chunks[*c].chars)
-            .sum();
+        let before = self.sums.before(p.chunk);
         let within: usize = self.chunks[self.order[p.chunk]].segs[..p.seg]
             .iter()
             .map(|s| s.chars as usize)
@@ -752,6 +796,7 @@ impl TextOrder {
         s.chars -= chars;
         // The right part's characters move: `insert_at` counts them again.
         self.chunks[chunk].chars -= chars as usize;
+        self.sums.sub(p.chunk, chars as usize);
         self.insert_at(p.chunk, p.seg + 1, right);
         Ok(())
     }
@@ -764,6 +809,7 @@ impl TextOrder {
             left.len += seg.len;
             left.chars += seg.chars;
             self.chunks[chunk].chars += seg.chars as usize;
+            self.sums.add(p.chunk, seg.chars as usize);
             return;
         }
         self.insert_at(p.chunk, p.seg + 1, seg);
@@ -774,10 +820,12 @@ impl TextOrder {
         if self.order.is_empty() {
             self.chunks.push(Chunk::default());
             self.order.push(self.chunks.len() - 1);
+            self.sums = Sums::new([0].into_iter());
         }
         let id = self.order[chunk_at];
         self.text[seg.id.client as usize].insert(seg.id.clock, id);
         self.segs += 1;
+        self.sums.add(chunk_at, seg.chars as usize);
         let chunk = &mut self.chunks[id];
         chunk.chars += seg.chars as usize;
         chunk.segs.insert(seg_at, seg);
@@ -805,6 +853,8 @@ impl TextOrder {
         for (at, c) in self.order.iter().enumerate().skip(chunk_at + 1) {
             self.chunks[*c].at = at;
         }
+        // Every later chunk moved one place: rebuild the sums (once per CHUNK / 2 segments).
+        self.sums = Sums::new(self.order.iter().map(|c| self.chunks[*c].chars));
     }
 }
 
