@@ -32,9 +32,10 @@ fn runs_per_engine(sandbox: &DockerSandbox) -> Vec<u64> {
 
 /// Starts a run that prints `up` and sleeps; returns once it printed.
 async fn started_sleeper(sandbox: &DockerSandbox) -> RunHandle {
-    let mut handle = sandbox
-        .start(program("import time\nprint('up')\ntime.sleep(600)\n"))
-        .expect("queued");
+    let mut request = program("import time\nprint('up')\ntime.sleep(600)\n");
+    // Far beyond the waits here: a run that ends has ended because of its engine.
+    request.limits.wall = Duration::from_secs(180);
+    let mut handle = sandbox.start(request).expect("queued");
     let mut seen = Vec::new();
     while !seen.ends_with(b"up\n") {
         match handle.events.recv().await {
@@ -78,8 +79,6 @@ async fn two_engines_share_runs_survive_the_death_of_one_and_take_it_back() {
     cfg.pool_min = 1;
     cfg.pool_max = 1;
     cfg.health_interval = Duration::from_millis(300);
-    // Far beyond the 60 s `collect` waits: a run that ends has ended because of the outage.
-    cfg.limits.wall = Duration::from_secs(180);
     let instance = cfg.instance.clone();
     let sandbox = sandbox(cfg).await;
     let both = [SOCKET, second_socket.as_str()];
@@ -191,6 +190,73 @@ async fn two_engines_share_runs_survive_the_death_of_one_and_take_it_back() {
     only_the_pools_left(&sandbox, &both, &instance).await;
     sandbox.shutdown().await;
     for socket in both {
+        let left = containers_at(socket, &instance).await;
+        assert!(left.is_empty(), "containers left on {socket}: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_engine_that_stops_answering_ends_its_runs_and_rejoins_when_it_answers_again() {
+    let hung = TestDaemon::start("h");
+    hung.load_image(&image());
+    let hung_socket = hung.socket();
+    let mut cfg = config("fleet-hang");
+    cfg.engines = vec![
+        EngineAddr::Unix(PathBuf::from(SOCKET)),
+        EngineAddr::Unix(PathBuf::from(&hung_socket)),
+    ];
+    cfg.concurrency = 1;
+    cfg.health_interval = Duration::from_millis(300);
+    let instance = cfg.instance.clone();
+    let sandbox = sandbox(cfg).await;
+
+    // One run on each engine; then the second stops answering (SIGSTOP: its socket stays open,
+    // nothing comes back). Its run's output stream just goes quiet: only the health check can
+    // tell, and the run must not wait out its three-minute wall limit.
+    let mut on_first = started_sleeper(&sandbox).await;
+    let on_hung = started_sleeper(&sandbox).await;
+    assert_eq!(runs_per_engine(&sandbox), vec![1, 1]);
+    let paused = Instant::now();
+    hung.pause();
+    let cut = collect(on_hung.events, paused).await;
+    assert_eq!(cut.status(), RunStatus::SandboxError, "{cut:?}");
+    let detail = cut.outcome.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("stopped answering") && detail.contains(&hung_socket),
+        "{cut:?}"
+    );
+    assert!(
+        cut.total < Duration::from_secs(15),
+        "ended {:?} after the engine hung",
+        cut.total
+    );
+    assert_eq!(sandbox.health().engines[1].status, "degraded");
+    assert!(
+        on_first.events.try_recv().is_err(),
+        "the first engine's run goes on"
+    );
+    on_first.cancel.cancel();
+    let stopped = collect(on_first.events, Instant::now()).await;
+    assert_eq!(stopped.status(), RunStatus::Cancelled);
+    let ran = run(&sandbox, program("print('elsewhere')\n")).await;
+    assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
+    assert_eq!(runs_per_engine(&sandbox), vec![2, 1]);
+
+    // It answers again: it rejoins, and what the hang left on it is reaped.
+    hung.resume();
+    wait_for("health back to ok", || sandbox.health().status == "ok").await;
+    let busy = started_sleeper(&sandbox).await;
+    let ran = run(&sandbox, program("print('back')\n")).await;
+    assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
+    assert_eq!(
+        runs_per_engine(&sandbox),
+        vec![3, 2],
+        "the second run went to it"
+    );
+    busy.cancel.cancel();
+    let _ = collect(busy.events, Instant::now()).await;
+    sandbox.shutdown().await;
+    for socket in [SOCKET, hung_socket.as_str()] {
         let left = containers_at(socket, &instance).await;
         assert!(left.is_empty(), "containers left on {socket}: {left:?}");
     }

@@ -200,7 +200,27 @@ impl TestDaemon {
             .collect()
     }
 
+    /// SIGSTOP: the engine stops answering without going away (its sockets stay open).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`TestDaemon::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.dockerd {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     fn cleanup(&mut self) {
+        // A paused daemon would not act on TERM.
+        self.resume();
         if let Some(mut child) = self.dockerd.take() {
             // A graceful stop first: dockerd stops its containers and its containerd.
             let _ = Command::new("kill")
