@@ -6,6 +6,7 @@
 pub mod close;
 mod events;
 mod interviews;
+mod people;
 mod questions;
 mod record;
 mod review;
@@ -16,6 +17,7 @@ pub mod ts;
 
 pub use events::*;
 pub use interviews::*;
+pub use people::*;
 pub use questions::*;
 pub use record::*;
 pub use review::*;

@@ -105,6 +105,26 @@ exported!(
     InterviewView,
     ErrorBody,
     ErrorDetail,
+    // people.rs
+    StaffRole,
+    PersonState,
+    Person,
+    NewPerson,
+    PersonUpdate,
+    PasswordLink,
+    PasswordLinkView,
+    SetPassword,
+    SignIn,
+    SessionView,
+    NewApiToken,
+    ApiTokenInfo,
+    ApiTokenCreated,
+    Panel,
+    MyInterview,
+    MyInterviews,
+    AuditAction,
+    AuditEntry,
+    AuditPage,
 );
 
 /// [`crate::RunDetail`] as its JSON reads. The flattened summary's `tests` (counts) is left

@@ -1,4 +1,6 @@
-//! Tokens: minting, hashing, and finding out who a request speaks for.
+//! Tokens: minting, hashing, and finding out who a request speaks for: a role token, the admin
+//! token (the break-glass credential), or a staff member signed in by session or personal
+//! token ([`crate::session`]).
 //!
 //! A token is 256 bits from the operating system's CSPRNG, base64url-encoded. Only its SHA-256
 //! is stored. Per-interview endpoints take a role token as `Authorization: Bearer T` or
@@ -12,6 +14,7 @@
 //! cannot go faster than the refill. Every failed authentication is logged.
 
 use crate::error::AppError;
+use crate::session;
 use crate::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
@@ -21,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use duet_protocol::{InterviewId, Role};
+use duet_protocol::{InterviewId, Person, Role, StaffRole};
 use duet_store::TokenHash;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -107,15 +110,60 @@ async fn lookup(
     crate::api::blocking(move || store.find_token(&hashed)).await
 }
 
-/// Checks the admin token. A role token is known but lacks the capability: 403.
-pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+/// Who an admin request speaks for.
+#[derive(Debug, Clone)]
+pub enum AdminActor {
+    /// The admin token: the break-glass credential.
+    Token,
+    /// A signed-in admin (a session or their personal token).
+    Person(Person),
+}
+
+impl AdminActor {
+    /// How the audit log names it.
+    pub fn name(&self) -> String {
+        match self {
+            AdminActor::Token => "admin-token".to_owned(),
+            AdminActor::Person(p) => p.email.clone(),
+        }
+    }
+}
+
+/// The staff member a request's personal token or session names. A personal token that is
+/// unknown or revoked is 401 here (not a guess at the admin token: it is 256 random bits).
+async fn staff(state: &AppState, parts: &Parts) -> Result<Option<session::Staff>, AppError> {
+    let presented = token_of(parts);
+    if presented
+        .as_deref()
+        .is_some_and(|t| !t.starts_with(session::API_TOKEN_PREFIX))
+    {
+        return Ok(None);
+    }
+    match session::staff_of(state, parts).await? {
+        Some(staff) => Ok(Some(staff)),
+        None if presented.is_some() => {
+            Err(AppError::Unauthorized("unknown or revoked personal token"))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Checks for an admin: the admin token, or a signed-in admin (session or personal token). A
+/// role token, or a person who is not an admin, lacks the capability: 403.
+pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<AdminActor, AppError> {
+    if let Some(staff) = staff(state, parts).await? {
+        return match staff.person.role {
+            StaffRole::Admin => Ok(AdminActor::Person(staff.person)),
+            _ => Err(AppError::Forbidden("this needs an admin")),
+        };
+    }
     let token = admin_token_of(
         parts,
-        "missing admin token: send Authorization: Bearer <token>",
+        "missing admin token: send Authorization: Bearer <token>, or sign in",
     )?;
     let hashed = hash(&token);
     if hashes_equal(&hashed, &state.admin_hash) {
-        return Ok(());
+        return Ok(AdminActor::Token);
     }
     match lookup(state, hashed).await? {
         Some(_) => Err(AppError::Forbidden(
@@ -125,9 +173,21 @@ pub async fn require_admin(state: &AppState, parts: &Parts) -> Result<(), AppErr
     }
 }
 
-/// The admin token, or any interview's interviewer token (the question bank is theirs to read).
+/// The admin token, any interview's interviewer token, or a signed-in admin or interviewer
+/// (the question bank is theirs to read).
 pub async fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Result<(), AppError> {
-    let token = admin_token_of(parts, "missing token: send Authorization: Bearer <token>")?;
+    if let Some(staff) = staff(state, parts).await? {
+        return match session::leads(staff.person.role) {
+            true => Ok(()),
+            false => Err(AppError::Forbidden(
+                "the question bank is for the admin and interviewers",
+            )),
+        };
+    }
+    let token = admin_token_of(
+        parts,
+        "missing token: send Authorization: Bearer <token>, or sign in",
+    )?;
     let hashed = hash(&token);
     if hashes_equal(&hashed, &state.admin_hash) {
         return Ok(());
@@ -141,47 +201,99 @@ pub async fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Re
     }
 }
 
+/// The role a staff member has in the interview `id` names: an admin's is the interviewer's
+/// in every interview; anyone else's is their seat on its panel. No such interview, or no
+/// seat on it: 404 (whether it exists is not revealed).
+pub async fn seat_in(
+    state: &AppState,
+    person: &Person,
+    id: &str,
+) -> Result<(InterviewId, Role), AppError> {
+    let interview = InterviewId::parse(id).ok_or(AppError::NotFound("no such interview"))?;
+    let store = state.store.clone();
+    let (lookup, person_id, admin) = (
+        interview.clone(),
+        person.id.clone(),
+        person.role == StaffRole::Admin,
+    );
+    let role = crate::api::blocking(move || {
+        if admin {
+            let exists = store.get_interview(&lookup)?.is_some();
+            return Ok(exists.then_some(Role::Interviewer));
+        }
+        store.seat(&lookup, &person_id)
+    })
+    .await?;
+    let role = role.ok_or(AppError::NotFound("no such interview"))?;
+    Ok((interview, role))
+}
+
 /// Marks an answer as a failed guess at the admin token, for [`throttle_failures`].
 #[derive(Debug, Clone, Copy)]
 pub struct AdminGuessFailed;
 
-/// Finds the role a request has in the interview `id` names.
+/// Finds the role a request has in the interview `id` names: by its role token, or for staff
+/// (a personal token, or the session cookie when no token is sent) by [`seat_in`].
 /// No or unknown token: 401. A token of another interview: 404 (its existence is not revealed).
 pub async fn role_in(
     state: &AppState,
     parts: &Parts,
     id: &str,
 ) -> Result<(InterviewId, Role), AppError> {
+    let (interview, role, _) = access_in(state, parts, id).await?;
+    Ok((interview, role))
+}
+
+/// [`role_in`], with the id of the staff member the request speaks for (none for a role
+/// token): a websocket they open closes when they are disabled.
+pub async fn access_in(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role, Option<String>), AppError> {
+    if let Some(staff) = staff(state, parts).await? {
+        let (interview, role) = seat_in(state, &staff.person, id).await?;
+        return Ok((interview, role, Some(staff.person.id)));
+    }
     let token = token_of(parts).ok_or(AppError::Unauthorized(
-        "missing token: send Authorization: Bearer <token> or ?token=<token>",
+        "missing token: send Authorization: Bearer <token> or ?token=<token>, or sign in",
     ))?;
     let found = lookup(state, hash(&token)).await?;
     let (interview, role) = found.ok_or(AppError::Unauthorized("invalid token"))?;
     if interview.as_str() != id {
         return Err(AppError::NotFound("no such interview"));
     }
-    Ok((interview, role))
+    Ok((interview, role, None))
 }
 
-/// Failed authentications allowed per source address: a burst of `per_minute`, refilled at
+/// Failures allowed per key: a burst of `burst`, refilled steadily at `burst` per `window`.
+/// Keys are remembered in a bounded map; past the bound, fully refilled entries are forgotten
+/// first and new keys then share one allowance (the `None` key's), so a flood of keys cannot
+/// grow memory. Used per source address for admin-token guesses ([`AuthThrottle`]) and, in
+/// [`crate::session`], per address and per account for sign-ins.
+pub struct KeyedThrottle<K> {
+    burst: u32,
+    window: std::time::Duration,
+    max_keys: usize,
+    buckets: Mutex<HashMap<Option<K>, Bucket>>,
+}
+
+/// Failed admin-token guesses per source address, a burst of `per_minute` refilled at
 /// `per_minute` a minute. Addresses are remembered in a bounded map (IPv6 by /64, which one
-/// host typically holds whole); past the bound, fully refilled entries are forgotten first and
-/// new addresses then share one allowance, so a flood of addresses cannot grow memory.
+/// host typically holds whole).
 pub struct AuthThrottle {
-    per_minute: u32,
-    max_addresses: usize,
-    buckets: Mutex<HashMap<Option<Source>, Bucket>>,
+    inner: KeyedThrottle<Source>,
 }
 
 /// Where failures are counted: an IPv4 address or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Source {
+pub enum Source {
     V4(Ipv4Addr),
     V6(u64),
 }
 
 impl Source {
-    fn of(ip: IpAddr) -> Source {
+    pub fn of(ip: IpAddr) -> Source {
         match ip {
             IpAddr::V4(v4) => Source::V4(v4),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -199,54 +311,54 @@ struct Bucket {
     at: Instant,
 }
 
-impl AuthThrottle {
-    /// Addresses remembered at most.
-    pub const MAX_ADDRESSES: usize = 16_384;
+impl<K: std::hash::Hash + Eq + Clone> KeyedThrottle<K> {
+    /// Keys remembered at most.
+    pub const MAX_KEYS: usize = 16_384;
 
-    pub fn per_minute(per_minute: u32) -> AuthThrottle {
-        AuthThrottle {
-            per_minute: per_minute.max(1),
-            max_addresses: Self::MAX_ADDRESSES,
+    pub fn new(burst: u32, window: std::time::Duration) -> KeyedThrottle<K> {
+        KeyedThrottle {
+            burst: burst.max(1),
+            window: window.max(std::time::Duration::from_millis(1)),
+            max_keys: Self::MAX_KEYS,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
     fn rate_per_sec(&self) -> f64 {
-        f64::from(self.per_minute) / 60.0
+        f64::from(self.burst) / self.window.as_secs_f64()
     }
 
     fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        (bucket.allowance + elapsed * self.rate_per_sec()).min(f64::from(self.per_minute))
+        (bucket.allowance + elapsed * self.rate_per_sec()).min(f64::from(self.burst))
     }
 
-    /// `None` if `ip` may try a token now; otherwise the whole seconds until it may.
-    pub fn blocked_for(&self, ip: Option<IpAddr>, now: Instant) -> Option<u64> {
+    /// `None` if `key` may try now; otherwise the whole seconds until it may. The `None` key
+    /// is the allowance shared by everyone not remembered.
+    pub fn blocked_for(&self, key: Option<K>, now: Instant) -> Option<u64> {
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let key = ip.map(Source::of);
         let bucket = match buckets.get(&key) {
             Some(bucket) => *bucket,
             // Not remembered while the map is full: it shares the allowance of the rest.
-            None if buckets.len() >= self.max_addresses => *buckets.get(&None)?,
+            None if buckets.len() >= self.max_keys => *buckets.get(&None)?,
             None => return None,
         };
         let allowance = self.refilled(bucket, now);
         (allowance < 1.0).then(|| ((1.0 - allowance) / self.rate_per_sec()).ceil().max(1.0) as u64)
     }
 
-    /// Spends one failure of `ip`'s allowance. True when that used up the last of it.
-    pub fn failed(&self, ip: Option<IpAddr>, now: Instant) -> bool {
+    /// Spends one failure of `key`'s allowance. True when that used up the last of it.
+    pub fn failed(&self, mut key: Option<K>, now: Instant) -> bool {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut key = ip.map(Source::of);
-        if !buckets.contains_key(&key) && buckets.len() >= self.max_addresses {
-            let full = f64::from(self.per_minute);
+        if !buckets.contains_key(&key) && buckets.len() >= self.max_keys {
+            let full = f64::from(self.burst);
             buckets.retain(|_, b| self.refilled(*b, now) < full);
-            if buckets.len() >= self.max_addresses {
+            if buckets.len() >= self.max_keys {
                 key = None; // the shared allowance of everyone not remembered
             }
         }
         let fresh = Bucket {
-            allowance: f64::from(self.per_minute),
+            allowance: f64::from(self.burst),
             at: now,
         };
         let bucket = buckets.entry(key).or_insert(fresh);
@@ -258,13 +370,43 @@ impl AuthThrottle {
         allowance < 1.0
     }
 
-    /// Addresses remembered now.
+    /// Keys remembered now.
     pub fn len(&self) -> usize {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl AuthThrottle {
+    /// Addresses remembered at most.
+    pub const MAX_ADDRESSES: usize = KeyedThrottle::<Source>::MAX_KEYS;
+
+    pub fn per_minute(per_minute: u32) -> AuthThrottle {
+        AuthThrottle {
+            inner: KeyedThrottle::new(per_minute, std::time::Duration::from_secs(60)),
+        }
+    }
+
+    /// `None` if `ip` may try a token now; otherwise the whole seconds until it may.
+    pub fn blocked_for(&self, ip: Option<IpAddr>, now: Instant) -> Option<u64> {
+        self.inner.blocked_for(ip.map(Source::of), now)
+    }
+
+    /// Spends one failure of `ip`'s allowance. True when that used up the last of it.
+    pub fn failed(&self, ip: Option<IpAddr>, now: Instant) -> bool {
+        self.inner.failed(ip.map(Source::of), now)
+    }
+
+    /// Addresses remembered now.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
     }
 }
 
@@ -356,7 +498,7 @@ mod tests {
     #[test]
     fn the_map_of_addresses_stays_bounded() {
         let mut throttle = AuthThrottle::per_minute(2);
-        throttle.max_addresses = 8;
+        throttle.inner.max_keys = 8;
         let t0 = Instant::now();
         for n in 0..100u32 {
             throttle.failed(Some(IpAddr::from(n.to_be_bytes())), t0);

@@ -28,6 +28,80 @@ pub enum Command {
     /// and (unless --no-run) every coding question fails on its starter and passes on its
     /// solution in the real sandbox. Exits non-zero on any problem.
     CheckQuestions(CheckArgs),
+    /// Staff accounts: add a person, or give one a new link to set their password.
+    User(UserArgs),
+}
+
+/// `duet user`: works on the data dir directly (the server may be running).
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// Folder of the database.
+    #[arg(
+        long,
+        global = true,
+        env = "DUET_DATA_DIR",
+        default_value = "./duet-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Base URL of the server, for the set-password link. Defaults to http://<DUET_LISTEN>.
+    #[arg(long, global = true, env = "DUET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The server's listen address (only to form the link when no public URL is set).
+    #[arg(
+        long,
+        global = true,
+        env = "DUET_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Hours a set-password link works.
+    #[arg(
+        long,
+        global = true,
+        env = "DUET_PASSWORD_LINK_HOURS",
+        default_value_t = 72
+    )]
+    pub password_link_hours: u64,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserAction {
+    /// Adds a person. Prints a one-time link to set their password, or with --password-stdin
+    /// reads the password from standard input (never from the command line, which other users
+    /// of the machine can read).
+    Add {
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: CliStaffRole,
+        /// Read the password from standard input (one line) instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Prints a new one-time link to set the person's password (their earlier links stop
+    /// working).
+    Link { email: String },
+}
+
+/// `--role`: the command line's name for [`duet_protocol::StaffRole`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CliStaffRole {
+    Admin,
+    Interviewer,
+    Reviewer,
+}
+
+impl From<CliStaffRole> for duet_protocol::StaffRole {
+    fn from(role: CliStaffRole) -> Self {
+        match role {
+            CliStaffRole::Admin => duet_protocol::StaffRole::Admin,
+            CliStaffRole::Interviewer => duet_protocol::StaffRole::Interviewer,
+            CliStaffRole::Reviewer => duet_protocol::StaffRole::Reviewer,
+        }
+    }
 }
 
 /// `duet check-questions`.
@@ -88,6 +162,86 @@ pub struct ServeArgs {
     pub rooms: RoomSettings,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// Staff sign-in and sessions.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// Minutes a session lasts without a request before it ends (idle expiry).
+    #[arg(
+        long = "session-idle-minutes",
+        env = "DUET_SESSION_IDLE_MINUTES",
+        default_value_t = 720
+    )]
+    pub idle_minutes: u64,
+    /// Hours a session lasts at most, however active (absolute expiry).
+    #[arg(
+        long = "session-max-hours",
+        env = "DUET_SESSION_MAX_HOURS",
+        default_value_t = 168
+    )]
+    pub max_hours: u64,
+    /// Failed sign-ins one account (the email tried) may have in a burst; they come back one
+    /// by one over --sign-in-window-secs. Past it the account is locked (429) until one does.
+    #[arg(
+        long = "sign-in-failures-per-account",
+        env = "DUET_SIGN_IN_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub sign_in_failures_per_account: u32,
+    /// Failed sign-ins one address may have in a burst, refilled the same way.
+    #[arg(
+        long = "sign-in-failures-per-address",
+        env = "DUET_SIGN_IN_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub sign_in_failures_per_address: u32,
+    /// Seconds over which a spent allowance of failed sign-ins comes back in full.
+    #[arg(
+        long = "sign-in-window-secs",
+        env = "DUET_SIGN_IN_WINDOW_SECS",
+        default_value_t = 300
+    )]
+    pub sign_in_window_secs: u64,
+    /// Hours a set-password link (an invitation) works.
+    #[arg(
+        long = "password-link-hours",
+        env = "DUET_PASSWORD_LINK_HOURS",
+        default_value_t = 72
+    )]
+    pub password_link_hours: u64,
+}
+
+impl Default for SessionArgs {
+    fn default() -> Self {
+        SessionArgs {
+            idle_minutes: 720,
+            max_hours: 168,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_address: 20,
+            sign_in_window_secs: 300,
+            password_link_hours: 72,
+        }
+    }
+}
+
+impl SessionArgs {
+    /// At least a minute.
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_minutes.max(1) * 60)
+    }
+
+    /// At least an hour, at most a year.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_hours.clamp(1, 24 * 366) * 3600)
+    }
+
+    /// At least an hour.
+    pub fn password_link(&self) -> Duration {
+        Duration::from_secs(self.password_link_hours.max(1) * 3600)
+    }
 }
 
 /// Where and how candidates' code runs.
@@ -444,6 +598,7 @@ impl ServeArgs {
             http: HttpLimits::default(),
             rooms: RoomSettings::default(),
             sandbox: SandboxArgs::default(),
+            sessions: SessionArgs::default(),
         }
     }
 }

@@ -27,8 +27,10 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     crate::web::check_origin(&state, &parts)?;
-    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
-    let place = state.sockets.acquire(&interview, role)?;
+    let (interview, role, person) = auth::access_in(&state, &parts, &id).await?;
+    let place = state
+        .sockets
+        .acquire_as(&interview, role, person.as_deref())?;
     Ok(ws
         .read_buffer_size(crate::ws::READ_BUFFER)
         .max_message_size(MAX_INCOMING)

@@ -18,6 +18,8 @@ pub mod jobs;
 pub mod lifecycle_api;
 pub mod metrics;
 pub mod outbound;
+pub mod people_api;
+pub mod people_cli;
 pub mod question_check;
 pub mod questions;
 pub mod replay;
@@ -25,6 +27,7 @@ pub mod replay_api;
 pub mod rooms;
 pub mod runs_api;
 pub mod scorecard_api;
+pub mod session;
 pub mod sockets;
 pub mod web;
 pub mod ws;
@@ -72,6 +75,8 @@ pub struct AppState {
     pub auth_throttle: Arc<auth::AuthThrottle>,
     /// Exports in flight, per server and per token.
     pub exports: Arc<replay_api::ExportSlots>,
+    /// Staff sign-in: throttles, password hashing, session settings.
+    pub sessions: Arc<session::Sessions>,
 }
 
 /// What starting up produced besides the state.
@@ -125,7 +130,9 @@ impl AppState {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let sessions = session::Sessions::new(config.sessions.clone(), &public_url);
         let state = AppState {
+            sessions,
             store,
             sandbox,
             run_rate,
@@ -288,6 +295,50 @@ pub fn router(state: AppState) -> Router {
             post(runs_api::cancel),
         )
         .route("/api/interviews/{id}/events", get(events::upgrade))
+        // People and sessions (people_api.rs).
+        .route(
+            "/api/session",
+            post(people_api::sign_in)
+                .get(people_api::whoami)
+                .delete(people_api::sign_out),
+        )
+        .route(
+            "/api/me/sessions",
+            axum::routing::delete(people_api::sign_out_everywhere),
+        )
+        .route("/api/me/interviews", get(people_api::my_interviews))
+        .route(
+            "/api/me/tokens",
+            get(people_api::list_tokens).post(people_api::create_token),
+        )
+        .route(
+            "/api/me/tokens/{id}",
+            axum::routing::delete(people_api::revoke_token),
+        )
+        .route(
+            "/api/people",
+            get(people_api::list_people).post(people_api::invite),
+        )
+        .route(
+            "/api/people/{id}",
+            axum::routing::patch(people_api::update_person),
+        )
+        .route(
+            "/api/people/{id}/password-link",
+            post(people_api::reissue_password_link),
+        )
+        .route(
+            "/api/password-link",
+            get(people_api::view_password_link).put(people_api::use_password_link),
+        )
+        .route(
+            "/api/interviews/{id}/panel",
+            get(people_api::get_panel).put(people_api::put_panel),
+        )
+        .route("/api/audit", get(people_api::audit_log))
+        .route("/signin", get(web::page))
+        .route("/password", get(web::page))
+        .route("/me", get(web::page))
         .route("/yjs/{id}", get(ws::upgrade))
         .route("/", get(web::page))
         .route("/admin", get(web::page))

@@ -28,6 +28,7 @@ async fn run() -> anyhow::Result<()> {
             let problems = duet_server::question_check::check_bank(&check).await?;
             std::process::exit(if problems == 0 { 0 } else { 1 });
         }
+        Command::User(user) => return duet_server::people_cli::run(user).await,
     };
     // The connection cap follows the limit now in force (http::serve logs both).
     if duet_server::http::raise_open_file_limit().is_none() {

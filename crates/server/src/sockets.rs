@@ -1,6 +1,7 @@
 //! How many websockets each token holds open, with a guard that gives the place back when the
 //! connection ends (so no path can forget to), and through which an interview's open sockets
-//! are told their tokens were replaced.
+//! are told their tokens were replaced, and a person's sockets that they were disabled or
+//! signed out everywhere.
 
 use crate::error::AppError;
 use duet_protocol::{InterviewId, Role};
@@ -20,6 +21,9 @@ struct Open {
     /// Per interview with a socket open: the token cancelled when its tokens are replaced, and
     /// how many sockets hold it.
     revoked: HashMap<InterviewId, (CancellationToken, usize)>,
+    /// Per staff member with a socket open (by session or personal token): the token cancelled
+    /// when they are disabled or signed out everywhere, and how many sockets hold it.
+    people: HashMap<String, (CancellationToken, usize)>,
 }
 
 /// One open websocket's place; dropping it frees the place.
@@ -27,12 +31,23 @@ pub struct SocketGuard {
     owner: Arc<TokenSockets>,
     key: (InterviewId, Role),
     revoked: CancellationToken,
+    /// The staff member the socket authenticated as, and their revocation.
+    person: Option<(String, CancellationToken)>,
 }
 
 impl SocketGuard {
-    /// Resolves when the token this socket opened with has been replaced: close the socket.
+    /// Resolves when the token this socket opened with has been replaced, or the person it
+    /// opened as was disabled or signed out everywhere: close the socket.
     pub async fn revoked(&self) {
-        self.revoked.cancelled().await
+        match &self.person {
+            Some((_, person)) => {
+                tokio::select! {
+                    _ = self.revoked.cancelled() => {}
+                    _ = person.cancelled() => {}
+                }
+            }
+            None => self.revoked.cancelled().await,
+        }
     }
 }
 
@@ -58,11 +73,30 @@ impl TokenSockets {
         }
     }
 
+    /// The person was disabled or signed out everywhere: every socket they opened is told to
+    /// close.
+    pub fn revoke_person(&self, person: &str) {
+        if let Some((revoked, _)) = self.open().people.remove(person) {
+            revoked.cancel();
+        }
+    }
+
     /// Takes a place for one more websocket of this token, or refuses with 429.
     pub fn acquire(
         self: &Arc<Self>,
         interview: &InterviewId,
         role: Role,
+    ) -> Result<SocketGuard, AppError> {
+        self.acquire_as(interview, role, None)
+    }
+
+    /// [`TokenSockets::acquire`] for a socket opened by a staff member (`person`), which also
+    /// closes when [`TokenSockets::revoke_person`] names them.
+    pub fn acquire_as(
+        self: &Arc<Self>,
+        interview: &InterviewId,
+        role: Role,
+        person: Option<&str>,
     ) -> Result<SocketGuard, AppError> {
         let key = (interview.clone(), role);
         let mut open = self.open();
@@ -77,10 +111,16 @@ impl TokenSockets {
         let (revoked, holders) = open.revoked.entry(interview.clone()).or_default();
         *holders += 1;
         let revoked = revoked.child_token();
+        let person = person.map(|id| {
+            let (token, holders) = open.people.entry(id.to_owned()).or_default();
+            *holders += 1;
+            (id.to_owned(), token.child_token())
+        });
         Ok(SocketGuard {
             owner: self.clone(),
             key,
             revoked,
+            person,
         })
     }
 
@@ -109,6 +149,15 @@ impl Drop for SocketGuard {
             *holders = holders.saturating_sub(1);
             if *holders == 0 {
                 open.revoked.remove(&self.key.0);
+            }
+        }
+        if let Some((id, revoked)) = &self.person {
+            let entry = open.people.get_mut(id);
+            if let Some((_, holders)) = entry.filter(|_| !revoked.is_cancelled()) {
+                *holders = holders.saturating_sub(1);
+                if *holders == 0 {
+                    open.people.remove(id);
+                }
             }
         }
     }

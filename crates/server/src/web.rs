@@ -190,8 +190,21 @@ pub fn check_origin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-    let allowed = match &state.config.public_url {
+    let allowed = origin_is_ours(state, parts, origin.to_str().unwrap_or_default());
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "websocket Origin is not this server's (DUET_PUBLIC_URL); open the app from its own address",
+        ))
+    }
+}
+
+/// Whether `origin` is this server's: `DUET_PUBLIC_URL`'s, or when that is unset, the origin
+/// of the `Host` the request came to.
+pub fn origin_is_ours(state: &AppState, parts: &Parts, origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/');
+    match &state.config.public_url {
         Some(public) => origin_of(public).is_some_and(|o| o.eq_ignore_ascii_case(origin)),
         None => parts
             .headers
@@ -201,13 +214,6 @@ pub fn check_origin(state: &AppState, parts: &Parts) -> Result<(), AppError> {
                 origin.eq_ignore_ascii_case(&format!("http://{host}"))
                     || origin.eq_ignore_ascii_case(&format!("https://{host}"))
             }),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "websocket Origin is not this server's (DUET_PUBLIC_URL); open the app from its own address",
-        ))
     }
 }
 

@@ -42,13 +42,15 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     crate::web::check_origin(&state, &parts)?;
-    let (interview, role) = auth::role_in(&state, &parts, &id).await?;
+    let (interview, role, person) = auth::access_in(&state, &parts, &id).await?;
     let store = state.store.clone();
     let lookup = interview.clone();
     let record = crate::api::blocking(move || store.get_interview(&lookup))
         .await?
         .ok_or(AppError::NotFound("no such interview"))?;
-    let place = state.sockets.acquire(&interview, role)?;
+    let place = state
+        .sockets
+        .acquire_as(&interview, role, person.as_deref())?;
     let identity = Identity::for_role(role, &record.candidate_name);
     let limits = state.config.ws.clone();
     Ok(ws

@@ -1,5 +1,5 @@
-//! Duet's durable state: interviews, hashed role tokens, and each room's append-only event log
-//! with checkpoints. A [`Store`] trait with an embedded SQLite implementation behind it, shaped
+//! Duet's durable state: interviews, hashed role tokens, each room's append-only event log
+//! with checkpoints, and the staff's accounts, sessions, panels and audit log ([`people`]). A [`Store`] trait with an embedded SQLite implementation behind it, shaped
 //! so a Postgres one can follow.
 //!
 //! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
@@ -9,9 +9,11 @@
 //!
 //! What does not belong here: the meaning of the records (the core crate), websockets (the server).
 
+pub mod people;
 mod sqlite;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
+pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
 pub use sqlite::{Durability, SqliteConfig, SqliteStore};
 
 /// What went wrong in the store.
@@ -40,6 +42,18 @@ pub enum StoreError {
     /// The writer thread is gone (the store is shutting down or crashed).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// A person with this email address exists already.
+    #[error("someone has this email address already")]
+    EmailTaken,
+    /// No person has this id.
+    #[error("no such person")]
+    NoSuchPerson,
+    /// A set-password link that is unknown, used, expired, or whose person is disabled.
+    #[error("this link is unknown, used or expired")]
+    LinkUnusable,
+    /// The person has no API token with this id.
+    #[error("no such token")]
+    NoSuchToken,
     /// Creating the data directory or database file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -185,6 +199,6 @@ pub trait StoreHealth: Send + Sync + 'static {
 /// Everything the server keeps, split by domain so a second implementation (Postgres) can follow
 /// one domain at a time and no trait grows into one for everything. Questions live in files
 /// (`questions/`), and scorecards, notes and signals are records of the room's log.
-pub trait Store: InterviewStore + LogStore + StoreHealth {}
+pub trait Store: InterviewStore + LogStore + StoreHealth + PeopleStore {}
 
-impl<T: InterviewStore + LogStore + StoreHealth> Store for T {}
+impl<T: InterviewStore + LogStore + StoreHealth + PeopleStore> Store for T {}

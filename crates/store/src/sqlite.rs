@@ -12,8 +12,10 @@
 //! starts its threads, and the store traits' entry points, each a line or two: a write is
 //! handed to the writer, a read runs on a read connection. The rest is in the files named for
 //! it: `schema` (tables, migrations), `writer` (the writer thread, batching, commit, the failure
-//! gate), `wal` (the syncer, checkpoints, WAL truncation) and `reads` (the read queries).
+//! gate), `wal` (the syncer, checkpoints, WAL truncation), `reads` (the read queries) and
+//! `people` (staff accounts, sessions, panels, the audit log: reads and writes).
 
+mod people;
 mod reads;
 mod schema;
 #[cfg(test)]

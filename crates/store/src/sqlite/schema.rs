@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
@@ -48,6 +48,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // seq range, never by kind alone; indexing them cost every keystroke a second B-tree page in
     // the commit (and the WAL). Queries for other kinds add `kind <> 'edit'` (and name it).
     (5, "DROP INDEX IF EXISTS room_log_by_kind; CREATE INDEX IF NOT EXISTS room_log_by_rare_kind ON room_log (interview_id, kind, seq) WHERE kind <> 'edit';"),
+    // 5 -> 6: staff accounts, their sessions, API tokens, interview panels and the audit log.
+    (6, super::people::MIGRATION),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].

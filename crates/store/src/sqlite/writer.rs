@@ -3,6 +3,7 @@
 //! and answers each write's ticket; its failure gate holds back a room whose record failed, so
 //! the room's log never has a gap. Also the writer's connection settings ([`open_writer`]).
 
+use super::people::PeopleWrite;
 use super::schema::seq_to_sql;
 use super::wal::{finish_checkpoint, truncate_wal, Shared};
 use super::{open, Durability, SqliteConfig};
@@ -49,6 +50,12 @@ pub(super) enum Write {
         id: InterviewId,
         ack: oneshot::Sender<Result<()>>,
     },
+    /// A write to the people tables: committed on its own, outside the batch
+    /// ([`super::people::apply`]).
+    People {
+        write: Box<PeopleWrite>,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
@@ -68,7 +75,8 @@ impl Write {
             | Write::Erase { ack, .. }
             | Write::CreateInterview { ack, .. }
             | Write::ReplaceTokens { ack, .. }
-            | Write::Reopen { ack, .. } => ack,
+            | Write::Reopen { ack, .. }
+            | Write::People { ack, .. } => ack,
         }
     }
 }
@@ -111,6 +119,14 @@ pub(super) fn writer_loop(
                 Write::Reopen { id, ack } => {
                     failed.remove(&id);
                     let _ = ack.send(Ok(()));
+                }
+                Write::People { write, ack } => {
+                    let done = super::people::apply(&mut conn, &write).map_err(|e| match e {
+                        e @ StoreError::Sqlite(_) => diagnose(e, &db).for_each_write(),
+                        refused => refused,
+                    });
+                    let _ = ack.send(done);
+                    shared.dirty.store(true, Ordering::Release);
                 }
                 write if write.room().is_some_and(|room| failed.contains(room)) => {
                     let _ = write.into_ack().send(Err(StoreError::RoomFailed));
@@ -281,7 +297,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                         )?;
                     }
                 }
-                Write::Reopen { .. } => {}
+                Write::Reopen { .. } | Write::People { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,743 @@
+//! People, not tokens (issue 21): staff sign in with a password, hold a session cookie, open
+//! the interviews whose panel names them with no token in the URL, and lose every way in the
+//! moment an admin disables them. Everything goes through a real server on port 0.
+#![allow(clippy::unwrap_used)]
+
+use duet_server::reexports::axum::http::HeaderValue;
+use duet_tests::{api, TestServer, PATIENCE};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const PASSWORD: &str = "a long enough password";
+
+/// A person at a browser: their session cookie, sent with this server's `Origin` and the CSRF
+/// header, as the web app sends them.
+struct Browser<'a> {
+    server: &'a TestServer,
+    cookie: Option<String>,
+    origin: String,
+    csrf: bool,
+}
+
+impl<'a> Browser<'a> {
+    fn new(server: &'a TestServer) -> Browser<'a> {
+        Browser {
+            server,
+            cookie: None,
+            origin: format!("http://{}", server.addr),
+            csrf: true,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, self.server.http(path))
+            .header("Origin", &self.origin);
+        if self.csrf {
+            request = request.header("X-Duet-Csrf", "1");
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Signs in; keeps the cookie. Answers the status, the body and the `Set-Cookie` header.
+    async fn sign_in(&mut self, email: &str, password: &str) -> (u16, Value, Option<String>) {
+        let response = reqwest::Client::new()
+            .post(self.server.http("/api/session"))
+            .header("Origin", &self.origin)
+            .header("X-Duet-Csrf", "1")
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if let Some(set) = &set_cookie {
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        (status, body, set_cookie)
+    }
+}
+
+/// The token in a set-password link (`.../password#token=T`).
+fn link_token(link: &Value) -> String {
+    let link = link["link"].as_str().unwrap();
+    link.split_once("#token=").unwrap().1.to_owned()
+}
+
+/// Sets a password through a one-time link's token.
+async fn set_password(server: &TestServer, token: &str, password: &str) -> (u16, Value) {
+    api(
+        server,
+        Method::PUT,
+        "/api/password-link",
+        token,
+        Some(json!({"password": password})),
+    )
+    .await
+}
+
+/// The admin token invites a person; they set their password from the link.
+async fn person(server: &TestServer, email: &str, role: &str) -> String {
+    let (status, invited) = api(
+        server,
+        Method::POST,
+        "/api/people",
+        &server.admin_token,
+        Some(json!({"email": email, "name": email.split('@').next().unwrap(), "role": role})),
+    )
+    .await;
+    assert_eq!(status, 201, "{invited}");
+    let (status, _) = set_password(server, &link_token(&invited), PASSWORD).await;
+    assert_eq!(status, 204);
+    invited["person"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A websocket on the interview's events, opened with the browser's cookie and origin.
+async fn events_by_cookie(
+    server: &TestServer,
+    browser: &Browser<'_>,
+    id: &str,
+) -> Result<tokio::sync::oneshot::Receiver<Option<u16>>, u16> {
+    let url = format!("ws://{}/api/interviews/{id}/events", server.addr);
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Origin", HeaderValue::from_str(&browser.origin).unwrap());
+    if let Some(cookie) = &browser.cookie {
+        headers.insert("Cookie", HeaderValue::from_str(cookie).unwrap());
+    }
+    let ws = match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => ws,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            return Err(response.status().as_u16())
+        }
+        Err(e) => panic!("websocket: {e}"),
+    };
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (_sink, mut stream) = ws.split();
+        let mut code = None;
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Close(Some(frame)) = frame {
+                code = Some(u16::from(frame.code));
+            }
+        }
+        let _ = closed_tx.send(code);
+    });
+    Ok(closed)
+}
+
+#[tokio::test]
+async fn an_invited_interviewer_sets_a_password_signs_in_and_opens_their_interview_with_no_token() {
+    let server = TestServer::start().await;
+    // The admin token invites the first admin, who sets a password from the one-time link.
+    let (status, invited) = api(
+        &server,
+        Method::POST,
+        "/api/people",
+        &server.admin_token,
+        Some(json!({"email": " Ada@Example.com ", "name": "Ada", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{invited}");
+    assert_eq!(invited["person"]["email"], "ada@example.com");
+    assert_eq!(invited["person"]["password_set"], false);
+    let ada_link = link_token(&invited);
+    let (status, view) = api(&server, Method::GET, "/api/password-link", &ada_link, None).await;
+    assert_eq!(
+        (status, view["email"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+    let (status, short) = set_password(&server, &ada_link, "short").await;
+    assert_eq!(status, 400, "{short}");
+    assert_eq!(set_password(&server, &ada_link, PASSWORD).await.0, 204);
+    let (status, used) = set_password(&server, &ada_link, "another long password").await;
+    assert_eq!(status, 404, "the link works once: {used}");
+
+    // Ada signs in; the cookie is HttpOnly, SameSite=Lax, for the whole site, not Secure on
+    // plain http.
+    let mut ada = Browser::new(&server);
+    let (status, me, set_cookie) = ada.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "{me}");
+    let set_cookie = set_cookie.unwrap();
+    for attribute in ["duet_session=", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    assert_eq!(me["person"]["role"], "admin");
+
+    // By cookie, Ada invites Grace (an interviewer), creates an interview and seats Grace.
+    let (status, invited) = ada
+        .call(
+            Method::POST,
+            "/api/people",
+            Some(json!({"email": "grace@example.com", "name": "Grace", "role": "interviewer"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let grace_id = invited["person"]["id"].as_str().unwrap().to_owned();
+    let (status, twin) = ada
+        .call(
+            Method::POST,
+            "/api/people",
+            Some(json!({"email": "GRACE@example.com", "name": "Grace 2", "role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(status, 409, "one address, one person: {twin}");
+    assert_eq!(
+        set_password(&server, &link_token(&invited), PASSWORD)
+            .await
+            .0,
+        204
+    );
+
+    let (status, created) = ada
+        .call(
+            Method::POST,
+            "/api/interviews",
+            Some(json!({"title": "Pairing", "candidate_name": "Lin"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let other = server.create_interview("Someone else").await;
+
+    let mut grace = Browser::new(&server);
+    assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 200);
+    let (status, mine) = grace.call(Method::GET, "/api/me/interviews", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["upcoming"], json!([]), "not on any panel yet");
+    assert_eq!(
+        grace
+            .call(Method::GET, &format!("/api/interviews/{id}"), None)
+            .await
+            .0,
+        404,
+        "an interview whose panel does not name her is not hers to see"
+    );
+
+    let (status, panel) = ada
+        .call(
+            Method::PUT,
+            &format!("/api/interviews/{id}/panel"),
+            Some(json!({"interviewers": [grace_id], "reviewers": []})),
+        )
+        .await;
+    assert_eq!(status, 200, "{panel}");
+
+    // Grace lists her interviews and opens hers, with no token anywhere.
+    let (_, mine) = grace.call(Method::GET, "/api/me/interviews", None).await;
+    assert_eq!(mine["upcoming"][0]["id"], id.as_str());
+    assert_eq!(mine["upcoming"][0]["role"], "interviewer");
+    let (status, view) = grace
+        .call(Method::GET, &format!("/api/interviews/{id}"), None)
+        .await;
+    assert_eq!((status, view["role"].as_str()), (200, Some("interviewer")));
+    let (status, _) = grace
+        .call(
+            Method::GET,
+            &format!("/api/interviews/{id}/scorecard"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the interviewer's private scorecard is hers");
+    assert!(events_by_cookie(&server, &grace, &id).await.is_ok());
+    assert_eq!(
+        grace
+            .call(Method::GET, &format!("/api/interviews/{}", other.id), None)
+            .await
+            .0,
+        404,
+        "another interview stays hidden"
+    );
+    assert_eq!(
+        events_by_cookie(&server, &grace, other.id.as_str())
+            .await
+            .err(),
+        Some(404)
+    );
+    // An interviewer manages no people.
+    assert_eq!(grace.call(Method::GET, "/api/people", None).await.0, 403);
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_account_with_a_clear_message_and_an_unknown_email_learns_nothing()
+{
+    let server = TestServer::start().await;
+    person(&server, "grace@example.com", "interviewer").await;
+    let mut browser = Browser::new(&server);
+
+    let (status, wrong, cookie) = browser
+        .sign_in("grace@example.com", "not her password")
+        .await;
+    assert_eq!((status, cookie), (401, None));
+    let (status, unknown, _) = browser
+        .sign_in("nobody@example.com", "not her password")
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        wrong, unknown,
+        "an unknown email answers like a wrong password"
+    );
+
+    // Five failures in all lock the account; the right password is refused while it is.
+    for _ in 0..4 {
+        assert_eq!(browser.sign_in("grace@example.com", "guess").await.0, 401);
+    }
+    let response = reqwest::Client::new()
+        .post(server.http("/api/session"))
+        .header("Origin", &browser.origin)
+        .header("X-Duet-Csrf", "1")
+        .json(&json!({"email": "grace@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "sign_in_locked");
+    assert_eq!(
+        body["error"]["message"],
+        format!("too many failed sign-ins for this account; try again in {retry_after} s")
+    );
+    // An unknown address locks the same way: the lockout tells nothing either.
+    for _ in 0..5 {
+        browser.sign_in("nobody@example.com", "guess").await;
+    }
+    assert_eq!(browser.sign_in("nobody@example.com", "guess").await.0, 429);
+    // Another person is not held by Grace's lockout.
+    person(&server, "lin@example.com", "reviewer").await;
+    assert_eq!(browser.sign_in("lin@example.com", PASSWORD).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_disabled_persons_cookie_is_refused_at_once_and_their_websocket_closes() {
+    let server = TestServer::start().await;
+    let grace_id = person(&server, "grace@example.com", "interviewer").await;
+    let interview = server.create_interview("Lin").await;
+    let (status, _) = api(
+        &server,
+        Method::PUT,
+        &format!("/api/interviews/{}/panel", interview.id),
+        &server.admin_token,
+        Some(json!({"interviewers": [grace_id], "reviewers": []})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut grace = Browser::new(&server);
+    assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 200);
+    let closed = events_by_cookie(&server, &grace, interview.id.as_str())
+        .await
+        .unwrap();
+
+    let (status, disabled) = api(
+        &server,
+        Method::PATCH,
+        &format!("/api/people/{grace_id}"),
+        &server.admin_token,
+        Some(json!({"state": "disabled"})),
+    )
+    .await;
+    assert_eq!(
+        (status, disabled["state"].as_str()),
+        (200, Some("disabled"))
+    );
+    assert_eq!(grace.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(
+        grace
+            .call(
+                Method::GET,
+                &format!("/api/interviews/{}", interview.id),
+                None
+            )
+            .await
+            .0,
+        401
+    );
+    let code = tokio::time::timeout(PATIENCE, closed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        code,
+        Some(1008),
+        "her open socket is closed as a policy matter"
+    );
+    // Her password no longer signs her in (the same answer as any wrong one).
+    assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_cookie_write_from_another_origin_or_without_the_csrf_header_is_refused() {
+    let server = TestServer::start().await;
+    person(&server, "ada@example.com", "admin").await;
+    let mut ada = Browser::new(&server);
+    assert_eq!(ada.sign_in("ada@example.com", PASSWORD).await.0, 200);
+    let invite = json!({"email": "x@example.com", "name": "X", "role": "reviewer"});
+
+    let evil = Browser {
+        origin: "http://evil.example".into(),
+        cookie: ada.cookie.clone(),
+        ..Browser::new(&server)
+    };
+    let (status, body) = evil
+        .call(Method::POST, "/api/people", Some(invite.clone()))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let bare = Browser {
+        csrf: false,
+        cookie: ada.cookie.clone(),
+        ..Browser::new(&server)
+    };
+    let (status, body) = bare
+        .call(Method::POST, "/api/people", Some(invite.clone()))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("X-Duet-Csrf"));
+    // A read needs neither; the same write from the app's own page goes through.
+    assert_eq!(bare.call(Method::GET, "/api/people", None).await.0, 200);
+    assert_eq!(
+        ada.call(Method::POST, "/api/people", Some(invite)).await.0,
+        201
+    );
+    // Nobody was added by the refused writes: one invitation, one person (and Ada).
+    let (_, people) = ada.call(Method::GET, "/api/people", None).await;
+    assert_eq!(people.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_personal_token_works_for_scripts_until_its_owner_revokes_it() {
+    let server = TestServer::start().await;
+    person(&server, "ada@example.com", "admin").await;
+    let mut ada = Browser::new(&server);
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    let (status, created) = ada
+        .call(
+            Method::POST,
+            "/api/me/tokens",
+            Some(json!({"name": "ATS sync"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("duet_pt_"));
+    let (_, listed) = ada.call(Method::GET, "/api/me/tokens", None).await;
+    assert_eq!(listed[0]["name"], "ATS sync");
+    assert!(listed[0].get("token").is_none(), "shown once, never listed");
+
+    // A script creates an interview with it, as it did with the shared admin token.
+    let (status, made) = api(
+        &server,
+        Method::POST,
+        "/api/interviews",
+        &token,
+        Some(json!({"title": "Pairing", "candidate_name": "Lin"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        "/api/me/tokens",
+        &token,
+        Some(json!({"name": "more"})),
+    )
+    .await;
+    assert_eq!(status, 403, "a token mints no tokens");
+
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        ada.call(Method::DELETE, &format!("/api/me/tokens/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    let (status, _) = api(&server, Method::GET, "/api/interviews", &token, None).await;
+    assert_eq!(status, 401, "revoked: refused at once");
+    // The admin token keeps working beside people: the break-glass credential.
+    let (status, _) = api(
+        &server,
+        Method::GET,
+        "/api/interviews",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn sign_out_ends_one_session_and_sign_out_everywhere_ends_them_all() {
+    let server = TestServer::start().await;
+    person(&server, "grace@example.com", "interviewer").await;
+    let (mut laptop, mut phone) = (Browser::new(&server), Browser::new(&server));
+    laptop.sign_in("grace@example.com", PASSWORD).await;
+    phone.sign_in("grace@example.com", PASSWORD).await;
+    let third = {
+        let mut b = Browser::new(&server);
+        b.sign_in("grace@example.com", PASSWORD).await;
+        b
+    };
+    let response = reqwest::Client::new()
+        .delete(server.http("/api/session"))
+        .header("Origin", &laptop.origin)
+        .header("X-Duet-Csrf", "1")
+        .header("Cookie", laptop.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(laptop.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(phone.call(Method::GET, "/api/session", None).await.0, 200);
+
+    assert_eq!(
+        phone.call(Method::DELETE, "/api/me/sessions", None).await.0,
+        204
+    );
+    assert_eq!(phone.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(third.call(Method::GET, "/api/session", None).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_session_ends_when_idle_too_long_and_at_its_absolute_end() {
+    use duet_store::NewSession;
+    let server = TestServer::start().await;
+    let grace_id = person(&server, "grace@example.com", "interviewer").await;
+    let now = duet_server::rooms::now_ms();
+    let hour = 3_600_000;
+    // Sessions as the store would hold them after time passed: their cookies are ours.
+    let planted = |token: &str, created_at: i64, expires_at: i64| {
+        let session = NewSession {
+            hash: duet_server::auth::hash(token),
+            person_id: grace_id.clone(),
+            created_at,
+            expires_at,
+        };
+        server.state.store.start_session(&session)
+    };
+    let fresh = "f".repeat(43);
+    let idle = "i".repeat(43);
+    let old = "o".repeat(43);
+    planted(&fresh, now, now + hour).await.unwrap().unwrap();
+    // Last seen 13 hours ago (the default idle limit is 12), yet not at its absolute end.
+    planted(&idle, now - 13 * hour, now + hour)
+        .await
+        .unwrap()
+        .unwrap();
+    // Active a second ago, but past its absolute end.
+    planted(&old, now - 1_000, now - 1).await.unwrap().unwrap();
+    let with = |token: &str| Browser {
+        cookie: Some(format!("duet_session={token}")),
+        ..Browser::new(&server)
+    };
+    assert_eq!(
+        with(&fresh).call(Method::GET, "/api/session", None).await.0,
+        200
+    );
+    assert_eq!(
+        with(&idle).call(Method::GET, "/api/session", None).await.0,
+        401
+    );
+    assert_eq!(
+        with(&old).call(Method::GET, "/api/session", None).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure_and_host_only() {
+    let server = TestServer::start_with(|args| {
+        args.public_url = Some("https://duet.example.com".into());
+    })
+    .await;
+    person(&server, "ada@example.com", "admin").await;
+    let mut ada = Browser::new(&server);
+    ada.origin = "https://duet.example.com".into();
+    let (status, _, set_cookie) = ada.sign_in("ada@example.com", PASSWORD).await;
+    assert_eq!(status, 200);
+    let set_cookie = set_cookie.unwrap();
+    assert!(
+        set_cookie.starts_with("__Host-duet_session="),
+        "{set_cookie}"
+    );
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    assert_eq!(ada.call(Method::GET, "/api/session", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_audit_log_tells_admins_who_did_what_from_where() {
+    let server = TestServer::start().await;
+    let grace_id = person(&server, "grace@example.com", "interviewer").await;
+    let mut grace = Browser::new(&server);
+    grace.sign_in("grace@example.com", "wrong password!").await;
+    grace.sign_in("grace@example.com", PASSWORD).await;
+    let (status, _) = api(
+        &server,
+        Method::PATCH,
+        &format!("/api/people/{grace_id}"),
+        &server.admin_token,
+        Some(json!({"state": "disabled"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(grace.call(Method::GET, "/api/audit", None).await.0, 401);
+
+    let (status, page) = api(
+        &server,
+        Method::GET,
+        "/api/audit?limit=3",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["person_disabled", "signed_in", "sign_in_failed"]);
+    assert_eq!(page["entries"][0]["actor"], "admin-token");
+    assert_eq!(page["entries"][1]["actor"], "grace@example.com");
+    assert_eq!(page["entries"][1]["from"], "127.0.0.1");
+    let before = page["next_before"].as_i64().unwrap();
+    let (_, rest) = api(
+        &server,
+        Method::GET,
+        &format!("/api/audit?before={before}"),
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let rest: Vec<&str> = rest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["password_set", "person_added"]);
+}
+
+#[tokio::test]
+async fn the_command_line_adds_the_first_admin_with_a_link_or_a_password_from_stdin() {
+    use std::io::Write;
+    let server = TestServer::start().await;
+    let duet = |args: &[&str]| {
+        let mut command = std::process::Command::new(duet_tests::duet_bin());
+        command
+            .args(args)
+            .env("DUET_DATA_DIR", server.data_dir.path())
+            .env("DUET_PUBLIC_URL", server.http(""))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let out = duet(&[
+        "user",
+        "add",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--role",
+        "admin",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let link = printed
+        .split_whitespace()
+        .find(|w| w.contains("/password#token="))
+        .unwrap_or_else(|| panic!("no link in {printed:?}"));
+    let token = link.split_once("#token=").unwrap().1;
+    assert_eq!(set_password(&server, token, PASSWORD).await.0, 204);
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("ada@example.com", PASSWORD)
+            .await
+            .0,
+        200
+    );
+
+    // A password from standard input, never from the command line.
+    let mut child = duet(&[
+        "user",
+        "add",
+        "grace@example.com",
+        "--name",
+        "Grace",
+        "--role",
+        "interviewer",
+        "--password-stdin",
+    ])
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("grace@example.com", "piped in password")
+            .await
+            .0,
+        200
+    );
+    let again = duet(&[
+        "user",
+        "add",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--role",
+        "admin",
+    ])
+    .output()
+    .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("someone has this email address already")
+    );
+}
