@@ -88,6 +88,12 @@ impl TextIndex {
         self.exact
     }
 
+    /// Why the index stopped answering, once it has (an update it could not place, a text
+    /// that differed from yrs', or its byte limit), for the server's log.
+    pub fn gave_up_because(&self) -> Option<&'static str> {
+        self.why_not
+    }
+
     /// Bounds the index: once it would hold more than `limit` bytes it drops what it holds and
     /// stops indexing, so the caller falls back to rebuilding documents. A log of large pastes
     /// and deletes (each kept as a step) can otherwise grow an index far past the text's own

@@ -265,7 +265,14 @@ impl ReplayCache {
         let (found, behind, size) = {
             let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
             if index.is_exact() && index.seq() < upto && upto - index.seq() <= self.inline_records {
+                let began = std::time::Instant::now();
+                let from = index.seq();
                 extend_index(&**store, id, &mut index, upto, limit)?;
+                if let Some(why) = index.gave_up_because() {
+                    tracing::info!(interview = %id, seq = upto, why, "replay: the text index gave up; snapshots are rebuilt from checkpoints");
+                } else if from == 0 {
+                    tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = index.approx_bytes(), "replay: text index built");
+                }
             }
             let behind = index.is_exact() && index.seq() < upto;
             (index.text_at(seq), behind, index.approx_bytes())
@@ -303,7 +310,7 @@ impl ReplayCache {
                 let began = std::time::Instant::now();
                 match extend_index(&*store, &id, &mut fresh, upto, cache.index_limit()) {
                     Ok(()) => {
-                        tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = fresh.approx_bytes(), exact = fresh.is_exact(), "replay: text index built");
+                        tracing::info!(interview = %id, seq = upto, ms = began.elapsed().as_millis() as u64, bytes = fresh.approx_bytes(), exact = fresh.is_exact(), why = fresh.gave_up_because(), "replay: text index built");
                         let size = {
                             let mut index = job.index.lock().unwrap_or_else(|p| p.into_inner());
                             if fresh.seq() > index.seq() || !fresh.is_exact() {
