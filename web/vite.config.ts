@@ -20,7 +20,11 @@ export default defineConfig({
         manualChunks: (id) => {
           if (!id.includes('node_modules')) return undefined
           if (/node_modules\/(markdown-it|mdurl|uc\.micro|linkify-it|punycode(?:\.js)?|entities|dompurify)\//.test(id)) return 'markdown'
-          return 'editor'
+          if (/node_modules\/(@codemirror|@lezer|@marijn|yjs|y-codemirror\.next|y-protocols|y-websocket|lib0|style-mod|w3c-keyname|crelt)\//.test(id)) return 'editor'
+          // The rest (the board's Excalidraw and React) goes where Rollup puts it: with board.ts,
+          // which only a dynamic import loads, and Excalidraw's own lazy parts (locales, the
+          // diagram-from-text dialog) in chunks of their own.
+          return undefined
         },
       },
     },

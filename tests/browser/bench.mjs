@@ -9,7 +9,7 @@ import { ROOT, freePort, startServer, tempDir, removeDir, launchBrowser, adminAp
 requireParts()
 const dist = join(ROOT, 'web', 'dist', 'assets')
 let raw = 0; let gz = 0
-for (const f of readdirSync(dist).filter((f) => !/\.(br|gz)$/.test(f))) {
+for (const f of readdirSync(dist).filter((f) => !/\.(br|gz)$/.test(f) && statSync(join(dist, f)).isFile())) {
   const b = readFileSync(join(dist, f)); raw += statSync(join(dist, f)).size; gz += gzipSync(b).length
 }
 console.log(`bundle: ${(raw / 1024).toFixed(1)} KiB raw, ${(gz / 1024).toFixed(1)} KiB gzip (all of web/dist/assets)`)

@@ -73,10 +73,13 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const peopleEl = h('ul', { class: 'people', 'aria-label': 'Connected people', 'data-testid': 'people' })
   const closeNote = h('p', { class: 'banner warn', hidden: true, role: 'alert' })
   const endedBanner = h('div', { class: 'banner ended', hidden: true, role: 'status', 'data-testid': 'ended' })
+  const codeTab = h('button', { type: 'button', 'aria-pressed': 'true', 'data-testid': 'show-code' }, 'Code')
+  const boardTab = h('button', { type: 'button', 'aria-pressed': 'false', 'data-testid': 'show-board' }, 'Board')
   const header = h('header', { class: 'topbar' },
     h('span', { class: 'brand' }, 'Duet'),
     h('h1', {}, interview.title, h('span', { class: 'muted' }, ` · ${interview.candidate_name}`)),
     h('span', { class: `badge role-${role}` }, role === 'candidate' ? 'Candidate' : 'Interviewer'),
+    h('div', { class: 'view-switch', role: 'group', 'aria-label': 'Show the code or the board' }, codeTab, boardTab),
     peopleEl,
     savedEl,
   )
@@ -112,7 +115,9 @@ export async function openRoom(id: string, token: string, interview: Interview):
       h('section', { class: 'panel', 'aria-labelledby': 'tests-h' }, h('h2', { id: 'tests-h' }, 'Test results'), testsEl)))
 
   const noticeHost = h('div', { class: 'notice-host' })
-  const main = page(interview.title, header, closeNote, endedBanner, noticeHost, h('div', { class: 'room' }, side, work))
+  const boardPane = h('section', { class: 'board-pane', 'aria-label': 'Board', hidden: true, 'data-testid': 'board' })
+  const roomEl = h('div', { class: 'room' }, side, work, boardPane)
+  const main = page(interview.title, header, closeNote, endedBanner, noticeHost, roomEl)
   main.classList.add('room-page')
 
   const editor = createEditor({
@@ -131,8 +136,31 @@ export async function openRoom(id: string, token: string, interview: Interview):
     testBtn.title = c.testTitle
     stopBtn.disabled = !c.stop
     if (c.input !== inputOpen) { inputOpen = c.input; consoleView.setRunning(c.input) }
-    if (c.editable !== editable) { editable = c.editable; editor.setReadOnly(!c.editable) }
+    if (c.editable !== editable) { editable = c.editable; editor.setReadOnly(!c.editable); board?.setReadOnly(!c.editable) }
   }
+
+  // --- the board: Code | Board (side by side on wide screens, style.css). Excalidraw and React
+  // load only when the board first opens (board.ts), so the editor's first load does not grow.
+  let board: import('./board').Board | null = null
+  let boardLoading: Promise<void> | null = null
+  const showBoard = (open: boolean) => {
+    roomEl.classList.toggle('board-open', open)
+    boardPane.hidden = !open
+    codeTab.setAttribute('aria-pressed', String(!open))
+    boardTab.setAttribute('aria-pressed', String(open))
+    if (!open) { board?.hidden(); return }
+    boardLoading ??= (async () => {
+      // Excalidraw's fonts are served with the app (scripts/board-assets.mjs), not from a CDN.
+      (window as { EXCALIDRAW_ASSET_PATH?: string }).EXCALIDRAW_ASSET_PATH = '/assets/excalidraw/'
+      const { mountBoard } = await import('./board')
+      board = mountBoard({ doc, awareness: provider.awareness, container: boardPane, readOnly: !editable })
+    })().catch((err) => {
+      boardLoading = null
+      replace(boardPane, h('p', { class: 'banner warn', role: 'alert' }, `The board could not load: ${explain(err)}`))
+    })
+  }
+  codeTab.addEventListener('click', () => showBoard(false))
+  boardTab.addEventListener('click', () => showBoard(true))
   const carryOut = (commands: ViewCommand[]) => {
     for (const c of commands) {
       switch (c.do) {
@@ -151,6 +179,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
         }
         case 'show-question':
           if (role === 'candidate') renderCandidateSide(side, c.question)
+          if (c.question?.kind === 'discussion') showBoard(true) // discussion prompts open on the board
           replace(noticeHost.querySelector('.question-note') ?? noticeHost.appendChild(h('p', { class: 'banner notice question-note', role: 'status', 'data-testid': 'question-note' })),
             c.note,
             h('button', { type: 'button', class: 'small', onclick: (e: Event) => (e.target as HTMLElement).parentElement?.remove() }, 'Dismiss'))
@@ -204,6 +233,8 @@ export async function openRoom(id: string, token: string, interview: Interview):
       void startRun('run')
     }
   })
+
+  if (interview.question?.kind === 'discussion') showBoard(true)
 
   // --- question
   const setQuestion = (iv: Interview) => {
