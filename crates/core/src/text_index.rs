@@ -36,10 +36,21 @@ struct Step {
     insert: String,
 }
 
-#[derive(Debug, Clone)]
+/// A step as the index keeps it: what it inserts is `inserted[previous step's end..end]`.
+/// 16 bytes, and the inserted text in one string, rather than a string per step.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    at: u32,
+    delete: u32,
+    end: usize,
+}
+
+/// One edit: its seq and the index of its first step in [`TextIndex::steps`] (its steps run
+/// to the next edit's first).
+#[derive(Debug, Clone, Copy)]
 struct TextOp {
     seq: u64,
-    steps: Vec<Step>,
+    first: usize,
 }
 
 /// The text at every edit of one log, up to [`TextIndex::seq`].
@@ -47,6 +58,9 @@ struct TextOp {
 pub struct TextIndex {
     seq: u64,
     ops: Vec<TextOp>,
+    steps: Vec<Kept>,
+    /// The text every step inserts, one after another.
+    inserted: String,
     /// `keyframes[k]` is the text after `ops[..k * KEYFRAME_EVERY]`.
     keyframes: Vec<Rope>,
     tip: Rope,
@@ -55,7 +69,6 @@ pub struct TextIndex {
     exact: bool,
     /// Why the index gave up, once it has.
     why_not: Option<&'static str>,
-    bytes: usize,
     /// Past this many bytes ([`TextIndex::approx_bytes`]) the index gives up.
     limit: usize,
 }
@@ -65,12 +78,13 @@ impl Default for TextIndex {
         TextIndex {
             seq: 0,
             ops: Vec::new(),
+            steps: Vec::new(),
+            inserted: String::new(),
             keyframes: vec![Rope::new()],
             tip: Rope::new(),
             order: TextOrder::default(),
             exact: true,
             why_not: None,
-            bytes: 0,
             limit: usize::MAX,
         }
     }
@@ -107,16 +121,19 @@ impl TextIndex {
         self.exact = false;
         self.why_not.get_or_insert(why);
         self.ops = Vec::new();
+        self.steps = Vec::new();
+        self.inserted = String::new();
         self.keyframes = vec![Rope::new()];
         self.tip = Rope::new();
         self.order = TextOrder::default();
-        self.bytes = 0;
     }
 
-    /// Roughly the heap bytes held (steps, the order of items, plus the text once per
-    /// keyframe as an upper bound for the nodes keyframes do not share).
+    /// Roughly the heap bytes held (edits and steps, the order of items, plus the text once
+    /// per keyframe as an upper bound for the nodes keyframes do not share).
     pub fn approx_bytes(&self) -> usize {
-        self.bytes
+        self.ops.capacity() * std::mem::size_of::<TextOp>()
+            + self.steps.capacity() * std::mem::size_of::<Kept>()
+            + self.inserted.capacity()
             + self.order.approx_bytes()
             + self.keyframes.len() * self.tip.len_bytes().min(16 * 1024)
             + self.tip.len_bytes()
@@ -183,8 +200,22 @@ impl TextIndex {
     /// Records one edit's steps (already applied to the tip); answers whether a keyframe was
     /// taken.
     fn record(&mut self, seq: u64, steps: Vec<Step>) -> bool {
-        self.bytes += 48 + steps.iter().map(|s| 32 + s.insert.len()).sum::<usize>();
-        self.ops.push(TextOp { seq, steps });
+        self.ops.push(TextOp {
+            seq,
+            first: self.steps.len(),
+        });
+        for step in steps {
+            let (Ok(at), Ok(delete)) = (u32::try_from(step.at), u32::try_from(step.delete)) else {
+                self.give_up("a text past 4 billion characters");
+                return false;
+            };
+            self.inserted.push_str(&step.insert);
+            self.steps.push(Kept {
+                at,
+                delete,
+                end: self.inserted.len(),
+            });
+        }
         let keyframe = self.ops.len() == self.keyframes.len() * KEYFRAME_EVERY;
         if keyframe {
             self.keyframes.push(self.tip.clone());
@@ -204,15 +235,23 @@ impl TextIndex {
         let n = self.ops.partition_point(|op| op.seq <= seq);
         let k = n / KEYFRAME_EVERY;
         let mut rope = self.keyframes.get(k)?.clone();
-        for op in &self.ops[k * KEYFRAME_EVERY..n] {
-            for step in &op.steps {
-                if step.delete > 0 {
-                    rope.remove(step.at..step.at + step.delete);
-                }
-                if !step.insert.is_empty() {
-                    rope.insert(step.at, &step.insert);
-                }
+        let first = self
+            .ops
+            .get(k * KEYFRAME_EVERY)
+            .map_or(self.steps.len(), |op| op.first);
+        let last = self.ops.get(n).map_or(self.steps.len(), |op| op.first);
+        let mut start = first
+            .checked_sub(1)
+            .map_or(0, |previous| self.steps[previous].end);
+        for step in &self.steps[first..last] {
+            let at = step.at as usize;
+            if step.delete > 0 {
+                rope.remove(at..at + step.delete as usize);
             }
+            if step.end > start {
+                rope.insert(at, &self.inserted[start..step.end]);
+            }
+            start = step.end;
         }
         Some(rope.to_string())
     }
@@ -296,6 +335,27 @@ mod tests {
             );
         }
         assert_eq!(index.text_at(1_501), None, "past the end");
+    }
+
+    #[test]
+    fn the_text_at_an_edit_that_completes_a_keyframe_is_that_keyframe() {
+        // Exactly two keyframes' worth of edits, every one changing the text: the last seq
+        // (and any later one) is answered from the last keyframe with no step after it.
+        let edits = 2 * KEYFRAME_EVERY as u64;
+        let (log, texts) = random_log(edits, 5);
+        let mut index = TextIndex::default();
+        index
+            .extend(None, Vec::new(), log, edits + 3)
+            .expect("indexes");
+        assert_eq!(
+            index.keyframes.len(),
+            3,
+            "a keyframe at 0, 512 and 1,024 edits"
+        );
+        for seq in [edits - 1, edits, edits + 3] {
+            let last = texts[(seq.min(edits)) as usize].as_str();
+            assert_eq!(index.text_at(seq).as_deref(), Some(last), "seq {seq}");
+        }
     }
 
     #[test]
