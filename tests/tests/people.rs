@@ -741,3 +741,57 @@ async fn the_command_line_adds_the_first_admin_with_a_link_or_a_password_from_st
         String::from_utf8_lossy(&again.stderr).contains("someone has this email address already")
     );
 }
+
+#[tokio::test]
+async fn interviews_created_re_linked_and_deleted_are_in_the_audit_log_with_who_did_it() {
+    let server = TestServer::start().await;
+    person(&server, "ada@example.com", "admin").await;
+    let mut ada = Browser::new(&server);
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    let (status, created) = ada
+        .call(
+            Method::POST,
+            "/api/interviews",
+            Some(json!({"title": "Pairing", "candidate_name": "Lin"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &format!("/api/interviews/{id}/links"),
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ada.call(Method::DELETE, &format!("/api/interviews/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    let (_, page) = ada.call(Method::GET, "/api/audit?limit=3", None).await;
+    let lines: Vec<(String, String, String)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let line = |action: &str, actor: &str| (action.to_owned(), actor.to_owned(), id.to_owned());
+    assert_eq!(
+        lines,
+        [
+            line("interview_deleted", "ada@example.com"),
+            line("links_rotated", "admin-token"),
+            line("interview_created", "ada@example.com"),
+        ]
+    );
+}

@@ -1,6 +1,8 @@
 // Talking to the server: the token (taken from the URL fragment and kept for this tab only),
 // JSON requests with it as a bearer header, and errors that carry the status and the server's
 // code. The page is served by the server it talks to, so every endpoint it calls exists.
+// With no token (''), a request goes on the staff member's session cookie; every request
+// carries `X-Duet-Csrf: 1`, which the server requires of a write the cookie authenticates.
 
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string) {
@@ -25,7 +27,8 @@ export function takeToken(scope: string): string | null {
 }
 
 export async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Authorization: `Bearer ${token}` }
+  const headers: Record<string, string> = { 'X-Duet-Csrf': '1' }
+  if (token) headers.Authorization = `Bearer ${token}`
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   let response: Response
   try {

@@ -8,12 +8,8 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
   const main = page('Debrief', h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, 'Debrief')))
   const host = h('section', { class: 'panel', 'aria-labelledby': 'db-h' }, h('h2', { id: 'db-h' }, 'Scorecards side by side'), h('p', {}, 'Loading…'))
   main.append(host)
-  const token = kind === 'candidate' ? sessionStorage.getItem('duet.admin') : takeToken(`interview.${key}`)
-  if (!token) {
-    replace(host, h('h2', { id: 'db-h' }, 'Debrief'), h('p', { role: 'alert' }, kind === 'candidate'
-      ? 'Enter the admin token on the admin page first.' : 'This link has no access token.'))
-    return
-  }
+  // No token: a signed-in staff member's session cookie ('' sends it).
+  const token = (kind === 'candidate' ? sessionStorage.getItem('duet.admin') : takeToken(`interview.${key}`)) ?? ''
   const path = kind === 'candidate' ? `/api/candidates/${encodeURIComponent(key)}/debrief` : `/api/interviews/${encodeURIComponent(key)}/debrief`
   try {
     const data = await api<Debrief>(token, 'GET', path)
@@ -58,7 +54,7 @@ function refusal(err: unknown): string {
         + 'colleagues\' scores before forming their own. The interviewer submits it in the room\'s Scorecard tab.'
     }
     if (err.status === 404) return 'This interview has no candidate reference, so there is no loop of interviews to debrief.'
-    if (err.status === 401) return 'This link\'s access token is no longer valid. Ask the admin for a new link.'
+    if (err.status === 401) return 'This link\'s access token is no longer valid, or you are not signed in. Sign in, or ask the admin for a new link.'
   }
   return `The debrief cannot be shown: ${explain(err)}.`
 }

@@ -12,8 +12,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_protocol::{
-    CreateInterview, CreatedInterview, EventKind, InterviewId, InterviewSummary, InterviewView,
-    PerRole, Question, QuestionSummary, QuestionView, Record, Role, SwitchQuestion,
+    AuditAction, CreateInterview, CreatedInterview, EventKind, InterviewId, InterviewSummary,
+    InterviewView, PerRole, Question, QuestionSummary, QuestionView, Record, Role, SwitchQuestion,
 };
 use duet_store::Interview;
 
@@ -26,7 +26,7 @@ pub async fn create_interview(
     parts: Parts,
     body: JsonBody<CreateInterview>,
 ) -> Result<Response, AppError> {
-    auth::require_admin(&state, &parts).await?;
+    let admin = auth::require_admin(&state, &parts).await?;
     let req = body.read()?;
     let question_id = match &req.question_id {
         Some(q) => Some(
@@ -59,6 +59,15 @@ pub async fn create_interview(
         candidate_ref,
     };
     written(state.store.create_interview(&interview, &hashes)).await?;
+    let target = Some(id.to_string());
+    crate::people_api::audit(
+        &state,
+        admin.name(),
+        AuditAction::InterviewCreated,
+        target,
+        Some(&parts),
+    )
+    .await;
     let urls = links(&state, &id, &tokens);
     Ok((
         StatusCode::CREATED,
@@ -105,7 +114,7 @@ pub async fn reissue_links(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<CreatedInterview>, AppError> {
-    auth::require_admin(&state, &parts).await?;
+    let admin = auth::require_admin(&state, &parts).await?;
     let id = InterviewId::parse(&id).ok_or(AppError::NotFound("no such interview"))?;
     let store = state.store.clone();
     let lookup = id.clone();
@@ -119,6 +128,15 @@ pub async fn reissue_links(
     written(state.store.replace_tokens(&id, &hashes)).await?;
     state.sockets.revoke(&id);
     tracing::info!(interview = %id, "links re-issued; the old tokens no longer work");
+    let target = Some(id.to_string());
+    crate::people_api::audit(
+        &state,
+        admin.name(),
+        AuditAction::LinksRotated,
+        target,
+        Some(&parts),
+    )
+    .await;
     let urls = links(&state, &id, &tokens);
     Ok(Json(CreatedInterview { id, tokens, urls }))
 }

@@ -50,7 +50,7 @@ pub async fn delete(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<StatusCode, AppError> {
-    auth::require_admin(&state, &parts).await?;
+    let admin = auth::require_admin(&state, &parts).await?;
     let interview = InterviewId::parse(&id).ok_or(AppError::NotFound("no such interview"))?;
     let store = state.store.clone();
     let lookup = interview.clone();
@@ -62,5 +62,14 @@ pub async fn delete(
     }
     erase(&state, &interview).await?;
     tracing::info!(interview = %interview, "interview deleted");
+    let target = Some(interview.to_string());
+    crate::people_api::audit(
+        &state,
+        admin.name(),
+        duet_protocol::AuditAction::InterviewDeleted,
+        target,
+        Some(&parts),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
