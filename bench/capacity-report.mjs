@@ -18,8 +18,13 @@ const steps = readdirSync(dir).map((f) => f.match(/^cap-(\d+)\.json$/)).filter(B
 const f = (v, d = 1) => (v == null || Number.isNaN(v) ? 'n/a' : Number(v).toFixed(d))
 const tally = (o) => Object.entries(o ?? {}).map(([k, n]) => `${n} x ${k.replace(/\|/g, '/')}`).join('; ')
 
-console.log('| interviews | fan-out p50 / p99, ms | runs measured | run to first byte p50 / p99 / max, ms | runs without output, refused | server CPU % | server RSS at end, MiB | loadgen CPU % | machine busy % (of 200) / others before | persist p99 (bucket) | errors | targets |')
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+// Per engine, from a family of /metrics lines: [engine, after - before].
+const perEngine = (a, b, family) => Object.keys(b).filter((k) => k.startsWith(`${family}{`))
+  .map((k) => [k.match(/engine="([^"]*)"/)?.[1] ?? '?', (b[k] ?? 0) - (a[k] ?? 0)])
+const short = (engine) => (engine === 'unix:///var/run/docker.sock' ? 'local' : engine.replace(/^unix:\/\/.*\/(duet-[^/]+)\/docker\.sock$/, '$1'))
+
+console.log('| interviews | fan-out p50 / p99, ms | runs measured | run to first byte p50 / p99 / max, ms | runs without output, refused | sandbox runs per engine (cold starts); runs that waited for a slot | server CPU % | server RSS at end, MiB | loadgen CPU % | machine busy % (of 200) / others before | persist p99 (bucket) | errors | targets |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const n of steps) {
   const r = read(`cap-${n}.json`)
   if (!r) { console.log(`| ${n} | loadgen failed, see cap-${n}.log |||||||||||`); continue }
@@ -35,7 +40,13 @@ for (const n of steps) {
   const hit = count ? buckets.find((x) => x.n >= 0.99 * count) : null
   const persist = hit ? (hit.le === Infinity ? '> 1000' : `<= ${hit.le * 1000}`) : 'n/a'
   const errs = [tally(r.connect_errors), tally(r.closed_by_server), tally(r.read_errors), tally(runs.refused), tally(runs.events_closed), tally(runs.events_errors)].filter(Boolean).join('; ') || 'none'
+  const cold = new Map(perEngine(a, b, 'duet_sandbox_cold_starts_total'))
+  let split = perEngine(a, b, 'duet_sandbox_runs_total').map(([e, n]) => `${short(e)} ${n} (${cold.get(e) ?? '?'})`).join(', ') || 'n/a'
+  const waited = (b.duet_sandbox_waited_total ?? 0) - (a.duet_sandbox_waited_total ?? 0)
+  const waitedS = (b.duet_sandbox_wait_seconds_total ?? 0) - (a.duet_sandbox_wait_seconds_total ?? 0)
+  if (b.duet_sandbox_waited_total != null) split += `; ${waited} waited for a slot${waited ? ` (${f((waitedS * 1000) / waited, 0)} ms on average)` : ''}`
+  if (existsSync(join(dir, `cap-${n}.killed-at`))) split += `; the second engine killed ${process.env.DUET_CAPACITY_KILL_AFTER ?? '?'} s in`
   const fanOk = r.latency_ms.p99 < 25
   const runOk = fb.samples > 0 && fb.p99 < 200 && runs.no_output === 0
-  console.log(`| ${n} | ${f(r.latency_ms.p50, 2)} / ${f(r.latency_ms.p99, 2)} | ${runs.started ?? 0} | ${f(fb.p50)} / ${f(fb.p99)} / ${f(fb.max)} | ${runs.no_output ?? 'n/a'}, ${refused} | ${f(r.server?.cpu_percent, 0)} | ${f((r.server?.rss_kb_end ?? NaN) / 1024)} | ${f(r.loadgen_cpu_percent, 0)} | ${f(r.machine_cpu_percent, 0)} / ${busyBefore} | ${persist} | ${errs} | fan-out ${fanOk ? 'met' : 'MISSED'}, runs ${runOk ? 'met' : 'MISSED'} |`)
+  console.log(`| ${n} | ${f(r.latency_ms.p50, 2)} / ${f(r.latency_ms.p99, 2)} | ${runs.started ?? 0} | ${f(fb.p50)} / ${f(fb.p99)} / ${f(fb.max)} | ${runs.no_output ?? 'n/a'}, ${refused} | ${split} | ${f(r.server?.cpu_percent, 0)} | ${f((r.server?.rss_kb_end ?? NaN) / 1024)} | ${f(r.loadgen_cpu_percent, 0)} | ${f(r.machine_cpu_percent, 0)} / ${busyBefore} | ${persist} | ${errs} | fan-out ${fanOk ? 'met' : 'MISSED'}, runs ${runOk ? 'met' : 'MISSED'} |`)
 }

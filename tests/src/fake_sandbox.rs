@@ -108,6 +108,8 @@ impl Sandbox for FakeSandbox {
             queued: 0,
             warm: 0,
             cold_starts: 0,
+            waited: 0,
+            waited_ms: 0,
             engines: Vec::new(),
         }
     }

@@ -41,8 +41,16 @@ const STDIN_BUFFER: usize = 64;
 pub struct DockerSandbox {
     nodes: Vec<Arc<Inner>>,
     slots: Arc<Slots>,
+    waits: Arc<Waits>,
     shutdown: CancellationToken,
     fillers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Runs that waited in the queue for a slot, and how long in all.
+#[derive(Default)]
+struct Waits {
+    runs: AtomicU64,
+    micros: AtomicU64,
 }
 
 /// One engine's state, shared by its runs and background tasks.
@@ -188,6 +196,7 @@ impl DockerSandbox {
         Ok(DockerSandbox {
             nodes,
             slots,
+            waits: Arc::default(),
             shutdown,
             fillers: Mutex::new(fillers),
         })
@@ -249,6 +258,7 @@ impl Sandbox for DockerSandbox {
         let cancel = CancellationToken::new();
         let task = RunTask {
             nodes: self.nodes.clone(),
+            waits: self.waits.clone(),
             request,
             events: events_tx,
             stdin: stdin_rx,
@@ -287,6 +297,8 @@ impl Sandbox for DockerSandbox {
             queued,
             warm: engines.iter().map(|e| e.warm).sum(),
             cold_starts: engines.iter().map(|e| e.cold_starts).sum(),
+            waited: self.waits.runs.load(Relaxed),
+            waited_ms: self.waits.micros.load(Relaxed) / 1000,
             engines,
         }
     }
@@ -294,6 +306,7 @@ impl Sandbox for DockerSandbox {
 
 struct RunTask {
     nodes: Vec<Arc<Inner>>,
+    waits: Arc<Waits>,
     request: RunRequest,
     events: mpsc::Sender<RunEvent>,
     stdin: mpsc::Receiver<Stdin>,
@@ -307,7 +320,7 @@ impl RunTask {
             Admitted::Now(slot) => Some(slot),
             Admitted::Queued(mut ticket) => {
                 let mut place = ticket.ahead.clone();
-                loop {
+                let slot = loop {
                     let ahead = *place.borrow_and_update();
                     if self.events.send(RunEvent::Queued { ahead }).await.is_err() {
                         break None;
@@ -323,7 +336,13 @@ impl RunTask {
                             break ticket.slot().await;
                         },
                     }
+                };
+                if slot.is_some() {
+                    let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.waits.runs.fetch_add(1, Relaxed);
+                    self.waits.micros.fetch_add(waited, Relaxed);
                 }
+                slot
             }
         };
         let events = self.events.clone();
@@ -346,6 +365,7 @@ impl RunTask {
     async fn in_container(self, slot: Slot) -> RunOutcome {
         let RunTask {
             nodes,
+            waits: _,
             request,
             events,
             stdin,

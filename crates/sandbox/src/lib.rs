@@ -217,6 +217,9 @@ pub struct Health {
     pub warm: usize,
     /// Runs since start that found no warm container and started one on demand.
     pub cold_starts: u64,
+    /// Runs since start that waited in the queue for a slot, and their waits' sum.
+    pub waited: u64,
+    pub waited_ms: u64,
     /// Each engine, in the order configured.
     pub engines: Vec<EngineStatus>,
 }

@@ -67,6 +67,11 @@ async fn one_interviews_burst_of_twenty_runs_delays_another_interviews_run_by_on
     // A's last run was told its place as the queue moved: twenty ahead at first (nineteen of
     // its own and B's), then fewer, a note per move.
     assert!(a_ran[19].queued >= 10, "{:?}", a_ran[19]);
+    assert_eq!(
+        sandbox.health().waited,
+        21,
+        "every run but the first waited"
+    );
     sandbox.shutdown().await;
     assert_no_containers(&instance).await;
 }

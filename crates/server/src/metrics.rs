@@ -133,6 +133,21 @@ pub fn render_sandbox(health: &duet_sandbox::Health) -> String {
         vec![(String::new(), health.queued.to_string())],
     );
     family(
+        "duet_sandbox_waited_total",
+        "Runs that waited in the queue for a slot.",
+        "counter",
+        vec![(String::new(), health.waited.to_string())],
+    );
+    family(
+        "duet_sandbox_wait_seconds_total",
+        "The time those runs waited, in all.",
+        "counter",
+        vec![(
+            String::new(),
+            format!("{}", health.waited_ms as f64 / 1000.0),
+        )],
+    );
+    family(
         "duet_sandbox_engine_up",
         "1 when the engine answers and has the image, else 0 (it takes no runs then).",
         "gauge",
@@ -209,6 +224,8 @@ mod tests {
             queued: 5,
             warm: 6,
             cold_starts: 3,
+            waited: 7,
+            waited_ms: 1500,
             engines: vec![
                 engine("unix:///var/run/docker.sock", "ok", 1),
                 engine("tcp://b\"x:2376", "degraded", 2),
@@ -217,6 +234,8 @@ mod tests {
         let text = render_sandbox(&health);
         for line in [
             "duet_sandbox_queued 5",
+            "duet_sandbox_waited_total 7",
+            "duet_sandbox_wait_seconds_total 1.5",
             "duet_sandbox_engine_up{engine=\"unix:///var/run/docker.sock\"} 1",
             "duet_sandbox_engine_up{engine=\"tcp://b\\\"x:2376\"} 0",
             "duet_sandbox_cold_starts_total{engine=\"unix:///var/run/docker.sock\"} 1",
