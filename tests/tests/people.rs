@@ -795,3 +795,82 @@ async fn interviews_created_re_linked_and_deleted_are_in_the_audit_log_with_who_
         ]
     );
 }
+
+/// Everything the servers in this test binary log (at debug, duet's own crates at trace).
+fn captured_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,duet_server=trace,duet_store=trace")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        log
+    })
+    .clone()
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_password_token_or_cookie_reaches_the_log() {
+    let log = captured_log();
+    let server = TestServer::start().await;
+    let (_, invited) = api(
+        &server,
+        Method::POST,
+        "/api/people",
+        &server.admin_token,
+        Some(json!({"email": "ada@example.com", "name": "Ada", "role": "admin"})),
+    )
+    .await;
+    let link = link_token(&invited);
+    set_password(&server, &link, PASSWORD).await;
+    set_password(&server, &link, "a second long password").await; // refused: used
+    let mut ada = Browser::new(&server);
+    ada.sign_in("ada@example.com", "a wrong but long password")
+        .await;
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    let cookie = ada.cookie.clone().unwrap();
+    let session = cookie.split_once('=').unwrap().1.to_owned();
+    let (_, created) = ada
+        .call(Method::POST, "/api/me/tokens", Some(json!({"name": "CI"})))
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    api(&server, Method::GET, "/api/people", &token, None).await;
+    let id = created["id"].as_str().unwrap();
+    ada.call(Method::DELETE, &format!("/api/me/tokens/{id}"), None)
+        .await;
+    api(&server, Method::GET, "/api/people", &token, None).await; // refused: revoked
+    ada.call(Method::DELETE, "/api/session", None).await;
+    ada.call(Method::GET, "/api/session", None).await; // refused: signed out
+
+    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("authentication failed"),
+        "the refusals are logged"
+    );
+    for secret in [
+        PASSWORD,
+        "a wrong but long password",
+        "a second long password",
+        link.as_str(),
+        session.as_str(),
+        token.as_str(),
+    ] {
+        assert!(!text.contains(secret), "{secret:?} is in the log");
+    }
+}

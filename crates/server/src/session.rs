@@ -80,14 +80,23 @@ pub struct Staff {
 impl Sessions {
     pub fn new(settings: SessionArgs, public_url: &str) -> Arc<Sessions> {
         let window = Duration::from_secs(settings.sign_in_window_secs.max(1));
-        Arc::new(Sessions {
+        let sessions = Arc::new(Sessions {
             secure: public_url.starts_with("https://"),
             per_address: auth::KeyedThrottle::new(settings.sign_in_failures_per_address, window),
             per_account: auth::KeyedThrottle::new(settings.sign_in_failures_per_account, window),
             settings,
             hashing: Semaphore::new(HASHING_AT_ONCE),
             dummy: OnceLock::new(),
-        })
+        });
+        // The dummy hash is made now, off the runtime, so the first sign-in for an unknown
+        // email does not take longer than the others (making it then would tell).
+        let warm = sessions.clone();
+        let _ = std::thread::Builder::new()
+            .name("duet-dummy-hash".into())
+            .spawn(move || {
+                warm.dummy_hash();
+            });
+        sessions
     }
 
     pub fn settings(&self) -> &SessionArgs {
