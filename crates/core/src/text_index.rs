@@ -8,7 +8,8 @@
 //! and the ids it deletes, placed by Yjs' own integration rules in an order of the text's items
 //! kept beside the index (`order.rs`). An edit costs about what yrs pays to apply it, not a walk
 //! of the whole text (yrs' change delta walks every item from the start, per edit: building
-//! the index grew with the square of the log, 17.5 s for 50,000 edits, see BENCHMARKS.md).
+//! the index grew with the square of the log, 17.5 to 38 s for 50,000 edits, see
+//! BENCHMARKS.md).
 //!
 //! Exactness: every edit is also applied to a real yrs document (which checks it as replay
 //! always did), and at every keyframe and at the end of each extension the index's text is

@@ -37,7 +37,7 @@ struct Cached {
 }
 
 /// Records a text index may lag and still be built or extended while a request waits: a build
-/// costs a few microseconds an edit (the 50,000 edits of a two-hour session, 0.3 to 0.5 s of a
+/// costs a few microseconds an edit (the 50,000 edits of a two-hour session, about 0.2 s of a
 /// core in `text_index_cost`, see BENCHMARKS.md), so the first replay after a restart builds
 /// inline rather than answering from checkpoints meanwhile; further behind, it builds on a
 /// thread of its own.
