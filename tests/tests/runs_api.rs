@@ -171,13 +171,28 @@ async fn both_sides_watch_a_run_and_answer_its_input() {
             .iter()
             .any(|e| e["stream"] == "stderr" && e["data"] == "a warning\n"));
     }
-    // Events carry the room's sequence numbers, in order.
-    let seqs: Vec<u64> = candidate_events
+    // The interviewer's events carry the room's sequence numbers, in order; the candidate's
+    // carry none (their gaps would count the private records between them).
+    let seqs: Vec<u64> = interviewer_events
         .all()
         .iter()
-        .filter_map(|e| e["seq"].as_u64())
+        .map(|e| e["seq"].as_u64().expect("staff events carry their seq"))
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(candidate_events
+        .all()
+        .iter()
+        .all(|e| e.get("seq").is_none()));
+    // Output says where each chunk starts in its stream.
+    for events in [&candidate_events, &interviewer_events] {
+        let mut next = 0;
+        for e in events.of(&run_id, "run.output") {
+            if e["stream"] == "stdout" {
+                assert_eq!(e["offset"], next, "{e}");
+                next += e["data"].as_str().unwrap().len() as u64;
+            }
+        }
+    }
 
     let history = room.history(&room.tokens.reviewer).await;
     assert_eq!(history.len(), 1);
@@ -582,4 +597,131 @@ async fn a_run_can_be_read_the_moment_its_start_is_answered() {
         assert_eq!(status, StatusCode::OK, "{run}");
         assert_eq!(run["run_id"], run_id.as_str());
     }
+}
+
+#[tokio::test]
+async fn a_reloading_page_joins_stored_and_live_output_by_offset() {
+    // A page that reloads mid-run reads the run's record, then the events socket: the
+    // record's byte counts say where the live output it has not shown yet begins.
+    let room = room_with_code(TestServer::start().await, "name = input()\nprint(name)\n").await;
+    let live = EventsClient::connect(&room.events(&room.tokens.candidate))
+        .await
+        .unwrap();
+    let run_id = room
+        .run(&room.tokens.candidate, json!({"kind": "run"}))
+        .await;
+    assert!(eventually(PATIENCE, || live.stdout(&run_id).contains("started")).await);
+    room.post(
+        &format!("/runs/{run_id}/stdin"),
+        &room.tokens.candidate,
+        json!({"data": "one\n"}),
+    )
+    .await;
+    assert!(eventually(PATIENCE, || live.stdout(&run_id).contains("one\n")).await);
+
+    // The reload: the record so far.
+    let (_, stored) = room.run_detail(&room.tokens.candidate, &run_id).await;
+    assert_eq!(stored["status"], "running");
+    let held = stored["stdout_bytes"].as_u64().unwrap();
+    assert_eq!(held, stored["stdout"].as_str().unwrap().len() as u64);
+    assert!(stored.get("through_seq").is_none(), "{stored}");
+
+    room.post(
+        &format!("/runs/{run_id}/stdin"),
+        &room.tokens.candidate,
+        json!({"data": "two\n"}),
+    )
+    .await;
+    room.post(
+        &format!("/runs/{run_id}/stdin"),
+        &room.tokens.candidate,
+        json!({"data": "exit\n"}),
+    )
+    .await;
+    assert!(eventually(PATIENCE, || !live.of(&run_id, "run.finished").is_empty()).await);
+
+    // What the page shows: the record, then every live chunk at or past what it held.
+    let mut shown = stored["stdout"].as_str().unwrap().to_owned();
+    for e in live.of(&run_id, "run.output") {
+        if e["stream"] == "stdout" && e["offset"].as_u64().unwrap() >= held {
+            shown.push_str(e["data"].as_str().unwrap());
+        }
+    }
+    assert_eq!(shown, live.stdout(&run_id), "nothing twice, nothing lost");
+    assert!(shown.ends_with("two\nexit\n"), "{shown:?}");
+}
+
+#[tokio::test]
+async fn the_candidate_pages_its_runs_by_run_id_and_never_by_seq() {
+    let room = room_with_code(TestServer::start().await, "print(1)\n").await;
+    let events = EventsClient::connect(&room.events(&room.tokens.interviewer))
+        .await
+        .unwrap();
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let run_id = room
+            .run(&room.tokens.candidate, json!({"kind": "run"}))
+            .await;
+        room.post(
+            &format!("/runs/{run_id}/stdin"),
+            &room.tokens.candidate,
+            json!({"data": "exit\n"}),
+        )
+        .await;
+        assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await);
+        mine.push(run_id);
+    }
+    // A private run of the interviewer's, between nothing the candidate can see.
+    let lint = room
+        .run(&room.tokens.interviewer, json!({"kind": "lint"}))
+        .await;
+
+    let get = |query: String| {
+        let url = room
+            .server
+            .http(&format!("/api/interviews/{}/runs{query}", room.id));
+        let token = room.tokens.candidate.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    // Page by page: the cursor is the last run's id, and no page holds a seq.
+    let mut seen = Vec::new();
+    let mut query = "?limit=1".to_owned();
+    loop {
+        let (status, page) = get(query.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for run in page["runs"].as_array().unwrap() {
+            assert!(
+                run.get("seq").is_none() && run.get("code_seq").is_none(),
+                "{run}"
+            );
+            seen.push(run["run_id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => query = format!("?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, mine);
+    // A seq is no cursor for the candidate (probing with one would find the seqs of its runs),
+    // and the private run's id answers as an id that never was.
+    let (status, answer) = get("?after=1".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (private_status, private) = get(format!("?after={lint}")).await;
+    let (never_status, never) = get("?after=no-such-run-id-x".into()).await;
+    assert_eq!(private_status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (private_status, private.to_string().replace(&lint, "ID")),
+        (
+            never_status,
+            never.to_string().replace("no-such-run-id-x", "ID")
+        )
+    );
 }

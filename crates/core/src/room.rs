@@ -16,7 +16,8 @@ use duet_protocol::{
     Role, RunFinished, RunInput, RunStarted, MAIN_FILE,
 };
 use duet_protocol::{
-    Note, RoomEvent, Scorecard, ScorecardChange, ScorecardUpdate, Signal, SignalKind,
+    Head, Note, RoomEvent, RoomEventBody, Scorecard, ScorecardChange, ScorecardUpdate, Signal,
+    SignalKind,
 };
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -97,6 +98,8 @@ pub struct Room {
     recent_signals: Vec<i64>,
     /// The question the room is on, and the code each question was left with.
     questions: Questions,
+    /// The runs going on: their start's head and the output logged so far.
+    live_runs: HashMap<String, runs::LiveRun>,
 }
 
 /// What a room's log says beyond the document, read back when the room loads.
@@ -182,6 +185,7 @@ impl Room {
             scorecard: ScorecardState::default(),
             recent_signals: Vec::new(),
             questions: Questions::default(),
+            live_runs: HashMap::new(),
         }
     }
 
@@ -257,9 +261,28 @@ impl Room {
 
     /// The next record of the log: the one place a seq is given out.
     fn record(&mut self, by: Actor, payload: Record, now_ms: i64) -> Effect {
+        Effect::Persist(self.log(by, payload, now_ms))
+    }
+
+    fn log(&mut self, by: Actor, payload: Record, now_ms: i64) -> LogRecord {
         self.last_seq += 1;
         let record = LogRecord::new(self.last_seq, now_ms, by, payload);
         self.log_bytes += record.data.len() as u64;
-        Effect::Persist(record)
+        record
+    }
+
+    /// The next record of the log and the event that tells `audience` of it: the event's head
+    /// (`seq`, `at`, `by`) is the record's.
+    fn record_and_tell(
+        &mut self,
+        by: Actor,
+        payload: Record,
+        now_ms: i64,
+        audience: Audience,
+        body: RoomEventBody,
+    ) -> Vec<Effect> {
+        let record = self.log(by, payload, now_ms);
+        let event = RoomEvent::new(record.head(), body);
+        vec![Effect::Persist(record), Effect::Event { audience, event }]
     }
 }

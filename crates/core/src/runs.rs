@@ -104,7 +104,12 @@ impl Utf8Decoder {
 /// A run as its start and finish records describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunEntry {
+    /// As the staff see it (the candidate's is [`RunSummary::seen_by`]).
     pub summary: RunSummary,
+    /// The seq of its start record.
+    pub seq: u64,
+    /// The seq whose snapshot is the code that ran.
+    pub code_seq: u64,
     pub private: bool,
     /// The seq of its finish record, once it finished.
     pub finished_seq: Option<u64>,
@@ -134,16 +139,18 @@ pub fn run_index(records: &[LogRecord], viewer: Role) -> Vec<RunEntry> {
                         run_id: started.run_id,
                         kind: started.kind,
                         by: started.by,
-                        seq: record.seq,
+                        seq: Some(record.seq),
                         started_at: started.at,
                         finished_at: None,
                         status: RunStatus::Running,
                         exit_code: None,
                         duration_ms: None,
-                        code_seq: started.code_seq,
+                        code_seq: Some(started.code_seq),
                         tests: None,
                         limit: None,
                     },
+                    seq: record.seq,
+                    code_seq: started.code_seq,
                     private: started.private,
                     finished_seq: None,
                     legacy_code: started.code,
@@ -628,13 +635,13 @@ mod tests {
             run_id: "r".into(),
             kind: RunKind::Run,
             by: Role::Candidate,
-            seq: 1,
+            seq: Some(1),
             started_at: 1_000,
             finished_at: None,
             status: RunStatus::Running,
             exit_code: None,
             duration_ms: None,
-            code_seq: 0,
+            code_seq: Some(0),
             tests: None,
             limit: None,
         };

@@ -2,7 +2,8 @@
 //! bursts, joins, runs, questions, notes, scorecard saves, signals, the end).
 
 use duet_protocol::{
-    Actor, EventKind, LogEntry, LogRecord, Record, Role, RunId, RunKind, TestCounts, TimelineEvent,
+    EventKind, Head, LogEntry, LogRecord, Record, RunId, RunKind, TestCounts, TimelineBody,
+    TimelineEvent,
 };
 use std::collections::HashMap;
 
@@ -25,28 +26,24 @@ pub fn timeline_needs_data(kind: EventKind) -> bool {
 
 /// What one log entry becomes on the timeline.
 enum Mapped {
-    Edit(Actor),
-    Event(TimelineEvent),
+    Edit,
+    Event(TimelineBody),
     Skip,
 }
 
-/// The one place that says what each kind of record shows on the timeline. A new kind is one
-/// arm here. `data` is the record with its data when [`timeline_needs_data`] says so; a record
-/// whose data cannot be read is left off (and cannot hide others).
-fn map(
-    entry: &LogEntry,
-    data: Option<&LogRecord>,
-    runs: &mut HashMap<RunId, (RunKind, Role)>,
-) -> Mapped {
-    let (Some(kind), Some(by)) = (entry.kind, entry.by) else {
-        return Mapped::Skip; // a kind or author this version does not know
+/// The one place that says what each kind of record shows on the timeline (its body: the head
+/// is the entry's own). A new kind is one arm here. `data` is the record with its data when
+/// [`timeline_needs_data`] says so; a record whose data cannot be read is left off (and cannot
+/// hide others).
+fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, RunKind>) -> Mapped {
+    let Some(kind) = entry.kind else {
+        return Mapped::Skip; // a kind this version does not know
     };
-    let (seq, at) = (entry.seq, entry.at_ms);
     match kind {
-        EventKind::Edit => return Mapped::Edit(by),
-        EventKind::Join => return Mapped::Event(TimelineEvent::Join { seq, at, by }),
-        EventKind::Leave => return Mapped::Event(TimelineEvent::Leave { seq, at, by }),
-        EventKind::End => return Mapped::Event(TimelineEvent::End { seq, at, by }),
+        EventKind::Edit => return Mapped::Edit,
+        EventKind::Join => return Mapped::Event(TimelineBody::Join),
+        EventKind::Leave => return Mapped::Event(TimelineBody::Leave),
+        EventKind::End => return Mapped::Event(TimelineBody::End),
         // Played from the run's cast and shown with the run.
         EventKind::RunOutput | EventKind::RunInput => return Mapped::Skip,
         _ => {}
@@ -56,56 +53,36 @@ fn map(
     };
     Mapped::Event(match record {
         Record::RunStarted(s) => {
-            runs.insert(s.run_id.clone(), (s.kind, s.by));
-            TimelineEvent::RunStarted {
-                seq,
-                at,
+            runs.insert(s.run_id.clone(), s.kind);
+            TimelineBody::RunStarted {
                 run_id: s.run_id,
                 kind: s.kind,
-                by: s.by,
                 code_seq: s.code_seq,
                 private: s.private,
             }
         }
         Record::RunFinished(f) => {
-            let Some((kind, by)) = runs.get(&f.run_id).copied() else {
+            let Some(kind) = runs.get(&f.run_id).copied() else {
                 return Mapped::Skip; // its start is unreadable or before `after`
             };
-            TimelineEvent::RunFinished {
-                seq,
-                at,
+            TimelineBody::RunFinished {
                 run_id: f.run_id,
                 kind,
-                by,
                 status: f.status,
                 exit_code: f.exit_code,
                 duration_ms: f.duration_ms,
                 tests: f.tests.as_ref().map(TestCounts::from),
             }
         }
-        Record::Question(q) => TimelineEvent::Question {
-            seq,
-            at,
-            by,
+        Record::Question(q) => TimelineBody::Question {
             question_id: q.question_id,
             title: None, // the bank is the server's: it names the question
         },
-        Record::Note(note) => TimelineEvent::Note {
-            seq,
-            at,
-            by,
-            text: note.text,
-        },
-        Record::Scorecard(change) => TimelineEvent::Scorecard {
-            seq,
-            at,
-            by,
+        Record::Note(note) => TimelineBody::Note { text: note.text },
+        Record::Scorecard(change) => TimelineBody::Scorecard {
             action: change.action,
         },
-        Record::Signal(signal) => TimelineEvent::Signal {
-            seq,
-            at,
-            by,
+        Record::Signal(signal) => TimelineBody::Signal {
             kind: signal.kind,
             size: signal.size,
         },
@@ -120,8 +97,9 @@ fn map(
 
 /// The timeline of `index` (every entry in seq order). `data` holds, with their data, the
 /// records of the kinds [`timeline_needs_data`] names; `runs_before` the start records of runs
-/// that began before the index does (so a finish after `?after=` still says whose run it was).
-/// Consecutive edits by one author less than [`BURST_GAP_MS`] apart become one burst.
+/// that began before the index does (so a finish after `?after=` still says what kind of run
+/// it ended). Every event's head is its (first) record's; consecutive edits by one author less
+/// than [`BURST_GAP_MS`] apart become one burst.
 pub fn timeline(
     index: &[LogEntry],
     data: &[LogRecord],
@@ -131,37 +109,47 @@ pub fn timeline(
     let mut runs = HashMap::new();
     for record in runs_before {
         if let Ok(Record::RunStarted(s)) = record.decode() {
-            runs.insert(s.run_id, (s.kind, s.by));
+            runs.insert(s.run_id, s.kind);
         }
     }
     let mut events: Vec<TimelineEvent> = Vec::new();
     for entry in index {
+        let Some(by) = entry.by else {
+            continue; // an author this version does not know
+        };
+        let head = Head {
+            seq: entry.seq,
+            at: entry.at_ms,
+            by,
+        };
         match map(entry, by_seq.get(&entry.seq).copied(), &mut runs) {
             Mapped::Skip => {}
-            Mapped::Event(event) => events.push(event),
-            Mapped::Edit(author) => {
-                if let Some(TimelineEvent::Edit {
-                    by,
-                    last_seq,
-                    last_at,
-                    edits,
-                    ..
+            Mapped::Event(body) => events.push(TimelineEvent { head, body }),
+            Mapped::Edit => {
+                if let Some(TimelineEvent {
+                    head: Head { by: author, .. },
+                    body:
+                        TimelineBody::Edit {
+                            last_seq,
+                            last_at,
+                            edits,
+                        },
                 }) = events.last_mut()
                 {
-                    if *by == author && entry.at_ms - *last_at < BURST_GAP_MS {
+                    if *author == by && entry.at_ms - *last_at < BURST_GAP_MS {
                         *last_seq = entry.seq;
                         *last_at = entry.at_ms;
                         *edits += 1;
                         continue;
                     }
                 }
-                events.push(TimelineEvent::Edit {
-                    seq: entry.seq,
-                    at: entry.at_ms,
-                    by: author,
-                    last_seq: entry.seq,
-                    last_at: entry.at_ms,
-                    edits: 1,
+                events.push(TimelineEvent {
+                    head,
+                    body: TimelineBody::Edit {
+                        last_seq: entry.seq,
+                        last_at: entry.at_ms,
+                        edits: 1,
+                    },
                 });
             }
         }
@@ -173,6 +161,7 @@ pub fn timeline(
 mod tests {
     use super::*;
     use crate::replay::tests::{edit, entry};
+    use duet_protocol::Actor;
     use yrs::{Doc, Text};
 
     #[test]
@@ -212,15 +201,11 @@ mod tests {
         let events = timeline(&index, &[], &[]);
         let shape: Vec<(String, u64, u64, u32)> = events
             .iter()
-            .map(|e| match e {
-                TimelineEvent::Edit {
-                    seq,
-                    last_seq,
-                    edits,
-                    by,
-                    ..
-                } => (format!("edit {by}"), *seq, *last_seq, *edits),
-                other => ("other".into(), other.seq(), other.seq(), 0),
+            .map(|e| match e.body {
+                TimelineBody::Edit {
+                    last_seq, edits, ..
+                } => (format!("edit {}", e.head.by), e.seq(), last_seq, edits),
+                _ => ("other".into(), e.seq(), e.seq(), 0),
             })
             .collect();
         assert_eq!(
@@ -235,10 +220,9 @@ mod tests {
         );
         assert!(matches!(
             events[0],
-            TimelineEvent::Edit {
-                at: 100,
-                last_at: 140,
-                ..
+            TimelineEvent {
+                head: Head { at: 100, .. },
+                body: TimelineBody::Edit { last_at: 140, .. },
             }
         ));
     }
@@ -290,10 +274,13 @@ mod tests {
         let events = timeline(&index, &data, &[]);
         assert_eq!(
             events,
-            vec![TimelineEvent::Join {
-                seq: 4,
-                at: 4,
-                by: Actor::Candidate
+            vec![TimelineEvent {
+                head: Head {
+                    seq: 4,
+                    at: 4,
+                    by: Actor::Candidate
+                },
+                body: TimelineBody::Join,
             }]
         );
     }

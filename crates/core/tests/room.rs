@@ -540,7 +540,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         (&b"hi\n"[..], &b"warn\n"[..], duet_protocol::RunStatus::Ok)
     );
     assert_eq!(
-        duet_core::replay::state_at(None, h.log.clone(), history[0].summary.code_seq)
+        duet_core::replay::state_at(None, h.log.clone(), history[0].code_seq)
             .expect("replays")
             .text,
         "print('hi')",
@@ -589,6 +589,106 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
     );
     assert_eq!(run_index(&log, Role::Reviewer).len(), 1);
     assert_eq!(unfinished_runs(&log).len(), 1);
+}
+
+/// Every event the room publishes wears its record's head: the seq, time and author of the
+/// record it tells, whatever the kind (runs, review, the question, the end).
+#[test]
+fn every_event_carries_the_head_of_the_record_it_tells() {
+    let mut room = Room::new(RoomConfig::default());
+    let mut effects = Vec::new();
+    let pick = duet_core::QuestionPick {
+        id: "two-sum",
+        title: "Two sum",
+        starter: Some("def two_sum(): ...\n"),
+        board: &[],
+    };
+    effects.extend(room.switch_question(pick, Actor::Interviewer, 5).unwrap());
+    let started = RunStarted {
+        run_id: "r1".into(),
+        kind: RunKind::Run,
+        by: Role::Candidate,
+        at: 10,
+        code: None,
+        code_seq: room.last_seq(),
+        private: false,
+    };
+    effects.extend(room.run_started(&started, 10));
+    for (stream, bytes, at) in [
+        (Stream::Stdout, &b"abc"[..], 11),
+        (Stream::Stderr, &b"oops\n"[..], 12),
+        (Stream::Stdout, &b"defg"[..], 13),
+    ] {
+        let chunk = OutputChunk {
+            run_id: "r1".into(),
+            stream,
+            pieces: vec![(0, at)],
+            bytes: bytes.to_vec(),
+        };
+        effects.extend(room.run_output(chunk, Role::Candidate, false, at));
+    }
+    let fin = RunFinished {
+        run_id: "r1".into(),
+        status: duet_protocol::RunStatus::Ok,
+        limit: None,
+        exit_code: Some(0),
+        duration_ms: 4,
+        tests: None,
+        lint: None,
+        at: 14,
+    };
+    effects.extend(room.run_finished(&fin, Role::Candidate, false, 14));
+    effects.extend(room.add_note("asks about eviction".into(), 15).unwrap().1);
+    effects.extend(
+        room.signal(duet_protocol::SignalKind::Paste, Some(420), 16)
+            .unwrap(),
+    );
+    effects.extend(room.end(17));
+
+    let heads: HashMap<u64, (i64, Actor)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(r) => Some((r.seq, (r.at_ms, r.by))),
+            _ => None,
+        })
+        .collect();
+    let events: Vec<serde_json::Value> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Event { event, .. } => Some(serde_json::to_value(event).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "question",
+            "run.started",
+            "run.output",
+            "run.output",
+            "run.output",
+            "run.finished",
+            "note",
+            "signal",
+            "end"
+        ]
+    );
+    for event in &events {
+        let seq = event["seq"]
+            .as_u64()
+            .expect("the room's events carry their seq");
+        let (at, by) = heads[&seq];
+        assert_eq!(event["at"], at, "{event}");
+        assert_eq!(event["by"], by.as_str(), "{event}");
+    }
+    // Each output event says where its bytes start in their stream.
+    let offsets: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|e| e["type"] == "run.output")
+        .map(|e| (e["stream"].as_str().unwrap(), e["offset"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(offsets, [("stdout", 0), ("stderr", 0), ("stdout", 3)]);
 }
 
 #[test]

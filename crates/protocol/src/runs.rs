@@ -219,16 +219,21 @@ pub struct RunSummary {
     pub run_id: RunId,
     pub kind: RunKind,
     pub by: Role,
-    /// The log seq of the run's start (the paging cursor).
-    pub seq: u64,
+    /// The log seq of the run's start, for the roles [`crate::sees_log_seq`] names (left out
+    /// for the candidate, see [`RunSummary::seen_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub seq: Option<u64>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// `running` until it finishes.
     pub status: RunStatus,
     pub exit_code: Option<i64>,
     pub duration_ms: Option<u64>,
-    /// The seq whose snapshot is the code that ran.
-    pub code_seq: u64,
+    /// The seq whose snapshot is the code that ran (left out as `seq` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub code_seq: Option<u64>,
     /// pytest's counts; left out for a run that is not a test run (and in [`RunDetail`], whose
     /// own `tests` has the cases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,6 +241,18 @@ pub struct RunSummary {
     /// The limit that stopped it, if one did.
     #[serde(default)]
     pub limit: Option<RunLimit>,
+}
+
+impl RunSummary {
+    /// The summary as `role` receives it: without the log's seqs unless
+    /// [`crate::sees_log_seq`].
+    pub fn seen_by(mut self, role: Role) -> RunSummary {
+        if !crate::sees_log_seq(role) {
+            self.seq = None;
+            self.code_seq = None;
+        }
+        self
+    }
 }
 
 /// Program output as it travels in JSON: as text when the bytes are UTF-8 that JSON carries at
@@ -283,8 +300,9 @@ impl WireOutput {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunPage {
     pub runs: Vec<RunSummary>,
-    /// Pass as `?after=` for the next page; `null` on the last page.
-    pub next: Option<u64>,
+    /// Pass as `?after=` for the next page (the id of this page's last run); `null` on the
+    /// last page.
+    pub next: Option<RunId>,
 }
 
 /// `GET /api/interviews/{id}/runs/{run_id}`: one run whole.
@@ -309,13 +327,29 @@ pub struct RunDetail {
     pub stderr_base64: Option<String>,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
-    /// The seq of the newest output record this answer includes: for a run still going on,
-    /// the events socket's `run.output` with a higher seq is what came after.
-    pub through_seq: u64,
+    /// How many bytes of each stream this answer accounts for (before any cut): for a run
+    /// still going on, a `run.output` event whose `offset` is at or past it is what came after.
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    /// The seq of the newest output record this answer includes, for the roles
+    /// [`crate::sees_log_seq`] names (left out for the candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through_seq: Option<u64>,
     pub tests: Option<TestResults>,
     /// For lint runs: what pyflakes and pycodestyle found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lint: Option<Vec<LintFinding>>,
+}
+
+impl RunDetail {
+    /// The run as `role` receives it: without the log's seqs unless [`crate::sees_log_seq`].
+    pub fn seen_by(mut self, role: Role) -> RunDetail {
+        self.summary = self.summary.seen_by(role);
+        if !crate::sees_log_seq(role) {
+            self.through_seq = None;
+        }
+        self
+    }
 }
 
 #[cfg(test)]

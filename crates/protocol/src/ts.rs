@@ -58,8 +58,11 @@ exported!(
     Identity,
     PerRole,
     // events.rs
+    Head,
     RoomEvent,
+    RoomEventBody,
     TimelineEvent,
+    TimelineBody,
     Timeline,
     Snapshot,
     // runs.rs
@@ -139,16 +142,20 @@ pub struct RunDetailJson {
     pub run_id: crate::RunId,
     pub kind: crate::RunKind,
     pub by: crate::Role,
-    /// The log seq of the run's start (the paging cursor).
-    pub seq: u64,
+    /// The log seq of the run's start (interviewer and reviewers only).
+    #[ts(optional)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    pub seq: Option<u64>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// `running` until it finishes.
     pub status: crate::RunStatus,
     pub exit_code: Option<i64>,
     pub duration_ms: Option<u64>,
-    /// The seq whose snapshot is the code that ran.
-    pub code_seq: u64,
+    /// The seq whose snapshot is the code that ran (interviewer and reviewers only).
+    #[ts(optional)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    pub code_seq: Option<u64>,
     /// The limit that stopped it, if one did.
     pub limit: Option<crate::RunLimit>,
     /// `main.py` as it ran.
@@ -165,8 +172,15 @@ pub struct RunDetailJson {
     pub stderr_base64: Option<String>,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
-    /// The seq of the newest output record the answer includes.
-    pub through_seq: u64,
+    /// How many bytes of each stream the answer accounts for (a `run.output` at or past it
+    /// came after).
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    /// The seq of the newest output record the answer includes (interviewer and reviewers
+    /// only).
+    #[ts(optional)]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
+    pub through_seq: Option<u64>,
     /// pytest's results with every case.
     pub tests: Option<crate::TestResults>,
     /// For lint runs: what pyflakes and pycodestyle found (left out otherwise).

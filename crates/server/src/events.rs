@@ -1,6 +1,7 @@
-//! The events websocket: `GET /api/interviews/{id}/events?token=T`, JSON text frames of run
-//! events (`run.started`, `run.output`, `run.finished`) for the roles allowed to see them,
-//! published by the room task after each event is stored.
+//! The events websocket: `GET /api/interviews/{id}/events?token=T`, one JSON text frame per
+//! [`duet_protocol::RoomEvent`] (runs, input, questions, review, the end) for the roles allowed
+//! to see it, published by the room task after its record is stored; the candidate's frames
+//! leave out the log's `seq` (see `rooms/gates.rs`).
 
 use crate::auth;
 use crate::error::AppError;

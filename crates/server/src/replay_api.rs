@@ -15,7 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use duet_core::replay;
 use duet_protocol::{
-    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, TimelineEvent, MAIN_FILE,
+    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, TimelineBody,
+    TimelineEvent, MAIN_FILE,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -119,10 +120,7 @@ pub async fn timeline(
 
 /// A question switch on the timeline, named by its title in the bank.
 fn titled(state: &AppState, mut event: TimelineEvent) -> TimelineEvent {
-    if let TimelineEvent::Question {
-        question_id, title, ..
-    } = &mut event
-    {
+    if let TimelineBody::Question { question_id, title } = &mut event.body {
         *title = state
             .questions
             .get(question_id)
@@ -445,7 +443,7 @@ impl Export {
         let created_at = meta.created_at;
         let records = store.read_range(interview, 0, u64::MAX)?;
         let runs = duet_core::run_index(&records, Role::Reviewer);
-        let code_seqs: Vec<u64> = runs.iter().map(|r| r.summary.code_seq).collect();
+        let code_seqs: Vec<u64> = runs.iter().map(|r| r.code_seq).collect();
         let (codes, final_text) =
             replay::texts_at(&records, &code_seqs).map_err(ReplayError::from)?;
         let question_id = crate::api::current_question(store, &meta)?;
@@ -539,7 +537,7 @@ impl Export {
             let code = run
                 .legacy_code
                 .clone()
-                .or_else(|| codes.get(&s.code_seq).cloned())
+                .or_else(|| codes.get(&run.code_seq).cloned())
                 .unwrap_or_default();
             file(&mut tar, &format!("{dir}/main.py"), code.as_bytes())?;
             file(&mut tar, &format!("{dir}/stdout"), &output.stdout)?;

@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_core::RunOutputs;
 use duet_protocol::{
-    EventKind, InterviewId, Role, RunDetail, RunPage, RunStdin, RunSummary, StartRun, WireOutput,
+    sees_log_seq, EventKind, InterviewId, Role, RunDetail, RunPage, RunStdin, RunSummary, StartRun,
+    WireOutput,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -102,8 +103,10 @@ pub async fn cancel(
 const MAX_PAGE: usize = 500;
 const DEFAULT_PAGE: usize = 50;
 
-/// `GET /api/interviews/{id}/runs?after=<seq or run_id>&limit=<n>` (any role): a page of the
-/// runs this role may see, oldest first, light (no code, no output).
+/// `GET /api/interviews/{id}/runs?after=<run_id>&limit=<n>` (any role): a page of the runs
+/// this role may see, oldest first, light (no code, no output). The cursor is a run id; the
+/// interviewer and reviewers may also give a log seq. The candidate is given and may give no
+/// seq: nothing it reads tells how many private records the log holds.
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -123,24 +126,31 @@ pub async fn history(
         let after = match params.get("after") {
             None => 0,
             Some(cursor) => match runs.iter().find(|r| r.summary.run_id == *cursor) {
-                Some(run) => run.summary.seq,
-                None => cursor.parse::<u64>().map_err(|_| {
+                Some(run) => run.seq,
+                None if sees_log_seq(role) => cursor.parse::<u64>().map_err(|_| {
                     AppError::BadRequest(format!(
-                        "after must be a seq or the id of a run you can see, not {cursor:?}"
+                        "after must be the id of a run you can see or a seq, not {cursor:?}"
                     ))
                 })?,
+                None => {
+                    return Err(AppError::BadRequest(format!(
+                        "after must be the id of a run you can see, not {cursor:?}"
+                    )))
+                }
             },
         };
         let mut page: Vec<RunSummary> = runs
             .into_iter()
-            .filter(|r| r.summary.seq > after)
+            .filter(|r| r.seq > after)
             .take(limit + 1)
-            .map(|r| r.summary)
+            .map(|r| r.summary.seen_by(role))
             .collect();
-        let next = (page.len() > limit).then(|| {
-            page.truncate(limit);
-            page.last().map_or(after, |r| r.seq)
-        });
+        let next = (page.len() > limit)
+            .then(|| {
+                page.truncate(limit);
+                page.last().map(|r| r.run_id.clone())
+            })
+            .flatten();
         Ok(Json(RunPage { runs: page, next }))
     })
     .await
@@ -161,7 +171,7 @@ fn visible_run(
     let records = state.store.read_kinds_in(
         &interview,
         &[EventKind::RunOutput],
-        run.summary.seq,
+        run.seq,
         run.finished_seq.unwrap_or(u64::MAX),
     )?;
     let output = duet_core::collect_output(&records, run_id);
@@ -184,7 +194,7 @@ pub async fn detail(
                 let moments = state.replay.moments(&*state.store, &interview)?;
                 state
                     .replay
-                    .text_at(&state.store, &interview, &moments, run.summary.code_seq)?
+                    .text_at(&state.store, &interview, &moments, run.code_seq)?
             }
         };
         // Served as it travels live (text or base64, never decoded here), so a reader decodes
@@ -198,23 +208,28 @@ pub async fn detail(
         };
         let (stdout, stdout_truncated) = shown(&output.stdout);
         let (stderr, stderr_truncated) = shown(&output.stderr);
-        Ok(Json(RunDetail {
-            // The detail's own `tests` has the cases: the summary's counts are left out.
-            summary: RunSummary {
-                tests: None,
-                ..run.summary
-            },
-            code,
-            stdout: stdout.text,
-            stdout_base64: stdout.base64,
-            stderr: stderr.text,
-            stderr_base64: stderr.base64,
-            stdout_truncated,
-            stderr_truncated,
-            through_seq: output.through_seq,
-            tests: run.tests,
-            lint: run.lint,
-        }))
+        Ok(Json(
+            RunDetail {
+                // The detail's own `tests` has the cases: the summary's counts are left out.
+                summary: RunSummary {
+                    tests: None,
+                    ..run.summary
+                },
+                code,
+                stdout: stdout.text,
+                stdout_base64: stdout.base64,
+                stderr: stderr.text,
+                stderr_base64: stderr.base64,
+                stdout_truncated,
+                stderr_truncated,
+                stdout_bytes: output.stdout.len() as u64,
+                stderr_bytes: output.stderr.len() as u64,
+                through_seq: Some(output.through_seq),
+                tests: run.tests,
+                lint: run.lint,
+            }
+            .seen_by(role),
+        ))
     })
     .await
 }

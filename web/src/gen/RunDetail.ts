@@ -11,17 +11,17 @@ import type { TestResults } from "./TestResults";
  */
 export type RunDetail = { run_id: string, kind: RunKind, by: Role, 
 /**
- * The log seq of the run's start (the paging cursor).
+ * The log seq of the run's start (interviewer and reviewers only).
  */
-seq: number, started_at: number, finished_at: number | null, 
+seq?: number, started_at: number, finished_at: number | null, 
 /**
  * `running` until it finishes.
  */
 status: RunStatus, exit_code: number | null, duration_ms: number | null, 
 /**
- * The seq whose snapshot is the code that ran.
+ * The seq whose snapshot is the code that ran (interviewer and reviewers only).
  */
-code_seq: number, 
+code_seq?: number, 
 /**
  * The limit that stopped it, if one did.
  */
@@ -36,9 +36,15 @@ code: string,
  */
 stdout: string | null, stdout_base64?: string, stderr: string | null, stderr_base64?: string, stdout_truncated: boolean, stderr_truncated: boolean, 
 /**
- * The seq of the newest output record the answer includes.
+ * How many bytes of each stream the answer accounts for (a `run.output` at or past it
+ * came after).
  */
-through_seq: number, 
+stdout_bytes: number, stderr_bytes: number, 
+/**
+ * The seq of the newest output record the answer includes (interviewer and reviewers
+ * only).
+ */
+through_seq?: number, 
 /**
  * pytest's results with every case.
  */

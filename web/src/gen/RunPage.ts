@@ -6,6 +6,7 @@ import type { RunSummary } from "./RunSummary";
  */
 export type RunPage = { runs: Array<RunSummary>, 
 /**
- * Pass as `?after=` for the next page; `null` on the last page.
+ * Pass as `?after=` for the next page (the id of this page's last run); `null` on the
+ * last page.
  */
-next: number | null, };
+next: string | null, };

@@ -10,17 +10,18 @@ import type { TestCounts } from "./TestCounts";
  */
 export type RunSummary = { run_id: string, kind: RunKind, by: Role, 
 /**
- * The log seq of the run's start (the paging cursor).
+ * The log seq of the run's start, for the roles [`crate::sees_log_seq`] names (left out
+ * for the candidate, see [`RunSummary::seen_by`]).
  */
-seq: number, started_at: number, finished_at: number | null, 
+seq?: number, started_at: number, finished_at: number | null, 
 /**
  * `running` until it finishes.
  */
 status: RunStatus, exit_code: number | null, duration_ms: number | null, 
 /**
- * The seq whose snapshot is the code that ran.
+ * The seq whose snapshot is the code that ran (left out as `seq` is).
  */
-code_seq: number, 
+code_seq?: number, 
 /**
  * pytest's counts; left out for a run that is not a test run (and in [`RunDetail`], whose
  * own `tests` has the cases).

@@ -74,8 +74,9 @@ impl Room {
             left,
         };
         self.questions.switched(switched.clone());
-        let mut effects = vec![self.record(by, Record::Question(switched), now_ms)];
-        let seq = self.last_seq;
+        let record = self.log(by, Record::Question(switched), now_ms);
+        let head = record.head();
+        let mut effects = vec![Effect::Persist(record)];
         let kept = self.questions.kept.get(to.id).cloned();
         let restored = kept.is_some();
         if let Some(code) = kept.as_deref().or(to.starter) {
@@ -89,15 +90,18 @@ impl Room {
         if let Some(board) = board {
             effects.extend(self.replace_board(&board, now_ms));
         }
+        // Told after the edits that bring the question's code and board, under the switch's
+        // own head.
         effects.push(Effect::Event {
             audience: Audience::Everyone,
-            event: RoomEvent::Question {
-                seq,
-                question_id: to.id.to_owned(),
-                title: to.title.to_owned(),
-                by,
-                restored,
-            },
+            event: RoomEvent::new(
+                head,
+                RoomEventBody::Question {
+                    question_id: to.id.to_owned(),
+                    title: to.title.to_owned(),
+                    restored,
+                },
+            ),
         });
         Ok(effects)
     }
@@ -131,20 +135,18 @@ impl Room {
             action: action.to_owned(),
             scorecard: card.clone(),
         };
-        let record = self.record(Actor::Interviewer, Record::Scorecard(change), now_ms);
-        let event = RoomEvent::Scorecard {
-            seq: self.last_seq,
+        let body = RoomEventBody::Scorecard {
             action: action.to_owned(),
             version: card.version,
         };
         self.scorecard.stored(card);
-        vec![
-            record,
-            Effect::Event {
-                audience: Audience::Private,
-                event,
-            },
-        ]
+        self.record_and_tell(
+            Actor::Interviewer,
+            Record::Scorecard(change),
+            now_ms,
+            Audience::Private,
+            body,
+        )
     }
 
     /// The interviewer writes a private note, stamped with the server's time and the room's seq.
@@ -163,22 +165,17 @@ impl Room {
             at: now_ms,
             seq: self.last_seq + 1,
         };
-        let record = self.record(Actor::Interviewer, Record::Note(note.clone()), now_ms);
-        let event = RoomEvent::Note {
-            seq: note.seq,
-            at: note.at,
+        let body = RoomEventBody::Note {
             text: note.text.clone(),
         };
-        Ok((
-            note,
-            vec![
-                record,
-                Effect::Event {
-                    audience: Audience::Private,
-                    event,
-                },
-            ],
-        ))
+        let effects = self.record_and_tell(
+            Actor::Interviewer,
+            Record::Note(note.clone()),
+            now_ms,
+            Audience::Private,
+            body,
+        );
+        Ok((note, effects))
     }
 
     /// The candidate's browser reports an integrity signal; at most [`MAX_SIGNALS_PER_MINUTE`]
@@ -199,20 +196,13 @@ impl Room {
             size,
             at: now_ms,
         };
-        let record = self.record(Actor::Candidate, Record::Signal(signal), now_ms);
-        let event = RoomEvent::Signal {
-            seq: self.last_seq,
-            kind,
-            size,
-            at: now_ms,
-        };
-        Some(vec![
-            record,
-            Effect::Event {
-                audience: Audience::Private,
-                event,
-            },
-        ])
+        Some(self.record_and_tell(
+            Actor::Candidate,
+            Record::Signal(signal),
+            now_ms,
+            Audience::Private,
+            RoomEventBody::Signal { kind, size },
+        ))
     }
 
     /// The interviewer ends the interview: nobody edits or runs code from now on. Ending twice
@@ -222,18 +212,13 @@ impl Room {
             return Vec::new();
         }
         self.ended = true;
-        let record = self.record(Actor::Interviewer, Record::End, now_ms);
-        let event = RoomEvent::End {
-            seq: self.last_seq,
-            at: now_ms,
-        };
-        vec![
-            record,
-            Effect::Event {
-                audience: Audience::Everyone,
-                event,
-            },
-        ]
+        self.record_and_tell(
+            Actor::Interviewer,
+            Record::End,
+            now_ms,
+            Audience::Everyone,
+            RoomEventBody::End,
+        )
     }
 }
 

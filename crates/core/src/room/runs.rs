@@ -15,20 +15,18 @@ impl Room {
     /// the run.
     pub fn run_input(&mut self, input: RunInput, by: Role, now_ms: i64) -> Vec<Effect> {
         let private = self.private_runs.contains(&input.run_id);
-        let event = RoomEvent::RunInput {
-            seq: self.last_seq + 1,
+        let body = RoomEventBody::RunInput {
             run_id: input.run_id.clone(),
-            by,
             data: input.data.clone(),
             eof: input.eof,
         };
-        vec![
-            self.record(by.into(), Record::RunInput(input), now_ms),
-            Effect::Event {
-                audience: audience(private),
-                event,
-            },
-        ]
+        self.record_and_tell(
+            by.into(),
+            Record::RunInput(input),
+            now_ms,
+            audience(private),
+            body,
+        )
     }
 
     /// A run began: log it (with the code that ran) and tell the events socket.
@@ -37,32 +35,36 @@ impl Room {
         if started.private {
             self.private_runs.insert(started.run_id.clone());
         }
-        let record = self.record(
+        let body = RoomEventBody::RunStarted {
+            run_id: started.run_id.clone(),
+            kind: started.kind,
+        };
+        let effects = self.record_and_tell(
             started.by.into(),
             Record::RunStarted(started.clone()),
             now_ms,
+            audience(started.private),
+            body,
         );
-        let seq = self.last_seq;
-        let event = RoomEvent::RunStarted {
-            seq,
-            run_id: started.run_id.clone(),
-            kind: started.kind,
-            by: started.by,
-            at: started.at,
+        let start = Head {
+            seq: self.last_seq,
+            at: now_ms,
+            by: started.by.into(),
         };
-        vec![
-            record,
-            Effect::Event {
-                audience: audience(started.private),
-                event,
+        self.live_runs.insert(
+            started.run_id.clone(),
+            LiveRun {
+                start,
+                written: [0, 0],
             },
-        ]
+        );
+        effects
     }
 
     /// A run printed something: `chunk` (raw bytes as the program wrote them on one stream,
     /// possibly several writes coalesced) is logged, and the events socket gets the same bytes
-    /// as they travel ([`duet_protocol::WireOutput`]): nothing is decoded here, so live and
-    /// stored output are one thing.
+    /// as they travel ([`duet_protocol::WireOutput`]) with where they start in their stream:
+    /// nothing is decoded here, so live and stored output are one thing.
     pub fn run_output(
         &mut self,
         chunk: OutputChunk,
@@ -71,20 +73,37 @@ impl Room {
         now_ms: i64,
     ) -> Vec<Effect> {
         let wire = duet_protocol::WireOutput::of(&chunk.bytes);
-        let event = RoomEvent::RunOutput {
-            seq: self.last_seq + 1,
+        let live = self
+            .live_runs
+            .entry(chunk.run_id.clone())
+            .or_insert_with(|| LiveRun {
+                start: Head {
+                    seq: 0,
+                    at: now_ms,
+                    by: by.into(),
+                },
+                written: [0, 0],
+            });
+        let stream = &mut live.written[match chunk.stream {
+            duet_protocol::Stream::Stdout => 0,
+            duet_protocol::Stream::Stderr => 1,
+        }];
+        let offset = *stream;
+        *stream += chunk.bytes.len() as u64;
+        let body = RoomEventBody::RunOutput {
             run_id: chunk.run_id.clone(),
             stream: chunk.stream,
+            offset,
             data: wire.text,
             base64: wire.base64,
         };
-        vec![
-            self.record(by.into(), Record::RunOutput(chunk), now_ms),
-            Effect::Event {
-                audience: audience(private),
-                event,
-            },
-        ]
+        self.record_and_tell(
+            by.into(),
+            Record::RunOutput(chunk),
+            now_ms,
+            audience(private),
+            body,
+        )
     }
 
     /// A run ended.
@@ -95,9 +114,8 @@ impl Room {
         private: bool,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let record = self.record(by.into(), Record::RunFinished(finished.clone()), now_ms);
-        let event = RoomEvent::RunFinished {
-            seq: self.last_seq,
+        self.live_runs.remove(&finished.run_id);
+        let body = RoomEventBody::RunFinished {
             run_id: finished.run_id.clone(),
             status: finished.status,
             limit: finished.limit,
@@ -106,31 +124,41 @@ impl Room {
             tests: finished.tests.clone(),
             lint: finished.lint.clone(),
         };
-        vec![
-            record,
-            Effect::Event {
-                audience: audience(private),
-                event,
-            },
-        ]
+        self.record_and_tell(
+            by.into(),
+            Record::RunFinished(finished.clone()),
+            now_ms,
+            audience(private),
+            body,
+        )
     }
 
     /// A run of this room waits for a sandbox slot with `ahead` runs before it: told to
-    /// everyone who may see the run, not stored, under the seq of the run's start (nothing
-    /// for a run this room does not know).
-    pub fn run_queued(&self, run_id: &str, ahead: u32, started_seq: u64) -> Vec<Effect> {
-        if !self.runs.contains(run_id) {
+    /// everyone who may see the run, not stored, under the head of the run's start (nothing
+    /// for a run that is not going on).
+    pub fn run_queued(&self, run_id: &str, ahead: u32) -> Vec<Effect> {
+        let Some(live) = self.live_runs.get(run_id) else {
             return Vec::new();
-        }
+        };
         vec![Effect::Event {
             audience: audience(self.private_runs.contains(run_id)),
-            event: RoomEvent::RunQueued {
-                seq: started_seq,
-                run_id: run_id.to_owned(),
-                ahead,
-            },
+            event: RoomEvent::new(
+                live.start,
+                RoomEventBody::RunQueued {
+                    run_id: run_id.to_owned(),
+                    ahead,
+                },
+            ),
         }]
     }
+}
+
+/// A run going on, as the room tells of it: the head of its start (its `run.queued` events
+/// carry it) and the bytes of stdout and stderr logged so far (each `run.output`'s `offset`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LiveRun {
+    start: Head,
+    written: [u64; 2],
 }
 
 fn audience(private: bool) -> Audience {

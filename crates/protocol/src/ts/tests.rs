@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 /// One field of a TypeScript object type: its name, whether it has `?`, its type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Field {
     name: String,
     optional: bool,
@@ -55,31 +55,54 @@ fn split_top(s: &str, sep: char) -> Vec<String> {
         .collect()
 }
 
-/// The alternatives of a union, each an object type's fields.
+/// The fields of one object type `{ a: T, b?: U, }`.
+fn object_fields(alt: &str) -> Vec<Field> {
+    let body = alt
+        .strip_prefix('{')
+        .and_then(|a| a.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not an object type: {alt}"));
+    split_top(body, ',')
+        .into_iter()
+        .map(|f| {
+            let (name, ty) = f.split_once(':').unwrap_or_else(|| panic!("{f}"));
+            let name = name.trim().trim_matches('"');
+            Field {
+                name: name.trim_end_matches('?').to_owned(),
+                optional: name.ends_with('?'),
+                ty: ty.trim().to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The alternatives of a union of object types, each alternative's fields. A flattened part
+/// is an intersection, `{ head } & ({ a } | { b })`: each alternative is the head's fields and
+/// one of the union's.
 fn alternatives<T: TS + ?Sized>() -> Vec<Vec<Field>> {
     let cfg = config(Path::new("."));
     let ts = strip_comments(&T::inline(&cfg));
-    split_top(&ts, '|')
-        .into_iter()
-        .map(|alt| {
-            let body = alt
-                .strip_prefix('{')
-                .and_then(|a| a.strip_suffix('}'))
-                .unwrap_or_else(|| panic!("not an object type: {alt}"));
-            split_top(body, ',')
-                .into_iter()
-                .map(|f| {
-                    let (name, ty) = f.split_once(':').unwrap_or_else(|| panic!("{f}"));
-                    let name = name.trim().trim_matches('"');
-                    Field {
-                        name: name.trim_end_matches('?').to_owned(),
-                        optional: name.ends_with('?'),
-                        ty: ty.trim().to_owned(),
-                    }
+    let mut alts: Vec<Vec<Field>> = vec![Vec::new()];
+    for part in split_top(&ts, '&') {
+        let part = part
+            .strip_prefix('(')
+            .and_then(|p| p.strip_suffix(')'))
+            .unwrap_or(&part);
+        let options: Vec<Vec<Field>> = split_top(part, '|')
+            .into_iter()
+            .map(|alt| object_fields(&alt))
+            .collect();
+        alts = alts
+            .into_iter()
+            .flat_map(|fields| {
+                options.iter().map(move |more| {
+                    let mut all = fields.clone();
+                    all.extend(more.iter().cloned());
+                    all
                 })
-                .collect()
-        })
-        .collect()
+            })
+            .collect();
+    }
+    alts
 }
 
 /// Whether a JSON value fits a field's declared type at the top level: `null` only where
@@ -158,7 +181,7 @@ fn summary(finished: bool) -> RunSummary {
         run_id: "r1".into(),
         kind: RunKind::Test,
         by: Role::Candidate,
-        seq: 7,
+        seq: Some(7),
         started_at: 1_700_000_000_000,
         finished_at: finished.then_some(1_700_000_001_000),
         status: if finished {
@@ -168,7 +191,7 @@ fn summary(finished: bool) -> RunSummary {
         },
         exit_code: finished.then_some(137),
         duration_ms: finished.then_some(1000),
-        code_seq: 6,
+        code_seq: Some(6),
         tests: finished.then(|| TestCounts::from(&tests())),
         limit: finished.then_some(RunLimit::Wall { ms: 10_000 }),
     }
@@ -195,89 +218,121 @@ fn question() -> Question {
     }
 }
 
+fn head(seq: u64, by: Actor) -> Head {
+    Head {
+        seq,
+        at: 1_700_000_000_000 + seq as i64,
+        by,
+    }
+}
+
+fn room_events() -> Vec<RoomEvent> {
+    use RoomEventBody as B;
+    let candidate = Actor::Candidate;
+    [
+        (
+            head(1, candidate),
+            B::RunStarted {
+                run_id: "r".into(),
+                kind: RunKind::Run,
+            },
+        ),
+        (
+            head(1, candidate),
+            B::RunQueued {
+                run_id: "r".into(),
+                ahead: 2,
+            },
+        ),
+        (
+            head(2, candidate),
+            B::RunOutput {
+                run_id: "r".into(),
+                stream: Stream::Stderr,
+                offset: 0,
+                data: Some("x".into()),
+                base64: None,
+            },
+        ),
+        (
+            head(3, candidate),
+            B::RunOutput {
+                run_id: "r".into(),
+                stream: Stream::Stdout,
+                offset: 7,
+                data: None,
+                base64: Some("AAA=".into()),
+            },
+        ),
+        (
+            head(4, Actor::Interviewer),
+            B::RunInput {
+                run_id: "r".into(),
+                data: "1\n".into(),
+                eof: true,
+            },
+        ),
+        (
+            head(5, candidate),
+            B::RunFinished {
+                run_id: "r".into(),
+                status: RunStatus::Ok,
+                limit: None,
+                exit_code: None,
+                duration_ms: 3,
+                tests: None,
+                lint: None,
+            },
+        ),
+        (
+            head(6, candidate),
+            B::RunFinished {
+                run_id: "r".into(),
+                status: RunStatus::OutputLimit,
+                limit: Some(RunLimit::Output { bytes: 1 << 20 }),
+                exit_code: Some(1),
+                duration_ms: 3,
+                tests: Some(tests()),
+                lint: Some(vec![]),
+            },
+        ),
+        (
+            head(7, Actor::Server),
+            B::Question {
+                question_id: "q".into(),
+                title: "Q".into(),
+                restored: false,
+            },
+        ),
+        (
+            head(8, Actor::Interviewer),
+            B::Scorecard {
+                action: "saved".into(),
+                version: 2,
+            },
+        ),
+        (head(9, Actor::Interviewer), B::Note { text: "n".into() }),
+        (
+            head(10, candidate),
+            B::Signal {
+                kind: SignalKind::Paste,
+                size: None,
+            },
+        ),
+        (head(11, Actor::Interviewer), B::End),
+    ]
+    .into_iter()
+    .map(|(head, body)| RoomEvent::new(head, body))
+    .collect()
+}
+
 #[test]
 fn every_room_event_matches_its_typescript() {
-    let events = [
-        RoomEvent::RunStarted {
-            seq: 1,
-            run_id: "r".into(),
-            kind: RunKind::Run,
-            by: Role::Candidate,
-            at: 5,
-        },
-        RoomEvent::RunQueued {
-            seq: 1,
-            run_id: "r".into(),
-            ahead: 2,
-        },
-        RoomEvent::RunOutput {
-            seq: 2,
-            run_id: "r".into(),
-            stream: Stream::Stderr,
-            data: Some("x".into()),
-            base64: None,
-        },
-        RoomEvent::RunOutput {
-            seq: 2,
-            run_id: "r".into(),
-            stream: Stream::Stdout,
-            data: None,
-            base64: Some("AAA=".into()),
-        },
-        RoomEvent::RunInput {
-            seq: 3,
-            run_id: "r".into(),
-            by: Role::Interviewer,
-            data: "1\n".into(),
-            eof: true,
-        },
-        RoomEvent::RunFinished {
-            seq: 4,
-            run_id: "r".into(),
-            status: RunStatus::Ok,
-            limit: None,
-            exit_code: None,
-            duration_ms: 3,
-            tests: None,
-            lint: None,
-        },
-        RoomEvent::RunFinished {
-            seq: 4,
-            run_id: "r".into(),
-            status: RunStatus::OutputLimit,
-            limit: Some(RunLimit::Output { bytes: 1 << 20 }),
-            exit_code: Some(1),
-            duration_ms: 3,
-            tests: Some(tests()),
-            lint: Some(vec![]),
-        },
-        RoomEvent::Question {
-            seq: 5,
-            question_id: "q".into(),
-            title: "Q".into(),
-            by: Actor::Server,
-            restored: false,
-        },
-        RoomEvent::Scorecard {
-            seq: 6,
-            action: "saved".into(),
-            version: 2,
-        },
-        RoomEvent::Note {
-            seq: 7,
-            at: 8,
-            text: "n".into(),
-        },
-        RoomEvent::Signal {
-            seq: 8,
-            kind: SignalKind::Paste,
-            size: None,
-            at: 9,
-        },
-        RoomEvent::End { seq: 9, at: 10 },
-    ];
+    let events = room_events();
     for e in &events {
+        // As staff receive it (with `seq`) and as the candidate does (without).
         check(e);
+        check(&e.clone().seen_by(Role::Candidate));
     }
     // Output: `data` or `base64`, the other left out.
     let text = check(&events[2]);
@@ -296,89 +351,86 @@ fn every_room_event_matches_its_typescript() {
     );
 }
 
+fn timeline_events() -> Vec<TimelineEvent> {
+    use TimelineBody as B;
+    let at = |seq: u64, by: Actor| Head { seq, at: 1, by };
+    [
+        (
+            at(1, Actor::Candidate),
+            B::Edit {
+                last_seq: 3,
+                last_at: 2,
+                edits: 3,
+            },
+        ),
+        (at(1, Actor::Reviewer), B::Join),
+        (at(1, Actor::Reviewer), B::Leave),
+        (
+            at(1, Actor::Interviewer),
+            B::Question {
+                question_id: "gone".into(),
+                title: None,
+            },
+        ),
+        (at(1, Actor::Interviewer), B::Note { text: "t".into() }),
+        (
+            at(1, Actor::Interviewer),
+            B::Scorecard {
+                action: "submitted".into(),
+            },
+        ),
+        (
+            at(1, Actor::Candidate),
+            B::Signal {
+                kind: SignalKind::Blur,
+                size: Some(3),
+            },
+        ),
+        (at(1, Actor::Server), B::End),
+        (
+            at(1, Actor::Interviewer),
+            B::RunStarted {
+                run_id: "r".into(),
+                kind: RunKind::Lint,
+                code_seq: 0,
+                private: true,
+            },
+        ),
+        (
+            at(1, Actor::Interviewer),
+            B::RunFinished {
+                run_id: "r".into(),
+                kind: RunKind::Test,
+                status: RunStatus::MemoryLimit,
+                exit_code: None,
+                duration_ms: 1,
+                tests: None,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(head, body)| TimelineEvent { head, body })
+    .collect()
+}
+
 #[test]
 fn every_timeline_event_matches_its_typescript() {
-    let events = [
-        TimelineEvent::Edit {
-            seq: 1,
-            at: 1,
-            by: Actor::Candidate,
-            last_seq: 3,
-            last_at: 2,
-            edits: 3,
-        },
-        TimelineEvent::Join {
-            seq: 1,
-            at: 1,
-            by: Actor::Reviewer,
-        },
-        TimelineEvent::Leave {
-            seq: 1,
-            at: 1,
-            by: Actor::Reviewer,
-        },
-        TimelineEvent::Question {
-            seq: 1,
-            at: 1,
-            by: Actor::Interviewer,
-            question_id: "gone".into(),
-            title: None,
-        },
-        TimelineEvent::Note {
-            seq: 1,
-            at: 1,
-            by: Actor::Interviewer,
-            text: "t".into(),
-        },
-        TimelineEvent::Scorecard {
-            seq: 1,
-            at: 1,
-            by: Actor::Interviewer,
-            action: "submitted".into(),
-        },
-        TimelineEvent::Signal {
-            seq: 1,
-            at: 1,
-            by: Actor::Candidate,
-            kind: SignalKind::Blur,
-            size: Some(3),
-        },
-        TimelineEvent::End {
-            seq: 1,
-            at: 1,
-            by: Actor::Server,
-        },
-        TimelineEvent::RunStarted {
-            seq: 1,
-            at: 1,
-            run_id: "r".into(),
-            kind: RunKind::Lint,
-            by: Role::Interviewer,
-            code_seq: 0,
-            private: true,
-        },
-        TimelineEvent::RunFinished {
-            seq: 1,
-            at: 1,
-            run_id: "r".into(),
-            kind: RunKind::Test,
-            by: Role::Interviewer,
-            status: RunStatus::MemoryLimit,
-            exit_code: None,
-            duration_ms: 1,
-            tests: None,
-        },
-    ];
+    let events = timeline_events();
     for e in &events {
         check(e);
     }
     // A question no longer in the bank: `title` is sent as null.
     assert_eq!(check(&events[3])["title"], Value::Null);
+    assert_eq!(
+        alternatives::<TimelineEvent>().len(),
+        10,
+        "one alternative per variant"
+    );
     check(&Timeline {
         started_at: 1,
         ended_at: 2,
         last_seq: 3,
-        events: events.to_vec(),
+        events: events.clone(),
     });
     check(&Snapshot {
         seq: 1,
@@ -413,6 +465,12 @@ fn run_history_matches_its_typescript() {
         runs: vec![summary(false), summary(true)],
         next: None,
     });
+    // The candidate's: no seqs, and a cursor that is a run id.
+    let json = check(&RunPage {
+        runs: vec![summary(true).seen_by(Role::Candidate)],
+        next: Some("r1".into()),
+    });
+    assert!(json["runs"][0].get("seq").is_none() && json["runs"][0].get("code_seq").is_none());
 }
 
 fn detail(lint: Option<Vec<LintFinding>>) -> RunDetail {
@@ -428,7 +486,9 @@ fn detail(lint: Option<Vec<LintFinding>>) -> RunDetail {
         stderr_base64: Some("/w==".into()),
         stdout_truncated: false,
         stderr_truncated: true,
-        through_seq: 9,
+        stdout_bytes: 2,
+        stderr_bytes: 1,
+        through_seq: Some(9),
         tests: Some(tests()),
         lint,
     }
@@ -436,16 +496,20 @@ fn detail(lint: Option<Vec<LintFinding>>) -> RunDetail {
 
 #[test]
 fn run_detail_json_is_what_the_mirror_says() {
-    for lint in [
-        None,
-        Some(vec![LintFinding {
-            line: 1,
-            col: 2,
-            code: "F401".into(),
-            message: "unused".into(),
-        }]),
+    for (lint, role) in [
+        (None, Role::Interviewer),
+        (None, Role::Candidate),
+        (
+            Some(vec![LintFinding {
+                line: 1,
+                col: 2,
+                code: "F401".into(),
+                message: "unused".into(),
+            }]),
+            Role::Reviewer,
+        ),
     ] {
-        let d = detail(lint);
+        let d = detail(lint).seen_by(role);
         let json = check(&d);
         // One `tests`, the detail's with its cases.
         let text = serde_json::to_string(&d).unwrap_or_default();
@@ -471,6 +535,8 @@ fn run_detail_json_is_what_the_mirror_says() {
             stderr_base64: d.stderr_base64,
             stdout_truncated: d.stdout_truncated,
             stderr_truncated: d.stderr_truncated,
+            stdout_bytes: d.stdout_bytes,
+            stderr_bytes: d.stderr_bytes,
             through_seq: d.through_seq,
             tests: d.tests,
             lint: d.lint.clone(),

@@ -6,7 +6,7 @@ use super::{truncate, Delivery, Gate, PeerSink, RoomTask};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{ConnId, Effect, Reply};
-use duet_protocol::{close, EventKind};
+use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent};
 use duet_store::{Checkpoint, StoreError};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,11 +37,21 @@ impl RoomTask {
                     message: Message::Binary(Bytes::from(message)),
                 }),
                 Effect::Event { audience, event } => {
-                    // One spelling: the protocol's type, serialized here once for every subscriber.
-                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    // One spelling: the protocol's type, serialized here once per projection:
+                    // with the log's seq for the roles that see it, and (if the audience holds
+                    // one that does not, the candidate) once without.
+                    let frame = |e: &RoomEvent| {
+                        Message::Text(serde_json::to_string(e).unwrap_or_default().into())
+                    };
+                    let with_seq = frame(&event);
+                    let without_seq = Role::ALL
+                        .into_iter()
+                        .find(|r| audience.includes(*r) && !sees_log_seq(*r))
+                        .map(|r| frame(&event.seen_by(r)));
                     self.deliver(Delivery::Event {
                         audience,
-                        message: Message::Text(json.into()),
+                        with_seq,
+                        without_seq,
                     })
                 }
                 Effect::Close { conn, code, reason } => self.drop_peer(conn, code, &reason),
@@ -121,13 +131,22 @@ impl RoomTask {
                     offer(*conn, sink, &message, None);
                 }
             }
-            Delivery::Event { audience, message } => {
-                for (conn, (_, sink)) in self
+            Delivery::Event {
+                audience,
+                with_seq,
+                without_seq,
+            } => {
+                for (conn, (role, sink)) in self
                     .subscribers
                     .iter()
                     .filter(|(_, (role, _))| audience.includes(*role))
                 {
-                    offer(*conn, sink, &message, None);
+                    let message = match (sees_log_seq(*role), &without_seq) {
+                        (true, _) => &with_seq,
+                        (false, Some(without)) => without,
+                        (false, None) => continue,
+                    };
+                    offer(*conn, sink, message, None);
                 }
             }
         }

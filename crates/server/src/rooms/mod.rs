@@ -366,9 +366,12 @@ enum Delivery {
         except: Option<ConnId>,
         message: Message,
     },
+    /// An events-socket frame to the roles of `audience`: `with_seq` to those that see the
+    /// log's seq, `without_seq` to the others.
     Event {
         audience: Audience,
-        message: Message,
+        with_seq: Message,
+        without_seq: Option<Message>,
     },
 }
 

@@ -12,8 +12,8 @@ use super::{RoomCmd, RoomTask};
 use crate::auth;
 use duet_core::{Coalescer, Effect, QuestionPick};
 use duet_protocol::{
-    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RunFinished, RunId, RunInput,
-    RunKind, RunLimit, RunStarted, Stream, MAIN_FILE,
+    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RoomEventBody, RunFinished, RunId,
+    RunInput, RunKind, RunLimit, RunStarted, Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
@@ -75,8 +75,6 @@ pub struct ActiveRun {
     /// Set once the program wrote past the cap: later output is not stored, and the run,
     /// cancelled, finishes as `output_limit`.
     capped: bool,
-    /// The seq of the run's start, which its `run.queued` events carry.
-    started_seq: u64,
 }
 
 impl ActiveRun {
@@ -146,7 +144,6 @@ impl RoomTask {
             private,
         };
         let effects = self.room.run_started(&started, now);
-        let started_seq = self.room.last_seq();
         self.runs.insert(
             run_id.clone(),
             ActiveRun {
@@ -159,7 +156,6 @@ impl RoomTask {
                 stderr: Coalescer::default(),
                 stored: 0,
                 capped: false,
-                started_seq,
             },
         );
         (Ok(run_id), effects)
@@ -239,7 +235,10 @@ impl RoomTask {
                 matches!(
                     e,
                     Effect::Event {
-                        event: RoomEvent::Question { restored: true, .. },
+                        event: RoomEvent {
+                            body: RoomEventBody::Question { restored: true, .. },
+                            ..
+                        },
                         ..
                     }
                 )
@@ -302,7 +301,7 @@ impl RoomTask {
         let (bytes, stream) = match event {
             RunEvent::Queued { ahead } => {
                 let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
-                return self.room.run_queued(run_id, ahead, run.started_seq);
+                return self.room.run_queued(run_id, ahead);
             }
             RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
             RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
