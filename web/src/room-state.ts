@@ -1,13 +1,13 @@
 // The room page's state, without the page: which question is showing, whether the interview is
 // live, ended or this page closed for good, the runs this page knows (numbered as it saw them
 // start), the one going on, each run's output decoded as it streams, and the reload restore (a
-// run's record up to `through_seq`, then the socket's events after it). No DOM, no fetch, no
+// run's record with the bytes of each stream it holds, then the socket's output past them). No DOM, no fetch, no
 // socket: `RoomState` takes what happened (a socket event, a fetched run, a local action) and
 // answers what the view must do, as a list of `ViewCommand`s; `controls()` says what the buttons
 // and the editor allow now. room.ts does the I/O and renders from both; test/room-state.test.ts
 // tells the stories that broke before, in node without a browser.
 import type {
-  LintFinding, QuestionView, Role, RoomEvent, RoomEventOf, RunDetail, RunKind, RunSummary, TestResults,
+  Actor, LintFinding, QuestionView, Role, RoomEvent, RoomEventOf, RunDetail, RunKind, RunSummary, TestResults,
 } from './api'
 import type { SaveState } from './saved'
 import { OutputText } from './output'
@@ -24,7 +24,7 @@ export const POLICY_CLOSE = 1008
 export type Phase = 'live' | 'ended' | 'closed'
 
 /** A run as this page knows it: numbered in the order this page saw them start (0: not yet seen). */
-export interface RunInfo { id: string; n: number; kind: RunKind; by: Role; at: number }
+export interface RunInfo { id: string; n: number; kind: RunKind; by: Actor; at: number }
 
 /** Where console text goes: the program's streams, what was typed, and the page's own lines. */
 export type ConsoleStream = 'stdout' | 'stderr' | 'stdin' | 'info'
@@ -76,12 +76,13 @@ export interface RoomStateOptions {
 }
 
 /**
- * Whether a run's fetched record already holds a live output event: the record answers with the
- * output up to `through_seq`, so events up to it are shown already and later ones continue it.
- * The one place a reload decides what not to show twice.
+ * Whether a run's fetched record already holds a live output event: the record says how many
+ * bytes of each stream it holds, and each event where its bytes start in their stream, so an
+ * event that starts before the record's end is shown already and later ones continue it. The
+ * one place a reload decides what not to show twice.
  */
-export function recordHolds(record: Pick<RunDetail, 'through_seq'>, event: RoomEventOf<'run.output'>): boolean {
-  return event.seq <= record.through_seq
+export function recordHolds(record: Pick<RunDetail, 'stdout_bytes' | 'stderr_bytes'>, event: RoomEventOf<'run.output'>): boolean {
+  return event.offset < (event.stream === 'stdout' ? record.stdout_bytes : record.stderr_bytes)
 }
 
 /** The saved indicator's words for a save state, its tone, and whether to say it aloud. */
@@ -104,8 +105,11 @@ export class RoomState {
   readonly role: Role
   private phaseNow: Phase
   private questionNow: QuestionView | null
-  /** The seq of the newest question switch, so an older switch's slower fetch does not win. */
-  private questionSeq = -1
+  /**
+   * The newest question switch this page was told of (the socket tells them in order), so an
+   * older switch's slower fetch does not win.
+   */
+  private newestSwitch: RoomEventOf<'question'> | null = null
   private readonly runs = new Map<string, RunInfo>()
   private runCount = 0
   private active: RunInfo | null = null
@@ -234,7 +238,7 @@ export class RoomState {
         return [...commands, { do: 'announce', text: summary }]
       }
       case 'question':
-        this.questionSeq = Math.max(this.questionSeq, event.seq)
+        this.newestSwitch = event
         return [{ do: 'load-question', event }]
       case 'end':
         return this.ended()
@@ -251,7 +255,7 @@ export class RoomState {
 
   /** The question a `load-question` asked for, as this role sees it. */
   questionLoaded(question: QuestionView | null, event: RoomEventOf<'question'>): ViewCommand[] {
-    if (event.seq < this.questionSeq) return [] // a later switch is showing (or on its way)
+    if (event !== this.newestSwitch) return [] // a later switch is showing (or on its way)
     this.questionNow = question
     const title = event.title || question?.title || event.question_id
     const note = `The question is now “${title}” (switched at ${this.clock(this.now())}). `
@@ -377,7 +381,7 @@ export class RoomState {
 
   // --- helpers
 
-  private register(runId: string, kind: RunKind, by: Role, at: number): RunInfo {
+  private register(runId: string, kind: RunKind, by: Actor, at: number): RunInfo {
     let info = this.runs.get(runId)
     if (!info) {
       this.runCount += 1

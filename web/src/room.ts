@@ -315,9 +315,10 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const restore = async () => {
     await firstAnswer
     const history: RunSummary[] = []
-    let after: number | null = null
+    // The cursor is the id of the last run of the page before.
+    let after: string | null = null
     do {
-      const answer: RunPage = await api<RunPage>(token, 'GET', `${base}/runs?limit=500${after !== null ? `&after=${after}` : ''}`)
+      const answer: RunPage = await api<RunPage>(token, 'GET', `${base}/runs?limit=500${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`)
       history.push(...answer.runs)
       after = answer.next
     } while (after !== null)

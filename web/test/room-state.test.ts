@@ -88,36 +88,45 @@ function open(o: { role?: Role; ended?: boolean; question?: QuestionView | null;
   return page
 }
 
-const started = (seq: number, run_id: string, o: { kind?: RunKind; by?: Role; at?: number } = {}): RoomEvent =>
-  ({ type: 'run.started', seq, run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', at: o.at ?? T0 })
+// Events as the candidate's page receives them: the record's time and author, no log seq.
+const started = (run_id: string, o: { kind?: RunKind; by?: Role; at?: number } = {}): RoomEvent =>
+  ({ type: 'run.started', run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', at: o.at ?? T0 })
 const bytes = (...b: number[]) => Buffer.from(b).toString('base64')
-const out = (seq: number, run_id: string, data: string, stream: 'stdout' | 'stderr' = 'stdout'): RoomEvent =>
-  ({ type: 'run.output', seq, run_id, stream, data })
-const outBytes = (seq: number, run_id: string, base64: string, stream: 'stdout' | 'stderr' = 'stdout'): RoomEvent =>
-  ({ type: 'run.output', seq, run_id, stream, base64 })
-const finished = (seq: number, run_id: string, status: RunStatus, o: { limit?: RunLimit; tests?: TestResults; exit_code?: number; duration_ms?: number } = {}): RoomEvent =>
-  ({ type: 'run.finished', seq, run_id, status, limit: o.limit ?? null, exit_code: o.exit_code ?? null, duration_ms: o.duration_ms ?? 1200, tests: o.tests ?? null, lint: null })
-const question = (seq: number, q: QuestionView, restored: boolean): RoomEventOf<'question'> =>
-  ({ type: 'question', seq, question_id: q.id, title: q.title, by: 'interviewer', restored })
-const end = (seq: number): RoomEvent => ({ type: 'end', seq, at: T0 + 30 * 60_000 })
+/** Output whose bytes start at `offset` in their stream. */
+const out = (offset: number, run_id: string, data: string, stream: 'stdout' | 'stderr' = 'stdout'): RoomEvent =>
+  ({ type: 'run.output', at: T0, by: 'candidate', offset, run_id, stream, data })
+const outBytes = (offset: number, run_id: string, base64: string, stream: 'stdout' | 'stderr' = 'stdout'): RoomEvent =>
+  ({ type: 'run.output', at: T0, by: 'candidate', offset, run_id, stream, base64 })
+const finished = (run_id: string, status: RunStatus, o: { limit?: RunLimit; tests?: TestResults; exit_code?: number; duration_ms?: number } = {}): RoomEvent =>
+  ({ type: 'run.finished', at: T0, by: 'candidate', run_id, status, limit: o.limit ?? null, exit_code: o.exit_code ?? null, duration_ms: o.duration_ms ?? 1200, tests: o.tests ?? null, lint: null })
+const question = (q: QuestionView, restored: boolean): RoomEventOf<'question'> =>
+  ({ type: 'question', at: T0, question_id: q.id, title: q.title, by: 'interviewer', restored })
+const end = (): RoomEvent => ({ type: 'end', at: T0 + 30 * 60_000, by: 'interviewer' })
 
 const results = (passed: number, failed: number): TestResults =>
   ({ passed, failed, errors: 0, skipped: 0, cases: [{ name: 'test_visible.py::test_get', outcome: failed ? 'failed' : 'passed', message: null }] })
 
-function summary(run_id: string, seq: number, o: { kind?: RunKind; by?: Role; status?: RunStatus; at?: number } = {}): RunSummary {
+/** A run of the history as the candidate lists it (no log seqs); `n` places it in time. */
+function summary(run_id: string, n: number, o: { kind?: RunKind; by?: Role; status?: RunStatus; at?: number } = {}): RunSummary {
   const status = o.status ?? 'ok'
   return {
-    run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', seq, started_at: o.at ?? T0 + seq * 1000,
-    finished_at: status === 'running' ? null : T0 + seq * 1000 + 500, status, exit_code: null,
-    duration_ms: status === 'running' ? null : 500, code_seq: seq - 1, limit: null,
+    run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', started_at: o.at ?? T0 + n * 1000,
+    finished_at: status === 'running' ? null : T0 + n * 1000 + 500, status, exit_code: null,
+    duration_ms: status === 'running' ? null : 500, limit: null,
   }
 }
 
+/** The bytes a stream's text or base64 holds. */
+const held = (text: string | null, base64: string | undefined) =>
+  text !== null ? Buffer.byteLength(text) : Buffer.from(base64 ?? '', 'base64').length
+
+/** A run's record: each stream's byte count is what its output holds. */
 function record(s: RunSummary, o: Partial<RunDetail> = {}): RunDetail {
-  return {
+  const r: RunDetail = {
     ...s, code: 'print("hi")\n', stdout: '', stderr: '', stdout_truncated: false, stderr_truncated: false,
-    through_seq: s.seq, tests: null, ...o,
+    stdout_bytes: 0, stderr_bytes: 0, tests: null, ...o,
   }
+  return { ...r, stdout_bytes: held(r.stdout, r.stdout_base64), stderr_bytes: held(r.stderr, r.stderr_base64) }
 }
 
 // --- the end
@@ -125,10 +134,10 @@ function record(s: RunSummary, o: Partial<RunDetail> = {}): RunDetail {
 test('the end arriving while the candidate types ends the page: read-only, nothing runs, and the refused late edit ends nothing twice', () => {
   const page = open()
   assert.equal(page.state.controls().editable, true)
-  page.event(started(5, 'r1'))
+  page.event(started('r1'))
   assert.deepEqual({ stop: page.state.controls().stop, input: page.state.controls().input }, { stop: true, input: true })
 
-  page.event(end(9))
+  page.event(end())
   assert.equal(page.ended, 1, 'the page shows the end')
   assert.ok(page.announced.includes('This interview has ended.'))
   assert.equal(page.state.phase, 'ended')
@@ -144,7 +153,7 @@ test('the end arriving while the candidate types ends the page: read-only, nothi
 
   // What the server said before the end no longer opens anything.
   page.state.runAccepted('r2', 'run')
-  page.event(end(9))
+  page.event(end())
   assert.equal(page.ended, 1)
   assert.equal(page.state.controls().stop, false)
   assert.equal(page.state.leaveLosesEdits(3), false, 'leaving an ended room loses nothing the server would keep')
@@ -166,8 +175,8 @@ test('a room opened after the end is read-only from the start', () => {
 
 test('the end does not wait for the run history to load', () => {
   const page = open({ restoring: true })
-  page.event(started(3, 'r1'))
-  page.event(end(4))
+  page.event(started('r1'))
+  page.event(end())
   assert.equal(page.ended, 1, 'ended at once')
   assert.equal(page.console, '', 'run events still wait for the history')
 })
@@ -175,8 +184,8 @@ test('the end does not wait for the run history to load', () => {
 test('an end during the reload, then the start of a run that waited: nothing is left running', () => {
   const page = open({ restoring: true })
   page.state.historyListed([])
-  page.event(started(3, 'r1'))
-  page.event(end(4))
+  page.event(started('r1'))
+  page.event(end())
   page.show(page.state.historyLoaded([]))
   assert.match(page.console, /▶ Run #1 started/, 'the start is still told')
   assert.equal(page.state.activeRunId, null, 'but Stop and the input line act on nothing')
@@ -204,11 +213,11 @@ test('a replaced link closes the page for good; other closes only warn', () => {
 
 test('a switch away and back: the note says starter code, then that the code is back; old results go', () => {
   const page = open({ role: 'interviewer' })
-  page.event(started(5, 't1', { kind: 'test' }))
-  page.event(finished(6, 't1', 'error', { tests: results(3, 1) }))
+  page.event(started('t1', { kind: 'test' }))
+  page.event(finished('t1', 'error', { tests: results(3, 1) }))
   assert.equal(typeof page.tests, 'object', 'the test results show')
 
-  const away = question(7, essay, false)
+  const away = question(essay, false)
   page.event(away)
   assert.deepEqual(page.loads, [away], 'the page fetches the question as its role sees it')
   page.show(page.state.questionLoaded(essay, away))
@@ -218,7 +227,7 @@ test('a switch away and back: the note says starter code, then that the code is 
   assert.equal(page.state.controls().test, false, 'a discussion question has no tests')
   assert.equal(page.state.controls().testTitle, 'This question has no tests')
 
-  const back = question(9, lru, true)
+  const back = question(lru, true)
   page.event(back)
   page.show(page.state.questionLoaded(lru, back))
   assert.match(page.questionNote ?? '', /^The question is now “LRU cache” .*Its code is back as it was left/)
@@ -228,8 +237,8 @@ test('a switch away and back: the note says starter code, then that the code is 
 
 test('two quick switches: the first one\'s slower answer does not replace the second', () => {
   const page = open()
-  const first = question(7, essay, false)
-  const second = question(8, lru, true)
+  const first = question(essay, false)
+  const second = question(lru, true)
   page.event(first)
   page.event(second)
   page.show(page.state.questionLoaded(lru, second))
@@ -250,16 +259,16 @@ test('a reload mid-run: the output so far once, what overlapped the fetch not tw
   // While the records load, the socket goes on: the start it had sent before the listing, two
   // chunks the record will hold, one after it, what the interviewer typed, and the finish (Stop
   // was pressed).
-  page.event(started(10, 'r2', { at: T0 + 10_000 }))
-  page.event(out(11, 'r2', 'ready\n'))
-  page.event(out(12, 'r2', 'name? '))
-  page.event(out(14, 'r2', 'hello Grace\n'))
-  page.event({ type: 'run.input', seq: 13, run_id: 'r2', by: 'interviewer', data: 'Grace\n', eof: false })
-  page.event(finished(15, 'r2', 'cancelled', { duration_ms: 4000 }))
+  page.event(started('r2', { at: T0 + 10_000 }))
+  page.event(out(0, 'r2', 'ready\n'))
+  page.event(out(6, 'r2', 'name? '))
+  page.event(out(12, 'r2', 'hello Grace\n'))
+  page.event({ type: 'run.input', at: T0, run_id: 'r2', by: 'interviewer', data: 'Grace\n', eof: false })
+  page.event(finished('r2', 'cancelled', { duration_ms: 4000 }))
   assert.equal(page.console, '', 'nothing shows before the history')
 
   page.show(page.state.historyLoaded([
-    record(running, { stdout: 'ready\nname? ', through_seq: 12 }),
+    record(running, { stdout: 'ready\nname? ' }),
     record(testRun, { tests: results(4, 1) }),
   ]))
   assert.equal(page.console,
@@ -277,13 +286,13 @@ test('a reload mid-run: the run goes on, Stop and the input line work, and later
   const page = open({ restoring: true })
   const running = summary('r1', 4, { status: 'running' })
   page.state.historyListed([running])
-  page.event(out(5, 'r1', 'name? '))
-  page.show(page.state.historyLoaded([record(running, { stdout: 'name? ', through_seq: 5 })]))
+  page.event(out(0, 'r1', 'name? '))
+  page.show(page.state.historyLoaded([record(running, { stdout: 'name? ' })]))
   assert.equal(page.state.activeRunId, 'r1')
   assert.deepEqual({ stop: page.state.controls().stop, input: page.state.controls().input }, { stop: true, input: true })
 
-  page.event(out(7, 'r1', 'hello Ada\n'))
-  page.event(finished(8, 'r1', 'ok', { exit_code: 0, duration_ms: 300 }))
+  page.event(out(6, 'r1', 'hello Ada\n'))
+  page.event(finished('r1', 'ok', { exit_code: 0, duration_ms: 300 }))
   assert.equal(page.console.split('name? ').length - 1, 1, 'the output so far shows once')
   assert.match(page.console, /name\? hello Ada\n\n■ Run #1 \(started 10:00:04\) finished: ok in 300 ms\n$/)
   assert.equal(page.state.activeRunId, null)
@@ -294,9 +303,9 @@ test('a reload just as the run finishes: the record already has the finish, so t
   // Listed as running; by the time its record is read it has finished.
   const listed = summary('r1', 4, { status: 'running' })
   page.state.historyListed([listed])
-  page.event(out(5, 'r1', 'done\n'))
-  page.event(finished(6, 'r1', 'ok', { exit_code: 0 }))
-  page.show(page.state.historyLoaded([record({ ...listed, status: 'ok', exit_code: 0, duration_ms: 90 }, { stdout: 'done\n', through_seq: 5 })]))
+  page.event(out(0, 'r1', 'done\n'))
+  page.event(finished('r1', 'ok', { exit_code: 0 }))
+  page.show(page.state.historyLoaded([record({ ...listed, status: 'ok', exit_code: 0, duration_ms: 90 }, { stdout: 'done\n' })]))
   assert.equal(page.console.split('done').length - 1, 1)
   assert.equal(page.finishLines().length, 1, `one finish line: ${page.console}`)
   assert.equal(page.state.activeRunId, null)
@@ -306,10 +315,10 @@ test('runs that started while the history loaded show whole, numbered after the 
   const page = open({ restoring: true })
   const old = summary('r1', 2, { status: 'ok' })
   page.state.historyListed([old])
-  page.event(out(3, 'r1', 'old output\n')) // an older run's output: not shown
-  page.event(started(20, 'r2', { at: T0 + 20_000 }))
-  page.event(out(21, 'r2', 'new\n'))
-  page.event(finished(22, 'r2', 'ok', { exit_code: 0, duration_ms: 50 }))
+  page.event(out(0, 'r1', 'old output\n')) // an older run's output: not shown
+  page.event(started('r2', { at: T0 + 20_000 }))
+  page.event(out(0, 'r2', 'new\n'))
+  page.event(finished('r2', 'ok', { exit_code: 0, duration_ms: 50 }))
   page.show(page.state.historyLoaded([record(old, { stdout: 'first\n' })]))
   assert.doesNotMatch(page.console, /old output/)
   assert.match(page.console, /^\(restored\) ▶ Run #1 .*\nfirst\n\n■ Run #1 .*finished: ok/)
@@ -318,29 +327,32 @@ test('runs that started while the history loaded show whole, numbered after the 
 
 test('a history that cannot load says so, then shows the events that waited', () => {
   const page = open({ restoring: true })
-  page.event(started(3, 'r1'))
+  page.event(started('r1'))
   page.show(page.state.historyFailed('the server cannot be reached'))
   assert.match(page.console, /^\[the run history could not be loaded: the server cannot be reached\]\n▶ Run #1 started/)
   assert.equal(page.state.restoring, false)
 })
 
-test('a record holds the live output up to its through_seq and nothing after', () => {
-  const chunk = (seq: number) => out(seq, 'r1', 'x') as RoomEventOf<'run.output'>
-  assert.equal(recordHolds({ through_seq: 12 }, chunk(11)), true)
-  assert.equal(recordHolds({ through_seq: 12 }, chunk(12)), true)
-  assert.equal(recordHolds({ through_seq: 12 }, chunk(13)), false)
+test('a record holds the live output that starts before its byte count of that stream, and nothing after', () => {
+  const chunk = (offset: number, stream: 'stdout' | 'stderr' = 'stdout') => out(offset, 'r1', 'x', stream) as RoomEventOf<'run.output'>
+  const holding = { stdout_bytes: 12, stderr_bytes: 3 }
+  assert.equal(recordHolds(holding, chunk(0)), true)
+  assert.equal(recordHolds(holding, chunk(11)), true)
+  assert.equal(recordHolds(holding, chunk(12)), false, 'the first byte past the record continues it')
+  assert.equal(recordHolds(holding, chunk(2, 'stderr')), true, 'each stream counts apart')
+  assert.equal(recordHolds(holding, chunk(3, 'stderr')), false)
 })
 
 // --- output split inside a character
 
 test('a character split across two output events reads whole; stdout and stderr decode apart', () => {
   const page = open()
-  page.event(started(1, 'r1'))
+  page.event(started('r1'))
   // "é" is C3 A9, "€" is E2 82 AC: each written in two pieces, the streams interleaved.
-  page.event(outBytes(2, 'r1', bytes(0x68, 0xc3)))
-  page.event(outBytes(3, 'r1', bytes(0xe2, 0x82), 'stderr'))
-  page.event(outBytes(4, 'r1', bytes(0xa9, 0x0a)))
-  page.event(outBytes(5, 'r1', bytes(0xac, 0x0a), 'stderr'))
+  page.event(outBytes(0, 'r1', bytes(0x68, 0xc3)))
+  page.event(outBytes(0, 'r1', bytes(0xe2, 0x82), 'stderr'))
+  page.event(outBytes(2, 'r1', bytes(0xa9, 0x0a)))
+  page.event(outBytes(2, 'r1', bytes(0xac, 0x0a), 'stderr'))
   assert.match(page.console, /hé\n€\n$/)
   assert.equal(page.stderr, '€\n')
   assert.doesNotMatch(page.console, /\uFFFD/)
@@ -350,16 +362,16 @@ test('a character split between the fetched record and the next event reads whol
   const page = open({ restoring: true })
   const running = summary('r1', 4, { status: 'running' })
   page.state.historyListed([running])
-  page.show(page.state.historyLoaded([record(running, { stdout: null, stdout_base64: bytes(0x70, 0x72, 0x69, 0x63, 0x65, 0x20, 0xe2, 0x82), through_seq: 6 })]))
-  page.event(outBytes(7, 'r1', bytes(0xac, 0x0a)))
+  page.show(page.state.historyLoaded([record(running, { stdout: null, stdout_base64: bytes(0x70, 0x72, 0x69, 0x63, 0x65, 0x20, 0xe2, 0x82) })]))
+  page.event(outBytes(8, 'r1', bytes(0xac, 0x0a)))
   assert.match(page.console, /price €\n$/)
 })
 
 test('a character cut short by the end of the run reads as one replacement character', () => {
   const page = open()
-  page.event(started(1, 'r1'))
-  page.event(outBytes(2, 'r1', bytes(0x61, 0xe2, 0x82)))
-  page.event(finished(3, 'r1', 'error', { exit_code: 1 }))
+  page.event(started('r1'))
+  page.event(outBytes(0, 'r1', bytes(0x61, 0xe2, 0x82)))
+  page.event(finished('r1', 'error', { exit_code: 1 }))
   assert.match(page.console, /a\uFFFD\n■ Run #1/)
 })
 
@@ -367,10 +379,10 @@ test('a character cut short by the end of the run reads as one replacement chara
 
 test('a run stopped by a limit says which limit, live and after a reload', () => {
   const page = open()
-  page.event(started(1, 'r1'))
-  page.event(finished(2, 'r1', 'timeout', { limit: { kind: 'cpu', ms: 10_000 }, duration_ms: 10_400 }))
-  page.event(started(3, 'r2'))
-  page.event(finished(4, 'r2', 'memory_limit', { limit: { kind: 'memory', bytes: 256 << 20 }, duration_ms: 800 }))
+  page.event(started('r1'))
+  page.event(finished('r1', 'timeout', { limit: { kind: 'cpu', ms: 10_000 }, duration_ms: 10_400 }))
+  page.event(started('r2'))
+  page.event(finished('r2', 'memory_limit', { limit: { kind: 'memory', bytes: 256 << 20 }, duration_ms: 800 }))
   assert.deepEqual(page.finishLines(), [
     '■ Run #1 (started 10:00:00) finished: stopped after 10 s of CPU time (the CPU limit)',
     '■ Run #2 (started 10:00:00) finished: stopped: over the 256 MiB memory limit (after 800 ms)',
@@ -387,39 +399,39 @@ test('a run stopped by a limit says which limit, live and after a reload', () =>
 
 test('a run waiting for a sandbox shows its place as the queue moves, then runs as usual', () => {
   const page = open()
-  page.event(started(1, 'r1'))
-  page.event({ type: 'run.queued', seq: 1, run_id: 'r1', ahead: 2 })
-  page.event({ type: 'run.queued', seq: 1, run_id: 'r1', ahead: 0 })
-  page.event(out(2, 'r1', 'hi\n'))
-  page.event(finished(3, 'r1', 'ok'))
+  page.event(started('r1'))
+  page.event({ type: 'run.queued', at: T0, by: 'candidate', run_id: 'r1', ahead: 2 })
+  page.event({ type: 'run.queued', at: T0, by: 'candidate', run_id: 'r1', ahead: 0 })
+  page.event(out(0, 'r1', 'hi\n'))
+  page.event(finished('r1', 'ok'))
   assert.match(page.console, /Run #1 queued, 2 ahead\n… Run #1 queued, next\nhi\n/)
   assert.ok(page.announced.includes('Run #1 queued, 2 ahead'))
 })
 
 test('a newer run replaces a running one: the old one\'s finish names the old run and leaves the new one running', () => {
   const page = open()
-  page.event(started(1, 'r1', { at: T0 + 1000 }))
-  page.event(started(2, 'r2', { at: T0 + 2000 }))
-  page.event(finished(3, 'r1', 'cancelled', { duration_ms: 1500 }))
+  page.event(started('r1', { at: T0 + 1000 }))
+  page.event(started('r2', { at: T0 + 2000 }))
+  page.event(finished('r1', 'cancelled', { duration_ms: 1500 }))
   assert.deepEqual(page.finishLines(), ['■ Run #1 (started 10:00:01) finished: stopped (Stop was pressed or a newer run replaced it) after 1.5 s'])
   assert.equal(page.state.activeRunId, 'r2')
 })
 
 test('the interviewer\'s own test run shows its results as including the hidden tests; the candidate\'s does not', () => {
   const page = open({ role: 'interviewer' })
-  page.event(started(1, 't1', { kind: 'test', by: 'interviewer' }))
-  page.event(finished(2, 't1', 'ok', { tests: results(5, 0) }))
+  page.event(started('t1', { kind: 'test', by: 'interviewer' }))
+  page.event(finished('t1', 'ok', { tests: results(5, 0) }))
   assert.deepEqual(page.tests, { tests: results(5, 0), hidden: true })
-  page.event(started(3, 't2', { kind: 'test', by: 'candidate' }))
-  page.event(finished(4, 't2', 'error', { tests: results(2, 1) }))
+  page.event(started('t2', { kind: 'test', by: 'candidate' }))
+  page.event(finished('t2', 'error', { tests: results(2, 1) }))
   assert.deepEqual(page.tests, { tests: results(2, 1), hidden: false })
 })
 
 test('what the other person types shows; this page\'s own typing is not echoed twice', () => {
   const page = open({ role: 'candidate' })
-  page.event(started(1, 'r1'))
-  page.event({ type: 'run.input', seq: 2, run_id: 'r1', by: 'candidate', data: 'mine\n', eof: false })
-  page.event({ type: 'run.input', seq: 3, run_id: 'r1', by: 'interviewer', data: 'theirs\n', eof: false })
+  page.event(started('r1'))
+  page.event({ type: 'run.input', at: T0, run_id: 'r1', by: 'candidate', data: 'mine\n', eof: false })
+  page.event({ type: 'run.input', at: T0, run_id: 'r1', by: 'interviewer', data: 'theirs\n', eof: false })
   assert.doesNotMatch(page.console, /mine/)
   assert.match(page.console, /theirs\n$/)
 })

@@ -13,10 +13,12 @@
 //! `room/presence.rs` (joins and leaves), `room/runs.rs` (runs as records and events),
 //! `room/review.rs` (question switches, the scorecard, notes, signals, the end), and
 //! `room/effects.rs` (what the server is asked to do). A new kind of log record takes five
-//! places: a `duet_protocol::Record` variant, a `Room` method in the feature file it belongs
-//! to (returning the record as an effect and its event), a room command and its handler in the
-//! server, a route if people act on it, and one `case` in the page's event handling
-//! (`run.input` was added this way).
+//! places: a `duet_protocol::Record` variant (with the body people are told of it, a
+//! `RoomEventBody` variant and, if it shows on the timeline, a `TimelineBody` variant: the
+//! head `{seq, at, by}` is the record's, filled in one place, `Room::record_and_tell`), a `Room`
+//! method in the feature file it belongs to (returning the record as an effect and its event),
+//! a room command and its handler in the server, a route if people act on it, and one `case`
+//! in the page's event handling (`run.input` was added this way).
 
 mod awareness;
 pub mod board;
