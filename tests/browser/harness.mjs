@@ -36,13 +36,16 @@ export async function freePort() {
   })
 }
 
-/** Starts `duet serve` on a fixed loopback port (so a restart comes back at the same address). */
-export async function startServer({ port, dataDir }) {
+/**
+ * Starts `duet serve` on a fixed loopback port (so a restart comes back at the same address),
+ * with `env` added to its environment.
+ */
+export async function startServer({ port, dataDir, env = {} }) {
   const child = spawn(BIN, [
     'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
     '--questions-dir', join(ROOT, 'questions'), '--web-dir', join(ROOT, 'web', 'dist'),
   ], {
-    env: { ...process.env, DUET_ADMIN_TOKEN: ADMIN, DUET_LOG: process.env.DUET_LOG ?? 'warn', DUET_SANDBOX_POOL: '1' },
+    env: { ...process.env, DUET_ADMIN_TOKEN: ADMIN, DUET_LOG: process.env.DUET_LOG ?? 'warn', DUET_SANDBOX_POOL: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let log = ''

@@ -15,7 +15,19 @@ function topbar(title: string): HTMLElement {
   return h('header', { class: 'topbar' }, h('span', { class: 'brand' }, 'Duet'), h('h1', {}, title))
 }
 
+/** What `/signin?oidc_error=` means (set by the server after a refused provider sign-in). */
+const OIDC_ERRORS: Record<string, string> = {
+  state: 'That sign-in was not started here, was used already, or took too long. Start again.',
+  provider: 'The identity provider did not sign you in. Try again, or ask an admin.',
+  no_email: 'The identity provider gave no verified email address for you.',
+  domain: 'Your email address is not one this server accepts.',
+  unknown: 'You have no account here yet: ask an admin to add you.',
+  disabled: 'Your account here is disabled: ask an admin.',
+}
+
 export function openSignIn(problem?: string): void {
+  const oidcError = new URLSearchParams(location.search).get('oidc_error')
+  if (!problem && oidcError) problem = OIDC_ERRORS[oidcError] ?? 'Signing in through the identity provider failed.'
   const email = h('input', { id: 'signin-email', type: 'email', autocomplete: 'username', required: true })
   const password = h('input', { id: 'signin-password', type: 'password', autocomplete: 'current-password', required: true })
   const status = h('div', { role: 'status', 'data-testid': 'signin-status' },
@@ -30,6 +42,15 @@ export function openSignIn(problem?: string): void {
     h('div', { class: 'field' }, h('label', { for: 'signin-email' }, 'Email'), email),
     h('div', { class: 'field' }, h('label', { for: 'signin-password' }, 'Password'), password),
     submit, status)
+  // Sign-in through the team's identity provider, when the server has one.
+  const sso = h('div', { class: 'sso' })
+  form.insertBefore(sso, email.parentElement)
+  void api<{ enabled: boolean }>('', 'GET', '/api/oidc').then((oidc) => {
+    if (!oidc.enabled) return
+    replace(sso,
+      h('a', { class: 'button primary', href: `/api/oidc/start?next=${encodeURIComponent(nextPath())}`, 'data-testid': 'sso' }, 'Sign in with your identity provider'),
+      h('p', { class: 'small muted' }, 'Or with a password:'))
+  }).catch(() => {})
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     if (submit.disabled) return

@@ -164,6 +164,41 @@ pub struct ServeArgs {
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub sessions: SessionArgs,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Sign-in through the team's OpenID Connect provider (off unless an issuer and a client id are
+/// set). Register `<public URL>/api/oidc/callback` as the client's redirect URI.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OidcArgs {
+    /// The provider's issuer URL (its discovery document is at
+    /// <issuer>/.well-known/openid-configuration).
+    #[arg(long = "oidc-issuer", env = "DUET_OIDC_ISSUER")]
+    pub issuer: Option<String>,
+    /// This server's client id at the provider.
+    #[arg(long = "oidc-client-id", env = "DUET_OIDC_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// This server's client secret at the provider.
+    #[arg(
+        long = "oidc-client-secret",
+        env = "DUET_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        value_parser = client_secret
+    )]
+    pub client_secret: Option<Secret>,
+    /// Email domains whose people may sign in through the provider (default: any). Repeat it,
+    /// or separate with commas.
+    #[arg(
+        long = "oidc-allowed-domains",
+        env = "DUET_OIDC_ALLOWED_DOMAINS",
+        value_delimiter = ','
+    )]
+    pub allowed_domains: Vec<String>,
+    /// Create a person (as an interviewer) on their first sign-in through the provider;
+    /// without it, only people an admin added may sign in.
+    #[arg(long = "oidc-create-people", env = "DUET_OIDC_CREATE_PEOPLE")]
+    pub create_people: bool,
 }
 
 /// Staff sign-in and sessions.
@@ -599,7 +634,16 @@ impl ServeArgs {
             rooms: RoomSettings::default(),
             sandbox: SandboxArgs::default(),
             sessions: SessionArgs::default(),
+            oidc: OidcArgs::default(),
         }
+    }
+}
+
+/// `--oidc-client-secret`: any non-empty value the provider issued, kept out of `Debug`.
+fn client_secret(s: &str) -> Result<Secret, String> {
+    match s.trim() {
+        "" => Err("the client secret is empty".into()),
+        secret => Ok(Secret(secret.to_owned())),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle_api;
 pub mod metrics;
+pub mod oidc;
 pub mod outbound;
 pub mod people_api;
 pub mod people_cli;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub exports: Arc<replay_api::ExportSlots>,
     /// Staff sign-in: throttles, password hashing, session settings.
     pub sessions: Arc<session::Sessions>,
+    /// Sign-in through an OpenID Connect provider, when one is set up.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// What starting up produced besides the state.
@@ -131,8 +134,10 @@ impl AppState {
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
         let sessions = session::Sessions::new(config.sessions.clone(), &public_url);
+        let oidc = oidc::Oidc::from_args(&config.oidc, &public_url)?.map(Arc::new);
         let state = AppState {
             sessions,
+            oidc,
             store,
             sandbox,
             run_rate,
@@ -336,6 +341,9 @@ pub fn router(state: AppState) -> Router {
             get(people_api::get_panel).put(people_api::put_panel),
         )
         .route("/api/audit", get(people_api::audit_log))
+        .route("/api/oidc", get(oidc::status))
+        .route("/api/oidc/start", get(oidc::start))
+        .route("/api/oidc/callback", get(oidc::callback))
         .route("/signin", get(web::page))
         .route("/password", get(web::page))
         .route("/me", get(web::page))

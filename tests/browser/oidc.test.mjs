@@ -1,0 +1,120 @@
+// Sign-in through the team's identity provider (issue 21): a real OpenID provider
+// (`oidc-provider`, certified, in this process on loopback) and the real server in Debian's
+// Chromium. A new person signs in through the provider and lands on "My interviews"; a forged
+// state, a replayed callback, and an address outside the allowed domains are each refused and
+// said so on the sign-in page.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import Provider from 'oidc-provider'
+import {
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, record, shot,
+} from './harness.mjs'
+
+const CLIENT = { id: 'duet-test', secret: 'duet-test-client-secret-0123456789' }
+
+let provider, providerServer, server, dataDir, browser
+const contexts = []
+
+before(async () => {
+  requireParts()
+  const providerPort = await freePort()
+  const duetPort = await freePort()
+  const issuer = `http://127.0.0.1:${providerPort}`
+  provider = new Provider(issuer, {
+    clients: [{
+      client_id: CLIENT.id,
+      client_secret: CLIENT.secret,
+      redirect_uris: [`http://127.0.0.1:${duetPort}/api/oidc/callback`],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    }],
+    pkce: { required: () => true },
+    // The ID token carries the scopes' claims (email, name), as most providers' do.
+    conformIdTokenClaims: false,
+    claims: { email: ['email', 'email_verified'], profile: ['name'] },
+    features: { devInteractions: { enabled: true } },
+    // The development login takes any login and password: the login is the person's email.
+    async findAccount(ctx, id) {
+      return {
+        accountId: id,
+        async claims() { return { sub: id, email: id, email_verified: true, name: `Person ${id.split('@')[0]}` } },
+      }
+    },
+  })
+  providerServer = await new Promise((resolve) => {
+    const s = provider.listen(providerPort, '127.0.0.1', () => resolve(s))
+  })
+  dataDir = tempDir('duet-oidc-')
+  server = await startServer({
+    port: duetPort,
+    dataDir,
+    env: {
+      DUET_OIDC_ISSUER: issuer,
+      DUET_OIDC_CLIENT_ID: CLIENT.id,
+      DUET_OIDC_CLIENT_SECRET: CLIENT.secret,
+      DUET_OIDC_ALLOWED_DOMAINS: 'example.com',
+      DUET_OIDC_CREATE_PEOPLE: 'true',
+    },
+  })
+  browser = await launchBrowser()
+})
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {})
+  await browser?.close()
+  await server?.stop()
+  await new Promise((resolve) => providerServer ? providerServer.close(resolve) : resolve())
+  if (dataDir) removeDir(dataDir)
+})
+
+async function fresh() {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 } })
+  contexts.push(context)
+  const page = await context.newPage()
+  return { context, page, seen: record(page) }
+}
+
+const ready = (page) => page.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+
+/** From Duet's sign-in page through the provider's login and consent, as `login`. */
+async function throughProvider(page, login) {
+  await page.goto(`${server.url}/signin`)
+  await ready(page)
+  await page.getByTestId('sso').click()
+  await page.waitForURL(/127\.0\.0\.1:\d+\/interaction\//)
+  await page.locator('input[name=login]').fill(login)
+  await page.locator('input[name=password]').fill('anything')
+  await page.locator('button[type=submit]').click()
+  await page.locator('button[type=submit]').filter({ hasText: /continue/i }).click()
+}
+
+test('a new person signs in through the identity provider and lands on their interviews; the callback works once', async () => {
+  const { page, seen } = await fresh()
+  let callback = null
+  page.on('request', (r) => { if (r.url().includes('/api/oidc/callback')) callback = r.url() })
+  await throughProvider(page, 'lin@example.com')
+  await page.waitForURL(`${server.url}/me`)
+  await ready(page)
+  await page.getByTestId('me').filter({ hasText: 'Person lin · interviewer' }).waitFor()
+  await shot(page, 'oidc-my-interviews')
+  assert.deepEqual(seen.problems, [])
+
+  // The provider's answer replayed (the same state and code): refused, nothing learned.
+  assert.ok(callback, 'the provider sent the browser back to the callback')
+  await page.goto(callback)
+  await page.waitForURL(/\/signin\?oidc_error=state$/)
+  await page.getByText('That sign-in was not started here').waitFor()
+})
+
+test('a forged state is refused, and so is an address outside the allowed domains', async () => {
+  const forged = await fresh()
+  await forged.page.goto(`${server.url}/api/oidc/callback?state=forged-state&code=forged-code`)
+  await forged.page.waitForURL(/\/signin\?oidc_error=state$/)
+
+  const outsider = await fresh()
+  await throughProvider(outsider.page, 'mallory@elsewhere.test')
+  await outsider.page.waitForURL(/\/signin\?oidc_error=domain$/)
+  await outsider.page.getByText('Your email address is not one this server accepts.').waitFor()
+  const me = await outsider.page.evaluate(async () => (await fetch('/api/session')).status)
+  assert.equal(me, 401, 'no session for the outsider')
+})
