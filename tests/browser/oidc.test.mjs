@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import Provider from 'oidc-provider'
 import {
-  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, record, shot,
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, record, shot, adminApi,
 } from './harness.mjs'
 
 const CLIENT = { id: 'duet-test', secret: 'duet-test-client-secret-0123456789' }
@@ -117,4 +117,17 @@ test('a forged state is refused, and so is an address outside the allowed domain
   await outsider.page.getByText('Your email address is not one this server accepts.').waitFor()
   const me = await outsider.page.evaluate(async () => (await fetch('/api/session')).status)
   assert.equal(me, 401, 'no session for the outsider')
+})
+
+test('a person an admin disabled cannot sign in through the provider either', async () => {
+  const invited = await adminApi(server.url, 'POST', '/api/people', { email: 'grace@example.com', name: 'Grace', role: 'interviewer' })
+  await adminApi(server.url, 'PATCH', `/api/people/${invited.person.id}`, { state: 'disabled' })
+  const { page } = await fresh()
+  await throughProvider(page, 'grace@example.com')
+  await page.waitForURL(/\/signin\?oidc_error=disabled$/)
+  await page.getByText('Your account here is disabled').waitFor()
+  const audit = await adminApi(server.url, 'GET', '/api/audit?limit=1')
+  assert.equal(audit.entries[0].action, 'sign_in_failed')
+  assert.equal(audit.entries[0].actor, 'grace@example.com')
+  assert.equal(audit.entries[0].target, 'identity provider: disabled')
 })
