@@ -470,6 +470,14 @@ async fn a_personal_token_works_for_scripts_until_its_owner_revokes_it() {
     )
     .await;
     assert_eq!(status, 403, "a token mints no tokens");
+    let in_query = reqwest::get(server.http(&format!("/api/me/interviews?token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        in_query.status(),
+        401,
+        "never in the query string (it ends up in logs)"
+    );
 
     let id = created["id"].as_str().unwrap();
     assert_eq!(

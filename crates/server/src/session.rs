@@ -294,6 +294,12 @@ pub async fn staff_of(state: &AppState, parts: &Parts) -> Result<Option<Staff>, 
         if !token.starts_with(API_TOKEN_PREFIX) {
             return Ok(None);
         }
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            // A query string ends up in proxy logs and browser history.
+            return Err(AppError::Unauthorized(
+                "a personal token goes only in the header Authorization: Bearer <token>",
+            ));
+        }
         let hashed = auth::hash(&token);
         let store = state.store.clone();
         let Some((person, info)) = crate::api::blocking(move || store.api_token(&hashed)).await?
