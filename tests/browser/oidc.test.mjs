@@ -1,8 +1,8 @@
 // Sign-in through the team's identity provider (issue 21): a real OpenID provider
 // (`oidc-provider`, certified, in this process on loopback) and the real server in Debian's
 // Chromium. A new person signs in through the provider and lands on "My interviews"; a forged
-// state, a replayed callback, and an address outside the allowed domains are each refused and
-// said so on the sign-in page.
+// state, a replayed callback, a code issued to another application, an address outside the
+// allowed domains and a disabled person are each refused and said so on the sign-in page.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import Provider from 'oidc-provider'
@@ -11,6 +11,8 @@ import {
 } from './harness.mjs'
 
 const CLIENT = { id: 'duet-test', secret: 'duet-test-client-secret-0123456789' }
+/** Another application at the same provider: its codes and tokens are not Duet's. */
+const OTHER = { id: 'another-app', secret: 'another-app-client-secret-0123456789' }
 
 let provider, providerServer, server, dataDir, browser
 const contexts = []
@@ -21,13 +23,13 @@ before(async () => {
   const duetPort = await freePort()
   const issuer = `http://127.0.0.1:${providerPort}`
   provider = new Provider(issuer, {
-    clients: [{
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
+    clients: [CLIENT, OTHER].map((client) => ({
+      client_id: client.id,
+      client_secret: client.secret,
       redirect_uris: [`http://127.0.0.1:${duetPort}/api/oidc/callback`],
       grant_types: ['authorization_code'],
       response_types: ['code'],
-    }],
+    })),
     pkce: { required: () => true },
     // The ID token carries the scopes' claims (email, name), as most providers' do.
     conformIdTokenClaims: false,
@@ -130,4 +132,21 @@ test('a person an admin disabled cannot sign in through the provider either', as
   assert.equal(audit.entries[0].action, 'sign_in_failed')
   assert.equal(audit.entries[0].actor, 'grace@example.com')
   assert.equal(audit.entries[0].target, 'identity provider: disabled')
+})
+
+test('a code the provider issued to another application is refused', async () => {
+  const { page } = await fresh()
+  // The browser's trip to the provider is rewritten to ask for another client's code, with
+  // Duet's own state and PKCE challenge: the callback then carries a code for another audience.
+  await page.route(/\/api\/oidc\/start/, async (route) => {
+    const response = await route.fetch({ maxRedirects: 0 })
+    const to = new URL(response.headers().location)
+    assert.equal(to.searchParams.get('client_id'), CLIENT.id)
+    to.searchParams.set('client_id', OTHER.id)
+    await route.fulfill({ response, headers: { ...response.headers(), location: to.toString() } })
+  })
+  await throughProvider(page, 'lin@example.com')
+  await page.waitForURL(/\/signin\?oidc_error=provider$/)
+  const me = await page.evaluate(async () => (await fetch('/api/session')).status)
+  assert.equal(me, 401, 'no session from another application\'s code')
 })
