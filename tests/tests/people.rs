@@ -882,3 +882,37 @@ async fn no_password_token_or_cookie_reaches_the_log() {
         assert!(!text.contains(secret), "{secret:?} is in the log");
     }
 }
+
+#[tokio::test]
+async fn the_retention_pass_prunes_audit_entries_older_than_the_retention() {
+    use duet_store::NewAudit;
+    let server = TestServer::start().await;
+    const DAY: i64 = 86_400_000;
+    let now = duet_server::rooms::now_ms();
+    for (age, target) in [(8 * DAY, "old"), (DAY, "recent")] {
+        let entry = NewAudit {
+            at: now - age,
+            actor: "cli".into(),
+            action: duet_protocol::AuditAction::PersonAdded,
+            target: Some(target.into()),
+            from: None,
+        };
+        server.state.store.audit(&entry).await.unwrap().unwrap();
+    }
+    duet_server::jobs::sweep(&server.state, now - 7 * DAY, 7).await;
+    let (_, page) = api(
+        &server,
+        Method::GET,
+        "/api/audit",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let targets: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["recent"]);
+}

@@ -1,5 +1,6 @@
 //! Background jobs, each in its own function with its schedule beside it: the retention job
-//! deletes interviews that ended longer ago than `--retain-days`.
+//! deletes interviews that ended longer ago than `--retain-days`, and audit entries older than
+//! that.
 
 use crate::api::blocking;
 use crate::lifecycle_api::erase;
@@ -25,11 +26,14 @@ pub async fn retention(state: AppState, days: u64, shutdown: CancellationToken) 
     }
 }
 
-/// One pass: deletes every interview that ended before `cutoff_ms` (unix ms), logging each.
-/// Answers how many were deleted.
+/// One pass: deletes the audit entries from before `cutoff_ms` (unix ms), then every interview
+/// that ended before it, logging each. Answers how many interviews were deleted.
 pub async fn sweep(state: &AppState, cutoff_ms: i64, days: u64) -> usize {
     let cutoff = cutoff_ms;
     let mut deleted = 0;
+    if let Err(e) = crate::api::written(state.store.prune_audit(cutoff)).await {
+        tracing::warn!(error = %e, "retention: could not prune the audit log");
+    }
     {
         let store = state.store.clone();
         let due = match blocking(move || store.ended_before(cutoff)).await {

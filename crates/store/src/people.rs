@@ -92,6 +92,8 @@ pub trait PeopleStore: Send + Sync + 'static {
     fn seats_of(&self, person_id: &str) -> Result<Vec<(Interview, Role)>>;
 
     fn audit(&self, entry: &NewAudit) -> Ticket;
+    /// Removes the audit entries from before `before` (unix ms): the retention job's.
+    fn prune_audit(&self, before: i64) -> Ticket;
     /// Up to `limit` entries with an id below `before` (all when `None`), newest first.
     fn audit_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>>;
 }

@@ -81,6 +81,7 @@ pub(super) enum PeopleWrite {
     RevokeToken(String, String),
     SetPanel(InterviewId, Vec<(String, Role)>),
     Audit(NewAudit),
+    PruneAudit(i64),
 }
 
 /// Commits one people write in its own transaction.
@@ -214,6 +215,9 @@ pub(super) fn apply(conn: &mut Connection, write: &PeopleWrite) -> Result<()> {
                     return Err(StoreError::NoSuchPerson);
                 }
             }
+        }
+        PeopleWrite::PruneAudit(before) => {
+            txn.execute("DELETE FROM audit WHERE at < ?1", [before])?;
         }
         PeopleWrite::Audit(e) => {
             txn.execute(
@@ -508,6 +512,10 @@ impl PeopleStore for SqliteStore {
 
     fn audit(&self, entry: &NewAudit) -> Ticket {
         self.people_write(PeopleWrite::Audit(entry.clone()))
+    }
+
+    fn prune_audit(&self, before: i64) -> Ticket {
+        self.people_write(PeopleWrite::PruneAudit(before))
     }
 
     fn audit_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
