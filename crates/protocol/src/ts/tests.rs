@@ -681,3 +681,88 @@ fn no_bigint_reaches_the_page() {
         assert!(!decl.contains("bigint"), "{decl}");
     }
 }
+
+#[test]
+fn people_bodies_match_their_typescript() {
+    let person = Person {
+        id: "p1".into(),
+        email: "ada@example.com".into(),
+        name: "Ada".into(),
+        role: StaffRole::Admin,
+        state: PersonState::Active,
+        created_at: 1,
+        password_set: true,
+    };
+    check(&person);
+    check(&SessionView {
+        person: person.clone(),
+        expires_at: 2,
+    });
+    check(&PasswordLink {
+        person,
+        link: "http://x/password#token=t".into(),
+        expires_at: 3,
+    });
+    let info = ApiTokenInfo {
+        id: "t1".into(),
+        name: "CI".into(),
+        created_at: 4,
+        last_used_at: None,
+    };
+    check(&info);
+    // Flattened: the token beside the listing's keys.
+    let created = check(&ApiTokenCreated {
+        info,
+        token: "duet_pt_x".into(),
+    });
+    assert_eq!(created["token"], "duet_pt_x");
+    let interview = Interview {
+        id: InterviewId::parse("abc").unwrap_or_else(|| unreachable!()),
+        title: "t".into(),
+        candidate_name: "c".into(),
+        created_at: 1,
+        candidate_ref: None,
+        question_id: Some("two-sum".into()),
+    };
+    let mine = MyInterview {
+        summary: InterviewSummary {
+            interview,
+            status: InterviewStatus::Live,
+        },
+        role: Role::Interviewer,
+    };
+    // Flattened twice: the interview's keys, its status and the person's role side by side.
+    let json = check(&mine);
+    assert_eq!(
+        (json["id"].as_str(), json["role"].as_str()),
+        (Some("abc"), Some("interviewer"))
+    );
+    check(&MyInterviews {
+        upcoming: Vec::new(),
+        live: vec![mine],
+        ended: Vec::new(),
+    });
+    for action in AuditAction::ALL {
+        // The store keeps `as_str`; the API sends serde's name: one name either way.
+        assert_eq!(
+            serde_json::to_value(action).ok(),
+            Some(json!(action.as_str()))
+        );
+        assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        check(&AuditPage {
+            entries: vec![AuditEntry {
+                id: 1,
+                at: 2,
+                actor: "admin-token".into(),
+                action,
+                target: None,
+                from: Some("127.0.0.1".into()),
+            }],
+            next_before: None,
+        });
+    }
+    check(&Panel {
+        interviewers: vec!["p1".into()],
+        reviewers: Vec::new(),
+    });
+}
