@@ -20,7 +20,7 @@ use crate::{
 };
 use bollard::models::ContainerCreateBody;
 use bollard::Docker;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -160,7 +160,11 @@ impl DockerSandbox {
     /// [`Sandbox::health`].
     pub fn new(config: DockerConfig) -> Result<Self, SandboxError> {
         config.validate()?;
-        let per_engine = vec![config.concurrency; config.engines.len()];
+        let gauges: Vec<Arc<AtomicUsize>> = config.engines.iter().map(|_| Arc::default()).collect();
+        let per_engine: Vec<(usize, Arc<AtomicUsize>)> = gauges
+            .iter()
+            .map(|g| (config.concurrency, g.clone()))
+            .collect();
         let slots = Slots::new(&per_engine, config.queue);
         let shutdown = CancellationToken::new();
         let uids = config.uid_count();
@@ -174,7 +178,12 @@ impl DockerSandbox {
                 Arc::new(Inner {
                     index,
                     engine: Engine::new(addr.clone(), config.image.clone()),
-                    pool: Pool::new(config.pool_min, config.pool_max, config.pool_window),
+                    pool: Pool::new(
+                        config.pool_min,
+                        config.pool_max,
+                        config.pool_window,
+                        gauges[index].clone(),
+                    ),
                     slots: slots.clone(),
                     registry: Arc::new(Registry::new(first, uids)),
                     reap_now: Notify::new(),

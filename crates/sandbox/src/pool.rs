@@ -2,12 +2,18 @@
 //! on stdin with the interpreter loaded. Each serves one run and is then removed; the pool
 //! refills in the background.
 //!
-//! Its size follows demand ([`Demand`]): between a minimum and a maximum per engine, the runs
-//! arriving per second (the busier of the last `pool_window` and its last sixth, so a burst
-//! counts at once and a lull only slowly) times the time a refill takes (measured), three times
-//! over: what arrives while the pool refills, with room for the peaks of random arrivals. The
-//! pool grows as soon as the rate does, ahead of the runs that would otherwise start cold, with
-//! up to two refills at once; past the target, idle containers are removed one a second.
+//! Its size follows demand ([`Demand`]): between a minimum and a maximum per engine, enough for
+//! the runs that arrive while one refill takes place, at their peaks. Runs arrive at random
+//! (people press Run independently), so the number arriving during a refill is taken as Poisson
+//! with mean (runs a second) × (a refill's time, measured), and the pool holds its 99.5th
+//! percentile: a run finds the pool empty far less than once in a hundred. The rate is the
+//! busier of the last `pool_window` and its last sixth, so a burst counts at once and a lull
+//! only slowly. The pool grows as soon as the rate does, ahead of the runs that would otherwise
+//! start cold, with up to two refills at once; past the target, idle containers are removed one
+//! a second.
+//!
+//! Measured (BENCHMARKS.md, capacity): at 100 runs a minute with refills of ~0.4 s, a target of
+//! the mean three times over (2 containers) left 3% of runs cold, the run-to-first-output p99.
 //!
 //! Warm runners do not preload pytest: a worker holding pytest costs ~25 MiB of the run's
 //! memory limit while idle, and killing it when the run is a program (the common case) takes
@@ -33,8 +39,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// Refills under way at once, per engine.
 const FILL_PARALLEL: usize = 2;
-/// Headroom over the runs expected to arrive during one refill.
-const HEADROOM: f64 = 3.0;
+/// The share of refill windows whose arrivals the pool covers.
+const COVER: f64 = 0.995;
 /// What a refill is taken to cost before one was measured.
 const FILL_GUESS: Duration = Duration::from_millis(500);
 
@@ -91,18 +97,37 @@ impl Demand {
         long.max(recent as f64 / short_window.as_secs_f64())
     }
 
-    /// Warm containers to keep: what arrives during a refill, with headroom, within bounds.
+    /// Warm containers to keep: what arrives during a refill at its 99.5th percentile, within
+    /// bounds.
     pub fn target(&mut self, now: Instant, min: usize, max: usize) -> usize {
         let fill = self.fill.unwrap_or(FILL_GUESS).as_secs_f64();
-        let need = (self.rate(now) * fill * HEADROOM).ceil() as usize;
+        let need = poisson_quantile(self.rate(now) * fill, COVER);
         need.clamp(min, max.max(min))
     }
+}
+
+/// The smallest `k` with P(X <= k) >= `q` for X ~ Poisson(`mean`) (at most 1,000).
+fn poisson_quantile(mean: f64, q: f64) -> usize {
+    if mean.is_nan() || mean <= 0.0 {
+        return 0;
+    }
+    let mut p = (-mean).exp();
+    let mut cumulative = p;
+    let mut k = 0;
+    while cumulative < q && k < 1000 {
+        k += 1;
+        p *= mean / k as f64;
+        cumulative += p;
+    }
+    k
 }
 
 pub struct Pool {
     min: usize,
     max: usize,
     ready: Mutex<VecDeque<Attached>>,
+    /// How many are ready, for the slots' choice of engine (kept equal to `ready`'s length).
+    gauge: Arc<AtomicUsize>,
     demand: Mutex<Demand>,
     /// The size last aimed at.
     target: AtomicUsize,
@@ -110,11 +135,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(min: usize, max: usize, window: Duration) -> Self {
+    pub fn new(min: usize, max: usize, window: Duration, gauge: Arc<AtomicUsize>) -> Self {
         Pool {
             min,
             max,
             ready: Mutex::new(VecDeque::new()),
+            gauge,
             demand: Mutex::new(Demand::new(window)),
             target: AtomicUsize::new(min),
             wake: Notify::new(),
@@ -123,6 +149,14 @@ impl Pool {
 
     pub fn warm(&self) -> usize {
         lock(&self.ready).len()
+    }
+
+    /// Changes the ready containers and publishes their number.
+    fn with_ready<R>(&self, change: impl FnOnce(&mut VecDeque<Attached>) -> R) -> R {
+        let mut ready = lock(&self.ready);
+        let result = change(&mut ready);
+        self.gauge.store(ready.len(), Relaxed);
+        result
     }
 
     /// The size the pool aims at now.
@@ -142,18 +176,16 @@ impl Pool {
             return None;
         }
         lock(&self.demand).arrived(Instant::now());
-        let mut taken = None;
         let mut dead = Vec::new();
-        {
-            let mut ready = lock(&self.ready);
+        let taken = self.with_ready(|ready| {
             while let Some(mut c) = ready.pop_front() {
                 if is_alive(&mut c) {
-                    taken = Some(c);
-                    break;
+                    return Some(c);
                 }
                 dead.push(c);
             }
-        }
+            None
+        });
         bury(dead);
         self.wake.notify_one();
         taken
@@ -162,8 +194,7 @@ impl Pool {
     /// Drops warm containers that died while idle (an engine restart, a kill from outside).
     fn prune(&self) {
         let mut dead = Vec::new();
-        {
-            let mut ready = lock(&self.ready);
+        self.with_ready(|ready| {
             let mut alive = VecDeque::new();
             for mut c in ready.drain(..) {
                 if is_alive(&mut c) {
@@ -173,14 +204,13 @@ impl Pool {
                 }
             }
             *ready = alive;
-        }
+        });
         bury(dead);
     }
 
     /// Takes out one idle container beyond `target`, the oldest (to be removed).
     fn excess(&self, target: usize) -> Option<Attached> {
-        let mut ready = lock(&self.ready);
-        (ready.len() > target).then(|| ready.pop_front()).flatten()
+        self.with_ready(|ready| (ready.len() > target).then(|| ready.pop_front()).flatten())
     }
 
     /// Asks the filler to look at the pool now.
@@ -190,7 +220,7 @@ impl Pool {
 
     /// Removes every warm container (at shutdown).
     pub async fn drain(&self) {
-        let all: Vec<Attached> = lock(&self.ready).drain(..).collect();
+        let all: Vec<Attached> = self.with_ready(|ready| ready.drain(..).collect());
         for c in all {
             let Attached {
                 owned,
@@ -251,7 +281,7 @@ pub async fn fill(inner: Arc<Inner>) {
                 Ok((Ok(Some(c)), took)) => {
                     backoff = BACKOFF_MIN;
                     lock(&pool.demand).filled(took);
-                    lock(&pool.ready).push_back(c);
+                    pool.with_ready(|ready| ready.push_back(c));
                 }
                 Ok((Ok(None), _)) => {}
                 Ok((Err(e), _)) => {
@@ -322,18 +352,18 @@ mod tests {
         let mut demand = Demand::new(Duration::from_secs(60));
         demand.filled(Duration::from_millis(500));
         // 100 runs a minute, evenly: 1.7 a second over the last ten seconds; during a refill of
-        // 0.5 s, 0.85 arrive; three times that, rounded up.
+        // 0.5 s, 0.85 arrive on average, and 4 or fewer in 99.7% of refills.
         let mut now = start;
         for _ in 0..100 {
             now += Duration::from_millis(600);
             demand.arrived(now);
         }
-        assert_eq!(demand.target(now, MIN, MAX), 3);
-        // Slower refills (a loaded machine) want more.
+        assert_eq!(demand.target(now, MIN, MAX), 4);
+        // Slower refills (a loaded machine) want more: 2.5 arrive on average.
         for _ in 0..10 {
             demand.filled(Duration::from_millis(1500));
         }
-        assert_eq!(demand.target(now, MIN, MAX), 8);
+        assert_eq!(demand.target(now, MIN, MAX), 7);
         assert_eq!(demand.target(now, MIN, 5), 5, "never past the maximum");
     }
 
@@ -347,11 +377,21 @@ mod tests {
             demand.arrived(start + Duration::from_millis(200 * i));
         }
         let after_burst = start + Duration::from_secs(2);
-        assert_eq!(demand.target(after_burst, MIN, MAX), 2);
+        assert_eq!(demand.target(after_burst, MIN, MAX), 3);
         // Thirty seconds on, the burst still counts over the whole minute (10 / 60 s).
         assert_eq!(demand.target(start + Duration::from_secs(30), MIN, MAX), 1);
         assert!(demand.rate(start + Duration::from_secs(30)) > 0.16);
         // A minute on, it is forgotten.
         assert!(demand.rate(start + Duration::from_secs(63)) == 0.0);
+    }
+
+    #[test]
+    fn the_poisson_quantile_is_the_first_count_that_covers_the_share() {
+        assert_eq!(poisson_quantile(0.0, COVER), 0);
+        assert_eq!(poisson_quantile(f64::NAN, COVER), 0);
+        // Poisson(1): P(X <= 3) = 0.981, P(X <= 4) = 0.9963.
+        assert_eq!(poisson_quantile(1.0, 0.98), 3);
+        assert_eq!(poisson_quantile(1.0, COVER), 4);
+        assert_eq!(poisson_quantile(1e9, COVER), 1000, "bounded");
     }
 }

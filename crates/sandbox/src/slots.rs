@@ -1,9 +1,11 @@
 //! The run slots of every engine and the fair, bounded queue in front of them.
 //!
 //! Each engine has a fixed number of slots (runs at once). A run takes a free slot at once when
-//! nobody waits, on the eligible engine with the most free slots (eligible: healthy, or every
-//! engine when none is, so a single engine that was not checked yet, or is down, still gets its
-//! runs and reports their failure). Otherwise it waits in the queue, which is bounded in length
+//! nobody waits, on an eligible engine (healthy, or every engine when none is, so a single
+//! engine that was not checked yet, or is down, still gets its runs and reports their failure):
+//! one with a warm container ready if any has (a cold start costs ten times a warm one), then
+//! the one with the most free slots, then the next in turn after the last one chosen (so a
+//! light load spreads over every engine and their pools rather than draining the first one's). Otherwise it waits in the queue, which is bounded in length
 //! and fair between parties (interviews): parties take turns, one run each per turn, so one
 //! interview's burst of runs delays another interview's run by at most one run per party
 //! ahead of it. A waiting run sees its place (`ahead`: runs that will get a slot before it)
@@ -15,6 +17,7 @@
 use crate::engine::lock;
 use crate::SandboxError;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
@@ -30,13 +33,17 @@ struct State {
     turns: VecDeque<Party>,
     queued: usize,
     next_waiter: u64,
+    /// The engine chosen last, for turns among equals.
+    last: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct EngineSlots {
     total: usize,
     running: usize,
     healthy: bool,
+    /// Warm containers ready on it (its pool keeps this current).
+    warm: Arc<AtomicUsize>,
 }
 
 struct Party {
@@ -79,14 +86,16 @@ pub struct Slot {
 }
 
 impl Slots {
-    /// `per_engine[i]` slots on engine `i`, and at most `queue` runs waiting.
-    pub fn new(per_engine: &[usize], queue: usize) -> Arc<Self> {
+    /// `per_engine[i]` slots on engine `i` (and the gauge of its warm containers), and at most
+    /// `queue` runs waiting.
+    pub fn new(per_engine: &[(usize, Arc<AtomicUsize>)], queue: usize) -> Arc<Self> {
         let engines = per_engine
             .iter()
-            .map(|&total| EngineSlots {
-                total,
+            .map(|(total, warm)| EngineSlots {
+                total: *total,
                 running: 0,
                 healthy: false,
+                warm: warm.clone(),
             })
             .collect();
         Arc::new(Slots {
@@ -95,6 +104,7 @@ impl Slots {
                 turns: VecDeque::new(),
                 queued: 0,
                 next_waiter: 0,
+                last: usize::MAX,
             }),
             queue,
         })
@@ -206,15 +216,26 @@ impl Slots {
 }
 
 impl State {
-    /// The engine a run should go to now: the eligible one with the most free slots.
-    fn pick(&self) -> Option<usize> {
+    /// The engine a run should go to now (see the module's doc), marked as the last chosen.
+    fn pick(&mut self) -> Option<usize> {
         let any_healthy = self.engines.iter().any(|e| e.healthy);
-        self.engines
+        let n = self.engines.len();
+        // Turns: 0 for the engine after the last chosen, n - 1 for the last chosen itself.
+        let turn = |i: usize| (i + n - (self.last.wrapping_add(1) % n)) % n;
+        let chosen = self
+            .engines
             .iter()
             .enumerate()
             .filter(|(_, e)| (e.healthy || !any_healthy) && e.running < e.total)
-            .max_by_key(|(i, e)| (e.total - e.running, std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
+            .max_by_key(|(i, e)| {
+                let warm = e.warm.load(Relaxed) > 0;
+                (warm, e.total - e.running, std::cmp::Reverse(turn(*i)))
+            })
+            .map(|(i, _)| i);
+        if let Some(i) = chosen {
+            self.last = i;
+        }
+        chosen
     }
 
     /// Hands free slots to waiting runs, parties in turn. Returns the slots whose waiter had
@@ -321,8 +342,12 @@ mod tests {
         }
     }
 
+    fn cold(per_engine: &[usize]) -> Vec<(usize, Arc<AtomicUsize>)> {
+        per_engine.iter().map(|&n| (n, Arc::default())).collect()
+    }
+
     fn healthy(per_engine: &[usize], queue: usize) -> Arc<Slots> {
-        let slots = Slots::new(per_engine, queue);
+        let slots = Slots::new(&cold(per_engine), queue);
         for i in 0..per_engine.len() {
             slots.set_healthy(i, true);
         }
@@ -376,8 +401,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn among_equals_runs_take_turns_and_a_warm_container_wins() {
+        let slots = healthy(&[2, 2, 2], 8);
+        let mut engines = Vec::new();
+        for _ in 0..4 {
+            let s = now(slots.admit("a"));
+            engines.push(s.engine());
+            // Each ends before the next: every engine is idle again.
+        }
+        assert_eq!(engines, vec![0, 1, 2, 0]);
+        // Engine 2 alone has a warm container: it gets the run, fewer free slots and all.
+        let warm = Arc::new(AtomicUsize::new(1));
+        let slots = Slots::new(&[(2, Arc::default()), (1, warm.clone())], 8);
+        slots.set_healthy(0, true);
+        slots.set_healthy(1, true);
+        assert_eq!(now(slots.admit("a")).engine(), 1);
+        warm.store(0, Relaxed);
+        assert_eq!(
+            now(slots.admit("a")).engine(),
+            0,
+            "most free slots, none warm"
+        );
+    }
+
+    #[tokio::test]
     async fn with_no_engine_healthy_runs_still_go_somewhere_and_fail_there() {
-        let slots = Slots::new(&[1], 4);
+        let slots = Slots::new(&cold(&[1]), 4);
         let slot = now(slots.admit("a"));
         assert_eq!(slot.engine(), 0);
     }

@@ -112,7 +112,12 @@ async fn two_engines_share_runs_survive_the_death_of_one_and_take_it_back() {
     }
     assert_eq!(runs_per_engine(&sandbox), vec![2, 2]);
 
-    // One run in flight on each engine when the second dies.
+    // One run in flight on each engine when the second dies (both pools full first: a warm
+    // container draws a run, so the second run goes where one still waits).
+    wait_for("both pools full", || {
+        sandbox.health().engines.iter().all(|e| e.warm == 1)
+    })
+    .await;
     let mut on_first = started_sleeper(&sandbox).await;
     let on_second = started_sleeper(&sandbox).await;
     assert_eq!(runs_per_engine(&sandbox), vec![3, 3]);
@@ -159,6 +164,10 @@ async fn two_engines_share_runs_survive_the_death_of_one_and_take_it_back() {
     // The second engine comes back and takes runs again; what the outage left on it is reaped.
     second.spawn();
     wait_for("health back to ok", || sandbox.health().status == "ok").await;
+    wait_for("both pools full", || {
+        sandbox.health().engines.iter().all(|e| e.warm == 1)
+    })
+    .await;
     let two = (0..2).map(|_| {
         run(
             &sandbox,
