@@ -22,6 +22,7 @@
 
 mod awareness;
 pub mod board;
+pub mod files;
 mod history;
 pub mod replay;
 mod room;

@@ -8,6 +8,7 @@
 
 use crate::awareness::{BadState, Presence, PresenceLimits};
 use crate::board;
+use crate::files;
 use crate::history::{ClientOwners, Rebuilt};
 use crate::scorecard::{ScorecardError, ScorecardState};
 use crate::validate::{self, Invalid, Reader};
@@ -228,6 +229,11 @@ impl Room {
         let text = self.doc.get_or_insert_text(MAIN_FILE);
         let txn = self.doc.transact();
         text.get_string(&txn)
+    }
+
+    /// The files the document lists and their text, by path (see [`crate::files`]).
+    pub fn files(&self) -> Vec<(String, String)> {
+        files::contents(&self.doc)
     }
 
     /// The board as it stands: each element's id and JSON, by id.

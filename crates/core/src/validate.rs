@@ -1,13 +1,16 @@
 //! Checking a participant's Yjs update before anything of it touches the document.
 //!
-//! The shared document holds two things: the text of `main.py` (a root `Y.Text`) and the
+//! The shared document holds the candidate's files (each a root `Y.Text` named by its path,
+//! with the root `Y.Map` `files` recording renames and deletes, see [`crate::files`]) and the
 //! whiteboard (a root `Y.Map` named `board`, element ids to elements as JSON strings, see
 //! [`crate::board`]). So an update is accepted only if, read with a strict parser of the v1
 //! update format (not yrs's lenient one), it:
-//! - inserts only text (string content) into `main.py`, only board elements (one JSON string
-//!   per value, each passing [`crate::board::check_element`], stored under its own `id`) into
-//!   `board`, or carries deleted content, garbage-collected ranges and skips (which stock
-//!   clients send after garbage collection);
+//! - inserts only text (string content) into a root named by a path that passes
+//!   [`crate::files::check_path`], only board elements (one JSON string per value, each passing
+//!   [`crate::board::check_element`], stored under its own `id`) into `board`, only file
+//!   entries (`{"deleted": true}` or `{"text": PATH}`) under a valid path into `files`, or
+//!   carries deleted content, garbage-collected ranges and skips (which stock clients send
+//!   after garbage collection);
 //! - names, as every origin and right origin, a struct the document has or that comes earlier in
 //!   the same update, so nothing of it would wait as "pending" for a dependency; an item with
 //!   neighbours takes its parent from them (as Yjs does), so both neighbours must be in the same
@@ -23,11 +26,12 @@
 //! linear in the bytes it is given and never recurses.
 
 use crate::board;
+use crate::files::{self, Entry};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// The root text a document holds.
+/// The file every document holds from the start.
 pub const ROOT: &str = duet_protocol::MAIN_FILE;
 
 /// Largest client id: JavaScript reads integers exactly up to 2^53 - 1.
@@ -57,10 +61,12 @@ pub struct Id {
 /// Where a struct of the document is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
-    /// In the text of `main.py`.
-    Text,
+    /// In the text of the file (root `Y.Text`) with this name.
+    Text(Arc<str>),
     /// In the board, under this key.
     Board(Arc<str>),
+    /// In the `files` map, under this path.
+    Files(Arc<str>),
     /// A garbage-collected range: it has no parent any more.
     Gc,
     /// Nobody could tell (see [`Places::learn_update`]): nothing may be placed next to it.
@@ -72,10 +78,12 @@ pub enum Place {
 pub enum Content {
     /// Deleted content, of the text or of a board entry.
     Deleted,
-    /// A string, for `main.py`.
+    /// A string, for a file's text.
     Text,
     /// Board elements (JSON strings that passed [`board::check_element`]): their ids.
     Elements(Vec<Box<str>>),
+    /// Entries of the `files` map.
+    Entries(Vec<Entry>),
 }
 
 /// What one struct of an update is.
@@ -231,15 +239,23 @@ fn content_name(r: u8) -> &'static str {
     }
 }
 
-/// Reads the parent an item names itself: a root, `main.py` (no key) or `board` (with a key).
+/// Reads the parent an item names itself: a root, a file (no key), `board` or `files` (with
+/// a key).
 fn read_parent(r: &mut Reader<'_>, keyed: bool) -> Result<Place, Invalid> {
     if r.var(1, "parent kind")? != 1 {
         return invalid("a parent inside another type (nested types are not accepted)");
     }
     let name = r.string("parent name")?;
     match (name, keyed) {
-        (ROOT, false) => Ok(Place::Text),
-        (ROOT, true) => invalid(format!("{ROOT:?} is a text: its items have no key")),
+        (files::FILES, true) => {
+            let key = r.string("files key")?;
+            files::check_path(key)?;
+            Ok(Place::Files(Arc::from(key)))
+        }
+        (files::FILES, false) => invalid(format!(
+            "{:?} is a map: its entries need a key",
+            files::FILES
+        )),
         (board::BOARD, true) => {
             let key = r.string("board key")?;
             if key.is_empty() || key.len() > board::MAX_KEY_BYTES {
@@ -254,29 +270,65 @@ fn read_parent(r: &mut Reader<'_>, keyed: bool) -> Result<Place, Invalid> {
             "{:?} is a map: its entries need a key",
             board::BOARD
         )),
-        (other, _) => invalid(format!(
-            "only the text {ROOT:?} and the map {:?} may be edited, not {other:?}",
-            board::BOARD
-        )),
+        (path, keyed) => match files::check_path(path) {
+            Ok(()) if keyed => invalid(format!("{path:?} is a text: its items have no key")),
+            Ok(()) => Ok(Place::Text(Arc::from(path))),
+            Err(why) => invalid(format!(
+                "only files (texts named by a path), the map {:?} and the map {:?} may be edited, not {path:?}: {why}",
+                board::BOARD,
+                files::FILES
+            )),
+        },
     }
 }
 
-/// Reads Any content as board elements: each value must be a string holding an acceptable
-/// element. Returns their ids and their bytes.
-fn read_elements(r: &mut Reader<'_>) -> Result<(Vec<Box<str>>, usize), Invalid> {
-    const ANY_STRING: u8 = 119;
+const ANY_TRUE: u8 = 120;
+const ANY_STRING: u8 = 119;
+const ANY_OBJECT: u8 = 118;
+
+/// Reads Any content as map values: board elements (each a string holding an acceptable
+/// element) or file entries (each a flat object), never both. Returns them and their bytes.
+fn read_values(r: &mut Reader<'_>) -> Result<(Content, usize), Invalid> {
     let n = r.count("number of values")?;
-    let mut ids = Vec::with_capacity(n);
+    let mut ids = Vec::new();
+    let mut entries = Vec::new();
     let mut bytes = 0;
     for _ in 0..n {
-        if r.byte()? != ANY_STRING {
-            return invalid("a board value must be an element as a JSON string, not another value");
+        match r.byte()? {
+            ANY_STRING => {
+                let json = r.string("board element")?;
+                ids.push(board::check_element(json)?);
+                bytes += json.len();
+            }
+            ANY_OBJECT => entries.push(read_entry(r)?),
+            _ => return invalid(
+                "a map value must be a board element (a JSON string) or a file entry (an object such as {\"deleted\": true}), not another value",
+            ),
         }
-        let json = r.string("board element")?;
-        ids.push(board::check_element(json)?);
-        bytes += json.len();
     }
-    Ok((ids, bytes))
+    match (ids.is_empty(), entries.is_empty()) {
+        (_, true) => Ok((Content::Elements(ids), bytes)),
+        (true, false) => Ok((Content::Entries(entries), bytes)),
+        (false, false) => invalid("board elements and file entries in one item"),
+    }
+}
+
+/// Reads a file entry (after its object tag): `{"deleted": true}` or `{"text": PATH}`.
+fn read_entry(r: &mut Reader<'_>) -> Result<Entry, Invalid> {
+    const SHAPE: &str =
+        "a file entry must be {\"deleted\": true} or {\"text\": PATH}, with nothing else";
+    if r.u32("file entry fields")? != 1 {
+        return invalid(SHAPE);
+    }
+    match (r.string("file entry field")?, r.byte()?) {
+        ("deleted", ANY_TRUE) => Ok(Entry::Deleted),
+        ("text", ANY_STRING) => {
+            let root = r.string("file entry text")?;
+            files::check_path(root)?;
+            Ok(Entry::Shows(root.into()))
+        }
+        _ => invalid(SHAPE),
+    }
 }
 
 /// Reads a v1 update strictly. Refuses anything but strings, board elements and deleted content
@@ -342,9 +394,14 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedUpdate, Invalid> {
                             (len, Content::Text)
                         }
                         _ => {
-                            let (ids, bytes) = read_elements(&mut r)?;
+                            let (values, bytes) = read_values(&mut r)?;
                             out.board_bytes += bytes;
-                            (ids.len() as u32, Content::Elements(ids))
+                            let len = match &values {
+                                Content::Elements(ids) => ids.len(),
+                                Content::Entries(entries) => entries.len(),
+                                _ => 0,
+                            };
+                            (len as u32, values)
                         }
                     };
                     (
@@ -490,6 +547,18 @@ impl Places {
         }
     }
 
+    /// Whether any struct of `client` in clocks `start..end` is somewhere `pred` accepts.
+    pub fn any_in(&self, client: u64, start: u32, end: u32, pred: impl Fn(&Place) -> bool) -> bool {
+        let Some(runs) = self.clients.get(&client) else {
+            return false;
+        };
+        let first = runs.partition_point(|r| r.end <= start);
+        runs[first..]
+            .iter()
+            .take_while(|r| r.start < end)
+            .any(|r| pred(&r.place))
+    }
+
     /// Where the struct with `id` is, if the document has it.
     pub fn get(&self, id: Id) -> Option<&Place> {
         let runs = self.clients.get(&id.client)?;
@@ -511,6 +580,12 @@ pub struct Checked {
     pub placed: Vec<(u64, u32, u32, Place)>,
     /// The board keys it writes an element under, each once.
     pub board_keys: Vec<Arc<str>>,
+    /// The `files` keys it writes an entry under, each once.
+    pub file_keys: Vec<Arc<str>>,
+    /// The files whose text it inserts into, each once.
+    pub texts: Vec<Arc<str>>,
+    /// Whether it deletes an entry of `files` (which may list a file again).
+    pub deletes_entries: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,16 +663,19 @@ fn resolve(
                     }
                     _ => Place::Gc,
                 };
-                if let (
-                    Place::Board(key),
-                    BlockKind::Item {
-                        content: Content::Elements(_),
-                        ..
-                    },
-                ) = (&place, &block.kind)
-                {
-                    if !out.board_keys.contains(key) {
-                        out.board_keys.push(key.clone());
+                if let BlockKind::Item { content, .. } = &block.kind {
+                    let list = match (&place, content) {
+                        (Place::Board(key), Content::Elements(_)) => {
+                            Some((&mut out.board_keys, key))
+                        }
+                        (Place::Files(key), Content::Entries(_)) => Some((&mut out.file_keys, key)),
+                        (Place::Text(name), Content::Text) => Some((&mut out.texts, name)),
+                        _ => None,
+                    };
+                    if let Some((list, key)) = list {
+                        if !list.contains(key) {
+                            list.push(key.clone());
+                        }
                     }
                 }
                 let run = (*client, block.clock.max(have), end, place);
@@ -637,6 +715,11 @@ fn resolve(
                 "deletes {client}:{clock}+{len}, which does not exist"
             ));
         }
+        out.deletes_entries |= ranges.iter().any(|(clock, len)| {
+            let is_entry = |p: &Place| matches!(p, Place::Files(_));
+            places.any_in(*client, *clock, clock + len, is_entry)
+                || new_places.any_in(*client, *clock, clock + len, is_entry)
+        });
     }
     Ok(out)
 }
@@ -684,14 +767,33 @@ fn place_item<'a>(
         }
     };
     match (&place, content) {
-        (Place::Text, Content::Elements(_)) => {
-            invalid(format!("board elements go on the board, not into {ROOT:?}"))
+        (Place::Text(path), Content::Elements(_)) => {
+            invalid(format!("board elements go on the board, not into {path:?}"))
         }
-        (Place::Board(_), Content::Text) => invalid("text goes into main.py, not onto the board"),
-        (Place::Text, _) if *keyed => invalid(format!("{ROOT:?} is a text: its items have no key")),
-        (Place::Board(_), _) if !keyed => invalid("a board entry must be flagged as a map entry"),
-        (Place::Board(_), _) if right_origin.is_some() => {
-            invalid("a board entry has no right neighbour")
+        (Place::Text(path), Content::Entries(_)) => invalid(format!(
+            "file entries go into {:?}, not into {path:?}",
+            files::FILES
+        )),
+        (Place::Board(_), Content::Text) => invalid("text goes into a file, not onto the board"),
+        (Place::Files(_), Content::Text) => invalid(format!(
+            "text goes into a file, not into {:?}",
+            files::FILES
+        )),
+        (Place::Board(_), Content::Entries(_)) => {
+            invalid("file entries go into \"files\", not onto the board")
+        }
+        (Place::Files(_), Content::Elements(_)) => invalid(format!(
+            "board elements go on the board, not into {:?}",
+            files::FILES
+        )),
+        (Place::Text(path), _) if *keyed => {
+            invalid(format!("{path:?} is a text: its items have no key"))
+        }
+        (Place::Board(_) | Place::Files(_), _) if !keyed => {
+            invalid("a map entry must be flagged as a map entry")
+        }
+        (Place::Board(_) | Place::Files(_), _) if right_origin.is_some() => {
+            invalid("a map entry has no right neighbour")
         }
         (Place::Board(key), Content::Elements(ids)) => match ids.iter().find(|id| ***id != **key) {
             Some(id) => invalid(format!(
@@ -746,7 +848,7 @@ mod tests {
                 client: 7,
                 clock: 10
             }),
-            Some(&Place::Text)
+            Some(&Place::Text(Arc::from(ROOT)))
         );
         let second = typed(&d, "\n");
         let known = HashMap::from([(7, 11)]);

@@ -30,3 +30,8 @@ pub const MAIN_FILE: &str = "main.py";
 /// The name of the shared `Y.Map` holding the whiteboard: element ids to Excalidraw elements
 /// as JSON strings.
 pub const BOARD: &str = "board";
+
+/// The name of the shared `Y.Map` listing renamed and deleted files: a path to
+/// `{"deleted": true}` or `{"text": ROOT}` (the root `Y.Text` the path shows). Every other file
+/// is a root `Y.Text` named by its path.
+pub const FILES: &str = "files";

@@ -180,15 +180,15 @@ impl Room {
             )));
         }
         if parsed.text_bytes > 0 {
-            let text = self.doc.get_or_insert_text(MAIN_FILE);
-            let now = text.len(&self.doc.transact()) as usize;
+            let now = self.text_bytes();
             if now + parsed.text_bytes > self.config.max_doc_bytes {
                 return Err(Refusal::Quota(format!(
-                    "main.py may hold at most {} bytes",
+                    "the files may hold at most {} bytes together",
                     self.config.max_doc_bytes
                 )));
             }
         }
+        self.check_files(payload, &checked)?;
         if !checked.board_keys.is_empty() {
             let board = self.doc.get_or_insert_map(board::BOARD);
             let txn = self.doc.transact();
@@ -227,6 +227,56 @@ impl Room {
             except: Some(conn),
             message,
         });
+        Ok(())
+    }
+
+    /// The length of every file's text together (deleted files' included).
+    fn text_bytes(&self) -> usize {
+        let txn = self.doc.transact();
+        let names: Vec<String> = txn
+            .root_refs()
+            .filter(|(name, _)| files::check_path(name).is_ok())
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        names
+            .iter()
+            .filter_map(|name| txn.get_text(name.as_str()))
+            .map(|text| text.len(&txn) as usize)
+            .sum()
+    }
+
+    /// Checks, for an update that writes or deletes an entry of `files` or starts a new file,
+    /// that the files listed once it is applied keep [`crate::files`]'s rules. It is applied to
+    /// a copy of the document first: such updates are rare (a file created, renamed, deleted).
+    fn check_files(&self, payload: &[u8], checked: &validate::Checked) -> Result<(), Refusal> {
+        let before = files::listing(&self.doc);
+        let new_text = checked
+            .texts
+            .iter()
+            .any(|t| !before.texts.iter().any(|have| **have == **t));
+        if checked.file_keys.is_empty() && !checked.deletes_entries && !new_text {
+            return Ok(());
+        }
+        let copy = Doc::with_client_id(self.doc.client_id().get());
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            let mut txn = copy.transact_mut();
+            txn.apply_update(Update::decode_v1(&state)?)?;
+            txn.apply_update(Update::decode_v1(payload)?)?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }));
+        if !matches!(applied, Ok(Ok(()))) {
+            return Err(Refusal::Malformed(
+                "Yjs update could not be applied".to_owned(),
+            ));
+        }
+        copy.get_or_insert_text(MAIN_FILE);
+        let after = files::listing(&copy);
+        let written: Vec<&str> = checked.file_keys.iter().map(|k| &**k).collect();
+        files::check_change(&before, &after, &written)?;
         Ok(())
     }
 
