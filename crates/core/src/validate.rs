@@ -273,11 +273,8 @@ fn read_parent(r: &mut Reader<'_>, keyed: bool) -> Result<Place, Invalid> {
         (path, keyed) => match files::check_path(path) {
             Ok(()) if keyed => invalid(format!("{path:?} is a text: its items have no key")),
             Ok(()) => Ok(Place::Text(Arc::from(path))),
-            Err(why) => invalid(format!(
-                "only files (texts named by a path), the map {:?} and the map {:?} may be edited, not {path:?}: {why}",
-                board::BOARD,
-                files::FILES
-            )),
+            // Only files, `board` and `files` are roots: say why this name is not a file's.
+            Err(why) => Err(why),
         },
     }
 }
@@ -1171,7 +1168,7 @@ mod tests {
             m.insert(&mut txn, "k", element("k", ""));
             txn.encode_update_v1()
         };
-        assert!(refusal(Server::default().offer(&other)).contains("not \"notes\""));
+        assert!(refusal(Server::default().offer(&other)).contains("file name \"notes\""));
     }
 
     #[test]
