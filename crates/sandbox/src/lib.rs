@@ -101,7 +101,7 @@ impl Default for Limits {
 /// One run's input.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
-    /// File name (no folders) to content: `main.py`, test files.
+    /// File path to content: `main.py`, `shop/cart.py`, test files (relative, no `..`).
     pub files: BTreeMap<String, String>,
     pub target: Target,
     /// Bytes fed to the program's stdin at start.

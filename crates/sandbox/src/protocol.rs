@@ -12,8 +12,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The longest file name the runner accepts.
-const MAX_NAME: usize = 100;
+/// The longest file path the runner accepts.
+const MAX_NAME: usize = 128;
 /// Most files in one run.
 const MAX_FILES: usize = 64;
 /// A frame larger than this is dropped (the runner clips messages well below it).
@@ -26,20 +26,23 @@ pub fn nonce() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `main.py`, `test_lru.py`: letters, digits, `_.-`, no folders.
+/// `main.py`, `shop/cart.py`: a relative path of letters, digits and `_.-` segments joined by
+/// `/`, none of them empty, `.` or `..`.
 pub fn check_name(name: &str) -> Result<(), SandboxError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
-        && name != "."
-        && name != ".."
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        && name
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
     if ok {
         Ok(())
     } else {
         Err(SandboxError::Invalid(format!(
-            "file name {name:?}: use 1 to {MAX_NAME} letters, digits, '_', '.' or '-', no folders"
+            "file name {name:?}: use 1 to {MAX_NAME} letters, digits, '_', '.', '-' or '/' \
+             (a relative path, no empty, . or .. part)"
         )))
     }
 }
