@@ -328,9 +328,19 @@ mod tests {
     }
 
     #[test]
-    fn names_with_folders_are_refused() {
-        assert!(check_name("main.py").is_ok());
-        for bad in ["", ".", "..", "a/b.py", "../x", "é.py", &"a".repeat(101)] {
+    fn paths_in_folders_are_taken_and_paths_out_of_the_work_dir_refused() {
+        for ok in [
+            "main.py",
+            "shop/cart.py",
+            "tests/test_cart.py",
+            &"a".repeat(128),
+        ] {
+            assert!(check_name(ok).is_ok(), "{ok:?}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "", ".", "..", "../x", "/etc/x", "a//b", "a/./b", "a/", "é.py", &long,
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }
