@@ -431,6 +431,7 @@ async fn large_interview(server: &TestServer) -> (InterviewId, PerRole) {
             text: "n".repeat(1 << 20),
             at,
             seq,
+            person: None,
         };
         append(
             server,

@@ -7,7 +7,7 @@
 //! where it was. The room applies these rules; the server only carries the answers.
 
 use duet_protocol::{Area, Evidence, LogRecord, Record, Scorecard, ScorecardUpdate};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// Largest `notes` of a scorecard, in bytes.
 pub const MAX_SCORECARD_NOTES: usize = 16 * 1024;
@@ -32,11 +32,37 @@ pub enum ScorecardError {
     Invalid(String),
 }
 
-/// The card's current state, rebuilt from the log.
-#[derive(Debug, Clone, Default)]
+/// Whose card: a panel member's (their person id) or, `None`, the interviewer link's (the card
+/// of role links, and of every log written before panels).
+pub type Author = Option<String>;
+
+/// The cards' current state, one per author, rebuilt from the log. Each card follows the same
+/// rules on its own: versions, one submit, evidence of this interview.
+#[derive(Debug, Clone)]
 pub struct ScorecardState {
-    card: Scorecard,
+    /// Always holds the link's card (`None`), empty until first saved.
+    cards: BTreeMap<Author, Scorecard>,
 }
+
+impl Default for ScorecardState {
+    fn default() -> ScorecardState {
+        ScorecardState {
+            cards: BTreeMap::from([(None, normalised(Scorecard::default()))]),
+        }
+    }
+}
+
+/// An empty card with no areas listed: only a fallback, never served (see `Default`).
+static EMPTY: Scorecard = Scorecard {
+    ratings: BTreeMap::new(),
+    notes: String::new(),
+    recommendation: None,
+    level: None,
+    evidence: BTreeMap::new(),
+    version: 0,
+    updated_at: None,
+    submitted_at: None,
+};
 
 impl ScorecardState {
     /// The state after `records` (the room's `Scorecard` records, in order).
@@ -44,36 +70,59 @@ impl ScorecardState {
         let mut state = ScorecardState::default();
         for record in records {
             if let Ok(Record::Scorecard(change)) = record.decode() {
-                state.card = change.scorecard;
+                state
+                    .cards
+                    .insert(change.person, normalised(change.scorecard));
             }
         }
-        state.card = normalised(state.card);
         state
     }
 
+    /// The interviewer link's card.
     pub fn card(&self) -> &Scorecard {
-        &self.card
+        self.cards.get(&None).unwrap_or(&EMPTY)
     }
 
-    pub fn is_submitted(&self) -> bool {
-        self.card.submitted_at.is_some()
+    /// `author`'s card (an empty one, every area listed, before their first save).
+    pub fn card_of(&self, author: Option<&str>) -> Scorecard {
+        self.cards
+            .get(&author.map(str::to_owned))
+            .cloned()
+            .unwrap_or_else(|| normalised(Scorecard::default()))
     }
 
-    /// Checks a save against the card and the interview (`runs`: its run ids; `last_seq`: its
-    /// newest seq) and returns the card it would store.
+    /// Every card ever saved, the link's first, then by person id.
+    pub fn cards(&self) -> impl Iterator<Item = (Option<&str>, &Scorecard)> {
+        self.cards
+            .iter()
+            .filter(|(author, card)| author.is_some() || card.version > 0)
+            .map(|(author, card)| (author.as_deref(), card))
+    }
+
+    /// Whether `author` has submitted their card.
+    pub fn is_submitted(&self, author: Option<&str>) -> bool {
+        self.cards
+            .get(&author.map(str::to_owned))
+            .is_some_and(|c| c.submitted_at.is_some())
+    }
+
+    /// Checks `author`'s save against their card and the interview (`runs`: its run ids;
+    /// `last_seq`: its newest seq) and returns the card it would store.
     pub fn save(
         &self,
+        author: Option<&str>,
         update: ScorecardUpdate,
         runs: &HashSet<String>,
         last_seq: u64,
         now_ms: i64,
     ) -> Result<Scorecard, ScorecardError> {
-        if self.is_submitted() {
+        let current = self.card_of(author);
+        if current.submitted_at.is_some() {
             return Err(ScorecardError::Submitted);
         }
-        if update.version != self.card.version {
+        if update.version != current.version {
             return Err(ScorecardError::Stale {
-                current: self.card.version,
+                current: current.version,
             });
         }
         if let Some((area, rating)) = update
@@ -116,28 +165,29 @@ impl ScorecardState {
             recommendation: update.recommendation,
             level: update.level,
             evidence: update.evidence,
-            version: self.card.version + 1,
+            version: current.version + 1,
             updated_at: Some(now_ms),
             submitted_at: None,
         };
         Ok(normalised(card))
     }
 
-    /// The card it would store on submit (locked from then on).
-    pub fn submit(&self, now_ms: i64) -> Result<Scorecard, ScorecardError> {
-        if self.is_submitted() {
+    /// The card `author` would store on submit (locked from then on).
+    pub fn submit(&self, author: Option<&str>, now_ms: i64) -> Result<Scorecard, ScorecardError> {
+        let current = self.card_of(author);
+        if current.submitted_at.is_some() {
             return Err(ScorecardError::Submitted);
         }
         Ok(Scorecard {
             submitted_at: Some(now_ms),
-            version: self.card.version + 1,
-            ..self.card.clone()
+            version: current.version + 1,
+            ..current
         })
     }
 
-    /// Takes the card the room stored.
-    pub fn stored(&mut self, card: Scorecard) {
-        self.card = card;
+    /// Takes the card the room stored for `author`.
+    pub fn stored(&mut self, author: Option<&str>, card: Scorecard) {
+        self.cards.insert(author.map(str::to_owned), card);
     }
 }
 
@@ -228,7 +278,6 @@ pub fn rubric() -> Vec<Anchors> {
 mod tests {
     use super::*;
     use duet_protocol::{Level, Recommendation};
-    use std::collections::BTreeMap;
 
     fn update(version: u64) -> ScorecardUpdate {
         ScorecardUpdate {
@@ -248,15 +297,17 @@ mod tests {
     fn a_save_bumps_the_version_and_a_stale_one_is_refused() {
         let runs = HashSet::from(["r1".to_owned()]);
         let mut state = ScorecardState::default();
-        let card = state.save(update(0), &runs, 10, 5).expect("first save");
+        let card = state
+            .save(None, update(0), &runs, 10, 5)
+            .expect("first save");
         assert_eq!(card.version, 1);
         assert_eq!(card.ratings.len(), 5, "every area is listed");
-        state.stored(card);
+        state.stored(None, card);
         assert_eq!(
-            state.save(update(0), &runs, 10, 6),
+            state.save(None, update(0), &runs, 10, 6),
             Err(ScorecardError::Stale { current: 1 })
         );
-        assert!(state.save(update(1), &runs, 10, 6).is_ok());
+        assert!(state.save(None, update(1), &runs, 10, 6).is_ok());
     }
 
     #[test]
@@ -266,21 +317,21 @@ mod tests {
         let mut bad = update(0);
         bad.ratings.insert(Area::SystemDesign, Some(5));
         assert!(
-            matches!(state.save(bad, &runs, 10, 1), Err(ScorecardError::Invalid(m)) if m.contains("1 to 4"))
+            matches!(state.save(None, bad, &runs, 10, 1), Err(ScorecardError::Invalid(m)) if m.contains("1 to 4"))
         );
         let mut foreign = update(0);
         foreign
             .evidence
             .insert(Area::Debugging, vec![Evidence::Run("someone-elses".into())]);
         assert!(
-            matches!(state.save(foreign, &runs, 10, 1), Err(ScorecardError::Invalid(m)) if m.contains("not a run of this interview"))
+            matches!(state.save(None, foreign, &runs, 10, 1), Err(ScorecardError::Invalid(m)) if m.contains("not a run of this interview"))
         );
         let mut future = update(0);
         future
             .evidence
             .insert(Area::Debugging, vec![Evidence::Seq(11)]);
         assert!(matches!(
-            state.save(future, &runs, 10, 1),
+            state.save(None, future, &runs, 10, 1),
             Err(ScorecardError::Invalid(_))
         ));
     }
@@ -289,11 +340,15 @@ mod tests {
     fn a_submitted_card_is_locked_and_stays_locked_when_read_back_from_the_log() {
         let runs = HashSet::from(["r1".to_owned()]);
         let mut state = ScorecardState::default();
-        state.stored(state.save(update(0), &runs, 10, 1).expect("save"));
-        let submitted = state.submit(2).expect("submit");
+        state.stored(
+            None,
+            state.save(None, update(0), &runs, 10, 1).expect("save"),
+        );
+        let submitted = state.submit(None, 2).expect("submit");
         let change = duet_protocol::ScorecardChange {
             action: "submitted".into(),
             scorecard: submitted,
+            person: None,
         };
         let record = LogRecord::new(
             12,
@@ -302,12 +357,43 @@ mod tests {
             Record::Scorecard(change),
         );
         let reread = ScorecardState::from_log([&record]);
-        assert!(reread.is_submitted());
+        assert!(reread.is_submitted(None));
         assert_eq!(
-            reread.save(update(2), &runs, 12, 3),
+            reread.save(None, update(2), &runs, 12, 3),
             Err(ScorecardError::Submitted)
         );
-        assert_eq!(reread.submit(4), Err(ScorecardError::Submitted));
+        assert_eq!(reread.submit(None, 4), Err(ScorecardError::Submitted));
+    }
+
+    #[test]
+    fn each_panel_member_keeps_a_card_of_their_own_with_its_own_versions_and_lock() {
+        let runs = HashSet::from(["r1".to_owned()]);
+        let mut state = ScorecardState::default();
+        let ada = Some("p-ada");
+        let ben = Some("p-ben");
+        state.stored(
+            ada,
+            state.save(ada, update(0), &runs, 10, 1).expect("ada saves"),
+        );
+        state.stored(ada, state.submit(ada, 2).expect("ada submits"));
+        assert!(state.is_submitted(ada));
+        assert!(!state.is_submitted(ben), "ben's card is not ada's");
+        assert!(!state.is_submitted(None), "nor is the link's");
+        let bens = state
+            .save(ben, update(0), &runs, 10, 3)
+            .expect("ben starts at 0");
+        assert_eq!(bens.version, 1);
+        assert_eq!(
+            state.save(ada, update(2), &runs, 10, 4),
+            Err(ScorecardError::Submitted)
+        );
+        state.stored(ben, bens);
+        let authors: Vec<_> = state.cards().map(|(a, _)| a).collect();
+        assert_eq!(
+            authors,
+            [ada, ben],
+            "the link never saved, so it has no card"
+        );
     }
 
     #[test]

@@ -373,11 +373,13 @@ mod tests {
             Record::Scorecard(ScorecardChange {
                 action: "saved".into(),
                 scorecard: Scorecard::default(),
+                person: Some("p-ada".into()),
             }),
             Record::Note(Note {
                 text: "asks about eviction".into(),
                 at: 5,
                 seq: 2,
+                person: Some("p-ada".into()),
             }),
             Record::End,
             Record::Signal(Signal {
@@ -400,15 +402,41 @@ mod tests {
     }
 
     #[test]
+    fn a_scorecard_or_note_stored_before_panels_reads_as_the_interviewer_links() {
+        let card = br#"{"action":"submitted","scorecard":{"ratings":{"debugging":3},"notes":"ok","recommendation":"yes","level":null,"evidence":{},"version":2,"updated_at":1,"submitted_at":2}}"#;
+        match Record::decode(EventKind::Scorecard, card, 2) {
+            Ok(Record::Scorecard(change)) => {
+                assert_eq!(change.person, None);
+                assert_eq!(change.scorecard.submitted_at, Some(2));
+            }
+            other => panic!("not a scorecard: {other:?}"),
+        }
+        match Record::decode(EventKind::Note, br#"{"text":"hi","at":5,"seq":2}"#, 5) {
+            Ok(Record::Note(note)) => assert_eq!(note.person, None),
+            other => panic!("not a note: {other:?}"),
+        }
+    }
+
+    #[test]
     fn payloads_keep_the_bytes_earlier_versions_wrote() {
         let note = Note {
             text: "hi".into(),
             at: 5,
             seq: 2,
+            person: None,
         };
         assert_eq!(
             Record::Note(note).encode(),
             br#"{"text":"hi","at":5,"seq":2}"#.to_vec()
+        );
+        let links_card = ScorecardChange {
+            action: "saved".into(),
+            scorecard: crate::Scorecard::default(),
+            person: None,
+        };
+        assert!(
+            !String::from_utf8_lossy(&Record::Scorecard(links_card).encode()).contains("person"),
+            "the link's card is stored as before panels"
         );
         assert!(Record::Join.encode().is_empty() && Record::End.encode().is_empty());
         let chunk = Record::RunOutput(OutputChunk {

@@ -100,6 +100,10 @@ pub struct ScorecardChange {
     /// `saved` or `submitted`.
     pub action: String,
     pub scorecard: Scorecard,
+    /// Whose card: the id of the panel member who wrote it; absent for the interviewer link's
+    /// card (and in every record written before panels, which therefore read as the link's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 /// Stored with `EventKind::Note`, and served by `GET /api/interviews/{id}/notes`.
@@ -110,6 +114,31 @@ pub struct Note {
     /// The server's time and the room's seq when it was written.
     pub at: i64,
     pub seq: u64,
+    /// Who wrote it: the panel member's id; absent for the interviewer link (and in notes
+    /// written before panels). Left out of the TypeScript type: the page reads notes as
+    /// [`NoteView`], which names the author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub person: Option<String>,
+}
+
+/// Who wrote a scorecard or a note, as served: a panel member (their id and name, resolved
+/// when read) or, with no `id`, the interviewer link (`name` is "Interviewer link").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Author {
+    pub id: Option<String>,
+    pub name: String,
+}
+
+/// A note as `GET /api/interviews/{id}/notes` serves it: the note and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NoteView {
+    pub text: String,
+    pub at: i64,
+    pub seq: u64,
+    pub author: Author,
 }
 
 /// `POST /api/interviews/{id}/notes` body.

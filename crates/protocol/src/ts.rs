@@ -96,6 +96,8 @@ exported!(
     Scorecard,
     ScorecardUpdate,
     Note,
+    NoteView,
+    Author,
     NewNote,
     SignalKind,
     NewSignal,

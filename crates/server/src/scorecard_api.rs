@@ -18,9 +18,11 @@ use axum::Json;
 use duet_core::scorecard::{rubric, Anchors};
 use duet_core::{ScorecardError, ScorecardState};
 use duet_protocol::{
-    EventKind, Hints, InterviewId, NewNote, Note, Record, Role, Scorecard, ScorecardUpdate,
+    Author, EventKind, Hints, InterviewId, NewNote, Note, NoteView, Record, Role, Scorecard,
+    ScorecardUpdate, StaffRole,
 };
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A run as the scorecard lists it: enough to attach as evidence.
 #[derive(Debug, Serialize)]
@@ -61,30 +63,70 @@ pub struct Guidance {
 /// `GET /api/interviews/{id}/scorecard`.
 #[derive(Debug, Serialize)]
 pub struct ScorecardView {
+    /// The reader's own card (a reviewer's: the interviewer link's).
     pub scorecard: Scorecard,
+    /// Whose card `scorecard` is.
+    pub author: Author,
     pub rubric: Vec<Anchors>,
     pub runs: Vec<RunSummary>,
     pub question: Option<Guidance>,
 }
 
+/// Who reads or writes private material in one interview: their role there and, when signed
+/// in, who they are.
+pub(crate) struct Reader {
+    pub interview: InterviewId,
+    pub role: Role,
+    /// The signed-in staff member's id (`None` for a role link).
+    pub person_id: Option<String>,
+    /// The signed-in staff member, when a reader needs more than the id.
+    pub person: Option<duet_protocol::Person>,
+}
+
+impl Reader {
+    /// Whose card and notes this reader writes: their own as a signed-in interviewer, the
+    /// interviewer link's otherwise.
+    pub fn author(&self) -> Option<&str> {
+        match (&self.person_id, self.role) {
+            (Some(id), Role::Interviewer) => Some(id.as_str()),
+            _ => None,
+        }
+    }
+
+    /// An admin (signed in) reads every card and note without submitting first.
+    pub fn is_admin(&self) -> bool {
+        self.person
+            .as_ref()
+            .is_some_and(|p| p.role == StaffRole::Admin)
+    }
+}
+
 /// The role must be able to read private material (interviewer, reviewer); the candidate: 403.
-pub(crate) async fn reader(
-    state: &AppState,
-    parts: &Parts,
-    id: &str,
-) -> Result<(InterviewId, Role), AppError> {
-    let (interview, role) = auth::role_in(state, parts, id).await?;
+pub(crate) async fn reader(state: &AppState, parts: &Parts, id: &str) -> Result<Reader, AppError> {
+    let (interview, role, person_id) = auth::access_in(state, parts, id).await?;
     if !role.can_read_scorecard() {
         return Err(AppError::Forbidden(
             "the scorecard and notes are the interviewer's and reviewers'",
         ));
     }
-    Ok((interview, role))
+    let person = match person_id.clone() {
+        Some(person_id) => {
+            let store = state.store.clone();
+            blocking(move || store.person(&person_id)).await?
+        }
+        None => None,
+    };
+    Ok(Reader {
+        interview,
+        role,
+        person_id,
+        person,
+    })
 }
 
-/// Only the interviewer writes.
-async fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId, AppError> {
-    let (interview, role) = auth::role_in(state, parts, id).await?;
+/// Only interviewers write: each their own card and notes (the link writes the link's).
+async fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<Reader, AppError> {
+    let (interview, role, person_id) = auth::access_in(state, parts, id).await?;
     if !role.can_write_scorecard() {
         return Err(match role {
             Role::Reviewer => AppError::Forbidden(
@@ -93,7 +135,50 @@ async fn writer(state: &AppState, parts: &Parts, id: &str) -> Result<InterviewId
             _ => AppError::Forbidden("the scorecard and notes are the interviewer's"),
         });
     }
-    Ok(interview)
+    // The id is enough to write: the name is looked up when the card is read.
+    Ok(Reader {
+        interview,
+        role,
+        person_id,
+        person: None,
+    })
+}
+
+/// The name every card and note of the interviewer link is shown with.
+pub const LINK_NAME: &str = "Interviewer link";
+
+/// Names the authors `ids` (panel members' ids) from the store: a person no longer there is
+/// shown by their id.
+pub(crate) fn names(
+    store: &dyn duet_store::Store,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, String>, duet_store::StoreError> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if names.contains_key(&id) {
+            continue;
+        }
+        let name = store
+            .person(&id)?
+            .map(|p| p.name)
+            .unwrap_or_else(|| id.clone());
+        names.insert(id, name);
+    }
+    Ok(names)
+}
+
+/// The author `id` names, given the names looked up.
+pub(crate) fn author(id: Option<&str>, names: &HashMap<String, String>) -> Author {
+    match id {
+        None => Author {
+            id: None,
+            name: LINK_NAME.to_owned(),
+        },
+        Some(id) => Author {
+            id: Some(id.to_owned()),
+            name: names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
+        },
+    }
 }
 
 impl From<ScorecardError> for AppError {
@@ -107,15 +192,15 @@ impl From<ScorecardError> for AppError {
     }
 }
 
-/// The card as the log has it.
-pub(crate) async fn stored_card(
+/// Every card of the interview, as the log has them.
+pub(crate) async fn stored_cards(
     state: &AppState,
     interview: &InterviewId,
-) -> Result<Scorecard, AppError> {
+) -> Result<ScorecardState, AppError> {
     let store = state.store.clone();
     let id = interview.clone();
     let records = blocking(move || store.read_kinds(&id, &[EventKind::Scorecard])).await?;
-    Ok(ScorecardState::from_log(&records).card().clone())
+    Ok(ScorecardState::from_log(&records))
 }
 
 /// `GET /api/interviews/{id}/scorecard` (interviewer, reviewer): the card, the rubric's anchors,
@@ -125,8 +210,18 @@ pub async fn get(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<ScorecardView>, AppError> {
-    let (interview, role) = reader(&state, &parts, &id).await?;
-    let scorecard = stored_card(&state, &interview).await?;
+    let who = reader(&state, &parts, &id).await?;
+    let (interview, role) = (who.interview.clone(), who.role);
+    let scorecard = stored_cards(&state, &interview)
+        .await?
+        .card_of(who.author());
+    let author = author(
+        who.author(),
+        &who.person
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect(),
+    );
     let store = state.store.clone();
     let id = interview.clone();
     let (records, current) = blocking(move || {
@@ -152,23 +247,27 @@ pub async fn get(
         });
     Ok(Json(ScorecardView {
         scorecard,
+        author,
         rubric: rubric(),
         runs,
         question,
     }))
 }
 
-/// `PUT /api/interviews/{id}/scorecard` (interviewer): saves the whole card if `version` is the
-/// one stored (409 with the current version otherwise).
+/// `PUT /api/interviews/{id}/scorecard` (interviewer): saves the whole of the caller's own card
+/// (a signed-in interviewer's, or the link's) if `version` is the one stored (409 with the
+/// current version otherwise).
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
     body: JsonBody<ScorecardUpdate>,
 ) -> Result<Json<Scorecard>, AppError> {
-    let interview = writer(&state, &parts, &id).await?;
+    let who = writer(&state, &parts, &id).await?;
     let update = body.read()?;
-    let card = ask_room(&state, &interview, |reply| RoomCmd::SaveScorecard {
+    let author = who.author().map(str::to_owned);
+    let card = ask_room(&state, &who.interview, |reply| RoomCmd::SaveScorecard {
+        author,
         update,
         reply,
     })
@@ -176,31 +275,36 @@ pub async fn put(
     Ok(Json(card))
 }
 
-/// `POST /api/interviews/{id}/scorecard/submit` (interviewer): locks the card; answered once
-/// the lock is stored.
+/// `POST /api/interviews/{id}/scorecard/submit` (interviewer): locks the caller's own card;
+/// answered once the lock is stored.
 pub async fn submit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Json<Scorecard>, AppError> {
-    let interview = writer(&state, &parts, &id).await?;
-    let card = ask_room(&state, &interview, |reply| RoomCmd::SubmitScorecard {
+    let who = writer(&state, &parts, &id).await?;
+    let author = who.author().map(str::to_owned);
+    let card = ask_room(&state, &who.interview, |reply| RoomCmd::SubmitScorecard {
+        author,
         reply,
     })
     .await??;
     Ok(Json(card))
 }
 
-/// `POST /api/interviews/{id}/notes` (interviewer): a private note at this moment.
+/// `POST /api/interviews/{id}/notes` (interviewer): a private note at this moment, the caller's
+/// own.
 pub async fn add_note(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
     body: JsonBody<NewNote>,
 ) -> Result<(StatusCode, Json<Note>), AppError> {
-    let interview = writer(&state, &parts, &id).await?;
+    let who = writer(&state, &parts, &id).await?;
     let note = body.read()?;
-    let note = ask_room(&state, &interview, |reply| RoomCmd::AddNote {
+    let author = who.author().map(str::to_owned);
+    let note = ask_room(&state, &who.interview, |reply| RoomCmd::AddNote {
+        author,
         text: note.text,
         reply,
     })
@@ -209,24 +313,41 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
-/// `GET /api/interviews/{id}/notes` (interviewer, reviewer): every note, oldest first.
+/// `GET /api/interviews/{id}/notes` (interviewer, reviewer): notes oldest first, each with its
+/// author. An interviewer reads their own (a signed-in one theirs, the link the link's);
+/// reviewers and admins read everyone's.
 pub async fn notes(
     State(state): State<AppState>,
     Path(id): Path<String>,
     parts: Parts,
-) -> Result<Json<Vec<Note>>, AppError> {
-    let (interview, _) = reader(&state, &parts, &id).await?;
+) -> Result<Json<Vec<NoteView>>, AppError> {
+    let who = reader(&state, &parts, &id).await?;
+    let everyone = who.role == Role::Reviewer || who.is_admin();
+    let mine = who.author().map(str::to_owned);
     let store = state.store.clone();
-    let records = blocking(move || store.read_kinds(&interview, &[EventKind::Note])).await?;
-    Ok(Json(
-        records
+    let interview = who.interview.clone();
+    let views = blocking(move || {
+        let records = store.read_kinds(&interview, &[EventKind::Note])?;
+        let notes: Vec<Note> = records
             .iter()
             .filter_map(|r| match r.decode() {
-                Ok(Record::Note(note)) => Some(note),
+                Ok(Record::Note(note)) if everyone || note.person == mine => Some(note),
                 _ => None,
             })
-            .collect(),
-    ))
+            .collect();
+        let names = names(&*store, notes.iter().filter_map(|n| n.person.clone()))?;
+        Ok(notes
+            .into_iter()
+            .map(|note| NoteView {
+                author: author(note.person.as_deref(), &names),
+                text: note.text,
+                at: note.at,
+                seq: note.seq,
+            })
+            .collect())
+    })
+    .await?;
+    Ok(Json(views))
 }
 
 /// `POST /api/interviews/{id}/signals` (candidate): a large paste (its size) or the tab losing

@@ -106,40 +106,70 @@ impl Room {
         Ok(effects)
     }
 
-    /// The interviewer saves the scorecard; answered with the stored card.
+    /// The interviewer link saves its scorecard; answered with the stored card.
     pub fn save_scorecard(
         &mut self,
         update: ScorecardUpdate,
         now_ms: i64,
     ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
-        let card = self
-            .scorecard
-            .save(update, &self.runs, self.last_seq, now_ms)?;
-        Ok((card.clone(), self.store_scorecard("saved", card, now_ms)))
+        self.save_scorecard_of(None, update, now_ms)
     }
 
-    /// The interviewer submits the scorecard: it is locked from then on.
+    /// `author` (a panel member's id, or `None` for the interviewer link) saves their own
+    /// scorecard; answered with the stored card.
+    pub fn save_scorecard_of(
+        &mut self,
+        author: Option<&str>,
+        update: ScorecardUpdate,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self
+            .scorecard
+            .save(author, update, &self.runs, self.last_seq, now_ms)?;
+        Ok((
+            card.clone(),
+            self.store_scorecard(author, "saved", card, now_ms),
+        ))
+    }
+
+    /// The interviewer link submits its scorecard: it is locked from then on.
     pub fn submit_scorecard(
         &mut self,
         now_ms: i64,
     ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
-        let card = self.scorecard.submit(now_ms)?;
+        self.submit_scorecard_of(None, now_ms)
+    }
+
+    /// `author` submits their own scorecard: it is locked from then on (the others' are not).
+    pub fn submit_scorecard_of(
+        &mut self,
+        author: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(Scorecard, Vec<Effect>), ScorecardError> {
+        let card = self.scorecard.submit(author, now_ms)?;
         Ok((
             card.clone(),
-            self.store_scorecard("submitted", card, now_ms),
+            self.store_scorecard(author, "submitted", card, now_ms),
         ))
     }
 
-    fn store_scorecard(&mut self, action: &str, card: Scorecard, now_ms: i64) -> Vec<Effect> {
+    fn store_scorecard(
+        &mut self,
+        author: Option<&str>,
+        action: &str,
+        card: Scorecard,
+        now_ms: i64,
+    ) -> Vec<Effect> {
         let change = ScorecardChange {
             action: action.to_owned(),
             scorecard: card.clone(),
+            person: author.map(str::to_owned),
         };
         let body = RoomEventBody::Scorecard {
             action: action.to_owned(),
             version: card.version,
         };
-        self.scorecard.stored(card);
+        self.scorecard.stored(author, card);
         self.record_and_tell(
             Actor::Interviewer,
             Record::Scorecard(change),
@@ -149,8 +179,19 @@ impl Room {
         )
     }
 
-    /// The interviewer writes a private note, stamped with the server's time and the room's seq.
+    /// The interviewer link writes a private note (see [`Room::add_note_of`]).
     pub fn add_note(&mut self, text: String, now_ms: i64) -> Result<(Note, Vec<Effect>), String> {
+        self.add_note_of(None, text, now_ms)
+    }
+
+    /// `author` (a panel member's id, or `None` for the interviewer link) writes a private
+    /// note, stamped with the server's time and the room's seq.
+    pub fn add_note_of(
+        &mut self,
+        author: Option<&str>,
+        text: String,
+        now_ms: i64,
+    ) -> Result<(Note, Vec<Effect>), String> {
         if text.trim().is_empty() {
             return Err("a note needs some text".into());
         }
@@ -164,6 +205,7 @@ impl Room {
             text,
             at: now_ms,
             seq: self.last_seq + 1,
+            person: author.map(str::to_owned),
         };
         let body = RoomEventBody::Note {
             text: note.text.clone(),

@@ -600,10 +600,14 @@ fn review_bodies_match_their_typescript() {
     };
     let json = check(&card);
     assert_eq!(json["evidence"]["debugging"], json!([4, "r"]));
-    check(&Note {
+    check(&NoteView {
         text: "t".into(),
         at: 1,
         seq: 2,
+        author: Author {
+            id: Some("p1".into()),
+            name: "Ada".into(),
+        },
     });
 }
 

@@ -44,18 +44,26 @@ impl RoomTask {
                 self.answer_when_stored(result.map(|run_id| (run_id, effects)), reply);
                 Vec::new()
             }
-            RoomCmd::SaveScorecard { update, reply } => {
-                let outcome = self.room.save_scorecard(update, now);
+            RoomCmd::SaveScorecard {
+                author,
+                update,
+                reply,
+            } => {
+                let outcome = self.room.save_scorecard_of(author.as_deref(), update, now);
                 self.answer_when_stored(outcome, reply);
                 Vec::new()
             }
-            RoomCmd::SubmitScorecard { reply } => {
-                let outcome = self.room.submit_scorecard(now);
+            RoomCmd::SubmitScorecard { author, reply } => {
+                let outcome = self.room.submit_scorecard_of(author.as_deref(), now);
                 self.answer_when_stored(outcome, reply);
                 Vec::new()
             }
-            RoomCmd::AddNote { text, reply } => {
-                let outcome = self.room.add_note(text, now);
+            RoomCmd::AddNote {
+                author,
+                text,
+                reply,
+            } => {
+                let outcome = self.room.add_note_of(author.as_deref(), text, now);
                 self.answer_when_stored(outcome, reply);
                 Vec::new()
             }

@@ -106,17 +106,21 @@ pub enum RoomCmd {
         eof: bool,
         reply: oneshot::Sender<Result<(), RunError>>,
     },
-    /// The interviewer saves the scorecard (answered with the stored card once durable).
+    /// An interviewer saves their scorecard (`author`: the panel member's id, `None` for the
+    /// interviewer link; answered with the stored card once durable).
     SaveScorecard {
+        author: Option<String>,
         update: ScorecardUpdate,
         reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
     },
-    /// The interviewer submits the scorecard (answered once the lock is durable).
+    /// An interviewer submits their scorecard (answered once the lock is durable).
     SubmitScorecard {
+        author: Option<String>,
         reply: oneshot::Sender<Result<Scorecard, ScorecardError>>,
     },
-    /// The interviewer writes a private note (answered once durable).
+    /// An interviewer writes a private note (answered once durable).
     AddNote {
+        author: Option<String>,
         text: String,
         reply: oneshot::Sender<Result<Note, String>>,
     },
