@@ -142,6 +142,12 @@ pub fn check_change(before: &Listing, after: &Listing, written: &[&str]) -> Resu
             )));
         }
     }
+    let main = Some(MAIN_FILE.to_owned());
+    if before.paths.get(MAIN_FILE) == Some(&main) && after.paths.get(MAIN_FILE) != Some(&main) {
+        return Err(Invalid(format!(
+            "{MAIN_FILE:?} is the program every run starts: it cannot be deleted or renamed"
+        )));
+    }
     let mut shown: BTreeMap<&str, &str> = BTreeMap::new();
     for (path, root) in &after.paths {
         let Some(root) = root else {

@@ -377,3 +377,25 @@ fn at_most_64_files_are_listed() {
     let said = scene.refused(1, one_more);
     assert!(said.contains("at most 64 files"), "{said}");
 }
+
+#[test]
+fn main_py_can_be_neither_deleted_nor_renamed_since_every_run_starts_it() {
+    let mut scene = Scene::new();
+    scene.join(1, Role::Candidate);
+    scene.join(2, Role::Interviewer);
+    scene.write(1, "main.py", "print(1)\n");
+    let delete = scene.change(1, |map, txn| {
+        map.insert(txn, "main.py", deleted());
+    });
+    let said = scene.refused(1, delete);
+    assert!(said.contains("cannot be deleted or renamed"), "{said}");
+    scene.join(1, Role::Candidate);
+    let rename = scene.change(1, |map, txn| {
+        map.insert(txn, "app.py", shows("main.py"));
+        map.insert(txn, "main.py", deleted());
+    });
+    let said = scene.refused(1, rename);
+    assert!(said.contains("cannot be deleted or renamed"), "{said}");
+    assert!(scene.people.contains_key(&2), "the interviewer stays");
+    assert_eq!(scene.files_of(2), listing(&[("main.py", "print(1)\n")]));
+}
