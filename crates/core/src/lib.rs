@@ -10,7 +10,8 @@
 //! sandbox crates, which depend on this one.
 //!
 //! The room is split by concern: `room/sync.rs` (the Yjs protocols and edits),
-//! `room/presence.rs` (joins and leaves), `room/runs.rs` (runs as records and events),
+//! `room/presence.rs` (joins and leaves), `room/runs.rs` (runs as records and events, and each
+//! run's output policy: coalescing and the output cap, with `runs/output.rs`),
 //! `room/review.rs` (question switches, the scorecard, notes, signals, the end), and
 //! `room/effects.rs` (what the server is asked to do). A new kind of log record takes five
 //! places: a `duet_protocol::Record` variant (with the body people are told of it, a
@@ -40,7 +41,7 @@ pub use room::{
 };
 pub use runs::{
     asciicast, collect_output, run_index, unfinished_runs, Coalescer, OutputPiece, RunEntry,
-    RunOutputs, UnfinishedRun, Utf8Decoder,
+    RunOutputs, UnfinishedRun, Utf8Decoder, COALESCE_BYTES, COALESCE_MS,
 };
 pub use scorecard::{ScorecardError, ScorecardState};
 pub use text_index::{TextIndex, KEYFRAME_EVERY};

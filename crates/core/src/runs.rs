@@ -2,62 +2,21 @@
 //! each run's start, output and end are read back into summaries, whole runs and casts.
 //!
 //! Output storage: one `RunOutput` record holds what one stream printed within a few
-//! milliseconds ([`Coalescer`]), as raw bytes with the time of each write
+//! milliseconds ([`Coalescer`]; the policy, with the run's output cap, is in `runs/output.rs`
+//! and the room's run book, `room/runs.rs`), as raw bytes with the time of each write
 //! ([`duet_protocol::OutputChunk`]; `duet_protocol::Record` says how it is stored), so a replay
 //! plays the output at its pace and storage is lossless and proportional to what was printed.
 
 use duet_protocol::{
-    EventKind, LintFinding, LogRecord, Pieces, Record, Role, RunStatus, RunSummary, Stream,
-    TestCounts, TestResults,
+    EventKind, LintFinding, LogRecord, Record, Role, RunStatus, RunSummary, Stream, TestCounts,
+    TestResults,
 };
 use std::collections::HashMap;
 
-/// How long a stream's output may wait to share a record with what follows it.
-pub const COALESCE_MS: i64 = 5;
-/// Most bytes of output one record holds before it is stored without waiting.
-pub const COALESCE_BYTES: usize = 16 * 1024;
+mod output;
 
-/// What one stream of one run printed and has not stored yet. Sans-IO: the room task pushes
-/// bytes with the time, asks when the batch is due, and takes it.
-#[derive(Debug, Default)]
-pub struct Coalescer {
-    bytes: Vec<u8>,
-    pieces: Pieces,
-    opened_at: Option<i64>,
-}
-
-impl Coalescer {
-    /// Adds a write made at `now`.
-    pub fn push(&mut self, bytes: &[u8], now: i64) {
-        if bytes.is_empty() {
-            return;
-        }
-        if self.pieces.last().is_none_or(|(_, at)| *at != now) {
-            self.pieces.push((self.bytes.len(), now));
-        }
-        self.opened_at.get_or_insert(now);
-        self.bytes.extend_from_slice(bytes);
-    }
-
-    /// When what is waiting must be stored (unix ms), if anything waits.
-    pub fn due_at(&self) -> Option<i64> {
-        self.opened_at.map(|at| at + COALESCE_MS)
-    }
-
-    /// Whether the batch is full and must be stored now.
-    pub fn is_full(&self) -> bool {
-        self.bytes.len() >= COALESCE_BYTES
-    }
-
-    /// Takes what waits: the raw bytes and the pieces, or `None` if nothing does.
-    pub fn take(&mut self) -> Option<(Vec<u8>, Pieces)> {
-        self.opened_at.take()?;
-        Some((
-            std::mem::take(&mut self.bytes),
-            std::mem::take(&mut self.pieces),
-        ))
-    }
-}
+pub(crate) use output::OutputBook;
+pub use output::{Coalescer, COALESCE_BYTES, COALESCE_MS};
 
 /// Turns a byte stream into text chunk by chunk without splitting a character across chunks;
 /// invalid bytes become U+FFFD.
@@ -577,26 +536,6 @@ mod tests {
             "stored size is the output plus a small header, not escaped text"
         );
         assert_eq!(record.decode().ok(), Some(Record::RunOutput(chunk)));
-    }
-
-    #[test]
-    fn coalescing_keeps_each_writes_time_and_is_due_after_the_window() {
-        let mut c = Coalescer::default();
-        assert_eq!(c.due_at(), None);
-        c.push(b"a", 100);
-        c.push(b"b", 100);
-        c.push(b"cd", 103);
-        assert_eq!(c.due_at(), Some(100 + COALESCE_MS));
-        let (bytes, pieces) = c.take().expect("something waits");
-        assert_eq!(bytes, b"abcd");
-        assert_eq!(
-            pieces,
-            vec![(0, 100), (2, 103)],
-            "same-ms writes share a piece"
-        );
-        assert!(c.take().is_none() && c.due_at().is_none());
-        c.push(&vec![b'x'; COALESCE_BYTES], 200);
-        assert!(c.is_full());
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Scene {
                     self.carry_out(effects);
                 }
                 Effect::Event { .. } => {}
+                Effect::CancelRun { run_id } => panic!("unexpected cancel of {run_id}"),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }

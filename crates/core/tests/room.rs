@@ -134,6 +134,7 @@ impl Harness {
                 Effect::Event { audience, event } => self
                     .events
                     .push((audience, serde_json::to_value(&event).expect("event JSON"))),
+                Effect::CancelRun { run_id } => panic!("unexpected cancel of {run_id}"),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }
@@ -477,7 +478,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         code_seq,
         private: false,
     };
-    let mut effects = h.room().run_started(&started, 10);
+    let mut effects = h.room().run_started(&started, usize::MAX, 10);
     let out = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stdout,
@@ -566,7 +567,7 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
         code_seq: 0,
         private: true,
     };
-    let effects = room.run_started(&started, 1);
+    let effects = room.run_started(&started, usize::MAX, 1);
     let audience = effects.iter().find_map(|e| match e {
         Effect::Event { audience, .. } => Some(*audience),
         _ => None,
@@ -613,7 +614,7 @@ fn every_event_carries_the_head_of_the_record_it_tells() {
         code_seq: room.last_seq(),
         private: false,
     };
-    effects.extend(room.run_started(&started, 10));
+    effects.extend(room.run_started(&started, usize::MAX, 10));
     for (stream, bytes, at) in [
         (Stream::Stdout, &b"abc"[..], 11),
         (Stream::Stderr, &b"oops\n"[..], 12),

@@ -181,7 +181,7 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
                 code_seq: room.last_seq(),
                 private: false,
             };
-            persist(room.run_started(&started, now), &room);
+            persist(room.run_started(&started, usize::MAX, now), &room);
             for (k, stream) in [Stream::Stdout, Stream::Stdout, Stream::Stderr]
                 .into_iter()
                 .enumerate()

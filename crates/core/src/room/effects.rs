@@ -38,6 +38,10 @@ pub enum Effect {
         audience: Audience,
         event: RoomEvent,
     },
+    /// Stop the sandbox run `run_id`: it wrote past its output cap. Its output is stored up to
+    /// exactly the cap and nothing after it; when the sandbox reports the run cancelled, the
+    /// room records it as `output_limit`. Given once per run.
+    CancelRun { run_id: String },
     /// The document can no longer be trusted (yrs failed while applying an update that passed
     /// validation). Close everyone and reload the room from the store, which never saw it.
     Reload { reason: String },

@@ -55,6 +55,7 @@ impl RoomTask {
                     })
                 }
                 Effect::Close { conn, code, reason } => self.drop_peer(conn, code, &reason),
+                Effect::CancelRun { run_id } => self.stop_capped_run(&run_id),
                 Effect::Reload { reason } => self.poisoned = Some(reason),
             }
         }

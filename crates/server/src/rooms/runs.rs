@@ -2,18 +2,17 @@
 //! feeding and cancelling it, and turning what the sandbox reports into room events (each with
 //! its own sequence number, stored before anyone sees it).
 //!
-//! Output is coalesced per stream: what a stream prints within [`duet_core::runs`]'s few
-//! milliseconds (or up to 16 KiB) becomes one record of raw bytes with each write's time, and
-//! one `run.output` event. The room task's loop flushes a batch when it is due
-//! ([`RoomTask::next_output_due`]). The run's output cap is counted on the program's bytes
-//! stored (record headers aside).
+//! The output policy (coalescing per stream, the run's output cap) is the core's
+//! ([`duet_core::Room::run_printed`]): this side passes the sandbox's output in with the time,
+//! asks when output is next due ([`RoomTask::next_output_due`]) for the room task's timer, and
+//! stops the sandbox run when the room says it wrote past its cap (`Effect::CancelRun`).
 
 use super::{RoomCmd, RoomTask};
 use crate::auth;
-use duet_core::{Coalescer, Effect, QuestionPick};
+use duet_core::{Effect, QuestionPick};
 use duet_protocol::{
-    Actor, OutputChunk, Question, QuestionKind, Role, RoomEvent, RoomEventBody, RunFinished, RunId,
-    RunInput, RunKind, RunLimit, RunStarted, Stream, MAIN_FILE,
+    Actor, Question, QuestionKind, Role, RoomEvent, RoomEventBody, RunFinished, RunId, RunInput,
+    RunKind, RunStarted, Stream, MAIN_FILE,
 };
 use duet_sandbox::{RunEvent, RunOutcome, RunRequest, RunStatus, SandboxError, Stdin, Target};
 use std::collections::BTreeMap;
@@ -68,22 +67,6 @@ pub struct ActiveRun {
     started: Instant,
     stdin: mpsc::Sender<Stdin>,
     cancel: CancellationToken,
-    stdout: Coalescer,
-    stderr: Coalescer,
-    /// Bytes of output the program wrote and the log stored for this run, against the cap.
-    stored: usize,
-    /// Set once the program wrote past the cap: later output is not stored, and the run,
-    /// cancelled, finishes as `output_limit`.
-    capped: bool,
-}
-
-impl ActiveRun {
-    fn stream(&mut self, stream: Stream) -> &mut Coalescer {
-        match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        }
-    }
 }
 
 impl RoomTask {
@@ -143,7 +126,9 @@ impl RoomTask {
             code_seq: self.room.last_seq(),
             private,
         };
-        let effects = self.room.run_started(&started, now);
+        let effects = self
+            .room
+            .run_started(&started, self.rooms.run_limits.output_bytes, now);
         self.runs.insert(
             run_id.clone(),
             ActiveRun {
@@ -152,10 +137,6 @@ impl RoomTask {
                 started: Instant::now(),
                 stdin: handle.stdin,
                 cancel: handle.cancel,
-                stdout: Coalescer::default(),
-                stderr: Coalescer::default(),
-                stored: 0,
-                capped: false,
             },
         );
         (Ok(run_id), effects)
@@ -295,9 +276,9 @@ impl RoomTask {
     }
 
     pub(super) fn on_run_event(&mut self, run_id: &str, event: RunEvent, now: i64) -> Vec<Effect> {
-        let Some(run) = self.runs.get_mut(run_id) else {
+        if !self.runs.contains_key(run_id) {
             return Vec::new();
-        };
+        }
         let (bytes, stream) = match event {
             RunEvent::Queued { ahead } => {
                 let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
@@ -306,106 +287,38 @@ impl RoomTask {
             RunEvent::Stdout(bytes) => (bytes, Stream::Stdout),
             RunEvent::Stderr(bytes) => (bytes, Stream::Stderr),
             RunEvent::Finished(outcome) => {
-                let mut effects = self.flush_output(run_id, true, now);
                 let Some(run) = self.runs.remove(run_id) else {
-                    return effects;
+                    return Vec::new();
                 };
                 if outcome.status == RunStatus::SandboxError {
                     let detail = outcome.detail.as_deref().unwrap_or("no detail");
                     tracing::warn!(interview = %self.id, run = run_id, %detail, "run ended with a sandbox problem");
                 }
-                let mut record = finished(run_id, &outcome, now);
-                if run.capped && outcome.status == RunStatus::Cancelled {
-                    record.status = RunStatus::OutputLimit;
-                    record.limit = Some(RunLimit::Output {
-                        bytes: self.rooms.run_limits.output_bytes as u64,
-                    });
-                }
-                effects.extend(self.room.run_finished(&record, run.by, run.private, now));
-                return effects;
+                let record = finished(run_id, &outcome, now);
+                return self.room.run_finished(&record, run.by, run.private, now);
             }
         };
-        if run.capped {
-            return Vec::new();
-        }
-        let out = run.stream(stream);
-        out.push(&bytes, now);
-        if out.is_full() {
-            return self.flush_output(run_id, true, now);
-        }
-        Vec::new()
+        self.room.run_printed(run_id, stream, &bytes, now)
     }
 
     /// When the next batch of output is due to be stored (unix ms), if any waits.
     pub(super) fn next_output_due(&self) -> Option<i64> {
-        self.runs
-            .values()
-            .flat_map(|r| [r.stdout.due_at(), r.stderr.due_at()])
-            .flatten()
-            .min()
+        self.room.next_output_due()
     }
 
     /// Stores every batch of output that is due at `now`.
     pub(super) fn flush_due_output(&mut self, now: i64) -> Vec<Effect> {
-        let due: Vec<RunId> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| {
-                [r.stdout.due_at(), r.stderr.due_at()]
-                    .into_iter()
-                    .flatten()
-                    .any(|at| at <= now)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        due.iter()
-            .flat_map(|id| self.flush_output(id, false, now))
-            .collect()
+        self.room.flush_due_output(now)
     }
 
-    /// Stores a run's waiting output: both streams if `all`, else those that are due or full.
-    fn flush_output(&mut self, run_id: &str, all: bool, now: i64) -> Vec<Effect> {
-        let cap = self.rooms.run_limits.output_bytes;
-        let Some(run) = self.runs.get_mut(run_id) else {
-            return Vec::new();
-        };
-        let mut effects = Vec::new();
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            let (by, private) = (run.by, run.private);
-            let room_left = cap.saturating_sub(run.stored);
-            let out = run.stream(stream);
-            let due = out.due_at().is_some_and(|at| at <= now) || out.is_full();
-            if !(all || due) {
-                continue;
-            }
-            let Some((mut bytes, mut pieces)) = out.take() else {
-                continue;
-            };
-            // The cap counts the bytes the program wrote: exactly the cap is kept whole, and
-            // only a byte past it ends the run as over the limit.
-            let mut capped = false;
-            if bytes.len() > room_left {
-                bytes.truncate(room_left);
-                pieces.retain(|(offset, _)| *offset < room_left.max(1));
-                capped = true;
-            }
-            if !bytes.is_empty() {
-                run.stored += bytes.len();
-                let chunk = OutputChunk {
-                    run_id: run_id.to_owned(),
-                    stream,
-                    pieces,
-                    bytes,
-                };
-                effects.extend(self.room.run_output(chunk, by, private, now));
-            }
-            if capped && !run.capped {
-                run.capped = true;
-                run.cancel.cancel();
-                tracing::info!(interview = %self.id, run = run_id, cap, "run output reached the stored cap; run cancelled");
-            }
+    /// The room says `run_id` wrote past its output cap: the sandbox run is stopped (the room
+    /// records its finish as `output_limit` when the sandbox reports it cancelled).
+    pub(super) fn stop_capped_run(&mut self, run_id: &str) {
+        if let Some(run) = self.runs.get(run_id) {
+            run.cancel.cancel();
+            let cap = self.rooms.run_limits.output_bytes;
+            tracing::info!(interview = %self.id, run = run_id, cap, "run output reached the stored cap; run cancelled");
         }
-        effects
     }
 
     /// Runs the log shows as started but never finished (the server stopped under them) are
@@ -436,11 +349,7 @@ impl RoomTask {
     /// Ends every active run as `sandbox_error` (the server is stopping) and records it.
     pub(super) fn abandon_runs(&mut self) {
         let now = self.clock.now_ms();
-        let ids: Vec<RunId> = self.runs.keys().cloned().collect();
-        for run_id in ids {
-            let effects = self.flush_output(&run_id, true, now);
-            self.execute(effects);
-        }
+        // What a run printed and the room has not stored yet is stored before its finish.
         for (run_id, run) in std::mem::take(&mut self.runs) {
             run.cancel.cancel();
             let record = RunFinished {
