@@ -167,9 +167,10 @@ fn one_byte_past_the_cap_keeps_exactly_the_cap_and_stops_the_run_once() {
     run.print(Stream::Stdout, b"1234", 10);
     run.print(Stream::Stderr, b"567", 11);
     run.flush_due(20);
-    run.print(Stream::Stdout, b"890", 30);
-    run.print(Stream::Stderr, b"!", 31);
-    run.flush_due(40);
+    run.print(Stream::Stdout, b"890!", 30);
+    run.print(Stream::Stderr, b"?", 33);
+    // Stdout is due first and goes past the cap; stderr's byte still waits.
+    run.flush_due(30 + COALESCE_MS);
     assert_eq!(run.stored(), (b"1234890".to_vec(), b"567".to_vec()));
     assert_eq!(run.cancels, ["r"], "the server is told to stop the run");
 

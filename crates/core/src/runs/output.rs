@@ -65,7 +65,8 @@ pub(crate) struct Batch {
 ///
 /// The cap counts the bytes the program wrote: exactly the cap is kept whole, and only a byte
 /// past it marks the run as over the limit ([`OutputBook::capped`]); that batch is cut to the
-/// cap and nothing the program writes after it is kept.
+/// cap, and nothing else is kept: neither what the other stream had waiting nor what the
+/// program writes after it.
 #[derive(Debug)]
 pub(crate) struct OutputBook {
     stdout: Coalescer,
@@ -162,6 +163,12 @@ impl OutputBook {
                     pieces,
                 });
             }
+        }
+        if self.capped {
+            // Nothing more can be stored: what the other stream has waiting is dropped now,
+            // not at a due time that would store nothing.
+            self.stdout = Coalescer::default();
+            self.stderr = Coalescer::default();
         }
         taken
     }
