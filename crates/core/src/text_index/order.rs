@@ -23,22 +23,20 @@
 //! is an [`Unfollowable`] update: the index gives up rather than guess.
 
 use super::Step;
-use duet_protocol::MAIN_FILE;
 use ropey::Rope;
 use std::collections::{BTreeMap, HashMap};
-use yrs::block::ItemContent;
-use yrs::encoding::read::Read;
-use yrs::updates::decoder::{Decoder, DecoderV1};
 use yrs::ID;
+
+mod chunks;
+mod decode;
+#[cfg(test)]
+mod tests;
+
+use chunks::{Chunk, Sums};
+use decode::{decode, Block, Holds, Parent};
 
 /// Segments a chunk holds before it splits in two.
 const CHUNK: usize = 128;
-
-const BLOCK_GC: u8 = 0;
-const BLOCK_SKIP: u8 = 10;
-const HAS_ORIGIN: u8 = 0x80;
-const HAS_RIGHT_ORIGIN: u8 = 0x40;
-const HAS_PARENT_SUB: u8 = 0x20;
 
 /// An update the order cannot follow exactly; the words say why (for tests and debugging).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,59 +95,6 @@ impl Seg {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct Chunk {
-    segs: Vec<Seg>,
-    /// Visible characters in `segs`.
-    chars: usize,
-    /// This chunk's index in [`TextOrder::order`].
-    at: usize,
-}
-
-/// The visible characters of the chunks in document order, as a Fenwick tree: the characters
-/// before a chunk are a sum of O(log n) entries, and a chunk's count changes in O(log n).
-#[derive(Debug, Clone, Default)]
-struct Sums(Vec<usize>);
-
-impl Sums {
-    /// Built in O(n) from each chunk's count, in document order.
-    fn new(chars: impl Iterator<Item = usize>) -> Sums {
-        let mut tree: Vec<usize> = chars.collect();
-        for i in 0..tree.len() {
-            let parent = i | (i + 1);
-            if parent < tree.len() {
-                tree[parent] += tree[i];
-            }
-        }
-        Sums(tree)
-    }
-
-    fn add(&mut self, mut at: usize, n: usize) {
-        while at < self.0.len() {
-            self.0[at] += n;
-            at |= at + 1;
-        }
-    }
-
-    fn sub(&mut self, mut at: usize, n: usize) {
-        while at < self.0.len() {
-            self.0[at] -= n;
-            at |= at + 1;
-        }
-    }
-
-    /// The characters of the chunks before the one at `at`.
-    fn before(&self, at: usize) -> usize {
-        let mut sum = 0;
-        let mut end = at;
-        while end > 0 {
-            sum += self.0[end - 1];
-            end &= end - 1;
-        }
-        sum
-    }
-}
-
 /// A segment's place: its chunk's index in document order, and its index in that chunk.
 /// Valid until the order next changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -172,144 +117,6 @@ enum Place {
     Text(Pos),
     Other(Other),
     Missing,
-}
-
-/// What a block of an update holds, as far as the text is concerned.
-enum Holds {
-    /// Visible text.
-    Text(String),
-    /// Deleted content (a tombstone), of whatever type.
-    Deleted,
-    /// Anything else: map values, embeds, formatting, nested types.
-    Other,
-}
-
-/// Which type an item belongs to, as its header says.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Parent {
-    Text,
-    Elsewhere,
-    /// It has neighbours: its parent is theirs.
-    Neighbours,
-}
-
-struct Item {
-    id: ID,
-    len: u32,
-    origin: Option<ID>,
-    right_origin: Option<ID>,
-    parent: Parent,
-    holds: Holds,
-}
-
-enum Block {
-    Item(Item),
-    Gc { id: ID, len: u32 },
-    Skip { id: ID, len: u32 },
-}
-
-impl Block {
-    fn range(&self) -> (ID, u32) {
-        match self {
-            Block::Item(Item { id, len, .. }) | Block::Gc { id, len } | Block::Skip { id, len } => {
-                (*id, *len)
-            }
-        }
-    }
-}
-
-/// A v1 update read with yrs' own decoder: per client its blocks, then the delete set.
-type Decoded = (Vec<Vec<Block>>, Vec<(u64, Vec<(u32, u32)>)>);
-
-fn decode(update: &[u8]) -> Result<Decoded, Unfollowable> {
-    let mut d = DecoderV1::from(update);
-    let clients: u32 = d.read_var()?;
-    let mut out = Vec::new();
-    for _ in 0..clients {
-        let structs: u32 = d.read_var()?;
-        let client = d.read_client()?;
-        let mut clock: u32 = d.read_var()?;
-        let mut blocks = Vec::new();
-        for _ in 0..structs {
-            let id = ID::new(client, clock);
-            let info = d.read_info()?;
-            let block = match info {
-                BLOCK_SKIP => Block::Skip {
-                    id,
-                    len: d.read_var()?,
-                },
-                BLOCK_GC => Block::Gc {
-                    id,
-                    len: d.read_len()?,
-                },
-                _ => Block::Item(decode_item(&mut d, id, info)?),
-            };
-            let (_, len) = block.range();
-            if len == 0 {
-                return Err(Unfollowable("a struct of length 0"));
-            }
-            clock = clock
-                .checked_add(len)
-                .ok_or(Unfollowable("a clock past 32 bits"))?;
-            blocks.push(block);
-        }
-        out.push(blocks);
-    }
-    let mut deletes = Vec::new();
-    let clients: u32 = d.read_var()?;
-    for _ in 0..clients {
-        let client: u64 = d.read_var()?;
-        let ranges: u32 = d.read_var()?;
-        let mut list = Vec::new();
-        for _ in 0..ranges {
-            list.push((d.read_ds_clock()?, d.read_ds_len()?));
-        }
-        deletes.push((client, list));
-    }
-    Ok((out, deletes))
-}
-
-fn decode_item(d: &mut DecoderV1<'_>, id: ID, info: u8) -> Result<Item, Unfollowable> {
-    let origin = (info & HAS_ORIGIN != 0)
-        .then(|| d.read_left_id())
-        .transpose()?;
-    let right_origin = (info & HAS_RIGHT_ORIGIN != 0)
-        .then(|| d.read_right_id())
-        .transpose()?;
-    let parent = if origin.is_none() && right_origin.is_none() {
-        let text = if d.read_parent_info()? {
-            d.read_string()? == MAIN_FILE
-        } else {
-            d.read_left_id()?; // the item of a nested type
-            false
-        };
-        let keyed = info & HAS_PARENT_SUB != 0;
-        if keyed {
-            d.read_string()?; // a map entry's key
-        }
-        if text && !keyed {
-            Parent::Text
-        } else {
-            Parent::Elsewhere
-        }
-    } else {
-        Parent::Neighbours
-    };
-    let content = ItemContent::decode(d, info)?;
-    let len = content.len_utf16();
-    let holds = match content {
-        ItemContent::String(s) => Holds::Text(s.as_str().to_owned()),
-        ItemContent::Deleted(_) => Holds::Deleted,
-        _ => Holds::Other,
-    };
-    Ok(Item {
-        id,
-        len,
-        origin,
-        right_origin,
-        parent,
-        holds,
-    })
 }
 
 /// The text's items in document order (see the module's documentation).
@@ -673,54 +480,6 @@ impl TextOrder {
         }
     }
 
-    fn seg(&self, p: Pos) -> &Seg {
-        &self.chunks[self.order[p.chunk]].segs[p.seg]
-    }
-
-    fn first(&self) -> Option<Pos> {
-        let chunk = self.order.first()?;
-        (!self.chunks[*chunk].segs.is_empty()).then_some(Pos { chunk: 0, seg: 0 })
-    }
-
-    fn next(&self, p: Pos) -> Option<Pos> {
-        if p.seg + 1 < self.chunks[self.order[p.chunk]].segs.len() {
-            return Some(Pos {
-                chunk: p.chunk,
-                seg: p.seg + 1,
-            });
-        }
-        (p.chunk + 1 < self.order.len()).then_some(Pos {
-            chunk: p.chunk + 1,
-            seg: 0,
-        })
-    }
-
-    /// Visible characters before the segment at `p`.
-    fn rank(&self, p: Pos) -> usize {
-        let before = self.sums.before(p.chunk);
-        let within: usize = self.chunks[self.order[p.chunk]].segs[..p.seg]
-            .iter()
-            .map(|s| s.chars as usize)
-            .sum();
-        before + within
-    }
-
-    /// The text segment holding `id`.
-    fn text_pos(&self, id: Id) -> Option<Pos> {
-        let (start, chunk) = self.text[id.client as usize]
-            .range(..=id.clock)
-            .next_back()?;
-        let chunk = &self.chunks[*chunk];
-        let seg = chunk
-            .segs
-            .iter()
-            .position(|s| s.id.client == id.client && s.id.clock == *start)?;
-        (id.clock < chunk.segs[seg].end()).then_some(Pos {
-            chunk: chunk.at,
-            seg,
-        })
-    }
-
     fn other_range(&self, client: u32, clock: u32) -> Option<(u32, u32, Other)> {
         let (start, (len, what)) = self.other[client as usize].range(..=clock).next_back()?;
         (clock < start + len).then_some((*start, *len, *what))
@@ -751,184 +510,5 @@ impl TextOrder {
             }
         }
         ranges.insert(id.clock, (len, what));
-    }
-
-    /// Cuts the segment at `p` after `off` clock units. A visible segment's characters are
-    /// counted in `tip`, where it starts at its rank.
-    fn split(&mut self, p: Pos, off: u32, tip: &Rope) -> Result<(), Unfollowable> {
-        let chars = if self.seg(p).deleted() {
-            0
-        } else {
-            let start = self.rank(p);
-            let cut = tip
-                .try_char_to_utf16_cu(start)
-                .ok()
-                .map(|units| units + off as usize)
-                .and_then(|units| {
-                    let c = tip.try_utf16_cu_to_char(units).ok()?;
-                    // A cut between the halves of a surrogate pair has no character position.
-                    (tip.try_char_to_utf16_cu(c).ok()? == units).then_some(c)
-                })
-                .ok_or(Unfollowable("a cut inside a character"))?;
-            let left = cut - start;
-            if left == 0 || left >= self.seg(p).chars as usize {
-                return Err(Unfollowable("a cut outside the segment's text"));
-            }
-            self.seg(p).chars - left as u32
-        };
-        let chunk = self.order[p.chunk];
-        let s = &mut self.chunks[chunk].segs[p.seg];
-        let at = s.id.clock + off;
-        let right = Seg {
-            id: Id {
-                client: s.id.client,
-                clock: at,
-            },
-            len: s.len - off,
-            origin: Some(Id {
-                client: s.id.client,
-                clock: at - 1,
-            }),
-            right_origin: s.right_origin,
-            chars,
-        };
-        s.len = off;
-        s.chars -= chars;
-        // The right part's characters move: `insert_at` counts them again.
-        self.chunks[chunk].chars -= chars as usize;
-        self.sums.sub(p.chunk, chars as usize);
-        self.insert_at(p.chunk, p.seg + 1, right);
-        Ok(())
-    }
-
-    /// Puts `seg` right after the segment at `p`, joined to it when it continues it.
-    fn insert_after(&mut self, p: Pos, seg: Seg) {
-        let chunk = self.order[p.chunk];
-        let left = &mut self.chunks[chunk].segs[p.seg];
-        if left.continued_by(&seg) {
-            left.len += seg.len;
-            left.chars += seg.chars;
-            self.chunks[chunk].chars += seg.chars as usize;
-            self.sums.add(p.chunk, seg.chars as usize);
-            return;
-        }
-        self.insert_at(p.chunk, p.seg + 1, seg);
-    }
-
-    /// Inserts `seg` at index `seg_at` of the chunk at `chunk_at` in document order.
-    fn insert_at(&mut self, chunk_at: usize, seg_at: usize, seg: Seg) {
-        if self.order.is_empty() {
-            self.chunks.push(Chunk::default());
-            self.order.push(self.chunks.len() - 1);
-            self.sums = Sums::new([0].into_iter());
-        }
-        let id = self.order[chunk_at];
-        self.text[seg.id.client as usize].insert(seg.id.clock, id);
-        self.segs += 1;
-        self.sums.add(chunk_at, seg.chars as usize);
-        let chunk = &mut self.chunks[id];
-        chunk.chars += seg.chars as usize;
-        chunk.segs.insert(seg_at, seg);
-        if chunk.segs.len() > CHUNK {
-            self.split_chunk(chunk_at);
-        }
-    }
-
-    /// Moves the second half of a full chunk to a new chunk right after it.
-    fn split_chunk(&mut self, chunk_at: usize) {
-        let id = self.order[chunk_at];
-        let moved = self.chunks[id].segs.split_off(CHUNK / 2);
-        let chars: usize = moved.iter().map(|s| s.chars as usize).sum();
-        self.chunks[id].chars -= chars;
-        let new = self.chunks.len();
-        for s in &moved {
-            self.text[s.id.client as usize].insert(s.id.clock, new);
-        }
-        self.chunks.push(Chunk {
-            segs: moved,
-            chars,
-            at: chunk_at + 1,
-        });
-        self.order.insert(chunk_at + 1, new);
-        for (at, c) in self.order.iter().enumerate().skip(chunk_at + 1) {
-            self.chunks[*c].at = at;
-        }
-        // Every later chunk moved one place: rebuild the sums (once per CHUNK / 2 segments).
-        self.sums = Sums::new(self.order.iter().map(|c| self.chunks[*c].chars));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use yrs::encoding::write::Write;
-    use yrs::updates::decoder::Decode;
-    use yrs::updates::encoder::{Encoder, EncoderV1};
-    use yrs::{Doc, GetString, Map, Text, Transact};
-
-    #[test]
-    fn whiteboard_entries_in_the_same_updates_leave_the_text_where_yrs_puts_it() {
-        let doc = Doc::with_client_id(9);
-        let text = doc.get_or_insert_text(MAIN_FILE);
-        let board = doc.get_or_insert_map("board");
-        let (mut order, mut tip) = (TextOrder::default(), Rope::new());
-        for i in 0..60u32 {
-            let update = {
-                let mut txn = doc.transact_mut();
-                // Setting a key again replaces (and tombstones) the entry before.
-                board.insert(&mut txn, format!("e{}", i % 7), format!("{{\"id\":{i}}}"));
-                let len = text.len(&txn);
-                text.insert(&mut txn, (i * 7) % (len + 1), "ab");
-                if i % 5 == 4 {
-                    board.remove(&mut txn, "e1");
-                    text.remove_range(&mut txn, 1, 2);
-                }
-                txn.encode_update_v1()
-            };
-            order
-                .apply(&update, &mut tip, &mut Vec::new())
-                .expect("the order follows it");
-            assert_eq!(
-                tip.to_string(),
-                text.get_string(&doc.transact()),
-                "edit {i}"
-            );
-        }
-    }
-
-    #[test]
-    fn text_anchored_on_a_garbage_collected_range_is_refused_not_guessed() {
-        // Client 1 sends two collected clocks, then "x" typed after the second: yrs cannot
-        // tell which type "x" belongs to and drops it; the order refuses to guess.
-        let mut e = EncoderV1::new();
-        e.write_var(1u32); // one client
-        e.write_var(2u32); // two structs
-        e.write_client(yrs::block::ClientID::new(1));
-        e.write_var(0u32); // from clock 0
-        e.write_info(BLOCK_GC);
-        e.write_len(2);
-        e.write_info(HAS_ORIGIN | 4); // a string with an origin
-        e.write_left_id(&ID::new(yrs::block::ClientID::new(1), 1));
-        e.write_string("x");
-        e.write_var(0u32); // no deletes
-        let update = e.to_vec();
-        let doc = Doc::new();
-        let decoded = yrs::Update::decode_v1(&update).expect("decodes");
-        doc.transact_mut()
-            .apply_update(decoded)
-            .expect("yrs takes it");
-        let text = doc.get_or_insert_text(MAIN_FILE);
-        assert_eq!(
-            text.get_string(&doc.transact()),
-            "",
-            "yrs keeps no text of it"
-        );
-        let (mut order, mut tip) = (TextOrder::default(), Rope::new());
-        assert_eq!(
-            order.apply(&update, &mut tip, &mut Vec::new()),
-            Err(Unfollowable(
-                "an item next to a garbage-collected neighbour"
-            ))
-        );
     }
 }
