@@ -13,7 +13,15 @@ pub struct EventsClient {
 
 impl EventsClient {
     pub async fn connect(url: &str) -> Result<EventsClient, tokio_tungstenite::tungstenite::Error> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        EventsClient::connect_with(url.into_client_request()?).await
+    }
+
+    /// Connects with a request of one's own (a signed-in person's cookie and origin, say).
+    pub async fn connect_with(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<EventsClient, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         let (_sink, mut stream) = ws.split();
         let events = Arc::new(Mutex::new(Vec::new()));
         let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -6,11 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use duet_protocol::{Actor, EventKind, LogRecord};
-use duet_tests::{api, TestServer};
+use duet_tests::{api, eventually, EventsClient, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "a long enough password";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A signed-in person at a browser: their session cookie, the origin and the CSRF header.
 struct Browser<'a> {
@@ -32,6 +33,21 @@ impl<'a> Browser<'a> {
         let cookie = response.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         Browser { server, cookie }
+    }
+
+    /// Listens on the interview's events socket as this person (their cookie, no token).
+    async fn events(&self, id: &str) -> EventsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/api/interviews/{id}/events", self.server.addr)
+            .into_client_request()
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.insert("Cookie", self.cookie.parse().unwrap());
+        headers.insert(
+            "Origin",
+            format!("http://{}", self.server.addr).parse().unwrap(),
+        );
+        EventsClient::connect_with(request).await.unwrap()
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -328,4 +344,106 @@ async fn a_scorecard_stored_before_panels_reads_as_the_interviewer_links() {
         seen["interviews"][0]["cards"][0]["author"],
         json!({"id": null, "name": "Interviewer link"})
     );
+}
+
+#[tokio::test]
+async fn a_panel_members_notes_and_saves_reach_only_their_own_connections_live() {
+    let server = TestServer::start().await;
+    let ada_id = add_person(&server, "ada@example.com", "Ada Lovelace", "interviewer").await;
+    let ben_id = add_person(&server, "ben@example.com", "Ben Okri", "interviewer").await;
+    let (id, link) = interview_of_loop(&server).await;
+    let (status, _) = api(
+        &server,
+        Method::PUT,
+        &format!("/api/interviews/{id}/panel"),
+        &server.admin_token,
+        Some(json!({"interviewers": [ada_id, ben_id], "reviewers": []})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ada = Browser::sign_in(&server, "ada@example.com").await;
+    let ben = Browser::sign_in(&server, "ben@example.com").await;
+    // Both have the room open, and so does the interviewer link.
+    let ada_hears = ada.events(&id).await;
+    let ben_hears = ben.events(&id).await;
+    let link_hears = EventsClient::connect(&format!(
+        "ws://{}/api/interviews/{id}/events?token={link}",
+        server.addr
+    ))
+    .await
+    .unwrap();
+
+    // Ada writes a note and saves her card; Ben writes a note of his own.
+    let notes = format!("/api/interviews/{id}/notes");
+    let (status, _) = ada
+        .call(
+            Method::POST,
+            &notes,
+            Some(json!({"text": "Ada: strong on tests"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = ada
+        .call(
+            Method::PUT,
+            &format!("/api/interviews/{id}/scorecard"),
+            Some(card(4, "strong_yes", "", 0)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = ben
+        .call(
+            Method::POST,
+            &notes,
+            Some(json!({"text": "Ben: slow start"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Each hears their own, as it happens; nobody hears another's.
+    let texts = |client: &EventsClient| -> Vec<String> {
+        client
+            .all()
+            .into_iter()
+            .filter(|e| e["type"] == "note")
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        eventually(WAIT, || texts(&ben_hears) == ["Ben: slow start"]).await,
+        "Ben hears his note: {:?}",
+        ben_hears.all()
+    );
+    assert!(
+        eventually(WAIT, || {
+            texts(&ada_hears) == ["Ada: strong on tests"]
+                && ada_hears.all().iter().any(|e| e["type"] == "scorecard")
+        })
+        .await,
+        "Ada hears her note and her save: {:?}",
+        ada_hears.all()
+    );
+    // A note through the link reaches the link, and still nobody else.
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &notes,
+        &link,
+        Some(json!({"text": "link note"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        eventually(WAIT, || texts(&link_hears) == ["link note"]).await,
+        "the link hears its note: {:?}",
+        link_hears.all()
+    );
+    assert_eq!(texts(&ada_hears), ["Ada: strong on tests"]);
+    assert_eq!(texts(&ben_hears), ["Ben: slow start"]);
+    assert!(
+        !ben_hears.all().iter().any(|e| e["type"] == "scorecard"),
+        "Ben is not told Ada saved her card: {:?}",
+        ben_hears.all()
+    );
+    assert!(!link_hears.all().iter().any(|e| e["type"] == "scorecard"));
 }

@@ -78,9 +78,13 @@ fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, Run
             question_id: q.question_id,
             title: None, // the bank is the server's: it names the question
         },
-        Record::Note(note) => TimelineBody::Note { text: note.text },
+        Record::Note(note) => TimelineBody::Note {
+            text: note.text,
+            person: note.person,
+        },
         Record::Scorecard(change) => TimelineBody::Scorecard {
             action: change.action,
+            person: change.person,
         },
         Record::Signal(signal) => TimelineBody::Signal {
             kind: signal.kind,

@@ -138,12 +138,26 @@ pub enum RoomEventBody {
         /// rather than its starter.
         restored: bool,
     },
-    /// The scorecard was saved or submitted (private).
+    /// A scorecard was saved or submitted (private: only its author's own connections hear
+    /// of it).
     #[serde(rename = "scorecard")]
-    Scorecard { action: String, version: u64 },
-    /// A private note.
+    Scorecard {
+        action: String,
+        version: u64,
+        /// The panel member who wrote it (their person id); absent for the interviewer link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        person: Option<String>,
+    },
+    /// A private note (only its author's own connections receive it: a panel stays blind).
     #[serde(rename = "note")]
-    Note { text: String },
+    Note {
+        text: String,
+        /// The panel member who wrote it (their person id); absent for the interviewer link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        person: Option<String>,
+    },
     /// An integrity signal (private).
     #[serde(rename = "signal")]
     Signal { kind: SignalKind, size: Option<u64> },
@@ -197,10 +211,22 @@ pub enum TimelineBody {
     },
     /// An interviewer's private note.
     #[serde(rename = "note")]
-    Note { text: String },
-    /// The scorecard was saved or submitted (`action`: `saved` or `submitted`).
+    Note {
+        text: String,
+        /// The panel member who wrote it (their person id); absent for the interviewer link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        person: Option<String>,
+    },
+    /// A scorecard was saved or submitted (`action`: `saved` or `submitted`).
     #[serde(rename = "scorecard")]
-    Scorecard { action: String },
+    Scorecard {
+        action: String,
+        /// The panel member who wrote it (their person id); absent for the interviewer link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        person: Option<String>,
+    },
     /// An integrity signal the candidate's browser reported.
     #[serde(rename = "signal")]
     Signal { kind: SignalKind, size: Option<u64> },

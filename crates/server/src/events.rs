@@ -6,14 +6,14 @@
 use crate::auth;
 use crate::error::AppError;
 use crate::outbound::{close_message, write_loop, PeerSink};
-use crate::rooms::RoomCmd;
+use crate::rooms::{RoomCmd, Subscriber};
 use crate::sockets::SocketGuard;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use duet_protocol::{close, InterviewId, Role};
+use duet_protocol::{close, InterviewId};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
 use tokio_util::sync::CancellationToken;
@@ -37,14 +37,15 @@ pub async fn upgrade(
         .max_message_size(MAX_INCOMING)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("events", interview = %interview, %role);
-            tracing::Instrument::instrument(subscriber(state, interview, role, socket, place), span)
+            let who = Subscriber { role, person };
+            tracing::Instrument::instrument(subscriber(state, interview, who, socket, place), span)
         }))
 }
 
 async fn subscriber(
     state: AppState,
     interview: InterviewId,
-    role: Role,
+    who: Subscriber,
     socket: WebSocket,
     place: SocketGuard,
 ) {
@@ -56,7 +57,7 @@ async fn subscriber(
     let room = state.rooms.get(&interview);
     if room
         .tx
-        .send(RoomCmd::Subscribe { conn, role, sink })
+        .send(RoomCmd::Subscribe { conn, who, sink })
         .await
         .is_err()
     {

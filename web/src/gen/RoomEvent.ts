@@ -37,4 +37,12 @@ title: string,
  * Whether `main.py` now holds the code last written for this question (a switch back)
  * rather than its starter.
  */
-restored: boolean, } | { "type": "scorecard", action: string, version: number, } | { "type": "note", text: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" });
+restored: boolean, } | { "type": "scorecard", action: string, version: number, 
+/**
+ * The panel member who wrote it (their person id); absent for the interviewer link.
+ */
+person?: string, } | { "type": "note", text: string, 
+/**
+ * The panel member who wrote it (their person id); absent for the interviewer link.
+ */
+person?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" });

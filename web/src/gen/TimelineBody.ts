@@ -15,4 +15,12 @@ edits: number, } | { "type": "join" } | { "type": "leave" } | { "type": "questio
 /**
  * The question's title in this server's bank (`null` if the bank no longer has it).
  */
-title: string | null, } | { "type": "note", text: string, } | { "type": "scorecard", action: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };
+title: string | null, } | { "type": "note", text: string, 
+/**
+ * The panel member who wrote it (their person id); absent for the interviewer link.
+ */
+person?: string, } | { "type": "scorecard", action: string, 
+/**
+ * The panel member who wrote it (their person id); absent for the interviewer link.
+ */
+person?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };

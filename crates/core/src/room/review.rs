@@ -168,6 +168,7 @@ impl Room {
         let body = RoomEventBody::Scorecard {
             action: action.to_owned(),
             version: card.version,
+            person: change.person.clone(),
         };
         self.scorecard.stored(author, card);
         self.record_and_tell(
@@ -209,6 +210,7 @@ impl Room {
         };
         let body = RoomEventBody::Note {
             text: note.text.clone(),
+            person: note.person.clone(),
         };
         let effects = self.record_and_tell(
             Actor::Interviewer,

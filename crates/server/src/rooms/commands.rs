@@ -25,8 +25,8 @@ impl RoomTask {
                 self.peers.remove(&conn);
                 self.room.leave(conn, now)
             }
-            RoomCmd::Subscribe { conn, role, sink } => {
-                self.subscribers.insert(conn, (role, sink));
+            RoomCmd::Subscribe { conn, who, sink } => {
+                self.subscribers.insert(conn, (who, sink));
                 Vec::new()
             }
             RoomCmd::Unsubscribe { conn } => {

@@ -6,7 +6,7 @@ use super::{truncate, Delivery, Gate, PeerSink, RoomTask};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{ConnId, Effect, Reply};
-use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent};
+use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent, RoomEventBody};
 use duet_store::{Checkpoint, StoreError};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -43,6 +43,13 @@ impl RoomTask {
                     let frame = |e: &RoomEvent| {
                         Message::Text(serde_json::to_string(e).unwrap_or_default().into())
                     };
+                    // A panel stays blind: a note, or a scorecard save, reaches only the
+                    // connections of the person who wrote it.
+                    let author = match &event.body {
+                        RoomEventBody::Note { person, .. }
+                        | RoomEventBody::Scorecard { person, .. } => Some(person.clone()),
+                        _ => None,
+                    };
                     let with_seq = frame(&event);
                     let without_seq = Role::ALL
                         .into_iter()
@@ -52,6 +59,7 @@ impl RoomTask {
                         audience,
                         with_seq,
                         without_seq,
+                        author,
                     })
                 }
                 Effect::Close { conn, code, reason } => self.drop_peer(conn, code, &reason),
@@ -136,13 +144,13 @@ impl RoomTask {
                 audience,
                 with_seq,
                 without_seq,
+                author,
             } => {
-                for (conn, (role, sink)) in self
-                    .subscribers
-                    .iter()
-                    .filter(|(_, (role, _))| audience.includes(*role))
-                {
-                    let message = match (sees_log_seq(*role), &without_seq) {
+                for (conn, (who, sink)) in self.subscribers.iter().filter(|(_, (who, _))| {
+                    audience.includes(who.role)
+                        && author.as_ref().is_none_or(|author| *author == who.person)
+                }) {
+                    let message = match (sees_log_seq(who.role), &without_seq) {
                         (true, _) => &with_seq,
                         (false, Some(without)) => without,
                         (false, None) => continue,

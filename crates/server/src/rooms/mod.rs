@@ -84,7 +84,9 @@ pub enum RoomCmd {
     /// An events-socket subscriber arrived or left.
     Subscribe {
         conn: ConnId,
-        role: Role,
+        /// Who subscribes: the role, and the panel member (`None` for a role link or the
+        /// admin token), since a note or scorecard save goes only to its author's connections.
+        who: Subscriber,
         sink: PeerSink,
     },
     Unsubscribe {
@@ -376,7 +378,17 @@ enum Delivery {
         audience: Audience,
         with_seq: Message,
         without_seq: Option<Message>,
+        /// `Some(author)` for a note or a scorecard save: only subscribers who are that
+        /// author (a panel member, or `None` for the interviewer link) receive it.
+        author: Option<Option<String>>,
     },
+}
+
+/// An events-socket subscriber: its role, and the panel member it is, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub role: Role,
+    pub person: Option<String>,
 }
 
 struct Gate {
@@ -399,7 +411,7 @@ struct RoomTask {
     room: Room,
     clock: RoomClock,
     peers: HashMap<ConnId, PeerSink>,
-    subscribers: HashMap<ConnId, (Role, PeerSink)>,
+    subscribers: HashMap<ConnId, (Subscriber, PeerSink)>,
     runs: HashMap<RunId, ActiveRun>,
     gates: VecDeque<Gate>,
     edits_since_checkpoint: u64,
