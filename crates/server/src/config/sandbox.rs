@@ -1,0 +1,144 @@
+//! The sandbox flags: the image, the engines, the warm pool and the limits of each run.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and how candidates' code runs.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Docker image runs use (built by sandbox/build-image.sh or sandbox/Dockerfile).
+    #[arg(
+        long = "sandbox-image",
+        env = "DUET_SANDBOX_IMAGE",
+        default_value = "duet-sandbox:latest"
+    )]
+    pub image: String,
+    /// A Docker engine runs go to: `unix:///PATH` or `tcp://HOST:PORT` (TLS with the client
+    /// certificates of --sandbox-engine-certs). Repeat it (or separate with commas) for several
+    /// engines: each has its own warm pool and slots, and a run goes to the healthy one with the
+    /// most free slots. Default: the local engine, unix:///var/run/docker.sock.
+    #[arg(
+        long = "sandbox-engine",
+        env = "DUET_SANDBOX_ENGINE",
+        value_delimiter = ','
+    )]
+    pub engines: Vec<String>,
+    /// Folder with ca.pem, cert.pem and key.pem (the layout of DOCKER_CERT_PATH) for the TCP
+    /// engines: the CA their certificates are checked against, and this server's client
+    /// certificate.
+    #[arg(long = "sandbox-engine-certs", env = "DUET_SANDBOX_ENGINE_CERTS")]
+    pub engine_certs: Option<PathBuf>,
+    /// Containers started ahead of time on each engine, each used for one run, at the least
+    /// (the pool grows with the rate of runs up to --sandbox-pool-max); 0 turns the warm pool
+    /// off.
+    #[arg(long = "sandbox-pool", env = "DUET_SANDBOX_POOL", default_value_t = 2)]
+    pub pool: usize,
+    /// Warm containers on each engine at the most, when runs come fast.
+    #[arg(
+        long = "sandbox-pool-max",
+        env = "DUET_SANDBOX_POOL_MAX",
+        default_value_t = 8
+    )]
+    pub pool_max: usize,
+    /// Runs at once on each engine (default: the number of cores of this machine).
+    #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Runs waiting for a slot on any engine before new ones are refused as busy. Interviews
+    /// take turns in the queue.
+    #[arg(
+        id = "sandbox_queue",
+        long = "sandbox-queue",
+        env = "DUET_SANDBOX_QUEUE",
+        default_value_t = 32
+    )]
+    pub queue: usize,
+    /// Wall-clock seconds a run may take; also the CPU seconds an interactive run may use.
+    #[arg(
+        long = "run-timeout-secs",
+        env = "DUET_RUN_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub timeout_secs: u64,
+    /// Wall-clock seconds an interactive run (stdin kept open for the console) may take: time
+    /// for a person to answer `input()`. Its CPU time is held to --run-timeout-secs.
+    #[arg(
+        long = "run-interactive-timeout-secs",
+        env = "DUET_RUN_INTERACTIVE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub interactive_timeout_secs: u64,
+    /// Memory per run, in MiB (swap is set equal: no swapping).
+    #[arg(
+        long = "run-memory-mib",
+        env = "DUET_RUN_MEMORY_MIB",
+        default_value_t = 256
+    )]
+    pub memory_mib: i64,
+    /// Processes and threads per run.
+    #[arg(long = "run-pids", env = "DUET_RUN_PIDS", default_value_t = 64)]
+    pub pids: i64,
+    /// CPUs per run.
+    #[arg(long = "run-cpus", env = "DUET_RUN_CPUS", default_value_t = 1.0)]
+    pub cpus: f64,
+    /// Bytes of output (stdout plus stderr) kept per run.
+    #[arg(long = "run-output-bytes", env = "DUET_RUN_OUTPUT_BYTES", default_value_t = 1 << 20)]
+    pub output_bytes: usize,
+    /// Runs one interview may start per minute.
+    #[arg(
+        long = "runs-per-minute",
+        env = "DUET_RUNS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub runs_per_minute: usize,
+}
+
+impl Default for SandboxArgs {
+    fn default() -> Self {
+        SandboxArgs {
+            image: "duet-sandbox:latest".into(),
+            engines: Vec::new(),
+            engine_certs: None,
+            pool: 2,
+            pool_max: 8,
+            concurrency: None,
+            queue: 32,
+            timeout_secs: 10,
+            interactive_timeout_secs: 300,
+            memory_mib: 256,
+            pids: 64,
+            cpus: 1.0,
+            output_bytes: 1 << 20,
+            runs_per_minute: 30,
+        }
+    }
+}
+
+impl SandboxArgs {
+    /// The engines the flags name; the local engine when they name none.
+    pub fn engines(&self) -> Result<Vec<duet_sandbox::EngineAddr>, duet_sandbox::SandboxError> {
+        if self.engines.is_empty() {
+            return Ok(duet_sandbox::DockerConfig::default().engines);
+        }
+        self.engines
+            .iter()
+            .map(|e| duet_sandbox::EngineAddr::parse(e.trim(), self.engine_certs.as_deref()))
+            .collect()
+    }
+
+    /// The limits every run gets.
+    pub fn limits(&self) -> duet_sandbox::Limits {
+        let defaults = duet_sandbox::Limits::default();
+        duet_sandbox::Limits {
+            wall: Duration::from_secs(self.timeout_secs.max(1)),
+            interactive_wall: Duration::from_secs(self.interactive_timeout_secs.max(1)),
+            cpu: Duration::from_secs(self.timeout_secs.max(1)),
+            memory_bytes: self.memory_mib.max(16) << 20,
+            pids: self.pids.max(8),
+            nano_cpus: (self.cpus.max(0.1) * 1e9) as i64,
+            cpu_secs: self.timeout_secs.max(1) + 5,
+            output_bytes: self.output_bytes.max(1024),
+            ..defaults
+        }
+    }
+}
