@@ -129,9 +129,16 @@ fn room_events() -> Vec<RoomEvent> {
             B::Scorecard {
                 action: "saved".into(),
                 version: 2,
+                person: Some("p-1".into()),
             },
         ),
-        (head(9, Actor::Interviewer), B::Note { text: "n".into() }),
+        (
+            head(9, Actor::Interviewer),
+            B::Note {
+                text: "n".into(),
+                person: None,
+            },
+        ),
         (
             head(10, candidate),
             B::Signal {
@@ -192,11 +199,18 @@ fn timeline_events() -> Vec<TimelineEvent> {
                 title: None,
             },
         ),
-        (at(1, Actor::Interviewer), B::Note { text: "t".into() }),
+        (
+            at(1, Actor::Interviewer),
+            B::Note {
+                text: "t".into(),
+                person: Some("p-1".into()),
+            },
+        ),
         (
             at(1, Actor::Interviewer),
             B::Scorecard {
                 action: "submitted".into(),
+                person: None,
             },
         ),
         (
