@@ -120,8 +120,21 @@ impl YClient {
         self.edit(|text, txn| text.remove_range(txn, index, len));
     }
 
+    /// Appends `chunk` to the file at `path` (a root text named by the path: writing into
+    /// one that does not exist yet creates the file) and sends the update.
+    pub fn write_file(&self, path: &str, chunk: &str) {
+        self.edit_in(path, |text, txn| {
+            let end = text.len(txn);
+            text.insert(txn, end, chunk)
+        });
+    }
+
     fn edit(&self, change: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut)) {
-        let text = self.doc.get_or_insert_text(duet_protocol::MAIN_FILE);
+        self.edit_in(duet_protocol::MAIN_FILE, change)
+    }
+
+    fn edit_in(&self, root: &str, change: impl FnOnce(&yrs::TextRef, &mut yrs::TransactionMut)) {
+        let text = self.doc.get_or_insert_text(root);
         let update = {
             let mut txn = self.doc.transact_mut();
             change(&text, &mut txn);

@@ -381,3 +381,92 @@ async fn exactly_the_output_cap_is_ok_and_one_byte_more_keeps_exactly_the_cap() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_runs_main_with_its_modules_and_pytest_takes_the_candidates_tests_not_their_conftest(
+) {
+    let (server, sandbox) = docker_server().await;
+    let interview = server.create_interview_on("Ada", "lru-cache").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced()).await);
+    // The candidate splits the program into a package, writes a test of their own, and a
+    // conftest.py that would empty every test run if pytest loaded it.
+    candidate.write_file(
+        "shop/cart.py",
+        "def total(prices):\n    return sum(prices)\n",
+    );
+    candidate.write_file(
+        "tests/test_cart.py",
+        "from shop.cart import total\n\ndef test_total():\n    assert total([1, 2]) == 3\n",
+    );
+    candidate.write_file(
+        "conftest.py",
+        "def pytest_collection_modifyitems(items):\n    items.clear()\n",
+    );
+    // main.py keeps the question's starter (its tests import it) and uses the module.
+    assert!(eventually(PATIENCE, || candidate.text().contains("class LRUCache")).await);
+    candidate.insert(
+        candidate.len(),
+        "\nfrom shop.cart import total\nprint('total', total([2, 3]))\n",
+    );
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&interview.id, 1)
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind == duet_protocol::EventKind::Edit)
+            .count()
+            >= 5)
+        .await
+    );
+    let events =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.candidate))
+            .await
+            .unwrap();
+
+    // The program imports its module: main.py runs with every file beside it.
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "run"}),
+    )
+    .await;
+    assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await);
+    assert_eq!(events.stdout(&run_id), "total 5\n", "{:#?}", events.all());
+
+    // The tests: the question's visible tests and the candidate's own, and no conftest.py.
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.candidate,
+        json!({"kind": "test"}),
+    )
+    .await;
+    assert!(eventually(PATIENCE, || !events.of(&run_id, "run.finished").is_empty()).await);
+    let finished = &events.of(&run_id, "run.finished")[0];
+    let cases = finished["tests"]["cases"].as_array().expect("test results");
+    let named = |part: &str| {
+        cases
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().contains(part))
+            .count()
+    };
+    assert_eq!(
+        cases
+            .iter()
+            .find(|c| c["name"].as_str().unwrap().contains("test_cart.py"))
+            .map(|c| c["outcome"].clone()),
+        Some(json!("passed")),
+        "the candidate's test is collected and passes: {finished:#}"
+    );
+    assert!(
+        named("test_visible.py") >= 1,
+        "the question's visible tests still run (the conftest.py was left out): {finished:#}"
+    );
+    sandbox.shutdown().await;
+}

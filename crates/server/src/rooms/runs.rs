@@ -84,7 +84,7 @@ impl RoomTask {
         if code.trim().is_empty() {
             return (Err(RunError::EmptyProgram), Vec::new());
         }
-        let (target, files, private) = match self.run_target(kind, by, &code) {
+        let (target, files, private) = match self.run_target(kind, by, self.room.files()) {
             Ok(target) => target,
             Err(e) => return (Err(e), Vec::new()),
         };
@@ -142,14 +142,15 @@ impl RoomTask {
         (Ok(run_id), effects)
     }
 
-    /// What a run of `kind` by `by` executes, with which files, and whether it is private.
+    /// What a run of `kind` by `by` executes, with which files (every file the document
+    /// lists: `main.py` imports the others), and whether it is private.
     fn run_target(
         &self,
         kind: RunKind,
         by: Role,
-        code: &str,
+        listed: Vec<(String, String)>,
     ) -> Result<(Target, BTreeMap<String, String>, bool), RunError> {
-        let mut files = BTreeMap::from([(MAIN_FILE.to_owned(), code.to_owned())]);
+        let mut files: BTreeMap<String, String> = listed.into_iter().collect();
         match kind {
             RunKind::Run => Ok((
                 Target::Program {
@@ -181,6 +182,16 @@ impl RoomTask {
                         "a discussion question has no tests to run",
                     ));
                 }
+                // The question's tests run as it wrote them: the candidate's pytest
+                // configuration (a conftest.py could deselect or pass any test) stays out.
+                files.retain(|path, _| !is_pytest_config(path));
+                // pytest collects the candidate's own test files beside the question's.
+                let theirs: Vec<String> = files
+                    .keys()
+                    .filter(|path| is_test_file(path))
+                    .filter(|path| **path != VISIBLE_TESTS && **path != HIDDEN_TESTS)
+                    .cloned()
+                    .collect();
                 files.insert(VISIBLE_TESTS.to_owned(), question.visible_tests.clone());
                 let mut test_files = vec![VISIBLE_TESTS.to_owned()];
                 // The interviewer's test runs include the hidden tests, and so are private.
@@ -189,6 +200,7 @@ impl RoomTask {
                     files.insert(HIDDEN_TESTS.to_owned(), question.hidden_tests.clone());
                     test_files.push(HIDDEN_TESTS.to_owned());
                 }
+                test_files.extend(theirs);
                 Ok((Target::Pytest { test_files }, files, hidden))
             }
         }
@@ -391,6 +403,23 @@ fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
 
 /// Where the question's tests go beside `main.py` in the sandbox.
 const VISIBLE_TESTS: &str = "test_visible.py";
+
+/// A file pytest would read as its configuration (`conftest.py` in any folder, or a root
+/// file that may hold a `[pytest]`/`[tool.pytest.ini_options]` section).
+fn is_pytest_config(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "conftest.py"
+        || matches!(
+            path,
+            "pytest.ini" | ".pytest.ini" | "tox.ini" | "setup.cfg" | "pyproject.toml"
+        )
+}
+
+/// A test file by pytest's default naming (`test_*.py` or `*_test.py`).
+fn is_test_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
+}
 const HIDDEN_TESTS: &str = "test_hidden.py";
 
 /// Forwards a run's events into its room. If the sandbox stops reporting without a finish, the
