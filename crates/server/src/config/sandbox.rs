@@ -16,8 +16,9 @@ pub struct SandboxArgs {
     pub image: String,
     /// A Docker engine runs go to: `unix:///PATH` or `tcp://HOST:PORT` (TLS with the client
     /// certificates of --sandbox-engine-certs). Repeat it (or separate with commas) for several
-    /// engines: each has its own warm pool and slots, and a run goes to the healthy one with the
-    /// most free slots. Default: the local engine, unix:///var/run/docker.sock.
+    /// engines: each has its own warm pool and slots, and a run goes to a healthy one with a
+    /// free slot (a warm container first, then the most free slots). Default: the local engine,
+    /// unix:///var/run/docker.sock.
     #[arg(
         long = "sandbox-engine",
         env = "DUET_SANDBOX_ENGINE",
