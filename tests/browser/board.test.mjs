@@ -97,8 +97,12 @@ test('both people draw and each sees the other\'s shapes and pointer live; text 
   const at = await emptySpot(interviewer.page, 200)
   await interviewer.page.locator('[data-testid=board] [data-testid=toolbar-text]').click({ force: true })
   await interviewer.page.mouse.click(at.x, at.y)
+  // Type only once Excalidraw's text editor is open: keys sent before it mounts are lost, and
+  // an empty text is dropped on Escape (that, not the sync, is what a slow machine showed).
+  await interviewer.page.locator('textarea.excalidraw-wysiwyg').waitFor({ timeout: 10_000 })
   await interviewer.page.keyboard.type('<b>workers</b> & retries')
   await interviewer.page.keyboard.press('Escape')
+  await shapes(interviewer.page, n + 2, 'the interviewer\'s own board after writing')
   const listed = await shapes(candidate.page, n + 2, 'the candidate\'s board after the interviewer wrote')
   assert.ok(listed.includes('text: <b>workers</b> & retries'), JSON.stringify(listed))
   assert.equal(await candidate.page.locator('[data-testid=board-summary] b').count(), 0, 'no markup made it into the page')
@@ -119,8 +123,12 @@ test('both people draw and each sees the other\'s shapes and pointer live; text 
     // it (nothing is fetched from elsewhere) and the fonts come from the server.
     const cdnFallback = /^CSP: Loading the font 'https:\/\/esm\.sh\/@excalidraw\//
     assert.deepEqual(s.problems.filter((p) => !cdnFallback.test(p)), [], `${name}: CSP violations or page errors`)
-    const loaded = await page.evaluate(() => [...document.fonts].filter((f) => f.family === 'Excalifont' && f.status === 'loaded').length)
-    assert.ok(loaded > 0, `${name}: Excalidraw's hand-drawn font loaded from the server`)
+    // Fonts load as text first needs them: wait for it rather than read it once.
+    const loaded = await page.waitForFunction(
+      () => [...document.fonts].some((f) => f.family === 'Excalifont' && f.status === 'loaded'),
+      null, { timeout: 10_000 },
+    ).then(() => true, () => false)
+    assert.ok(loaded, `${name}: Excalidraw's hand-drawn font loaded from the server`)
     assert.ok(!s.urls.some((u) => !u.startsWith(server.url) && !u.startsWith(server.url.replace('http', 'ws')) && !u.startsWith('data:')),
       `${name} loaded only from the server: ${s.urls.filter((u) => !u.startsWith(server.url)).join(', ')}`)
   }

@@ -106,8 +106,16 @@ export function mountBoard(o: BoardOptions): Board {
     }
     if (!api) return // Excalidraw is not ready yet: it takes the whole map when it is
     const local = api.getSceneElementsIncludingDeleted().filter((e) => !removed.has(e.id))
-    const elements = reconcileElements(local, restoreElements(incoming, local) as never, api.getAppState())
+    const restored = restoreElements(incoming, local)
+    const elements = reconcileElements(local, restored as never, api.getAppState())
     api.updateScene({ elements, captureUpdate: CaptureUpdateAction.NEVER })
+    // Restoring may bump an element's version (it marks an empty text deleted, say): what took
+    // the incoming element counts as read, so it is not written back as a change of ours.
+    const taken = new Map(restored.map((e) => [e.id, e]))
+    for (const e of elements) {
+      const mine = taken.get(e.id)
+      if (mine && mine.version === e.version && mine.versionNonce === e.versionNonce) known.set(e.id, e.version)
+    }
     renderSummary(elements)
   }
   const onRemote = (event: Y.YMapEvent<string>, tx: Y.Transaction) => {
@@ -121,7 +129,11 @@ export function mountBoard(o: BoardOptions): Board {
     flushing = false
     if (!api || readOnly) return
     const elements = api.getSceneElementsIncludingDeleted()
-    const changed = elements.filter((e) => !REFUSED_TYPES.has(e.type) && (known.get(e.id) ?? -1) < e.version)
+    // A text still empty (its editor just opened) waits until it has text or is deleted:
+    // every other board would restore it as deleted with a bumped version and drop what the
+    // author types into it next.
+    const unsent = (e: Elements[number]) => e.type === 'text' && !e.isDeleted && 'text' in e && e.text === ''
+    const changed = elements.filter((e) => !REFUSED_TYPES.has(e.type) && !unsent(e) && (known.get(e.id) ?? -1) < e.version)
     let tooBig = 0
     if (changed.length > 0) {
       doc.transact(() => {
@@ -138,7 +150,16 @@ export function mountBoard(o: BoardOptions): Board {
       : note.textContent
     renderSummary(elements)
   }
+  let loaded = false
   const onChange = () => {
+    if (!loaded && api && !api.getAppState().isLoading) {
+      // Excalidraw sets its scene from `initialData` once it has loaded, after it hands over
+      // its API: that replaces whatever was merged in meanwhile (a board opened before the
+      // document's sync arrived would stay empty). Its first change is after loading, so the
+      // whole map is merged again here, once.
+      loaded = true
+      merge([...ymap.keys()])
+    }
     if (flushing || readOnly) return
     flushing = true
     requestAnimationFrame(flush)
