@@ -3,7 +3,7 @@
 
 use duet_tests::TestServer;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new().get(server.http(path));
@@ -208,6 +208,84 @@ async fn the_admin_lists_interviews_and_roles_cannot() {
     assert_eq!(status, 403);
     let (status, _) = get(&server, "/api/interviews", None).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_take_home_keeps_its_time_limit_and_the_rules_for_modes_are_enforced() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(server.http("/api/interviews"))
+            .bearer_auth(&server.admin_token)
+            .json(&body)
+            .send()
+    };
+    let base = json!({"title": "Screen", "candidate_name": "Ada"});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, says) in [
+        (
+            json!({"mode": "take_home"}),
+            "time_limit_minutes from 30 to 240",
+        ),
+        (
+            json!({"mode": "take_home", "time_limit_minutes": 29}),
+            "from 30 to 240",
+        ),
+        (
+            json!({"mode": "take_home", "time_limit_minutes": 241}),
+            "from 30 to 240",
+        ),
+        (json!({"time_limit_minutes": 60}), "take-home interviews"),
+        (json!({"mode": "solo"}), "mode"),
+        (
+            json!({"environment": "cobol"}),
+            "unknown environment \"cobol\"",
+        ),
+    ] {
+        let response = post(with(extra.clone())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{extra}");
+        let json: Value = response.json().await.unwrap();
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{extra}: {message}");
+    }
+    let (status, listed) = get(&server, "/api/interviews", Some(&server.admin_token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed, json!([]), "a refused interview is not stored");
+
+    let created = post(with(json!({"mode": "take_home", "time_limit_minutes": 90})))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let live = post(base.clone()).await.unwrap();
+    assert_eq!(live.status(), StatusCode::CREATED);
+    let (_, listed) = get(&server, "/api/interviews", Some(&server.admin_token)).await;
+    let mut kept: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["mode"].clone(),
+                i["time_limit_minutes"].clone(),
+                i["environment"].clone(),
+            )
+        })
+        .collect();
+    kept.sort_by_key(|k| k.0.to_string());
+    assert_eq!(
+        kept,
+        vec![
+            (json!("live"), Value::Null, json!("python")),
+            (json!("take_home"), json!(90), json!("python")),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ impl World {
             created_at: 0,
             question_id: None,
             candidate_ref: None,
+            mode: duet_protocol::InterviewMode::Live,
+            time_limit_minutes: None,
+            environment: "python".into(),
         };
         store
             .create_interview(&interview, &[])

@@ -33,7 +33,53 @@ pub struct CreateInterview {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub candidate_ref: Option<String>,
+    /// `live` (the default) or `take_home`: a timed solo round.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub mode: Option<InterviewMode>,
+    /// A take-home's time limit in minutes, 30 to 240: required for `take_home`, refused for
+    /// `live`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub time_limit_minutes: Option<u32>,
+    /// The sandbox environment runs use (`GET /api/environments`); default: the question's,
+    /// else `python`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub environment: Option<String>,
 }
+
+/// How an interview is held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum InterviewMode {
+    /// An interviewer and the candidate together.
+    #[default]
+    Live,
+    /// The candidate alone against a clock that starts when they press Start.
+    TakeHome,
+}
+
+impl InterviewMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterviewMode::Live => "live",
+            InterviewMode::TakeHome => "take_home",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InterviewMode> {
+        match s {
+            "live" => Some(InterviewMode::Live),
+            "take_home" => Some(InterviewMode::TakeHome),
+            _ => None,
+        }
+    }
+}
+
+/// The environment of an interview created before environments existed.
+pub const DEFAULT_ENVIRONMENT: &str = "python";
 
 /// `201` answer to `POST /api/interviews`. The tokens are shown once; only hashes are kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +105,12 @@ pub struct Interview {
     /// The question the interview was created with. The question it is on now is the last
     /// switch in its log (`GET /api/interviews/{id}` answers that one).
     pub question_id: Option<String>,
+    /// Live or take-home.
+    pub mode: InterviewMode,
+    /// A take-home's time limit in minutes; `None` for a live interview.
+    pub time_limit_minutes: Option<u32>,
+    /// The sandbox environment its runs use.
+    pub environment: String,
 }
 
 /// An interview as the admin lists it: its description and where it stands.

@@ -12,8 +12,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use duet_protocol::{
-    AuditAction, CreateInterview, CreatedInterview, EventKind, InterviewId, InterviewSummary,
-    InterviewView, PerRole, Question, QuestionSummary, QuestionView, Record, Role, SwitchQuestion,
+    AuditAction, CreateInterview, CreatedInterview, EventKind, InterviewId, InterviewMode,
+    InterviewSummary, InterviewView, PerRole, Question, QuestionSummary, QuestionView, Record,
+    Role, SwitchQuestion, DEFAULT_ENVIRONMENT,
 };
 use duet_store::Interview;
 
@@ -28,17 +29,13 @@ pub async fn create_interview(
 ) -> Result<Response, AppError> {
     let admin = auth::require_admin(&state, &parts).await?;
     let req = body.read()?;
-    let question_id = match &req.question_id {
-        Some(q) => Some(
-            state
-                .questions
-                .get(q)
-                .ok_or_else(|| unknown_question(q))?
-                .id()
-                .to_owned(),
-        ),
+    let question = match &req.question_id {
+        Some(q) => Some(state.questions.get(q).ok_or_else(|| unknown_question(q))?),
         None => None,
     };
+    let question_id = question.as_ref().map(|q| q.id().to_owned());
+    let (mode, time_limit_minutes) = checked_mode(req.mode, req.time_limit_minutes)?;
+    let environment = checked_environment(req.environment.as_deref())?;
     let candidate_ref = req
         .candidate_ref
         .as_deref()
@@ -57,6 +54,9 @@ pub async fn create_interview(
         created_at: now_ms(),
         question_id,
         candidate_ref,
+        mode,
+        time_limit_minutes,
+        environment,
     };
     written(state.store.create_interview(&interview, &hashes)).await?;
     let target = Some(id.to_string());
@@ -74,6 +74,43 @@ pub async fn create_interview(
         Json(CreatedInterview { id, tokens, urls }),
     )
         .into_response())
+}
+
+/// A take-home's shortest and longest time limits, in minutes.
+pub const TAKE_HOME_MINUTES: std::ops::RangeInclusive<u32> = 30..=240;
+
+/// The mode and time limit asked for, checked: a take-home needs a limit in
+/// [`TAKE_HOME_MINUTES`], a live interview has none.
+fn checked_mode(
+    mode: Option<InterviewMode>,
+    minutes: Option<u32>,
+) -> Result<(InterviewMode, Option<u32>), AppError> {
+    match (mode.unwrap_or_default(), minutes) {
+        (InterviewMode::Live, None) => Ok((InterviewMode::Live, None)),
+        (InterviewMode::Live, Some(_)) => Err(AppError::BadRequest(
+            "time_limit_minutes is for take-home interviews (\"mode\": \"take_home\") only".into(),
+        )),
+        (InterviewMode::TakeHome, Some(m)) if TAKE_HOME_MINUTES.contains(&m) => {
+            Ok((InterviewMode::TakeHome, Some(m)))
+        }
+        (InterviewMode::TakeHome, _) => Err(AppError::BadRequest(format!(
+            "a take-home needs time_limit_minutes from {} to {}",
+            TAKE_HOME_MINUTES.start(),
+            TAKE_HOME_MINUTES.end()
+        ))),
+    }
+}
+
+/// The environment asked for, checked against the ones this server has.
+fn checked_environment(asked: Option<&str>) -> Result<String, AppError> {
+    let name = asked.unwrap_or(DEFAULT_ENVIRONMENT);
+    if crate::environments::is_known(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "unknown environment {name:?} (GET /api/environments lists them)"
+        )))
+    }
 }
 
 /// Three fresh role tokens and the hashes the store keeps of them.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod debrief_api;
+pub mod environments;
 pub mod error;
 pub mod events;
 pub mod http;

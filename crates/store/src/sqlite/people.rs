@@ -480,35 +480,17 @@ impl PeopleStore for SqliteStore {
 
     fn seats_of(&self, person_id: &str) -> Result<Vec<(Interview, Role)>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT i.id, i.title, i.candidate_name, i.created_at, i.question_id, i.candidate_ref, p.role \
-             FROM panels p JOIN interviews i ON i.id = p.interview_id WHERE p.person_id = ?1 \
-             ORDER BY i.created_at DESC, i.id",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {}, p.role FROM panels p JOIN interviews i ON i.id = p.interview_id \
+             WHERE p.person_id = ?1 ORDER BY i.created_at DESC, i.id",
+            super::reads::interview_columns("i.")
+        ))?;
         let rows = stmt.query_map([person_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get::<_, String>(6)?,
-            ))
+            Ok((super::reads::to_interview(r)?, r.get::<_, String>(9)?))
         })?;
         rows.map(|r| {
-            let (id, title, candidate_name, created_at, question_id, candidate_ref, role) = r?;
-            let id = InterviewId::parse(&id)
-                .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
-            let interview = Interview {
-                id,
-                title,
-                candidate_name,
-                created_at,
-                question_id,
-                candidate_ref,
-            };
-            Ok((interview, role_from(&role)?))
+            let (interview, role) = r?;
+            Ok((interview?, role_from(&role)?))
         })
         .collect()
     }

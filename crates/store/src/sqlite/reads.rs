@@ -4,7 +4,7 @@
 
 use super::schema::{seq_from_sql, seq_to_sql};
 use crate::{Checkpoint, Interview, Result, StoreError, TokenHash};
-use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord, Role};
+use duet_protocol::{Actor, EventKind, InterviewId, InterviewMode, LogEntry, LogRecord, Role};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, String, Vec<u8>)> {
@@ -33,52 +33,68 @@ fn to_record(
     })
 }
 
-type InterviewRow = (String, String, String, i64, Option<String>, Option<String>);
-
-const INTERVIEW_COLUMNS: &str = "id, title, candidate_name, created_at, question_id, candidate_ref";
-
-fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<InterviewRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+/// The columns [`to_interview`] reads, in its order; `prefix` names the table's alias in a join.
+pub(super) fn interview_columns(prefix: &str) -> String {
+    [
+        "id",
+        "title",
+        "candidate_name",
+        "created_at",
+        "question_id",
+        "candidate_ref",
+        "mode",
+        "time_limit_minutes",
+        "environment",
+    ]
+    .iter()
+    .map(|c| format!("{prefix}{c}"))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
-fn interview_from(
-    (id, title, candidate_name, created_at, question_id, candidate_ref): InterviewRow,
-) -> Result<Interview> {
-    let id = InterviewId::parse(&id)
-        .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))?;
-    Ok(Interview {
+/// An interview read from a row that starts with [`interview_columns`].
+pub(super) fn to_interview(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Interview>> {
+    let id: String = row.get(0)?;
+    let mode: String = row.get(6)?;
+    let Some(id) = InterviewId::parse(&id) else {
+        return Ok(Err(StoreError::Corrupt(format!("bad interview id {id:?}"))));
+    };
+    let Some(mode) = InterviewMode::parse(&mode) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "bad interview mode {mode:?}"
+        ))));
+    };
+    Ok(Ok(Interview {
         id,
-        title,
-        candidate_name,
-        created_at,
-        question_id,
-        candidate_ref,
-    })
+        title: row.get(1)?,
+        candidate_name: row.get(2)?,
+        created_at: row.get(3)?,
+        question_id: row.get(4)?,
+        candidate_ref: row.get(5)?,
+        mode,
+        time_limit_minutes: row.get(7)?,
+        environment: row.get(8)?,
+    }))
 }
 
 pub(super) fn list_interviews(conn: &Connection) -> Result<Vec<Interview>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {INTERVIEW_COLUMNS} FROM interviews ORDER BY created_at DESC, id"
+        "SELECT {} FROM interviews ORDER BY created_at DESC, id",
+        interview_columns("")
     ))?;
     let rows = stmt.query_map([], to_interview)?;
-    rows.map(|r| interview_from(r?)).collect()
+    rows.map(|r| r?).collect()
 }
 
 pub(super) fn get_interview(conn: &Connection, id: &InterviewId) -> Result<Option<Interview>> {
     let row = conn
         .prepare_cached(&format!(
-            "SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE id = ?1"
+            "SELECT {} FROM interviews WHERE id = ?1",
+            interview_columns("")
         ))?
         .query_row([id.as_str()], to_interview)
         .optional()?;
-    row.map(interview_from).transpose()
+    row.transpose()
 }
 
 pub(super) fn status(
@@ -101,9 +117,12 @@ pub(super) fn status(
 }
 
 pub(super) fn interviews_of(conn: &Connection, candidate_ref: &str) -> Result<Vec<Interview>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {INTERVIEW_COLUMNS} FROM interviews WHERE candidate_ref = ?1 ORDER BY created_at, id"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM interviews WHERE candidate_ref = ?1 ORDER BY created_at, id",
+        interview_columns("")
+    ))?;
     let rows = stmt.query_map([candidate_ref], to_interview)?;
-    rows.map(|r| interview_from(r?)).collect()
+    rows.map(|r| r?).collect()
 }
 
 pub(super) fn ended_before(conn: &Connection, cutoff_ms: i64) -> Result<Vec<InterviewId>> {

@@ -24,6 +24,9 @@ pub(super) async fn created(store: &SqliteStore, name: &str) -> InterviewId {
         created_at: 0,
         question_id: None,
         candidate_ref: None,
+        mode: duet_protocol::InterviewMode::Live,
+        time_limit_minutes: None,
+        environment: "python".into(),
     };
     store
         .create_interview(&interview, &[])

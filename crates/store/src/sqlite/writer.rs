@@ -269,14 +269,17 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                 } => {
                     known.insert(&interview.id, true);
                     txn.execute(
-                        "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref, mode, time_limit_minutes, environment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                         params![
                             interview.id.as_str(),
                             interview.title,
                             interview.candidate_name,
                             interview.created_at,
                             interview.question_id,
-                            interview.candidate_ref
+                            interview.candidate_ref,
+                            interview.mode.as_str(),
+                            interview.time_limit_minutes,
+                            interview.environment
                         ],
                     )?;
                     for (role, hash) in tokens {

@@ -103,6 +103,9 @@ fn interview_bodies_match_their_typescript() {
             candidate_name: "c".into(),
             created_at: 1,
             candidate_ref: None,
+            mode: crate::InterviewMode::Live,
+            time_limit_minutes: None,
+            environment: "python".into(),
             question_id: Some("q".into()),
         },
         status: InterviewStatus::Scheduled,
@@ -198,6 +201,9 @@ fn people_bodies_match_their_typescript() {
         candidate_name: "c".into(),
         created_at: 1,
         candidate_ref: None,
+        mode: crate::InterviewMode::Live,
+        time_limit_minutes: None,
+        environment: "python".into(),
         question_id: Some("two-sum".into()),
     };
     let mine = MyInterview {
