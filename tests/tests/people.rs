@@ -32,7 +32,9 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A request as the web app sends it: this server's `Origin`, the CSRF header (unless
+    /// this browser leaves it out) and the cookie, if signed in.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut request = reqwest::Client::new()
             .request(method, self.server.http(path))
             .header("Origin", &self.origin);
@@ -42,6 +44,11 @@ impl<'a> Browser<'a> {
         if let Some(cookie) = &self.cookie {
             request = request.header("Cookie", cookie);
         }
+        request
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -54,16 +61,18 @@ impl<'a> Browser<'a> {
         )
     }
 
-    /// Signs in; keeps the cookie. Answers the status, the body and the `Set-Cookie` header.
-    async fn sign_in(&mut self, email: &str, password: &str) -> (u16, Value, Option<String>) {
-        let response = reqwest::Client::new()
-            .post(self.server.http("/api/session"))
-            .header("Origin", &self.origin)
-            .header("X-Duet-Csrf", "1")
+    /// The sign-in request itself (`POST /api/session`), for its headers.
+    async fn sign_in_response(&self, email: &str, password: &str) -> reqwest::Response {
+        self.request(Method::POST, "/api/session")
             .json(&json!({"email": email, "password": password}))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Signs in; keeps the cookie. Answers the status, the body and the `Set-Cookie` header.
+    async fn sign_in(&mut self, email: &str, password: &str) -> (u16, Value, Option<String>) {
+        let response = self.sign_in_response(email, password).await;
         let status = response.status().as_u16();
         let set_cookie = response
             .headers()
@@ -75,6 +84,28 @@ impl<'a> Browser<'a> {
         }
         (status, body, set_cookie)
     }
+}
+
+/// A call with the admin token (the break-glass credential), as a script would make it.
+async fn admin(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    api(server, method, path, &server.admin_token, body).await
+}
+
+/// The admin token seats people on the interview's panel.
+async fn seat(server: &TestServer, id: &str, interviewers: &[&str], reviewers: &[&str]) {
+    let (status, panel) = admin(
+        server,
+        Method::PUT,
+        &format!("/api/interviews/{id}/panel"),
+        Some(json!({"interviewers": interviewers, "reviewers": reviewers})),
+    )
+    .await;
+    assert_eq!(status, 200, "{panel}");
 }
 
 /// The token in a set-password link (`.../password#token=T`).
@@ -97,11 +128,10 @@ async fn set_password(server: &TestServer, token: &str, password: &str) -> (u16,
 
 /// The admin token invites a person; they set their password from the link.
 async fn person(server: &TestServer, email: &str, role: &str) -> String {
-    let (status, invited) = api(
+    let (status, invited) = admin(
         server,
         Method::POST,
         "/api/people",
-        &server.admin_token,
         Some(json!({"email": email, "name": email.split('@').next().unwrap(), "role": role})),
     )
     .await;
@@ -111,13 +141,17 @@ async fn person(server: &TestServer, email: &str, role: &str) -> String {
     invited["person"]["id"].as_str().unwrap().to_owned()
 }
 
-/// A websocket on the interview's events, opened with the browser's cookie and origin.
-async fn events_by_cookie(
+/// How a websocket ended: the close frame's code and reason, if the server sent one.
+type Ended = tokio::sync::oneshot::Receiver<Option<(u16, String)>>;
+
+/// A websocket at `path` (`/yjs/{id}` or `/api/interviews/{id}/events`), opened with the
+/// browser's cookie and origin; or the status of its refusal.
+async fn socket_by_cookie(
     server: &TestServer,
     browser: &Browser<'_>,
-    id: &str,
-) -> Result<tokio::sync::oneshot::Receiver<Option<u16>>, u16> {
-    let url = format!("ws://{}/api/interviews/{id}/events", server.addr);
+    path: &str,
+) -> Result<Ended, u16> {
+    let url = format!("ws://{}{path}", server.addr);
     let mut request = url.into_client_request().unwrap();
     let headers = request.headers_mut();
     headers.insert("Origin", HeaderValue::from_str(&browser.origin).unwrap());
@@ -134,26 +168,47 @@ async fn events_by_cookie(
     let (closed_tx, closed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (_sink, mut stream) = ws.split();
-        let mut code = None;
+        let mut ended = None;
         while let Some(Ok(frame)) = stream.next().await {
             if let Message::Close(Some(frame)) = frame {
-                code = Some(u16::from(frame.code));
+                ended = Some((u16::from(frame.code), frame.reason.to_string()));
             }
         }
-        let _ = closed_tx.send(code);
+        let _ = closed_tx.send(ended);
     });
     Ok(closed)
+}
+
+/// The interview's events socket, by cookie.
+async fn events_by_cookie(
+    server: &TestServer,
+    browser: &Browser<'_>,
+    id: &str,
+) -> Result<Ended, u16> {
+    socket_by_cookie(server, browser, &format!("/api/interviews/{id}/events")).await
+}
+
+/// The interview's editor (Yjs) socket, by cookie.
+async fn yjs_by_cookie(server: &TestServer, browser: &Browser<'_>, id: &str) -> Result<Ended, u16> {
+    socket_by_cookie(server, browser, &format!("/yjs/{id}")).await
+}
+
+/// How a socket ended, waiting at most [`PATIENCE`].
+async fn ended(socket: Ended) -> Option<(u16, String)> {
+    tokio::time::timeout(PATIENCE, socket)
+        .await
+        .expect("the socket closes in time")
+        .expect("the socket's reader reports")
 }
 
 #[tokio::test]
 async fn an_invited_interviewer_sets_a_password_signs_in_and_opens_their_interview_with_no_token() {
     let server = TestServer::start().await;
     // The admin token invites the first admin, who sets a password from the one-time link.
-    let (status, invited) = api(
+    let (status, invited) = admin(
         &server,
         Method::POST,
         "/api/people",
-        &server.admin_token,
         Some(json!({"email": " Ada@Example.com ", "name": "Ada", "role": "admin"})),
     )
     .await;
@@ -302,14 +357,9 @@ async fn wrong_passwords_lock_the_account_with_a_clear_message_and_an_unknown_em
     for _ in 0..4 {
         assert_eq!(browser.sign_in("grace@example.com", "guess").await.0, 401);
     }
-    let response = reqwest::Client::new()
-        .post(server.http("/api/session"))
-        .header("Origin", &browser.origin)
-        .header("X-Duet-Csrf", "1")
-        .json(&json!({"email": "grace@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let response = browser
+        .sign_in_response("grace@example.com", PASSWORD)
+        .await;
     assert_eq!(response.status(), 429);
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
@@ -334,30 +384,24 @@ async fn wrong_passwords_lock_the_account_with_a_clear_message_and_an_unknown_em
 }
 
 #[tokio::test]
-async fn a_disabled_persons_cookie_is_refused_at_once_and_their_websocket_closes() {
+async fn a_disabled_persons_cookie_is_refused_at_once_and_their_websockets_close() {
     let server = TestServer::start().await;
     let grace_id = person(&server, "grace@example.com", "interviewer").await;
     let interview = server.create_interview("Lin").await;
-    let (status, _) = api(
-        &server,
-        Method::PUT,
-        &format!("/api/interviews/{}/panel", interview.id),
-        &server.admin_token,
-        Some(json!({"interviewers": [grace_id], "reviewers": []})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    seat(&server, interview.id.as_str(), &[&grace_id], &[]).await;
     let mut grace = Browser::new(&server);
     assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 200);
-    let closed = events_by_cookie(&server, &grace, interview.id.as_str())
+    let events = events_by_cookie(&server, &grace, interview.id.as_str())
+        .await
+        .unwrap();
+    let editor = yjs_by_cookie(&server, &grace, interview.id.as_str())
         .await
         .unwrap();
 
-    let (status, disabled) = api(
+    let (status, disabled) = admin(
         &server,
         Method::PATCH,
         &format!("/api/people/{grace_id}"),
-        &server.admin_token,
         Some(json!({"state": "disabled"})),
     )
     .await;
@@ -377,15 +421,9 @@ async fn a_disabled_persons_cookie_is_refused_at_once_and_their_websocket_closes
             .0,
         401
     );
-    let code = tokio::time::timeout(PATIENCE, closed)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        code,
-        Some(1008),
-        "her open socket is closed as a policy matter"
-    );
+    let disabled = Some((1008, "your account was disabled".to_owned()));
+    assert_eq!(ended(events).await, disabled, "closed at once, saying why");
+    assert_eq!(ended(editor).await, disabled);
     // Her password no longer signs her in (the same answer as any wrong one).
     assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 401);
 }
@@ -489,21 +527,17 @@ async fn a_personal_token_works_for_scripts_until_its_owner_revokes_it() {
     let (status, _) = api(&server, Method::GET, "/api/interviews", &token, None).await;
     assert_eq!(status, 401, "revoked: refused at once");
     // The admin token keeps working beside people: the break-glass credential.
-    let (status, _) = api(
-        &server,
-        Method::GET,
-        "/api/interviews",
-        &server.admin_token,
-        None,
-    )
-    .await;
+    let (status, _) = admin(&server, Method::GET, "/api/interviews", None).await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
-async fn sign_out_ends_one_session_and_sign_out_everywhere_ends_them_all() {
+async fn sign_out_ends_one_session_and_its_sockets_and_sign_out_everywhere_ends_them_all() {
     let server = TestServer::start().await;
-    person(&server, "grace@example.com", "interviewer").await;
+    let grace_id = person(&server, "grace@example.com", "interviewer").await;
+    let interview = server.create_interview("Lin").await;
+    let id = interview.id.as_str();
+    seat(&server, id, &[&grace_id], &[]).await;
     let (mut laptop, mut phone) = (Browser::new(&server), Browser::new(&server));
     laptop.sign_in("grace@example.com", PASSWORD).await;
     phone.sign_in("grace@example.com", PASSWORD).await;
@@ -512,11 +546,15 @@ async fn sign_out_ends_one_session_and_sign_out_everywhere_ends_them_all() {
         b.sign_in("grace@example.com", PASSWORD).await;
         b
     };
-    let response = reqwest::Client::new()
-        .delete(server.http("/api/session"))
-        .header("Origin", &laptop.origin)
-        .header("X-Duet-Csrf", "1")
-        .header("Cookie", laptop.cookie.clone().unwrap())
+    // Grace has the room open on her laptop and her phone: the editor and the events each.
+    let laptop_editor = yjs_by_cookie(&server, &laptop, id).await.unwrap();
+    let laptop_events = events_by_cookie(&server, &laptop, id).await.unwrap();
+    let phone_editor = yjs_by_cookie(&server, &phone, id).await.unwrap();
+    let phone_events = events_by_cookie(&server, &phone, id).await.unwrap();
+
+    // She signs out on the laptop: its cookie is cleared and refused, its sockets close.
+    let response = laptop
+        .request(Method::DELETE, "/api/session")
         .send()
         .await
         .unwrap();
@@ -524,14 +562,27 @@ async fn sign_out_ends_one_session_and_sign_out_everywhere_ends_them_all() {
     let cleared = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(laptop.call(Method::GET, "/api/session", None).await.0, 401);
+    let signed_out = Some((1008, "you signed out; sign in again".to_owned()));
+    assert_eq!(ended(laptop_editor).await, signed_out);
+    assert_eq!(ended(laptop_events).await, signed_out);
     assert_eq!(phone.call(Method::GET, "/api/session", None).await.0, 200);
 
+    // Then everywhere, from the phone: every session ends, and the phone's sockets close for
+    // that reason (so the laptop's sign-out had left them open).
     assert_eq!(
         phone.call(Method::DELETE, "/api/me/sessions", None).await.0,
         204
     );
+    let everywhere = Some((1008, "you signed out everywhere; sign in again".to_owned()));
+    assert_eq!(ended(phone_editor).await, everywhere);
+    assert_eq!(ended(phone_events).await, everywhere);
     assert_eq!(phone.call(Method::GET, "/api/session", None).await.0, 401);
     assert_eq!(third.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(
+        yjs_by_cookie(&server, &third, id).await.err(),
+        Some(401),
+        "no socket opens on an ended session"
+    );
 }
 
 #[tokio::test]
@@ -607,25 +658,17 @@ async fn the_audit_log_tells_admins_who_did_what_from_where() {
     let mut grace = Browser::new(&server);
     grace.sign_in("grace@example.com", "wrong password!").await;
     grace.sign_in("grace@example.com", PASSWORD).await;
-    let (status, _) = api(
+    let (status, _) = admin(
         &server,
         Method::PATCH,
         &format!("/api/people/{grace_id}"),
-        &server.admin_token,
         Some(json!({"state": "disabled"})),
     )
     .await;
     assert_eq!(status, 200);
     assert_eq!(grace.call(Method::GET, "/api/audit", None).await.0, 401);
 
-    let (status, page) = api(
-        &server,
-        Method::GET,
-        "/api/audit?limit=3",
-        &server.admin_token,
-        None,
-    )
-    .await;
+    let (status, page) = admin(&server, Method::GET, "/api/audit?limit=3", None).await;
     assert_eq!(status, 200, "{page}");
     let actions: Vec<&str> = page["entries"]
         .as_array()
@@ -638,11 +681,10 @@ async fn the_audit_log_tells_admins_who_did_what_from_where() {
     assert_eq!(page["entries"][1]["actor"], "grace@example.com");
     assert_eq!(page["entries"][1]["from"], "127.0.0.1");
     let before = page["next_before"].as_i64().unwrap();
-    let (_, rest) = api(
+    let (_, rest) = admin(
         &server,
         Method::GET,
         &format!("/api/audit?before={before}"),
-        &server.admin_token,
         None,
     )
     .await;
@@ -765,11 +807,10 @@ async fn interviews_created_re_linked_and_deleted_are_in_the_audit_log_with_who_
         .await;
     assert_eq!(status, 201);
     let id = created["id"].as_str().unwrap();
-    let (status, _) = api(
+    let (status, _) = admin(
         &server,
         Method::POST,
         &format!("/api/interviews/{id}/links"),
-        &server.admin_token,
         None,
     )
     .await;
@@ -837,11 +878,10 @@ impl std::io::Write for LogWriter {
 async fn no_password_token_or_cookie_reaches_the_log() {
     let log = captured_log();
     let server = TestServer::start().await;
-    let (_, invited) = api(
+    let (_, invited) = admin(
         &server,
         Method::POST,
         "/api/people",
-        &server.admin_token,
         Some(json!({"email": "ada@example.com", "name": "Ada", "role": "admin"})),
     )
     .await;
@@ -900,14 +940,7 @@ async fn the_retention_pass_prunes_audit_entries_older_than_the_retention() {
         server.state.store.audit(&entry).await.unwrap().unwrap();
     }
     duet_server::jobs::sweep(&server.state, now - 7 * DAY, 7).await;
-    let (_, page) = api(
-        &server,
-        Method::GET,
-        "/api/audit",
-        &server.admin_token,
-        None,
-    )
-    .await;
+    let (_, page) = admin(&server, Method::GET, "/api/audit", None).await;
     let targets: Vec<&str> = page["entries"]
         .as_array()
         .unwrap()

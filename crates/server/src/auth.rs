@@ -245,15 +245,26 @@ pub async fn role_in(
 }
 
 /// [`role_in`], with the id of the staff member the request speaks for (none for a role
-/// token): a websocket they open closes when they are disabled.
+/// token).
 pub async fn access_in(
     state: &AppState,
     parts: &Parts,
     id: &str,
 ) -> Result<(InterviewId, Role, Option<String>), AppError> {
+    let (interview, role, staff) = access_as(state, parts, id).await?;
+    Ok((interview, role, staff.map(|s| s.person.id)))
+}
+
+/// [`role_in`], with the staff member the request speaks for and how they signed in (none for
+/// a role token): a websocket they open closes when they are disabled or sign out.
+pub async fn access_as(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(InterviewId, Role, Option<session::Staff>), AppError> {
     if let Some(staff) = staff(state, parts).await? {
         let (interview, role) = seat_in(state, &staff.person, id).await?;
-        return Ok((interview, role, Some(staff.person.id)));
+        return Ok((interview, role, Some(staff)));
     }
     let token = token_of(parts).ok_or(AppError::Unauthorized(
         "missing token: send Authorization: Bearer <token> or ?token=<token>, or sign in",

@@ -28,15 +28,14 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     crate::web::check_origin(&state, &parts)?;
-    let (interview, role, person) = auth::access_in(&state, &parts, &id).await?;
-    let place = state
-        .sockets
-        .acquire_as(&interview, role, person.as_deref())?;
+    let (interview, role, staff) = auth::access_as(&state, &parts, &id).await?;
+    let place = state.sockets.acquire_as(&interview, role, staff.as_ref())?;
     Ok(ws
         .read_buffer_size(crate::ws::READ_BUFFER)
         .max_message_size(MAX_INCOMING)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!("events", interview = %interview, %role);
+            let person = staff.map(|s| s.person.id);
             let who = Subscriber { role, person };
             tracing::Instrument::instrument(subscriber(state, interview, who, socket, place), span)
         }))
@@ -82,8 +81,8 @@ async fn subscriber(
                 }
             },
             _ = stopped.cancelled() => break,
-            _ = place.revoked() => {
-                closer.close(close::POLICY, crate::sockets::REVOKED_REASON.to_owned());
+            why = place.revoked() => {
+                closer.close(close::POLICY, why.reason().to_owned());
                 break;
             }
         }

@@ -8,6 +8,7 @@ use crate::body::{JsonBody, Shape};
 use crate::error::AppError;
 use crate::rooms::now_ms;
 use crate::session::{self, Staff, Via};
+use crate::sockets::Revoked;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -169,11 +170,12 @@ pub async fn whoami(
     }))
 }
 
-/// `DELETE /api/session`: signs this session out and clears the cookie.
+/// `DELETE /api/session`: signs this session out (its websockets close) and clears the cookie.
 pub async fn sign_out(State(state): State<AppState>, parts: Parts) -> Result<Response, AppError> {
     let staff = session::require_staff(&state, &parts).await?;
     if let Via::Session(hash) = &staff.via {
         written(state.store.end_session(hash)).await?;
+        state.sockets.revoke_session(hash);
     }
     audit(
         &state,
@@ -198,7 +200,9 @@ pub async fn sign_out_everywhere(
 ) -> Result<Response, AppError> {
     let staff = session::require_staff(&state, &parts).await?;
     written(state.store.end_sessions_of(&staff.person.id)).await?;
-    state.sockets.revoke_person(&staff.person.id);
+    state
+        .sockets
+        .revoke_person(&staff.person.id, Revoked::SignedOutEverywhere);
     audit(
         &state,
         staff.person.email,
@@ -316,7 +320,7 @@ pub async fn update_person(
         .await
         .map_err(map_store)?;
     if update.state == Some(PersonState::Disabled) {
-        state.sockets.revoke_person(&id);
+        state.sockets.revoke_person(&id, Revoked::Disabled);
     }
     let store = state.store.clone();
     let lookup = id.clone();
@@ -413,7 +417,9 @@ pub async fn use_password_link(
     written(state.store.use_password_link(&hash, &phc, now_ms()))
         .await
         .map_err(map_store)?;
-    state.sockets.revoke_person(&person.id);
+    state
+        .sockets
+        .revoke_person(&person.id, Revoked::PasswordSet);
     audit(
         &state,
         person.email,

@@ -42,15 +42,13 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     crate::web::check_origin(&state, &parts)?;
-    let (interview, role, person) = auth::access_in(&state, &parts, &id).await?;
+    let (interview, role, staff) = auth::access_as(&state, &parts, &id).await?;
     let store = state.store.clone();
     let lookup = interview.clone();
     let record = crate::api::blocking(move || store.get_interview(&lookup))
         .await?
         .ok_or(AppError::NotFound("no such interview"))?;
-    let place = state
-        .sockets
-        .acquire_as(&interview, role, person.as_deref())?;
+    let place = state.sockets.acquire_as(&interview, role, staff.as_ref())?;
     let identity = Identity::for_role(role, &record.candidate_name);
     let limits = state.config.ws.clone();
     Ok(ws
@@ -162,8 +160,8 @@ async fn read_loop(peer: Box<Peer>) {
                 }
             },
             _ = stopped.cancelled() => break, // the writer closed the connection
-            _ = place.revoked() => {
-                closer.close(close::POLICY, crate::sockets::REVOKED_REASON.to_owned());
+            why = place.revoked() => {
+                closer.close(close::POLICY, why.reason().to_owned());
                 break;
             }
         };
