@@ -8,7 +8,7 @@ use duet_core::{
 };
 use duet_protocol::{
     close, Actor, EventKind, Identity, LogRecord, OutputChunk, Role, RunFinished, RunKind,
-    RunStarted, Stream, MAIN_FILE,
+    RunStarted, ScorecardUpdate, Stream, MAIN_FILE,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
@@ -511,7 +511,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         .iter()
         .map(|(a, e)| {
             (
-                *a,
+                a.clone(),
                 e["type"].as_str().unwrap_or("").to_owned(),
                 e["seq"].as_u64(),
             )
@@ -569,7 +569,7 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
     };
     let effects = room.run_started(&started, usize::MAX, 1);
     let audience = effects.iter().find_map(|e| match e {
-        Effect::Event { audience, .. } => Some(*audience),
+        Effect::Event { audience, .. } => Some(audience.clone()),
         _ => None,
     });
     assert_eq!(audience, Some(Audience::Private));
@@ -590,6 +590,54 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
     );
     assert_eq!(run_index(&log, Role::Reviewer).len(), 1);
     assert_eq!(unfinished_runs(&log).len(), 1);
+}
+
+/// A panel stays blind while the interview is live: each member's note and scorecard save is
+/// told only to that member's own connections, and the interviewer link's only to the link's.
+#[test]
+fn a_note_and_a_scorecard_save_reach_only_their_authors_connections() {
+    let mut room = Room::new(RoomConfig::default());
+    let audience_of = |effects: &[Effect]| {
+        let told: Vec<Audience> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event { audience, .. } => Some(audience.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told.len(), 1, "one event per record");
+        told[0].clone()
+    };
+    let (_, grace_note) = room
+        .add_note_of(Some("grace"), "strong on tests".into(), 10)
+        .unwrap();
+    let (_, grace_save) = room
+        .save_scorecard_of(
+            Some("grace"),
+            serde_json::from_str::<ScorecardUpdate>(r#"{"version": 0}"#).unwrap(),
+            11,
+        )
+        .unwrap();
+    let (_, link_note) = room.add_note("asks good questions".into(), 12).unwrap();
+    for told in [audience_of(&grace_note), audience_of(&grace_save)] {
+        assert_eq!(told, Audience::Author(Some("grace".into())));
+        assert!(told.reaches(Role::Interviewer, Some("grace")));
+        assert!(
+            !told.reaches(Role::Interviewer, Some("ada")),
+            "another member"
+        );
+        assert!(
+            !told.reaches(Role::Interviewer, None),
+            "the interviewer link"
+        );
+        assert!(!told.reaches(Role::Reviewer, None), "the reviewer link");
+        assert!(!told.reaches(Role::Candidate, None));
+    }
+    let told = audience_of(&link_note);
+    assert_eq!(told, Audience::Author(None));
+    assert!(told.reaches(Role::Interviewer, None));
+    assert!(!told.reaches(Role::Interviewer, Some("grace")));
+    assert!(!told.reaches(Role::Candidate, None));
 }
 
 /// Every event the room publishes wears its record's head: the seq, time and author of the

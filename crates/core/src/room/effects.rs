@@ -48,19 +48,34 @@ pub enum Effect {
 }
 
 /// Who receives an event on the events socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
     /// Every role.
     Everyone,
     /// Only roles that may read private material (a hidden-test run): never the candidate.
     Private,
+    /// Only the author's own connections, among those that may read private material: a
+    /// panel member's (`Some(person id)`, the sockets they opened signed in), or the
+    /// interviewer link's (`None`, the sockets opened with a role token). A note and a
+    /// scorecard save are told this way, so a panel stays blind while the interview is live.
+    Author(Option<String>),
 }
 
 impl Audience {
-    pub fn includes(self, role: Role) -> bool {
+    /// Whether any connection of `role` may receive it.
+    pub fn includes(&self, role: Role) -> bool {
         match self {
             Audience::Everyone => true,
-            Audience::Private => role.can_read_scorecard(),
+            Audience::Private | Audience::Author(_) => role.can_read_scorecard(),
+        }
+    }
+
+    /// Whether a connection of `role`, opened by the panel member `person` (or by a role
+    /// token: `None`), receives it.
+    pub fn reaches(&self, role: Role, person: Option<&str>) -> bool {
+        match self {
+            Audience::Author(author) => self.includes(role) && author.as_deref() == person,
+            _ => self.includes(role),
         }
     }
 }

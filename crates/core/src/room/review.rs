@@ -175,7 +175,8 @@ impl Room {
             Actor::Interviewer,
             Record::Scorecard(change),
             now_ms,
-            Audience::Private,
+            // A panel stays blind live: only the author's own connections hear of it.
+            Audience::Author(author.map(str::to_owned)),
             body,
         )
     }
@@ -216,7 +217,7 @@ impl Room {
             Actor::Interviewer,
             Record::Note(note.clone()),
             now_ms,
-            Audience::Private,
+            Audience::Author(note.person.clone()),
             body,
         );
         Ok((note, effects))

@@ -6,7 +6,7 @@ use super::{truncate, Delivery, Gate, PeerSink, RoomTask};
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{ConnId, Effect, Reply};
-use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent, RoomEventBody};
+use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent};
 use duet_store::{Checkpoint, StoreError};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,30 +37,7 @@ impl RoomTask {
                     message: Message::Binary(Bytes::from(message)),
                 }),
                 Effect::Event { audience, event } => {
-                    // One spelling: the protocol's type, serialized here once per projection:
-                    // with the log's seq for the roles that see it, and (if the audience holds
-                    // one that does not, the candidate) once without.
-                    let frame = |e: &RoomEvent| {
-                        Message::Text(serde_json::to_string(e).unwrap_or_default().into())
-                    };
-                    // A panel stays blind: a note, or a scorecard save, reaches only the
-                    // connections of the person who wrote it.
-                    let author = match &event.body {
-                        RoomEventBody::Note { person, .. }
-                        | RoomEventBody::Scorecard { person, .. } => Some(person.clone()),
-                        _ => None,
-                    };
-                    let with_seq = frame(&event);
-                    let without_seq = Role::ALL
-                        .into_iter()
-                        .find(|r| audience.includes(*r) && !sees_log_seq(*r))
-                        .map(|r| frame(&event.seen_by(r)));
-                    self.deliver(Delivery::Event {
-                        audience,
-                        with_seq,
-                        without_seq,
-                        author,
-                    })
+                    self.deliver(Delivery::Event { audience, event })
                 }
                 Effect::Close { conn, code, reason } => self.drop_peer(conn, code, &reason),
                 Effect::CancelRun { run_id } => self.stop_capped_run(&run_id),
@@ -140,20 +117,27 @@ impl RoomTask {
                     offer(*conn, sink, &message, None);
                 }
             }
-            Delivery::Event {
-                audience,
-                with_seq,
-                without_seq,
-                author,
-            } => {
-                for (conn, (who, sink)) in self.subscribers.iter().filter(|(_, (who, _))| {
-                    audience.includes(who.role)
-                        && author.as_ref().is_none_or(|author| *author == who.person)
-                }) {
-                    let message = match (sees_log_seq(who.role), &without_seq) {
-                        (true, _) => &with_seq,
-                        (false, Some(without)) => without,
-                        (false, None) => continue,
+            Delivery::Event { audience, event } => {
+                // One spelling: the protocol's type, serialized here at most once per
+                // projection and only when a subscriber is to receive it: with the log's seq
+                // for the roles that see it, without for the others (the candidate).
+                let mut with_seq = None;
+                let mut without_seq: Vec<(Role, Message)> = Vec::new();
+                for (conn, (who, sink)) in self.subscribers.iter() {
+                    if !audience.reaches(who.role, who.person.as_deref()) {
+                        continue;
+                    }
+                    let message = if sees_log_seq(who.role) {
+                        &*with_seq.get_or_insert_with(|| frame(&event))
+                    } else {
+                        match without_seq.iter().position(|(r, _)| *r == who.role) {
+                            Some(i) => &without_seq[i].1,
+                            None => {
+                                without_seq
+                                    .push((who.role, frame(&event.clone().seen_by(who.role))));
+                                &without_seq[without_seq.len() - 1].1
+                            }
+                        }
                     };
                     offer(*conn, sink, message, None);
                 }
@@ -214,6 +198,11 @@ impl RoomTask {
         self.gates.clear();
         self.waiting = 0;
     }
+}
+
+/// An events-socket text frame.
+fn frame(event: &RoomEvent) -> Message {
+    Message::Text(serde_json::to_string(event).unwrap_or_default().into())
 }
 
 /// The next gate's ack (pending forever when no record is in flight).

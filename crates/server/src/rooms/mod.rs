@@ -28,7 +28,7 @@ use crate::questions::QuestionBank;
 use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{Audience, ConnId, Reply, Room, ScorecardError};
-use duet_protocol::{Identity, InterviewId, Question, Role, RunId, RunKind};
+use duet_protocol::{Identity, InterviewId, Question, Role, RoomEvent, RunId, RunKind};
 use duet_protocol::{Note, Scorecard, ScorecardUpdate};
 use duet_sandbox::{Limits, RunEvent, Sandbox};
 use duet_store::{Store, Ticket};
@@ -372,15 +372,11 @@ enum Delivery {
         except: Option<ConnId>,
         message: Message,
     },
-    /// An events-socket frame to the roles of `audience`: `with_seq` to those that see the
-    /// log's seq, `without_seq` to the others.
+    /// An event for the events-socket subscribers `audience` reaches, serialized when sent
+    /// (with the log's seq for the roles that see it, without for the others).
     Event {
         audience: Audience,
-        with_seq: Message,
-        without_seq: Option<Message>,
-        /// `Some(author)` for a note or a scorecard save: only subscribers who are that
-        /// author (a panel member, or `None` for the interviewer link) receive it.
-        author: Option<Option<String>>,
+        event: RoomEvent,
     },
 }
 
