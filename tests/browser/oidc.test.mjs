@@ -2,9 +2,11 @@
 // (`oidc-provider`, certified, in this process on loopback) and the real server in Debian's
 // Chromium. A new person signs in through the provider and lands on "My interviews"; a forged
 // state, a replayed callback, a code issued to another application, an address outside the
-// allowed domains and a disabled person are each refused and said so on the sign-in page.
+// allowed domains, a disabled person, and an ID token that is expired, for another audience,
+// for another sign-in's nonce or wrongly signed are each refused and said so on the sign-in page.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPairSync, sign } from 'node:crypto'
 import Provider from 'oidc-provider'
 import {
   requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, record, shot, adminApi,
@@ -16,6 +18,28 @@ const OTHER = { id: 'another-app', secret: 'another-app-client-secret-0123456789
 
 let provider, providerServer, server, dataDir, browser
 const contexts = []
+
+/** The provider's signing key (it publishes the public half at its JWKS endpoint). */
+const KID = 'duet-test-signing-key'
+const signing = generateKeyPairSync('rsa', { modulusLength: 2048 })
+/** A key the provider never published, under the same key id: a forger's. */
+const forger = generateKeyPairSync('rsa', { modulusLength: 2048 })
+
+/**
+ * When set, the provider's next token response carries `tamper(id_token)` instead of the ID
+ * token it issued (the rest of the response, the access token included, is the provider's own).
+ */
+let tamper = null
+
+const b64url = (value) => Buffer.from(value).toString('base64url')
+
+/** The ID token `token` with its claims changed by `change`, signed RS256 with `key`. */
+function resigned(token, change, key = signing.privateKey) {
+  const [head, body] = token.split('.')
+  const claims = { ...JSON.parse(Buffer.from(body, 'base64url')), ...change }
+  const signed = `${head}.${b64url(JSON.stringify(claims))}`
+  return `${signed}.${sign('sha256', Buffer.from(signed), key).toString('base64url')}`
+}
 
 before(async () => {
   requireParts()
@@ -35,6 +59,7 @@ before(async () => {
     conformIdTokenClaims: false,
     claims: { email: ['email', 'email_verified'], profile: ['name'] },
     features: { devInteractions: { enabled: true } },
+    jwks: { keys: [{ ...signing.privateKey.export({ format: 'jwk' }), kid: KID, use: 'sig', alg: 'RS256' }] },
     // The development login takes any login and password: the login is the person's email.
     async findAccount(ctx, id) {
       return {
@@ -42,6 +67,14 @@ before(async () => {
         async claims() { return { sub: id, email: id, email_verified: true, name: `Person ${id.split('@')[0]}` } },
       }
     },
+  })
+  // Around the provider's own token endpoint: the test may swap the ID token it answers.
+  provider.use(async (ctx, next) => {
+    await next()
+    if (tamper && ctx.method === 'POST' && ctx.path === '/token' && ctx.body?.id_token) {
+      ctx.body = { ...ctx.body, id_token: tamper(ctx.body.id_token) }
+      tamper = null
+    }
   })
   providerServer = await new Promise((resolve) => {
     const s = provider.listen(providerPort, '127.0.0.1', () => resolve(s))
@@ -149,4 +182,33 @@ test('a code the provider issued to another application is refused', async () =>
   await page.waitForURL(/\/signin\?oidc_error=provider$/)
   const me = await page.evaluate(async () => (await fetch('/api/session')).status)
   assert.equal(me, 401, 'no session from another application\'s code')
+})
+
+test('an ID token that is expired, for another audience, for another sign-in or wrongly signed is refused', async () => {
+  const now = Math.floor(Date.now() / 1000)
+  const cases = [
+    ['expired', (t) => resigned(t, { iat: now - 7200, exp: now - 3600 })],
+    ['for another audience', (t) => resigned(t, { aud: OTHER.id, azp: OTHER.id })],
+    ['for another sign-in (nonce)', (t) => resigned(t, { nonce: 'a-nonce-from-another-sign-in' })],
+    ['wrongly signed', (t) => resigned(t, {}, forger.privateKey)],
+  ]
+  for (const [fault, change] of cases) {
+    const { page, seen } = await fresh()
+    let tampered = false
+    tamper = (token) => { tampered = true; return change(token) }
+    await throughProvider(page, 'lin@example.com')
+    await page.waitForURL(/\/signin\?oidc_error=id_token$/)
+    await page.getByText('answer could not be trusted').waitFor()
+    assert.ok(tampered, `${fault}: the provider's token response was the one changed`)
+    const me = await page.evaluate(async () => (await fetch('/api/session')).status)
+    assert.equal(me, 401, `${fault}: no session`)
+    const audit = await adminApi(server.url, 'GET', '/api/audit?limit=1')
+    assert.equal(audit.entries[0].action, 'sign_in_failed', fault)
+    assert.equal(audit.entries[0].target, `identity provider: ID token ${fault}`)
+    assert.deepEqual(seen.problems, [], fault)
+  }
+  // The same provider, untouched, still signs the same person in: only the changed tokens failed.
+  const { page } = await fresh()
+  await throughProvider(page, 'lin@example.com')
+  await page.waitForURL(`${server.url}/me`)
 })

@@ -19,6 +19,7 @@ function topbar(title: string): HTMLElement {
 const OIDC_ERRORS: Record<string, string> = {
   state: 'That sign-in was not started here, was used already, or took too long. Start again.',
   provider: 'The identity provider did not sign you in. Try again, or ask an admin.',
+  id_token: 'The identity provider’s answer could not be trusted, so you were not signed in. Try again, or ask an admin.',
   no_email: 'The identity provider gave no verified email address for you.',
   domain: 'Your email address is not one this server accepts.',
   unknown: 'You have no account here yet: ask an admin to add you.',

@@ -61,8 +61,11 @@ struct Pending {
 pub enum Refusal {
     /// No pending sign-in for this state in this browser: forged, replayed, or expired.
     State,
-    /// The provider answered an error, or the code exchange or ID token check failed.
+    /// The provider answered an error, or the code exchange failed.
     Provider,
+    /// The provider's ID token was refused (and why: expired, for another audience, for
+    /// another sign-in's nonce, wrongly signed, or another check).
+    IdToken(TokenFault),
     /// The ID token names no verified email.
     NoEmail,
     /// The address is outside the allowed domains.
@@ -73,11 +76,51 @@ pub enum Refusal {
     Disabled,
 }
 
+/// What was wrong with a refused ID token (for the audit log and the server's log; the
+/// browser is told only that the token was refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Past its expiry.
+    Expired,
+    /// Issued for another client.
+    Audience,
+    /// Not issued for this sign-in (its nonce is another's, or missing).
+    Nonce,
+    /// Its signature does not verify against the provider's published keys.
+    Signature,
+    /// Another of the checks (issuer, subject, algorithm) failed.
+    Other,
+}
+
+impl TokenFault {
+    fn of(e: &openidconnect::ClaimsVerificationError) -> TokenFault {
+        use openidconnect::ClaimsVerificationError as E;
+        match e {
+            E::Expired(_) => TokenFault::Expired,
+            E::InvalidAudience(_) => TokenFault::Audience,
+            E::InvalidNonce(_) => TokenFault::Nonce,
+            E::SignatureVerification(_) => TokenFault::Signature,
+            _ => TokenFault::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenFault::Expired => "expired",
+            TokenFault::Audience => "for another audience",
+            TokenFault::Nonce => "for another sign-in (nonce)",
+            TokenFault::Signature => "wrongly signed",
+            TokenFault::Other => "failed a check",
+        }
+    }
+}
+
 impl Refusal {
     pub fn code(self) -> &'static str {
         match self {
             Refusal::State => "state",
             Refusal::Provider => "provider",
+            Refusal::IdToken(_) => "id_token",
             Refusal::NoEmail => "no_email",
             Refusal::Domain => "domain",
             Refusal::Unknown => "unknown",
@@ -263,7 +306,12 @@ pub async fn callback(
                 refusal = refusal.code(),
                 "identity provider sign-in refused"
             );
-            let target = Some(format!("identity provider: {}", refusal.code()));
+            let target = Some(match refusal {
+                Refusal::IdToken(fault) => {
+                    format!("identity provider: ID token {}", fault.name())
+                }
+                _ => format!("identity provider: {}", refusal.code()),
+            });
             audit(
                 &state,
                 who.unwrap_or_else(|| "unknown".into()),
@@ -332,7 +380,7 @@ async fn signed_in(
     let verifier = client.id_token_verifier();
     let claims = id_token.claims(&verifier, &pending.nonce).map_err(|e| {
         tracing::warn!(error = %e, "identity provider: the ID token was refused");
-        (Refusal::Provider, None)
+        (Refusal::IdToken(TokenFault::of(&e)), None)
     })?;
     let email = claims
         .email()
