@@ -191,7 +191,9 @@ test('the candidate page holds no hints, hidden tests, solution, notes or scorec
   await candidate.page.waitForTimeout(500)
   const secrets = [
     ...(question.hints?.strong ?? []), ...(question.hints?.red_flags ?? []), ...(question.follow_ups ?? []),
-    question.solution, question.hidden_tests, noteCanary, 'test_hidden', '"hints"', '"red_flags"', '"hidden_tests"', '"solution"',
+    // The solution's files that differ from the starter, and every hidden test file.
+    ...Object.entries(question.solution).filter(([path, text]) => question.starter[path] !== text).map(([, text]) => text),
+    ...Object.values(question.hidden_tests), noteCanary, 'test_hidden', '"hints"', '"red_flags"', '"hidden_tests"', '"solution"',
   ].filter((s) => typeof s === 'string' && s.length >= 6).map((s) => s.trim().slice(0, 60))
   const dom = await candidate.page.content()
   const { seen } = candidate

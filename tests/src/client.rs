@@ -96,6 +96,12 @@ impl YClient {
         text.get_string(&self.doc.transact())
     }
 
+    /// Every file this client's document lists, path to text (by the room's own rules).
+    pub fn files(&self) -> std::collections::BTreeMap<String, String> {
+        self.doc.get_or_insert_text(duet_protocol::MAIN_FILE);
+        duet_core::files::contents(&self.doc).into_iter().collect()
+    }
+
     /// Length of the text in UTF-16 units (the offsets edits take).
     pub fn len(&self) -> u32 {
         self.text().encode_utf16().count() as u32

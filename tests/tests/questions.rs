@@ -4,7 +4,7 @@
 //! loudly where it is missing; they never skip.
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
-use duet_protocol::{CreatedInterview, EventKind, InterviewId};
+use duet_protocol::{CreatedInterview, EventKind, InterviewId, MAIN_FILE};
 use duet_tests::{api, eventually, EventsClient, TestServer, YClient};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -134,7 +134,7 @@ async fn the_bank_is_listed_for_the_admin_and_interviewers_and_never_for_the_can
     )
     .await;
     assert_eq!(status, 200);
-    assert!(whole["hidden_tests"]
+    assert!(whole["hidden_tests"]["test_hidden.py"]
         .as_str()
         .is_some_and(|t| t.contains("def test_")));
     for path in ["/api/questions", "/api/questions/lru-cache"] {
@@ -185,7 +185,7 @@ async fn both_in_the_room(
     let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
         .await
         .unwrap();
-    let starter = bank().get(question_id).unwrap().starter.clone();
+    let starter = bank().get(question_id).unwrap().starter[MAIN_FILE].clone();
     assert!(
         eventually(PATIENCE, || candidate.text() == starter
             && interviewer.text() == starter)
@@ -236,8 +236,8 @@ async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
     assert_eq!(status, 200, "{body}");
     let retry = bank.get("retry-backoff").unwrap();
     assert!(
-        eventually(PATIENCE, || candidate.text() == retry.starter
-            && interviewer.text() == retry.starter)
+        eventually(PATIENCE, || candidate.text() == retry.starter[MAIN_FILE]
+            && interviewer.text() == retry.starter[MAIN_FILE])
         .await
     );
     assert!(
@@ -257,7 +257,7 @@ async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
     assert_eq!(switches[1].by, duet_protocol::Actor::Interviewer);
     assert_eq!(
         duet_core::rebuild(None, log.clone()).unwrap().text(),
-        retry.starter
+        retry.starter[MAIN_FILE]
     );
 
     // The candidate's view follows the switch and holds only what the candidate may see.
@@ -270,7 +270,7 @@ async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
     )
     .await;
     assert_eq!(view["question"]["id"], "retry-backoff");
-    assert!(view["question"]["visible_tests"].is_string());
+    assert!(view["question"]["visible_tests"]["test_visible.py"].is_string());
     for private in ["hints", "follow_ups", "solution", "hidden_tests", "starter"] {
         assert!(
             view["question"].get(private).is_none(),
@@ -293,7 +293,7 @@ async fn the_room_starts_on_the_starter_and_a_switch_reaches_everyone() {
     let late = YClient::connect(&server.yjs_url(&created.id, &created.tokens.reviewer))
         .await
         .unwrap();
-    assert!(eventually(PATIENCE, || late.text() == retry.starter).await);
+    assert!(eventually(PATIENCE, || late.text() == retry.starter[MAIN_FILE]).await);
 }
 
 #[tokio::test]
@@ -305,7 +305,7 @@ async fn a_switch_and_back_restores_the_candidates_code_for_both_even_after_a_re
     let lru = bank.get("lru-cache").unwrap();
     // The candidate writes a solution.
     candidate.insert(0, "# my solution\n");
-    let solution = format!("# my solution\n{}", lru.starter);
+    let solution = format!("# my solution\n{}", lru.starter[MAIN_FILE]);
     assert!(eventually(PATIENCE, || interviewer.text() == solution).await);
     let events = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
         .await
@@ -332,7 +332,7 @@ async fn a_switch_and_back_restores_the_candidates_code_for_both_even_after_a_re
     let away = switch("retry-backoff").await;
     assert_eq!(away["restored"], false);
     let retry = bank.get("retry-backoff").unwrap();
-    assert!(eventually(PATIENCE, || candidate.text() == retry.starter).await);
+    assert!(eventually(PATIENCE, || candidate.text() == retry.starter[MAIN_FILE]).await);
     assert!(
         eventually(PATIENCE, || events
             .all()
@@ -520,9 +520,9 @@ async fn hidden_tests_and_lint_reach_the_interviewer_and_never_the_candidate() {
     let lru = bank().get("lru-cache").unwrap();
     // The reference solution with one planted flaw: `in` marks the key as recently used, which
     // only a hidden test checks.
-    let flawed = lru.solution.replace("def __contains__(self, key):", "def __contains__(self, key):\n        if key in self._data:\n            self._data.move_to_end(key)");
+    let flawed = lru.solution[MAIN_FILE].replace("def __contains__(self, key):", "def __contains__(self, key):\n        if key in self._data:\n            self._data.move_to_end(key)");
     assert_ne!(
-        flawed, lru.solution,
+        flawed, lru.solution[MAIN_FILE],
         "the reference solution changed shape; update this test"
     );
     let (created, _candidate) = room_with_code(&server, "lru-cache", &flawed).await;
@@ -675,4 +675,236 @@ async fn a_canary_in_private_material_never_reaches_the_candidate() {
         "the interviewer's hidden run names the hidden test"
     );
     sandbox.shutdown().await;
+}
+
+/// A small project question: a package of two modules, an entry point that reads a shipped
+/// CSV, a visible test in `tests/`, a hidden one that reads the data file.
+const SHOP: &str = r#"
+id = "shop"
+title = "Shop revenue"
+difficulty = "easy"
+areas = ["coding_quality"]
+prompt = "Make `cents` turn an amount into whole cents."
+[starter]
+"main.py" = '''
+from shop.report import revenue
+
+print(revenue("data/orders.csv"))
+'''
+"shop/__init__.py" = '"""The shop."""'
+
+"shop/report.py" = '''
+import csv
+
+from shop.money import cents
+
+
+def revenue(path):
+    with open(path, newline="") as f:
+        return sum(cents(row["amount"]) for row in csv.DictReader(f))
+'''
+"shop/money.py" = '''
+def cents(text):
+    raise NotImplementedError
+'''
+[solution]
+"shop/money.py" = '''
+from decimal import Decimal
+
+
+def cents(text):
+    return int(Decimal(text) * 100)
+'''
+[data]
+"data/orders.csv" = "id,amount\n1,9.50\n2,3.25\n"
+[visible_tests]
+"tests/test_money.py" = '''
+from shop.money import cents
+
+
+def test_cents():
+    assert cents("9.50") == 950
+'''
+[hidden_tests]
+"tests/test_revenue_hidden.py" = '''
+from shop.report import revenue
+
+
+def test_revenue_of_the_shipped_orders():
+    assert revenue("data/orders.csv") == 1275
+'''
+[hints]
+strong = "Decimal"
+red_flags = "float"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_question_opens_with_every_file_and_its_tests_and_data_run_in_the_real_sandbox() {
+    let questions = tempfile::tempdir().unwrap();
+    std::fs::write(questions.path().join("shop.toml"), SHOP).unwrap();
+    let (bank, problems) = duet_server::questions::QuestionBank::load(questions.path());
+    assert!(problems.is_empty(), "{problems:?}");
+    let shop = bank.get("shop").unwrap();
+    let dir = questions.path().to_owned();
+    let (server, sandbox) = docker_server_with(move |a| a.questions_dir = dir).await;
+
+    // Both open the interview: every starter file and the data file are in the document.
+    let created = server.create_interview_on("Ada", "shop").await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || candidate.files() == shop.starter
+            && interviewer.files() == shop.starter)
+        .await,
+        "{:?}",
+        candidate.files()
+    );
+    let mine = EventsClient::connect(&server.events_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let theirs =
+        EventsClient::connect(&server.events_url(&created.id, &created.tokens.interviewer))
+            .await
+            .unwrap();
+    let cases = |run: &Value| -> Vec<String> {
+        run["tests"]["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c["name"].as_str().unwrap(), c["outcome"]))
+            .collect()
+    };
+
+    // The candidate runs the visible tests on the starter: the test in tests/ fails.
+    let run = start_run(&server, &created.id, &created.tokens.candidate, "test").await;
+    let done = finished(&mine, &run).await;
+    let said = cases(&done);
+    assert!(
+        said.iter()
+            .any(|c| c.contains("test_cents") && c.contains("failed")),
+        "{done}"
+    );
+
+    // The candidate fixes the module; the program reads the shipped CSV and prints the total.
+    candidate.write_file(
+        "shop/money.py",
+        "\n\ndef cents(text):  # noqa: F811\n    return round(float(text) * 100)\n",
+    );
+    let fixed = |c: &YClient| c.files()["shop/money.py"].contains("round(");
+    assert!(eventually(PATIENCE, || fixed(&interviewer)).await);
+    let run = start_run(&server, &created.id, &created.tokens.candidate, "run").await;
+    let done = finished(&mine, &run).await;
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(mine.stdout(&run).trim(), "1275", "{done}");
+
+    // The candidate's test run: the visible test passes, the hidden one is not there.
+    let run = start_run(&server, &created.id, &created.tokens.candidate, "test").await;
+    let done = finished(&mine, &run).await;
+    assert_eq!(
+        cases(&done),
+        ["tests/test_money.py::test_cents \"passed\""],
+        "{done}"
+    );
+    // The interviewer's: the hidden test, which reads the data file, runs and passes too.
+    let run = start_run(&server, &created.id, &created.tokens.interviewer, "test").await;
+    let done = finished(&theirs, &run).await;
+    let said = cases(&done);
+    assert!(
+        said.iter()
+            .any(|c| c.contains("test_revenue_of_the_shipped_orders") && c.contains("passed")),
+        "{done}"
+    );
+    assert!(
+        !mine
+            .all()
+            .iter()
+            .any(|e| e.to_string().contains("test_revenue")),
+        "the hidden test's name reached the candidate"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_switch_away_from_a_project_and_back_brings_back_every_file_and_keeps_the_candidates_own()
+{
+    let questions = tempfile::tempdir().unwrap();
+    std::fs::write(questions.path().join("shop.toml"), SHOP).unwrap();
+    let lru = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../questions/lru-cache.toml");
+    std::fs::copy(lru, questions.path().join("lru-cache.toml")).unwrap();
+    let (bank, problems) = duet_server::questions::QuestionBank::load(questions.path());
+    assert!(problems.is_empty(), "{problems:?}");
+    let dir = questions.path().to_owned();
+    let server = TestServer::start_with(move |a| a.questions_dir = dir).await;
+    let created = server.create_interview_on("Ada", "shop").await;
+    let candidate = YClient::connect(&server.yjs_url(&created.id, &created.tokens.candidate))
+        .await
+        .unwrap();
+    let interviewer = YClient::connect(&server.yjs_url(&created.id, &created.tokens.interviewer))
+        .await
+        .unwrap();
+    let shop = bank.get("shop").unwrap();
+    assert!(eventually(PATIENCE, || candidate.files() == shop.starter).await);
+
+    // The candidate works on the module and keeps notes of their own.
+    candidate.write_file("shop/money.py", "# my work\n");
+    candidate.write_file("notes.md", "ask about rounding\n");
+    assert!(
+        eventually(PATIENCE, || interviewer.files().contains_key("notes.md")
+            && interviewer.files()["shop/money.py"].ends_with("# my work\n"))
+        .await
+    );
+    let left = candidate.files();
+
+    let switch = |to: &'static str| {
+        let server = &server;
+        let path = format!("/api/interviews/{}/question", created.id);
+        let token = created.tokens.interviewer.clone();
+        async move {
+            let (status, body) = api(
+                server,
+                reqwest::Method::POST,
+                &path,
+                &token,
+                Some(json!({ "question_id": to })),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    // On to the single-file question: the shop's files go, the notes stay.
+    switch("lru-cache").await;
+    let lru = bank.get("lru-cache").unwrap();
+    let expected: std::collections::BTreeMap<String, String> = [
+        (MAIN_FILE.to_owned(), lru.starter[MAIN_FILE].clone()),
+        ("notes.md".to_owned(), "ask about rounding\n".to_owned()),
+    ]
+    .into();
+    assert!(
+        eventually(PATIENCE, || candidate.files() == expected
+            && interviewer.files() == expected)
+        .await,
+        "{:?}",
+        candidate.files()
+    );
+
+    // And back: every file as it was left, for both, and after a restart too.
+    switch("shop").await;
+    assert!(
+        eventually(PATIENCE, || candidate.files() == left
+            && interviewer.files() == left)
+        .await,
+        "{:?}",
+        candidate.files()
+    );
+    let dir = server.stop().await;
+    let questions_dir = questions.path().to_owned();
+    let server = TestServer::start_in(dir, move |a| a.questions_dir = questions_dir).await;
+    let late = YClient::connect(&server.yjs_url(&created.id, &created.tokens.reviewer))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || late.files() == left).await);
 }

@@ -347,10 +347,13 @@ function renderCandidateSide(side: HTMLElement, q: Interview['question']) {
       h('h2', { id: 'q-h' }, q ? q.title : 'No question yet'),
       q ? h('p', { class: 'muted small' }, `${q.difficulty} · ${q.kind}`) : null,
       q ? renderMarkdown(q.prompt) : h('p', {}, 'Your interviewer will pick a question; you can write code meanwhile.')),
-    q?.visible_tests
+    q && Object.keys(q.visible_tests).length > 0
       ? h('section', { class: 'panel', 'aria-labelledby': 'vt-h' },
           h('h2', { id: 'vt-h' }, 'Tests you can run'),
-          h('pre', { class: 'code-block', tabindex: '0', 'aria-label': 'Visible tests' }, q.visible_tests))
+          ...Object.entries(q.visible_tests).flatMap(([path, text]) => [
+            h('h3', { class: 'small' }, path),
+            h('pre', { class: 'code-block', tabindex: '0', 'aria-label': `Visible tests: ${path}` }, text),
+          ]))
       : null,
   )
 }

@@ -67,11 +67,12 @@ const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19)
 
 const lru: QuestionView = {
   id: 'lru-cache', title: 'LRU cache', kind: 'coding', difficulty: 'medium',
-  prompt: 'Write an LRU cache.', visible_tests: 'def test_get(): ...',
+  prompt: 'Write an LRU cache.', environment: 'python', entry: 'main.py',
+  visible_tests: { 'test_visible.py': 'def test_get(): ...' },
 }
 const essay: QuestionView = {
   id: 'design-chat', title: 'Design a chat service', kind: 'discussion', difficulty: 'hard',
-  prompt: 'How would you build it?', visible_tests: '',
+  prompt: 'How would you build it?', environment: 'python', entry: 'main.py', visible_tests: {},
 }
 
 function open(o: { role?: Role; ended?: boolean; question?: QuestionView | null; restoring?: boolean } = {}): Page {

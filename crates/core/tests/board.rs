@@ -270,15 +270,17 @@ fn drawing(ids: &[&str]) -> Vec<String> {
 
 fn switch(scene: &mut Scene, id: &str, starter: Option<&str>, board: &[String]) {
     scene.clock += 1;
+    let project = starter.map(|code| [("main.py".to_owned(), code.to_owned())].into());
     let pick = QuestionPick {
         id,
         title: id,
-        starter,
+        starter: project.as_ref(),
         board,
     };
+    let main = ["main.py".to_owned()];
     let effects = scene
         .room
-        .switch_question(pick, Actor::Interviewer, scene.clock)
+        .switch_question(pick, &main, Actor::Interviewer, scene.clock)
         .unwrap();
     scene.carry_out(effects);
 }

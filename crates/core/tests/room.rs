@@ -646,13 +646,17 @@ fn a_note_and_a_scorecard_save_reach_only_their_authors_connections() {
 fn every_event_carries_the_head_of_the_record_it_tells() {
     let mut room = Room::new(RoomConfig::default());
     let mut effects = Vec::new();
+    let project = [("main.py".to_owned(), "def two_sum(): ...\n".to_owned())].into();
     let pick = duet_core::QuestionPick {
         id: "two-sum",
         title: "Two sum",
-        starter: Some("def two_sum(): ...\n"),
+        starter: Some(&project),
         board: &[],
     };
-    effects.extend(room.switch_question(pick, Actor::Interviewer, 5).unwrap());
+    effects.extend(
+        room.switch_question(pick, &[], Actor::Interviewer, 5)
+            .unwrap(),
+    );
     let started = RunStarted {
         run_id: "r1".into(),
         kind: RunKind::Run,

@@ -2,6 +2,13 @@
 
 use crate::{Actor, Area};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Files by path (relative, under the rules of the document's files): path to text.
+pub type ProjectFiles = BTreeMap<String, String>;
+
+/// The environment a question runs in when it names none.
+pub const DEFAULT_QUESTION_ENVIRONMENT: &str = "python";
 
 /// How hard a question is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,10 +56,22 @@ pub struct Question {
     #[serde(flatten)]
     pub summary: QuestionSummary,
     pub prompt: String,
-    pub starter: String,
-    pub solution: String,
-    pub visible_tests: String,
-    pub hidden_tests: String,
+    /// The sandbox environment its code runs in (`python`, `python-data`, ...).
+    pub environment: String,
+    /// The file a run starts (`main.py` unless the question names another).
+    pub entry: String,
+    /// The project the candidate starts from, path to text: its code and its data files
+    /// (`main.py` always among them for a coding question). Empty for a discussion.
+    pub starter: ProjectFiles,
+    /// The project as solved: the starter with the reference solution's files over it.
+    pub solution: ProjectFiles,
+    /// The paths among the starter's that are data files (shipped as they are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<String>,
+    /// Test files the candidate sees and runs, path to pytest source.
+    pub visible_tests: ProjectFiles,
+    /// Test files only the interviewer runs, path to pytest source.
+    pub hidden_tests: ProjectFiles,
     pub hints: Hints,
     pub follow_ups: Vec<String>,
     /// The starter drawing: Excalidraw elements, each as its JSON, that the board holds when
@@ -71,7 +90,12 @@ pub struct CandidateQuestion {
     pub kind: QuestionKind,
     pub difficulty: Difficulty,
     pub prompt: String,
-    pub visible_tests: String,
+    /// The sandbox environment its code runs in.
+    pub environment: String,
+    /// The file a run starts.
+    pub entry: String,
+    /// The visible test files, path to pytest source (the starter files come in the document).
+    pub visible_tests: ProjectFiles,
 }
 
 impl Question {
@@ -86,6 +110,8 @@ impl Question {
             kind: self.summary.kind,
             difficulty: self.summary.difficulty,
             prompt: self.prompt.clone(),
+            environment: self.environment.clone(),
+            entry: self.entry.clone(),
             visible_tests: self.visible_tests.clone(),
         }
     }
@@ -126,7 +152,13 @@ pub struct QuestionSwitched {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptCode {
     pub question_id: String,
+    /// `main.py` as it was left.
     pub code: String,
+    /// The question's other project files as they were left, path to text; a file of the
+    /// project missing here had been deleted. Absent in records written before questions had
+    /// several files, and for a question whose project is `main.py` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<ProjectFiles>,
     /// The board's elements, each as its JSON. Absent in records written before the board
     /// existed, and when the board was empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

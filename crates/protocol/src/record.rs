@@ -367,6 +367,7 @@ mod tests {
                 left: Some(crate::KeptCode {
                     question_id: "retry-backoff".into(),
                     code: "def retry(): ...".into(),
+                    files: Some([("shop/cart.py".into(), "TAX = 2\n".into())].into()),
                     board: vec![r#"{"id":"a","type":"rectangle"}"#.into()],
                 }),
             }),

@@ -8,7 +8,6 @@
 use duet_protocol::{Question, QuestionKind};
 use duet_sandbox::{Limits, RunEvent, RunRequest, RunStatus, Sandbox, Target};
 use pulldown_cmark::{Event, Options, Parser, Tag};
-use std::collections::BTreeMap;
 
 /// Constructs in a prompt that would not come out as written, each with its line (1-based)
 /// and what to write instead.
@@ -60,20 +59,22 @@ pub async fn self_check(sandbox: &dyn Sandbox, q: &Question, limits: &Limits) ->
         return Vec::new();
     }
     let mut problems = Vec::new();
-    for (what, code, must_pass) in [
+    for (what, project, must_pass) in [
         ("starter", &q.starter, false),
         ("solution", &q.solution, true),
     ] {
-        let files = BTreeMap::from([
-            ("main.py".to_owned(), code.clone()),
-            ("test_visible.py".to_owned(), q.visible_tests.clone()),
-            ("test_hidden.py".to_owned(), q.hidden_tests.clone()),
-        ]);
+        let mut files = project.clone();
+        files.extend(q.visible_tests.clone());
+        files.extend(q.hidden_tests.clone());
+        let test_files = q
+            .visible_tests
+            .keys()
+            .chain(q.hidden_tests.keys())
+            .cloned()
+            .collect();
         let request = RunRequest {
             files,
-            target: Target::Pytest {
-                test_files: vec!["test_visible.py".into(), "test_hidden.py".into()],
-            },
+            target: Target::Pytest { test_files },
             stdin: None,
             keep_stdin_open: false,
             limits: limits.clone(),

@@ -2,8 +2,17 @@
 //! format is documented in `questions/README.md`), read once at start. A malformed file is
 //! reported with its name, line and what is wrong, and skipped; two files with one id are both
 //! reported and neither is loaded. Nothing here ever stops the server.
+//!
+//! A coding question is a small project: starter files, data files, visible and hidden test
+//! files, a reference solution as files, an entry point and an environment. The single-file
+//! form of the first questions (`starter = '''...'''` for `main.py`, `visible_tests` for
+//! `test_visible.py`, `hidden_tests` for `test_hidden.py`) loads as the same project.
 
-use duet_protocol::{Area, Difficulty, Hints, Question, QuestionKind, QuestionSummary};
+use duet_core::files::{check_path, MAX_FILES};
+use duet_protocol::{
+    Area, Difficulty, Hints, ProjectFiles, Question, QuestionKind, QuestionSummary,
+    DEFAULT_QUESTION_ENVIRONMENT, MAIN_FILE,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +58,37 @@ impl OneOrMany {
     }
 }
 
+/// A code field: one text (the single-file form) or a table of files, path to text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Code {
+    One(String),
+    Files(ProjectFiles),
+}
+
+impl Code {
+    /// The files, the single text becoming the file `single`.
+    fn into_files(self, single: &str) -> ProjectFiles {
+        match self {
+            Code::One(text) => ProjectFiles::from([(single.to_owned(), text)]),
+            Code::Files(files) => files,
+        }
+    }
+}
+
+/// The environments a question may name: `python` (the standard library and pytest) and
+/// `python-data` (numpy, pandas and scipy besides).
+pub const ENVIRONMENTS: [&str; 2] = [DEFAULT_QUESTION_ENVIRONMENT, "python-data"];
+
+/// The most text a question's project (starter and data files) may hold: the document's
+/// default cap, which covers every file.
+pub const MAX_PROJECT_BYTES: usize = 1 << 20;
+
+/// The file the single-file form's visible tests are written to.
+pub const VISIBLE_TESTS: &str = "test_visible.py";
+/// The file the single-file form's hidden tests are written to.
+pub const HIDDEN_TESTS: &str = "test_hidden.py";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHints {
@@ -68,10 +108,13 @@ struct RawQuestion {
     tags: Vec<String>,
     areas: Vec<Area>,
     prompt: String,
-    starter: Option<String>,
-    solution: Option<String>,
-    visible_tests: Option<String>,
-    hidden_tests: Option<String>,
+    environment: Option<String>,
+    entry: Option<String>,
+    starter: Option<Code>,
+    solution: Option<Code>,
+    visible_tests: Option<Code>,
+    hidden_tests: Option<Code>,
+    data: Option<ProjectFiles>,
     hints: RawHints,
     #[serde(default)]
     follow_ups: Vec<String>,
@@ -145,31 +188,50 @@ pub fn parse(text: &str) -> Result<Question, (Option<usize>, String)> {
     if raw.areas.is_empty() {
         return Err((None, "areas must name at least one rubric area".into()));
     }
-    let code = [
-        ("starter", &raw.starter),
-        ("solution", &raw.solution),
-        ("visible_tests", &raw.visible_tests),
-        ("hidden_tests", &raw.hidden_tests),
-    ];
     let board = match &raw.board {
         Some(json) => starter_board(json).map_err(|e| (None, e))?,
         None => Vec::new(),
     };
-    match raw.kind {
-        QuestionKind::Coding => {
-            if let Some((field, _)) = code
-                .iter()
-                .find(|(_, v)| v.as_deref().is_none_or(|v| v.trim().is_empty()))
-            {
-                return Err((None, format!("a coding question needs {field}")));
-            }
-        }
+    let environment = raw
+        .environment
+        .unwrap_or_else(|| DEFAULT_QUESTION_ENVIRONMENT.to_owned());
+    if !ENVIRONMENTS.contains(&environment.as_str()) {
+        return Err((
+            None,
+            format!(
+                "environment {environment:?} is not one of {}",
+                ENVIRONMENTS.join(", ")
+            ),
+        ));
+    }
+    let project = match raw.kind {
+        QuestionKind::Coding => project(RawProject {
+            starter: raw.starter,
+            solution: raw.solution,
+            visible_tests: raw.visible_tests,
+            hidden_tests: raw.hidden_tests,
+            data: raw.data,
+            entry: raw.entry,
+        })
+        .map_err(|e| (None, e))?,
         QuestionKind::Discussion => {
-            if let Some((field, _)) = code.iter().find(|(_, v)| v.is_some()) {
+            let given = [
+                ("starter", raw.starter.is_some()),
+                ("solution", raw.solution.is_some()),
+                ("visible_tests", raw.visible_tests.is_some()),
+                ("hidden_tests", raw.hidden_tests.is_some()),
+                ("data", raw.data.is_some()),
+                ("entry", raw.entry.is_some()),
+            ];
+            if let Some((field, _)) = given.iter().find(|(_, given)| *given) {
                 return Err((None, format!("a discussion question has no {field}")));
             }
+            Project {
+                entry: MAIN_FILE.to_owned(),
+                ..Project::default()
+            }
         }
-    }
+    };
     Ok(Question {
         summary: QuestionSummary {
             id: raw.id,
@@ -180,16 +242,157 @@ pub fn parse(text: &str) -> Result<Question, (Option<usize>, String)> {
             areas: raw.areas,
         },
         prompt: raw.prompt,
-        starter: raw.starter.unwrap_or_default(),
-        solution: raw.solution.unwrap_or_default(),
-        visible_tests: raw.visible_tests.unwrap_or_default(),
-        hidden_tests: raw.hidden_tests.unwrap_or_default(),
+        environment,
+        entry: project.entry,
+        starter: project.starter,
+        solution: project.solution,
+        data: project.data,
+        visible_tests: project.visible_tests,
+        hidden_tests: project.hidden_tests,
         hints: Hints {
             strong: raw.hints.strong.into_vec(),
             red_flags: raw.hints.red_flags.into_vec(),
         },
         follow_ups: raw.follow_ups,
         board,
+    })
+}
+
+/// A coding question's code fields as written.
+struct RawProject {
+    starter: Option<Code>,
+    solution: Option<Code>,
+    visible_tests: Option<Code>,
+    hidden_tests: Option<Code>,
+    data: Option<ProjectFiles>,
+    entry: Option<String>,
+}
+
+/// A coding question's files, checked.
+#[derive(Default)]
+struct Project {
+    entry: String,
+    starter: ProjectFiles,
+    solution: ProjectFiles,
+    data: Vec<String>,
+    visible_tests: ProjectFiles,
+    hidden_tests: ProjectFiles,
+}
+
+/// Whether pytest collects `path` by its name (`test_*.py`).
+fn is_test_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("test_") && name.ends_with(".py")
+}
+
+/// Builds a coding question's project from its fields and checks it: every path under the
+/// document's rules, test files named `test_*.py` with distinct file names, no path in two
+/// roles (so a hidden test never lands in what the candidate receives), `main.py` and the
+/// entry in the starter, at most [`MAX_FILES`] files in the project and in a run (tests
+/// included), the starter and the solution within [`MAX_PROJECT_BYTES`].
+fn project(raw: RawProject) -> Result<Project, String> {
+    let need = |field: &str, code: Option<Code>, single: &str| -> Result<ProjectFiles, String> {
+        let files = code
+            .map(|c| c.into_files(single))
+            .filter(|files| files.values().any(|text| !text.trim().is_empty()))
+            .ok_or_else(|| format!("a coding question needs {field}"))?;
+        for path in files.keys() {
+            check_path(path).map_err(|e| format!("{field}: {}", e.0))?;
+        }
+        Ok(files)
+    };
+    let mut starter = need("starter", raw.starter, MAIN_FILE)?;
+    let solved = need("solution", raw.solution, MAIN_FILE)?;
+    let visible_tests = need("visible_tests", raw.visible_tests, VISIBLE_TESTS)?;
+    let hidden_tests = need("hidden_tests", raw.hidden_tests, HIDDEN_TESTS)?;
+    let data = raw.data.unwrap_or_default();
+    for path in data.keys() {
+        check_path(path).map_err(|e| format!("data: {}", e.0))?;
+    }
+    // Every path has one role: a data file is not also a starter file, and no test file is in
+    // the project (a hidden one there would reach the candidate).
+    let mut roles: BTreeMap<&str, &str> = BTreeMap::new();
+    for (role, files) in [
+        ("starter", &starter),
+        ("data", &data),
+        ("visible_tests", &visible_tests),
+        ("hidden_tests", &hidden_tests),
+    ] {
+        for path in files.keys() {
+            if let Some(other) = roles.insert(path, role) {
+                return Err(format!("{path:?} is in both {other} and {role}"));
+            }
+        }
+    }
+    for path in solved.keys() {
+        if let Some(role @ ("data" | "visible_tests" | "hidden_tests")) =
+            roles.get(path.as_str()).copied()
+        {
+            return Err(format!(
+                "solution: {path:?} is in {role}; the solution gives code files only"
+            ));
+        }
+    }
+    let mut names = BTreeMap::new();
+    for path in visible_tests.keys().chain(hidden_tests.keys()) {
+        if !is_test_name(path) {
+            return Err(format!(
+                "test file {path:?} must be named test_*.py (pytest collects it by its name)"
+            ));
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if let Some(other) = names.insert(name, path) {
+            return Err(format!(
+                "test files {other:?} and {path:?} share a file name, which pytest cannot import twice"
+            ));
+        }
+    }
+    // Yjs shares a text only once it holds something: an empty starter file would reach
+    // nobody.
+    for (path, text) in starter.iter().chain(&data) {
+        if text.is_empty() {
+            return Err(format!(
+                "{path:?} is empty, and an empty file cannot be shared: give it a line (a comment or a docstring)"
+            ));
+        }
+    }
+    if !starter.contains_key(MAIN_FILE) {
+        return Err(format!(
+            "starter needs {MAIN_FILE:?}: every project has it (the entry may be another file)"
+        ));
+    }
+    let entry = raw.entry.unwrap_or_else(|| MAIN_FILE.to_owned());
+    if !entry.ends_with(".py") || !starter.contains_key(&entry) {
+        return Err(format!("entry {entry:?} must be a .py file of the starter"));
+    }
+    let mut solution = starter.clone();
+    solution.extend(solved);
+    for (path, text) in &data {
+        starter.insert(path.clone(), text.clone());
+        solution.insert(path.clone(), text.clone());
+    }
+    let in_run = solution.len() + visible_tests.len() + hidden_tests.len();
+    if starter.len() > MAX_FILES || in_run > MAX_FILES {
+        return Err(format!(
+            "a project holds at most {MAX_FILES} files, tests included ({} in the starter, {in_run} in a run of the solution)",
+            starter.len()
+        ));
+    }
+    for (what, files) in [("starter", &starter), ("solution", &solution)] {
+        let bytes: usize = files.values().map(String::len).sum();
+        if bytes > MAX_PROJECT_BYTES {
+            return Err(format!(
+                "the {what} holds {bytes} bytes of text; a document holds at most {MAX_PROJECT_BYTES}"
+            ));
+        }
+    }
+    Ok(Project {
+        entry,
+        starter,
+        solution,
+        data: data.into_keys().collect(),
+        visible_tests,
+        hidden_tests,
     })
 }
 
@@ -396,6 +599,148 @@ red_flags = ["returns 2"]
                 .any(|p| p.contains("misnamed.toml") && p.contains("file name")),
             "{said:?}"
         );
+    }
+
+    const PROJECT: &str = r#"
+id = "shop"
+title = "Shop"
+difficulty = "medium"
+areas = ["coding_quality"]
+prompt = "Fix the cart."
+environment = "python-data"
+[starter]
+"main.py" = "from shop.cart import total\n"
+"shop/__init__.py" = "\"\"\"The shop.\"\"\"\n"
+"shop/cart.py" = "def total(rows):\n    return 0\n"
+[solution]
+"shop/cart.py" = "def total(rows):\n    return sum(rows)\n"
+[data]
+"data/orders.csv" = "id,amount\n1,2\n"
+[visible_tests]
+"tests/test_cart.py" = "from shop.cart import total\ndef test_total():\n    assert total([1]) == 1\n"
+[hidden_tests]
+"tests/test_cart_more.py" = "from shop.cart import total\ndef test_none():\n    assert total([]) == 0\n"
+[hints]
+strong = "sums"
+red_flags = "does not"
+"#;
+
+    #[test]
+    fn a_project_loads_with_its_files_data_tests_and_environment() {
+        let q = parse(PROJECT)
+            .map_err(|e| e.1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.environment, "python-data");
+        assert_eq!(q.entry, "main.py");
+        assert_eq!(
+            q.starter.keys().collect::<Vec<_>>(),
+            [
+                "data/orders.csv",
+                "main.py",
+                "shop/__init__.py",
+                "shop/cart.py"
+            ],
+            "the data file is part of the project the candidate starts from"
+        );
+        assert_eq!(q.data, ["data/orders.csv"]);
+        assert!(q.solution["shop/cart.py"].contains("sum(rows)"));
+        assert_eq!(
+            q.solution["main.py"], q.starter["main.py"],
+            "unchanged files stay"
+        );
+        assert!(q.hidden_tests.contains_key("tests/test_cart_more.py"));
+        let candidate = serde_json::to_string(&q.for_candidate()).unwrap_or_default();
+        assert!(!candidate.contains("test_none"), "{candidate}");
+    }
+
+    #[test]
+    fn the_single_file_form_loads_as_a_project_of_main_py() {
+        let q = parse(GOOD)
+            .map_err(|e| e.1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.environment, "python");
+        assert_eq!(q.starter.keys().collect::<Vec<_>>(), ["main.py"]);
+        assert_eq!(
+            q.visible_tests.keys().collect::<Vec<_>>(),
+            ["test_visible.py"]
+        );
+        assert_eq!(
+            q.hidden_tests.keys().collect::<Vec<_>>(),
+            ["test_hidden.py"]
+        );
+    }
+
+    #[test]
+    fn a_project_that_breaks_a_rule_is_refused_saying_which() {
+        let many: String = (0..64)
+            .map(|i| format!("\"m{i}.py\" = \"x = {i}\\n\"\n"))
+            .collect();
+        let cases = [
+            (
+                "\"shop/cart.py\" = \"def",
+                "\"../cart.py\" = \"def",
+                "must not contain ..",
+            ),
+            (
+                "environment = \"python-data\"",
+                "environment = \"rust\"",
+                "not one of python, python-data",
+            ),
+            (
+                "\"tests/test_cart_more.py\"",
+                "\"shop/secret.py\"",
+                "must be named test_*.py",
+            ),
+            (
+                "\"tests/test_cart_more.py\"",
+                "\"more/test_cart.py\"",
+                "share a file name",
+            ),
+            (
+                "\"data/orders.csv\"",
+                "\"shop/cart.py\"",
+                "in both starter and data",
+            ),
+            (
+                "[hidden_tests]\n\"tests/test_cart_more.py\"",
+                "[hidden_tests]\n\"shop/cart.py\"",
+                "in both starter and hidden_tests",
+            ),
+            (
+                "environment = ",
+                "entry = \"run.py\"\nenvironment = ",
+                "entry \"run.py\" must be a .py file of the starter",
+            ),
+            (
+                "\"main.py\" = \"from",
+                "\"app.py\" = \"from",
+                "starter needs \"main.py\"",
+            ),
+            (
+                "[solution]\n",
+                &format!("[solution]\n{many}"),
+                "at most 64 files",
+            ),
+            (
+                "[data]\n\"data/orders.csv\"",
+                "[data]\n\"data/run.sh\"",
+                "must end in one of",
+            ),
+            (
+                "\"main.py\" = \"from",
+                "\"empty.py\" = \"\"\n\"main.py\" = \"from",
+                "\"empty.py\" is empty",
+            ),
+        ];
+        for (from, to, why) in cases {
+            let bad = PROJECT.replacen(from, to, 1);
+            assert_ne!(bad, PROJECT, "{from} is in the sample");
+            let said = parse(&bad).err().map(|e| e.1).unwrap_or_default();
+            assert!(said.contains(why), "{to}: said {said:?}, expected {why:?}");
+        }
+        let huge = PROJECT.replace("1,2\\n", &"1,2\\n".repeat(300_000));
+        let said = parse(&huge).err().map(|e| e.1).unwrap_or_default();
+        assert!(said.contains("a document holds at most"), "{said}");
     }
 
     const DRAWING: &str = r#"

@@ -6,4 +6,16 @@ import type { QuestionKind } from "./QuestionKind";
  * The part of a question the candidate may see: never hints, follow-ups, the solution or the
  * hidden tests.
  */
-export type CandidateQuestion = { id: string, title: string, kind: QuestionKind, difficulty: Difficulty, prompt: string, visible_tests: string, };
+export type CandidateQuestion = { id: string, title: string, kind: QuestionKind, difficulty: Difficulty, prompt: string, 
+/**
+ * The sandbox environment its code runs in.
+ */
+environment: string, 
+/**
+ * The file a run starts.
+ */
+entry: string, 
+/**
+ * The visible test files, path to pytest source (the starter files come in the document).
+ */
+visible_tests: { [key in string]: string }, };

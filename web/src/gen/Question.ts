@@ -7,7 +7,36 @@ import type { QuestionKind } from "./QuestionKind";
 /**
  * A whole question, as the interviewer (and a reviewer) sees it.
  */
-export type Question = { prompt: string, starter: string, solution: string, visible_tests: string, hidden_tests: string, hints: Hints, follow_ups: Array<string>, 
+export type Question = { prompt: string, 
+/**
+ * The sandbox environment its code runs in (`python`, `python-data`, ...).
+ */
+environment: string, 
+/**
+ * The file a run starts (`main.py` unless the question names another).
+ */
+entry: string, 
+/**
+ * The project the candidate starts from, path to text: its code and its data files
+ * (`main.py` always among them for a coding question). Empty for a discussion.
+ */
+starter: { [key in string]: string }, 
+/**
+ * The project as solved: the starter with the reference solution's files over it.
+ */
+solution: { [key in string]: string }, 
+/**
+ * The paths among the starter's that are data files (shipped as they are).
+ */
+data?: Array<string>, 
+/**
+ * Test files the candidate sees and runs, path to pytest source.
+ */
+visible_tests: { [key in string]: string }, 
+/**
+ * Test files only the interviewer runs, path to pytest source.
+ */
+hidden_tests: { [key in string]: string }, hints: Hints, follow_ups: Array<string>, 
 /**
  * The starter drawing: Excalidraw elements, each as its JSON, that the board holds when
  * the room first opens the question. Empty for a question without one.

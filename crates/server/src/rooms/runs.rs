@@ -154,7 +154,11 @@ impl RoomTask {
         match kind {
             RunKind::Run => Ok((
                 Target::Program {
-                    entry: MAIN_FILE.to_owned(),
+                    entry: self
+                        .question
+                        .as_ref()
+                        .map_or(MAIN_FILE, |q| q.entry.as_str())
+                        .to_owned(),
                 },
                 files,
                 false,
@@ -189,16 +193,19 @@ impl RoomTask {
                 let theirs: Vec<String> = files
                     .keys()
                     .filter(|path| is_test_file(path))
-                    .filter(|path| **path != VISIBLE_TESTS && **path != HIDDEN_TESTS)
+                    .filter(|path| {
+                        !question.visible_tests.contains_key(*path)
+                            && !question.hidden_tests.contains_key(*path)
+                    })
                     .cloned()
                     .collect();
-                files.insert(VISIBLE_TESTS.to_owned(), question.visible_tests.clone());
-                let mut test_files = vec![VISIBLE_TESTS.to_owned()];
+                files.extend(question.visible_tests.clone());
+                let mut test_files: Vec<String> = question.visible_tests.keys().cloned().collect();
                 // The interviewer's test runs include the hidden tests, and so are private.
                 let hidden = by.can_run_hidden_tests();
                 if hidden {
-                    files.insert(HIDDEN_TESTS.to_owned(), question.hidden_tests.clone());
-                    test_files.push(HIDDEN_TESTS.to_owned());
+                    files.extend(question.hidden_tests.clone());
+                    test_files.extend(question.hidden_tests.keys().cloned());
                 }
                 test_files.extend(theirs);
                 Ok((Target::Pytest { test_files }, files, hidden))
@@ -206,8 +213,9 @@ impl RoomTask {
         }
     }
 
-    /// Moves the room to `question`: the switch is logged, and `main.py` becomes the code last
-    /// written for it or its starter, the board the one left on it or its starter drawing (see
+    /// Moves the room to `question`: the switch is logged, and its project's files become the
+    /// text last left in them or their starter (the files of the question left that it lacks
+    /// are deleted), the board the one left on it or its starter drawing (see
     /// [`duet_core::Room::switch_question`]).
     pub(super) fn switch_question(
         &mut self,
@@ -217,11 +225,18 @@ impl RoomTask {
         let pick = QuestionPick {
             id: question.id(),
             title: &question.summary.title,
-            starter: (question.summary.kind == QuestionKind::Coding)
-                .then_some(question.starter.as_str()),
+            starter: (question.summary.kind == QuestionKind::Coding).then_some(&question.starter),
             board: &question.board,
         };
-        let effects = self.room.switch_question(pick, by, self.clock.now_ms())?;
+        // The files the room wrote for the question it leaves.
+        let leaving: Vec<String> = match &self.question {
+            Some(current) if current.summary.kind == QuestionKind::Coding => {
+                current.starter.keys().cloned().collect()
+            }
+            _ => vec![MAIN_FILE.to_owned()],
+        };
+        let now = self.clock.now_ms();
+        let effects = self.room.switch_question(pick, &leaving, by, now)?;
         let switched = super::Switched {
             seq: self.room.last_seq(),
             restored: effects.iter().any(|e| {
@@ -401,9 +416,6 @@ fn finished(run_id: &str, outcome: &RunOutcome, now: i64) -> RunFinished {
     }
 }
 
-/// Where the question's tests go beside `main.py` in the sandbox.
-const VISIBLE_TESTS: &str = "test_visible.py";
-
 /// A file pytest would read as its configuration (`conftest.py` in any folder, or a root
 /// file that may hold a `[pytest]`/`[tool.pytest.ini_options]` section).
 fn is_pytest_config(path: &str) -> bool {
@@ -420,8 +432,6 @@ fn is_test_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
 }
-const HIDDEN_TESTS: &str = "test_hidden.py";
-
 /// Forwards a run's events into its room. If the sandbox stops reporting without a finish, the
 /// run is finished as `sandbox_error` so it never stays "running".
 async fn pump(mut events: mpsc::Receiver<RunEvent>, room: super::RoomSender, run_id: RunId) {
