@@ -353,3 +353,20 @@ fn a_project_file_the_candidate_renamed_keeps_its_text_and_the_path_gets_a_text_
     assert_eq!(now["shop/cart.py"], "CART = 'fresh'\n# edited\n");
     assert!(now.contains_key("shop/extra.py"));
 }
+
+#[test]
+fn a_switch_to_the_question_the_room_is_on_changes_no_file() {
+    let mut scene = Scene::new();
+    scene.switch("shop", Some(&shop()));
+    scene.switch("billing", Some(&billing()));
+    scene.switch("shop", Some(&shop()));
+    // The candidate works on after the switch back; the interviewer clicks the shop again.
+    scene.types("shop/cart.py", "# newer than what was kept\n");
+    let now = scene.files();
+    let stored = scene.switch("shop", Some(&shop()));
+    assert!(
+        edits(&stored).is_empty(),
+        "nothing written: the kept files are older than the editor's"
+    );
+    assert_eq!(scene.files(), now);
+}

@@ -58,8 +58,9 @@ impl Room {
     /// candidate created stay as they are. The board likewise becomes the one left on it or,
     /// the first time, its starter drawing if it has one, in another edit; the events socket
     /// names the question. A discussion question changes no file, except that a switch back
-    /// brings back the `main.py` left on it. Refused once the interview has ended: the record
-    /// of an ended interview does not change.
+    /// brings back the `main.py` left on it. A switch to the question the room is on writes
+    /// nothing. Refused once the interview has ended: the record of an ended interview does
+    /// not change.
     pub fn switch_question(
         &mut self,
         to: QuestionPick<'_>,
@@ -70,6 +71,9 @@ impl Room {
         if self.ended {
             return Err(Ended);
         }
+        // A switch to the question the room is on is logged and told, and changes nothing:
+        // what was kept for it from an earlier visit is older than what is in the editor.
+        let again = self.questions.current.as_deref() == Some(to.id);
         let listed: BTreeMap<String, String> = self.files().into_iter().collect();
         let left = self
             .questions
@@ -104,11 +108,13 @@ impl Room {
         let record = self.log(by, Record::Question(switched), now_ms);
         let head = record.head();
         let mut effects = vec![Effect::Persist(record)];
-        let kept = self.questions.kept.get(to.id).cloned();
+        let kept = self.questions.kept.get(to.id).cloned().filter(|_| !again);
         let restored = kept.is_some();
         // What each path becomes: its text, or deleted (`None`).
         let mut wanted: BTreeMap<String, Option<String>> = BTreeMap::new();
-        if let Some(project) = to.starter {
+        if again {
+            // Nothing to write.
+        } else if let Some(project) = to.starter {
             for path in leaving {
                 if path != MAIN_FILE && !project.contains_key(path) {
                     wanted.insert(path.clone(), None);
@@ -128,6 +134,7 @@ impl Room {
         }
         effects.extend(self.replace_files(&wanted, now_ms));
         let board = match self.questions.kept_boards.get(to.id) {
+            _ if again => None,
             Some(kept) if restored => Some(kept.clone()),
             _ if restored || to.board.is_empty() => None,
             _ => Some(to.board.to_vec()),
