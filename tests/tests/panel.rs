@@ -114,6 +114,39 @@ async fn interview_of_loop(server: &TestServer) -> (String, String) {
     )
 }
 
+/// Two interviewers, Ada Lovelace and Ben Okri, added by the admin, seated on the panel of one
+/// interview of candidate `cand-7`'s loop, and signed in, each at their own browser.
+struct SeatedPanel<'a> {
+    id: String,
+    /// The interviewer link's token.
+    link: String,
+    ben_id: String,
+    ada: Browser<'a>,
+    ben: Browser<'a>,
+}
+
+async fn seated_panel(server: &TestServer) -> SeatedPanel<'_> {
+    let ada_id = add_person(server, "ada@example.com", "Ada Lovelace", "interviewer").await;
+    let ben_id = add_person(server, "ben@example.com", "Ben Okri", "interviewer").await;
+    let (id, link) = interview_of_loop(server).await;
+    let (status, panel) = api(
+        server,
+        Method::PUT,
+        &format!("/api/interviews/{id}/panel"),
+        &server.admin_token,
+        Some(json!({"interviewers": [ada_id, ben_id], "reviewers": []})),
+    )
+    .await;
+    assert_eq!(status, 200, "{panel}");
+    SeatedPanel {
+        ada: Browser::sign_in(server, "ada@example.com").await,
+        ben: Browser::sign_in(server, "ben@example.com").await,
+        id,
+        link,
+        ben_id,
+    }
+}
+
 fn card(rating: u8, recommendation: &str, notes: &str, version: u64) -> Value {
     json!({
         "ratings": {"debugging": rating},
@@ -127,21 +160,15 @@ fn card(rating: u8, recommendation: &str, notes: &str, version: u64) -> Value {
 async fn two_interviewers_on_a_panel_score_privately_and_the_debrief_names_both_once_each_submits()
 {
     let server = TestServer::start().await;
-    // The admin adds two interviewers and seats both on one interview's panel.
-    let ada_id = add_person(&server, "ada@example.com", "Ada Lovelace", "interviewer").await;
-    let ben_id = add_person(&server, "ben@example.com", "Ben Okri", "interviewer").await;
-    let (id, link) = interview_of_loop(&server).await;
-    let (status, panel) = api(
-        &server,
-        Method::PUT,
-        &format!("/api/interviews/{id}/panel"),
-        &server.admin_token,
-        Some(json!({"interviewers": [ada_id, ben_id], "reviewers": []})),
-    )
-    .await;
-    assert_eq!(status, 200, "{panel}");
-    let ada = Browser::sign_in(&server, "ada@example.com").await;
-    let ben = Browser::sign_in(&server, "ben@example.com").await;
+    // The admin adds two interviewers and seats both on one interview's panel; each signs in.
+    let SeatedPanel {
+        id,
+        link,
+        ben_id,
+        ada,
+        ben,
+        ..
+    } = seated_panel(&server).await;
     let scorecard = format!("/api/interviews/{id}/scorecard");
     let debrief = format!("/api/interviews/{id}/debrief");
     let notes = format!("/api/interviews/{id}/notes");
@@ -229,6 +256,34 @@ async fn two_interviewers_on_a_panel_score_privately_and_the_debrief_names_both_
         "{names:?}"
     );
     assert_eq!(seen["columns"].as_array().unwrap().len(), 2);
+    // Each submission is in the audit log, with who submitted and the interview.
+    let (_, audit) = api(
+        &server,
+        Method::GET,
+        "/api/audit?limit=2",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let submitted: Vec<(&str, &str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        submitted,
+        [
+            ("scorecard_submitted", "ben@example.com", id.as_str()),
+            ("scorecard_submitted", "ada@example.com", id.as_str()),
+        ]
+    );
     let debugging = seen["ratings"]
         .as_array()
         .unwrap()
@@ -349,20 +404,9 @@ async fn a_scorecard_stored_before_panels_reads_as_the_interviewer_links() {
 #[tokio::test]
 async fn a_panel_members_notes_and_saves_reach_only_their_own_connections_live() {
     let server = TestServer::start().await;
-    let ada_id = add_person(&server, "ada@example.com", "Ada Lovelace", "interviewer").await;
-    let ben_id = add_person(&server, "ben@example.com", "Ben Okri", "interviewer").await;
-    let (id, link) = interview_of_loop(&server).await;
-    let (status, _) = api(
-        &server,
-        Method::PUT,
-        &format!("/api/interviews/{id}/panel"),
-        &server.admin_token,
-        Some(json!({"interviewers": [ada_id, ben_id], "reviewers": []})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let ada = Browser::sign_in(&server, "ada@example.com").await;
-    let ben = Browser::sign_in(&server, "ben@example.com").await;
+    let SeatedPanel {
+        id, link, ada, ben, ..
+    } = seated_panel(&server).await;
     // Both have the room open, and so does the interviewer link.
     let ada_hears = ada.events(&id).await;
     let ben_hears = ben.events(&id).await;

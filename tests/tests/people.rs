@@ -949,3 +949,44 @@ async fn the_retention_pass_prunes_audit_entries_older_than_the_retention() {
         .collect();
     assert_eq!(targets, ["recent"]);
 }
+
+#[tokio::test]
+async fn the_retention_pass_audits_each_interview_it_deletes() {
+    let server = TestServer::start().await;
+    let ended = server.create_interview("Lin").await;
+    let live = server.create_interview("Kim").await;
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &format!("/api/interviews/{}/end", ended.id),
+        &ended.tokens.interviewer,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A retention of zero days, run a second from now: the ended interview is past it.
+    let later = duet_server::rooms::now_ms() + 1_000;
+    assert_eq!(duet_server::jobs::sweep(&server.state, later, 0).await, 1);
+    let (_, page) = admin(&server, Method::GET, "/api/audit?limit=1", None).await;
+    let entry = &page["entries"][0];
+    assert_eq!(
+        (&entry["action"], &entry["actor"], &entry["target"]),
+        (
+            &json!("interview_deleted"),
+            &json!("retention"),
+            &json!(ended.id.as_str())
+        )
+    );
+    let (_, listed) = admin(&server, Method::GET, "/api/interviews", None).await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [live.id.as_str()],
+        "the ended one is gone, the live one stays"
+    );
+}

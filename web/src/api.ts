@@ -79,7 +79,7 @@ export type {
   TimelineEvent,
 } from './gen'
 import type {
-  Area, Hints, InterviewId, InterviewStatus, InterviewView, Recommendation, RoomEvent,
+  Area, Author, Hints, InterviewId, InterviewStatus, InterviewView, Recommendation, RoomEvent,
   RunKind, RunStatus, Role, Scorecard,
 } from './gen'
 
@@ -106,7 +106,8 @@ export interface RubricArea { area: Area; title: string; levels: [string, string
 /** The question's private guidance, served with the scorecard (server `scorecard_api::Guidance`). */
 export interface Guidance { question_id: string; title: string; hints: Hints; follow_ups: string[] }
 /** `GET /api/interviews/{id}/scorecard` (server `scorecard_api::ScorecardView`). */
-export interface ScorecardAnswer { scorecard: Scorecard; rubric: RubricArea[]; runs: ScorecardRun[]; question: Guidance | null }
+/** `GET /api/interviews/{id}/scorecard` (server `ScorecardView`): `author` is whose card it is. */
+export interface ScorecardAnswer { scorecard: Scorecard; author: Author; rubric: RubricArea[]; runs: ScorecardRun[]; question: Guidance | null }
 
 /** One interview of a debrief; a scorecard not yet submitted is null (server `DebriefEntry`). */
 export interface DebriefRow { interview_id: InterviewId; title: string; question_id: string | null; status: InterviewStatus; scorecard: Scorecard | null }

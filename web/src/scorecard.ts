@@ -103,6 +103,8 @@ export async function mountScorecard(host: HTMLElement, token: string, base: str
       } catch (err) { status.textContent = `Submit: ${explain(err)}` }
     })
     replace(host,
+      // Whose card this is, by name: on a panel each interviewer has their own.
+      h('p', { class: 'small', 'data-testid': 'scorecard-author' }, `Scorecard of ${answer.author.name}`),
       locked ? h('p', { class: 'banner ok' }, 'Submitted: the scorecard is locked.') : null,
       ...fields,
       h('div', { class: 'field' }, h('label', { for: 'sc-notes' }, 'Notes'), notes),

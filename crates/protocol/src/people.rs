@@ -231,10 +231,12 @@ pub enum AuditAction {
     InterviewDeleted,
     LinksRotated,
     PanelChanged,
+    /// A panel member (or the interviewer link) submitted their scorecard.
+    ScorecardSubmitted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 14] = [
         AuditAction::SignedIn,
         AuditAction::SignInFailed,
         AuditAction::SignedOut,
@@ -248,6 +250,7 @@ impl AuditAction {
         AuditAction::InterviewDeleted,
         AuditAction::LinksRotated,
         AuditAction::PanelChanged,
+        AuditAction::ScorecardSubmitted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -265,6 +268,7 @@ impl AuditAction {
             AuditAction::InterviewDeleted => "interview_deleted",
             AuditAction::LinksRotated => "links_rotated",
             AuditAction::PanelChanged => "panel_changed",
+            AuditAction::ScorecardSubmitted => "scorecard_submitted",
         }
     }
 

@@ -47,7 +47,15 @@ pub async fn sweep(state: &AppState, cutoff_ms: i64, days: u64) -> usize {
             match erase(state, &interview).await {
                 Ok(()) => {
                     deleted += 1;
-                    tracing::info!(interview = %interview, days, "retention: deleted an interview ended more than the retention ago")
+                    tracing::info!(interview = %interview, days, "retention: deleted an interview ended more than the retention ago");
+                    crate::people_api::audit(
+                        state,
+                        "retention".to_owned(),
+                        duet_protocol::AuditAction::InterviewDeleted,
+                        Some(interview.to_string()),
+                        None,
+                    )
+                    .await;
                 }
                 Err(e) => {
                     tracing::warn!(interview = %interview, error = %e, "retention: delete failed")

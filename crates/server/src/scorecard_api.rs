@@ -18,8 +18,8 @@ use axum::Json;
 use duet_core::scorecard::{rubric, Anchors};
 use duet_core::{ScorecardError, ScorecardState};
 use duet_protocol::{
-    Author, EventKind, Hints, InterviewId, NewNote, Note, NoteView, Record, Role, Scorecard,
-    ScorecardUpdate, StaffRole,
+    AuditAction, Author, EventKind, Hints, InterviewId, NewNote, Note, NoteView, Record, Role,
+    Scorecard, ScorecardUpdate, StaffRole,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -285,10 +285,27 @@ pub async fn submit(
     let who = writer(&state, &parts, &id).await?;
     let author = who.author().map(str::to_owned);
     let card = ask_room(&state, &who.interview, |reply| RoomCmd::SubmitScorecard {
-        author,
+        author: author.clone(),
         reply,
     })
     .await??;
+    let actor = match author {
+        Some(person_id) => {
+            let store = state.store.clone();
+            blocking(move || store.person(&person_id))
+                .await?
+                .map_or_else(|| "unknown".to_owned(), |p| p.email)
+        }
+        None => "interviewer-link".to_owned(),
+    };
+    crate::people_api::audit(
+        &state,
+        actor,
+        AuditAction::ScorecardSubmitted,
+        Some(who.interview.to_string()),
+        Some(&parts),
+    )
+    .await;
     Ok(Json(card))
 }
 
