@@ -825,6 +825,26 @@ async fn a_project_question_opens_with_every_file_and_its_tests_and_data_run_in_
             .any(|e| e.to_string().contains("test_revenue")),
         "the hidden test's name reached the candidate"
     );
+    // What the candidate is told of the question: the visible test file, never the hidden one.
+    let (_, view) = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/interviews/{}", created.id),
+        &created.tokens.candidate,
+        None,
+    )
+    .await;
+    let question = &view["question"];
+    assert_eq!(
+        question["visible_tests"]["tests/test_money.py"].as_str(),
+        Some(shop.visible_tests["tests/test_money.py"].as_str())
+    );
+    assert_eq!(question["entry"], "main.py");
+    assert!(!question.to_string().contains("test_revenue"), "{question}");
+    assert!(
+        !candidate.files().keys().any(|p| p.contains("test_revenue")),
+        "no hidden test file in the candidate's project"
+    );
     sandbox.shutdown().await;
 }
 
