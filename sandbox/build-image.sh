@@ -17,7 +17,7 @@ SUITE=bookworm
 PACKAGES=python3,python3-pytest,python3-pyflakes,pycodestyle
 # The runner contract this image speaks (label duet.sandbox.contract); crates/sandbox checks
 # that it equals its own CONTRACT, and scripts/ensure-docker.sh rebuilds an older image.
-CONTRACT=3
+CONTRACT=4
 BASE="$CACHE/base-$SUITE-${PACKAGES//,/-}.tar"
 
 say() { echo "build-image: $*" >&2; }

@@ -7,7 +7,8 @@ Protocol (sandbox/README.md has the whole contract):
    exactly ``n`` bytes of UTF-8 JSON::
 
        {"nonce": "<32 hex>", "files": {"main.py": "..."},
-        "target": {"program": "main.py"} | {"pytest": ["test_x.py", ...]} | {"lint": "main.py"}}
+        "target": {"program": "main.py"} | {"pytest": ["test_x.py", ...]}
+                  | {"lint": ["main.py", "shop/cart.py", ...]}}
 
    The runner reads the line one byte at a time and then exactly ``n`` bytes, so everything the
    server writes after the header stays unread in the pipe for the program's stdin.
@@ -291,14 +292,28 @@ MAX_FINDINGS = 1000
 MAX_LINE_LENGTH = 100
 
 
-def lint_worker(name, report_sock):
-    """pyflakes and pycodestyle over one file; parses it, never runs it."""
+def lint_worker(names, report_sock):
+    """pyflakes and pycodestyle over each file, every finding naming its file; parses the
+    files, never runs them. At most MAX_FINDINGS in all, in the order of ``names`` and by
+    position within a file."""
+    findings = []
+    for name in names:
+        if len(findings) >= MAX_FINDINGS:
+            break
+        findings.extend(lint_file(name, MAX_FINDINGS - len(findings)))
+    report_sock.setblocking(True)
+    report_sock.sendall(json.dumps({"exit": 0, "lint": findings}).encode("utf-8") + b"\n")
+    os._exit(0)
+
+
+def lint_file(name, room):
+    """At most ``room`` findings of pyflakes and pycodestyle in the file ``name``."""
     findings = []
 
     def add(line, col, code, message):
-        if len(findings) < MAX_FINDINGS:
-            findings.append({"line": max(int(line or 1), 1), "col": max(int(col or 1), 1),
-                             "code": code, "message": clip(message, MAX_MESSAGE)})
+        findings.append({"path": name, "line": max(int(line or 1), 1),
+                         "col": max(int(col or 1), 1), "code": code,
+                         "message": clip(message, MAX_MESSAGE)})
 
     path = os.path.join(WORK, name)
     with open(path, "rb") as f:
@@ -336,9 +351,7 @@ def lint_worker(name, report_sock):
     style = pycodestyle.StyleGuide(max_line_length=MAX_LINE_LENGTH, quiet=True, reporter=Style)
     style.check_files([path])
     findings.sort(key=lambda f: (f["line"], f["col"], f["code"]))
-    report_sock.setblocking(True)
-    report_sock.sendall(json.dumps({"exit": 0, "lint": findings}).encode("utf-8") + b"\n")
-    os._exit(0)
+    return findings[:room]
 
 
 def watch_exit(pid):
@@ -509,10 +522,13 @@ def main():
                     raise RunnerError("test file %s is not among the files" % name)
             run_worker(nonce, {"pytest": test_files}, worker_pid, go_w, report_r)
         elif "lint" in target:
-            name = check_name(target["lint"])
-            if name not in files:
-                raise RunnerError("lint file %s is not among the files" % name)
-            run_worker(nonce, {"lint": name}, worker_pid, go_w, report_r)
+            names = target["lint"]
+            if not isinstance(names, list) or not names:
+                raise RunnerError("no files to lint")
+            for name in names:
+                if check_name(name) not in files:
+                    raise RunnerError("lint file %s is not among the files" % name)
+            run_worker(nonce, {"lint": names}, worker_pid, go_w, report_r)
         else:
             raise RunnerError("unknown target")
     except (RunnerError, OSError, ValueError) as err:

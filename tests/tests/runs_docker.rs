@@ -470,3 +470,79 @@ async fn a_project_runs_main_with_its_modules_and_pytest_takes_the_candidates_te
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_style_check_covers_every_python_file_and_names_the_file_of_each_finding() {
+    let (server, sandbox) = docker_server().await;
+    let interview = server.create_interview_on("Ada", "lru-cache").await;
+    let candidate = YClient::connect(&server.yjs_url(&interview.id, &interview.tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced()).await);
+    // A module with an unused import, a data file that is not Python, and main.py using the
+    // module.
+    candidate.write_file(
+        "shop/cart.py",
+        "import os\n\n\ndef total(prices):\n    return sum(prices)\n",
+    );
+    candidate.write_file("data/notes.txt", "import this is not python\n");
+    assert!(eventually(PATIENCE, || candidate.text().contains("class LRUCache")).await);
+    candidate.insert(0, "from shop.cart import total\n");
+    let interviewer_events =
+        EventsClient::connect(&server.events_url(&interview.id, &interview.tokens.interviewer))
+            .await
+            .unwrap();
+    assert!(
+        eventually(PATIENCE, || server
+            .state
+            .store
+            .read_log(&interview.id, 1)
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind == duet_protocol::EventKind::Edit)
+            .count()
+            >= 3)
+        .await
+    );
+
+    let run_id = start_run(
+        &server,
+        &interview.id,
+        &interview.tokens.interviewer,
+        json!({"kind": "lint"}),
+    )
+    .await;
+    assert!(
+        eventually(PATIENCE, || !interviewer_events
+            .of(&run_id, "run.finished")
+            .is_empty())
+        .await
+    );
+    let finished = &interviewer_events.of(&run_id, "run.finished")[0];
+    let findings: Vec<(String, String)> = finished["lint"]
+        .as_array()
+        .expect("lint findings")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        findings.contains(&("shop/cart.py".into(), "F401".into())),
+        "the module's unused import is named with its file: {finished:#}"
+    );
+    assert!(
+        findings.contains(&("main.py".into(), "F401".into())),
+        "main.py's unused import of total too: {finished:#}"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|(path, _)| path == "main.py" || path == "shop/cart.py"),
+        "only Python files are linted: {finished:#}"
+    );
+    sandbox.shutdown().await;
+}

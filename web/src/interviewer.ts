@@ -166,9 +166,14 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   hiddenBtn.addEventListener('click', () => void ctx.startRun('test'))
   lintBtn.addEventListener('click', () => void ctx.startRun('lint'))
   const showLint = (findings: LintFinding[]) => {
+    // Findings per file, each file named (lint covers every .py file).
+    const byFile = new Map<string, LintFinding[]>()
+    for (const f of findings) byFile.set(f.path, [...(byFile.get(f.path) ?? []), f])
     replace(lintEl, findings.length === 0
       ? h('p', {}, 'No findings.')
-      : h('ul', { class: 'findings' }, findings.map((f) => h('li', {}, h('code', {}, `${f.line}:${f.col} ${f.code}`), ' ', f.message))))
+      : [...byFile].map(([path, found]) => h('section', { class: 'lint-file', 'data-path': path },
+          h('h4', {}, path, h('span', { class: 'muted' }, ` · ${found.length}`)),
+          h('ul', { class: 'findings' }, found.map((f) => h('li', {}, h('code', {}, `${f.line}:${f.col} ${f.code}`), ' ', f.message))))))
     announce(`Style check: ${findings.length} findings`)
   }
 

@@ -13,7 +13,7 @@ pub enum RunKind {
     /// pytest over the question's tests: the visible ones for the candidate, visible and hidden
     /// for the interviewer (then the run is private).
     Test,
-    /// pyflakes and pycodestyle over `main.py` (interviewer only; private).
+    /// pyflakes and pycodestyle over every listed `.py` file (interviewer only; private).
     Lint,
 }
 
@@ -21,11 +21,19 @@ pub enum RunKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LintFinding {
+    /// The file it is in (`shop/cart.py`). Records stored before lint covered every file lack
+    /// it: they linted `main.py` alone, so it reads as that.
+    #[serde(default = "main_file")]
+    pub path: String,
     pub line: u32,
     pub col: u32,
     /// `F...` from pyflakes, `E...`/`W...` from pycodestyle.
     pub code: String,
     pub message: String,
+}
+
+fn main_file() -> String {
+    crate::MAIN_FILE.to_owned()
 }
 
 /// A run's id: 16 url-safe characters.
@@ -402,5 +410,18 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(back, bytes);
         }
+    }
+
+    #[test]
+    fn a_finding_stored_before_lint_covered_every_file_is_in_main_py() {
+        let old: LintFinding =
+            serde_json::from_str(r#"{"line": 3, "col": 1, "code": "F401", "message": "unused"}"#)
+                .expect("an old finding reads");
+        assert_eq!(old.path, "main.py");
+        let new: LintFinding = serde_json::from_str(
+            r#"{"path": "shop/cart.py", "line": 3, "col": 1, "code": "F401", "message": "unused"}"#,
+        )
+        .expect("a finding reads");
+        assert_eq!(new.path, "shop/cart.py");
     }
 }

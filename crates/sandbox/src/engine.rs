@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The runner protocol version; the image carries it as label `duet.sandbox.contract`.
-pub const CONTRACT: &str = "3";
+pub const CONTRACT: &str = "4";
 const CONTRACT_LABEL: &str = "duet.sandbox.contract";
 /// Bound on a health probe and on (re)connecting.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -43,9 +43,9 @@ pub enum Target {
     Program { entry: String },
     /// pytest over these test files, with per-test results.
     Pytest { test_files: Vec<String> },
-    /// pyflakes and pycodestyle (max line length 100) over one file, with findings in
-    /// [`RunOutcome::lint`]. Nothing of the file is executed.
-    Lint { file: String },
+    /// pyflakes and pycodestyle (max line length 100) over each of these files, with findings
+    /// (each naming its file) in [`RunOutcome::lint`]. Nothing of the files is executed.
+    Lint { files: Vec<String> },
 }
 
 /// Limits of one run. Every default is configurable by the server's flags.

@@ -90,7 +90,10 @@ pub fn check_request(
             ))
         }
         Target::Pytest { test_files } => test_files.iter().collect(),
-        Target::Lint { file } => vec![file],
+        Target::Lint { files } if files.is_empty() => {
+            return Err(SandboxError::Invalid("lint needs at least one file".into()))
+        }
+        Target::Lint { files } => files.iter().collect(),
     };
     for name in needed {
         check_name(name)?;
@@ -115,7 +118,7 @@ struct Header<'a> {
 enum WireTarget<'a> {
     Program(&'a str),
     Pytest(&'a [String]),
-    Lint(&'a str),
+    Lint(&'a [String]),
 }
 
 /// The bytes that open the container's stdin.
@@ -123,7 +126,7 @@ pub fn header(nonce: &str, files: &BTreeMap<String, String>, target: &Target) ->
     let target = match target {
         Target::Program { entry } => WireTarget::Program(entry),
         Target::Pytest { test_files } => WireTarget::Pytest(test_files),
-        Target::Lint { file } => WireTarget::Lint(file),
+        Target::Lint { files } => WireTarget::Lint(files),
     };
     // Serialising plain strings cannot fail; an empty object would make the runner refuse.
     let json = serde_json::to_vec(&Header {

@@ -542,16 +542,21 @@ async fn a_program_claiming_to_be_the_runner_is_the_candidate_s_error_and_health
 }
 
 #[tokio::test]
-async fn lint_reports_pyflakes_and_pycodestyle_findings_without_running_the_file() {
+async fn lint_reports_pyflakes_and_pycodestyle_findings_in_every_file_without_running_them() {
     let config = config("lint");
     let instance = config.instance.clone();
     let sandbox = sandbox(config).await;
     let long = format!("x = '{}'\n", "y".repeat(100));
-    let code =
-        format!("import os\n\n\ndef f():\n    return undefined_name\n\n\n{long}print('RAN')\n");
+    let code = format!(
+        "import os\nfrom shop.cart import total\n\n\ndef f():\n    return undefined_name\n\n\n{long}print('RAN', total([]))\n"
+    );
     let mut request = program(&code);
+    request.files.insert(
+        "shop/cart.py".into(),
+        "import sys\n\n\ndef total(items):\n    return sum(items) +\n".into(),
+    );
     request.target = Target::Lint {
-        file: "main.py".into(),
+        files: vec!["main.py".into(), "shop/cart.py".into()],
     };
     let ran = run(&sandbox, request).await;
     assert_eq!(ran.status(), RunStatus::Ok, "{ran:?}");
@@ -560,23 +565,44 @@ async fn lint_reports_pyflakes_and_pycodestyle_findings_without_running_the_file
         "the file was not run: {}",
         ran.out()
     );
-    let finding = |line, col, code: &str, message: &str| LintFinding {
+    let finding = |path: &str, line, col, code: &str, message: &str| LintFinding {
+        path: path.into(),
         line,
         col,
         code: code.into(),
         message: message.into(),
     };
+    let findings = ran.outcome.lint.expect("findings");
     assert_eq!(
-        ran.outcome.lint.expect("findings"),
-        vec![
-            finding(1, 1, "F401", "'os' imported but unused"),
-            finding(5, 12, "F821", "undefined name 'undefined_name'"),
-            finding(8, 101, "E501", "line too long (106 > 100 characters)"),
+        findings[..3],
+        [
+            finding("main.py", 1, 1, "F401", "'os' imported but unused"),
+            finding("main.py", 6, 12, "F821", "undefined name 'undefined_name'"),
+            finding(
+                "main.py",
+                9,
+                101,
+                "E501",
+                "line too long (106 > 100 characters)"
+            ),
         ]
+    );
+    // The module's syntax error is reported against the module, not main.py.
+    let theirs: Vec<_> = findings[3..]
+        .iter()
+        .map(|f| (f.path.as_str(), f.line, f.code.as_str()))
+        .collect();
+    assert!(
+        theirs.contains(&("shop/cart.py", 5, "E999")),
+        "{findings:?}"
+    );
+    assert!(
+        theirs.iter().all(|(path, ..)| *path == "shop/cart.py"),
+        "{findings:?}"
     );
     let mut clean = program("print('clean')\n");
     clean.target = Target::Lint {
-        file: "main.py".into(),
+        files: vec!["main.py".into()],
     };
     let ran = run(&sandbox, clean).await;
     assert_eq!(

@@ -3,7 +3,12 @@
 /**
  * One finding of a lint run.
  */
-export type LintFinding = { line: number, col: number, 
+export type LintFinding = { 
+/**
+ * The file it is in (`shop/cart.py`). Records stored before lint covered every file lack
+ * it: they linted `main.py` alone, so it reads as that.
+ */
+path: string, line: number, col: number, 
 /**
  * `F...` from pyflakes, `E...`/`W...` from pycodestyle.
  */

@@ -169,13 +169,14 @@ impl RoomTask {
                         "style findings are the interviewer's: only the interviewer runs lint",
                     ));
                 }
-                Ok((
-                    Target::Lint {
-                        file: MAIN_FILE.to_owned(),
-                    },
-                    files,
-                    true,
-                ))
+                // Every listed Python file, each finding naming its file; data files are not
+                // Python. `main.py` is always listed, so the list is never empty.
+                let python: Vec<String> = files
+                    .keys()
+                    .filter(|path| path.ends_with(".py"))
+                    .cloned()
+                    .collect();
+                Ok((Target::Lint { files: python }, files, true))
             }
             RunKind::Test => {
                 let question = self.question.as_ref().ok_or(RunError::Unsupported(

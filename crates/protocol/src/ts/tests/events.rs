@@ -335,6 +335,7 @@ fn run_detail_json_is_what_the_mirror_says() {
         (None, Role::Candidate),
         (
             Some(vec![LintFinding {
+                path: "shop/cart.py".into(),
                 line: 1,
                 col: 2,
                 code: "F401".into(),
