@@ -1,18 +1,22 @@
 // Presence in the room: who is connected (the header's list), each remote cursor's name label
 // (shown when that person moves, then faded so it never hides the line above for long), an
-// indicator when someone's cursor is off screen (a click scrolls to it), and, for the
-// interviewer, a toggle that follows the candidate's cursor as it moves.
+// indicator when someone's cursor is off screen in the file shown (a click scrolls to it), and,
+// for the interviewer, a toggle that follows the candidate's cursor as it moves, into whichever
+// file the candidate's editor is on (the markers on the tree and tabs are filetree.ts's).
 import * as Y from 'yjs'
 import { EditorView } from '@codemirror/view'
 import type { Awareness } from 'y-protocols/awareness'
 import type { Role } from './api'
 import { h, replace } from './dom'
 import { peopleOf } from './room-state-presence'
+import { followTo } from './room-state-files'
+import type { Project } from './filetree'
 
 export interface PresenceOptions {
   awareness: Awareness
   doc: Y.Doc
-  ytext: Y.Text
+  /** The files: which one the editor shows, and opening another to follow the candidate. */
+  project: Project
   view: EditorView
   role: Role
   myName: string
@@ -23,7 +27,7 @@ export interface PresenceOptions {
 }
 
 export function watchPresence(o: PresenceOptions): void {
-  const { awareness, doc, ytext, view, role, myName, peopleEl, editorHost, toolbar } = o
+  const { awareness, doc, project, view, role, myName, peopleEl, editorHost, toolbar } = o
   const renderPeople = () => {
     replace(peopleEl, peopleOf(awareness.getStates(), { clientId: doc.clientID, role, name: myName }).map((p) => {
       const dot = h('span', { class: 'dot', 'aria-hidden': 'true' })
@@ -62,12 +66,18 @@ export function watchPresence(o: PresenceOptions): void {
   followBtn?.addEventListener('click', () => {
     following = !following
     followBtn.setAttribute('aria-pressed', String(following))
-    if (following) scrollToCursor(otherCursors().find((c) => c.role === 'candidate'))
+    if (following && !followFile()) scrollToCursor(otherCursors().find((c) => c.role === 'candidate'))
   })
+  /** Opens the file the candidate's editor is on, if it is not shown: whether it did. */
+  const followFile = (): boolean => {
+    const path = followTo(project.whereEveryoneIs(), project.current().path)
+    return path !== null && project.open(path)
+  }
   const offscreen = h('button', { type: 'button', class: 'offscreen-cursor', hidden: true, 'data-testid': 'offscreen-cursor' })
   editorHost.appendChild(offscreen)
   const otherCursors = (): { name: string; role: string; pos: number }[] => {
     const out: { name: string; role: string; pos: number }[] = []
+    const ytext = project.current().ytext
     for (const [client, state] of awareness.getStates()) {
       if (client === doc.clientID) continue
       const st = state as { user?: { name?: string; role?: string }; cursor?: { head?: unknown } }
@@ -87,6 +97,8 @@ export function watchPresence(o: PresenceOptions): void {
     if (cursorFrame) return
     cursorFrame = requestAnimationFrame(() => {
       cursorFrame = 0
+      // Following across files: the candidate's file first (opening it checks again).
+      if (moved && following && followFile()) return
       const cursors = otherCursors()
       const candidate = cursors.find((c) => c.role === 'candidate')
       if (moved && following && candidate) {
@@ -111,5 +123,7 @@ export function watchPresence(o: PresenceOptions): void {
   }
   awareness.on('change', () => checkCursors(true))
   view.scrollDOM.addEventListener('scroll', () => checkCursors(false), { passive: true })
+  // Another file shown: its cursors, and when following, the candidate's place in it.
+  project.onSwitch(() => window.setTimeout(() => checkCursors(following), 0))
 
 }

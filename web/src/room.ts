@@ -19,7 +19,7 @@ import {
   type RunStdin, type StartRun,
 } from './api'
 import { h, page, replace, announce, clock } from './dom'
-import { createEditor } from './editor'
+import { mountProject } from './filetree'
 import { createConsole } from './console'
 import { connectEvents } from './events'
 import { SaveTracker } from './saved'
@@ -62,7 +62,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
     // 1008 is final: the interview ended, or this page's link was replaced. Not reopened.
     shouldReconnect: (event: CloseEvent) => event.code !== POLICY_CLOSE && !(event.code >= 4400 && event.code < 4500),
   })
-  const ytext = doc.getText('main.py')
   const saves = new SaveTracker(doc, provider)
   const listeners: ((e: RoomEvent) => void)[] = []
   const lintListeners: ((findings: LintFinding[]) => void)[] = []
@@ -106,10 +105,14 @@ export async function openRoom(id: string, token: string, interview: Interview):
   })
   const testsEl = h('div', { class: 'tests', 'data-testid': 'tests' }, h('p', { class: 'muted' }, 'No test run yet.'))
 
-  const editorHost = h('div', { class: 'editor', 'data-testid': 'editor' })
+  // The files, their tabs and the editor (filetree.ts).
+  const project = mountProject({
+    doc, awareness: provider.awareness, provider, readOnly: !state.controls().editable, onRun: () => void startRun('run'),
+  })
+  const { editor, editorHost } = project
   const side = h('aside', { class: 'side', 'aria-label': role === 'interviewer' ? 'Interviewer panel' : 'The question' })
   const work = h('section', { class: 'work', 'aria-label': 'Code' },
-    toolbar, editorHost,
+    toolbar, project.element,
     h('div', { class: 'bottom' },
       h('section', { class: 'panel', 'aria-labelledby': 'console-h' }, h('h2', { id: 'console-h' }, 'Console'), consoleView.element),
       h('section', { class: 'panel', 'aria-labelledby': 'tests-h' }, h('h2', { id: 'tests-h' }, 'Test results'), testsEl)))
@@ -120,10 +123,6 @@ export async function openRoom(id: string, token: string, interview: Interview):
   const main = page(interview.title, header, closeNote, endedBanner, noticeHost, roomEl)
   main.classList.add('room-page')
 
-  const editor = createEditor({
-    parent: editorHost, ytext, awareness: provider.awareness, readOnly: !state.controls().editable,
-    onRun: () => void startRun('run'), label: 'main.py, the shared program',
-  })
   const view = editor.view
 
   // --- rendering from the state: the controls, then what each change asks of the view
@@ -136,7 +135,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
     testBtn.title = c.testTitle
     stopBtn.disabled = !c.stop
     if (c.input !== inputOpen) { inputOpen = c.input; consoleView.setRunning(c.input) }
-    if (c.editable !== editable) { editable = c.editable; editor.setReadOnly(!c.editable); board?.setReadOnly(!c.editable) }
+    if (c.editable !== editable) { editable = c.editable; project.setReadOnly(!c.editable); board?.setReadOnly(!c.editable) }
   }
 
   // --- the board: Code | Board (side by side on wide screens, style.css). Excalidraw and React
@@ -251,7 +250,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
 
   // --- presence: who is here, where their cursors are, following the candidate
   watchPresence({
-    awareness: provider.awareness, doc, ytext, view, role, peopleEl, editorHost,
+    awareness: provider.awareness, doc, project, view, role, peopleEl, editorHost,
     myName: role === 'candidate' ? interview.candidate_name : 'Interviewer',
     toolbar: role === 'interviewer' ? toolbar : null,
   })
