@@ -23,6 +23,8 @@
 
 mod awareness;
 pub mod board;
+mod board_index;
+pub mod board_svg;
 pub mod files;
 mod history;
 pub mod replay;
@@ -44,4 +46,4 @@ pub use runs::{
     RunOutputs, UnfinishedRun, Utf8Decoder, COALESCE_BYTES, COALESCE_MS,
 };
 pub use scorecard::{ScorecardError, ScorecardState};
-pub use text_index::{TextIndex, KEYFRAME_EVERY};
+pub use text_index::{DocAt, TextIndex, KEYFRAME_EVERY};

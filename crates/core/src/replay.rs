@@ -8,11 +8,13 @@
 //! undecodable updates for real editing traces.
 
 use crate::history::{apply, apply_edit, ClientOwners, RebuildError};
-use duet_protocol::{EventKind, LogEntry, LogRecord, MAIN_FILE};
+use crate::text_index::DocAt;
+use duet_protocol::{EventKind, LogEntry, LogRecord, BOARD, MAIN_FILE};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-pub use crate::timeline::{timeline, timeline_needs_data, BURST_GAP_MS};
-use yrs::{Doc, GetString, ReadTxn, StateVector, Transact};
+pub use crate::timeline::{timeline, timeline_needs_data, EditFacts, FileChange, BURST_GAP_MS};
+use yrs::{Doc, GetString, Map, Out, ReadTxn, StateVector, Transact};
 
 /// Every seq of a log with its time, to turn a moment into a seq. Times are made monotonic
 /// (a running maximum), so a clock that stepped back cannot make "the moment T" ambiguous:
@@ -97,12 +99,33 @@ impl Moments {
     }
 }
 
-/// The document as it stood at one seq: its state (one Yjs update) and the text of `main.py`.
+/// The document as it stood at one seq: its state (one Yjs update), the text of `main.py`,
+/// and every listed file and the board's elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayState {
     pub seq: u64,
     pub state: Vec<u8>,
     pub text: String,
+    pub doc: DocAt,
+}
+
+/// The files `doc` lists with their text, and its board's elements, each sorted.
+pub fn doc_at(doc: &Doc) -> DocAt {
+    let files = crate::files::contents(doc);
+    let board = doc.get_or_insert_map(BOARD);
+    let txn = doc.transact();
+    let mut elements: Vec<(Arc<str>, Arc<str>)> = board
+        .iter(&txn)
+        .filter_map(|(id, value)| match value {
+            Out::Any(yrs::Any::String(json)) => Some((Arc::from(id), json)),
+            _ => None,
+        })
+        .collect();
+    elements.sort();
+    DocAt {
+        files,
+        board: elements,
+    }
 }
 
 /// Where a reconstruction starts: nothing (seq 0), a checkpoint's or a cached replay state.
@@ -140,21 +163,23 @@ pub fn state_at(
         apply_edit(&doc, &mut owners, &record)?;
     }
     let text = doc.get_or_insert_text(MAIN_FILE);
+    let at = doc_at(&doc);
     let txn = doc.transact();
     Ok(ReplayState {
         seq: upto,
         state: txn.encode_state_as_update_v1(&StateVector::default()),
         text: text.get_string(&txn),
+        doc: at,
     })
 }
 
-/// Replays a whole log once (gapless, from seq 1), noting the text at each of `wanted` (seqs,
-/// ascending or not). Returns those texts and the final text. For an export: every run's code
-/// in one pass, one transaction per edit.
+/// Replays a whole log once (gapless, from seq 1), noting the text of `main.py` at each of
+/// `wanted` (seqs, ascending or not). Returns those texts and the final document (every file,
+/// the board). For an export: every run's code in one pass, one transaction per edit.
 pub fn texts_at(
     records: &[LogRecord],
     wanted: &[u64],
-) -> Result<(HashMap<u64, String>, String), RebuildError> {
+) -> Result<(HashMap<u64, String>, DocAt), RebuildError> {
     let mut wanted: Vec<u64> = wanted.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
@@ -183,7 +208,7 @@ pub fn texts_at(
     for w in pending {
         out.insert(w, final_text.clone());
     }
-    Ok((out, final_text))
+    Ok((out, doc_at(&doc)))
 }
 
 #[cfg(test)]
@@ -276,7 +301,7 @@ pub(crate) mod tests {
             ),
             ("", "ab", "abc", "abc")
         );
-        assert_eq!(last, "abc");
+        assert_eq!(last.files, vec![("main.py".to_owned(), "abc".to_owned())]);
     }
 
     #[test]

@@ -1,11 +1,77 @@
 //! The timeline, sans-IO: the room log read back as the reviewer's list of events (edit
-//! bursts, joins, runs, questions, notes, scorecard saves, signals, the end).
+//! bursts per file, board bursts, files created, renamed and deleted, joins, runs, questions,
+//! notes, scorecard saves, signals, the end).
 
 use duet_protocol::{
     EventKind, Head, LogEntry, LogRecord, Record, RunId, RunKind, TestCounts, TimelineBody,
     TimelineEvent,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// What the edits of a stretch of the log changed, as replay's index read them from the
+/// document ([`crate::TextIndex::edit_facts`]). Empty when the index cannot tell (the edits
+/// are then bursts with no file named).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EditFacts {
+    /// The file (its path then) each edit typed into, the first one if several.
+    pub files: HashMap<u64, String>,
+    /// The board elements each edit drew, changed or erased.
+    pub board: HashMap<u64, Vec<Arc<str>>>,
+    /// The changes of the file list, in seq order.
+    pub changes: Vec<(u64, FileChange)>,
+}
+
+/// A change of the file list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    Created(String),
+    Renamed { from: String, to: String },
+    Deleted(String),
+}
+
+impl FileChange {
+    fn body(&self) -> TimelineBody {
+        match self {
+            FileChange::Created(path) => TimelineBody::FileCreated { path: path.clone() },
+            FileChange::Renamed { from, to } => TimelineBody::FileRenamed {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            FileChange::Deleted(path) => TimelineBody::FileDeleted { path: path.clone() },
+        }
+    }
+
+    /// The changes from one file list (path, root text) to the next: a path whose text was
+    /// listed under another path was renamed; a new path with a new text was created; a path
+    /// gone with its text was deleted.
+    pub fn between(old: &[(String, String)], new: &[(String, String)]) -> Vec<FileChange> {
+        let old_by_root: HashMap<&str, &str> =
+            old.iter().map(|(p, r)| (r.as_str(), p.as_str())).collect();
+        let new_roots: HashSet<&str> = new.iter().map(|(_, r)| r.as_str()).collect();
+        let old_paths: HashSet<&str> = old.iter().map(|(p, _)| p.as_str()).collect();
+        let new_paths: HashSet<&str> = new.iter().map(|(p, _)| p.as_str()).collect();
+        let mut changes = Vec::new();
+        for (path, root) in new {
+            if old_paths.contains(path.as_str()) {
+                continue;
+            }
+            changes.push(match old_by_root.get(root.as_str()) {
+                Some(from) if !new_paths.contains(from) => FileChange::Renamed {
+                    from: (*from).to_owned(),
+                    to: path.clone(),
+                },
+                _ => FileChange::Created(path.clone()),
+            });
+        }
+        for (path, root) in old {
+            if !new_paths.contains(path.as_str()) && !new_roots.contains(root.as_str()) {
+                changes.push(FileChange::Deleted(path.clone()));
+            }
+        }
+        changes
+    }
+}
 
 /// Edits by one author less than this far apart share one timeline burst.
 pub const BURST_GAP_MS: i64 = 1_000;
@@ -96,19 +162,27 @@ fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, Run
         | Record::End
         | Record::RunOutput(_)
         | Record::RunInput(_) => return Mapped::Skip,
+        // A take-home's start and submit: the end that follows the submit is on the timeline
+        // (by the candidate, or by the server at the time limit).
     })
 }
 
 /// The timeline of `index` (every entry in seq order). `data` holds, with their data, the
 /// records of the kinds [`timeline_needs_data`] names; `runs_before` the start records of runs
 /// that began before the index does (so a finish after `?after=` still says what kind of run
-/// it ended). Every event's head is its (first) record's; consecutive edits by one author less
-/// than [`BURST_GAP_MS`] apart become one burst.
+/// it ended); `facts` what each edit changed. Every event's head is its (first) record's;
+/// consecutive edits of one file (or of the board) by one author less than [`BURST_GAP_MS`]
+/// apart become one burst; a change of the file list is an event of its own, before the
+/// edit's burst.
 pub fn timeline(
     index: &[LogEntry],
     data: &[LogRecord],
     runs_before: &[LogRecord],
+    facts: &EditFacts,
 ) -> Vec<TimelineEvent> {
+    let mut changes = facts.changes.iter().peekable();
+    // The elements the open board burst (the last event, if it is one) changed.
+    let mut drawn: HashSet<Arc<str>> = HashSet::new();
     let by_seq: HashMap<u64, &LogRecord> = data.iter().map(|r| (r.seq, r)).collect();
     let mut runs = HashMap::new();
     for record in runs_before {
@@ -130,6 +204,54 @@ pub fn timeline(
             Mapped::Skip => {}
             Mapped::Event(body) => events.push(TimelineEvent { head, body }),
             Mapped::Edit => {
+                let mut listed = false;
+                while changes.peek().is_some_and(|(seq, _)| *seq < entry.seq) {
+                    changes.next(); // before the index: shown by an earlier page
+                }
+                while let Some((_, change)) = changes.next_if(|(seq, _)| *seq == entry.seq) {
+                    listed = true;
+                    events.push(TimelineEvent {
+                        head,
+                        body: change.body(),
+                    });
+                }
+                let file = facts.files.get(&entry.seq);
+                if let (None, Some(ids)) = (file, facts.board.get(&entry.seq)) {
+                    if let Some(TimelineEvent {
+                        head: Head { by: author, .. },
+                        body:
+                            TimelineBody::Board {
+                                last_seq,
+                                last_at,
+                                edits,
+                                elements,
+                            },
+                    }) = events.last_mut()
+                    {
+                        if *author == by && entry.at_ms - *last_at < BURST_GAP_MS {
+                            *last_seq = entry.seq;
+                            *last_at = entry.at_ms;
+                            *edits += 1;
+                            drawn.extend(ids.iter().cloned());
+                            *elements = drawn.len() as u32;
+                            continue;
+                        }
+                    }
+                    drawn = ids.iter().cloned().collect();
+                    events.push(TimelineEvent {
+                        head,
+                        body: TimelineBody::Board {
+                            last_seq: entry.seq,
+                            last_at: entry.at_ms,
+                            edits: 1,
+                            elements: drawn.len() as u32,
+                        },
+                    });
+                    continue;
+                }
+                if listed && file.is_none() {
+                    continue; // a rename or a delete: its event says it all
+                }
                 if let Some(TimelineEvent {
                     head: Head { by: author, .. },
                     body:
@@ -137,10 +259,14 @@ pub fn timeline(
                             last_seq,
                             last_at,
                             edits,
+                            file: burst_file,
                         },
                 }) = events.last_mut()
                 {
-                    if *author == by && entry.at_ms - *last_at < BURST_GAP_MS {
+                    if *author == by
+                        && entry.at_ms - *last_at < BURST_GAP_MS
+                        && burst_file.as_ref() == file
+                    {
                         *last_seq = entry.seq;
                         *last_at = entry.at_ms;
                         *edits += 1;
@@ -153,6 +279,7 @@ pub fn timeline(
                         last_seq: entry.seq,
                         last_at: entry.at_ms,
                         edits: 1,
+                        file: file.cloned(),
                     },
                 });
             }
@@ -202,7 +329,7 @@ mod tests {
             |t, x| t.insert(x, 0, "d"),
         ));
         let index: Vec<LogEntry> = log.iter().map(entry).collect();
-        let events = timeline(&index, &[], &[]);
+        let events = timeline(&index, &[], &[], &EditFacts::default());
         let shape: Vec<(String, u64, u64, u32)> = events
             .iter()
             .map(|e| match e.body {
@@ -275,7 +402,7 @@ mod tests {
                 data: b"{}".to_vec(),
             },
         ];
-        let events = timeline(&index, &data, &[]);
+        let events = timeline(&index, &data, &[], &EditFacts::default());
         assert_eq!(
             events,
             vec![TimelineEvent {
@@ -311,7 +438,7 @@ mod tests {
             .filter(|r| timeline_needs_data(r.kind))
             .cloned()
             .collect();
-        let events = timeline(&index, &data, &[]);
+        let events = timeline(&index, &data, &[], &EditFacts::default());
         assert_eq!(
             serde_json::to_value(&events).unwrap_or_default(),
             serde_json::json!([

@@ -188,15 +188,40 @@ impl TimelineEvent {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type")]
 pub enum TimelineBody {
-    /// One author's consecutive edits: from the head's `seq` at `at` to `last_seq` at
-    /// `last_at`.
+    /// One author's consecutive edits of one file's text: from the head's `seq` at `at` to
+    /// `last_seq` at `last_at`.
     #[serde(rename = "edit")]
     Edit {
         last_seq: u64,
         last_at: i64,
         /// How many edits the burst holds.
         edits: u32,
+        /// The file edited (its path then); absent when replay could not tell (a log its index
+        /// cannot follow).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        file: Option<String>,
     },
+    /// One author's consecutive edits of the board: from the head's `seq` at `at` to
+    /// `last_seq` at `last_at`.
+    #[serde(rename = "board")]
+    Board {
+        last_seq: u64,
+        last_at: i64,
+        /// How many edits the burst holds.
+        edits: u32,
+        /// How many elements they drew, changed or erased (each counted once).
+        elements: u32,
+    },
+    /// A file was created (its first text), by the head's author.
+    #[serde(rename = "file.created")]
+    FileCreated { path: String },
+    /// A file was renamed (or moved) from `from` to `to`.
+    #[serde(rename = "file.renamed")]
+    FileRenamed { from: String, to: String },
+    /// A file was deleted.
+    #[serde(rename = "file.deleted")]
+    FileDeleted { path: String },
     #[serde(rename = "join")]
     Join,
     #[serde(rename = "leave")]
@@ -262,14 +287,44 @@ pub struct Timeline {
     pub events: Vec<TimelineEvent>,
 }
 
-/// `GET /api/interviews/{id}/snapshot`: the files as they stood at `seq` (moment `at`).
+/// `GET /api/interviews/{id}/snapshot`: the files and the board as they stood at `seq`
+/// (moment `at`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Snapshot {
     pub seq: u64,
     pub at: i64,
+    /// Every file listed then, path to text (`main.py` always).
     pub files: std::collections::BTreeMap<String, String>,
+    /// The board's elements then (Excalidraw elements, as the candidate's browser wrote them:
+    /// data, never markup), sorted by id.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "Array<Record<string, unknown>>"))]
+    pub board: Vec<BoardElement>,
 }
+
+/// One board element as the document holds it, served as the JSON object it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BoardElement(pub Box<serde_json::value::RawValue>);
+
+impl BoardElement {
+    /// An element from its JSON text (the board's values passed the room's check, so they are
+    /// JSON objects).
+    pub fn from_json(json: &str) -> Option<BoardElement> {
+        serde_json::value::RawValue::from_string(json.to_owned())
+            .ok()
+            .map(BoardElement)
+    }
+}
+
+impl PartialEq for BoardElement {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for BoardElement {}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Replay's reads, off the async runtime: per interview, the log's moment index and its text
-//! index (the text at every edit as rope keyframes plus plain-text steps, see
-//! [`duet_core::TextIndex`]), extended as the log grows, so scrubbing back and forth costs a
+//! index (every file's text at every edit as rope keyframes plus plain-text steps, the board's
+//! writes per element and the file list's changes, see [`duet_core::TextIndex`]), extended as
+//! the log grows, so scrubbing back and forth costs a
 //! keyframe clone and a few hundred steps. The index is built inside the first request that
 //! needs it (a few microseconds an edit: the first replay after a restart of a two-hour
 //! session waits a fraction of a second, once), or on a thread of its own for a log longer
@@ -12,8 +13,8 @@
 //! is held while a document is rebuilt; the cache holds encoded states and texts, never a yrs
 //! `Doc`.
 
-use duet_core::replay::{self, Base, Moments, ReplayState};
-use duet_core::TextIndex;
+use duet_core::replay::{self, Base, EditFacts, Moments, ReplayState};
+use duet_core::{DocAt, TextIndex};
 use duet_protocol::{EventKind, InterviewId};
 use duet_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
@@ -114,7 +115,19 @@ impl Entry {
 }
 
 fn state_bytes(s: &ReplayState) -> usize {
-    s.state.len() + s.text.len() + 64
+    let files: usize = s
+        .doc
+        .files
+        .iter()
+        .map(|(p, t)| p.len() + t.len() + 48)
+        .sum();
+    let board: usize = s
+        .doc
+        .board
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 48)
+        .sum();
+    s.state.len() + s.text.len() + files + board + 64
 }
 
 #[derive(Default)]
@@ -241,12 +254,7 @@ impl ReplayCache {
     }
 
     /// The text of `main.py` at `seq` (which the caller checked is in the log). `moments` is
-    /// the interview's index from [`ReplayCache::moments`].
-    ///
-    /// From the text index when it reaches `seq`. Up to [`INLINE_BUILD_RECORDS`] behind (a
-    /// live session, or the first replay of a long one after a restart) it is built or
-    /// extended here; further behind it is built on a thread of its own while this answer,
-    /// and those until it is ready, rebuild the document from the nearest checkpoint.
+    /// the interview's index from [`ReplayCache::moments`]. See [`ReplayCache::doc_at`].
     pub fn text_at(
         self: &Arc<Self>,
         store: &Arc<dyn Store>,
@@ -254,6 +262,84 @@ impl ReplayCache {
         moments: &Mutex<Moments>,
         seq: u64,
     ) -> Result<String, ReplayError> {
+        self.answer(
+            store,
+            id,
+            moments,
+            seq,
+            |index| index.text_at(seq),
+            |state| state.text.clone(),
+        )
+    }
+
+    /// Every file listed at `seq` with its text, and the board's elements then (`seq` is one
+    /// the caller checked is in the log). `moments` is the interview's index from
+    /// [`ReplayCache::moments`].
+    ///
+    /// From the text index when it reaches `seq`. Up to [`INLINE_BUILD_RECORDS`] behind (a
+    /// live session, or the first replay of a long one after a restart) it is built or
+    /// extended here; further behind it is built on a thread of its own while this answer,
+    /// and those until it is ready, rebuild the document from the nearest checkpoint.
+    pub fn doc_at(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        seq: u64,
+    ) -> Result<DocAt, ReplayError> {
+        self.answer(
+            store,
+            id,
+            moments,
+            seq,
+            |index| index.doc_at(seq),
+            |state| state.doc.clone(),
+        )
+    }
+
+    /// What each edit in `(after, upto]` changed (see [`TextIndex::edit_facts`]), for the
+    /// timeline; empty while the index is not built or cannot answer (the timeline then names
+    /// no file).
+    pub fn edit_facts(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        after: u64,
+        upto: u64,
+    ) -> Result<EditFacts, ReplayError> {
+        let found = self.from_index(store, id, moments, |index| index.edit_facts(after, upto))?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// `indexed`'s answer from the text index (extended first if it lags a little), else
+    /// `rebuilt`'s from the document rebuilt at `seq`.
+    fn answer<T>(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        seq: u64,
+        indexed: impl FnOnce(&TextIndex) -> Option<T>,
+        rebuilt: impl FnOnce(&ReplayState) -> T,
+    ) -> Result<T, ReplayError> {
+        if let Some(found) = self.from_index(store, id, moments, indexed)? {
+            return Ok(found);
+        }
+        // Not indexed (yet), or not indexable as plain text: rebuild the document instead.
+        Ok(rebuilt(&*self.state_at(&**store, id, moments, seq)?))
+    }
+
+    /// `indexed`'s answer from the interview's text index, extended here first if it lags at
+    /// most [`INLINE_BUILD_RECORDS`] (further behind, a thread of its own builds it and this
+    /// answers `None`).
+    fn from_index<T>(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        id: &InterviewId,
+        moments: &Mutex<Moments>,
+        indexed: impl FnOnce(&TextIndex) -> Option<T>,
+    ) -> Result<Option<T>, ReplayError> {
         let upto = moments.lock().unwrap_or_else(|p| p.into_inner()).last_seq();
         let slot = self
             .inner()
@@ -275,17 +361,13 @@ impl ReplayCache {
                 }
             }
             let behind = index.is_exact() && index.seq() < upto;
-            (index.text_at(seq), behind, index.approx_bytes())
+            (indexed(&index), behind, index.approx_bytes())
         };
         self.report(id, Part::Text(&slot), size);
-        if let Some(text) = found {
-            return Ok(text);
-        }
-        if behind {
+        if found.is_none() && behind {
             self.build_in_background(store, id, &slot, upto);
         }
-        // Not indexed (yet), or not indexable as plain text: rebuild the document instead.
-        Ok(self.state_at(&**store, id, moments, seq)?.text.clone())
+        Ok(found)
     }
 
     /// Builds the interview's text index up to `upto` on a thread of its own, unless one is

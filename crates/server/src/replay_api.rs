@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use duet_core::replay;
 use duet_protocol::{
-    EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline, TimelineBody,
-    TimelineEvent, MAIN_FILE,
+    BoardElement, EventKind, InterviewId, LogRecord, Record, Role, Snapshot, Timeline,
+    TimelineBody, TimelineEvent, MAIN_FILE,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -149,6 +149,9 @@ fn build_timeline(
     } else {
         Vec::new()
     };
+    let facts = state
+        .replay
+        .edit_facts(&state.store, interview, &moments, after, upto)?;
     let m = moments.lock().unwrap_or_else(|p| p.into_inner());
     let index = m.entries_after(after);
     let index = &index[..index.len().min(upto.saturating_sub(after) as usize)];
@@ -156,7 +159,7 @@ fn build_timeline(
         started_at: created_at,
         ended_at: m.at_of(upto).unwrap_or(created_at).max(created_at),
         last_seq: upto,
-        events: replay::timeline(index, &data, &runs_before)
+        events: replay::timeline(index, &data, &runs_before, &facts)
             .into_iter()
             .map(|event| titled(state, event))
             .collect(),
@@ -201,13 +204,20 @@ pub async fn snapshot(
                 (None, Some(seq)) => (seq, m.at_of(seq).unwrap_or(created_at)),
             }
         };
-        let text = state
+        let doc = state
             .replay
-            .text_at(&state.store, &interview, &moments, seq)?;
+            .doc_at(&state.store, &interview, &moments, seq)?;
+        let mut files: BTreeMap<String, String> = doc.files.into_iter().collect();
+        files.entry(MAIN_FILE.to_owned()).or_default(); // every document has it
         Ok(Json(Snapshot {
             seq,
             at,
-            files: BTreeMap::from([(MAIN_FILE.to_owned(), text)]),
+            files,
+            board: doc
+                .board
+                .iter()
+                .filter_map(|(_, json)| BoardElement::from_json(json))
+                .collect(),
         }))
     })
     .await
@@ -430,7 +440,7 @@ struct Export {
     records: Vec<LogRecord>,
     runs: Vec<duet_core::RunEntry>,
     codes: HashMap<u64, String>,
-    final_text: String,
+    ended: duet_core::DocAt,
     timeline: Timeline,
 }
 
@@ -444,8 +454,7 @@ impl Export {
         let records = store.read_range(interview, 0, u64::MAX)?;
         let runs = duet_core::run_index(&records, Role::Reviewer);
         let code_seqs: Vec<u64> = runs.iter().map(|r| r.code_seq).collect();
-        let (codes, final_text) =
-            replay::texts_at(&records, &code_seqs).map_err(ReplayError::from)?;
+        let (codes, ended) = replay::texts_at(&records, &code_seqs).map_err(ReplayError::from)?;
         let question_id = crate::api::current_question(store, &meta)?;
         let timeline = build_timeline(state, interview, created_at, 0)?;
         Ok(Export {
@@ -455,7 +464,7 @@ impl Export {
             records,
             runs,
             codes: codes.into_iter().collect(),
-            final_text,
+            ended,
             timeline,
         })
     }
@@ -469,7 +478,7 @@ impl Export {
             records,
             runs,
             codes,
-            final_text,
+            ended,
             timeline,
         } = self;
         let mut tar = tar::Builder::new(out);
@@ -524,8 +533,27 @@ impl Export {
                 pos: 0,
             },
         )?;
-        file(&mut tar, "duet-export/main.py", final_text.as_bytes())?;
-        drop(final_text);
+        // Every file as it ended (main.py also at the top, where exports before files kept it),
+        // and the board: its elements, and a drawing of them.
+        for (path, text) in &ended.files {
+            if path == MAIN_FILE {
+                file(&mut tar, "duet-export/main.py", text.as_bytes())?;
+            }
+            file(
+                &mut tar,
+                &format!("duet-export/files/{path}"),
+                text.as_bytes(),
+            )?;
+        }
+        let elements: Vec<BoardElement> = ended
+            .board
+            .iter()
+            .filter_map(|(_, json)| BoardElement::from_json(json))
+            .collect();
+        file(&mut tar, "duet-export/board.json", &pretty(&elements))?;
+        let svg = duet_core::board_svg::render(ended.board.iter().map(|(_, json)| &**json));
+        file(&mut tar, "duet-export/board.svg", svg.as_bytes())?;
+        drop(ended);
         file(&mut tar, "duet-export/timeline.json", &pretty(&timeline))?;
         drop(timeline);
         let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();

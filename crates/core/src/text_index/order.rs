@@ -33,7 +33,7 @@ mod decode;
 mod tests;
 
 use chunks::{Chunk, Sums};
-use decode::{decode, Block, Holds, Parent};
+pub(super) use decode::{decode, Block, Decoded, Holds, Parent};
 
 /// Segments a chunk holds before it splits in two.
 const CHUNK: usize = 128;
@@ -152,13 +152,27 @@ impl TextOrder {
     /// applies the plain-text steps it makes to `tip` (the text so far) and appends them, in
     /// order, to `steps`. On an error the order and `tip` are left half-changed: the caller
     /// drops both.
+    #[cfg(test)]
     pub(crate) fn apply(
         &mut self,
         update: &[u8],
         tip: &mut Rope,
         steps: &mut Vec<Step>,
     ) -> Result<(), Unfollowable> {
-        let (clients, deletes) = decode(update)?;
+        let decoded = decode(update)?;
+        self.apply_decoded(&decoded, duet_protocol::MAIN_FILE, tip, steps)
+    }
+
+    /// [`TextOrder::apply`] for the text of the root named `root`, the update decoded once
+    /// (by [`decode`]) for every text it may touch. With a `root` no item names, the order only
+    /// learns that every id of the update is elsewhere: the seed of a text not begun yet.
+    pub(crate) fn apply_decoded(
+        &mut self,
+        (clients, deletes): &Decoded,
+        root: &str,
+        tip: &mut Rope,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), Unfollowable> {
         // Integrate in an order where every block's neighbours exist: each client's blocks in
         // clock order, the clients in turn until none can move on (yrs does the same with its
         // stack of clients; where concurrent items land does not depend on the order).
@@ -182,7 +196,7 @@ impl TextOrder {
                     if !self.ready(block) {
                         break; // its neighbour comes later in this update
                     }
-                    self.integrate(block, tip, steps)?;
+                    self.integrate(block, root, tip, steps)?;
                     self.next[client as usize] = id.clock + len;
                     next[i] += 1;
                     progress = true;
@@ -197,11 +211,11 @@ impl TextOrder {
             }
         }
         for (client, ranges) in deletes {
-            let Some(client) = self.interned.get(&client).copied() else {
+            let Some(client) = self.interned.get(client).copied() else {
                 return Err(Unfollowable("a delete of ids nobody has"));
             };
             for (clock, len) in ranges {
-                self.delete(client, clock, len, tip, steps)?;
+                self.delete(client, *clock, *len, tip, steps)?;
             }
         }
         Ok(())
@@ -245,6 +259,7 @@ impl TextOrder {
     fn integrate(
         &mut self,
         block: &Block,
+        root: &str,
         tip: &mut Rope,
         steps: &mut Vec<Step>,
     ) -> Result<(), Unfollowable> {
@@ -259,8 +274,8 @@ impl TextOrder {
         // `ready` found both neighbours placed, so both intern.
         let origin = item.origin.and_then(|id| self.id(id));
         let right_origin = item.right_origin.and_then(|id| self.id(id));
-        let in_text = match item.parent {
-            Parent::Text => true,
+        let in_text = match &item.parent {
+            Parent::Root(name) => **name == *root,
             Parent::Elsewhere => false,
             Parent::Neighbours => {
                 let side = |id: Option<Id>| id.map(|id| self.place(id));

@@ -87,7 +87,7 @@ fn the_text_at_an_edit_that_completes_a_keyframe_is_that_keyframe() {
         .extend(None, Vec::new(), log, edits + 3)
         .expect("indexes");
     assert_eq!(
-        index.keyframes.len(),
+        index.texts[MAIN_FILE].keyframes.len(),
         3,
         "a keyframe at 0, 512 and 1,024 edits"
     );
@@ -472,4 +472,313 @@ fn a_delete_through_the_middle_of_a_character_makes_the_index_give_up_not_guess(
         None,
         "it answers nothing rather than a guess"
     );
+}
+
+/// Two people editing several files and the board at once, each seeing the other's edits
+/// late: typing in any listed file (UTF-8 of several widths), creating files, renaming and
+/// deleting them, drawing, changing and erasing elements. Returns the log in the order the
+/// server took it.
+fn project_log(n: u64, seed: u64) -> Vec<LogRecord> {
+    use rand::{Rng, SeedableRng};
+    use yrs::{Any, Map};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let docs = [Doc::with_client_id(11), Doc::with_client_id(22)];
+    // Updates each person has not received yet.
+    let mut inbox: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+    let mut log = Vec::new();
+    let mut made = 0u32;
+    let shows = |root: &str| {
+        Any::from(std::collections::HashMap::from([(
+            "text".to_owned(),
+            Any::from(root),
+        )]))
+    };
+    let deleted = || {
+        Any::from(std::collections::HashMap::from([(
+            "deleted".to_owned(),
+            Any::Bool(true),
+        )]))
+    };
+    for seq in 1..=n {
+        let who = rng.gen_range(0..2usize);
+        // Now and then a person catches up with what the other did.
+        if rng.gen_bool(0.3) {
+            for update in std::mem::take(&mut inbox[who]) {
+                docs[who]
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
+                    .expect("applies");
+            }
+        }
+        let doc = &docs[who];
+        let listed = crate::files::listing(doc).paths;
+        let paths: Vec<(String, String)> = listed
+            .into_iter()
+            .filter_map(|(p, r)| Some((p, r?)))
+            .collect();
+        let board = doc.get_or_insert_map(duet_protocol::BOARD);
+        let files = doc.get_or_insert_map(duet_protocol::FILES);
+        let roll = rng.gen_range(0..100u32);
+        let (path, root) = paths[rng.gen_range(0..paths.len())].clone();
+        let text = doc.get_or_insert_text(root.as_str());
+        made += 1;
+        let fresh = doc.get_or_insert_text(format!("pkg{who}/m{made}.py").as_str());
+        let update = {
+            let mut txn = doc.transact_mut();
+            match roll {
+                0..=3 => fresh.insert(&mut txn, 0, "import os\n"),
+                4..=5 if path != MAIN_FILE => {
+                    files.insert(&mut txn, format!("moved{made}.py"), shows(&root));
+                    files.insert(&mut txn, path.clone(), deleted());
+                }
+                6 if path != MAIN_FILE => {
+                    files.insert(&mut txn, path.clone(), deleted());
+                }
+                7..=30 => {
+                    let id = format!("e{}", rng.gen_range(0..12u32));
+                    if rng.gen_bool(0.2) {
+                        board.remove(&mut txn, &id);
+                    } else {
+                        let json = format!(
+                            r#"{{"id":"{id}","type":"rectangle","x":{},"version":{seq}}}"#,
+                            rng.gen_range(0..500u32)
+                        );
+                        board.insert(&mut txn, id, json);
+                    }
+                }
+                _ => {
+                    let s = text.get_string(&txn);
+                    let chars = s.chars().count();
+                    let byte = |c: usize| s.char_indices().nth(c).map_or(s.len(), |x| x.0) as u32;
+                    if chars > 2 && rng.gen_bool(0.3) {
+                        let at = rng.gen_range(0..chars - 1);
+                        let (from, to) = (byte(at), byte(at + 2));
+                        text.remove_range(&mut txn, from, to - from);
+                    } else {
+                        let at = byte(rng.gen_range(0..=chars));
+                        let piece = ["a", "é", "🐍", "xy\n"][rng.gen_range(0..4)];
+                        text.insert(&mut txn, at, piece);
+                    }
+                }
+            }
+            txn.encode_update_v1()
+        };
+        inbox[1 - who].push(update.clone());
+        log.push(LogRecord {
+            seq,
+            at_ms: seq as i64,
+            kind: EventKind::Edit,
+            by: if who == 0 {
+                Actor::Candidate
+            } else {
+                Actor::Interviewer
+            },
+            data: update,
+        });
+    }
+    log
+}
+
+#[test]
+fn every_file_and_the_board_at_every_seq_are_a_full_rebuilds() {
+    // One long log (main.py passes a keyframe), two shorter ones.
+    for (seed, n) in [(1u64, 1_200u64), (2, 400), (3, 400)] {
+        let log = project_log(n, seed);
+        // Indexed in slices, the later ones from a checkpoint, as a live log is.
+        let mut index = TextIndex::default();
+        let mut from = 0u64;
+        for cut in [n / 4, n / 4 + 1, n * 3 / 4, n] {
+            let (base, catch_up) = if from == 0 {
+                (None, Vec::new())
+            } else {
+                let cp_seq = from - from % 70;
+                let cp = crate::replay::state_at(None, log.clone(), cp_seq).expect("checkpoint");
+                let catch_up = log
+                    .iter()
+                    .filter(|r| r.seq > cp_seq && r.seq <= from)
+                    .cloned()
+                    .collect();
+                (Some((cp_seq, cp.state)), catch_up)
+            };
+            let new: Vec<LogRecord> = log
+                .iter()
+                .filter(|r| r.seq > from && r.seq <= cut)
+                .cloned()
+                .collect();
+            index
+                .extend(
+                    base.as_ref().map(|(seq, state)| Base { seq: *seq, state }),
+                    catch_up,
+                    new,
+                    cut,
+                )
+                .expect("indexes");
+            from = cut;
+        }
+        assert!(index.is_exact(), "seed {seed}: {:?}", index.why_not);
+        // The full rebuild, one seq after another, beside the index's answer.
+        let doc = Doc::new();
+        let mut owners = ClientOwners::new();
+        let (mut most_files, mut most_elements) = (0, 0);
+        for seq in 0..=n {
+            if seq > 0 {
+                apply_edit(&doc, &mut owners, &log[seq as usize - 1]).expect("replays");
+            }
+            let want = crate::replay::doc_at(&doc);
+            most_files = most_files.max(want.files.len());
+            most_elements = most_elements.max(want.board.len());
+            assert_eq!(index.doc_at(seq), Some(want), "seed {seed}, seq {seq}");
+        }
+        assert!(
+            most_files >= 3 && most_elements >= 8,
+            "seed {seed}: the log exercised {most_files} files and {most_elements} elements"
+        );
+    }
+}
+
+#[test]
+fn the_timeline_names_each_bursts_file_counts_board_elements_and_shows_file_changes() {
+    use duet_protocol::{LogEntry, TimelineBody};
+    use yrs::{Any, Map};
+    let doc = Doc::with_client_id(5);
+    let main = doc.get_or_insert_text(MAIN_FILE);
+    let cart = doc.get_or_insert_text("shop/cart.py");
+    let board = doc.get_or_insert_map(duet_protocol::BOARD);
+    let files = doc.get_or_insert_map(duet_protocol::FILES);
+    let entry = |path: &str, what: &str| {
+        Any::from(std::collections::HashMap::from([(
+            what.to_owned(),
+            if what == "deleted" {
+                Any::Bool(true)
+            } else {
+                Any::from(path)
+            },
+        )]))
+    };
+    type Step<'a> = Box<dyn Fn(&mut yrs::TransactionMut) + 'a>;
+    let story: Vec<(i64, Actor, Step)> = vec![
+        (0, Actor::Candidate, Box::new(|t| main.insert(t, 0, "im"))),
+        (
+            100,
+            Actor::Candidate,
+            Box::new(|t| main.insert(t, 2, "port")),
+        ),
+        // A new file: its first text, then more typing in it.
+        (
+            200,
+            Actor::Candidate,
+            Box::new(|t| cart.insert(t, 0, "class")),
+        ),
+        (
+            300,
+            Actor::Candidate,
+            Box::new(|t| cart.insert(t, 5, " Cart")),
+        ),
+        // The interviewer draws two boxes and moves one.
+        (
+            400,
+            Actor::Interviewer,
+            Box::new(|t| {
+                board.insert(t, "b1", r#"{"id":"b1","type":"rectangle","x":1}"#);
+            }),
+        ),
+        (
+            500,
+            Actor::Interviewer,
+            Box::new(|t| {
+                board.insert(t, "b2", r#"{"id":"b2","type":"ellipse","x":1}"#);
+            }),
+        ),
+        (
+            600,
+            Actor::Interviewer,
+            Box::new(|t| {
+                board.insert(t, "b1", r#"{"id":"b1","type":"rectangle","x":9}"#);
+            }),
+        ),
+        // The candidate renames the file, types in it, then deletes it.
+        (
+            5_000,
+            Actor::Candidate,
+            Box::new(|t| {
+                files.insert(t, "shop/basket.py", entry("shop/cart.py", "text"));
+                files.insert(t, "shop/cart.py", entry("", "deleted"));
+            }),
+        ),
+        (
+            5_100,
+            Actor::Candidate,
+            Box::new(|t| cart.insert(t, 0, "# ")),
+        ),
+        (
+            9_000,
+            Actor::Candidate,
+            Box::new(|t| {
+                files.insert(t, "shop/basket.py", entry("", "deleted"));
+            }),
+        ),
+    ];
+    let mut log = Vec::new();
+    for (i, (at, by, step)) in story.iter().enumerate() {
+        let mut txn = doc.transact_mut();
+        step(&mut txn);
+        log.push(LogRecord {
+            seq: i as u64 + 1,
+            at_ms: *at,
+            kind: EventKind::Edit,
+            by: *by,
+            data: txn.encode_update_v1(),
+        });
+    }
+    let n = log.len() as u64;
+    let mut index = TextIndex::default();
+    index
+        .extend(None, Vec::new(), log.clone(), n)
+        .expect("indexes");
+    let facts = index.edit_facts(0, n).expect("exact");
+    let entries: Vec<LogEntry> = log.iter().map(crate::replay::tests::entry).collect();
+    let events = crate::timeline::timeline(&entries, &[], &[], &facts);
+    let shape: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let body = match &e.body {
+                TimelineBody::Edit {
+                    last_seq,
+                    edits,
+                    file,
+                    ..
+                } => {
+                    format!("edit {file:?} to {last_seq} ({edits})")
+                }
+                TimelineBody::Board {
+                    last_seq,
+                    edits,
+                    elements,
+                    ..
+                } => {
+                    format!("board to {last_seq} ({edits} edits, {elements} elements)")
+                }
+                TimelineBody::FileCreated { path } => format!("created {path}"),
+                TimelineBody::FileRenamed { from, to } => format!("renamed {from} to {to}"),
+                TimelineBody::FileDeleted { path } => format!("deleted {path}"),
+                other => format!("{other:?}"),
+            };
+            format!("{} {} {body}", e.seq(), e.head.by)
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "1 candidate edit Some(\"main.py\") to 2 (2)",
+            "3 candidate created shop/cart.py",
+            "3 candidate edit Some(\"shop/cart.py\") to 4 (2)",
+            "5 interviewer board to 7 (3 edits, 2 elements)",
+            "8 candidate renamed shop/cart.py to shop/basket.py",
+            "9 candidate edit Some(\"shop/basket.py\") to 9 (1)",
+            "10 candidate deleted shop/basket.py",
+        ]
+    );
+    // A page that follows with `?after=` sees only what is new, the same way.
+    let later = index.edit_facts(8, n).expect("exact");
+    assert_eq!(later.changes.len(), 1, "only the delete: {later:?}");
 }

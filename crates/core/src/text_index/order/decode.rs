@@ -2,7 +2,6 @@
 //! (text, tombstones, anything else; garbage-collected ranges and skips), then the delete set.
 
 use super::Unfollowable;
-use duet_protocol::MAIN_FILE;
 use yrs::block::ItemContent;
 use yrs::encoding::read::Read;
 use yrs::updates::decoder::{Decoder, DecoderV1};
@@ -15,7 +14,7 @@ pub(super) const HAS_RIGHT_ORIGIN: u8 = 0x40;
 pub(super) const HAS_PARENT_SUB: u8 = 0x20;
 
 /// What a block of an update holds, as far as the text is concerned.
-pub(super) enum Holds {
+pub(in crate::text_index) enum Holds {
     /// Visible text.
     Text(String),
     /// Deleted content (a tombstone), of whatever type.
@@ -25,24 +24,26 @@ pub(super) enum Holds {
 }
 
 /// Which type an item belongs to, as its header says.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Parent {
-    Text,
+#[derive(Clone, PartialEq, Eq)]
+pub(in crate::text_index) enum Parent {
+    /// Directly under the root text of this name (not a map entry).
+    Root(Box<str>),
+    /// A map entry, or an item of a nested type.
     Elsewhere,
     /// It has neighbours: its parent is theirs.
     Neighbours,
 }
 
-pub(super) struct Item {
+pub(in crate::text_index) struct Item {
     pub(super) id: ID,
     pub(super) len: u32,
     pub(super) origin: Option<ID>,
     pub(super) right_origin: Option<ID>,
-    pub(super) parent: Parent,
+    pub(in crate::text_index) parent: Parent,
     pub(super) holds: Holds,
 }
 
-pub(super) enum Block {
+pub(in crate::text_index) enum Block {
     Item(Item),
     Gc { id: ID, len: u32 },
     Skip { id: ID, len: u32 },
@@ -59,9 +60,9 @@ impl Block {
 }
 
 /// A v1 update read with yrs' own decoder: per client its blocks, then the delete set.
-pub(super) type Decoded = (Vec<Vec<Block>>, Vec<(u64, Vec<(u32, u32)>)>);
+pub(in crate::text_index) type Decoded = (Vec<Vec<Block>>, Vec<(u64, Vec<(u32, u32)>)>);
 
-pub(super) fn decode(update: &[u8]) -> Result<Decoded, Unfollowable> {
+pub(in crate::text_index) fn decode(update: &[u8]) -> Result<Decoded, Unfollowable> {
     let mut d = DecoderV1::from(update);
     let clients: u32 = d.read_var()?;
     let mut out = Vec::new();
@@ -117,20 +118,19 @@ pub(super) fn decode_item(d: &mut DecoderV1<'_>, id: ID, info: u8) -> Result<Ite
         .then(|| d.read_right_id())
         .transpose()?;
     let parent = if origin.is_none() && right_origin.is_none() {
-        let text = if d.read_parent_info()? {
-            d.read_string()? == MAIN_FILE
+        let root = if d.read_parent_info()? {
+            Some(Box::<str>::from(d.read_string()?))
         } else {
             d.read_left_id()?; // the item of a nested type
-            false
+            None
         };
         let keyed = info & HAS_PARENT_SUB != 0;
         if keyed {
             d.read_string()?; // a map entry's key
         }
-        if text && !keyed {
-            Parent::Text
-        } else {
-            Parent::Elsewhere
+        match root {
+            Some(name) if !keyed => Parent::Root(name),
+            _ => Parent::Elsewhere,
         }
     } else {
         Parent::Neighbours

@@ -188,6 +188,7 @@ fn timeline_events() -> Vec<TimelineEvent> {
                 last_seq: 3,
                 last_at: 2,
                 edits: 3,
+                file: Some("shop/cart.py".into()),
             },
         ),
         (at(1, Actor::Reviewer), B::Join),
@@ -221,6 +222,34 @@ fn timeline_events() -> Vec<TimelineEvent> {
             },
         ),
         (at(1, Actor::Server), B::End),
+        (
+            at(1, Actor::Candidate),
+            B::Board {
+                last_seq: 2,
+                last_at: 3,
+                edits: 4,
+                elements: 2,
+            },
+        ),
+        (
+            at(1, Actor::Candidate),
+            B::FileCreated {
+                path: "shop/cart.py".into(),
+            },
+        ),
+        (
+            at(1, Actor::Interviewer),
+            B::FileRenamed {
+                from: "a.py".into(),
+                to: "b.py".into(),
+            },
+        ),
+        (
+            at(1, Actor::Candidate),
+            B::FileDeleted {
+                path: "b.py".into(),
+            },
+        ),
         (
             at(1, Actor::Interviewer),
             B::RunStarted {
@@ -257,7 +286,7 @@ fn every_timeline_event_matches_its_typescript() {
     assert_eq!(check(&events[3])["title"], Value::Null);
     assert_eq!(
         alternatives::<TimelineEvent>().len(),
-        10,
+        14,
         "one alternative per variant"
     );
     check(&Timeline {
@@ -270,6 +299,9 @@ fn every_timeline_event_matches_its_typescript() {
         seq: 1,
         at: 2,
         files: [("main.py".to_owned(), "print(1)".to_owned())].into(),
+        board: BoardElement::from_json(r#"{"id": "e1", "type": "text", "text": "<b>"}"#)
+            .into_iter()
+            .collect(),
     });
 }
 
@@ -335,7 +367,6 @@ fn run_detail_json_is_what_the_mirror_says() {
         (None, Role::Candidate),
         (
             Some(vec![LintFinding {
-                path: "shop/cart.py".into(),
                 line: 1,
                 col: 2,
                 code: "F401".into(),
