@@ -140,6 +140,42 @@ test('the style check covers every Python file and names shop/cart.py for its un
   await ipage.getByRole('tab', { name: 'Question' }).click()
 })
 
+test('each file keeps its own undo history; a data file opens as plain text', async () => {
+  const cpage = candidate.page
+  const typeAtEnd = async (text) => {
+    await cpage.locator('[data-testid=editor] .cm-content').click()
+    await cpage.keyboard.press('Control+End')
+    await cpage.keyboard.insertText(text)
+  }
+  await tab(cpage, 'shop/cart.py').click()
+  await waitShown(cpage, 'shop/cart.py')
+  await typeAtEnd('# cart edit\n')
+  await tab(cpage, 'main.py').click()
+  await waitShown(cpage, 'main.py')
+  await typeAtEnd('# main edit\n')
+  // Undo in main.py undoes main.py's edit only.
+  await cpage.keyboard.press('Control+z')
+  await cpage.waitForFunction(() => !document.querySelector('[data-testid=editor] .cm-content').innerText.includes('# main edit'))
+  assert.match(await editorText(cpage), /print\("total"/)
+  // Back in cart.py, its own edit is still there, and its undo takes it back.
+  await tab(cpage, 'shop/cart.py').click()
+  await waitShown(cpage, 'shop/cart.py')
+  assert.match(await editorText(cpage), /# cart edit/)
+  await cpage.locator('[data-testid=editor] .cm-content').click()
+  await cpage.keyboard.press('Control+z')
+  await cpage.waitForFunction(() => !document.querySelector('[data-testid=editor] .cm-content').innerText.includes('# cart edit'))
+  assert.match(await editorText(cpage), /def total\(prices\):/)
+  // A CSV file is text: "import" in it is not highlighted as Python.
+  await newFile(cpage, 'data/orders.csv')
+  await waitShown(cpage, 'data/orders.csv')
+  await cpage.keyboard.insertText('id,note\n1,import this\n')
+  await cpage.locator('[data-testid=editor] .cm-content').filter({ hasText: 'import this' }).waitFor()
+  assert.equal(await cpage.locator('[data-testid=editor] .tok-keyword').count(), 0)
+  await tab(cpage, 'main.py').click()
+  await waitShown(cpage, 'main.py')
+  assert.ok(await cpage.locator('[data-testid=editor] .tok-keyword').count() > 0, 'main.py is highlighted as Python')
+})
+
 test('a name outside the rules is refused in the page with a message, and nothing is created', async () => {
   const cpage = candidate.page
   const before = await tree(cpage).innerText()
@@ -177,7 +213,8 @@ test('the candidate renames the module while the interviewer has it open; then t
   await ipage.getByTestId('confirm-delete').click()
   await treeFile(cpage, 'shop/basket.py').waitFor({ state: 'detached', timeout: 10_000 })
   assert.equal(await tree(cpage).locator('button.folder[data-path="shop"]').count(), 0, 'an empty folder is not shown')
-  await waitShown(cpage, 'main.py')
+  // Each editor shows the tab next to the deleted one, and the candidate is told why.
+  await waitShown(cpage, 'data/orders.csv')
   await cpage.getByTestId('files-note').filter({ hasText: 'was deleted' }).waitFor()
   await waitShown(ipage, 'main.py')
   assert.equal(await tab(cpage, 'shop/basket.py').count(), 0)

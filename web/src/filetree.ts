@@ -63,9 +63,11 @@ export function mountProject(o: ProjectOptions): Project {
     label: (path) => path === MAIN_FILE ? 'main.py, the shared program' : `${path}, a shared file`,
   })
 
-  const say = (text: string | null) => {
+  /** A refusal (`warn`), or news about the files (`info`), under the header; null clears it. */
+  const say = (text: string | null, tone: 'warn' | 'info' = 'warn') => {
     note.hidden = text === null
     note.textContent = text ?? ''
+    note.classList.toggle('info', tone === 'info')
     if (text) announce(text)
   }
 
@@ -194,7 +196,7 @@ export function mountProject(o: ProjectOptions): Project {
     listing = next
     const change = files.listingChanged(listing)
     if (change.switchTo) {
-      say(`The file you had open was deleted; showing ${change.switchTo.path}.`)
+      say(`The file you had open was deleted; showing ${change.switchTo.path}.`, 'info')
       show(change.switchTo)
       return
     }
