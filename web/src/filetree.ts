@@ -11,6 +11,7 @@ import { h, replace, announce } from './dom'
 import { createEditor, type SharedEditor } from './editor'
 import { FILES, MAIN_FILE, createFile, deleteFile, fileTree, listFiles, renameFile, type TreeNode } from './files'
 import { OpenFiles, whereEveryoneIs, type Here } from './room-state-files'
+import { INVALID_PAYLOAD } from './room-state'
 
 export interface ProjectOptions {
   doc: Y.Doc
@@ -36,8 +37,6 @@ export interface Project {
   whereEveryoneIs(): Map<string, Here[]>
   setReadOnly(readOnly: boolean): void
 }
-
-const INVALID_PAYLOAD = 1007 // duet_protocol::close::INVALID_PAYLOAD
 
 export function mountProject(o: ProjectOptions): Project {
   const { doc, awareness } = o

@@ -20,6 +20,12 @@ import { kindLabel, outcomeText, type RunOutcome } from './results'
  */
 export const POLICY_CLOSE = 1008
 
+/**
+ * The close code for an update the server refused (a file name outside the rules, a rename
+ * onto a file someone else just made): reconnecting would send the same update, refused again.
+ */
+export const INVALID_PAYLOAD = 1007
+
 /** Live; ended (for everyone, for good); or this page closed by the server (its link replaced). */
 export type Phase = 'live' | 'ended' | 'closed'
 
@@ -186,6 +192,13 @@ export class RoomState {
     }
     if (code === POLICY_CLOSE) {
       return [{ do: 'disconnect-editor' }, ...this.closed(reason || 'the server closed this page for good')]
+    }
+    if (code === INVALID_PAYLOAD) {
+      // This page's document holds the refused change: every reconnect would send it again.
+      return [{ do: 'disconnect-editor' }, {
+        do: 'connection-note',
+        text: `The server refused a change from this page: ${reason || 'an invalid update'}. What was typed here since is not saved; reload the page to continue from what the server holds.`,
+      }]
     }
     if (code !== 1000 && code !== 1001 && code !== 1006 && reason) {
       return [{ do: 'connection-note', text: `The server closed the editor connection: ${reason} (code ${code}). Reconnecting…` }]

@@ -193,6 +193,16 @@ test('an end during the reload, then the start of a run that waited: nothing is 
   assert.equal(page.state.controls().input, false)
 })
 
+test('a change the server refuses (1007) stops the editor reconnecting, which would send it again, and says to reload', () => {
+  const page = open()
+  page.show(page.state.editorClosed(1007, '"shop/cart.py" already exists: a file cannot be renamed or moved onto it'))
+  assert.equal(page.editorDisconnected, true)
+  assert.match(page.connectionNote ?? '', /^The server refused a change from this page: "shop\/cart.py" already exists.*reload the page/)
+  // The interview goes on: runs still start from what the server holds.
+  assert.equal(page.state.phase, 'live')
+  assert.equal(page.state.refuseRun(), null)
+})
+
 test('a replaced link closes the page for good; other closes only warn', () => {
   const page = open()
   page.show(page.state.editorClosed(1011, 'not saved: storage failed (disk full); reconnect'))
