@@ -112,7 +112,7 @@ async fn each_role_sees_the_interview_with_its_own_role() {
             .as_i64()
             .is_some_and(|t| t > 1_600_000_000_000));
         let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 7, "no more than the view: {keys:?}");
+        assert_eq!(keys.len(), 8, "no more than the view: {keys:?}");
         assert_eq!(body["status"], "scheduled", "nobody has joined yet");
         assert!(
             body["question"].is_null(),

@@ -28,6 +28,10 @@ async function start(): Promise<void> {
       if (token) sessionStorage.setItem(`duet.token.replay.${id}`, token)
       return
     }
+    if (interview.mode === 'take_home' && interview.role === 'candidate') {
+      const { openTakeHome } = await import('./takehome')
+      return openTakeHome(id, token, interview)
+    }
     const { openRoom } = await roomModule
     return openRoom(id, token, interview)
   }

@@ -42,7 +42,13 @@ export interface RoomContext {
   setQuestion(interview: Interview): void
 }
 
-export async function openRoom(id: string, token: string, interview: Interview): Promise<void> {
+/** What a page around the room (a take-home's, takehome.ts) hears of it. */
+export interface RoomHooks {
+  /** Called once when the interview ends (live or already on load). */
+  onEnded?: () => void
+}
+
+export async function openRoom(id: string, token: string, interview: Interview, hooks: RoomHooks = {}): Promise<void> {
   const role = interview.role
   const base = `/api/interviews/${encodeURIComponent(id)}`
   const state = new RoomState({
@@ -290,6 +296,7 @@ export async function openRoom(id: string, token: string, interview: Interview):
       links)
     endedBanner.hidden = false
     for (const l of endListeners) l()
+    hooks.onEnded?.()
   }
   if (state.phase === 'ended') {
     showEnded()

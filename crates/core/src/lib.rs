@@ -39,7 +39,7 @@ pub use awareness::PresenceLimits;
 pub use history::{encode_owners, rebuild, CheckpointRef, ClientOwners, RebuildError, Rebuilt};
 pub use room::{
     Audience, ConnId, Effect, Ended, QuestionPick, Questions, Reply, ReplySlots, Restored, Room,
-    RoomConfig, MAX_SIGNALS_PER_MINUTE,
+    RoomConfig, TakeHome, TakeHomeError, MAX_SIGNALS_PER_MINUTE, SUBMITTED_REASON,
 };
 pub use runs::{
     asciicast, collect_output, run_index, unfinished_runs, Coalescer, OutputPiece, RunEntry,

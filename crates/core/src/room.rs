@@ -36,9 +36,11 @@ mod presence;
 mod review;
 mod runs;
 mod sync;
+mod take_home;
 
 pub use effects::{Audience, ConnId, Effect, Reply, ReplySlots};
 pub use review::{Ended, QuestionPick, Questions, MAX_SIGNALS_PER_MINUTE};
+pub use take_home::{TakeHome, TakeHomeError, SUBMITTED_REASON};
 
 /// Tunables of the room's protocol handling.
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ pub struct Room {
     questions: Questions,
     /// The runs going on: their start's head and the output logged so far.
     live_runs: HashMap<String, runs::LiveRun>,
+    /// A take-home's terms and round; `None` for a live interview.
+    take_home: Option<TakeHome>,
 }
 
 /// What a room's log says beyond the document, read back when the room loads.
@@ -114,16 +118,20 @@ pub struct Restored {
     pub questions: Questions,
     /// Runs that started and never finished (the server stopped under them).
     pub unfinished: Vec<crate::UnfinishedRun>,
+    /// A take-home's start and submit, if the log has them (the terms are the interview's).
+    pub take_home: TakeHome,
 }
 
 impl Restored {
     /// The kinds [`Restored::from_log`] reads: every kind but edits, joins, leaves and output.
-    pub const KINDS: [EventKind; 5] = [
+    pub const KINDS: [EventKind; 7] = [
         EventKind::RunStarted,
         EventKind::RunFinished,
         EventKind::Question,
         EventKind::Scorecard,
         EventKind::End,
+        EventKind::TakeHomeStarted,
+        EventKind::TakeHomeSubmitted,
     ];
 
     /// What `records` (the log's records of [`Restored::KINDS`], in order) say. A record that
@@ -145,6 +153,9 @@ impl Restored {
                 }
                 Ok(Record::Question(switched)) => restored.questions.switched(switched),
                 Ok(Record::Scorecard(_)) => scorecards.push(record),
+                Ok(r @ (Record::TakeHomeStarted(_) | Record::TakeHomeSubmitted(_))) => {
+                    restored.take_home.learn(&r)
+                }
                 _ => {}
             }
         }
@@ -187,6 +198,7 @@ impl Room {
             recent_signals: Vec::new(),
             questions: Questions::default(),
             live_runs: HashMap::new(),
+            take_home: None,
         }
     }
 

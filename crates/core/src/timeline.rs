@@ -164,6 +164,7 @@ fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, Run
         | Record::RunInput(_) => return Mapped::Skip,
         // A take-home's start and submit: the end that follows the submit is on the timeline
         // (by the candidate, or by the server at the time limit).
+        Record::TakeHomeStarted(_) | Record::TakeHomeSubmitted(_) => return Mapped::Skip,
     })
 }
 

@@ -14,3 +14,5 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// The client fell behind the room; reconnect and resync.
 pub const TRY_AGAIN: u16 = 1013;
+/// The take-home was submitted: the candidate's link shows only that now (do not reconnect).
+pub const SUBMITTED: u16 = 4410;

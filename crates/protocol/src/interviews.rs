@@ -131,9 +131,13 @@ pub struct InterviewView {
     pub candidate_name: String,
     pub role: Role,
     pub created_at: i64,
-    /// The interview's current question, as this role may see it.
+    /// The interview's current question, as this role may see it (a take-home's candidate
+    /// sees it only while their clock runs).
     pub question: Option<QuestionView>,
     pub status: InterviewStatus,
+    /// Live or take-home: a take-home's candidate link opens its start page
+    /// (`GET /api/interviews/{id}/take-home`).
+    pub mode: InterviewMode,
 }
 
 /// Every 4xx/5xx body: `{"error": {"code", "message"}}`.

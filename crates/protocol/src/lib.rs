@@ -12,6 +12,7 @@ mod record;
 mod review;
 mod roles;
 mod runs;
+mod take_home;
 #[cfg(feature = "ts")]
 pub mod ts;
 
@@ -23,6 +24,7 @@ pub use record::*;
 pub use review::*;
 pub use roles::*;
 pub use runs::*;
+pub use take_home::*;
 
 /// The name of the shared `Y.Text` holding the candidate's program.
 pub const MAIN_FILE: &str = "main.py";

@@ -3,7 +3,7 @@
 
 use crate::{
     Actor, Note, QuestionSwitched, RunFinished, RunId, RunInput, RunOutput, RunOutputHeader,
-    RunStarted, ScorecardChange, Signal, Stream,
+    RunStarted, ScorecardChange, Signal, Stream, TakeHomeStarted, TakeHomeSubmitted,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,13 @@ pub enum EventKind {
     End,
     /// An integrity signal the candidate's browser reported (JSON [`Signal`]). Private.
     Signal,
+    /// A take-home's candidate pressed Start (JSON [`TakeHomeStarted`]: the deadline).
+    #[serde(rename = "take_home.started")]
+    TakeHomeStarted,
+    /// A take-home was submitted, by the candidate or at the time limit (JSON
+    /// [`TakeHomeSubmitted`]); an `end` record follows it.
+    #[serde(rename = "take_home.submitted")]
+    TakeHomeSubmitted,
 }
 
 impl EventKind {
@@ -56,9 +63,11 @@ impl EventKind {
             EventKind::Note => "note",
             EventKind::End => "end",
             EventKind::Signal => "signal",
+            EventKind::TakeHomeStarted => "take_home.started",
+            EventKind::TakeHomeSubmitted => "take_home.submitted",
         }
     }
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Edit,
         EventKind::Join,
         EventKind::Leave,
@@ -71,6 +80,8 @@ impl EventKind {
         EventKind::Note,
         EventKind::End,
         EventKind::Signal,
+        EventKind::TakeHomeStarted,
+        EventKind::TakeHomeSubmitted,
     ];
     pub fn parse(s: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -142,6 +153,10 @@ pub enum Record {
     End,
     /// Private.
     Signal(Signal),
+    /// A take-home's clock started.
+    TakeHomeStarted(TakeHomeStarted),
+    /// A take-home was submitted (an [`Record::End`] follows).
+    TakeHomeSubmitted(TakeHomeSubmitted),
 }
 
 /// When each write of an output chunk happened: `(offset into its bytes, unix ms)`, offsets
@@ -189,6 +204,8 @@ impl Record {
             Record::Note(_) => EventKind::Note,
             Record::End => EventKind::End,
             Record::Signal(_) => EventKind::Signal,
+            Record::TakeHomeStarted(_) => EventKind::TakeHomeStarted,
+            Record::TakeHomeSubmitted(_) => EventKind::TakeHomeSubmitted,
         }
     }
 
@@ -220,6 +237,8 @@ impl Record {
             Record::Scorecard(v) => json(v),
             Record::Note(v) => json(v),
             Record::Signal(v) => json(v),
+            Record::TakeHomeStarted(v) => json(v),
+            Record::TakeHomeSubmitted(v) => json(v),
         }
     }
 
@@ -247,6 +266,8 @@ impl Record {
             EventKind::Scorecard => Record::Scorecard(read_json(kind, data)?),
             EventKind::Note => Record::Note(read_json(kind, data)?),
             EventKind::Signal => Record::Signal(read_json(kind, data)?),
+            EventKind::TakeHomeStarted => Record::TakeHomeStarted(read_json(kind, data)?),
+            EventKind::TakeHomeSubmitted => Record::TakeHomeSubmitted(read_json(kind, data)?),
         })
     }
 }
@@ -387,6 +408,17 @@ mod tests {
                 kind: SignalKind::Paste,
                 size: Some(420),
                 at: 6,
+            }),
+            Record::TakeHomeStarted(crate::TakeHomeStarted {
+                started_at: 1_000,
+                deadline: 1_000 + 30 * 60_000,
+                time_limit_minutes: 30,
+            }),
+            Record::TakeHomeSubmitted(crate::TakeHomeSubmitted {
+                reason: crate::SubmitReason::TimeLimit,
+                at: 1_000 + 31 * 60_000,
+                started_at: 1_000,
+                deadline: 1_000 + 30 * 60_000,
             }),
         ]
     }

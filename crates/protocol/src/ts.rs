@@ -110,6 +110,13 @@ exported!(
     InterviewView,
     ErrorBody,
     ErrorDetail,
+    // take_home.rs
+    TakeHomeStarted,
+    SubmitReason,
+    TakeHomeSubmitted,
+    TakeHomeStage,
+    TakeHomeView,
+    TakeHomeCheck,
     // people.rs
     StaffRole,
     PersonState,

@@ -281,10 +281,19 @@ pub async fn get_interview(
         };
         let status = store.status(&lookup)?;
         let current = current_question(&*store, &interview)?;
+        let stage = match interview.mode {
+            InterviewMode::TakeHome => {
+                Some(crate::take_home_api::read_round(&*store, &interview)?.stage())
+            }
+            InterviewMode::Live => None,
+        };
+        let current =
+            current.filter(|_| crate::take_home_api::question_visible(interview.mode, stage, role));
         Ok(Some((interview, status, current)))
     })
     .await?
     .ok_or(AppError::NotFound("no such interview"))?;
+    // A take-home's candidate reads the question only while the clock runs.
     let question = current
         .as_deref()
         .and_then(|q| state.questions.get(q))
@@ -303,6 +312,7 @@ pub async fn get_interview(
         role,
         created_at: i.created_at,
         question,
+        mode: i.mode,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! Background jobs, each in its own function with its schedule beside it: the retention job
 //! deletes interviews that ended longer ago than `--retain-days`, and audit entries older than
-//! that.
+//! that; the take-home clock job loads the rooms of running take-homes (after a restart), so
+//! their deadlines fire with nobody connected.
 
 use crate::api::blocking;
 use crate::lifecycle_api::erase;
@@ -64,4 +65,62 @@ pub async fn sweep(state: &AppState, cutoff_ms: i64, days: u64) -> usize {
         }
     }
     deleted
+}
+
+/// How often the take-home clock job looks for a running take-home whose room is not loaded.
+pub const TAKE_HOME_EVERY: Duration = Duration::from_secs(60);
+
+/// Keeps every running take-home's clock: at once (so a server that was down at a deadline
+/// submits on its return, and one still running gets its timer back), then every
+/// [`TAKE_HOME_EVERY`] (a room that unloaded after a failure), until `shutdown`. A room holds
+/// its own deadline's timer while it is loaded and stays loaded while its clock runs; this
+/// job only loads the rooms of started, unsubmitted take-homes that are not.
+pub async fn take_home_clocks(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(TAKE_HOME_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let loaded = load_running_take_homes(&state).await;
+        if loaded > 0 {
+            tracing::info!(loaded, "take-home clocks: loaded running take-homes");
+        }
+    }
+}
+
+/// One pass: loads the room of every take-home that started and was not submitted, if it is
+/// not loaded (its room then submits it at once if its deadline has passed). Answers how many
+/// it loaded.
+pub async fn load_running_take_homes(state: &AppState) -> usize {
+    let store = state.store.clone();
+    let running = blocking(move || {
+        let mut running = Vec::new();
+        for interview in store.list_interviews()? {
+            if interview.mode != duet_protocol::InterviewMode::TakeHome {
+                continue;
+            }
+            let round = crate::take_home_api::read_round(&*store, &interview)?;
+            if round.due().is_some() {
+                running.push(interview.id);
+            }
+        }
+        Ok(running)
+    })
+    .await;
+    let running = match running {
+        Ok(running) => running,
+        Err(e) => {
+            tracing::warn!(error = %e, "take-home clocks: could not list running take-homes");
+            return 0;
+        }
+    };
+    let mut loaded = 0;
+    for id in running {
+        if state.rooms.loaded_handle(&id).is_none() {
+            state.rooms.get(&id);
+            loaded += 1;
+        }
+    }
+    loaded
 }

@@ -31,6 +31,7 @@ pub mod runs_api;
 pub mod scorecard_api;
 pub mod session;
 pub mod sockets;
+pub mod take_home_api;
 pub mod web;
 pub mod ws;
 
@@ -265,6 +266,13 @@ pub fn router(state: AppState) -> Router {
             post(scorecard_api::add_note).get(scorecard_api::notes),
         )
         .route("/api/interviews/{id}/end", post(lifecycle_api::end))
+        .route("/api/interviews/{id}/take-home", get(take_home_api::view))
+        .route("/api/interviews/{id}/start", post(take_home_api::start))
+        .route("/api/interviews/{id}/submit", post(take_home_api::submit))
+        .route(
+            "/api/interviews/{id}/take-home/check",
+            post(take_home_api::check),
+        )
         .route("/api/interviews/{id}/signals", post(scorecard_api::signal))
         .route(
             "/api/interviews/{id}/debrief",
@@ -419,6 +427,7 @@ pub async fn serve(
         );
         tokio::spawn(jobs::retention(state.clone(), days, shutdown.clone()));
     }
+    tokio::spawn(jobs::take_home_clocks(state.clone(), shutdown.clone()));
     let app = router(state);
     http::serve(listener, app, &limits, shutdown.clone()).await;
     shutdown.cancel();

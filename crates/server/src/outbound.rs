@@ -52,6 +52,8 @@ struct State {
     /// The close to send; the first one asked for wins.
     close: Option<(u16, String)>,
     closing: bool,
+    /// The close waits until what is queued was written ([`PeerSink::close_after_queued`]).
+    close_after_queued: bool,
     /// Handles ([`PeerSink`]) alive; the writer ends when the last one goes.
     handles: usize,
     /// The writer ended: what is offered now is dropped (the connection's leave reaches the
@@ -122,6 +124,7 @@ impl PeerSink {
                 bytes: 0,
                 close: None,
                 closing: false,
+                close_after_queued: false,
                 handles: 1,
                 writer_gone: false,
             }),
@@ -172,6 +175,13 @@ impl PeerSink {
         Ok(())
     }
 
+    /// Asks the writer to close the connection with this code and reason once what is queued
+    /// now was written (a last event the peer must read, then the close that says why).
+    pub fn close_after_queued(&self, code: u16, reason: impl Into<String>) {
+        self.shared.state().close_after_queued = true;
+        self.close(code, reason);
+    }
+
     /// Asks the writer to close the connection with this code and reason.
     pub fn close(&self, code: u16, reason: impl Into<String>) {
         {
@@ -197,8 +207,10 @@ enum Next {
 impl OutboundQueue {
     fn next(&self) -> Next {
         let mut state = self.shared.state();
-        if let Some((code, reason)) = state.close.take() {
-            return Next::Close(code, reason);
+        if !state.close_after_queued || state.messages.is_empty() {
+            if let Some((code, reason)) = state.close.take() {
+                return Next::Close(code, reason);
+            }
         }
         // Nobody holds the connection any more (the room let it go and the reader ended).
         if state.handles == 0 {

@@ -669,6 +669,8 @@ fn log_line(record: &LogRecord) -> serde_json::Value {
         Ok(Record::Scorecard(v)) => data(serde_json::to_value(v)),
         Ok(Record::Note(v)) => data(serde_json::to_value(v)),
         Ok(Record::Signal(v)) => data(serde_json::to_value(v)),
+        Ok(Record::TakeHomeStarted(v)) => data(serde_json::to_value(v)),
+        Ok(Record::TakeHomeSubmitted(v)) => data(serde_json::to_value(v)),
         Err(_) => serde_json::json!({"raw": STANDARD.encode(&record.data)}),
     };
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {

@@ -14,6 +14,13 @@ impl Room {
         replies: ReplySlots,
         now_ms: i64,
     ) -> Vec<Effect> {
+        if let Some((code, reason)) = self.take_home_refusal(role) {
+            return vec![Effect::Close {
+                conn,
+                code,
+                reason: reason.to_owned(),
+            }];
+        }
         let mut effects = Vec::new();
         let count = self.role_conns.entry(role).or_default();
         *count += 1;

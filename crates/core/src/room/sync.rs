@@ -64,8 +64,9 @@ impl Room {
                     s if s == u64::from(yrs::sync::protocol::MSG_SYNC_STEP_2)
                         || s == u64::from(yrs::sync::protocol::MSG_SYNC_UPDATE) =>
                     {
-                        if !role.can_edit() {
+                        if !role.can_edit() || self.take_home_read_only(role) {
                             // a read-only role's edits are dropped; the connection stays open
+                            // (staff watch a take-home read-only)
                         } else if self.ended {
                             // Nothing is stored after the end: an edit that would change the
                             // document closes its sender, so no page shows it as saved. A

@@ -9,6 +9,8 @@ use tokio::sync::oneshot;
 impl RoomTask {
     pub(super) fn on_command(&mut self, cmd: RoomCmd) {
         let now = self.clock.now_ms();
+        // A take-home past its deadline is submitted before anything else is taken.
+        self.submit_if_due(now);
         let effects = match cmd {
             RoomCmd::Join {
                 conn,
@@ -113,6 +115,10 @@ impl RoomTask {
                 Vec::new()
             }
             RoomCmd::RunEvent { run_id, event } => self.on_run_event(&run_id, event, now),
+            RoomCmd::TakeHome(cmd) => {
+                self.on_take_home(cmd, now);
+                Vec::new()
+            }
         };
         self.execute(effects);
         if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
@@ -128,7 +134,7 @@ impl RoomTask {
 
     /// Carries out a change the room accepted and answers with its value once it is stored, or
     /// answers the refusal at once.
-    fn answer_when_stored<T: Send + 'static, E>(
+    pub(super) fn answer_when_stored<T: Send + 'static, E>(
         &mut self,
         outcome: Result<(T, Vec<Effect>), E>,
         reply: oneshot::Sender<Result<T, E>>,

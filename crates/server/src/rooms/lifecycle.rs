@@ -7,7 +7,7 @@ use super::{
     truncate, RoomClock, RoomCmd, RoomReceiver, RoomTask, Rooms, RunError, WeakRoomSender,
 };
 use super::{MAX_IN_FLIGHT, MAX_WAITING};
-use duet_core::{Room, UnfinishedRun};
+use duet_core::{Room, TakeHome, UnfinishedRun};
 use duet_protocol::{close, Actor, InterviewId, Question};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -55,13 +55,21 @@ async fn start(
         mut room,
         initial_question,
         mut restored,
+        take_home_minutes,
     } = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(reason)) => return Err(reason),
         Err(join) => return Err(format!("room load crashed: {join}")),
     };
     let unfinished = std::mem::take(&mut restored.unfinished);
+    let round = std::mem::take(&mut restored.take_home);
     room.restore(restored);
+    if let Some(time_limit_minutes) = take_home_minutes {
+        room.set_take_home(TakeHome {
+            time_limit_minutes,
+            ..round
+        });
+    }
     let question = room.question().and_then(|q| rooms.questions.get(q));
     let initial = initial_question.and_then(|q| rooms.questions.get(&q));
     let mut task = RoomTask::new(rooms.clone(), id.clone(), generation, me, room, question);
@@ -128,8 +136,11 @@ impl RoomTask {
         }
     }
 
+    /// Idle: nobody connected, nothing running or waiting, and no take-home clock running (the
+    /// room holds the deadline's timer, so it stays loaded until the round is submitted).
     fn is_idle(&self) -> bool {
-        self.room.connections() == 0
+        self.room.take_home_due().is_none()
+            && self.room.connections() == 0
             && self.subscribers.is_empty()
             && self.runs.is_empty()
             && self.gates.is_empty()
@@ -173,13 +184,18 @@ impl RoomTask {
             }
             // Run output waiting to share a record is stored when its few milliseconds are up.
             let output_due = self.next_output_due().map(|at| self.clock.instant_of(at));
+            // A running take-home is submitted at its deadline, whether anyone is here or not.
+            let take_home_due = self
+                .room
+                .take_home_due()
+                .map(|at| self.clock.instant_of(at));
             let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
             let idle_due = self.is_idle().then_some(idle_since + idle);
-            // One timer for the three deadlines, set to the earliest: each `Sleep` is 112 bytes
+            // One timer for the four deadlines, set to the earliest: each `Sleep` is 112 bytes
             // of the room's future, which every open room keeps. When it fires, the first one
             // due is handled (in this order, as the arms of a biased select were), and the loop
             // sets it again for the rest.
-            let wake_at = [output_due, leave_due, idle_due]
+            let wake_at = [output_due, leave_due, take_home_due, idle_due]
                 .into_iter()
                 .flatten()
                 .min();
@@ -205,6 +221,8 @@ impl RoomTask {
                     } else if due(leave_due) {
                         let effects = self.room.tick(self.clock.now_ms());
                         self.execute(effects);
+                    } else if due(take_home_due) {
+                        self.on_take_home_timer();
                     } else if due(idle_due) {
                         let effects = self.room.flush_leaves(self.clock.now_ms());
                         self.execute(effects);

@@ -12,6 +12,8 @@ pub(super) struct Loaded {
     /// For a room whose log is empty: the question it was created with.
     pub(super) initial_question: Option<String>,
     pub(super) restored: Restored,
+    /// A take-home's time limit (minutes); `None` for a live interview.
+    pub(super) take_home_minutes: Option<u32>,
 }
 
 /// Loads a room from its history, with the runs the log shows as never finished.
@@ -36,6 +38,10 @@ pub(super) fn load(
         .read_kinds(id, &Restored::KINDS)
         .map_err(|e| e.to_string())?;
     let restored = Restored::from_log(&records);
+    let take_home_minutes = match interview.mode {
+        duet_protocol::InterviewMode::TakeHome => interview.time_limit_minutes,
+        duet_protocol::InterviewMode::Live => None,
+    };
     let initial_question = match rebuilt.last_seq {
         0 => interview.question_id,
         _ => None,
@@ -44,5 +50,6 @@ pub(super) fn load(
         room: Room::from_history(config, rebuilt, history.log_bytes),
         initial_question,
         restored,
+        take_home_minutes,
     })
 }

@@ -53,9 +53,11 @@ mod gates;
 mod lifecycle;
 mod load;
 mod runs;
+mod take_home;
 
 use runs::ActiveRun;
 pub use runs::RunError;
+pub use take_home::TakeHomeCmd;
 
 /// A question switch, stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +159,8 @@ pub enum RoomCmd {
         run_id: RunId,
         event: RunEvent,
     },
+    /// A take-home's Start and Submit.
+    TakeHome(TakeHomeCmd),
 }
 
 #[derive(Clone)]

@@ -52,6 +52,7 @@ fn questions_match_their_typescript() {
             created_at: 1,
             question: Some(view),
             status: InterviewStatus::Live,
+            mode: crate::InterviewMode::TakeHome,
         });
     }
 }
@@ -249,5 +250,47 @@ fn people_bodies_match_their_typescript() {
     check(&Panel {
         interviewers: vec!["p1".into()],
         reviewers: Vec::new(),
+    });
+}
+
+#[test]
+fn take_home_bodies_match_their_typescript() {
+    let started = crate::TakeHomeStarted {
+        started_at: 1,
+        deadline: 1_800_001,
+        time_limit_minutes: 30,
+    };
+    let submitted = crate::TakeHomeSubmitted {
+        reason: crate::SubmitReason::TimeLimit,
+        at: 1_800_002,
+        started_at: 1,
+        deadline: 1_800_001,
+    };
+    check(&started);
+    check(&submitted);
+    for (stage, question) in [
+        (crate::TakeHomeStage::NotStarted, None),
+        (
+            crate::TakeHomeStage::Running,
+            Some(QuestionView::Candidate(question().for_candidate())),
+        ),
+    ] {
+        check(&crate::TakeHomeView {
+            stage,
+            title: "Screen".into(),
+            candidate_name: "Ada".into(),
+            time_limit_minutes: 30,
+            question_title: Some("Two sum".into()),
+            question,
+            started: Some(started),
+            submitted: Some(submitted),
+            server_now: 5,
+            recorded: vec!["every keystroke".into()],
+        });
+    }
+    check(&crate::TakeHomeCheck {
+        ok: true,
+        output: "duet check ok 3.11.2\n".into(),
+        duration_ms: 40,
     });
 }
