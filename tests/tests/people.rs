@@ -990,3 +990,53 @@ async fn the_retention_pass_audits_each_interview_it_deletes() {
         "the ended one is gone, the live one stays"
     );
 }
+
+#[tokio::test]
+async fn an_expired_or_replaced_password_link_is_refused_like_a_used_one() {
+    let server = TestServer::start().await;
+    let (status, invited) = admin(
+        &server,
+        Method::POST,
+        "/api/people",
+        Some(json!({"email": "grace@example.com", "name": "Grace", "role": "interviewer"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{invited}");
+    let grace_id = invited["person"]["id"].as_str().unwrap();
+    // A link as the store holds it once its time is up (a minute ago).
+    let stale = "s".repeat(43);
+    let a_minute_ago = duet_server::rooms::now_ms() - 60_000;
+    server
+        .state
+        .store
+        .issue_password_link(grace_id, &duet_server::auth::hash(&stale), a_minute_ago)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, refused) = api(&server, Method::GET, "/api/password-link", &stale, None).await;
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "this link is unknown, used or expired; ask an admin for a new one"
+    );
+    assert_eq!(set_password(&server, &stale, PASSWORD).await.0, 404);
+    // A person has one link at a time: the stale one replaced the invitation's, and a new one
+    // from the admin replaces it in turn and works, once.
+    assert_eq!(
+        set_password(&server, &link_token(&invited), PASSWORD)
+            .await
+            .0,
+        404
+    );
+    let (status, reissued) = admin(
+        &server,
+        Method::POST,
+        &format!("/api/people/{grace_id}/password-link"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{reissued}");
+    let fresh = link_token(&reissued);
+    assert_eq!(set_password(&server, &fresh, PASSWORD).await.0, 204);
+    assert_eq!(set_password(&server, &fresh, PASSWORD).await.0, 404);
+}

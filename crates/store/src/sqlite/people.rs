@@ -274,6 +274,20 @@ fn role_from(role: &str) -> Result<Role> {
 }
 
 impl SqliteStore {
+    /// The one row `sql` finds with `params`, read by `row`; none when it finds nothing.
+    fn one_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        Ok(self
+            .reader()
+            .prepare_cached(sql)?
+            .query_row(params, row)
+            .optional()?)
+    }
+
     fn people_write(&self, write: PeopleWrite) -> Ticket {
         self.submit(|ack| Write::People {
             write: Box::new(write),
@@ -299,24 +313,14 @@ impl PeopleStore for SqliteStore {
     }
 
     fn person(&self, id: &str) -> Result<Option<Person>> {
-        let row = self
-            .reader()
-            .prepare_cached(&format!(
-                "SELECT {PERSON_COLUMNS} FROM people p WHERE id = ?1"
-            ))?
-            .query_row([id], person_row)
-            .optional()?;
+        let sql = format!("SELECT {PERSON_COLUMNS} FROM people p WHERE id = ?1");
+        let row = self.one_row(&sql, [id], person_row)?;
         Ok(row.map(person_from).transpose()?.map(|(p, _)| p))
     }
 
     fn person_by_email(&self, email: &str) -> Result<Option<(Person, Option<String>)>> {
-        let row = self
-            .reader()
-            .prepare_cached(&format!(
-                "SELECT {PERSON_COLUMNS} FROM people p WHERE email = ?1"
-            ))?
-            .query_row([email], person_row)
-            .optional()?;
+        let sql = format!("SELECT {PERSON_COLUMNS} FROM people p WHERE email = ?1");
+        let row = self.one_row(&sql, [email], person_row)?;
         row.map(person_from).transpose()
     }
 
@@ -338,14 +342,13 @@ impl PeopleStore for SqliteStore {
     }
 
     fn password_link(&self, hash: &TokenHash, now: i64) -> Result<Option<(Person, i64)>> {
-        let row = self
-            .reader()
-            .prepare_cached(&format!(
-                "SELECT {PERSON_COLUMNS}, l.expires_at FROM password_links l JOIN people p ON p.id = l.person_id \
-                 WHERE l.hash = ?1 AND l.expires_at > ?2 AND p.state = 'active'"
-            ))?
-            .query_row(params![&hash[..], now], |r| Ok((person_row(r)?, r.get(7)?)))
-            .optional()?;
+        let sql = format!(
+            "SELECT {PERSON_COLUMNS}, l.expires_at FROM password_links l JOIN people p ON p.id = l.person_id \
+             WHERE l.hash = ?1 AND l.expires_at > ?2 AND p.state = 'active'"
+        );
+        let row = self.one_row(&sql, params![&hash[..], now], |r| {
+            Ok((person_row(r)?, r.get(7)?))
+        })?;
         row.map(|(p, expires_at)| Ok((person_from(p)?.0, expires_at)))
             .transpose()
     }
@@ -359,16 +362,13 @@ impl PeopleStore for SqliteStore {
     }
 
     fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>> {
-        let row = self
-            .reader()
-            .prepare_cached(&format!(
-                "SELECT {PERSON_COLUMNS}, s.created_at, s.last_seen_at, s.expires_at FROM sessions s \
-                 JOIN people p ON p.id = s.person_id WHERE s.hash = ?1 AND p.state = 'active'"
-            ))?
-            .query_row([&hash[..]], |r| {
-                Ok((person_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?))
-            })
-            .optional()?;
+        let sql = format!(
+            "SELECT {PERSON_COLUMNS}, s.created_at, s.last_seen_at, s.expires_at FROM sessions s \
+             JOIN people p ON p.id = s.person_id WHERE s.hash = ?1 AND p.state = 'active'"
+        );
+        let row = self.one_row(&sql, [&hash[..]], |r| {
+            Ok((person_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?))
+        })?;
         row.map(|(p, created_at, last_seen_at, expires_at)| {
             Ok(SessionRecord {
                 person: person_from(p)?.0,
@@ -417,24 +417,21 @@ impl PeopleStore for SqliteStore {
     }
 
     fn api_token(&self, hash: &TokenHash) -> Result<Option<(Person, ApiTokenInfo)>> {
-        let row = self
-            .reader()
-            .prepare_cached(&format!(
-                "SELECT {PERSON_COLUMNS}, t.id, t.name, t.created_at, t.last_used_at FROM api_tokens t \
-                 JOIN people p ON p.id = t.person_id WHERE t.hash = ?1 AND p.state = 'active'"
-            ))?
-            .query_row([&hash[..]], |r| {
-                Ok((
-                    person_row(r)?,
-                    ApiTokenInfo {
-                        id: r.get(7)?,
-                        name: r.get(8)?,
-                        created_at: r.get(9)?,
-                        last_used_at: r.get(10)?,
-                    },
-                ))
-            })
-            .optional()?;
+        let sql = format!(
+            "SELECT {PERSON_COLUMNS}, t.id, t.name, t.created_at, t.last_used_at FROM api_tokens t \
+             JOIN people p ON p.id = t.person_id WHERE t.hash = ?1 AND p.state = 'active'"
+        );
+        let row = self.one_row(&sql, [&hash[..]], |r| {
+            Ok((
+                person_row(r)?,
+                ApiTokenInfo {
+                    id: r.get(7)?,
+                    name: r.get(8)?,
+                    created_at: r.get(9)?,
+                    last_used_at: r.get(10)?,
+                },
+            ))
+        })?;
         row.map(|(p, info)| Ok((person_from(p)?.0, info)))
             .transpose()
     }
@@ -470,11 +467,11 @@ impl PeopleStore for SqliteStore {
     }
 
     fn seat(&self, interview: &InterviewId, person_id: &str) -> Result<Option<Role>> {
-        let role: Option<String> = self
-            .reader()
-            .prepare_cached("SELECT role FROM panels WHERE interview_id = ?1 AND person_id = ?2")?
-            .query_row(params![interview.as_str(), person_id], |r| r.get(0))
-            .optional()?;
+        let role: Option<String> = self.one_row(
+            "SELECT role FROM panels WHERE interview_id = ?1 AND person_id = ?2",
+            params![interview.as_str(), person_id],
+            |r| r.get(0),
+        )?;
         role.as_deref().map(role_from).transpose()
     }
 
