@@ -192,9 +192,12 @@ async fn the_admin_lists_interviews_and_roles_cannot() {
             "candidate_name",
             "candidate_ref",
             "created_at",
+            "environment",
             "id",
+            "mode",
             "question_id",
             "status",
+            "time_limit_minutes",
             "title"
         ],
         "one flat object per interview, as docs/API.md shows it"
