@@ -137,6 +137,11 @@ test('the style check covers every Python file and names shop/cart.py for its un
   assert.match(await cart.innerText(), /shop\/cart\.py/)
   assert.match(await cart.innerText(), /F401 'os' imported but unused/)
   await shot(ipage, 'workspace-lint')
+  // A finding's place opens its file at its line.
+  assert.equal(await shown(ipage), 'main.py')
+  await cart.getByRole('button', { name: /1:1 F401/ }).click()
+  await waitShown(ipage, 'shop/cart.py')
+  assert.equal(await ipage.locator('[data-testid=editor] .cm-activeLine').innerText(), 'import os')
   await ipage.getByRole('tab', { name: 'Question' }).click()
 })
 

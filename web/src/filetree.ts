@@ -7,6 +7,7 @@
 import * as Y from 'yjs'
 import type { Awareness } from 'y-protocols/awareness'
 import type { WebsocketProvider } from 'y-websocket'
+import { EditorView } from '@codemirror/view'
 import { h, replace, announce } from './dom'
 import { createEditor, type SharedEditor } from './editor'
 import { FILES, MAIN_FILE, createFile, deleteFile, fileTree, listFiles, renameFile, type TreeNode } from './files'
@@ -29,8 +30,10 @@ export interface Project {
   editor: SharedEditor
   /** The file shown now. */
   current(): { path: string; ytext: Y.Text }
-  /** Opens the listed file `path` (follow mode, a click on a finding). */
+  /** Opens the listed file `path` (follow mode): whether it is listed. */
   open(path: string): boolean
+  /** Opens the listed file `path` with the cursor at the start of `line` (a style finding's place). */
+  reveal(path: string, line: number): void
   /** Called after the editor shows another file. */
   onSwitch(listener: () => void): void
   /** Where everyone else's editor is, by path (the markers' source). */
@@ -225,6 +228,17 @@ export function mountProject(o: ProjectOptions): Project {
       const f = files.open(path)
       if (f) show(f)
       return f !== null
+    },
+    reveal(path: string, line: number) {
+      if (path !== files.active.path) {
+        const f = files.open(path)
+        if (!f) { say(`"${path}" no longer exists`); return }
+        show(f)
+      }
+      const doc = editor.view.state.doc
+      const at = doc.line(Math.min(Math.max(line, 1), doc.lines)).from
+      editor.view.dispatch({ selection: { anchor: at }, effects: EditorView.scrollIntoView(at, { y: 'center' }) })
+      editor.view.focus()
     },
     onSwitch: (l) => switchListeners.push(l),
     whereEveryoneIs: () => whereEveryoneIs(awareness.getStates(), doc.clientID, listing),

@@ -173,7 +173,10 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
       ? h('p', {}, 'No findings.')
       : [...byFile].map(([path, found]) => h('section', { class: 'lint-file', 'data-path': path },
           h('h4', {}, path, h('span', { class: 'muted' }, ` · ${found.length}`)),
-          h('ul', { class: 'findings' }, found.map((f) => h('li', {}, h('code', {}, `${f.line}:${f.col} ${f.code}`), ' ', f.message))))))
+          h('ul', { class: 'findings' }, found.map((f) => h('li', {},
+            h('button', { type: 'button', class: 'link-button', title: `Show line ${f.line} of ${path}`, onclick: () => ctx.openFile(path, f.line) },
+              h('code', {}, `${f.line}:${f.col} ${f.code}`)),
+            ' ', f.message))))))
     announce(`Style check: ${findings.length} findings`)
   }
 

@@ -40,6 +40,8 @@ export interface RoomContext {
   /** Called once when the interview ends (live or already on load). */
   onEnded(listener: () => void): void
   setQuestion(interview: Interview): void
+  /** Shows the file `path` in the editor at `line` (a style finding's place). */
+  openFile(path: string, line: number): void
 }
 
 /** What a page around the room (a take-home's, takehome.ts) hears of it. */
@@ -340,6 +342,7 @@ export async function openRoom(id: string, token: string, interview: Interview, 
       onLint: (l) => lintListeners.push(l),
       onEnded: (l) => { endListeners.push(l); if (state.phase === 'ended') l() },
       setQuestion,
+      openFile: (path, line) => project.reveal(path, line),
     })
   }
   await restore().catch((err) => carryOut(state.historyFailed(explain(err))))
