@@ -1,0 +1,102 @@
+// A take-home as its candidate lives it, in Debian's Chromium against the real server and
+// sandbox (issue 22): the start page (the question's title, the time limit, what is recorded, a
+// scratch editor and a check that runs work), Start, the room with a countdown from the
+// server's deadline and its warnings at 10 and 2 minutes (the page's clock moved on with
+// Playwright's clock; the server's deadline is untouched), Submit with its confirmation, and the
+// submitted page, which is all the link shows after a reload. Photographed in
+// tests/browser/artifacts/.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot, axe,
+} from './harness.mjs'
+
+let server, dataDir, browser
+
+before(async () => {
+  requireParts()
+  dataDir = tempDir('duet-take-home-')
+  server = await startServer({ port: await freePort(), dataDir })
+  browser = await launchBrowser()
+})
+
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+  if (dataDir) removeDir(dataDir)
+})
+
+const ready = (page) => page.waitForFunction(() => window.duetReady === true, null, { timeout: 20_000 })
+
+test('a candidate starts a take-home, sees the clock run down, submits, and the link shows only "submitted"', async () => {
+  const created = await adminApi(server.url, 'POST', '/api/interviews', {
+    title: 'Screen', candidate_name: 'Ada Lovelace', question_id: 'lru-cache', mode: 'take_home', time_limit_minutes: 30,
+  })
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 } })
+  const page = await context.newPage()
+  const seen = record(page)
+  // The page's clock, so the story can move it on to the warnings; it runs at normal speed.
+  await page.clock.install()
+  await page.goto(created.urls.candidate)
+  await ready(page)
+
+  // The start page: the question's title, the time limit, what is recorded; no clock, no prompt.
+  const start = page.getByTestId('start-page')
+  await start.waitFor()
+  assert.equal(await start.locator('h2').textContent(), 'LRU cache with O(1) get and put')
+  assert.match(await page.getByTestId('time-limit').innerText(), /30 minutes/)
+  assert.ok((await page.getByTestId('recorded').locator('li').count()) >= 3, 'what is recorded is listed')
+  assert.equal(await page.getByTestId('countdown').count(), 0, 'no clock before Start')
+  assert.doesNotMatch(await page.locator('body').innerText(), /Implement the class/, 'no prompt before Start')
+  // The scratch editor takes typing; the check runs a program in the real sandbox.
+  await page.locator('[data-testid=scratch-editor] .cm-content').click()
+  await page.keyboard.type('print("hello")')
+  assert.match(await page.locator('[data-testid=scratch-editor] .cm-content').innerText(), /print\("hello"\)/)
+  await page.getByTestId('check').click()
+  await page.getByTestId('check-note').filter({ hasText: 'Runs work' }).waitFor({ timeout: 30_000 })
+  assert.match(await page.getByTestId('check-output').innerText(), /duet check ok/)
+  assert.deepEqual(await axe(page), [], 'the start page: serious or critical accessibility violations')
+  await shot(page, 'take-home-start')
+
+  // Start: the round's page, with the prompt and a countdown from the server's deadline.
+  await page.getByTestId('start').click()
+  await ready(page)
+  const countdown = page.getByTestId('countdown')
+  await countdown.waitFor()
+  assert.match(await countdown.innerText(), /^(30:00|29:[0-5]\d)$/, 'thirty minutes, from the server')
+  await page.getByText('Implement the class').first().waitFor()
+  await page.locator('[data-testid=editor] .cm-content').first().waitFor()
+  await shot(page, 'take-home-round')
+
+  // The page's clock moves on: the warnings at 10 and 2 minutes.
+  const warning = page.getByTestId('take-home-warning')
+  assert.equal(await warning.isVisible(), false)
+  await page.clock.fastForward('20:30')
+  await warning.filter({ hasText: '10 minutes left' }).waitFor()
+  assert.match(await countdown.innerText(), /^0?9:[0-5]\d$/)
+  await page.clock.fastForward('08:00')
+  await warning.filter({ hasText: '2 minutes left' }).waitFor()
+  await shot(page, 'take-home-two-minutes')
+
+  // Submit asks first; keeping on working changes nothing.
+  await page.getByTestId('submit').click()
+  await page.getByTestId('confirm').waitFor()
+  await page.getByTestId('keep-working').click()
+  assert.equal(await page.getByTestId('confirm').isVisible(), false)
+  await page.getByTestId('submit').click()
+  await page.getByTestId('confirm-submit').click()
+  const submitted = page.getByTestId('submitted-page')
+  await submitted.waitFor({ timeout: 15_000 })
+  assert.match(await submitted.innerText(), /You submitted your take-home/)
+  await shot(page, 'take-home-submitted')
+
+  // A reopened link shows only that.
+  await page.reload()
+  await ready(page)
+  await submitted.waitFor()
+  assert.equal(await page.locator('[data-testid=editor]').count(), 0, 'no editor after the submit')
+  assert.doesNotMatch(await page.locator('body').innerText(), /Implement the class/)
+  assert.deepEqual(await axe(page), [], 'the submitted page: serious or critical accessibility violations')
+  assert.deepEqual(seen.problems, [], 'no CSP violation or page error')
+  await context.close()
+})
