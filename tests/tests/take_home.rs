@@ -176,7 +176,16 @@ async fn a_take_home_from_the_start_page_to_submitted_with_the_hidden_tests_priv
         "the prompt now: {page}"
     );
 
-    // The candidate works; staff watch read-only.
+    // The candidate works; staff watch read-only, and cannot move them to another question.
+    let (status, refused) = api(
+        &server,
+        Method::POST,
+        &path("/question"),
+        &tokens.interviewer,
+        Some(json!({"question_id": "retry-backoff"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
     let candidate = YClient::connect(&server.yjs_url(id, &tokens.candidate))
         .await
         .unwrap();

@@ -336,6 +336,17 @@ pub async fn switch_question(
             "only the interviewer switches questions",
         ));
     }
+    // A take-home's candidate works alone on the question they were sent: staff only watch.
+    let store = state.store.clone();
+    let lookup = interview.clone();
+    let take_home = blocking(move || store.get_interview(&lookup))
+        .await?
+        .is_some_and(|i| i.mode == InterviewMode::TakeHome);
+    if take_home {
+        return Err(AppError::Conflict(
+            "a take-home's question is fixed: staff watch the round read-only".into(),
+        ));
+    }
     let req = body.read()?;
     let question = state
         .questions

@@ -101,7 +101,10 @@ pub async fn load_running_take_homes(state: &AppState) -> usize {
                 continue;
             }
             let round = crate::take_home_api::read_round(&*store, &interview)?;
-            if round.due().is_some() {
+            // Ended some other way (an interviewer's End): no clock to keep.
+            if round.due().is_some()
+                && store.status(&interview.id)? != duet_protocol::InterviewStatus::Ended
+            {
                 running.push(interview.id);
             }
         }

@@ -105,8 +105,12 @@ impl Room {
         self.take_home.as_ref()
     }
 
-    /// When the take-home is due to be submitted (unix ms), while its clock runs.
+    /// When the take-home is due to be submitted (unix ms), while its clock runs. An
+    /// interview ended some other way (an interviewer's End) has no clock any more.
     pub fn take_home_due(&self) -> Option<i64> {
+        if self.ended {
+            return None;
+        }
         self.take_home.as_ref().and_then(TakeHome::due)
     }
 
@@ -420,6 +424,19 @@ mod tests {
         let candidate = room.receive(1, &typed("def f(): ..."), 3);
         assert_eq!(kinds(&candidate), [EventKind::Edit]);
         assert_eq!(room.text(), "def f(): ...");
+    }
+
+    #[test]
+    fn an_interviewers_end_stops_the_clock() {
+        let mut room = take_home_room();
+        room.start_take_home(0).expect("starts");
+        room.end(MINUTE);
+        assert_eq!(room.take_home_due(), None, "no deadline to wait for");
+        assert!(room.take_home_tick(31 * MINUTE).is_none());
+        assert_eq!(
+            room.submit_take_home(2 * MINUTE).0,
+            Err(TakeHomeError::Ended)
+        );
     }
 
     #[test]
