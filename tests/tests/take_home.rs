@@ -122,6 +122,17 @@ async fn a_take_home_from_the_start_page_to_submitted_with_the_hidden_tests_priv
         .unwrap()
         .contains("duet check ok"));
     assert!(!kinds(&server, id).contains(&EventKind::TakeHomeStarted));
+    // Nor does the room run anything of theirs before Start.
+    let (status, refused) = api(
+        &server,
+        Method::POST,
+        &path("/runs"),
+        &tokens.candidate,
+        Some(json!({"kind": "test"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.to_string().contains("press Start"), "{refused}");
     // Only the candidate starts their round.
     let (status, _) = api(
         &server,

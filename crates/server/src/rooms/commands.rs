@@ -41,6 +41,12 @@ impl RoomTask {
                 stdin,
                 reply,
             } => {
+                // A take-home's candidate runs only while the clock runs (the start page's
+                // check runs outside the room).
+                if let Some((_, reason)) = self.room.take_home_refusal(by) {
+                    let _ = reply.send(Err(super::RunError::Forbidden(reason)));
+                    return;
+                }
                 // Answered once the run's start is stored, so the run can be read at once.
                 let (result, effects) = self.start_run(by, kind, stdin, now);
                 self.answer_when_stored(result.map(|run_id| (run_id, effects)), reply);
