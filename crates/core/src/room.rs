@@ -86,6 +86,11 @@ pub struct Room {
     owners: ClientOwners,
     /// Where every struct of the document is (the validator's view of it).
     places: validate::Places,
+    /// A replica of the document on which an update that may change which files are listed is
+    /// tried before the document takes it (see `check_files`): made the first time one comes,
+    /// then brought up to date with what the document took since, and dropped whenever an
+    /// update tried on it is not applied to the document.
+    files_trial: Option<Doc>,
     log_bytes: u64,
     /// Connections per role, and since when a role with none has been gone (leave not logged yet).
     role_conns: HashMap<Role, usize>,
@@ -188,6 +193,7 @@ impl Room {
             presence,
             owners: history.owners,
             places,
+            files_trial: None,
             log_bytes,
             role_conns: HashMap::new(),
             pending_leaves: HashMap::new(),

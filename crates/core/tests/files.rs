@@ -399,3 +399,41 @@ fn main_py_can_be_neither_deleted_nor_renamed_since_every_run_starts_it() {
     assert!(scene.people.contains_key(&2), "the interviewer stays");
     assert_eq!(scene.files_of(2), listing(&[("main.py", "print(1)\n")]));
 }
+
+/// The room tries a files change on a replica of its document before taking it; a refused
+/// change must leave nothing of itself there, or the next one would be judged against files
+/// that never were.
+#[test]
+fn a_refused_rename_leaves_nothing_behind_that_judges_the_next_one() {
+    let mut scene = Scene::new();
+    scene.join(1, Role::Candidate);
+    scene.join(2, Role::Interviewer);
+    scene.write(1, "shop/cart.py", CART);
+    // The candidate renames cart.py to basket.py and deletes main.py in one update: refused.
+    let refused = scene.change(1, |map, txn| {
+        map.insert(txn, "shop/basket.py", shows("shop/cart.py"));
+        map.insert(txn, "shop/cart.py", deleted());
+        map.insert(txn, "main.py", deleted());
+    });
+    let reason = scene.refused(1, refused);
+    assert!(reason.contains("main.py"), "{reason}");
+    // The interviewer renames cart.py to till.py: had basket.py stayed on the replica, both
+    // would show cart.py's text and this would be refused.
+    let rename = scene.change(2, |map, txn| {
+        map.insert(txn, "shop/till.py", shows("shop/cart.py"));
+        map.insert(txn, "shop/cart.py", deleted());
+    });
+    scene.send(2, rename);
+    assert!(scene.closed.is_empty(), "{:?}", scene.closed);
+    let expected = listing(&[("main.py", ""), ("shop/till.py", CART)]);
+    assert_eq!(scene.room.files(), expected);
+    // And a file made since the replica's last trial is known to the next check: a rename
+    // onto it is refused.
+    scene.write(2, "shop/tax.py", "RATE = 0.2\n");
+    let onto = scene.change(2, |map, txn| {
+        map.insert(txn, "shop/tax.py", shows("shop/cart.py"));
+        map.insert(txn, "shop/till.py", deleted());
+    });
+    let reason = scene.refused(2, onto);
+    assert!(reason.contains("already exists"), "{reason}");
+}

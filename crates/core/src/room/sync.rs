@@ -189,7 +189,7 @@ impl Room {
                 )));
             }
         }
-        self.check_files(payload, &checked)?;
+        let trial = self.check_files(payload, &checked)?;
         if !checked.board_keys.is_empty() {
             let board = self.doc.get_or_insert_map(board::BOARD);
             let txn = self.doc.transact();
@@ -207,6 +207,10 @@ impl Room {
             }
         }
         let applied = self.apply_trusted(payload);
+        if applied.is_ok() {
+            // The trial replica took this update, and now the document has too: they agree.
+            self.files_trial = trial;
+        }
         let update = match applied {
             Ok(Some(update)) => update,
             Ok(None) => return Ok(()), // everything in it was known already
@@ -247,25 +251,35 @@ impl Room {
     }
 
     /// Checks, for an update that writes or deletes an entry of `files` or starts a new file,
-    /// that the files listed once it is applied keep [`crate::files`]'s rules. It is applied to
-    /// a copy of the document first: such updates are rare (a file created, renamed, deleted).
-    fn check_files(&self, payload: &[u8], checked: &validate::Checked) -> Result<(), Refusal> {
+    /// that the files listed once it is applied keep [`crate::files`]'s rules. It is tried on
+    /// the room's trial replica of the document first (see [`Room::files_trial`]), which is
+    /// brought up to date with only what the document took since its last trial: the whole
+    /// document is copied only for a room's first such update, and again after one that was
+    /// refused. Answers the replica with the update applied (`None` when no check was needed),
+    /// to keep once the document has taken the update too.
+    fn check_files(
+        &mut self,
+        payload: &[u8],
+        checked: &validate::Checked,
+    ) -> Result<Option<Doc>, Refusal> {
         let before = files::listing(&self.doc);
         let new_text = checked
             .texts
             .iter()
             .any(|t| !before.texts.iter().any(|have| **have == **t));
         if checked.file_keys.is_empty() && !checked.deletes_entries && !new_text {
-            return Ok(());
+            return Ok(None);
         }
-        let copy = Doc::with_client_id(self.doc.client_id().get());
-        let state = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
+        // Taken out: it is put back only once the document has taken this update as well.
+        let trial = self
+            .files_trial
+            .take()
+            .unwrap_or_else(|| Doc::with_client_id(self.doc.client_id().get()));
+        let behind = trial.transact().state_vector();
+        let missing = self.doc.transact().encode_state_as_update_v1(&behind);
         let applied = catch_unwind(AssertUnwindSafe(|| {
-            let mut txn = copy.transact_mut();
-            txn.apply_update(Update::decode_v1(&state)?)?;
+            let mut txn = trial.transact_mut();
+            txn.apply_update(Update::decode_v1(&missing)?)?;
             txn.apply_update(Update::decode_v1(payload)?)?;
             Ok::<_, Box<dyn std::error::Error>>(())
         }));
@@ -274,11 +288,11 @@ impl Room {
                 "Yjs update could not be applied".to_owned(),
             ));
         }
-        copy.get_or_insert_text(MAIN_FILE);
-        let after = files::listing(&copy);
+        trial.get_or_insert_text(MAIN_FILE);
+        let after = files::listing(&trial);
         let written: Vec<&str> = checked.file_keys.iter().map(|k| &**k).collect();
         files::check_change(&before, &after, &written)?;
-        Ok(())
+        Ok(Some(trial))
     }
 
     /// Whether applying `parsed` would change the document: it holds an item the document does
