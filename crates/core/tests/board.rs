@@ -5,60 +5,15 @@
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::board::{BOARD, MAX_ELEMENTS};
-use duet_core::{rebuild, ConnId, Effect, QuestionPick, ReplySlots, Restored, Room, RoomConfig};
-use duet_protocol::{close, Actor, EventKind, Identity, LogRecord, Role};
+use duet_core::{rebuild, ConnId, QuestionPick, Restored, Room, RoomConfig};
+use duet_protocol::{close, Actor, EventKind, Role};
 use std::collections::BTreeMap;
-use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
-use yrs::updates::encoder::Encode;
-use yrs::{Doc, Map, Out, ReadTxn, Transact, Update};
+use yrs::{Map, Out, Transact};
 
-/// A room and its people, each with a stock yrs document; effects carried out by hand.
-struct Scene {
-    room: Room,
-    people: BTreeMap<ConnId, Doc>,
-    log: Vec<LogRecord>,
-    closed: Vec<(ConnId, u16, String)>,
-    clock: i64,
-}
+mod common;
+use common::scene::Scene;
 
 impl Scene {
-    fn new(room: Room) -> Scene {
-        Scene {
-            room,
-            people: BTreeMap::new(),
-            log: Vec::new(),
-            closed: Vec::new(),
-            clock: 0,
-        }
-    }
-
-    fn join(&mut self, conn: ConnId, role: Role) {
-        self.join_with(conn, role, Doc::new());
-    }
-
-    /// `conn` joins with a document it already has (a page that reconnects).
-    fn join_with(&mut self, conn: ConnId, role: Role, doc: Doc) {
-        self.people.insert(conn, doc);
-        self.clock += 1;
-        let effects = self.room.join(
-            conn,
-            role,
-            Identity::for_role(role, "Ada"),
-            ReplySlots::default(),
-            self.clock,
-        );
-        self.carry_out(effects);
-        let sv = self.people[&conn].transact().state_vector();
-        self.send(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
-    }
-
-    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        self.clock += 1;
-        let effects = self.room.receive(conn, &bytes, self.clock);
-        self.carry_out(effects);
-    }
-
     /// `conn` sets `elements` (key, JSON) on its board in one transaction and sends the update.
     fn draw(&mut self, conn: ConnId, elements: &[(String, String)]) {
         let update = {
@@ -70,58 +25,7 @@ impl Scene {
             }
             txn.encode_update_v1()
         };
-        self.send(conn, Message::Sync(SyncMessage::Update(update)).encode_v1());
-    }
-
-    fn carry_out(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Persist(record) => self.log.push(record),
-                Effect::Send { to, message, .. } => self.deliver(to, &message),
-                Effect::Broadcast { except, message } => {
-                    let to: Vec<_> = self
-                        .people
-                        .keys()
-                        .copied()
-                        .filter(|c| Some(*c) != except)
-                        .collect();
-                    for conn in to {
-                        self.deliver(conn, &message);
-                    }
-                }
-                Effect::Close { conn, code, reason } => {
-                    self.closed.push((conn, code, reason));
-                    self.people.remove(&conn);
-                    self.clock += 1;
-                    let effects = self.room.leave(conn, self.clock);
-                    self.carry_out(effects);
-                }
-                Effect::Event { .. } => {}
-                Effect::CancelRun { run_id } => panic!("unexpected cancel of {run_id}"),
-                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
-            }
-        }
-    }
-
-    fn deliver(&mut self, to: ConnId, message: &[u8]) {
-        let Some(doc) = self.people.get(&to) else {
-            return;
-        };
-        let reply = match Message::decode_v1(message).unwrap() {
-            Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = doc.transact().encode_state_as_update_v1(&sv);
-                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
-            }
-            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                let mut txn = doc.transact_mut();
-                txn.apply_update(Update::decode_v1(&u).unwrap()).unwrap();
-                None
-            }
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            self.send(to, reply);
-        }
+        self.send_update(conn, update);
     }
 
     /// What `conn` sees on its board: key to element JSON.

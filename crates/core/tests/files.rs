@@ -6,59 +6,14 @@
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::files::{self, MAX_FILES};
-use duet_core::{rebuild, ConnId, Effect, ReplySlots, Room, RoomConfig};
-use duet_protocol::{close, Identity, LogRecord, Role, FILES};
-use std::collections::BTreeMap;
-use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
-use yrs::updates::encoder::Encode;
-use yrs::{Any, Doc, GetString, Map, MapRef, ReadTxn, Text, Transact, TransactionMut, Update};
+use duet_core::{rebuild, ConnId, Room, RoomConfig};
+use duet_protocol::{close, Role, FILES};
+use yrs::{Any, Doc, GetString, Map, MapRef, Text, Transact, TransactionMut};
 
-/// A room and its people, each with a stock yrs document; effects carried out by hand.
-struct Scene {
-    room: Room,
-    people: BTreeMap<ConnId, Doc>,
-    log: Vec<LogRecord>,
-    closed: Vec<(ConnId, u16, String)>,
-    clock: i64,
-}
+mod common;
+use common::scene::Scene;
 
 impl Scene {
-    fn new() -> Scene {
-        Scene {
-            room: Room::new(RoomConfig::default()),
-            people: BTreeMap::new(),
-            log: Vec::new(),
-            closed: Vec::new(),
-            clock: 0,
-        }
-    }
-
-    fn join(&mut self, conn: ConnId, role: Role) {
-        self.people.insert(conn, Doc::new());
-        self.clock += 1;
-        let effects = self.room.join(
-            conn,
-            role,
-            Identity::for_role(role, "Ada"),
-            ReplySlots::default(),
-            self.clock,
-        );
-        self.carry_out(effects);
-        let sv = self.people[&conn].transact().state_vector();
-        self.send_raw(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
-    }
-
-    fn send(&mut self, conn: ConnId, update: Vec<u8>) {
-        self.send_raw(conn, Message::Sync(SyncMessage::Update(update)).encode_v1());
-    }
-
-    fn send_raw(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        self.clock += 1;
-        let effects = self.room.receive(conn, &bytes, self.clock);
-        self.carry_out(effects);
-    }
-
     /// `conn` changes its `files` map in one transaction; returns the update, unsent.
     fn change(&self, conn: ConnId, f: impl FnOnce(&MapRef, &mut TransactionMut)) -> Vec<u8> {
         let doc = &self.people[&conn];
@@ -73,7 +28,7 @@ impl Scene {
         let doc = self.people.get(&conn);
         let doc = doc.unwrap_or_else(|| panic!("{conn} was closed: {:?}", self.closed));
         let update = append(doc, root, chunk);
-        self.send(conn, update);
+        self.send_update(conn, update);
     }
 
     /// `conn` sets `files` entries in one transaction and sends them.
@@ -83,57 +38,7 @@ impl Scene {
                 map.insert(txn, *path, value.clone());
             }
         });
-        self.send(conn, update);
-    }
-
-    fn carry_out(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Persist(record) => self.log.push(record),
-                Effect::Send { to, message, .. } => self.deliver(to, &message),
-                Effect::Broadcast { except, message } => {
-                    let to: Vec<_> = self
-                        .people
-                        .keys()
-                        .copied()
-                        .filter(|c| Some(*c) != except)
-                        .collect();
-                    for conn in to {
-                        self.deliver(conn, &message);
-                    }
-                }
-                Effect::Close { conn, code, reason } => {
-                    self.closed.push((conn, code, reason));
-                    self.people.remove(&conn);
-                    self.clock += 1;
-                    let effects = self.room.leave(conn, self.clock);
-                    self.carry_out(effects);
-                }
-                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
-                _ => {} // events and runs: not what these scenarios are about
-            }
-        }
-    }
-
-    fn deliver(&mut self, to: ConnId, message: &[u8]) {
-        let Some(doc) = self.people.get(&to) else {
-            return;
-        };
-        let reply = match Message::decode_v1(message).unwrap() {
-            Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = doc.transact().encode_state_as_update_v1(&sv);
-                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
-            }
-            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                let mut txn = doc.transact_mut();
-                txn.apply_update(Update::decode_v1(&u).unwrap()).unwrap();
-                None
-            }
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            self.send_raw(to, reply);
-        }
+        self.send_update(conn, update);
     }
 
     /// The files `conn` sees, by the same rules the room lists them.
@@ -147,7 +52,7 @@ impl Scene {
     /// that nothing was stored and the room's files did not change.
     fn refused(&mut self, conn: ConnId, update: Vec<u8>) -> String {
         let (stored, listed) = (self.log.len(), self.room.files());
-        self.send(conn, update);
+        self.send_update(conn, update);
         let (who, code, reason) = self.closed.pop().expect("the sender was closed");
         assert_eq!((who, code), (conn, close::INVALID_PAYLOAD), "{reason}");
         assert_eq!(self.log.len(), stored, "nothing of it was stored");
@@ -189,7 +94,7 @@ const CART: &str = "def total(items):\n    return sum(items)\n";
 
 #[test]
 fn two_people_create_files_by_writing_into_a_text_named_by_its_path() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "shop/cart.py", CART);
@@ -218,7 +123,7 @@ fn two_people_create_files_by_writing_into_a_text_named_by_its_path() {
 
 #[test]
 fn a_rename_reaches_both_and_keeps_what_the_other_typed_meanwhile() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "shop/cart.py", CART);
@@ -229,8 +134,8 @@ fn a_rename_reaches_both_and_keeps_what_the_other_typed_meanwhile() {
         map.insert(txn, "shop/basket.py", shows("shop/cart.py"));
         map.insert(txn, "shop/cart.py", deleted());
     });
-    scene.send(1, rename);
-    scene.send(2, typed);
+    scene.send_update(1, rename);
+    scene.send_update(2, typed);
     let expected = listing(&[
         ("main.py", ""),
         ("shop/basket.py", &format!("{CART}# TODO: discounts\n")),
@@ -243,7 +148,7 @@ fn a_rename_reaches_both_and_keeps_what_the_other_typed_meanwhile() {
 
 #[test]
 fn a_delete_reaches_both_and_a_room_rebuilt_from_the_log_lists_the_same_files() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "notes.md", "scratch\n");
@@ -271,7 +176,7 @@ fn a_delete_reaches_both_and_a_room_rebuilt_from_the_log_lists_the_same_files() 
 
 #[test]
 fn a_rename_onto_an_existing_file_is_refused_and_nobody_else_is_touched() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "shop/cart.py", CART);
@@ -300,7 +205,7 @@ fn names_outside_the_rules_and_bad_entries_are_refused_saying_what() {
         ("dir//x.py", "empty"),
     ];
     for (name, why) in bad_names {
-        let mut scene = Scene::new();
+        let mut scene = Scene::empty();
         scene.join(1, Role::Candidate);
         let update = append(&scene.people[&1], name, "x");
         let said = scene.refused(1, update);
@@ -356,7 +261,7 @@ fn names_outside_the_rules_and_bad_entries_are_refused_saying_what() {
         ),
     ];
     for (what, change, why) in cases {
-        let mut scene = Scene::new();
+        let mut scene = Scene::empty();
         scene.join(1, Role::Candidate);
         scene.write(1, "main.py", "x = 1\n");
         let update = scene.change(1, change);
@@ -367,7 +272,7 @@ fn names_outside_the_rules_and_bad_entries_are_refused_saying_what() {
 
 #[test]
 fn at_most_64_files_are_listed() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     for i in 1..MAX_FILES {
         scene.write(1, &format!("pkg/m{i}.py"), "pass\n");
@@ -380,7 +285,7 @@ fn at_most_64_files_are_listed() {
 
 #[test]
 fn main_py_can_be_neither_deleted_nor_renamed_since_every_run_starts_it() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "main.py", "print(1)\n");
@@ -405,7 +310,7 @@ fn main_py_can_be_neither_deleted_nor_renamed_since_every_run_starts_it() {
 /// that never were.
 #[test]
 fn a_refused_rename_leaves_nothing_behind_that_judges_the_next_one() {
-    let mut scene = Scene::new();
+    let mut scene = Scene::empty();
     scene.join(1, Role::Candidate);
     scene.join(2, Role::Interviewer);
     scene.write(1, "shop/cart.py", CART);
@@ -423,7 +328,7 @@ fn a_refused_rename_leaves_nothing_behind_that_judges_the_next_one() {
         map.insert(txn, "shop/till.py", shows("shop/cart.py"));
         map.insert(txn, "shop/cart.py", deleted());
     });
-    scene.send(2, rename);
+    scene.send_update(2, rename);
     assert!(scene.closed.is_empty(), "{:?}", scene.closed);
     let expected = listing(&[("main.py", ""), ("shop/till.py", CART)]);
     assert_eq!(scene.room.files(), expected);

@@ -1,0 +1,2 @@
+//! What the core's scenario tests share.
+pub mod scene;
