@@ -6,11 +6,13 @@ mod client;
 mod events;
 mod fake_sandbox;
 mod server;
+mod smtp;
 
 pub use client::{Closed, YClient};
 pub use events::EventsClient;
 pub use fake_sandbox::FakeSandbox;
 pub use server::TestServer;
+pub use smtp::{free_loopback_addr, SmtpServer};
 
 use std::time::Duration;
 

@@ -3,10 +3,11 @@
 // question with its panel, its three links to copy (each saying whom it is for and what it
 // grants), the list of interviews with their status, where each interview's links can be
 // issued again (the old ones stop working), and the people: invited with a one-time link,
-// changed, disabled.
+// changed, disabled; and the webhooks (admin-webhooks.ts).
 import { api, explain, ApiError, type CreateInterview, type QuestionSummary, type CreatedInterview as Created, type InterviewSummary as Listed } from './api'
 import type { PasswordLink, Person, SessionView } from './gen'
 import { h, page, replace, dateTime, announce } from './dom'
+import { webhooksPanel } from './admin-webhooks'
 
 const KEY = 'duet.admin'
 
@@ -26,7 +27,7 @@ export async function openAdmin(): Promise<void> {
   const people = peoplePanel(token)
   const form = createForm(token, people.people)
   const list = h('section', { class: 'panel', 'aria-labelledby': 'list-h' }, h('h2', { id: 'list-h' }, 'Interviews'), h('p', { class: 'muted' }, 'Loading…'))
-  main.append(h('div', { class: 'admin' }, form.element, list), people.element)
+  main.append(h('div', { class: 'admin' }, form.element, list), people.element, webhooksPanel(token))
   const reissued = h('div', { class: 'reissued', role: 'status', 'data-testid': 'reissued' })
   const reissue = async (r: Listed) => {
     if (!confirm(`Issue new links for “${r.title}” with ${r.candidate_name}? The current three links stop working at once, open pages included.`)) return

@@ -47,6 +47,11 @@ pub struct CreateInterview {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub environment: Option<String>,
+    /// The candidate's email address: when the server sends mail (`--smtp-url`), the
+    /// candidate's link is mailed to it. Not stored.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub candidate_email: Option<String>,
 }
 
 /// How an interview is held.

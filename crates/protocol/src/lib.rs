@@ -5,6 +5,7 @@
 
 pub mod close;
 mod events;
+mod integrations;
 mod interviews;
 mod people;
 mod questions;
@@ -17,6 +18,7 @@ mod take_home;
 pub mod ts;
 
 pub use events::*;
+pub use integrations::*;
 pub use interviews::*;
 pub use people::*;
 pub use questions::*;

@@ -231,12 +231,16 @@ pub enum AuditAction {
     InterviewDeleted,
     LinksRotated,
     PanelChanged,
+    WebhookAdded,
+    WebhookRemoved,
+    IntegrationKeyCreated,
+    IntegrationKeyRevoked,
     /// A panel member (or the interviewer link) submitted their scorecard.
     ScorecardSubmitted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::SignedIn,
         AuditAction::SignInFailed,
         AuditAction::SignedOut,
@@ -250,6 +254,10 @@ impl AuditAction {
         AuditAction::InterviewDeleted,
         AuditAction::LinksRotated,
         AuditAction::PanelChanged,
+        AuditAction::WebhookAdded,
+        AuditAction::WebhookRemoved,
+        AuditAction::IntegrationKeyCreated,
+        AuditAction::IntegrationKeyRevoked,
         AuditAction::ScorecardSubmitted,
     ];
 
@@ -268,6 +276,10 @@ impl AuditAction {
             AuditAction::InterviewDeleted => "interview_deleted",
             AuditAction::LinksRotated => "links_rotated",
             AuditAction::PanelChanged => "panel_changed",
+            AuditAction::WebhookAdded => "webhook_added",
+            AuditAction::WebhookRemoved => "webhook_removed",
+            AuditAction::IntegrationKeyCreated => "integration_key_created",
+            AuditAction::IntegrationKeyRevoked => "integration_key_revoked",
             AuditAction::ScorecardSubmitted => "scorecard_submitted",
         }
     }

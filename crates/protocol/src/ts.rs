@@ -137,6 +137,14 @@ exported!(
     AuditAction,
     AuditEntry,
     AuditPage,
+    // integrations.rs
+    WebhookEvent,
+    NewWebhook,
+    Webhook,
+    WebhookCreated,
+    DeliveryState,
+    WebhookDelivery,
+    DeliveryPage,
 );
 
 /// [`crate::RunDetail`] as its JSON reads. The flattened summary's `tests` (counts) is left

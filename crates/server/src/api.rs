@@ -42,6 +42,17 @@ pub async fn create_interview(
         .map(|r| checked_text("candidate_ref", r, MAX_TITLE))
         .transpose()?;
     let title = checked_text("title", &req.title, MAX_TITLE)?;
+    let candidate_email = req
+        .candidate_email
+        .as_deref()
+        .map(crate::mail::checked_address)
+        .transpose()?;
+    if candidate_email.is_some() && !crate::mail::enabled(&state) {
+        return Err(AppError::BadRequest(
+            "candidate_email: this server sends no mail (start it with --smtp-url and --mail-from)"
+                .into(),
+        ));
+    }
     let candidate_name = checked_text("candidate_name", &req.candidate_name, MAX_NAME)?;
 
     let id = InterviewId::parse(&auth::random_token(16))
@@ -69,6 +80,10 @@ pub async fn create_interview(
     )
     .await;
     let urls = links(&state, &id, &tokens);
+    if let Some(email) = candidate_email {
+        let (subject, body) = crate::mail::candidate_link(&interview, &urls.candidate);
+        crate::mail::queue(&state, &email, subject, body).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(CreatedInterview { id, tokens, urls }),
@@ -114,7 +129,7 @@ fn checked_environment(asked: Option<&str>) -> Result<String, AppError> {
 }
 
 /// Three fresh role tokens and the hashes the store keeps of them.
-fn new_tokens() -> (PerRole, [(Role, duet_store::TokenHash); 3]) {
+pub(crate) fn new_tokens() -> (PerRole, [(Role, duet_store::TokenHash); 3]) {
     let tokens = PerRole {
         interviewer: auth::random_token(32),
         candidate: auth::random_token(32),
@@ -131,7 +146,7 @@ fn new_tokens() -> (PerRole, [(Role, duet_store::TokenHash); 3]) {
 /// The links for `tokens`: each names its role in the path, so a link sent to the wrong person
 /// reads as wrong at a glance. Tokens travel in the fragment: browsers never send it to a
 /// server or in a Referer.
-fn links(state: &AppState, id: &InterviewId, tokens: &PerRole) -> PerRole {
+pub(crate) fn links(state: &AppState, id: &InterviewId, tokens: &PerRole) -> PerRole {
     let base = state.public_url.trim_end_matches('/');
     PerRole {
         interviewer: format!(

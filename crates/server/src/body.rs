@@ -53,7 +53,7 @@ macro_rules! shapes {
 
 shapes! {
     duet_protocol::CreateInterview =>
-        r#"{"title": str, "candidate_name": str, "question_id": optional str, "candidate_ref": optional str, "mode": optional "live" or "take_home", "time_limit_minutes": optional 30 to 240 (take-home), "environment": optional str}"#,
+        r#"{"title": str, "candidate_name": str, "question_id": optional str, "candidate_ref": optional str, "mode": optional "live" or "take_home", "time_limit_minutes": optional 30 to 240 (take-home), "environment": optional str, "candidate_email": optional str}"#,
     duet_protocol::SwitchQuestion => r#"{"question_id": str}"#,
     duet_protocol::StartRun => r#"{"kind": "run" | "test" | "lint", "stdin": optional str}"#,
     duet_protocol::RunStdin => r#"{"data": str, "eof": optional bool}"#,

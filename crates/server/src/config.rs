@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod integrations;
 mod limits;
 mod people;
 mod sandbox;
 
+pub use integrations::{GreenhouseArgs, MailArgs, SmtpUrl, WebhookArgs};
 pub use limits::{HttpLimits, WsLimits};
 pub use people::{OidcArgs, SessionArgs};
 pub use sandbox::SandboxArgs;
@@ -174,6 +176,12 @@ pub struct ServeArgs {
     pub sessions: SessionArgs,
     #[command(flatten)]
     pub oidc: OidcArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
+    #[command(flatten)]
+    pub greenhouse: GreenhouseArgs,
 }
 
 /// How rooms live and die.
@@ -255,6 +263,9 @@ impl ServeArgs {
             sandbox: SandboxArgs::default(),
             sessions: SessionArgs::default(),
             oidc: OidcArgs::default(),
+            webhooks: WebhookArgs::default(),
+            mail: MailArgs::default(),
+            greenhouse: GreenhouseArgs::default(),
         }
     }
 }

@@ -14,9 +14,11 @@ pub mod debrief_api;
 pub mod environments;
 pub mod error;
 pub mod events;
+pub mod greenhouse;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle_api;
+pub mod mail;
 pub mod metrics;
 pub mod oidc;
 pub mod outbound;
@@ -33,6 +35,7 @@ pub mod session;
 pub mod sockets;
 pub mod take_home_api;
 pub mod web;
+pub mod webhooks;
 pub mod ws;
 
 use anyhow::Context;
@@ -110,6 +113,13 @@ impl AppState {
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = Arc::new(store);
+        // The outbox's worker: deliveries go out beside the rooms, never in their way.
+        let deliverer = webhooks::Deliverer::new(&config.webhooks)?;
+        tokio::spawn(webhooks::run(store.clone(), deliverer, shutdown.clone()));
+        if let Some(mailer) = mail::Mailer::from_args(&config.mail)? {
+            let retries = config.webhooks.clone();
+            tokio::spawn(mail::run(store.clone(), mailer, retries, shutdown.clone()));
+        }
         let (bank, problems) = questions::QuestionBank::load(&config.questions_dir);
         for problem in &problems {
             tracing::warn!(%problem, "question bank: skipped");
@@ -350,6 +360,33 @@ pub fn router(state: AppState) -> Router {
             get(people_api::get_panel).put(people_api::put_panel),
         )
         .route("/api/audit", get(people_api::audit_log))
+        .route(
+            "/api/webhooks",
+            get(webhooks::api::list).post(webhooks::api::create),
+        )
+        .route(
+            "/api/webhooks/{id}",
+            axum::routing::delete(webhooks::api::remove),
+        )
+        .route(
+            "/api/webhooks/{id}/deliveries",
+            get(webhooks::api::deliveries),
+        )
+        .route(
+            "/api/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::api::redeliver),
+        )
+        .route(
+            "/api/integrations/keys",
+            get(greenhouse::list_keys).post(greenhouse::create_key),
+        )
+        .route(
+            "/api/integrations/keys/{id}",
+            axum::routing::delete(greenhouse::revoke_key),
+        )
+        .route("/api/greenhouse/list_tests", get(greenhouse::list_tests))
+        .route("/api/greenhouse/send_test", post(greenhouse::send_test))
+        .route("/api/greenhouse/test_status", get(greenhouse::test_status))
         .route("/api/oidc", get(oidc::status))
         .route("/api/oidc/start", get(oidc::start))
         .route("/api/oidc/callback", get(oidc::callback))

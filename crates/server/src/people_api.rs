@@ -291,6 +291,7 @@ pub async fn invite(
     )
     .await;
     let link = password_link(&state, person).await?;
+    crate::mail::invitation(&state, &link).await;
     Ok((StatusCode::CREATED, Json(link)).into_response())
 }
 

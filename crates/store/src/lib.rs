@@ -1,5 +1,7 @@
 //! Duet's durable state: interviews, hashed role tokens, each room's append-only event log
-//! with checkpoints, and the staff's accounts, sessions, panels and audit log ([`people`]). A [`Store`] trait with an embedded SQLite implementation behind it, shaped
+//! with checkpoints, the staff's accounts, sessions, panels and audit log ([`people`]), the
+//! outbox of webhook events and mail ([`outbox`]) and integrations' keys ([`integrations`]). A
+//! [`Store`] trait with an embedded SQLite implementation behind it, shaped
 //! so a Postgres one can follow.
 //!
 //! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
@@ -9,10 +11,14 @@
 //!
 //! What does not belong here: the meaning of the records (the core crate), websockets (the server).
 
+pub mod integrations;
+pub mod outbox;
 pub mod people;
 mod sqlite;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
+pub use integrations::IntegrationStore;
+pub use outbox::OutboxStore;
 pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
 pub use sqlite::{Durability, SqliteConfig, SqliteStore};
 
@@ -54,6 +60,12 @@ pub enum StoreError {
     /// The person has no API token with this id.
     #[error("no such token")]
     NoSuchToken,
+    /// No webhook endpoint has this id.
+    #[error("no such webhook")]
+    NoSuchWebhook,
+    /// The webhook endpoint has no delivery with this id.
+    #[error("no such delivery")]
+    NoSuchDelivery,
     /// Creating the data directory or database file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -199,6 +211,12 @@ pub trait StoreHealth: Send + Sync + 'static {
 /// Everything the server keeps, split by domain so a second implementation (Postgres) can follow
 /// one domain at a time and no trait grows into one for everything. Questions live in files
 /// (`questions/`), and scorecards, notes and signals are records of the room's log.
-pub trait Store: InterviewStore + LogStore + StoreHealth + PeopleStore {}
+pub trait Store:
+    InterviewStore + LogStore + StoreHealth + PeopleStore + OutboxStore + IntegrationStore
+{
+}
 
-impl<T: InterviewStore + LogStore + StoreHealth + PeopleStore> Store for T {}
+impl<T> Store for T where
+    T: InterviewStore + LogStore + StoreHealth + PeopleStore + OutboxStore + IntegrationStore
+{
+}

@@ -3,4 +3,4 @@
 /**
  * What an audit entry records.
  */
-export type AuditAction = "signed_in" | "sign_in_failed" | "signed_out" | "person_added" | "person_changed" | "person_disabled" | "password_set" | "token_created" | "token_revoked" | "interview_created" | "interview_deleted" | "links_rotated" | "panel_changed" | "scorecard_submitted";
+export type AuditAction = "signed_in" | "sign_in_failed" | "signed_out" | "person_added" | "person_changed" | "person_disabled" | "password_set" | "token_created" | "token_revoked" | "interview_created" | "interview_deleted" | "links_rotated" | "panel_changed" | "webhook_added" | "webhook_removed" | "integration_key_created" | "integration_key_revoked" | "scorecard_submitted";

@@ -27,4 +27,9 @@ time_limit_minutes?: number | null,
  * The sandbox environment runs use (`GET /api/environments`); default: the question's,
  * else `python`.
  */
-environment?: string | null, };
+environment?: string | null, 
+/**
+ * The candidate's email address: when the server sends mail (`--smtp-url`), the
+ * candidate's link is mailed to it. Not stored.
+ */
+candidate_email?: string | null, };

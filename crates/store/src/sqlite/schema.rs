@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // 6 -> 7: how an interview is held (live or take-home, with its time limit) and the
     // sandbox environment its runs use.
     (7, "ALTER TABLE interviews ADD COLUMN mode TEXT NOT NULL DEFAULT 'live'; ALTER TABLE interviews ADD COLUMN time_limit_minutes INTEGER; ALTER TABLE interviews ADD COLUMN environment TEXT NOT NULL DEFAULT 'python';"),
+    // 7 -> 8, in two steps: the outbox (webhook endpoints, their events and deliveries, mail to
+    // send), then integration keys and the tests Greenhouse sent.
+    (8, super::outbox::MIGRATION),
+    (8, super::integrations::MIGRATION),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].

@@ -3,6 +3,7 @@
 //! and answers each write's ticket; its failure gate holds back a room whose record failed, so
 //! the room's log never has a gap. Also the writer's connection settings ([`open_writer`]).
 
+use super::outbox::OutboxWrite;
 use super::people::PeopleWrite;
 use super::schema::seq_to_sql;
 use super::wal::{finish_checkpoint, truncate_wal, Shared};
@@ -56,6 +57,12 @@ pub(super) enum Write {
         write: Box<PeopleWrite>,
         ack: oneshot::Sender<Result<()>>,
     },
+    /// A write to the outbox (webhook endpoints, delivery attempts, mail): committed on its
+    /// own, outside the batch ([`super::outbox::apply`]).
+    Outbox {
+        write: Box<OutboxWrite>,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
@@ -76,7 +83,8 @@ impl Write {
             | Write::CreateInterview { ack, .. }
             | Write::ReplaceTokens { ack, .. }
             | Write::Reopen { ack, .. }
-            | Write::People { ack, .. } => ack,
+            | Write::People { ack, .. }
+            | Write::Outbox { ack, .. } => ack,
         }
     }
 }
@@ -122,6 +130,14 @@ pub(super) fn writer_loop(
                 }
                 Write::People { write, ack } => {
                     let done = super::people::apply(&mut conn, &write).map_err(|e| match e {
+                        e @ StoreError::Sqlite(_) => diagnose(e, &db).for_each_write(),
+                        refused => refused,
+                    });
+                    let _ = ack.send(done);
+                    shared.dirty.store(true, Ordering::Release);
+                }
+                Write::Outbox { write, ack } => {
+                    let done = super::outbox::apply(&mut conn, &write).map_err(|e| match e {
                         e @ StoreError::Sqlite(_) => diagnose(e, &db).for_each_write(),
                         refused => refused,
                     });
@@ -239,6 +255,8 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                         record.by.as_str(),
                         record.data
                     ])?;
+                    // The webhook event this record is, if any: in this transaction.
+                    super::outbox::on_append(&txn, id, record)?;
                 }
                 Write::Checkpoint {
                     id, checkpoint: cp, ..
@@ -252,7 +270,8 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                 }
                 Write::Erase { id, .. } => {
                     known.insert(id, false);
-                    for table in ["room_log", "checkpoints", "tokens", "interviews"] {
+                    let tables = super::outbox::ERASED_WITH_INTERVIEW.into_iter();
+                    for table in tables.chain(["room_log", "checkpoints", "tokens", "interviews"]) {
                         let column = if table == "interviews" {
                             "id"
                         } else {
@@ -288,6 +307,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                             params![&hash[..], interview.id.as_str(), role.as_str()],
                         )?;
                     }
+                    super::outbox::on_created(&txn, interview)?;
                 }
                 Write::ReplaceTokens { id, tokens, .. } => {
                     txn.execute("DELETE FROM tokens WHERE interview_id = ?1", [id.as_str()])?;
@@ -300,7 +320,7 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> Result<Vec<bool>> {
                         )?;
                     }
                 }
-                Write::Reopen { .. } | Write::People { .. } => {}
+                Write::Reopen { .. } | Write::People { .. } | Write::Outbox { .. } => {}
                 Write::Probe { .. } => {
                     probe.execute([std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,199 @@
+//! Outbound webhooks: the delivery worker that drains the store's outbox, how a body is
+//! signed ([`sign`]), which addresses a delivery may reach ([`address`]), and the admin's
+//! routes ([`api`]).
+//!
+//! The events themselves are written by the store in the transaction of what causes them (see
+//! `duet_store::outbox`); this worker only reads what is due and sends it. It runs beside the
+//! rooms and shares nothing with them but the store: a slow or dead receiver holds one of
+//! [`WebhookArgs::concurrency`] slots for at most [`WebhookArgs::timeout`], never a room.
+
+pub mod address;
+pub mod api;
+pub mod sign;
+
+use crate::config::WebhookArgs;
+use crate::rooms::now_ms;
+use duet_store::outbox::{Attempt, DueDelivery, Next};
+use duet_store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What a delivery attempt needs besides the delivery: the client and the flags.
+#[derive(Clone)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    args: WebhookArgs,
+}
+
+impl Deliverer {
+    pub fn new(args: &WebhookArgs) -> anyhow::Result<Deliverer> {
+        let client = reqwest::Client::builder()
+            .timeout(args.timeout())
+            .connect_timeout(args.timeout())
+            // A redirect could lead anywhere, past the address check: not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(address::Guarded {
+                allow_private: args.allow_private,
+            }))
+            .user_agent(concat!("Duet-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Deliverer {
+            client,
+            args: args.clone(),
+        })
+    }
+
+    /// Sends one delivery and says what became of it.
+    pub async fn attempt(&self, delivery: &DueDelivery) -> Attempt {
+        let sent = self.send(delivery).await;
+        let at = now_ms();
+        let (status, error) = match sent {
+            Ok(status) if (200..300).contains(&status) => {
+                return Attempt {
+                    at,
+                    status: Some(status),
+                    error: None,
+                    next: Next::Delivered,
+                }
+            }
+            Ok(status) => (Some(status), format!("answered {status}")),
+            Err(e) => (None, e),
+        };
+        Attempt {
+            at,
+            status,
+            error: Some(error),
+            next: next_after(&self.args, delivery.attempts + 1, delivery.created_at, at),
+        }
+    }
+
+    async fn send(&self, delivery: &DueDelivery) -> Result<u16, String> {
+        let url = address::checked_url(&delivery.url, self.args.allow_private)
+            .await
+            .map_err(|e| e.to_string())?;
+        let signature = sign::header(&delivery.secret, now_ms() / 1000, &delivery.body);
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(sign::HEADER, signature)
+            .header("X-Duet-Event-Id", &delivery.event_id)
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(response.status().as_u16())
+    }
+}
+
+/// When to try again after `attempts` failed attempts of something queued at `created_at`
+/// (a delivery or a mail), or not at all past the give-up age.
+pub fn next_after(args: &WebhookArgs, attempts: u32, created_at: i64, now: i64) -> Next {
+    let give_up = i64::try_from(args.give_up_after().as_millis()).unwrap_or(i64::MAX);
+    if now.saturating_sub(created_at) >= give_up {
+        return Next::GiveUp;
+    }
+    let wait = i64::try_from(args.backoff(attempts).as_millis()).unwrap_or(i64::MAX);
+    Next::RetryAt(now.saturating_add(wait))
+}
+
+/// A failed request said plainly, with the cause reqwest wraps (a refused address, a reset).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Drains due deliveries until `shutdown`: at most `concurrency` in flight, each recorded in
+/// the store when it ends (a restart finds the rest still pending).
+pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: CancellationToken) {
+    let concurrency = deliverer.args.concurrency.max(1);
+    let poll = deliverer.args.poll();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Which delivery each task carries, so even a task that panicked frees its slot.
+    let mut busy: HashMap<tokio::task::Id, i64> = HashMap::new();
+    loop {
+        let room = concurrency.saturating_sub(busy.len());
+        if room > 0 {
+            let (reader, ids) = (store.clone(), busy.values().copied().collect::<Vec<_>>());
+            let due =
+                tokio::task::spawn_blocking(move || reader.due_deliveries(now_ms(), room, &ids))
+                    .await;
+            match due {
+                Ok(Ok(due)) => {
+                    for delivery in due {
+                        let id = delivery.id;
+                        let (store, deliverer) = (store.clone(), deliverer.clone());
+                        let task = in_flight.spawn(async move {
+                            let attempt = deliverer.attempt(&delivery).await;
+                            log_attempt(&delivery, &attempt);
+                            if let Ok(Err(e)) = store.record_attempt(delivery.id, &attempt).await {
+                                tracing::error!(error = %e, delivery = delivery.id, "webhooks: could not record an attempt");
+                            }
+                        });
+                        busy.insert(task.id(), id);
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "webhooks: could not read the outbox"),
+                Err(e) => tracing::error!(error = %e, "webhooks: the outbox read failed"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(e) => {
+                        tracing::error!(error = %e, "webhooks: a delivery task failed");
+                        e.id()
+                    }
+                };
+                busy.remove(&task);
+            }
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    // In-flight attempts are dropped: their deliveries stay pending and go out after a
+    // restart (at least once).
+    in_flight.abort_all();
+}
+
+fn log_attempt(delivery: &DueDelivery, attempt: &Attempt) {
+    match attempt.next {
+        Next::Delivered => tracing::info!(
+            delivery = delivery.id,
+            endpoint = %delivery.endpoint_id,
+            event = %delivery.event_id,
+            "webhooks: delivered"
+        ),
+        Next::RetryAt(at) => tracing::warn!(
+            delivery = delivery.id,
+            endpoint = %delivery.endpoint_id,
+            event = %delivery.event_id,
+            error = attempt.error.as_deref().unwrap_or(""),
+            retry_in_ms = at - attempt.at,
+            "webhooks: delivery failed; will retry"
+        ),
+        Next::GiveUp => tracing::error!(
+            delivery = delivery.id,
+            endpoint = %delivery.endpoint_id,
+            event = %delivery.event_id,
+            error = attempt.error.as_deref().unwrap_or(""),
+            "webhooks: delivery failed past the give-up age; marked failed (redeliver from the admin page)"
+        ),
+    }
+}

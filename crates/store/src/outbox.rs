@@ -1,0 +1,125 @@
+//! The durable outbox: what Duet owes other systems, kept until it is delivered. Webhook
+//! endpoints, the events they asked for and each event's delivery to each endpoint; and mail
+//! waiting to be sent.
+//!
+//! Events are written by the store itself, in the same transaction as what causes them, so a
+//! crash between the two cannot lose one: `interview.created` with the interview's row
+//! ([`crate::InterviewStore::create_interview`]), the others with the log record that is the
+//! fact ([`crate::LogStore::append`]: the candidate's first join of a live interview, or a
+//! take-home's start, is `interview.started`, a take-home's submit `take_home.submitted`, an
+//! `end` record `interview.ended`, a scorecard record whose action is `submitted`
+//! `scorecard.submitted`). The same transaction adds a pending delivery for every
+//! endpoint that wants the event at that moment. An implementation of this trait must do the
+//! same in its own `create_interview` and `append`.
+//!
+//! Deliveries of one interview's events to one endpoint go in order: [`OutboxStore::due_deliveries`]
+//! offers only the oldest pending delivery of each (endpoint, interview) pair.
+
+use crate::{Result, Ticket};
+use duet_protocol::{WebhookDelivery, WebhookEvent};
+
+/// An endpoint to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEndpoint {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+    /// The signing secret. Kept as given: signing needs it (it is never served again).
+    pub secret: String,
+    pub created_at: i64,
+}
+
+/// A registered endpoint, with its secret (for signing; the API never serves it).
+pub type Endpoint = NewEndpoint;
+
+/// A delivery whose time has come, with what sending it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: String,
+    pub event_id: String,
+    /// The JSON body, exactly as it is signed and sent (the same in every attempt).
+    pub body: String,
+    /// Attempts before this one.
+    pub attempts: u32,
+    /// When the delivery was first queued (unix ms): retries stop at the give-up age.
+    pub created_at: i64,
+}
+
+/// What became of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Done (a 2xx, or the mail server took the message).
+    Delivered,
+    /// Try again at this time (unix ms).
+    RetryAt(i64),
+    /// Past the give-up age: no more attempts unless someone redelivers.
+    GiveUp,
+}
+
+/// One attempt at a delivery or a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: i64,
+    /// The HTTP status, if the endpoint answered.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    pub next: Next,
+}
+
+/// A mail to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// A queued mail whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: u32,
+    pub created_at: i64,
+}
+
+/// Webhook endpoints, their deliveries, and mail waiting to be sent.
+pub trait OutboxStore: Send + Sync + 'static {
+    fn add_webhook(&self, endpoint: &NewEndpoint) -> Ticket;
+    /// Removes the endpoint and its deliveries. [`crate::StoreError::NoSuchWebhook`] if there
+    /// is none.
+    fn remove_webhook(&self, id: &str) -> Ticket;
+    /// Every endpoint, oldest first.
+    fn webhooks(&self) -> Result<Vec<Endpoint>>;
+    /// Up to `limit` pending deliveries due at `now` (unix ms), oldest first: for each
+    /// (endpoint, interview) only the oldest pending one, and none whose id is in `busy`
+    /// (the ones in flight).
+    fn due_deliveries(&self, now: i64, limit: usize, busy: &[i64]) -> Result<Vec<DueDelivery>>;
+    /// Records an attempt at delivery `id`.
+    fn record_attempt(&self, id: i64, attempt: &Attempt) -> Ticket;
+    /// The endpoint's deliveries with an id below `before` (all when `None`), newest first.
+    fn deliveries(
+        &self,
+        webhook: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>>;
+    /// Queues the event of delivery `delivery` (of endpoint `webhook`) again, as a new pending
+    /// delivery due at `now`, after any of the same interview still pending.
+    /// [`crate::StoreError::NoSuchDelivery`] if the endpoint has no such delivery.
+    fn redeliver(&self, webhook: &str, delivery: i64, now: i64) -> Ticket;
+
+    fn queue_mail(&self, mail: &NewMail) -> Ticket;
+    /// Up to `limit` mails due at `now`, oldest first, none whose id is in `busy`.
+    fn due_mail(&self, now: i64, limit: usize, busy: &[i64]) -> Result<Vec<QueuedMail>>;
+    /// Records an attempt at sending mail `id`; a sent mail's body (it may hold a link) is
+    /// dropped.
+    fn record_mail_attempt(&self, id: i64, attempt: &Attempt) -> Ticket;
+}

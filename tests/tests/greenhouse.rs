@@ -1,0 +1,368 @@
+//! Greenhouse's assessment-partner round through the real server: the admin makes an
+//! integration key; Greenhouse lists the tests, sends one (the candidate's mail arrives at a
+//! real SMTP server with their link), sends it again (the same test answers), and polls
+//! test_status as the candidate starts and submits, and after a live interview is scored. Wrong keys, unknown
+//! tests and revoked keys are answered in Greenhouse's error shape.
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use duet_tests::{api, SmtpServer, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn basic(key: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    format!("Basic {encoded}")
+}
+
+/// A Greenhouse request with `key` as its HTTP Basic username.
+async fn partner(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, server.http(&format!("/api/greenhouse/{path}")))
+        .header("Authorization", basic(key));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn candidate(email: &str, application: u64) -> Value {
+    json!({
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": email,
+        "resume_url": null,
+        "phone_number": "123-456-7890",
+        "greenhouse_profile_url": format!("https://app.greenhouse.io/people/17681532?application_id={application}"),
+    })
+}
+
+async fn start(smtp: &SmtpServer) -> (TestServer, String) {
+    let url = smtp.url();
+    let server = TestServer::start_with(move |args| {
+        args.mail.smtp_url = Some(url.parse().unwrap());
+        args.mail.from = Some("Duet <duet@example.com>".into());
+        args.webhooks.poll_ms = 50;
+    })
+    .await;
+    let (status, created) = api(
+        &server,
+        Method::POST,
+        "/api/integrations/keys",
+        &server.admin_token,
+        Some(json!({"name": "greenhouse"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    (server, key)
+}
+
+#[tokio::test]
+async fn greenhouse_lists_sends_and_polls_a_test_and_the_candidate_gets_the_mail() {
+    let smtp = SmtpServer::start().await;
+    let (server, key) = start(&smtp).await;
+
+    // Greenhouse lists the tests: every question as a take-home and as a live interview.
+    let (status, tests) = partner(&server, Method::GET, "list_tests", &key, None).await;
+    assert_eq!(status, 200, "{tests}");
+    let tests = tests.as_array().unwrap().clone();
+    let take_home = tests
+        .iter()
+        .find(|t| {
+            t["partner_test_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("take_home:")
+        })
+        .unwrap();
+    assert!(take_home["partner_test_name"]
+        .as_str()
+        .unwrap()
+        .contains("take-home, 90 min"));
+    let question = take_home["partner_test_id"].as_str().unwrap()["take_home:".len()..].to_owned();
+    assert!(tests
+        .iter()
+        .any(|t| t["partner_test_id"] == format!("live:{question}")));
+
+    // Greenhouse sends the take-home: the candidate's mail arrives with their link.
+    let send = json!({
+        "partner_test_id": take_home["partner_test_id"],
+        "candidate": candidate("ada@example.com", 26234709),
+        "url": "https://app.greenhouse.io/integrations/testing_partners/take_home_tests/12345",
+    });
+    let (status, sent) =
+        partner(&server, Method::POST, "send_test", &key, Some(send.clone())).await;
+    assert_eq!(status, 200, "{sent}");
+    let pid = sent["partner_interview_id"].as_str().unwrap().to_owned();
+    let mail = smtp.wait_for(1, 15).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["rcpt_tos"], json!(["ada@example.com"]));
+    assert!(mail[0]["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("Your take-home: "));
+    let body = mail[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("90 minutes") && body.contains("Hello Ada Lovelace"),
+        "{body}"
+    );
+    let link = body
+        .split_whitespace()
+        .find(|w| w.contains("/candidate#token="))
+        .unwrap()
+        .to_owned();
+
+    // The same application sent again answers the same test, and creates nothing more.
+    let (status, again) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
+    assert_eq!(
+        (status, &again["partner_interview_id"]),
+        (StatusCode::OK, &json!(pid))
+    );
+    let (_, listed) = api(
+        &server,
+        Method::GET,
+        "/api/interviews",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let interview_id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert!(link.contains(&format!("/interview/{interview_id}/candidate#token=")));
+
+    // Before the candidate opens it: sent, with the staff's replay link.
+    let status_path = format!("test_status?partner_interview_id={pid}");
+    let (status, before) = partner(&server, Method::GET, &status_path, &key, None).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["partner_status"], "sent");
+    assert_eq!(before["partner_score"], Value::Null);
+    assert_eq!(
+        before["partner_profile_url"],
+        server.http(&format!("/replay/{interview_id}"))
+    );
+    assert_eq!(before["metadata"]["Candidate"], "Ada Lovelace");
+
+    // The candidate opens the mailed link and presses Start: in progress.
+    let token = link.split("#token=").nth(1).unwrap();
+    let round = format!("/api/interviews/{interview_id}");
+    let (status, started) = api(
+        &server,
+        Method::POST,
+        &format!("{round}/start"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    let (_, during) = partner(&server, Method::GET, &status_path, &key, None).await;
+    assert_eq!(during["partner_status"], "in_progress", "{during}");
+
+    // The candidate submits: complete, and says how it was submitted.
+    let (status, submitted) = api(
+        &server,
+        Method::POST,
+        &format!("{round}/submit"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{submitted}");
+    let (_, after) = partner(&server, Method::GET, &status_path, &key, None).await;
+    assert_eq!(after["partner_status"], "complete", "{after}");
+    assert_eq!(after["metadata"]["Submitted"], "by the candidate");
+    assert_eq!(after["partner_profile_url"], before["partner_profile_url"]);
+}
+
+#[tokio::test]
+async fn a_live_test_is_complete_with_its_score_once_ended_and_scored() {
+    let smtp = SmtpServer::start().await;
+    let (server, key) = start(&smtp).await;
+    let (_, tests) = partner(&server, Method::GET, "list_tests", &key, None).await;
+    let live = tests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["partner_test_id"].as_str().unwrap().starts_with("live:"))
+        .unwrap()
+        .clone();
+    let send = json!({"partner_test_id": live["partner_test_id"], "candidate": candidate("grace@example.com", 42), "url": "https://app.greenhouse.io/x"});
+    let (_, sent) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
+    let pid = sent["partner_interview_id"].as_str().unwrap();
+    let (_, listed) = api(
+        &server,
+        Method::GET,
+        "/api/interviews",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let interview_id = listed[0]["id"].as_str().unwrap();
+
+    // The team gets its interviewer's link (the admin re-issues the links), scores and ends.
+    let (status, links) = api(
+        &server,
+        Method::POST,
+        &format!("/api/interviews/{interview_id}/links"),
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{links}");
+    let interviewer = links["tokens"]["interviewer"].as_str().unwrap();
+    let path = format!("/api/interviews/{interview_id}/scorecard");
+    let card = json!({"ratings": {"debugging": 4}, "notes": "clear", "recommendation": "strong_yes", "level": "senior", "evidence": {}, "version": 0});
+    assert_eq!(
+        api(&server, Method::PUT, &path, interviewer, Some(card))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api(
+            &server,
+            Method::POST,
+            &format!("{path}/submit"),
+            interviewer,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let status_path = format!("test_status?partner_interview_id={pid}");
+    let (_, scored) = partner(&server, Method::GET, &status_path, &key, None).await;
+    assert_ne!(
+        scored["partner_status"], "complete",
+        "not before it ends: {scored}"
+    );
+    let end = format!("/api/interviews/{interview_id}/end");
+    assert_eq!(
+        api(&server, Method::POST, &end, interviewer, None).await.0,
+        200
+    );
+
+    let (status, done) = partner(&server, Method::GET, &status_path, &key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(done["partner_status"], "complete", "{done}");
+    assert_eq!(done["partner_score"], 100);
+    assert_eq!(done["metadata"]["Recommendations"], "strong yes");
+}
+
+#[tokio::test]
+async fn bad_partner_requests_are_answered_in_greenhouses_error_shape() {
+    let smtp = SmtpServer::start().await;
+    let (server, key) = start(&smtp).await;
+    let errors = |body: &Value| body["errors"].as_array().map(|e| e.len()).unwrap_or(0);
+
+    // A wrong key, no key: 401 with errors.
+    let (status, body) = partner(&server, Method::GET, "list_tests", "not-a-key", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(errors(&body), 1, "{body}");
+    let bare = reqwest::get(server.http("/api/greenhouse/list_tests"))
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 401);
+    assert!(bare.headers().contains_key("www-authenticate"));
+    // The admin token is not an integration key.
+    let (status, _) = partner(
+        &server,
+        Method::GET,
+        "list_tests",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A test that does not exist, a body that is not a request, an unknown interview.
+    let send = json!({"partner_test_id": "take_home:no-such-question", "candidate": candidate("ada@example.com", 1)});
+    let (status, body) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("no-such-question"),
+        "{body}"
+    );
+    let (status, body) = partner(
+        &server,
+        Method::POST,
+        "send_test",
+        &key,
+        Some(json!({"candidate": 3})),
+    )
+    .await;
+    assert_eq!(
+        (status, errors(&body)),
+        (StatusCode::BAD_REQUEST, 1),
+        "{body}"
+    );
+    let (status, body) = partner(
+        &server,
+        Method::GET,
+        "test_status?partner_interview_id=duet_nope",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, errors(&body)),
+        (StatusCode::NOT_FOUND, 1),
+        "{body}"
+    );
+    let (status, _) = partner(&server, Method::GET, "test_status", &key, None).await;
+    assert_eq!(status, 400);
+
+    // Revoked: refused at once; the audit log names the key's creation and revocation.
+    let (_, keys) = api(
+        &server,
+        Method::GET,
+        "/api/integrations/keys",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert!(!keys.to_string().contains(&key), "the key is never listed");
+    let id = keys[0]["id"].as_str().unwrap();
+    let (status, _) = api(
+        &server,
+        Method::DELETE,
+        &format!("/api/integrations/keys/{id}"),
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = partner(&server, Method::GET, "list_tests", &key, None).await;
+    assert_eq!(status, 401);
+    let (_, audit) = api(
+        &server,
+        Method::GET,
+        "/api/audit",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"integration_key_created")
+            && actions.contains(&"integration_key_revoked"),
+        "{actions:?}"
+    );
+    assert!(smtp.messages().is_empty(), "no mail for refused requests");
+}
