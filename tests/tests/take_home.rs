@@ -262,26 +262,26 @@ async fn a_take_home_from_the_start_page_to_submitted_with_the_hidden_tests_priv
         "told why first"
     );
 
-    // The log: the hidden tests started on the submitted code, then the submit, then the end.
+    // The log: the submit, the end, then the hidden tests on the code as submitted (no edit
+    // after the submit).
     let log = server.state.store.read_log(id, 0).unwrap();
     let position = |kind| log.iter().position(|r| r.kind == kind).unwrap();
     let submit_at = position(EventKind::TakeHomeSubmitted);
     assert_eq!(log[submit_at + 1].kind, EventKind::End);
     assert_eq!(log[submit_at + 1].by, Actor::Candidate);
-    let hidden = log[..submit_at]
+    let hidden = log[submit_at..]
         .iter()
-        .rev()
         .find_map(|r| match r.decode() {
             Ok(Record::RunStarted(s)) if s.private => Some(s),
             _ => None,
         })
-        .expect("a private run right before the submit");
+        .expect("a private run after the submit");
     assert_eq!(hidden.kind, duet_protocol::RunKind::Test);
-    assert_eq!(
-        log[hidden.code_seq as usize - 1].seq,
-        hidden.code_seq,
-        "its code is the last edit"
+    assert!(
+        !log[submit_at..].iter().any(|r| r.kind == EventKind::Edit),
+        "nothing edited after the submit: the run has the submitted code"
     );
+    assert!(hidden.code_seq > log[submit_at].seq);
     assert!(
         eventually(PATIENCE, || !staff_events
             .of(&hidden.run_id, "run.finished")
@@ -513,6 +513,50 @@ async fn the_deadline_submits_the_round_with_nobody_connected() {
         hidden.files.keys().any(|f| f.contains("hidden")),
         "{:?}",
         hidden.files.keys()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hidden_tests_the_busy_sandbox_refused_run_once_it_has_room() {
+    let world = World::new().await;
+    let room = world.rooms.get(&world.id);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let start = RoomCmd::TakeHome(TakeHomeCmd::Start { reply });
+    room.tx.send(start).await.unwrap();
+    answered(answer).await.unwrap();
+    world
+        .sandbox
+        .busy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let submit = RoomCmd::TakeHome(TakeHomeCmd::Submit { reply });
+    room.tx.send(submit).await.unwrap();
+    let submitted = answered(answer).await.unwrap();
+    assert_eq!(submitted.reason, SubmitReason::Submitted);
+    assert!(
+        world.log(EventKind::RunStarted).is_empty(),
+        "the sandbox was busy"
+    );
+
+    // The sandbox frees up; the room tries again a few seconds later, by itself.
+    world
+        .sandbox
+        .busy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert!(
+        soon(|| world.log(EventKind::RunStarted).len() == 1).await,
+        "the hidden tests ran"
+    );
+    let Ok(Record::RunStarted(run)) = world.log(EventKind::RunStarted)[0].decode() else {
+        panic!("a run start");
+    };
+    assert!(run.private && run.kind == duet_protocol::RunKind::Test);
+    let end = &world.log(EventKind::End)[0];
+    assert!(
+        run.code_seq >= end.seq,
+        "after the end, on the code as submitted"
     );
 }
 

@@ -148,7 +148,11 @@ impl Restored {
         };
         let mut scorecards = Vec::new();
         for record in records {
-            match record.decode() {
+            let decoded = record.decode();
+            if let Ok(decoded) = &decoded {
+                restored.take_home.learn(decoded);
+            }
+            match decoded {
                 Ok(Record::End) => restored.ended = true,
                 Ok(Record::RunStarted(started)) => {
                     if started.private {
@@ -158,9 +162,6 @@ impl Restored {
                 }
                 Ok(Record::Question(switched)) => restored.questions.switched(switched),
                 Ok(Record::Scorecard(_)) => scorecards.push(record),
-                Ok(r @ (Record::TakeHomeStarted(_) | Record::TakeHomeSubmitted(_))) => {
-                    restored.take_home.learn(&r)
-                }
                 _ => {}
             }
         }

@@ -101,10 +101,11 @@ pub async fn load_running_take_homes(state: &AppState) -> usize {
                 continue;
             }
             let round = crate::take_home_api::read_round(&*store, &interview)?;
-            // Ended some other way (an interviewer's End): no clock to keep.
-            if round.due().is_some()
-                && store.status(&interview.id)? != duet_protocol::InterviewStatus::Ended
-            {
+            // A clock to keep (unless an interviewer's End stopped it), or hidden tests the
+            // submit still owes.
+            let clock = round.due().is_some()
+                && store.status(&interview.id)? != duet_protocol::InterviewStatus::Ended;
+            if clock || round.tests_owed {
                 running.push(interview.id);
             }
         }

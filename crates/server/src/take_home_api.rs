@@ -20,13 +20,19 @@ use duet_sandbox::{RunEvent, RunRequest, RunStatus, Target};
 use duet_store::{Interview, Store};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// A take-home's round as its log says: its start and submit (blocking: reads the store).
+/// A take-home's round as its log says: its start and submit, and whether the hidden tests are
+/// still owed (blocking: reads the store).
 pub fn read_round(
     store: &dyn Store,
     interview: &Interview,
 ) -> Result<TakeHome, duet_store::StoreError> {
     let mut round = TakeHome::new(interview.time_limit_minutes.unwrap_or(0));
-    let kinds = [EventKind::TakeHomeStarted, EventKind::TakeHomeSubmitted];
+    let kinds = [
+        EventKind::TakeHomeStarted,
+        EventKind::TakeHomeSubmitted,
+        EventKind::RunStarted,
+        EventKind::RunFinished,
+    ];
     for record in store.read_kinds(&interview.id, &kinds)? {
         if let Ok(record) = record.decode() {
             round.learn(&record);

@@ -47,6 +47,7 @@ impl Room {
         if started.private {
             self.private_runs.insert(started.run_id.clone());
         }
+        self.take_home_learn(&Record::RunStarted(started.clone()));
         let body = RoomEventBody::RunStarted {
             run_id: started.run_id.clone(),
             kind: started.kind,
@@ -223,6 +224,7 @@ impl Room {
                 });
             }
         }
+        self.take_home_learn(&Record::RunFinished(finished.clone()));
         let body = RoomEventBody::RunFinished {
             run_id: finished.run_id.clone(),
             status: finished.status,

@@ -12,7 +12,13 @@
 //! sockets are closed with [`close::SUBMITTED`] and a reopened one is refused the same way.
 
 use super::*;
-use duet_protocol::{SubmitReason, TakeHomeStage, TakeHomeStarted, TakeHomeSubmitted};
+use duet_protocol::{
+    RunKind, RunStatus, SubmitReason, TakeHomeStage, TakeHomeStarted, TakeHomeSubmitted,
+};
+
+/// How long after the sandbox refused the submitted code's hidden tests (busy) they are tried
+/// again.
+pub const TESTS_RETRY_MS: i64 = 10_000;
 
 /// A take-home room's terms and where its round stands, as the log says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +27,14 @@ pub struct TakeHome {
     pub time_limit_minutes: u32,
     pub started: Option<TakeHomeStarted>,
     pub submitted: Option<TakeHomeSubmitted>,
+    /// The submitted code's hidden tests are still to run: set by the submit, cleared when
+    /// their run starts, set again if that run ends as `sandbox_error` (the sandbox failed, or
+    /// the server stopped under it), so they run once the server can.
+    pub tests_owed: bool,
+    /// The hidden-test run after the submit, once started.
+    pub tests_run: Option<String>,
+    /// When to try them again after the sandbox refused them (unix ms); `None`: at once.
+    pub tests_retry_at: Option<i64>,
 }
 
 impl TakeHome {
@@ -32,14 +46,31 @@ impl TakeHome {
         }
     }
 
-    /// Takes in a record of the log (the room's load reads them in order).
+    /// Takes in a record of the log, in order (the room's load reads them back; the live room
+    /// passes its runs' starts and finishes).
     pub fn learn(&mut self, record: &Record) {
         match record {
             Record::TakeHomeStarted(started) if self.started.is_none() => {
                 self.started = Some(*started)
             }
             Record::TakeHomeSubmitted(submitted) if self.submitted.is_none() => {
-                self.submitted = Some(*submitted)
+                self.submitted = Some(*submitted);
+                self.tests_owed = true;
+            }
+            // The interviewer's test run after the submit is the hidden tests' run.
+            Record::RunStarted(run)
+                if self.tests_owed && run.private && run.kind == RunKind::Test =>
+            {
+                self.tests_owed = false;
+                self.tests_run = Some(run.run_id.clone());
+                self.tests_retry_at = None;
+            }
+            Record::RunFinished(run)
+                if run.status == RunStatus::SandboxError
+                    && self.tests_run.as_deref() == Some(run.run_id.as_str()) =>
+            {
+                self.tests_owed = true;
+                self.tests_run = None;
             }
             _ => {}
         }
@@ -167,6 +198,43 @@ impl Room {
         (Ok(submitted), effects)
     }
 
+    /// When the submitted code's hidden tests are due to be started (unix ms; at once is
+    /// `i64::MIN`), while they are owed.
+    pub fn take_home_tests_due(&self) -> Option<i64> {
+        let take_home = self.take_home.as_ref()?;
+        take_home
+            .tests_owed
+            .then(|| take_home.tests_retry_at.unwrap_or(i64::MIN))
+    }
+
+    /// Whether a run of `kind` by `by` would be the hidden tests the submit still owes (the one
+    /// run the room starts after its end).
+    pub fn take_home_owes(&self, by: Role, kind: RunKind) -> bool {
+        by == Role::Interviewer
+            && kind == RunKind::Test
+            && self.take_home.as_ref().is_some_and(|t| t.tests_owed)
+    }
+
+    /// The sandbox refused the hidden tests at `now_ms` (busy): they are tried again after
+    /// [`TESTS_RETRY_MS`]. `for_good`: they cannot run at all (no tests, no code), and are
+    /// not owed any more.
+    pub fn take_home_tests_refused(&mut self, now_ms: i64, for_good: bool) {
+        if let Some(take_home) = self.take_home.as_mut() {
+            if for_good {
+                take_home.tests_owed = false;
+            } else {
+                take_home.tests_retry_at = Some(now_ms.saturating_add(TESTS_RETRY_MS));
+            }
+        }
+    }
+
+    /// A run started or finished: the take-home notes its hidden-test run.
+    pub(super) fn take_home_learn(&mut self, record: &Record) {
+        if let Some(take_home) = self.take_home.as_mut() {
+            take_home.learn(record);
+        }
+    }
+
     /// The server's timer: submits the round if its deadline has come by `now_ms`.
     pub fn take_home_tick(&mut self, now_ms: i64) -> Option<(TakeHomeSubmitted, Vec<Effect>)> {
         let due = self.take_home_due()?;
@@ -214,6 +282,7 @@ impl Room {
         };
         if let Some(take_home) = self.take_home.as_mut() {
             take_home.submitted = Some(submitted);
+            take_home.tests_owed = true;
         }
         let by = match reason {
             SubmitReason::Submitted => Actor::Candidate,
@@ -424,6 +493,58 @@ mod tests {
         let candidate = room.receive(1, &typed("def f(): ..."), 3);
         assert_eq!(kinds(&candidate), [EventKind::Edit]);
         assert_eq!(room.text(), "def f(): ...");
+    }
+
+    #[test]
+    fn hidden_tests_are_owed_until_their_run_starts_and_again_if_the_sandbox_failed_it() {
+        let mut room = take_home_room();
+        room.start_take_home(0).expect("starts");
+        assert_eq!(
+            room.take_home_tests_due(),
+            None,
+            "nothing owed while the clock runs"
+        );
+        let (_, mut log) = room.submit_take_home(MINUTE);
+        assert_eq!(room.take_home_tests_due(), Some(i64::MIN), "owed at once");
+        assert!(room.take_home_owes(Role::Interviewer, RunKind::Test));
+        assert!(!room.take_home_owes(Role::Candidate, RunKind::Test));
+        room.take_home_tests_refused(MINUTE, false);
+        assert_eq!(room.take_home_tests_due(), Some(MINUTE + TESTS_RETRY_MS));
+        let started = RunStarted {
+            run_id: "hidden".into(),
+            kind: RunKind::Test,
+            by: Role::Interviewer,
+            at: 2 * MINUTE,
+            code: None,
+            code_seq: room.last_seq(),
+            private: true,
+        };
+        log.extend(room.run_started(&started, 1 << 20, 2 * MINUTE));
+        assert_eq!(room.take_home_tests_due(), None, "started");
+        let failed = RunFinished {
+            run_id: "hidden".into(),
+            status: RunStatus::SandboxError,
+            limit: None,
+            exit_code: None,
+            duration_ms: 0,
+            tests: None,
+            lint: None,
+            at: 3 * MINUTE,
+        };
+        log.extend(room.run_finished(&failed, Role::Interviewer, true, 3 * MINUTE));
+        assert_eq!(room.take_home_tests_due(), Some(i64::MIN), "owed again");
+        // A server that stopped there finds them owed when the room loads.
+        let records: Vec<LogRecord> = log
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Persist(record) => Some(record),
+                _ => None,
+            })
+            .collect();
+        assert!(Restored::from_log(&records).take_home.tests_owed);
+        // A question without tests: nothing to owe.
+        room.take_home_tests_refused(4 * MINUTE, true);
+        assert_eq!(room.take_home_tests_due(), None);
     }
 
     #[test]

@@ -140,6 +140,7 @@ impl RoomTask {
     /// room holds the deadline's timer, so it stays loaded until the round is submitted).
     fn is_idle(&self) -> bool {
         self.room.take_home_due().is_none()
+            && self.room.take_home_tests_due().is_none()
             && self.room.connections() == 0
             && self.subscribers.is_empty()
             && self.runs.is_empty()
@@ -184,10 +185,12 @@ impl RoomTask {
             }
             // Run output waiting to share a record is stored when its few milliseconds are up.
             let output_due = self.next_output_due().map(|at| self.clock.instant_of(at));
-            // A running take-home is submitted at its deadline, whether anyone is here or not.
+            // A running take-home is submitted at its deadline, whether anyone is here or not;
+            // a submitted one's hidden tests start when the sandbox takes them.
             let take_home_due = self
                 .room
                 .take_home_due()
+                .or(self.room.take_home_tests_due())
                 .map(|at| self.clock.instant_of(at));
             let can_take = self.gates.len() < MAX_IN_FLIGHT && self.waiting < MAX_WAITING;
             let idle_due = self.is_idle().then_some(idle_since + idle);

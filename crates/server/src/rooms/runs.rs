@@ -77,7 +77,8 @@ impl RoomTask {
         stdin: Option<String>,
         now: i64,
     ) -> (Result<RunId, RunError>, Vec<Effect>) {
-        if self.room.is_ended() {
+        // After a take-home's submit, the one run the room still starts: its hidden tests.
+        if self.room.is_ended() && !self.room.take_home_owes(by, kind) {
             return (Err(RunError::Ended), Vec::new());
         }
         let code = self.room.text();

@@ -3,10 +3,13 @@
 //! hidden tests on the submitted code, and closes the candidate's sockets after the submit.
 //!
 //! The hidden tests are the interviewer's run as today (visible and hidden tests, private to
-//! staff), started by the server on the interviewer's behalf just before the submit is
-//! logged, on exactly the code submitted: its `code_seq` is the last record before the submit.
+//! staff), started by the server on the interviewer's behalf right after the submit and the
+//! end are logged: nothing is edited after the end, so it runs exactly the code submitted. The
+//! core keeps them owed until their run starts (and again if it ends as `sandbox_error`): a busy
+//! sandbox is tried again after a few seconds, and a server that stopped first runs them when
+//! it comes back (the room's load, or the take-home clock job, brings the room up).
 
-use super::{Delivery, RoomCmd, RoomTask};
+use super::{Delivery, RoomCmd, RoomTask, RunError};
 use duet_core::TakeHomeError;
 use duet_protocol::{close, Role, RunKind, TakeHomeStarted, TakeHomeSubmitted};
 use tokio::sync::oneshot;
@@ -75,12 +78,15 @@ impl RoomTask {
         }
     }
 
-    /// The deadline's timer fired: submits the round, dated no earlier than its deadline
-    /// (the timer's instant and the room's clock in whole milliseconds may differ by one).
+    /// The take-home's timer fired: submits the round at its deadline, or starts the hidden
+    /// tests it owes, dated no earlier than when they were due (the timer's instant and the
+    /// room's clock in whole milliseconds may differ by one).
     pub(super) fn on_take_home_timer(&mut self) {
         if let Some(due) = self.room.take_home_due() {
             let now = self.clock.now_ms().max(due);
             let _ = self.submit_take_home(false, now);
+        } else if let Some(due) = self.room.take_home_tests_due() {
+            self.start_owed_tests(self.clock.now_ms().max(due));
         }
     }
 
@@ -94,7 +100,6 @@ impl RoomTask {
     ) -> Result<TakeHomeSubmitted, TakeHomeError> {
         if self.room.take_home_due().is_some() && !self.room.is_ended() {
             self.cancel_all_runs();
-            self.start_hidden_tests(now);
         }
         let (outcome, effects) = match by_candidate {
             true => self.room.submit_take_home(now),
@@ -117,22 +122,31 @@ impl RoomTask {
             if let Ok(submitted) | Err(TakeHomeError::PastLimit(submitted)) = outcome {
                 tracing::info!(interview = %self.id, reason = ?submitted.reason, "take-home submitted");
             }
+            self.start_owed_tests(now);
         }
         outcome
     }
 
-    /// The interviewer's hidden-test run on the code as it stands (nothing to run for a
-    /// discussion question or an empty program: then none starts, and the log says so by
-    /// having no run).
-    fn start_hidden_tests(&mut self, now: i64) {
+    /// Starts the hidden tests the submit owes, if they are due at `now`: the interviewer's
+    /// test run on the submitted code. A busy sandbox is tried again later; a question without
+    /// tests (or an empty program) has nothing to run, and the log says so by having no run.
+    pub(super) fn start_owed_tests(&mut self, now: i64) {
+        if self.room.take_home_tests_due().is_none_or(|at| at > now) {
+            return;
+        }
         let (started, effects) = self.start_run(Role::Interviewer, RunKind::Test, None, now);
         match started {
             Ok(run_id) => {
                 self.execute(effects);
                 tracing::info!(interview = %self.id, run = %run_id, "take-home: hidden tests started on the submitted code");
             }
+            Err(e @ (RunError::Busy(_) | RunError::RoomUnavailable(_))) => {
+                tracing::warn!(interview = %self.id, error = %e, "take-home: the sandbox cannot run the hidden tests now; trying again shortly");
+                self.room.take_home_tests_refused(now, false);
+            }
             Err(e) => {
-                tracing::warn!(interview = %self.id, error = %e, "take-home: the hidden tests did not start on the submitted code")
+                tracing::warn!(interview = %self.id, error = %e, "take-home: the hidden tests cannot run on the submitted code");
+                self.room.take_home_tests_refused(now, true);
             }
         }
     }
