@@ -7,70 +7,51 @@
 #![allow(clippy::unwrap_used)] // a scenario: a failed unwrap is a failed test
 
 use duet_core::files;
-use duet_core::{rebuild, ConnId, Effect, QuestionPick, ReplySlots, Restored, Room, RoomConfig};
-use duet_protocol::{Actor, Identity, LogRecord, ProjectFiles, Record, Role, FILES, MAIN_FILE};
-use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
-use yrs::updates::encoder::Encode;
-use yrs::{Any, Doc, Map, ReadTxn, Text, Transact, Update};
+use duet_core::{rebuild, QuestionPick, Restored, Room, RoomConfig};
+use duet_protocol::{Actor, LogRecord, ProjectFiles, Record, Role, FILES, MAIN_FILE};
+use yrs::{Any, Doc, Map, Text, Transact};
 
-const CANDIDATE: ConnId = 1;
+mod common;
+use common::scene::Scene;
 
-/// A room, the candidate's stock document, and the log; effects carried out by hand.
-struct Scene {
-    room: Room,
-    doc: Doc,
-    log: Vec<LogRecord>,
-    closed: Vec<String>,
-    clock: i64,
-    /// The project the room is on (its paths are what a switch away leaves).
+const CANDIDATE: duet_core::ConnId = 1;
+
+/// The candidate in a room (a stock yrs document), and the project the room is on (its paths
+/// are what a switch away leaves).
+struct Interview {
+    scene: Scene,
     on: Vec<String>,
 }
 
-impl Scene {
-    fn new() -> Scene {
-        let mut scene = Scene {
-            room: Room::new(RoomConfig::default()),
-            doc: Doc::new(),
-            log: Vec::new(),
-            closed: Vec::new(),
-            clock: 0,
+impl Interview {
+    fn new() -> Interview {
+        let mut scene = Scene::empty();
+        scene.join(CANDIDATE, Role::Candidate);
+        Interview {
+            scene,
             on: vec![MAIN_FILE.to_owned()],
-        };
-        let effects = scene.room.join(
-            CANDIDATE,
-            Role::Candidate,
-            Identity::for_role(Role::Candidate, "Ada"),
-            ReplySlots::default(),
-            1,
-        );
-        scene.carry_out(effects);
-        let sv = scene.doc.transact().state_vector();
-        scene.send(Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
-        scene
+        }
     }
 
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.clock += 1;
-        let effects = self.room.receive(CANDIDATE, &bytes, self.clock);
-        self.carry_out(effects);
+    fn doc(&self) -> &Doc {
+        &self.scene.people[&CANDIDATE]
     }
 
     /// The candidate changes their document in one transaction and sends the change.
     fn candidate(&mut self, f: impl FnOnce(&Doc, &mut yrs::TransactionMut)) {
+        let doc = self.doc().clone();
+        doc.get_or_insert_map(FILES);
         let update = {
-            let doc = self.doc.clone();
-            doc.get_or_insert_map(FILES);
-            let mut txn = self.doc.transact_mut();
+            let mut txn = doc.transact_mut();
             f(&doc, &mut txn);
             txn.encode_update_v1()
         };
-        self.send(Message::Sync(SyncMessage::Update(update)).encode_v1());
+        self.scene.send_update(CANDIDATE, update);
     }
 
     /// The candidate appends `chunk` to the file text `root`.
     fn types(&mut self, root: &str, chunk: &str) {
-        let text = self.doc.get_or_insert_text(root);
+        let text = self.doc().get_or_insert_text(root);
         self.candidate(|_, txn| {
             let end = text.len(txn);
             text.insert(txn, end, chunk);
@@ -79,7 +60,7 @@ impl Scene {
 
     /// The candidate sets `files` entries.
     fn entries(&mut self, entries: &[(&str, Any)]) {
-        let map = self.doc.get_or_insert_map(FILES);
+        let map = self.doc().get_or_insert_map(FILES);
         self.candidate(|_, txn| {
             for (path, value) in entries {
                 map.insert(txn, *path, value.clone());
@@ -90,8 +71,8 @@ impl Scene {
     /// The interviewer switches to question `id` with `project` (`None`: a discussion); answers
     /// the records the switch stored.
     fn switch(&mut self, id: &str, project: Option<&ProjectFiles>) -> Vec<LogRecord> {
-        self.clock += 1;
-        let before = self.log.len();
+        self.scene.clock += 1;
+        let before = self.scene.log.len();
         let pick = QuestionPick {
             id,
             title: id,
@@ -99,56 +80,25 @@ impl Scene {
             board: &[],
         };
         let effects = self
+            .scene
             .room
-            .switch_question(pick, &self.on, Actor::Interviewer, self.clock)
+            .switch_question(pick, &self.on, Actor::Interviewer, self.scene.clock)
             .unwrap();
-        self.carry_out(effects);
+        self.scene.carry_out(effects);
         self.on = match project {
             Some(project) => project.keys().cloned().collect(),
             None => vec![MAIN_FILE.to_owned()],
         };
-        self.log[before..].to_vec()
-    }
-
-    fn carry_out(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Persist(record) => self.log.push(record),
-                Effect::Send { message, .. } | Effect::Broadcast { message, .. } => {
-                    self.deliver(&message)
-                }
-                Effect::Close { reason, .. } => self.closed.push(reason),
-                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
-                _ => {}
-            }
-        }
-    }
-
-    fn deliver(&mut self, message: &[u8]) {
-        let reply = match Message::decode_v1(message).unwrap() {
-            Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
-                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
-            }
-            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                let mut txn = self.doc.transact_mut();
-                txn.apply_update(Update::decode_v1(&u).unwrap()).unwrap();
-                None
-            }
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            self.send(reply);
-        }
+        self.scene.log[before..].to_vec()
     }
 
     /// The files the room lists, checked to be what the candidate's document lists too.
     fn files(&self) -> ProjectFiles {
-        self.doc.get_or_insert_text(MAIN_FILE);
-        let theirs: ProjectFiles = files::contents(&self.doc).into_iter().collect();
-        let room: ProjectFiles = self.room.files().into_iter().collect();
+        self.doc().get_or_insert_text(MAIN_FILE);
+        let theirs: ProjectFiles = files::contents(self.doc()).into_iter().collect();
+        let room: ProjectFiles = self.scene.room.files().into_iter().collect();
         assert_eq!(theirs, room, "the candidate sees what the room lists");
-        assert!(self.closed.is_empty(), "{:?}", self.closed);
+        assert!(self.scene.closed.is_empty(), "{:?}", self.scene.closed);
         room
     }
 }
@@ -203,7 +153,7 @@ fn edits(records: &[LogRecord]) -> Vec<Actor> {
 
 #[test]
 fn a_switch_writes_every_starter_file_as_one_edit_by_the_server_and_keeps_the_candidates_own() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     // The candidate jots notes before any question.
     scene.types("notes.md", "ask about taxes\n");
     let stored = scene.switch("shop", Some(&shop()));
@@ -216,7 +166,7 @@ fn a_switch_writes_every_starter_file_as_one_edit_by_the_server_and_keeps_the_ca
     expected.insert("notes.md".into(), "ask about taxes\n".into());
     assert_eq!(scene.files(), expected);
     // A room rebuilt from the log lists the same files.
-    let rebuilt = rebuild(None, scene.log.clone()).unwrap();
+    let rebuilt = rebuild(None, scene.scene.log.clone()).unwrap();
     let rebuilt = Room::from_history(RoomConfig::default(), rebuilt, 0);
     assert_eq!(
         rebuilt.files().into_iter().collect::<ProjectFiles>(),
@@ -226,7 +176,7 @@ fn a_switch_writes_every_starter_file_as_one_edit_by_the_server_and_keeps_the_ca
 
 #[test]
 fn a_switch_back_brings_back_every_file_as_it_was_left_and_a_deleted_one_stays_deleted() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     scene.switch("shop", Some(&shop()));
     // The candidate works on the shop: edits the module and main.py, deletes the data file,
     // and creates a helper of their own.
@@ -267,7 +217,7 @@ fn a_switch_back_brings_back_every_file_as_it_was_left_and_a_deleted_one_stays_d
 
 #[test]
 fn a_room_loaded_from_its_log_knows_the_files_kept_per_question() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     scene.switch("shop", Some(&shop()));
     scene.types("shop/cart.py", "# kept across a restart\n");
     scene.entries(&[("data/orders.csv", deleted())]);
@@ -278,12 +228,13 @@ fn a_room_loaded_from_its_log_knows_the_files_kept_per_question() {
     // document is restored.
     let kinds = Restored::KINDS;
     let records: Vec<LogRecord> = scene
+        .scene
         .log
         .iter()
         .filter(|r| kinds.contains(&r.kind))
         .cloned()
         .collect();
-    let rebuilt = rebuild(None, scene.log.clone()).unwrap();
+    let rebuilt = rebuild(None, scene.scene.log.clone()).unwrap();
     let mut room = Room::from_history(RoomConfig::default(), rebuilt, 0);
     room.restore(Restored::from_log(&records));
     let pick = QuestionPick {
@@ -300,7 +251,7 @@ fn a_room_loaded_from_its_log_knows_the_files_kept_per_question() {
 
 #[test]
 fn a_discussion_leaves_the_files_as_they_are_and_a_switch_back_restores_main_py() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     scene.switch("shop", Some(&shop()));
     let before = scene.files();
     let stored = scene.switch("design", None);
@@ -316,7 +267,7 @@ fn a_discussion_leaves_the_files_as_they_are_and_a_switch_back_restores_main_py(
 
 #[test]
 fn a_project_file_the_candidate_renamed_keeps_its_text_and_the_path_gets_a_text_of_its_own() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     scene.switch("shop", Some(&shop()));
     // The candidate renames the module: basket.py now shows cart.py's text.
     scene.types("shop/cart.py", "# mine\n");
@@ -338,8 +289,8 @@ fn a_project_file_the_candidate_renamed_keeps_its_text_and_the_path_gets_a_text_
     // creating files, and is never refused.
     scene.types("shop/extra.py", "X = 1\n");
     let root = {
-        let map = scene.doc.get_or_insert_map(FILES);
-        let txn = scene.doc.transact();
+        let map = scene.doc().get_or_insert_map(FILES);
+        let txn = scene.doc().transact();
         match map.get(&txn, "shop/cart.py") {
             Some(yrs::Out::Any(Any::Map(fields))) => match fields.get("text") {
                 Some(Any::String(root)) => root.to_string(),
@@ -356,7 +307,7 @@ fn a_project_file_the_candidate_renamed_keeps_its_text_and_the_path_gets_a_text_
 
 #[test]
 fn a_switch_to_the_question_the_room_is_on_changes_no_file() {
-    let mut scene = Scene::new();
+    let mut scene = Interview::new();
     scene.switch("shop", Some(&shop()));
     scene.switch("billing", Some(&billing()));
     scene.switch("shop", Some(&shop()));
