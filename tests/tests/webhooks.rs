@@ -534,3 +534,59 @@ async fn bad_webhook_requests_are_answered_clearly() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_holds_a_delivery_slot_never_a_room_or_another_endpoint() {
+    // One receiver accepts connections and never answers; another answers at once.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = silent.accept().await {
+            keep.lock().unwrap().push(socket);
+        }
+    });
+    let fast_addr = free_addr().await;
+    let fast = Receiver::start(fast_addr).await;
+    let server = TestServer::start_with(|args| {
+        quick(args);
+        args.webhooks.timeout_secs = 1;
+        args.webhooks.concurrency = 2;
+    })
+    .await;
+    let all = json!(duet_protocol::WebhookEvent::ALL);
+    let (slow_hook, _) =
+        register(&server, &format!("http://{silent_addr}/hook"), all.clone()).await;
+    register(&server, &format!("http://{fast_addr}/hook"), all).await;
+
+    // Five interviews are created and ended while the silent receiver holds its deliveries.
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C", "D", "E"] {
+        let interview = server.create_interview(name).await;
+        end(&server, &interview).await;
+        ids.push(interview.id.to_string());
+    }
+    let api_time = started.elapsed();
+    assert!(
+        eventually(Duration::from_secs(20), || fast.received().len() >= 10).await,
+        "the answering receiver got every event: {:?}",
+        fast.received().len()
+    );
+    for id in &ids {
+        assert_eq!(fast.types_for(id), ["interview.created", "interview.ended"]);
+    }
+    let (timed_out, log) = log_until(&server, &slow_hook, |log| {
+        log.iter().any(|d| retried_after_failing(d, "timed out"))
+    })
+    .await;
+    assert!(
+        timed_out,
+        "the silent receiver's deliveries time out and retry: {log:?}"
+    );
+    println!(
+        "5 interviews created and ended in {api_time:?} while one receiver never answered; \
+         the other got all 10 events"
+    );
+}
