@@ -1,14 +1,16 @@
-// The reviewer's replay: the code at any moment, a scrubber with edits, runs, notes, question
+// The reviewer's replay: every file at any moment (a tab per file that existed then) and the
+// board beside it, a scrubber with edits, board strokes, file changes, runs, notes, question
 // switches and signals as marks, play and pause at 1x, 4x and 16x with idle gaps skipped, each
 // run's output played at its moment, and the submitted scorecard beside it with its evidence
-// linked to those moments. Built on issue 11's timeline, snapshot and cast endpoints; on a
-// server without them the page says so.
+// linked to those moments (a moment of the board as much as one of the code). Built on issue
+// 11's timeline, snapshot and cast endpoints; on a server without them the page says so.
 import { api, explain, unreachable, type Interview, type Snapshot, type Timeline, type TimelineEvent } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createViewer, setViewerText } from './editor'
 import { createConsole } from './console'
 import { loadScorecard } from './scorecard'
 import { kindLabel, outcomeText } from './results'
+import { createBoardView } from './replay-board'
 
 /** A place the scrubber can stop: a seq and its time. */
 interface Moment { seq: number; at: number }
@@ -38,7 +40,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
   const moments: Moment[] = []
   for (const e of timeline.events) {
     moments.push({ seq: e.seq, at: e.at })
-    if (e.type === 'edit' && e.last_seq > e.seq) {
+    if ((e.type === 'edit' || e.type === 'board') && e.last_seq > e.seq) {
       const n = e.last_seq - e.seq
       const step = Math.max(1, Math.ceil(n / 40))
       for (let s = e.seq + step; s < e.last_seq; s += step) {
@@ -61,6 +63,8 @@ export async function openReplay(id: string, token: string): Promise<void> {
   const speed = h('select', { id: 'speed', 'aria-label': 'Playback speed' }, ['1', '4', '16'].map((s) => h('option', { value: s }, `${s}×`)))
   const marks = h('ol', { class: 'marks', 'aria-label': 'Timeline events' })
   const codeHost = h('div', { class: 'editor replay-code', 'data-testid': 'replay-code' })
+  const tabs = h('div', { class: 'file-tabs', role: 'group', 'aria-label': 'Files at this moment', 'data-testid': 'replay-files' })
+  const board = createBoardView()
   const consoleView = createConsole(null)
   const runTitle = h('p', { class: 'small muted', role: 'status' }, 'No run yet at this moment.')
   const side = h('aside', { class: 'side', 'aria-label': 'Scorecard and events' })
@@ -69,16 +73,20 @@ export async function openReplay(id: string, token: string): Promise<void> {
       h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Playback' },
         playBtn, h('label', { for: 'speed', class: 'sr-only' }, 'Speed'), speed,
         h('label', { for: 'scrub', class: 'sr-only' }, 'Moment in the interview'), scrub, when),
-      codeHost,
+      h('div', { class: 'replay-views' }, h('div', { class: 'replay-files' }, tabs, codeHost), board.element),
       h('div', { class: 'bottom' },
         h('section', { class: 'panel', 'aria-labelledby': 'rc-h' }, h('h2', { id: 'rc-h' }, 'Run output at this moment'), runTitle, consoleView.element),
         h('section', { class: 'panel', 'aria-labelledby': 'marks-h' }, h('h2', { id: 'marks-h' }, 'Events'), marks)))))
-  const viewer = createViewer(codeHost, '', 'main.py at the chosen moment')
+  const viewer = createViewer(codeHost, '', 'The chosen file at the chosen moment')
 
   // --- marks
   const describe = (e: TimelineEvent): string => {
     switch (e.type) {
-      case 'edit': return `${e.by} edited (${e.edits})`
+      case 'edit': return `${e.by} edited ${e.file ?? 'the code'} (${e.edits})`
+      case 'board': return `${e.by} drew on the board (${e.elements} shape${e.elements === 1 ? '' : 's'}, ${e.edits} edit${e.edits === 1 ? '' : 's'})`
+      case 'file.created': return `${e.by} created ${e.path}`
+      case 'file.renamed': return `${e.by} renamed ${e.from} to ${e.to}`
+      case 'file.deleted': return `${e.by} deleted ${e.path}`
       case 'join': return `${e.by} joined`
       case 'leave': return `${e.by} left`
       case 'run.started': return `${e.by} started ${e.kind === 'test' ? 'tests' : e.kind === 'lint' ? 'a style check' : 'a run'}${e.private ? ' (private)' : ''}`
@@ -99,11 +107,12 @@ export async function openReplay(id: string, token: string): Promise<void> {
   }
   const markItems = timeline.events.map((e) =>
     h('li', { class: `mark mark-${e.type.replace('.', '-')}`, 'data-seq': String(e.seq) },
-      h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e))))
+      // A board burst opens at its end, where its strokes are finished.
+      h('button', { type: 'button', class: 'link-button', onclick: () => jumpTo(e.type === 'board' ? e.last_seq : e.seq) }, h('time', {}, clock(e.at)), ' ', describe(e))))
   replace(marks, markItems)
   // The scrubber marks every run, note, signal, question switch and the end (tick marks).
   const ticks = h('datalist', { id: 'scrub-marks' }, timeline.events
-    .filter((e) => e.type !== 'edit' && e.type !== 'join' && e.type !== 'leave')
+    .filter((e) => e.type !== 'edit' && e.type !== 'board' && e.type !== 'join' && e.type !== 'leave')
     .map((e) => {
       const idx = moments.findIndex((m) => m.seq >= e.seq)
       return h('option', { value: String(idx < 0 ? moments.length - 1 : idx), label: describe(e) })
@@ -123,6 +132,26 @@ export async function openReplay(id: string, token: string): Promise<void> {
     if (top < marks.scrollTop || top + current.offsetHeight > marks.scrollTop + marks.clientHeight) {
       marks.scrollTop = Math.max(0, top - marks.clientHeight / 2)
     }
+  }
+
+  // --- the files of a moment: a tab each; the one shown is the reviewer's pick while it exists,
+  // else the file last edited at or before the moment, else main.py
+  type Edit = Extract<TimelineEvent, { type: 'edit' }>
+  const edits = timeline.events.filter((e): e is Edit => e.type === 'edit')
+  let picked: string | null = null
+  let files: Record<string, string> = {}
+  let currentFile = 'main.py'
+  const showFiles = (seq: number) => {
+    const paths = Object.keys(files).sort()
+    if (picked !== null && !(picked in files)) picked = null
+    const last = [...edits].reverse().find((e) => e.seq <= seq && e.file !== undefined && e.file in files)
+    currentFile = picked ?? last?.file ?? ('main.py' in files ? 'main.py' : paths[0] ?? 'main.py')
+    replace(tabs, paths.map((path) => h('span', { class: 'file-tab-wrap' },
+      h('button', {
+        type: 'button', class: 'file-tab', 'data-path': path, 'aria-current': path === currentFile ? 'true' : 'false',
+        onclick: () => { picked = path; showFiles(seq) },
+      }, path))))
+    setViewerText(viewer, files[currentFile] ?? '')
   }
 
   // --- showing a moment
@@ -150,7 +179,9 @@ export async function openReplay(id: string, token: string): Promise<void> {
       const m = moments[i]
       try {
         const snap = await api<Snapshot>(token, 'GET', `${base}/snapshot?seq=${m.seq}`)
-        setViewerText(viewer, snap.files['main.py'] ?? '')
+        files = snap.files
+        showFiles(m.seq)
+        board.show(snap.board ?? [])
         when.textContent = `${clock(snap.at)} · seq ${snap.seq}`
       } catch (err) {
         when.textContent = `snapshot: ${explain(err)}`
@@ -201,6 +232,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
   }
   playBtn.addEventListener('click', () => {
     if (timer !== null) { stop(); return }
+    picked = null // playing follows the edits from file to file
     if (Number(scrub.value) >= moments.length - 1) { scrub.value = '0'; void show(0) }
     playBtn.textContent = 'Pause'
     timer = window.setTimeout(step, 200)
