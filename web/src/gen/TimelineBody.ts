@@ -11,7 +11,20 @@ export type TimelineBody = { "type": "edit", last_seq: number, last_at: number,
 /**
  * How many edits the burst holds.
  */
-edits: number, } | { "type": "join" } | { "type": "leave" } | { "type": "question", question_id: string, 
+edits: number, 
+/**
+ * The file edited (its path then); absent when replay could not tell (a log its index
+ * cannot follow).
+ */
+file?: string, } | { "type": "board", last_seq: number, last_at: number, 
+/**
+ * How many edits the burst holds.
+ */
+edits: number, 
+/**
+ * How many elements they drew, changed or erased (each counted once).
+ */
+elements: number, } | { "type": "file.created", path: string, } | { "type": "file.renamed", from: string, to: string, } | { "type": "file.deleted", path: string, } | { "type": "join" } | { "type": "leave" } | { "type": "question", question_id: string, 
 /**
  * The question's title in this server's bank (`null` if the bank no longer has it).
  */
