@@ -5,7 +5,8 @@
 //! The events themselves are written by the store in the transaction of what causes them (see
 //! `duet_store::outbox`); this worker only reads what is due and sends it. It runs beside the
 //! rooms and shares nothing with them but the store: a slow or dead receiver holds one of
-//! [`WebhookArgs::concurrency`] slots for at most [`WebhookArgs::timeout`], never a room.
+//! [`WebhookArgs::concurrency`] slots (at most half of them, so the other endpoints keep theirs)
+//! for at most [`WebhookArgs::timeout`] each, never a room.
 
 pub mod address;
 pub mod api;
@@ -123,20 +124,38 @@ fn describe(e: &reqwest::Error) -> String {
 pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: CancellationToken) {
     let concurrency = deliverer.args.concurrency.max(1);
     let poll = deliverer.args.poll();
+    // One endpoint holds at most half the slots: a dead one (each attempt waiting out its
+    // timeout) leaves the rest to the others.
+    let per_endpoint = (concurrency / 2).max(1);
     let mut in_flight: JoinSet<()> = JoinSet::new();
-    // Which delivery each task carries, so even a task that panicked frees its slot.
-    let mut busy: HashMap<tokio::task::Id, i64> = HashMap::new();
+    // Which delivery (and endpoint) each task carries, so even a task that panicked frees its
+    // slot.
+    let mut busy: HashMap<tokio::task::Id, (i64, String)> = HashMap::new();
     loop {
         let room = concurrency.saturating_sub(busy.len());
         if room > 0 {
-            let (reader, ids) = (store.clone(), busy.values().copied().collect::<Vec<_>>());
+            let (reader, ids) = (
+                store.clone(),
+                busy.values().map(|(id, _)| *id).collect::<Vec<_>>(),
+            );
+            // More than there is room for: some may belong to an endpoint at its share.
+            let wanted = room.saturating_mul(4);
             let due =
-                tokio::task::spawn_blocking(move || reader.due_deliveries(now_ms(), room, &ids))
+                tokio::task::spawn_blocking(move || reader.due_deliveries(now_ms(), wanted, &ids))
                     .await;
             match due {
                 Ok(Ok(due)) => {
+                    let mut taken = 0;
                     for delivery in due {
-                        let id = delivery.id;
+                        let held = busy
+                            .values()
+                            .filter(|(_, endpoint)| *endpoint == delivery.endpoint_id)
+                            .count();
+                        if taken == room || held >= per_endpoint {
+                            continue;
+                        }
+                        taken += 1;
+                        let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
                         let (store, deliverer) = (store.clone(), deliverer.clone());
                         let task = in_flight.spawn(async move {
                             let attempt = deliverer.attempt(&delivery).await;
@@ -145,7 +164,7 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
                                 tracing::error!(error = %e, delivery = delivery.id, "webhooks: could not record an attempt");
                             }
                         });
-                        busy.insert(task.id(), id);
+                        busy.insert(task.id(), (id, endpoint));
                     }
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "webhooks: could not read the outbox"),
