@@ -349,6 +349,38 @@ async fn two_interviewers_on_a_panel_score_privately_and_the_debrief_names_both_
     );
     assert_eq!(seen["interviews"][0]["scorecard"]["notes"], "link's");
     assert_eq!(seen["recommendations"].as_array().unwrap().len(), 3);
+
+    // The timeline names who wrote each note and scorecard change, not their ids.
+    let (status, timeline) = api(
+        &server,
+        Method::GET,
+        &format!("/api/interviews/{id}/timeline"),
+        &link,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{timeline}");
+    let by = |kind: &str| -> Vec<String> {
+        timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| e["name"].as_str().unwrap_or("(no name)").to_owned())
+            .collect()
+    };
+    assert_eq!(by("note"), ["Ada Lovelace"]);
+    assert_eq!(
+        by("scorecard"),
+        [
+            "Ada Lovelace",
+            "Ben Okri",
+            "Ada Lovelace",
+            "Ben Okri",
+            "Interviewer link",
+            "Interviewer link"
+        ]
+    );
 }
 
 #[tokio::test]

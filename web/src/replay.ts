@@ -92,9 +92,9 @@ export async function openReplay(id: string, token: string): Promise<void> {
       case 'run.started': return `${e.by} started ${e.kind === 'test' ? 'tests' : e.kind === 'lint' ? 'a style check' : 'a run'}${e.private ? ' (private)' : ''}`
       case 'run.finished': return `${e.kind === 'run' ? 'run' : kindLabel(e.kind).toLowerCase()} finished: ${outcomeText(e)}`
       case 'question': return `question switched to “${e.title ?? e.question_id}”`
-      case 'note': return `note: ${e.text}`
+      case 'note': return `note: ${e.text} (${e.name ?? 'the interviewer'})`
       case 'signal': return e.kind === 'paste' ? `signal: a paste of ${e.size ?? '?'} characters` : 'signal: the candidate left the tab'
-      case 'scorecard': return `scorecard ${e.action}`
+      case 'scorecard': return `scorecard ${e.action} by ${e.name ?? 'the interviewer'}`
       case 'end': return `${e.by} ended the interview`
       default: unreachable(e); return 'event'
     }

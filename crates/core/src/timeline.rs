@@ -147,10 +147,12 @@ fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, Run
         Record::Note(note) => TimelineBody::Note {
             text: note.text,
             person: note.person,
+            name: None, // the people are the server's: it names the author
         },
         Record::Scorecard(change) => TimelineBody::Scorecard {
             action: change.action,
             person: change.person,
+            name: None,
         },
         Record::Signal(signal) => TimelineBody::Signal {
             kind: signal.kind,

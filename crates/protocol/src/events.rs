@@ -242,6 +242,11 @@ pub enum TimelineBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         person: Option<String>,
+        /// Who wrote it, by name (the panel member's, or `Interviewer link`): the server fills
+        /// it in when it serves the timeline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        name: Option<String>,
     },
     /// A scorecard was saved or submitted (`action`: `saved` or `submitted`).
     #[serde(rename = "scorecard")]
@@ -251,6 +256,11 @@ pub enum TimelineBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         person: Option<String>,
+        /// Who wrote it, by name (the panel member's, or `Interviewer link`): the server fills
+        /// it in when it serves the timeline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        name: Option<String>,
     },
     /// An integrity signal the candidate's browser reported.
     #[serde(rename = "signal")]

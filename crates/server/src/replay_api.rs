@@ -155,15 +155,41 @@ fn build_timeline(
     let m = moments.lock().unwrap_or_else(|p| p.into_inner());
     let index = m.entries_after(after);
     let index = &index[..index.len().min(upto.saturating_sub(after) as usize)];
+    let events: Vec<TimelineEvent> = replay::timeline(index, &data, &runs_before, &facts)
+        .into_iter()
+        .map(|event| titled(state, event))
+        .collect();
+    let ended_at = m.at_of(upto).unwrap_or(created_at).max(created_at);
+    drop(m); // the cache's lock is not held while the store names the authors
     Ok(Timeline {
         started_at: created_at,
-        ended_at: m.at_of(upto).unwrap_or(created_at).max(created_at),
+        ended_at,
         last_seq: upto,
-        events: replay::timeline(index, &data, &runs_before, &facts)
-            .into_iter()
-            .map(|event| titled(state, event))
-            .collect(),
+        events: named(store, events)?,
     })
+}
+
+/// The notes and scorecard changes on the timeline, named by who wrote them (a panel member by
+/// their name, the interviewer link as such). Reads the store: blocking threads only.
+fn named(
+    store: &dyn duet_store::Store,
+    mut events: Vec<TimelineEvent>,
+) -> Result<Vec<TimelineEvent>, AppError> {
+    let ids = events.iter().filter_map(|e| match &e.body {
+        TimelineBody::Note { person, .. } | TimelineBody::Scorecard { person, .. } => {
+            person.clone()
+        }
+        _ => None,
+    });
+    let names = crate::scorecard_api::names(store, ids.collect::<Vec<_>>())?;
+    for event in &mut events {
+        if let TimelineBody::Note { person, name, .. }
+        | TimelineBody::Scorecard { person, name, .. } = &mut event.body
+        {
+            *name = Some(crate::scorecard_api::author(person.as_deref(), &names).name);
+        }
+    }
+    Ok(events)
 }
 
 /// `GET /api/interviews/{id}/snapshot?at=<unix ms>` or `?seq=<n>` (interviewer, reviewer).

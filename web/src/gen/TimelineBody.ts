@@ -32,8 +32,18 @@ title: string | null, } | { "type": "note", text: string,
 /**
  * The panel member who wrote it (their person id); absent for the interviewer link.
  */
-person?: string, } | { "type": "scorecard", action: string, 
+person?: string, 
+/**
+ * Who wrote it, by name (the panel member's, or `Interviewer link`): the server fills
+ * it in when it serves the timeline.
+ */
+name?: string, } | { "type": "scorecard", action: string, 
 /**
  * The panel member who wrote it (their person id); absent for the interviewer link.
  */
-person?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };
+person?: string, 
+/**
+ * Who wrote it, by name (the panel member's, or `Interviewer link`): the server fills
+ * it in when it serves the timeline.
+ */
+name?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };

@@ -205,6 +205,7 @@ fn timeline_events() -> Vec<TimelineEvent> {
             B::Note {
                 text: "t".into(),
                 person: Some("p-1".into()),
+                name: Some("Grace Hopper".into()),
             },
         ),
         (
@@ -212,6 +213,7 @@ fn timeline_events() -> Vec<TimelineEvent> {
             B::Scorecard {
                 action: "submitted".into(),
                 person: None,
+                name: None,
             },
         ),
         (
