@@ -8,7 +8,7 @@ Protocol (sandbox/README.md has the whole contract):
 
        {"nonce": "<32 hex>", "files": {"main.py": "..."},
         "target": {"program": "main.py"} | {"pytest": ["test_x.py", ...]}
-                  | {"lint": ["main.py", "shop/cart.py", ...]}}
+                  | {"lint": ["main.py", "shop/cart.py", ...]} | {"repl": "main.py"}}
 
    The runner reads the line one byte at a time and then exactly ``n`` bytes, so everything the
    server writes after the header stays unread in the pipe for the program's stdin.
@@ -16,6 +16,8 @@ Protocol (sandbox/README.md has the whole contract):
 3. ``program``: the runner replaces itself (exec) with ``python3 <entry>``: a fresh interpreter
    with the program's own ``__main__``, ``sys.argv``, exit code, traceback and stdin, whose
    output goes straight to the container's stdout and stderr. Nothing more comes from the runner.
+   ``repl``: the same, as ``python3 -q -i <entry>``: the program, then the interactive
+   interpreter with its names in scope.
 4. ``pytest`` and ``lint``: pytest (or pyflakes and pycodestyle) runs in a worker process
    forked *before* the header was read, so the
    nonce never exists in any process that runs candidate code (in a warm container the worker
@@ -513,6 +515,18 @@ def main():
             report_r.close()
             os.chdir(WORK)
             os.execv(sys.executable, [sys.executable, entry])
+        elif "repl" in target:
+            # python3 -i: the program, then the interactive interpreter with its names in
+            # scope, reading lines from stdin (prompts on stderr), until exit() or the end of
+            # stdin. Nothing more comes from the runner, as for a program.
+            entry = check_name(target["repl"])
+            if entry not in files:
+                raise RunnerError("entry %s is not among the files" % entry)
+            os.kill(worker_pid, signal.SIGKILL)
+            os.close(go_w)
+            report_r.close()
+            os.chdir(WORK)
+            os.execv(sys.executable, [sys.executable, "-q", "-i", entry])
         elif "pytest" in target:
             test_files = target["pytest"]
             if not isinstance(test_files, list) or not test_files:

@@ -7,7 +7,8 @@
 //! stdout; a chunk containing `exit` ends it with status ok, cancel ends it as cancelled.
 
 use duet_sandbox::{
-    Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError, Stdin,
+    Environment, Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus, Sandbox,
+    SandboxError, Stdin,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,7 +111,20 @@ impl Sandbox for FakeSandbox {
             cold_starts: 0,
             waited: 0,
             waited_ms: 0,
+            environments: Vec::new(),
             engines: Vec::new(),
         }
+    }
+
+    /// Both environments, as if both images were there (with no packages listed).
+    fn environments(&self) -> Vec<Environment> {
+        ["python", "python-data"]
+            .into_iter()
+            .map(|name| Environment {
+                name: name.into(),
+                python: "3.11.2".into(),
+                packages: Vec::new(),
+            })
+            .collect()
     }
 }

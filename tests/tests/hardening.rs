@@ -388,6 +388,7 @@ async fn an_export_keeps_a_long_file_name_whole() {
         code: None,
         code_seq: 0,
         private: false,
+        environment: "python".into(),
     };
     let finished = RunFinished {
         run_id: run_id.clone(),

@@ -42,7 +42,7 @@ export function createConsole(onInput: ((data: string, eof: boolean) => Promise<
     autocomplete: 'off',
     spellcheck: 'false',
     disabled: true,
-    placeholder: 'Input for the running program (Enter sends a line)',
+    placeholder: 'Input for the running program or REPL (Enter sends a line)',
   })
   const eofButton = h('button', { type: 'button', class: 'small', disabled: true, title: 'End the input (Ctrl+D)' }, 'Send EOF')
   const send = async (eof: boolean) => {

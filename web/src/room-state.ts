@@ -150,7 +150,7 @@ export class RoomState {
       test: live && coding,
       testTitle: coding ? '' : 'This question has no tests',
       stop: live && this.active !== null,
-      input: live && this.active?.kind === 'run',
+      input: live && (this.active?.kind === 'run' || this.active?.kind === 'repl'),
       editable: live,
     }
   }

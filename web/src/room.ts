@@ -93,11 +93,13 @@ export async function openRoom(id: string, token: string, interview: Interview, 
 
   // --- toolbar
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
+  const replBtn = h('button', { type: 'button', 'data-testid': 'repl', title: 'python -i: runs the program, then its interpreter with its names in scope; both of you type into it below' }, 'REPL')
+  const envLabel = h('span', { class: 'badge env', 'data-testid': 'environment', title: 'The sandbox environment runs use' }, interview.environment)
   const testBtn = h('button', { type: 'button' }, 'Run tests')
   const stopBtn = h('button', { type: 'button', disabled: true }, 'Stop')
   const runNote = h('span', { class: 'run-note', role: 'status', 'data-testid': 'run-note' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Run controls' },
-    runBtn, testBtn, stopBtn,
+    runBtn, replBtn, testBtn, stopBtn, envLabel,
     h('span', { class: 'muted small' }, 'Ctrl/⌘+Enter runs · Esc then Tab leaves the editor'),
     runNote)
 
@@ -139,6 +141,7 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   const render = () => {
     const c = state.controls()
     runBtn.disabled = !c.run
+    replBtn.disabled = !c.run
     testBtn.disabled = !c.test
     testBtn.title = c.testTitle
     stopBtn.disabled = !c.stop
@@ -219,13 +222,14 @@ export async function openRoom(id: string, token: string, interview: Interview, 
       const { run_id } = await api<{ run_id: string }>(token, 'POST', `${base}/runs`, body)
       state.runAccepted(run_id, kind)
       render()
-      if (kind === 'run') consoleView.focusInput()
+      if (kind === 'run' || kind === 'repl') consoleView.focusInput()
     } catch (err) {
       runNote.textContent = `Could not start: ${explain(err)}`
       announce(runNote.textContent)
     }
   }
   runBtn.addEventListener('click', () => void startRun('run'))
+  replBtn.addEventListener('click', () => void startRun('repl'))
   testBtn.addEventListener('click', () => void startRun('test'))
   stopBtn.addEventListener('click', async () => {
     const runId = state.activeRunId
@@ -246,6 +250,7 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   // --- question
   const setQuestion = (iv: Interview) => {
     state.questionShown(iv.question)
+    envLabel.textContent = iv.environment
     render()
   }
   render()

@@ -111,7 +111,7 @@ const results = (passed: number, failed: number): TestResults =>
 function summary(run_id: string, n: number, o: { kind?: RunKind; by?: Role; status?: RunStatus; at?: number } = {}): RunSummary {
   const status = o.status ?? 'ok'
   return {
-    run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', started_at: o.at ?? T0 + n * 1000,
+    run_id, kind: o.kind ?? 'run', by: o.by ?? 'candidate', environment: 'python', started_at: o.at ?? T0 + n * 1000,
     finished_at: status === 'running' ? null : T0 + n * 1000 + 500, status, exit_code: null,
     duration_ms: status === 'running' ? null : 500, limit: null,
   }

@@ -477,6 +477,7 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         code: None,
         code_seq,
         private: false,
+        environment: "python".into(),
     };
     let mut effects = h.room().run_started(&started, usize::MAX, 10);
     let out = OutputChunk {
@@ -566,6 +567,7 @@ fn a_private_run_reaches_only_roles_that_may_see_it() {
         code: None,
         code_seq: 0,
         private: true,
+        environment: "python".into(),
     };
     let effects = room.run_started(&started, usize::MAX, 1);
     let audience = effects.iter().find_map(|e| match e {
@@ -665,6 +667,7 @@ fn every_event_carries_the_head_of_the_record_it_tells() {
         code: None,
         code_seq: room.last_seq(),
         private: false,
+        environment: "python".into(),
     };
     effects.extend(room.run_started(&started, usize::MAX, 10));
     for (stream, bytes, at) in [

@@ -32,6 +32,7 @@ impl Run {
             code: None,
             code_seq: 0,
             private: false,
+            environment: "python".into(),
         };
         let effects = run.room.run_started(&started, output_cap, 0);
         run.carry_out(effects);

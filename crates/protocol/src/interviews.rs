@@ -143,6 +143,9 @@ pub struct InterviewView {
     /// Live or take-home: a take-home's candidate link opens its start page
     /// (`GET /api/interviews/{id}/take-home`).
     pub mode: InterviewMode,
+    /// The sandbox environment the room's runs use now ([`crate::run_environment`]: the
+    /// current question's when it names one beyond `python`, else the interview's).
+    pub environment: String,
 }
 
 /// Every 4xx/5xx body: `{"error": {"code", "message"}}`.

@@ -359,6 +359,7 @@ mod tests {
                 code: None,
                 code_seq: 4,
                 private: true,
+                environment: "python".into(),
             }),
             Record::RunOutput(OutputChunk {
                 run_id: "r1".into(),

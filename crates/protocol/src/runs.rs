@@ -15,6 +15,30 @@ pub enum RunKind {
     Test,
     /// pyflakes and pycodestyle over every listed `.py` file (interviewer only; private).
     Lint,
+    /// `python3 -i main.py`: the program, then its interactive interpreter with the program's
+    /// names in scope, fed lines through the run's stdin by either person, until `exit()`,
+    /// Stop, or a while without input.
+    Repl,
+}
+
+/// A sandbox environment as `GET /api/environments` lists it, read from its image's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Environment {
+    /// `python`, `python-data`.
+    pub name: String,
+    /// The interpreter's version, `3.11.2`.
+    pub python: String,
+    /// Every installed Python distribution, by name.
+    pub packages: Vec<EnvironmentPackage>,
+}
+
+/// One installed Python distribution of an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EnvironmentPackage {
+    pub name: String,
+    pub version: String,
 }
 
 /// One finding of a lint run.
@@ -56,6 +80,24 @@ pub struct RunStarted {
     /// Seen only by roles that can read private material (hidden-test runs).
     #[serde(default)]
     pub private: bool,
+    /// The sandbox environment it ran in. Records written before there were environments
+    /// lack it: they ran in `python`.
+    #[serde(default = "default_environment")]
+    pub environment: String,
+}
+
+fn default_environment() -> String {
+    crate::DEFAULT_ENVIRONMENT.to_owned()
+}
+
+/// The environment a room's runs use: its question's when that names one beyond the default
+/// (a data question needs its packages), else the interview's (chosen at creation; the default
+/// `python` is within every other).
+pub fn run_environment<'a>(question: Option<&'a str>, interview: &'a str) -> &'a str {
+    match question {
+        Some(q) if q != crate::DEFAULT_ENVIRONMENT => q,
+        _ => interview,
+    }
 }
 
 /// Which stream a chunk came from.
@@ -154,6 +196,8 @@ pub enum RunLimit {
     Output { bytes: u64 },
     /// Memory.
     Memory { bytes: u64 },
+    /// Time without input (a REPL).
+    Idle { ms: u64 },
 }
 
 /// Stored with `EventKind::RunFinished`.
@@ -227,6 +271,9 @@ pub struct RunSummary {
     pub run_id: RunId,
     pub kind: RunKind,
     pub by: Role,
+    /// The sandbox environment it ran in (`python` for runs recorded before environments).
+    #[serde(default = "default_environment")]
+    pub environment: String,
     /// The log seq of the run's start, for the roles [`crate::sees_log_seq`] names (left out
     /// for the candidate, see [`RunSummary::seen_by`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

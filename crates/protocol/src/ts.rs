@@ -159,6 +159,8 @@ pub struct RunDetailJson {
     pub run_id: crate::RunId,
     pub kind: crate::RunKind,
     pub by: crate::Role,
+    /// The sandbox environment it ran in.
+    pub environment: String,
     /// The log seq of the run's start (interviewer and reviewers only).
     #[ts(optional)]
     #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]

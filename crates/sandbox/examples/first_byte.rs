@@ -5,17 +5,36 @@
 //! interactive run, whose CPU time is watched through the engine's stats).
 //!
 //!   cargo run --release -p duet-sandbox --example first_byte -- [runs]
+//!   DUET_BENCH_ENVIRONMENT=python-data cargo run --release -p duet-sandbox --example first_byte
+//!
+//! The environment is `python` (image $DUET_SANDBOX_IMAGE, default duet-sandbox:latest) or
+//! `python-data` ($DUET_SANDBOX_DATA_IMAGE, default duet-sandbox-data:latest); `docker run`
+//! uses the same image.
 //!
 //! Needs the engine and the image (scripts/ensure-docker.sh).
 #![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed measurement
 
-use duet_sandbox::{DockerConfig, DockerSandbox, Limits, RunEvent, RunRequest, Sandbox, Target};
+use duet_sandbox::{
+    DockerConfig, DockerSandbox, EnvironmentImage, Limits, RunEvent, RunRequest, Sandbox, Target,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// The environment measured, and its image.
+fn environment() -> (String, String) {
+    let name = std::env::var("DUET_BENCH_ENVIRONMENT").unwrap_or_else(|_| "python".into());
+    let (var, default) = match name.as_str() {
+        "python-data" => ("DUET_SANDBOX_DATA_IMAGE", "duet-sandbox-data:latest"),
+        _ => ("DUET_SANDBOX_IMAGE", "duet-sandbox:latest"),
+    };
+    let image = std::env::var(var).unwrap_or_else(|_| default.into());
+    (name, image)
+}
 
 fn request(keep_stdin_open: bool) -> RunRequest {
     RunRequest {
         files: BTreeMap::from([("main.py".to_string(), "print(1)\n".to_string())]),
+        environment: environment().0,
         target: Target::Program {
             entry: "main.py".into(),
         },
@@ -66,10 +85,10 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(30);
-    let image =
-        std::env::var("DUET_SANDBOX_IMAGE").unwrap_or_else(|_| "duet-sandbox:latest".into());
+    let (name, image) = environment();
+    println!("environment {name}, image {image}");
     let config = |pool| DockerConfig {
-        image: image.clone(),
+        environments: vec![EnvironmentImage::new(&name, &image)],
         pool_min: pool,
         pool_max: pool,
         instance: "bench".into(),

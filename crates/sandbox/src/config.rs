@@ -65,17 +65,40 @@ impl fmt::Display for EngineAddr {
     }
 }
 
+/// One environment: a name runs ask for and the image their containers are made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentImage {
+    /// `python`, `python-data`: 1 to 40 of `a-z0-9-`.
+    pub name: String,
+    /// The image (sandbox/README.md has its contract and its labels).
+    pub image: String,
+}
+
+impl EnvironmentImage {
+    pub fn new(name: &str, image: &str) -> Self {
+        EnvironmentImage {
+            name: name.to_owned(),
+            image: image.to_owned(),
+        }
+    }
+}
+
 /// Everything the Docker sandbox needs to know. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
-    /// The sandbox image (sandbox/README.md has its contract).
-    pub image: String,
-    /// The engines runs go to (at least one). Each has its own image check, warm pool, run
-    /// slots, reaper and health.
+    /// The environments runs may ask for, each an image (at least one; names distinct). Every
+    /// engine is checked for each image; an engine that lacks one takes no runs in it.
+    pub environments: Vec<EnvironmentImage>,
+    /// The engines runs go to (at least one). Each has its own image checks, warm pools (one
+    /// per environment), run slots, reaper and health.
     pub engines: Vec<EngineAddr>,
-    /// Containers kept created, started and waiting for a run, per engine, at the least...
+    /// Containers kept created, started and waiting for a run, per engine, at the least, in
+    /// the first environment; the others keep at most one at the least (an environment
+    /// nobody uses costs one idle container per engine)...
     pub pool_min: usize,
-    /// ...and at the most, as the rate of runs asks (see `pool.rs`); 0 turns the pool off.
+    /// ...and at the most, per environment, as the rate of its runs asks (see `pool.rs`); 0
+    /// turns the pools off. Each environment has its own pool, demand and uids: a busy
+    /// environment cannot take another's warm containers.
     pub pool_max: usize,
     /// How far back the rate of runs is measured for the pool's size.
     pub pool_window: Duration,
@@ -106,7 +129,10 @@ pub struct DockerConfig {
 impl Default for DockerConfig {
     fn default() -> Self {
         DockerConfig {
-            image: "duet-sandbox:latest".into(),
+            environments: vec![
+                EnvironmentImage::new("python", "duet-sandbox:latest"),
+                EnvironmentImage::new("python-data", "duet-sandbox-data:latest"),
+            ],
             engines: vec![EngineAddr::Unix(PathBuf::from("/var/run/docker.sock"))],
             pool_min: 2,
             pool_max: 8,
@@ -129,16 +155,46 @@ impl Default for DockerConfig {
 pub const MIN_UID: u32 = 10001;
 
 impl DockerConfig {
-    /// How many host uids one engine's containers use: one per warm container and per run slot.
+    /// How many host uids one engine's containers use: one per warm container of every
+    /// environment's pool and per run slot.
     pub fn uid_count(&self) -> u32 {
-        u32::try_from(self.pool_max.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
+        let pools = self.pool_max.saturating_mul(self.environments.len());
+        u32::try_from(pools.saturating_add(self.concurrency)).unwrap_or(u32::MAX)
+    }
+
+    /// The least warm containers environment number `index` keeps per engine.
+    pub fn pool_min_of(&self, index: usize) -> usize {
+        if index == 0 {
+            self.pool_min
+        } else {
+            self.pool_min.min(1)
+        }
     }
 
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> Result<(), SandboxError> {
         let bad = |why: String| Err(SandboxError::Invalid(why));
-        if self.image.trim().is_empty() {
-            return bad("the sandbox image name is empty".into());
+        if self.environments.is_empty() {
+            return bad("no sandbox environment: give at least one".into());
+        }
+        for (i, e) in self.environments.iter().enumerate() {
+            let name_ok = !e.name.is_empty()
+                && e.name.len() <= 40
+                && e.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok {
+                return bad(format!(
+                    "sandbox environment {:?}: 1 to 40 of a-z, 0-9 and '-'",
+                    e.name
+                ));
+            }
+            if e.image.trim().is_empty() {
+                return bad(format!("the image of environment {} is empty", e.name));
+            }
+            if self.environments[..i].iter().any(|o| o.name == e.name) {
+                return bad(format!("sandbox environment {} is given twice", e.name));
+            }
         }
         if self.concurrency == 0 {
             return bad("sandbox concurrency must be at least 1".into());
@@ -190,9 +246,10 @@ pub const MAX_WALL: Duration = Duration::from_secs(60 * 60);
 
 /// Refuses limits Docker or the runner cannot work with.
 pub fn check_limits(l: &Limits) -> Result<(), SandboxError> {
-    let problem = if l.wall.is_zero() || l.interactive_wall.is_zero() {
+    let walls = [l.wall, l.interactive_wall, l.repl_wall, l.repl_idle];
+    let problem = if walls.iter().any(Duration::is_zero) {
         Some("a wall-time limit is zero")
-    } else if l.wall > MAX_WALL || l.interactive_wall > MAX_WALL {
+    } else if walls.iter().any(|w| *w > MAX_WALL) {
         Some("a wall-time limit is over an hour")
     } else if l.cpu.is_zero() {
         Some("the CPU-time limit is zero")
@@ -257,9 +314,10 @@ mod tests {
 
     #[test]
     fn each_engine_has_uids_of_its_own_within_the_range() {
+        // Per engine: each of the two environments' pools (4) and the run slots (4).
         let two = DockerConfig {
             engines: vec![EngineAddr::Unix("/a".into()), EngineAddr::Unix("/b".into())],
-            uid_base: (1 << 31) - 2 * 8,
+            uid_base: (1 << 31) - 2 * (2 * 4 + 4),
             pool_min: 4,
             pool_max: 4,
             concurrency: 4,

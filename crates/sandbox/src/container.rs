@@ -104,6 +104,7 @@ fn ulimit(name: &str, value: u64) -> ResourcesUlimits {
 /// no logs, resource limits; stdin open for the runner.
 pub fn spec(
     cfg: &DockerConfig,
+    image: &str,
     limits: &Limits,
     preload_pytest: bool,
     uid: u32,
@@ -161,7 +162,7 @@ pub fn spec(
         ..Default::default()
     };
     ContainerCreateBody {
-        image: Some(cfg.image.clone()),
+        image: Some(image.to_owned()),
         cmd: Some(cmd),
         entrypoint: Some(vec![]),
         user: Some(format!("{uid}:{GID}")),

@@ -15,8 +15,8 @@ use crate::reaper::{reap_loop, reap_once};
 use crate::run::{drive, RunIo};
 use crate::slots::{Admitted, Slot, Slots};
 use crate::{
-    DockerConfig, EngineStatus, Health, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus,
-    Sandbox, SandboxError, Stdin, Target,
+    DockerConfig, EngineStatus, Environment, EnvironmentStatus, Health, RunEvent, RunHandle,
+    RunOutcome, RunRequest, RunStatus, Sandbox, SandboxError, Stdin, Target,
 };
 use bollard::models::ContainerCreateBody;
 use bollard::Docker;
@@ -39,6 +39,7 @@ const STDIN_BUFFER: usize = 64;
 ///
 /// [`shutdown`]: DockerSandbox::shutdown
 pub struct DockerSandbox {
+    config: DockerConfig,
     nodes: Vec<Arc<Inner>>,
     slots: Arc<Slots>,
     waits: Arc<Waits>,
@@ -59,7 +60,8 @@ pub struct Inner {
     index: usize,
     pub config: DockerConfig,
     pub engine: Engine,
-    pub pool: Pool,
+    /// One warm pool per environment, in the config's order.
+    pub pools: Vec<Pool>,
     slots: Arc<Slots>,
     /// The containers a run or the pool owns (the reaper spares these) and their uids.
     pub registry: Arc<Registry>,
@@ -104,8 +106,8 @@ impl Inner {
             detail: health.detail,
             running: mine.running,
             slots: mine.total,
-            warm: self.pool.warm(),
-            pool_target: self.pool.target(),
+            warm: self.pools.iter().map(Pool::warm).sum(),
+            pool_target: self.pools.iter().map(Pool::target).sum(),
             runs: self.runs.load(Relaxed),
             cold_starts: self.cold_starts.load(Relaxed),
         }
@@ -177,13 +179,23 @@ impl DockerSandbox {
                 let first = config.uid_base + uids * index as u32;
                 Arc::new(Inner {
                     index,
-                    engine: Engine::new(addr.clone(), config.image.clone()),
-                    pool: Pool::new(
-                        config.pool_min,
-                        config.pool_max,
-                        config.pool_window,
-                        gauges[index].clone(),
-                    ),
+                    engine: Engine::new(addr.clone(), config.environments.clone()),
+                    // The slots prefer an engine with a warm container of the first
+                    // environment (the common run); the others' pools have gauges of their own.
+                    pools: (0..config.environments.len())
+                        .map(|env| {
+                            Pool::new(
+                                config.pool_min_of(env),
+                                config.pool_max,
+                                config.pool_window,
+                                if env == 0 {
+                                    gauges[index].clone()
+                                } else {
+                                    Arc::default()
+                                },
+                            )
+                        })
+                        .collect(),
                     slots: slots.clone(),
                     registry: Arc::new(Registry::new(first, uids)),
                     reap_now: Notify::new(),
@@ -200,9 +212,12 @@ impl DockerSandbox {
         for node in &nodes {
             tokio::spawn(health_loop(node.clone()));
             tokio::spawn(reap_loop(node.clone()));
-            fillers.push(tokio::spawn(fill(node.clone())));
+            for env in 0..node.pools.len() {
+                fillers.push(tokio::spawn(fill(node.clone(), env)));
+            }
         }
         Ok(DockerSandbox {
+            config,
             nodes,
             slots,
             waits: Arc::default(),
@@ -235,7 +250,9 @@ impl DockerSandbox {
             let _ = filler.await;
         }
         for node in &self.nodes {
-            node.pool.drain().await;
+            for pool in &node.pools {
+                pool.drain().await;
+            }
             let tracker = &node.registry.tracker;
             tracker.close();
             tracker.wait().await;
@@ -261,6 +278,12 @@ impl Sandbox for DockerSandbox {
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError> {
         check_limits(&request.limits)?;
         check_request(&request.files, &request.target, &request.limits)?;
+        let env = self
+            .config
+            .environments
+            .iter()
+            .position(|e| e.name == request.environment)
+            .ok_or_else(|| SandboxError::UnknownEnvironment(request.environment.clone()))?;
         let admitted = self.slots.admit(&request.party)?;
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
         let (stdin, stdin_rx) = mpsc::channel::<Stdin>(STDIN_BUFFER);
@@ -269,6 +292,7 @@ impl Sandbox for DockerSandbox {
             nodes: self.nodes.clone(),
             waits: self.waits.clone(),
             request,
+            env,
             events: events_tx,
             stdin: stdin_rx,
             cancel: cancel.clone(),
@@ -299,9 +323,41 @@ impl Sandbox for DockerSandbox {
                     .join("; ")
             )),
         };
+        let environments: Vec<EnvironmentStatus> = self
+            .config
+            .environments
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let states: Vec<_> = self.nodes.iter().map(|n| n.engine.health()).collect();
+                let usable = states.iter().any(|h| h.has(i));
+                let why: Option<String> = states
+                    .iter()
+                    .find_map(|h| h.environments.get(i).and_then(|r| r.clone().err()));
+                EnvironmentStatus {
+                    name: e.name.clone(),
+                    status: if usable { "ok" } else { "degraded" },
+                    detail: (!usable).then(|| {
+                        why.unwrap_or_else(|| format!("no engine takes runs in {}", e.name))
+                    }),
+                }
+            })
+            .collect();
+        // An environment no engine can run is degraded even while every engine takes runs in
+        // the others.
+        let missing: Vec<&str> = environments
+            .iter()
+            .filter_map(|e| e.detail.as_deref())
+            .collect();
+        let detail = detail.or_else(|| (!missing.is_empty()).then(|| missing.join("; ")));
         Health {
-            status: if down.is_empty() { "ok" } else { "degraded" },
+            status: if down.is_empty() && missing.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            },
             detail,
+            environments,
             running: engines.iter().map(|e| e.running).sum(),
             queued,
             warm: engines.iter().map(|e| e.warm).sum(),
@@ -311,12 +367,26 @@ impl Sandbox for DockerSandbox {
             engines,
         }
     }
+
+    fn environments(&self) -> Vec<Environment> {
+        let states: Vec<_> = self.nodes.iter().map(|n| n.engine.health()).collect();
+        (0..self.config.environments.len())
+            .filter_map(|i| {
+                states.iter().find_map(|h| match h.environments.get(i) {
+                    Some(Ok(env)) if h.ok => Some(env.clone()),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
 }
 
 struct RunTask {
     nodes: Vec<Arc<Inner>>,
     waits: Arc<Waits>,
     request: RunRequest,
+    /// The request's environment, as an index into the config's.
+    env: usize,
     events: mpsc::Sender<RunEvent>,
     stdin: mpsc::Receiver<Stdin>,
     cancel: CancellationToken,
@@ -376,6 +446,7 @@ impl RunTask {
             nodes,
             waits: _,
             request,
+            env,
             events,
             stdin,
             cancel,
@@ -387,6 +458,15 @@ impl RunTask {
                 Some("no such engine".into()),
             );
         };
+        // An engine may lack one environment's image and still take runs in the others (the
+        // slots do not know environments): such a run ends at once, saying what to build.
+        if let Some(Err(detail)) = inner.engine.health().environments.get(env) {
+            return end(
+                RunStatus::SandboxError,
+                Duration::ZERO,
+                Some(escape(detail)),
+            );
+        }
         let mut slot = Some(slot);
         inner.runs.fetch_add(1, Relaxed);
         let lost = inner.lost_token();
@@ -403,11 +483,15 @@ impl RunTask {
                 );
             }
         };
-        let container = match inner.pool.take(&request.limits, &inner.config.limits) {
+        let warm = inner
+            .pools
+            .get(env)
+            .and_then(|pool| pool.take(&request.limits, &inner.config.limits));
+        let container = match warm {
             Some(warm) => warm,
             None => {
                 inner.cold_starts.fetch_add(1, Relaxed);
-                match cold(&inner, &docker, &request, &cancel, &lost, &mut slot).await {
+                match cold(&inner, &docker, &request, env, &cancel, &lost, &mut slot).await {
                     Ok(c) => c,
                     Err(outcome) => return outcome,
                 }
@@ -438,6 +522,7 @@ async fn cold(
     inner: &Arc<Inner>,
     docker: &Docker,
     request: &RunRequest,
+    env: usize,
     cancel: &CancellationToken,
     lost: &CancellationToken,
     slot: &mut Option<Slot>,
@@ -460,7 +545,14 @@ async fn cold(
         },
     };
     let preload = matches!(request.target, Target::Pytest { .. });
-    let body = spec(&inner.config, &request.limits, preload, owned.uid());
+    let Some(image) = inner.config.environments.get(env).map(|e| e.image.as_str()) else {
+        return Err(end(
+            RunStatus::SandboxError,
+            started.elapsed(),
+            Some("no such environment".into()),
+        ));
+    };
+    let body = spec(&inner.config, image, &request.limits, preload, owned.uid());
     let mut launching = spawn_launch(inner, docker, owned, body);
     let result = tokio::select! {
         biased;
@@ -533,7 +625,9 @@ async fn health_loop(inner: Arc<Inner>) {
         let ok = inner.check().await;
         if ok && !was_ok {
             inner.reap_now.notify_one();
-            inner.pool.wake();
+            for pool in &inner.pools {
+                pool.wake();
+            }
         }
         was_ok = ok;
         let pause = if ok {

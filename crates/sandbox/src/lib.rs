@@ -25,7 +25,7 @@ mod reaper;
 mod run;
 mod slots;
 
-pub use config::{DockerConfig, EngineAddr};
+pub use config::{DockerConfig, EngineAddr, EnvironmentImage};
 pub use container::{INSTANCE_LABEL, LABEL};
 pub use docker::DockerSandbox;
 pub use escape::escape;
@@ -46,6 +46,11 @@ pub enum Target {
     /// pyflakes and pycodestyle (max line length 100) over each of these files, with findings
     /// (each naming its file) in [`RunOutcome::lint`]. Nothing of the files is executed.
     Lint { files: Vec<String> },
+    /// `python3 -i <entry>`: the program runs, then the interactive interpreter reads lines
+    /// from stdin with the program's names in scope (its prompts go to stderr), until
+    /// `exit()`, the end of stdin, [`Limits::repl_idle`] without input or
+    /// [`Limits::repl_wall`].
+    Repl { entry: String },
 }
 
 /// Limits of one run. Every default is configurable by the server's flags.
@@ -62,6 +67,11 @@ pub struct Limits {
     /// sampled about once a second) before the run is stopped as `timeout`. Watched only where
     /// it can bind before the wall limit (wall × CPUs above it): interactive runs by default.
     pub cpu: Duration,
+    /// Wall-clock time from start to kill for a REPL ([`Target::Repl`]): a session a person
+    /// works in, longer than an interactive program's. [`Limits::cpu`] holds as for any run.
+    pub repl_wall: Duration,
+    /// A REPL with no input for this long is stopped (`timeout`, [`RunLimit::Idle`]).
+    pub repl_idle: Duration,
     /// Memory, and memory plus swap (swap equal to it: no swapping).
     pub memory_bytes: i64,
     /// Processes and threads in the container.
@@ -85,6 +95,8 @@ impl Default for Limits {
         Limits {
             wall: Duration::from_secs(10),
             interactive_wall: Duration::from_secs(5 * 60),
+            repl_wall: Duration::from_secs(30 * 60),
+            repl_idle: Duration::from_secs(5 * 60),
             cpu: Duration::from_secs(10),
             memory_bytes: 256 << 20,
             pids: 64,
@@ -104,6 +116,9 @@ pub struct RunRequest {
     /// File path to content: `main.py`, `shop/cart.py`, test files (relative, no `..`).
     pub files: BTreeMap<String, String>,
     pub target: Target,
+    /// The environment (`python`, `python-data`): which image the run's container is made
+    /// from. One the sandbox does not have is refused ([`SandboxError::UnknownEnvironment`]).
+    pub environment: String,
     /// Bytes fed to the program's stdin at start.
     pub stdin: Option<Vec<u8>>,
     /// Whether stdin stays open after `stdin` for more through [`RunHandle::stdin`] (until
@@ -182,6 +197,9 @@ pub enum SandboxError {
         "the sandbox is busy: {running} runs in progress and {queued} queued; try again shortly"
     )]
     Busy { running: usize, queued: usize },
+    /// The request names an environment this sandbox was not configured with.
+    #[error("no sandbox environment {0:?}")]
+    UnknownEnvironment(String),
     /// The request itself is unusable (a file name with a slash, no files...).
     #[error("invalid run request: {0}")]
     Invalid(String),
@@ -205,7 +223,8 @@ fn too_large(file: Option<&str>, bytes: u64, limit: u64) -> String {
 /// The sandbox's state, for `/healthz` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when an engine or its image is missing.
+    /// `ok`, or `degraded` when an engine is unusable or an environment's image is missing on
+    /// every engine.
     pub status: &'static str,
     /// What is wrong, on which engine, and exactly what to run to fix it, when degraded.
     pub detail: Option<String>,
@@ -220,25 +239,45 @@ pub struct Health {
     /// Runs since start that waited in the queue for a slot, and their waits' sum.
     pub waited: u64,
     pub waited_ms: u64,
+    /// Each environment: usable where at least one engine has its image.
+    pub environments: Vec<EnvironmentStatus>,
     /// Each engine, in the order configured.
     pub engines: Vec<EngineStatus>,
 }
+
+/// One environment's state across the engines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentStatus {
+    pub name: String,
+    /// `ok` when at least one engine answers with its image, else `degraded` (runs in it
+    /// cannot start anywhere).
+    pub status: &'static str,
+    /// What is wrong and exactly what to run, when degraded.
+    pub detail: Option<String>,
+}
+
+/// An environment as its image describes itself (labels written when the image was built):
+/// what `GET /api/environments` lists.
+pub use duet_protocol::{Environment, EnvironmentPackage};
 
 /// One engine's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineStatus {
     /// Where it answers: `unix:///var/run/docker.sock`, `tcp://host:2376`.
     pub engine: String,
-    /// `ok`, or `degraded` when it does not answer or lacks the image: it takes no runs then.
+    /// `ok` when it takes runs (it answers and has at least one environment's image), else
+    /// `degraded`. It takes none in an environment whose image it lacks; `detail` names those
+    /// too.
     pub status: &'static str,
-    /// What is wrong and exactly what to run, when degraded.
+    /// What is wrong and exactly what to run.
     pub detail: Option<String>,
     pub running: usize,
     /// Runs it may hold at once.
     pub slots: usize,
+    /// Warm containers, every environment's.
     pub warm: usize,
-    /// Warm containers it aims to keep now (between the pool's minimum and maximum, from the
-    /// rate of runs).
+    /// Warm containers it aims to keep now, every environment's (each environment's pool
+    /// between its minimum and maximum, from the rate of its runs).
     pub pool_target: usize,
     /// Runs given a slot on it since start.
     pub runs: u64,
@@ -255,4 +294,7 @@ pub trait Sandbox: Send + Sync + 'static {
     fn start(&self, request: RunRequest) -> Result<RunHandle, SandboxError>;
     /// The last known health (checked in the background; this never blocks).
     fn health(&self) -> Health;
+    /// The environments runs can use now (each on at least one engine), as their images
+    /// describe them, in the order configured. Never blocks (read at the last health check).
+    fn environments(&self) -> Vec<Environment>;
 }

@@ -248,9 +248,12 @@ fn bury(dead: Vec<Attached>) {
     }
 }
 
-/// Keeps the pool at its target until shutdown; removes what it was warming when it stops.
-pub async fn fill(inner: Arc<Inner>) {
-    let pool = &inner.pool;
+/// Keeps environment `env`'s pool at its target until shutdown; removes what it was warming
+/// when it stops.
+pub async fn fill(inner: Arc<Inner>, env: usize) {
+    let Some(pool) = inner.pools.get(env) else {
+        return;
+    };
     if pool.max == 0 {
         return;
     }
@@ -259,7 +262,13 @@ pub async fn fill(inner: Arc<Inner>) {
     let mut retry_at: Option<Instant> = None;
     while !inner.shutdown.is_cancelled() {
         pool.prune();
-        let target = pool.retarget();
+        // No image of this environment on the engine (health says what to build): nothing to
+        // warm, and failing creates would only count against the engine.
+        let target = if inner.engine.health().has(env) {
+            pool.retarget()
+        } else {
+            0
+        };
         // One idle container past the target goes per round (a round waits a second at most).
         if let Some(extra) = pool.excess(target) {
             let _ = extra.owned.remove().await;
@@ -275,7 +284,7 @@ pub async fn fill(inner: Arc<Inner>) {
             let inner = inner.clone();
             launches.spawn(async move {
                 let started = Instant::now();
-                (warm_one(&inner).await, started.elapsed())
+                (warm_one(&inner, env).await, started.elapsed())
             });
         }
         let pause = retry_at.map_or(PRUNE_EVERY, |t| t.saturating_duration_since(now));
@@ -313,14 +322,24 @@ pub async fn fill(inner: Arc<Inner>) {
 }
 
 /// One warm container, or None at shutdown (while waiting for a free uid).
-async fn warm_one(inner: &Arc<Inner>) -> Result<Option<Attached>, String> {
+async fn warm_one(inner: &Arc<Inner>, env: usize) -> Result<Option<Attached>, String> {
+    let image = match inner.config.environments.get(env) {
+        Some(e) => e.image.clone(),
+        None => return Ok(None),
+    };
     let docker = inner.engine.client().await?;
     let name = new_name(&inner.config.instance);
     let owned = tokio::select! {
         o = inner.registry.claim(docker.clone(), name) => o,
         _ = inner.shutdown.cancelled() => return Ok(None),
     };
-    let body = spec(&inner.config, &inner.config.limits, false, owned.uid());
+    let body = spec(
+        &inner.config,
+        &image,
+        &inner.config.limits,
+        false,
+        owned.uid(),
+    );
     let mut launching = spawn_launch(inner, &docker, owned, body);
     match tokio::time::timeout(inner.config.setup_timeout, &mut launching).await {
         Ok(Ok(r)) => r.map(Some),

@@ -83,7 +83,7 @@ pub fn check_request(
         });
     }
     let needed: Vec<&String> = match target {
-        Target::Program { entry } => vec![entry],
+        Target::Program { entry } | Target::Repl { entry } => vec![entry],
         Target::Pytest { test_files } if test_files.is_empty() => {
             return Err(SandboxError::Invalid(
                 "pytest needs at least one test file".into(),
@@ -119,6 +119,7 @@ enum WireTarget<'a> {
     Program(&'a str),
     Pytest(&'a [String]),
     Lint(&'a [String]),
+    Repl(&'a str),
 }
 
 /// The bytes that open the container's stdin.
@@ -127,6 +128,7 @@ pub fn header(nonce: &str, files: &BTreeMap<String, String>, target: &Target) ->
         Target::Program { entry } => WireTarget::Program(entry),
         Target::Pytest { test_files } => WireTarget::Pytest(test_files),
         Target::Lint { files } => WireTarget::Lint(files),
+        Target::Repl { entry } => WireTarget::Repl(entry),
     };
     // Serialising plain strings cannot fail; an empty object would make the runner refuse.
     let json = serde_json::to_vec(&Header {

@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{self, Permit};
+use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,8 @@ enum Stop {
     Wall(Duration),
     /// The container's CPU time reached this limit.
     Cpu(Duration),
+    /// A REPL had no input for this long.
+    Idle(Duration),
     OutputLimit,
     Cancelled,
     /// The engine failed: the connection broke, a call errored or hung.
@@ -71,12 +74,17 @@ pub async fn drive(
     let started = Instant::now();
     // A person answering `input()` takes minutes; the CPU limit keeps a busy loop short.
     // Tests and lint read no console, whatever their stdin.
+    // A REPL is a session a person works in, stopped after a while without input.
     let interactive = request.keep_stdin_open && matches!(request.target, Target::Program { .. });
-    let wall = if interactive {
+    let repl = matches!(request.target, Target::Repl { .. });
+    let wall = if repl {
+        request.limits.repl_wall
+    } else if interactive {
         request.limits.interactive_wall
     } else {
         request.limits.wall
     };
+    let idle = repl.then_some(request.limits.repl_idle);
     let deadline = started + wall;
     let mut cpu = cpu_watch(docker, &name, &request.limits, wall);
 
@@ -96,7 +104,9 @@ pub async fn drive(
         )),
     };
     let more = request.keep_stdin_open.then_some(io.stdin);
-    let stdin_task = tokio::spawn(forward_stdin(input, request.stdin, more));
+    // When input last came (the start counts as input), for the REPL's idle limit.
+    let (typed_tx, typed) = watch::channel(started);
+    let stdin_task = tokio::spawn(forward_stdin(input, request.stdin, more, typed_tx));
 
     // Output is read as it comes and sent as the consumer takes it. While the consumer is
     // behind, what comes meanwhile is read ahead (up to READ_AHEAD) and merged into few large
@@ -118,12 +128,19 @@ pub async fn drive(
             }
         }
         let reading = !ended && out.reading();
+        let idle_at = idle.map(|i| *typed.borrow() + i);
         tokio::select! {
             biased;
             _ = io.cancel.cancelled() => stop = Some(Stop::Cancelled),
             _ = io.lost.cancelled() => stop = Some(Stop::Engine(lost(io.engine, &name))),
             _ = sleep_until(deadline) => stop = Some(Stop::Wall(wall)),
             limit = &mut cpu => stop = Some(Stop::Cpu(limit)),
+            // Input meanwhile moves the idle deadline: the loop looks again.
+            _ = sleep_until(idle_at.unwrap_or(deadline)), if idle_at.is_some() => {
+                if let Some(i) = idle.filter(|i| Instant::now() >= *typed.borrow() + *i) {
+                    stop = Some(Stop::Idle(i));
+                }
+            }
             _ = io.events.closed() => stop = Some(Stop::Cancelled),
             permit = io.events.reserve(), if !out.pending.is_empty() => match permit {
                 Ok(permit) => out.send(permit),
@@ -213,6 +230,11 @@ pub async fn drive(
         Some(Stop::Wall(wall)) => {
             let why = format!("stopped after {} of wall time", time(wall));
             let limit = RunLimit::Wall { ms: ms(wall) };
+            (outcome(RunStatus::Timeout, Some(why), Some(limit)), false)
+        }
+        Some(Stop::Idle(idle)) => {
+            let why = format!("stopped after {} without input", time(idle));
+            let limit = RunLimit::Idle { ms: ms(idle) };
             (outcome(RunStatus::Timeout, Some(why), Some(limit)), false)
         }
         Some(Stop::Cpu(cpu)) => {
@@ -371,7 +393,7 @@ fn classify(
         ..Frame::default()
     });
     if let Some(problem) = &frame.problem {
-        if !matches!(target, Target::Program { .. }) {
+        if !matches!(target, Target::Program { .. } | Target::Repl { .. }) {
             tracing::info!("sandbox run: {}", escape(problem));
         }
     }
@@ -508,6 +530,7 @@ async fn forward_stdin(
     mut input: Input,
     first: Option<Vec<u8>>,
     more: Option<mpsc::Receiver<Stdin>>,
+    typed: watch::Sender<Instant>,
 ) {
     if let Some(bytes) = first {
         if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
@@ -516,6 +539,7 @@ async fn forward_stdin(
     }
     if let Some(mut more) = more {
         while let Some(Stdin::Data(bytes)) = more.recv().await {
+            typed.send_replace(Instant::now());
             if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
                 return;
             }

@@ -206,7 +206,10 @@ async fn a_missing_engine_degrades_health_and_ends_runs_as_sandbox_errors() {
 #[tokio::test]
 async fn a_missing_image_says_how_to_build_it() {
     let mut cfg = config("no-image");
-    cfg.image = "duet-sandbox-missing:nothing".into();
+    cfg.environments = vec![duet_sandbox::EnvironmentImage::new(
+        "python",
+        "duet-sandbox-missing:nothing",
+    )];
     let sandbox = DockerSandbox::new(cfg).expect("config");
     let health = sandbox.check_now().await;
     assert_eq!(health.status, "degraded");

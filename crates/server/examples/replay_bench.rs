@@ -183,6 +183,7 @@ fn generate(args: &Args, dir: &std::path::Path) -> anyhow::Result<(String, i64, 
                 code: None,
                 code_seq: room.last_seq(),
                 private: false,
+                environment: "python".into(),
             };
             persist(room.run_started(&started, usize::MAX, now), &room);
             for (k, stream) in [Stream::Stdout, Stream::Stdout, Stream::Stderr]

@@ -35,7 +35,8 @@ pub async fn create_interview(
     };
     let question_id = question.as_ref().map(|q| q.id().to_owned());
     let (mode, time_limit_minutes) = checked_mode(req.mode, req.time_limit_minutes)?;
-    let environment = checked_environment(req.environment.as_deref())?;
+    let default = question.as_ref().map(|q| q.environment.as_str());
+    let environment = checked_environment(&state, req.environment.as_deref().or(default))?;
     let candidate_ref = req
         .candidate_ref
         .as_deref()
@@ -117,9 +118,9 @@ fn checked_mode(
 }
 
 /// The environment asked for, checked against the ones this server has.
-fn checked_environment(asked: Option<&str>) -> Result<String, AppError> {
+fn checked_environment(state: &AppState, asked: Option<&str>) -> Result<String, AppError> {
     let name = asked.unwrap_or(DEFAULT_ENVIRONMENT);
-    if crate::environments::is_known(name) {
+    if crate::environments::is_known(&*state.sandbox, name) {
         Ok(name.to_owned())
     } else {
         Err(AppError::BadRequest(format!(
@@ -319,7 +320,13 @@ pub async fn get_interview(
                 QuestionView::Candidate(q.for_candidate())
             }
         });
+    let on = current
+        .as_deref()
+        .and_then(|q| state.questions.get(q))
+        .map(|q| q.environment.clone());
+    let environment = duet_protocol::run_environment(on.as_deref(), &i.environment).to_owned();
     Ok(Json(InterviewView {
+        environment,
         status,
         id: i.id,
         title: i.title,
@@ -367,6 +374,9 @@ pub async fn switch_question(
         .questions
         .get(&req.question_id)
         .ok_or_else(|| unknown_question(&req.question_id))?;
+    // The room runs in the question's environment from the switch on: one this server cannot
+    // run is refused before anything changes.
+    checked_environment(&state, Some(&question.environment))?;
     let switched = ask_room(&state, &interview, |reply| RoomCmd::SwitchQuestion {
         question: question.clone(),
         by: role,

@@ -201,6 +201,23 @@ pub async fn require_admin_or_interviewer(state: &AppState, parts: &Parts) -> Re
     }
 }
 
+/// Anyone known: the admin token, any interview's role token, or anyone signed in (a session
+/// or a personal token). What it guards is not secret, only not public.
+pub async fn require_anyone(state: &AppState, parts: &Parts) -> Result<(), AppError> {
+    if staff(state, parts).await?.is_some() {
+        return Ok(());
+    }
+    let token = admin_token_of(
+        parts,
+        "missing token: send Authorization: Bearer <token>, or sign in",
+    )?;
+    let hashed = hash(&token);
+    if hashes_equal(&hashed, &state.admin_hash) || lookup(state, hashed).await?.is_some() {
+        return Ok(());
+    }
+    Err(AppError::AdminUnauthorized("invalid token"))
+}
+
 /// The role a staff member has in the interview `id` names: an admin's is the interviewer's
 /// in every interview; anyone else's is their seat on its panel. No such interview, or no
 /// seat on it: 404 (whether it exists is not revealed).

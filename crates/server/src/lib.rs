@@ -196,7 +196,7 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
     let defaults = duet_sandbox::DockerConfig::default();
     let sandbox = &config.sandbox;
     let docker = duet_sandbox::DockerConfig {
-        image: sandbox.image.clone(),
+        environments: sandbox.environments(),
         engines: sandbox.engines()?,
         pool_min: sandbox.pool,
         // --sandbox-pool 0 turns the pool off; a maximum under the minimum is the minimum.
@@ -293,6 +293,7 @@ pub fn router(state: AppState) -> Router {
             get(debrief_api::candidate_debrief),
         )
         .route("/api/interviews/{id}/links", post(api::reissue_links))
+        .route("/api/environments", get(environments::list))
         .route("/api/questions", get(api::list_questions))
         .route("/api/questions/{id}", get(api::get_question))
         .route(

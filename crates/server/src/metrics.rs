@@ -226,6 +226,7 @@ mod tests {
             cold_starts: 3,
             waited: 7,
             waited_ms: 1500,
+            environments: Vec::new(),
             engines: vec![
                 engine("unix:///var/run/docker.sock", "ok", 1),
                 engine("tcp://b\"x:2376", "degraded", 2),

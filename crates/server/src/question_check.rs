@@ -75,6 +75,7 @@ pub async fn self_check(sandbox: &dyn Sandbox, q: &Question, limits: &Limits) ->
         let request = RunRequest {
             files,
             target: Target::Pytest { test_files },
+            environment: q.environment.clone(),
             stdin: None,
             keep_stdin_open: false,
             limits: limits.clone(),

@@ -154,6 +154,8 @@ pub async fn check(
         target: Target::Program {
             entry: "main.py".to_owned(),
         },
+        // The interview's own environment: the check shows that runs work where its runs go.
+        environment: interview.environment.clone(),
         stdin: None,
         keep_stdin_open: false,
         limits: state.config.sandbox.limits(),

@@ -18,4 +18,9 @@ question: QuestionView | null, status: InterviewStatus,
  * Live or take-home: a take-home's candidate link opens its start page
  * (`GET /api/interviews/{id}/take-home`).
  */
-mode: InterviewMode, };
+mode: InterviewMode, 
+/**
+ * The sandbox environment the room's runs use now ([`crate::run_environment`]: the
+ * current question's when it names one beyond `python`, else the interview's).
+ */
+environment: string, };

@@ -11,6 +11,10 @@ import type { TestResults } from "./TestResults";
  */
 export type RunDetail = { run_id: string, kind: RunKind, by: Role, 
 /**
+ * The sandbox environment it ran in.
+ */
+environment: string, 
+/**
  * The log seq of the run's start (interviewer and reviewers only).
  */
 seq?: number, started_at: number, finished_at: number | null, 

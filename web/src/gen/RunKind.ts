@@ -3,4 +3,4 @@
 /**
  * What a run executes.
  */
-export type RunKind = "run" | "test" | "lint";
+export type RunKind = "run" | "test" | "lint" | "repl";

@@ -4,4 +4,4 @@
  * The limit that stopped a run, with its value, so a page can say "stopped after 10 s of CPU
  * time" or "output over 1 MiB: the rest was dropped".
  */
-export type RunLimit = { "kind": "wall", ms: number, } | { "kind": "cpu", ms: number, } | { "kind": "output", bytes: number, } | { "kind": "memory", bytes: number, };
+export type RunLimit = { "kind": "wall", ms: number, } | { "kind": "cpu", ms: number, } | { "kind": "output", bytes: number, } | { "kind": "memory", bytes: number, } | { "kind": "idle", ms: number, };

@@ -10,6 +10,10 @@ import type { TestCounts } from "./TestCounts";
  */
 export type RunSummary = { run_id: string, kind: RunKind, by: Role, 
 /**
+ * The sandbox environment it ran in (`python` for runs recorded before environments).
+ */
+environment: string, 
+/**
  * The log seq of the run's start, for the roles [`crate::sees_log_seq`] names (left out
  * for the candidate, see [`RunSummary::seen_by`]).
  */

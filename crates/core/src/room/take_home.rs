@@ -518,6 +518,7 @@ mod tests {
             code: None,
             code_seq: room.last_seq(),
             private: true,
+            environment: "python".into(),
         };
         log.extend(room.run_started(&started, 1 << 20, 2 * MINUTE));
         assert_eq!(room.take_home_tests_due(), None, "started");

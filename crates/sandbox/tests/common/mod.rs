@@ -7,8 +7,8 @@ pub mod daemon;
 use bollard::query_parameters::ListContainersOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use duet_sandbox::{
-    DockerConfig, DockerSandbox, Limits, RunEvent, RunHandle, RunOutcome, RunRequest, RunStatus,
-    Sandbox, Target, INSTANCE_LABEL,
+    DockerConfig, DockerSandbox, EnvironmentImage, Limits, RunEvent, RunHandle, RunOutcome,
+    RunRequest, RunStatus, Sandbox, Target, INSTANCE_LABEL,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -21,7 +21,8 @@ pub fn config(test: &str) -> DockerConfig {
     let mut instance = format!("t-{test}");
     instance.truncate(40);
     DockerConfig {
-        image: image(),
+        // One environment: the tests of others (tests/environments.rs) name theirs.
+        environments: vec![EnvironmentImage::new("python", &image())],
         pool_min: 0,
         pool_max: 0,
         concurrency: 4,
@@ -55,6 +56,7 @@ pub async fn sandbox(config: DockerConfig) -> DockerSandbox {
 pub fn program(code: &str) -> RunRequest {
     RunRequest {
         files: BTreeMap::from([("main.py".to_string(), code.to_string())]),
+        environment: "python".into(),
         target: Target::Program {
             entry: "main.py".into(),
         },

@@ -7,13 +7,36 @@ use std::time::Duration;
 /// Where and how candidates' code runs.
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
-    /// Docker image runs use (built by sandbox/build-image.sh or sandbox/Dockerfile).
+    /// Docker image of the `python` environment, the default (built by sandbox/build-image.sh
+    /// or sandbox/Dockerfile).
     #[arg(
         long = "sandbox-image",
         env = "DUET_SANDBOX_IMAGE",
         default_value = "duet-sandbox:latest"
     )]
     pub image: String,
+    /// Docker image of the `python-data` environment: python plus numpy, pandas and scipy
+    /// (built by `sandbox/build-image.sh python-data`). Empty: no such environment.
+    #[arg(
+        long = "sandbox-data-image",
+        env = "DUET_SANDBOX_DATA_IMAGE",
+        default_value = "duet-sandbox-data:latest"
+    )]
+    pub data_image: String,
+    /// Wall-clock seconds a REPL session may last, whatever its input.
+    #[arg(
+        long = "repl-timeout-secs",
+        env = "DUET_REPL_TIMEOUT_SECS",
+        default_value_t = 1800
+    )]
+    pub repl_timeout_secs: u64,
+    /// Seconds without input after which a REPL session is stopped.
+    #[arg(
+        long = "repl-idle-secs",
+        env = "DUET_REPL_IDLE_SECS",
+        default_value_t = 300
+    )]
+    pub repl_idle_secs: u64,
     /// A Docker engine runs go to: `unix:///PATH` or `tcp://HOST:PORT` (TLS with the client
     /// certificates of --sandbox-engine-certs). Repeat it (or separate with commas) for several
     /// engines: each has its own warm pool and slots, and a run goes to a healthy one with a
@@ -98,6 +121,9 @@ impl Default for SandboxArgs {
     fn default() -> Self {
         SandboxArgs {
             image: "duet-sandbox:latest".into(),
+            data_image: "duet-sandbox-data:latest".into(),
+            repl_timeout_secs: 1800,
+            repl_idle_secs: 300,
             engines: Vec::new(),
             engine_certs: None,
             pool: 2,
@@ -127,12 +153,27 @@ impl SandboxArgs {
             .collect()
     }
 
+    /// The environments and their images: `python`, then `python-data` unless its image is
+    /// empty.
+    pub fn environments(&self) -> Vec<duet_sandbox::EnvironmentImage> {
+        let mut all = vec![duet_sandbox::EnvironmentImage::new("python", &self.image)];
+        if !self.data_image.trim().is_empty() {
+            all.push(duet_sandbox::EnvironmentImage::new(
+                "python-data",
+                &self.data_image,
+            ));
+        }
+        all
+    }
+
     /// The limits every run gets.
     pub fn limits(&self) -> duet_sandbox::Limits {
         let defaults = duet_sandbox::Limits::default();
         duet_sandbox::Limits {
             wall: Duration::from_secs(self.timeout_secs.max(1)),
             interactive_wall: Duration::from_secs(self.interactive_timeout_secs.max(1)),
+            repl_wall: Duration::from_secs(self.repl_timeout_secs.max(1)),
+            repl_idle: Duration::from_secs(self.repl_idle_secs.max(1)),
             cpu: Duration::from_secs(self.timeout_secs.max(1)),
             memory_bytes: self.memory_mib.max(16) << 20,
             pids: self.pids.max(8),

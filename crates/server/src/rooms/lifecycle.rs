@@ -55,6 +55,7 @@ async fn start(
         mut room,
         initial_question,
         mut restored,
+        environment,
         take_home_minutes,
     } = match loaded {
         Ok(Ok(loaded)) => loaded,
@@ -73,6 +74,7 @@ async fn start(
     let question = room.question().and_then(|q| rooms.questions.get(q));
     let initial = initial_question.and_then(|q| rooms.questions.get(&q));
     let mut task = RoomTask::new(rooms.clone(), id.clone(), generation, me, room, question);
+    task.environment = environment;
     // A new interview with a question: its starter is the room's first edit.
     if let Some(initial) = initial {
         if let Ok((effects, _)) = task.switch_question(initial, Actor::Server) {
@@ -131,6 +133,7 @@ impl RoomTask {
             edits_since_checkpoint: 0,
             poisoned: None,
             question,
+            environment: duet_protocol::DEFAULT_ENVIRONMENT.to_owned(),
             erasing: None,
             waiting: 0,
         }

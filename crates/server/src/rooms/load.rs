@@ -12,6 +12,8 @@ pub(super) struct Loaded {
     /// For a room whose log is empty: the question it was created with.
     pub(super) initial_question: Option<String>,
     pub(super) restored: Restored,
+    /// The interview's sandbox environment.
+    pub(super) environment: String,
     /// A take-home's time limit (minutes); `None` for a live interview.
     pub(super) take_home_minutes: Option<u32>,
 }
@@ -50,6 +52,7 @@ pub(super) fn load(
         room: Room::from_history(config, rebuilt, history.log_bytes),
         initial_question,
         restored,
+        environment: interview.environment,
         take_home_minutes,
     })
 }

@@ -419,6 +419,8 @@ struct RoomTask {
     poisoned: Option<String>,
     /// The question the room is on (the last switch in its log).
     question: Option<Arc<Question>>,
+    /// The interview's sandbox environment (see [`RoomTask::run_environment`]).
+    environment: String,
     /// Set when the interview is being deleted: the room closes and answers this.
     erasing: Option<oneshot::Sender<()>>,
     /// Deliveries waiting behind gates.

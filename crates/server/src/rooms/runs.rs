@@ -93,12 +93,14 @@ impl RoomTask {
         for run in self.runs.values().filter(|r| r.by == by) {
             run.cancel.cancel();
         }
+        let environment = self.run_environment().to_owned();
         let request = RunRequest {
             files,
             target,
+            environment: environment.clone(),
             // Stdin given at start ends after it (so `sys.stdin.read()` returns); without it,
-            // stdin stays open for `/stdin`.
-            keep_stdin_open: stdin.is_none(),
+            // stdin stays open for `/stdin`. A REPL reads its lines from there.
+            keep_stdin_open: stdin.is_none() || kind == RunKind::Repl,
             stdin: stdin.map(String::into_bytes),
             limits: self.rooms.run_limits.clone(),
             party: self.id.to_string(),
@@ -111,7 +113,9 @@ impl RoomTask {
             Err(e @ SandboxError::TooLarge { .. }) => {
                 return (Err(RunError::TooLarge(e.to_string())), Vec::new())
             }
-            Err(e @ SandboxError::Invalid(_)) => return (Err(RunError::Refused(e)), Vec::new()),
+            Err(e @ (SandboxError::Invalid(_) | SandboxError::UnknownEnvironment(_))) => {
+                return (Err(RunError::Refused(e)), Vec::new())
+            }
         };
         let run_id: RunId = auth::random_token(12);
         if let Some(me) = self.me.upgrade() {
@@ -126,6 +130,7 @@ impl RoomTask {
             code: None,
             code_seq: self.room.last_seq(),
             private,
+            environment,
         };
         let effects = self
             .room
@@ -143,6 +148,13 @@ impl RoomTask {
         (Ok(run_id), effects)
     }
 
+    /// The environment runs use now ([`duet_protocol::run_environment`]); each run's record
+    /// carries it.
+    fn run_environment(&self) -> &str {
+        let question = self.question.as_ref().map(|q| q.environment.as_str());
+        duet_protocol::run_environment(question, &self.environment)
+    }
+
     /// What a run of `kind` by `by` executes, with which files (every file the document
     /// lists: `main.py` imports the others), and whether it is private.
     fn run_target(
@@ -152,18 +164,15 @@ impl RoomTask {
         listed: Vec<(String, String)>,
     ) -> Result<(Target, BTreeMap<String, String>, bool), RunError> {
         let mut files: BTreeMap<String, String> = listed.into_iter().collect();
+        let entry = self
+            .question
+            .as_ref()
+            .map_or(MAIN_FILE, |q| q.entry.as_str())
+            .to_owned();
         match kind {
-            RunKind::Run => Ok((
-                Target::Program {
-                    entry: self
-                        .question
-                        .as_ref()
-                        .map_or(MAIN_FILE, |q| q.entry.as_str())
-                        .to_owned(),
-                },
-                files,
-                false,
-            )),
+            RunKind::Run => Ok((Target::Program { entry }, files, false)),
+            // The program, then its interpreter with its names in scope, for both people.
+            RunKind::Repl => Ok((Target::Repl { entry }, files, false)),
             RunKind::Lint => {
                 if !by.can_run_hidden_tests() {
                     return Err(RunError::Forbidden(

@@ -53,6 +53,7 @@ fn questions_match_their_typescript() {
             question: Some(view),
             status: InterviewStatus::Live,
             mode: crate::InterviewMode::TakeHome,
+            environment: "python-data".into(),
         });
     }
 }

@@ -22,6 +22,7 @@ fn summary(finished: bool) -> RunSummary {
         run_id: "r1".into(),
         kind: RunKind::Test,
         by: Role::Candidate,
+        environment: "python".into(),
         seq: Some(7),
         started_at: 1_700_000_000_000,
         finished_at: finished.then_some(1_700_000_001_000),
@@ -369,6 +370,7 @@ fn run_detail_json_is_what_the_mirror_says() {
         (None, Role::Candidate),
         (
             Some(vec![LintFinding {
+                path: "shop/cart.py".into(),
                 line: 1,
                 col: 2,
                 code: "F401".into(),
@@ -388,6 +390,7 @@ fn run_detail_json_is_what_the_mirror_says() {
             run_id: s.run_id,
             kind: s.kind,
             by: s.by,
+            environment: s.environment,
             seq: s.seq,
             started_at: s.started_at,
             finished_at: s.finished_at,
