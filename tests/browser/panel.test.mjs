@@ -143,6 +143,13 @@ test('two interviewers on one panel score privately, live, and the debrief names
     await page.getByText('Ben: needed hints').waitFor()
   }
   await shot(ada.page, 'panel-debrief')
+  // From the debrief to the replay, on her session: its timeline names who wrote what.
+  await ada.page.getByRole('link', { name: 'Open its replay' }).first().click()
+  await ada.page.waitForURL(new RegExp(`/replay/${created.id}$`))
+  await ada.page.getByText(`(${ADA.name})`).first().waitFor()
+  await ada.page.getByText(`scorecard submitted by ${BEN.name}`).first().waitFor()
+  assert.ok(!(await ada.page.content()).includes(adaId), 'no person id on the page')
+  await shot(ada.page, 'panel-replay-names')
   assert.deepEqual(ada.seen.problems, [])
   assert.deepEqual(ben.seen.problems, [])
 })

@@ -37,7 +37,7 @@ export async function openDebrief(kind: 'candidate' | 'interview', key: string):
       h('div', { 'data-testid': 'debrief-scorer' }, c.author ? c.author.name : 'no card submitted'),
       h('div', { class: 'small muted' }, c.row.status),
       kind === 'interview' && c.row.interview_id === key
-        ? h('a', { class: 'small', href: `/replay/${encodeURIComponent(key)}#token=${encodeURIComponent(token)}` }, 'Open its replay')
+        ? h('a', { class: 'small', href: `/replay/${encodeURIComponent(key)}${token ? `#token=${encodeURIComponent(token)}` : ''}` }, 'Open its replay')
         : null)
     const row = (name: string, cell: (c: Column) => HTMLElement) =>
       h('tr', {}, h('th', { scope: 'row' }, name), cards.map(cell))
