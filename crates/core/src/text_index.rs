@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use yrs::{Doc, GetString, Map, Observable, Out, Transact};
 
 /// Edits of one text between two of its keyframes.
-pub const KEYFRAME_EVERY: usize = 512;
+pub const KEYFRAME_EVERY: usize = 128;
 
 /// One plain-text step: at character `at`, delete `delete` characters, then insert `insert`.
 #[derive(Debug, Clone, PartialEq, Eq)]
