@@ -65,6 +65,16 @@ export async function openReplay(id: string, token: string): Promise<void> {
   const codeHost = h('div', { class: 'editor replay-code', 'data-testid': 'replay-code' })
   const tabs = h('div', { class: 'file-tabs', role: 'group', 'aria-label': 'Files at this moment', 'data-testid': 'replay-files' })
   const board = createBoardView()
+  // The board shows beside the code once the interview has one (a board burst on the timeline,
+  // or elements in a snapshot); an interview that never drew keeps the code full width.
+  const views = h('div', { class: 'replay-views' }, h('div', { class: 'replay-files' }, tabs, codeHost), board.element)
+  let withBoard = false
+  const boardShown = (yes: boolean) => {
+    withBoard ||= yes
+    board.element.hidden = !withBoard
+    views.classList.toggle('with-board', withBoard)
+  }
+  boardShown(timeline.events.some((e) => e.type === 'board'))
   const consoleView = createConsole(null)
   const runTitle = h('p', { class: 'small muted', role: 'status' }, 'No run yet at this moment.')
   const side = h('aside', { class: 'side', 'aria-label': 'Scorecard and events' })
@@ -73,7 +83,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
       h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Playback' },
         playBtn, h('label', { for: 'speed', class: 'sr-only' }, 'Speed'), speed,
         h('label', { for: 'scrub', class: 'sr-only' }, 'Moment in the interview'), scrub, when),
-      h('div', { class: 'replay-views' }, h('div', { class: 'replay-files' }, tabs, codeHost), board.element),
+      views,
       h('div', { class: 'bottom' },
         h('section', { class: 'panel', 'aria-labelledby': 'rc-h' }, h('h2', { id: 'rc-h' }, 'Run output at this moment'), runTitle, consoleView.element),
         h('section', { class: 'panel', 'aria-labelledby': 'marks-h' }, h('h2', { id: 'marks-h' }, 'Events'), marks)))))
@@ -182,6 +192,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
         files = snap.files
         showFiles(m.seq)
         board.show(snap.board ?? [])
+        boardShown((snap.board ?? []).length > 0)
         when.textContent = `${clock(snap.at)} · seq ${snap.seq}`
       } catch (err) {
         when.textContent = `snapshot: ${explain(err)}`
