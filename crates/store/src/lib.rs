@@ -1,25 +1,35 @@
 //! Duet's durable state: interviews, hashed role tokens, each room's append-only event log
 //! with checkpoints, the staff's accounts, sessions, panels and audit log ([`people`]), the
 //! outbox of webhook events and mail ([`outbox`]) and integrations' keys ([`integrations`]). A
-//! [`Store`] trait with an embedded SQLite implementation behind it, shaped
-//! so a Postgres one can follow.
+//! [`Store`] trait with two implementations behind it: embedded SQLite ([`SqliteStore`], the
+//! default) and PostgreSQL ([`PgStore`], for a database server the operators run). Both batch
+//! concurrent writes into one transaction (group commit) on a writer thread, hold back a room
+//! whose write failed until it reloads, and classify failures the same way ([`Failure`]).
 //!
-//! Durability contract: [`Store::append`] resolves its ticket once the record is committed to
-//! SQLite's write-ahead log. A committed record survives `kill -9` of the server (it is in the
-//! operating system's file cache). The WAL is fsynced at least once a second while there are
-//! writes (an fsync of the WAL file itself), so a power cut loses at most about the last second.
+//! Durability contract: [`Store::append`] resolves its ticket once the record is committed.
+//! On SQLite that is a commit to the write-ahead log: the record survives `kill -9` of the
+//! server (it is in the operating system's file cache), and the WAL is fsynced at least once a
+//! second while there are writes (an fsync of the WAL file itself), so a power cut loses at most
+//! about the last second ([`Durability::EveryCommit`] fsyncs each commit instead). On Postgres
+//! it is a COMMIT the server has flushed to its own WAL (with the server's default
+//! `synchronous_commit = on`): it survives a crash of either process and a power cut.
 //!
 //! What does not belong here: the meaning of the records (the core crate), websockets (the server).
 
+pub mod copy;
 pub mod integrations;
 pub mod outbox;
 pub mod people;
+mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
 pub use integrations::IntegrationStore;
 pub use outbox::OutboxStore;
 pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
+pub use postgres::{PgConfig, PgStore};
 pub use sqlite::{Durability, SqliteConfig, SqliteStore};
 
 /// What went wrong in the store.
@@ -28,6 +38,15 @@ pub enum StoreError {
     /// SQLite reported an error (disk full, I/O error, a locked database...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error, or the connection to it failed or was lost.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database server did not answer in time (no free connection, a write that hung).
+    #[error("the database server did not answer: {0}")]
+    Unreachable(String),
+    /// The database URL cannot be used.
+    #[error("bad database url: {0}")]
+    BadUrl(String),
     /// A write batch failed (every write of the batch gets this).
     #[error("write failed ({failure}): {message}")]
     WriteFailed { failure: Failure, message: String },
@@ -66,6 +85,16 @@ pub enum StoreError {
     /// The webhook endpoint has no delivery with this id.
     #[error("no such delivery")]
     NoSuchDelivery,
+    /// `duet migrate` found rows in the target database's table: it copies only into an empty one.
+    #[error("the target database is not empty (table {0} has rows): migrate into a new database")]
+    TargetNotEmpty(&'static str),
+    /// `duet migrate` read a row back from the target that differs from the source's.
+    #[error("the copy of {table} differs from the source at row {row}: {detail}")]
+    CopyDiffers {
+        table: &'static str,
+        row: u64,
+        detail: String,
+    },
     /// Creating the data directory or database file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -80,7 +109,7 @@ pub enum Failure {
     ReadOnly,
     /// The operating system failed a read or write (the file was removed, a device error).
     Io,
-    /// Anything else SQLite reported.
+    /// Anything else the database reported.
     Other,
 }
 
@@ -107,7 +136,8 @@ impl StoreError {
                 ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => Failure::Io,
                 _ => Failure::Other,
             },
-            StoreError::Io(_) => Failure::Io,
+            StoreError::Postgres(e) => postgres_failure(e),
+            StoreError::Io(_) | StoreError::Unreachable(_) => Failure::Io,
             _ => Failure::Other,
         }
     }
@@ -121,6 +151,33 @@ impl StoreError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// A PostgreSQL error classified by its SQLSTATE; a connection that failed or was lost (no
+/// SQLSTATE: the socket's own error) is an I/O failure.
+fn postgres_failure(e: &tokio_postgres::Error) -> Failure {
+    use tokio_postgres::error::SqlState;
+    let Some(code) = e.code() else {
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return if e.is_closed() || io {
+            Failure::Io
+        } else {
+            Failure::Other
+        };
+    };
+    if *code == SqlState::DISK_FULL {
+        Failure::DiskFull
+    } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        Failure::ReadOnly
+    } else if code.code().starts_with("08") // connection exceptions
+        || code.code().starts_with("57P") // the server shut down or restarted
+        || code.code().starts_with("58") // the server's own I/O failed
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+    {
+        Failure::Io
+    } else {
+        Failure::Other
     }
 }
 

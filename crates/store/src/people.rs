@@ -97,3 +97,23 @@ pub trait PeopleStore: Send + Sync + 'static {
     /// Up to `limit` entries with an id below `before` (all when `None`), newest first.
     fn audit_page(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>>;
 }
+
+/// A write to the people tables, as each store's writer thread is handed it.
+#[derive(Debug)]
+pub(crate) enum PeopleWrite {
+    AddPerson(Person),
+    UpdatePerson(String, PersonUpdate),
+    SetPassword(String, String),
+    IssueLink(String, TokenHash, i64),
+    UseLink(TokenHash, String, i64),
+    StartSession(NewSession),
+    TouchSession(TokenHash, i64),
+    EndSession(TokenHash),
+    EndSessionsOf(String),
+    AddToken(String, TokenHash, ApiTokenInfo),
+    TouchToken(String, i64),
+    RevokeToken(String, String),
+    SetPanel(InterviewId, Vec<(String, Role)>),
+    Audit(NewAudit),
+    PruneAudit(i64),
+}

@@ -21,6 +21,8 @@ mod people;
 mod reads;
 mod schema;
 #[cfg(test)]
+pub(crate) use schema::SCHEMA_VERSION;
+#[cfg(test)]
 mod testing;
 mod wal;
 mod writer;

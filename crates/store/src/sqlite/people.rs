@@ -6,16 +6,13 @@
 
 use super::writer::Write;
 use super::SqliteStore;
-use crate::people::{NewAudit, NewSession, PeopleStore, SessionRecord};
+use crate::people::{NewAudit, NewSession, PeopleStore, PeopleWrite, SessionRecord};
 use crate::{Interview, Result, StoreError, Ticket, TokenHash};
 use duet_protocol::{
     ApiTokenInfo, AuditAction, AuditEntry, InterviewId, Person, PersonState, PersonUpdate, Role,
     StaffRole,
 };
 use rusqlite::{params, Connection, OptionalExtension};
-
-#[cfg(test)]
-mod tests;
 
 /// The people tables (schema version 6).
 pub(super) const MIGRATION: &str = "
@@ -66,26 +63,6 @@ CREATE TABLE IF NOT EXISTS audit (
     source TEXT
 );
 ";
-
-/// A write to the people tables.
-#[derive(Debug)]
-pub(super) enum PeopleWrite {
-    AddPerson(Person),
-    UpdatePerson(String, PersonUpdate),
-    SetPassword(String, String),
-    IssueLink(String, TokenHash, i64),
-    UseLink(TokenHash, String, i64),
-    StartSession(NewSession),
-    TouchSession(TokenHash, i64),
-    EndSession(TokenHash),
-    EndSessionsOf(String),
-    AddToken(String, TokenHash, ApiTokenInfo),
-    TouchToken(String, i64),
-    RevokeToken(String, String),
-    SetPanel(InterviewId, Vec<(String, Role)>),
-    Audit(NewAudit),
-    PruneAudit(i64),
-}
 
 /// Commits one people write in its own transaction.
 pub(super) fn apply(conn: &mut Connection, write: &PeopleWrite) -> Result<()> {

@@ -301,7 +301,7 @@ mod tests {
     use crate::sqlite::testing::{created, record};
     use crate::sqlite::{SqliteConfig, SqliteStore};
     use crate::{Checkpoint, LogStore};
-    use duet_protocol::{Actor, EventKind, InterviewId, LogEntry, LogRecord};
+    use duet_protocol::{Actor, EventKind, InterviewId, LogEntry};
 
     async fn store_with_log(dir: &tempfile::TempDir) -> (SqliteStore, InterviewId) {
         let store = SqliteStore::open(SqliteConfig::at(dir.path().join("duet.db"))).unwrap();
@@ -323,47 +323,6 @@ mod tests {
             store.checkpoint(&id, cp).await.unwrap().unwrap();
         }
         (store, id)
-    }
-
-    #[tokio::test]
-    async fn replay_queries_read_exactly_the_ranges_they_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, id) = store_with_log(&dir).await;
-        let seqs = |records: Vec<LogRecord>| records.iter().map(|r| r.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(store.read_range(&id, 2, 5).unwrap()), [3, 4, 5]);
-        assert_eq!(
-            seqs(store.read_kinds_in(&id, &[EventKind::Edit], 2, 6).unwrap()),
-            [3, 5, 6]
-        );
-        assert_eq!(seqs(store.read_runs(&id).unwrap()), [4, 8]);
-        let at = |seq| {
-            store
-                .checkpoint_at_or_before(&id, seq)
-                .unwrap()
-                .map(|c| c.seq)
-        };
-        assert_eq!(
-            (at(2), at(3), at(6), at(100)),
-            (None, Some(3), Some(3), Some(7))
-        );
-        let index = store.read_index(&id, 8).unwrap();
-        assert_eq!(
-            index,
-            [
-                LogEntry {
-                    seq: 9,
-                    at_ms: 1009,
-                    kind: Some(EventKind::Edit),
-                    by: Some(Actor::Candidate)
-                },
-                LogEntry {
-                    seq: 10,
-                    at_ms: 1010,
-                    kind: Some(EventKind::Edit),
-                    by: Some(Actor::Candidate)
-                },
-            ]
-        );
     }
 
     #[tokio::test]

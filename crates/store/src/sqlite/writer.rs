@@ -4,10 +4,11 @@
 //! the room's log never has a gap. Also the writer's connection settings ([`open_writer`]).
 
 use super::outbox::OutboxWrite;
-use super::people::PeopleWrite;
+use crate::people::PeopleWrite;
 use super::schema::seq_to_sql;
 use super::wal::{finish_checkpoint, truncate_wal, Shared};
 use super::{open, Durability, SqliteConfig};
+use crate::people::PeopleWrite;
 use crate::{Checkpoint, Interview, Result, StoreError, TokenHash};
 use duet_protocol::{InterviewId, LogRecord, Role};
 use rusqlite::{params, Connection};
@@ -338,8 +339,8 @@ mod tests {
     use super::open_writer;
     use crate::sqlite::testing::{created, record};
     use crate::sqlite::{Durability, SqliteConfig, SqliteStore};
-    use crate::{Checkpoint, InterviewStore, LogStore, StoreError};
-    use duet_protocol::{EventKind, InterviewId};
+    use crate::LogStore;
+    use duet_protocol::EventKind;
 
     #[tokio::test]
     async fn with_every_commit_synced_the_writer_fsyncs_each_commit_and_writes_go_through() {
@@ -368,44 +369,5 @@ mod tests {
             ticket.await.unwrap().unwrap();
         }
         assert_eq!(store.read_log(&id, 0).unwrap().len(), 20);
-    }
-
-    #[tokio::test]
-    async fn nothing_is_stored_for_an_interview_that_does_not_exist_and_the_rest_of_a_batch_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(SqliteConfig::at(dir.path().join("duet.db"))).unwrap();
-        let kept = created(&store, "keptRoom").await;
-        let gone = created(&store, "erasedRoom").await;
-        store.erase(&gone).await.unwrap().unwrap();
-        // A request that passed its token check just before the delete writes after it.
-        let late = store.append(&gone, record(1, EventKind::Note));
-        let other = store.append(&kept, record(1, EventKind::Edit));
-        let never = store.append(
-            &InterviewId::parse("neverWas").unwrap(),
-            record(1, EventKind::Edit),
-        );
-        assert!(matches!(
-            late.await.unwrap(),
-            Err(StoreError::NoSuchInterview)
-        ));
-        assert!(matches!(
-            never.await.unwrap(),
-            Err(StoreError::NoSuchInterview)
-        ));
-        other.await.unwrap().unwrap();
-        assert!(
-            store.read_log(&gone, 0).unwrap().is_empty(),
-            "the erased interview stays erased"
-        );
-        assert_eq!(store.read_log(&kept, 0).unwrap().len(), 1);
-        // A checkpoint is refused too, and the refused room stores nothing more until it
-        // reloads.
-        let cp = Checkpoint {
-            seq: 1,
-            state: vec![1],
-            owners: Vec::new(),
-        };
-        assert!(store.checkpoint(&gone, cp).await.unwrap().is_err());
-        assert!(store.checkpoint_at_or_before(&gone, 5).unwrap().is_none());
     }
 }
