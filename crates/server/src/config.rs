@@ -40,9 +40,12 @@ pub enum Command {
     CheckQuestions(CheckArgs),
     /// Staff accounts: add a person, or give one a new link to set their password.
     User(UserArgs),
+    /// Copy a deployment's whole history from SQLite into an empty PostgreSQL database, and
+    /// check the copy row by row.
+    Migrate(crate::database::MigrateArgs),
 }
 
-/// `duet user`: works on the data dir directly (the server may be running).
+/// `duet user`: works on the server's database directly (the server may be running).
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
     /// Folder of the database.
@@ -56,6 +59,9 @@ pub struct UserArgs {
     /// Base URL of the server, for the set-password link. Defaults to http://<DUET_LISTEN>.
     #[arg(long, global = true, env = "DUET_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The server's PostgreSQL database, if it keeps its history there (as `duet serve`).
+    #[arg(long, global = true, env = "DUET_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<crate::database::DatabaseUrl>,
     /// The server's listen address (only to form the link when no public URL is set).
     #[arg(
         long,
@@ -137,6 +143,10 @@ pub struct ServeArgs {
     /// Folder for the database and the generated admin token.
     #[arg(long, env = "DUET_DATA_DIR", default_value = "./duet-data")]
     pub data_dir: PathBuf,
+    /// Keep the history in this PostgreSQL database (`postgres://user:password@host/db`)
+    /// instead of SQLite in the data dir (the default, with no flag). See README, "Postgres".
+    #[arg(long, env = "DUET_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<crate::database::DatabaseUrl>,
     /// The admin token (16+ characters). If unset or empty, one is generated on first start,
     /// kept in the data dir and printed once.
     #[arg(long, env = "DUET_ADMIN_TOKEN", hide_env_values = true)]
@@ -250,6 +260,7 @@ impl ServeArgs {
         ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            database_url: None,
             admin_token: None,
             public_url: None,
             retain_days: None,

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod database;
 pub mod debrief_api;
 pub mod environments;
 pub mod error;
@@ -44,7 +45,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use config::ServeArgs;
 use duet_sandbox::Sandbox;
-use duet_store::{SqliteConfig, SqliteStore, Store, TokenHash};
+use duet_store::{Store, TokenHash};
 use metrics::Metrics;
 use rooms::{Rooms, RoomsParts};
 use std::net::SocketAddr;
@@ -104,15 +105,13 @@ impl AppState {
     ) -> anyhow::Result<Startup> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-        let store_config = SqliteConfig {
-            sync: config.store_sync.into(),
-            ..SqliteConfig::at(config.data_dir.join("duet.db"))
-        };
-        let store = SqliteStore::open(store_config)
-            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let store = database::open_store(
+            &config.data_dir,
+            config.database_url.as_ref(),
+            config.store_sync.into(),
+        )?;
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
-        let store: Arc<dyn Store> = Arc::new(store);
         // The outbox's worker: deliveries go out beside the rooms, never in their way.
         let deliverer = webhooks::Deliverer::new(&config.webhooks)?;
         tokio::spawn(webhooks::run(store.clone(), deliverer, shutdown.clone()));

@@ -29,6 +29,7 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(if problems == 0 { 0 } else { 1 });
         }
         Command::User(user) => return duet_server::people_cli::run(user).await,
+        Command::Migrate(migrate) => return duet_server::database::migrate(migrate).await,
     };
     // The connection cap follows the limit now in force (http::serve logs both).
     if duet_server::http::raise_open_file_limit().is_none() {

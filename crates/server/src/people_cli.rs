@@ -1,17 +1,20 @@
-//! `duet user`: staff accounts from the command line, on the data dir's database directly (a
-//! running server sees the change at once: it reads people from the same file). The first
+//! `duet user`: staff accounts from the command line, on the server's database directly (a
+//! running server sees the change at once: it reads people from the same database). The first
 //! admin of a new server comes from here.
 
 use crate::config::{UserAction, UserArgs};
 use crate::{auth, people_api, session};
 use anyhow::Context;
 use duet_protocol::{AuditAction, Person, PersonState};
-use duet_store::{NewAudit, PeopleStore, SqliteConfig, SqliteStore};
+use duet_store::{NewAudit, Store};
 
 /// Runs one `duet user` action, printing what the operator needs (a link, or a confirmation).
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(SqliteConfig::at(args.data_dir.join("duet.db")))
-        .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
+    let store = crate::database::open_store(
+        &args.data_dir,
+        args.database_url.as_ref(),
+        Default::default(),
+    )?;
     let public_url = args
         .public_url
         .clone()
@@ -46,7 +49,7 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
             };
             done(store.add_person(&person)).await?;
             audited(
-                &store,
+                &*store,
                 AuditAction::PersonAdded,
                 format!("{email} ({})", person.role),
             )
@@ -58,11 +61,11 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
                             .await?
                             .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
                     done(store.set_password(&person.id, &phc)).await?;
-                    audited(&store, AuditAction::PasswordSet, email.clone()).await?;
+                    audited(&*store, AuditAction::PasswordSet, email.clone()).await?;
                     println!("Added {email} ({}); they can sign in now.", person.role);
                 }
                 None => {
-                    let link = issue_link(&store, &args, &person.id, &public_url).await?;
+                    let link = issue_link(&*store, &args, &person.id, &public_url).await?;
                     println!(
                         "Added {email} ({}). Send them this link to set their password (it works once, for {} hours):\n  {link}",
                         person.role,
@@ -81,9 +84,9 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
                 person.state == PersonState::Active,
                 "{email} is disabled: enable them first"
             );
-            let link = issue_link(&store, &args, &person.id, &public_url).await?;
+            let link = issue_link(&*store, &args, &person.id, &public_url).await?;
             audited(
-                &store,
+                &*store,
                 AuditAction::PersonChanged,
                 format!("{email}: new password link"),
             )
@@ -98,7 +101,7 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
 }
 
 async fn issue_link(
-    store: &SqliteStore,
+    store: &dyn Store,
     args: &UserArgs,
     person_id: &str,
     public_url: &str,
@@ -123,7 +126,7 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-async fn audited(store: &SqliteStore, action: AuditAction, target: String) -> anyhow::Result<()> {
+async fn audited(store: &dyn Store, action: AuditAction, target: String) -> anyhow::Result<()> {
     let entry = NewAudit {
         at: crate::rooms::now_ms(),
         actor: "cli".to_owned(),

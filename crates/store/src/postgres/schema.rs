@@ -120,8 +120,14 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     let txn = client.transaction().await?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    txn.batch_execute("CREATE TABLE IF NOT EXISTS duet_schema (version BIGINT NOT NULL)")
-        .await?;
+    let versioned: bool = txn
+        .query_one("SELECT to_regclass('duet_schema') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    if !versioned {
+        txn.batch_execute("CREATE TABLE duet_schema (version BIGINT NOT NULL)")
+            .await?;
+    }
     let found: i64 = txn
         .query_opt("SELECT version FROM duet_schema", &[])
         .await?
