@@ -266,3 +266,19 @@ fn a_url_that_is_not_one_is_refused_before_anything_starts() {
         "the URL's password stays out of logs"
     );
 }
+
+#[tokio::test]
+async fn every_column_is_text_bigint_or_bytea_as_sqlite_keeps_them_and_migrate_copies_them() {
+    // SQLite's INTEGER is 64 bits: a narrower Postgres column would refuse what SQLite holds,
+    // and `duet migrate` copies integers as BIGINT.
+    let cluster = PgCluster::shared();
+    let url = cluster.database();
+    drop(PgStore::open(PgConfig::at(&url)).unwrap());
+    let others = cluster.psql_on(
+        &url,
+        "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type, ', ') \
+         FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name NOT IN ('probe') AND data_type NOT IN ('text', 'bigint', 'bytea')",
+    );
+    assert_eq!(others, "", "columns of other types");
+}

@@ -44,7 +44,7 @@ pub(super) fn to_interview(row: &Row) -> Result<Interview> {
     let mode = InterviewMode::parse(mode)
         .ok_or_else(|| StoreError::Corrupt(format!("bad interview mode {mode:?}")))?;
     let time_limit_minutes = row
-        .try_get::<_, Option<i32>>(7)?
+        .try_get::<_, Option<i64>>(7)?
         .map(|m| u32::try_from(m).map_err(|_| StoreError::Corrupt(format!("bad time limit {m}"))))
         .transpose()?;
     Ok(Interview {

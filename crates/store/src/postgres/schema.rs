@@ -107,7 +107,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         "ALTER TABLE interviews ADD COLUMN mode TEXT NOT NULL DEFAULT 'live', \
-         ADD COLUMN time_limit_minutes INTEGER, \
+         ADD COLUMN time_limit_minutes BIGINT, \
          ADD COLUMN environment TEXT NOT NULL DEFAULT 'python';",
     ),
 ];

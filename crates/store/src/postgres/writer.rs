@@ -158,9 +158,9 @@ async fn connected<'a>(conn: &'a mut Option<Conn>, config: &WriterConfig) -> Res
 }
 
 /// Runs `work` in one transaction on the writer's connection, within the write timeout, and
-/// commits it if it succeeds (rolls it back if not). A connection found lost at BEGIN, before
-/// anything of the work was sent (a database restarted while the writer was idle), is made
-/// again and BEGIN tried once more. A failure that may have left the connection unusable (lost,
+/// commits it if it succeeds (rolls it back if not). A connection found lost at BEGIN (closed,
+/// or ended by the server: a database restarted while the writer was idle), before anything of
+/// the work was sent, is made again and BEGIN tried once more. A failure that may have left the connection unusable (lost,
 /// timed out, an I/O error) drops it: the next batch connects afresh.
 async fn in_transaction<T>(
     conn: &mut Option<Conn>,
@@ -171,13 +171,19 @@ async fn in_transaction<T>(
         let mut retried = false;
         let c = loop {
             let c = connected(conn, config).await?;
-            match c.client.batch_execute("BEGIN").await {
+            match c
+                .client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(StoreError::from)
+            {
                 Ok(()) => break c,
-                Err(e) if e.is_closed() && !retried => {
+                Err(e) if e.failure() == Failure::Io && !retried => {
+                    tracing::info!(error = %e, "store: the writer's connection was lost; connecting again");
                     retried = true;
                     *conn = None;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
         match work(&c.client, &c.statements).await {
@@ -383,11 +389,7 @@ async fn commit(txn: &Client, statements: &Statements, batch: &[Write]) -> Resul
                 interview, tokens, ..
             } => {
                 known.insert(interview.id.as_str(), true);
-                // The limit is minutes (30 to 240, checked by the API); one past i32 is refused
-                // by the column's type rather than wrapped.
-                let time_limit = interview
-                    .time_limit_minutes
-                    .map(|m| i32::try_from(m).unwrap_or(i32::MAX));
+                let time_limit = interview.time_limit_minutes.map(i64::from);
                 txn.execute(
                     "INSERT INTO interviews (id, title, candidate_name, created_at, question_id, candidate_ref, \
                      mode, time_limit_minutes, environment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
