@@ -18,6 +18,7 @@
 
 pub mod copy;
 pub mod integrations;
+pub mod lease;
 pub mod outbox;
 pub mod people;
 mod postgres;
@@ -28,6 +29,7 @@ pub mod testing;
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
 pub use integrations::IntegrationStore;
 pub use outbox::OutboxStore;
+pub use lease::{Lease, RoomLeases, MAX_LEASE_TTL};
 pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
 pub use postgres::{PgConfig, PgStore};
 pub use sqlite::{Durability, SqliteConfig, SqliteStore};
@@ -39,7 +41,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error, or the connection to it failed or was lost.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The database server did not answer in time (no free connection, a write that hung).
     #[error("the database server did not answer: {0}")]
@@ -95,6 +97,9 @@ pub enum StoreError {
         row: u64,
         detail: String,
     },
+    /// The write was fenced out: another node holds the room's lease now (or it was given back).
+    #[error("this node no longer holds the room's lease: another node took it over")]
+    LeaseLost,
     /// Creating the data directory or database file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -151,6 +156,16 @@ impl StoreError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// What the server said (its message and SQLSTATE), or the client's error and its cause:
+/// tokio-postgres's own text for a server error is only "db error".
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     }
 }
 

@@ -16,9 +16,10 @@
 //! (no TLS yet: keep the database on a trusted network).
 //!
 //! The files: `schema` (tables, versioned migrations), `writer` (the writer thread, batching,
-//! commit, the failure gate), `reads` (the read queries), `people` (staff accounts, sessions,
-//! panels, the audit log).
+//! commit, the failure gate, the lease fence), `reads` (the read queries), `people` (staff
+//! accounts, sessions, panels, the audit log), `lease` (rooms' leases for several nodes).
 
+mod lease;
 mod people;
 mod reads;
 pub(crate) mod schema;
@@ -337,6 +338,7 @@ impl LogStore for PgStore {
         self.submit(|ack| Write::Append {
             id: id.clone(),
             record,
+            epoch: None,
             ack,
         })
     }
@@ -345,6 +347,7 @@ impl LogStore for PgStore {
         self.submit(|ack| Write::Checkpoint {
             id: id.clone(),
             checkpoint,
+            epoch: None,
             ack,
         })
     }

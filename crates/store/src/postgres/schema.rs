@@ -12,7 +12,8 @@ use tokio_postgres::Client;
 pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// Version 6: interviews, their role tokens, each room's log and checkpoints, the write probe,
-/// and the staff's people, password links, sessions, API tokens, panels and audit log.
+/// the staff's people, password links, sessions, API tokens, panels and audit log, and (on
+/// Postgres only: several nodes) the rooms' leases.
 const VERSION_6: &str = "
 CREATE TABLE interviews (
     id TEXT PRIMARY KEY,
@@ -97,6 +98,14 @@ CREATE TABLE audit (
     source TEXT
 );
 CREATE INDEX audit_by_time ON audit (at);
+-- Which node owns each room (several nodes on one database): see lease.rs. Not history: never
+-- copied by duet migrate. Times are the database's clock, unix milliseconds.
+CREATE TABLE room_leases (
+    interview_id TEXT PRIMARY KEY REFERENCES interviews(id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
 ";
 
 /// Each step takes the database to its version from the one before (the first from nothing).

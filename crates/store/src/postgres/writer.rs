@@ -22,11 +22,14 @@ pub(super) enum Write {
     Append {
         id: InterviewId,
         record: LogRecord,
+        /// The lease epoch it is written under (several nodes), if any.
+        epoch: Option<i64>,
         ack: oneshot::Sender<Result<()>>,
     },
     Checkpoint {
         id: InterviewId,
         checkpoint: Checkpoint,
+        epoch: Option<i64>,
         ack: oneshot::Sender<Result<()>>,
     },
     Probe {
@@ -59,6 +62,14 @@ pub(super) enum Write {
 }
 
 impl Write {
+    /// The lease epoch a room write is fenced by, if any.
+    fn epoch(&self) -> Option<i64> {
+        match self {
+            Write::Append { epoch, .. } | Write::Checkpoint { epoch, .. } => *epoch,
+            _ => None,
+        }
+    }
+
     /// The room whose log this write extends, if any.
     fn room(&self) -> Option<&InterviewId> {
         match self {
@@ -84,6 +95,7 @@ impl Write {
 /// The statements the writer prepares once on each connection.
 pub(super) struct Statements {
     exists: Statement,
+    leases: Statement,
     append: Statement,
     checkpoint: Statement,
     probe: Statement,
@@ -114,6 +126,13 @@ async fn connect(pg: &tokio_postgres::Config) -> Result<Conn> {
     let exists = client
         .prepare("SELECT id FROM interviews WHERE id = ANY($1) FOR KEY SHARE")
         .await?;
+    // The fence: the rooms' lease epochs, share-locked, so a takeover (an UPDATE of the row)
+    // waits for this batch or this batch sees the new epoch.
+    let leases = client
+        .prepare(
+            "SELECT interview_id, epoch FROM room_leases WHERE interview_id = ANY($1) FOR SHARE",
+        )
+        .await?;
     let append = client
         .prepare(
             "INSERT INTO room_log (interview_id, seq, at_ms, kind, role, data) \
@@ -135,6 +154,7 @@ async fn connect(pg: &tokio_postgres::Config) -> Result<Conn> {
         client,
         statements: Statements {
             exists,
+            leases,
             append,
             checkpoint,
             probe,
@@ -265,17 +285,24 @@ pub(super) async fn writer_loop(mut rx: mpsc::UnboundedReceiver<Write>, config: 
             Err(e) => {
                 tracing::error!(error = %e, writes = to_commit.len(), "store: batch commit failed");
                 failed.extend(to_commit.iter().filter_map(|w| w.room().cloned()));
-                (vec![false; to_commit.len()], Err(e.for_each_write()))
+                (vec![None; to_commit.len()], Err(e.for_each_write()))
             }
         };
         for (write, refused) in to_commit.into_iter().zip(refused) {
-            if refused {
-                if let Some(room) = write.room() {
-                    tracing::warn!(interview = %room, "store: a write for an interview that does not exist was refused");
-                    failed.insert(room.clone());
+            match refused {
+                None => {}
+                Some(Refused::NoInterview) => {
+                    if let Some(room) = write.room() {
+                        tracing::warn!(interview = %room, "store: a write for an interview that does not exist was refused");
+                        failed.insert(room.clone());
+                    }
+                    let _ = write.into_ack().send(Err(StoreError::NoSuchInterview));
+                    continue;
                 }
-                let _ = write.into_ack().send(Err(StoreError::NoSuchInterview));
-                continue;
+                Some(Refused::LeaseLost) => {
+                    let _ = write.into_ack().send(Err(StoreError::LeaseLost));
+                    continue;
+                }
             }
             let _ = write.into_ack().send(
                 outcome
@@ -329,11 +356,24 @@ impl<'a> Appends<'a> {
     }
 }
 
+/// Why a write of a batch was left out (the rest of the batch is unaffected).
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// Its interview does not exist (it was erased, or never was).
+    NoInterview,
+    /// It was fenced by a lease epoch that no longer holds the room.
+    LeaseLost,
+}
+
 /// Writes `batch` in the writer's transaction. Answers, per write, whether it was refused
-/// because its interview does not exist (it was erased, or never was), as SQLite's writer does;
-/// the other writes of the batch are unaffected. Consecutive appends go as one statement.
-async fn commit(txn: &Client, statements: &Statements, batch: &[Write]) -> Result<Vec<bool>> {
-    let mut refused = vec![false; batch.len()];
+/// because its interview does not exist, as SQLite's writer does, or because its lease epoch
+/// is not the room's any more. Consecutive appends go as one statement.
+async fn commit(
+    txn: &Client,
+    statements: &Statements,
+    batch: &[Write],
+) -> Result<Vec<Option<Refused>>> {
+    let mut refused = vec![None; batch.len()];
     let rooms: Vec<&str> = batch
         .iter()
         .filter_map(|w| w.room().map(InterviewId::as_str))
@@ -350,12 +390,31 @@ async fn commit(txn: &Client, statements: &Statements, batch: &[Write]) -> Resul
             }
         }
     }
+    let fenced: Vec<&str> = batch
+        .iter()
+        .filter(|w| w.epoch().is_some())
+        .filter_map(|w| w.room().map(InterviewId::as_str))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut epochs: HashMap<String, i64> = HashMap::new();
+    if !fenced.is_empty() {
+        for row in txn.query(&statements.leases, &[&fenced]).await? {
+            epochs.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
     let mut appends = Appends::default();
     for (i, write) in batch.iter().enumerate() {
         if let Some(id) = write.room() {
             if !known.get(id.as_str()).copied().unwrap_or(false) {
-                refused[i] = true;
+                refused[i] = Some(Refused::NoInterview);
                 continue;
+            }
+            if let Some(epoch) = write.epoch() {
+                if epochs.get(id.as_str()) != Some(&epoch) {
+                    refused[i] = Some(Refused::LeaseLost);
+                    continue;
+                }
             }
         }
         if let Write::Append { id, record, .. } = write {

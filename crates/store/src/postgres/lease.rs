@@ -1,0 +1,101 @@
+//! [`RoomLeases`] on Postgres: each a single statement on a pooled connection, timed by the
+//! database's clock (`clock_timestamp()`, unix milliseconds), so the nodes' own clocks never
+//! matter. The fence itself is in the writer's batch (`writer.rs`).
+
+use super::writer::Write;
+use super::PgStore;
+use crate::lease::{Lease, RoomLeases, MAX_LEASE_TTL};
+use crate::{Checkpoint, Result, Ticket};
+use duet_protocol::{InterviewId, LogRecord};
+use std::time::Duration;
+
+/// The database's time now, unix milliseconds.
+const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::int8";
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    ttl.min(MAX_LEASE_TTL).as_millis() as i64
+}
+
+impl RoomLeases for PgStore {
+    fn acquire(&self, room: &InterviewId, node: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let (room, node, ttl) = (room.clone(), node.to_owned(), ttl_ms(ttl));
+        self.read(move |c| async move {
+            // One statement: a free room is taken at epoch 1; a lapsed lease (anyone's) is taken
+            // with the next epoch; this node's own live lease is renewed at its epoch; another
+            // node's live lease is left alone (no row comes back).
+            let row = c
+                .query_opt(
+                    &format!(
+                        "INSERT INTO room_leases (interview_id, node, epoch, expires_at) \
+                         VALUES ($1, $2, 1, {NOW_MS} + $3) \
+                         ON CONFLICT (interview_id) DO UPDATE SET \
+                           epoch = CASE WHEN room_leases.node = excluded.node AND room_leases.expires_at > {NOW_MS} \
+                                        THEN room_leases.epoch ELSE room_leases.epoch + 1 END, \
+                           node = excluded.node, \
+                           expires_at = excluded.expires_at \
+                         WHERE room_leases.node = excluded.node OR room_leases.expires_at <= {NOW_MS} \
+                         RETURNING epoch"
+                    ),
+                    &[&room.as_str(), &node, &ttl],
+                )
+                .await?;
+            Ok(match row {
+                Some(row) => Some(Lease {
+                    room,
+                    node,
+                    epoch: row.try_get(0)?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let (lease, ttl) = (lease.clone(), ttl_ms(ttl));
+        self.read(move |c| async move {
+            let renewed = c
+                .execute(
+                    &format!(
+                        "UPDATE room_leases SET expires_at = {NOW_MS} + $4 \
+                         WHERE interview_id = $1 AND node = $2 AND epoch = $3 AND expires_at > {NOW_MS}"
+                    ),
+                    &[&lease.room.as_str(), &lease.node, &lease.epoch, &ttl],
+                )
+                .await?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn release(&self, lease: &Lease) -> Result<()> {
+        let lease = lease.clone();
+        self.read(move |c| async move {
+            c.execute(
+                &format!(
+                    "UPDATE room_leases SET expires_at = {NOW_MS} \
+                     WHERE interview_id = $1 AND node = $2 AND epoch = $3"
+                ),
+                &[&lease.room.as_str(), &lease.node, &lease.epoch],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn append_fenced(&self, lease: &Lease, record: LogRecord) -> Ticket {
+        self.submit(|ack| Write::Append {
+            id: lease.room.clone(),
+            record,
+            epoch: Some(lease.epoch),
+            ack,
+        })
+    }
+
+    fn checkpoint_fenced(&self, lease: &Lease, checkpoint: Checkpoint) -> Ticket {
+        self.submit(|ack| Write::Checkpoint {
+            id: lease.room.clone(),
+            checkpoint,
+            epoch: Some(lease.epoch),
+            ack,
+        })
+    }
+}
