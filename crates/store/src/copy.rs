@@ -2,7 +2,8 @@
 //! interviews, role tokens, every room's log and checkpoints, people, password links, sessions,
 //! API tokens, panels and the audit log, copied in one transaction (a copy that fails leaves the
 //! target as empty as it found it), then read back from both sides, row by row in key order,
-//! and compared. A target that holds anything is refused.
+//! and compared; webhook endpoints, events, deliveries, queued mail, integration keys and the
+//! tests partners sent come along. A target that holds anything is refused.
 //!
 //! Below the store traits on purpose: the traits hand out no token hashes, sessions or links,
 //! and the rows are copied as they are, so a hash stays the same hash. [`TABLES`] names every
@@ -141,6 +142,94 @@ const TABLES: &[Table] = &[
         ],
         key: &["id"],
     },
+    Table {
+        name: "webhook_endpoints",
+        columns: &[
+            ("id", Text),
+            ("url", Text),
+            ("events", Text),
+            ("secret", Text),
+            ("created_at", Int),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "webhook_events",
+        columns: &[
+            ("seq", Int),
+            ("event_id", Text),
+            ("type", Text),
+            ("interview_id", Text),
+            ("created_at", Int),
+            ("body", Text),
+        ],
+        key: &["seq"],
+    },
+    Table {
+        name: "webhook_deliveries",
+        columns: &[
+            ("id", Int),
+            ("event_seq", Int),
+            ("endpoint_id", Text),
+            ("interview_id", Text),
+            ("state", Text),
+            ("attempts", Int),
+            ("created_at", Int),
+            ("next_at", Int),
+            ("last_at", Int),
+            ("last_status", Int),
+            ("last_error", Text),
+            ("delivered_at", Int),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "mail_outbox",
+        columns: &[
+            ("id", Int),
+            ("to_addr", Text),
+            ("subject", Text),
+            ("body", Text),
+            ("state", Text),
+            ("attempts", Int),
+            ("created_at", Int),
+            ("next_at", Int),
+            ("last_error", Text),
+            ("sent_at", Int),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "integration_keys",
+        columns: &[
+            ("id", Text),
+            ("hash", Bytes),
+            ("name", Text),
+            ("created_at", Int),
+            ("revoked_at", Int),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "partner_tests",
+        columns: &[
+            ("partner_interview_id", Text),
+            ("application_key", Text),
+            ("interview_id", Text),
+            ("test_id", Text),
+            ("created_at", Int),
+        ],
+        key: &["partner_interview_id"],
+    },
+];
+
+/// The columns numbered by the database (identity columns): after a copy with the source's
+/// numbers, new rows continue after the largest.
+const NUMBERED: &[(&str, &str)] = &[
+    ("audit", "id"),
+    ("webhook_events", "seq"),
+    ("webhook_deliveries", "id"),
+    ("mail_outbox", "id"),
 ];
 
 /// One value of a row, as both databases give it.
@@ -265,12 +354,16 @@ async fn copy_and_check(source: &rusqlite::Connection, target: &mut Client) -> R
         }
         copied.push((table.name, writer.finish().await?));
     }
-    // The audit log's numbers were copied as they were: new entries continue after them.
-    txn.execute(
-        "SELECT setval(pg_get_serial_sequence('audit', 'id'), coalesce(max(id), 0) + 1, false) FROM audit",
-        &[],
-    )
-    .await?;
+    // The numbered rows were copied with their numbers: new ones continue after them.
+    for (table, column) in NUMBERED {
+        txn.execute(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), coalesce(max({column}), 0) + 1, false) FROM {table}"
+            ),
+            &[],
+        )
+        .await?;
+    }
     txn.commit().await?;
     for table in TABLES {
         check(source, target, table).await?;

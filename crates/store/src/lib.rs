@@ -28,8 +28,8 @@ pub mod testing;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
 pub use integrations::IntegrationStore;
-pub use outbox::OutboxStore;
 pub use lease::{Lease, RoomLeases, MAX_LEASE_TTL};
+pub use outbox::OutboxStore;
 pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
 pub use postgres::{PgConfig, PgStore};
 pub use sqlite::{Durability, SqliteConfig, SqliteStore};

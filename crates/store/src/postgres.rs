@@ -20,6 +20,7 @@
 //! accounts, sessions, panels, the audit log), `lease` (rooms' leases for several nodes).
 
 mod lease;
+mod outbox;
 mod people;
 mod reads;
 pub(crate) mod schema;

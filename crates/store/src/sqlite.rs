@@ -15,8 +15,8 @@
 //! gate), `wal` (the syncer, checkpoints, WAL truncation), `reads` (the read queries) and
 //! `people` (staff accounts, sessions, panels, the audit log: reads and writes).
 
-mod integrations;
-mod outbox;
+pub(crate) mod integrations;
+pub(crate) mod outbox;
 mod people;
 mod reads;
 mod schema;

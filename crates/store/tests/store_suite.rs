@@ -8,10 +8,13 @@
 //! Postgres that also proves a read from inside a runtime blocks and answers, never panics.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+use duet_protocol::WebhookEvent;
 use duet_protocol::{
     Actor, ApiTokenInfo, AuditAction, EventKind, Interview, InterviewId, InterviewMode,
     InterviewStatus, LogEntry, LogRecord, Person, PersonState, PersonUpdate, Role, StaffRole,
 };
+use duet_store::integrations::{IntegrationKey, PartnerTest};
+use duet_store::outbox::{Attempt, NewEndpoint, NewMail, Next};
 use duet_store::{Checkpoint, NewAudit, NewSession, Store, StoreError};
 
 macro_rules! both_stores {
@@ -56,6 +59,8 @@ both_stores!(
     disabling_a_person_ends_their_sessions_and_silences_their_tokens_at_once,
     a_panel_names_people_and_goes_with_its_interview,
     the_audit_log_pages_newest_first,
+    interview_events_are_queued_with_their_records_and_offered_in_order,
+    mail_waits_until_sent_and_integration_keys_work_until_revoked,
 );
 
 fn record(seq: u64, kind: EventKind) -> LogRecord {
@@ -706,4 +711,212 @@ async fn the_audit_log_pages_newest_first<S: Store>(store: &S) {
     store.prune_audit(3).await.unwrap().unwrap();
     let left = store.audit_page(None, 10).unwrap();
     assert_eq!(left.iter().map(|e| e.at).collect::<Vec<_>>(), [5, 4, 3]);
+}
+
+fn outbox_record(seq: u64, by: Actor, record: &duet_protocol::Record) -> LogRecord {
+    LogRecord {
+        seq,
+        at_ms: 5_000 + seq as i64,
+        kind: record.kind(),
+        by,
+        data: record.encode(),
+    }
+}
+
+fn delivered(at: i64) -> Attempt {
+    Attempt {
+        at,
+        status: Some(200),
+        error: None,
+        next: Next::Delivered,
+    }
+}
+
+async fn interview_events_are_queued_with_their_records_and_offered_in_order<S: Store>(store: &S) {
+    use duet_protocol::Record;
+    for (id, events) in [
+        ("all", WebhookEvent::ALL.to_vec()),
+        ("ends", vec![WebhookEvent::InterviewEnded]),
+    ] {
+        let endpoint = NewEndpoint {
+            id: id.into(),
+            url: format!("https://hooks.example.com/{id}"),
+            events,
+            secret: "a-secret-of-sixteen".into(),
+            created_at: 1,
+        };
+        store.add_webhook(&endpoint).await.unwrap().unwrap();
+    }
+    assert_eq!(store.webhooks().unwrap().len(), 2);
+    let id = created(store, "orderedRoom").await;
+    // The interviewer's join starts nothing; the candidate's first join does, once.
+    for (seq, by, record) in [
+        (1, Actor::Interviewer, Record::Join),
+        (2, Actor::Candidate, Record::Join),
+        (3, Actor::Candidate, Record::Leave),
+        (4, Actor::Candidate, Record::Join),
+        (5, Actor::Interviewer, Record::End),
+    ] {
+        store
+            .append(&id, outbox_record(seq, by, &record))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let events = |webhook: &str| -> Vec<WebhookEvent> {
+        let mut listed = store.deliveries(webhook, None, 50).unwrap();
+        listed.reverse();
+        listed.iter().map(|d| d.event).collect()
+    };
+    assert_eq!(
+        events("all"),
+        [
+            WebhookEvent::InterviewCreated,
+            WebhookEvent::InterviewStarted,
+            WebhookEvent::InterviewEnded
+        ]
+    );
+    assert_eq!(events("ends"), [WebhookEvent::InterviewEnded]);
+    // Only the head of each (endpoint, interview) chain is due; a failed attempt holds the
+    // chain back until its retry.
+    let due = store.due_deliveries(i64::MAX, 10, &[]).unwrap();
+    let head = due.iter().find(|d| d.endpoint_id == "all").unwrap();
+    assert_eq!(head.event_id, "evt_orderedRoom_created");
+    let body: serde_json::Value = serde_json::from_str(&head.body).unwrap();
+    assert_eq!(body["data"]["interview"]["id"], "orderedRoom");
+    let failed = Attempt {
+        at: 10,
+        status: Some(500),
+        error: None,
+        next: Next::RetryAt(100),
+    };
+    store
+        .record_attempt(head.id, &failed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .due_deliveries(99, 10, &[])
+        .unwrap()
+        .iter()
+        .all(|d| d.endpoint_id != "all"));
+    let again = store.due_deliveries(100, 10, &[]).unwrap();
+    let retry = again.iter().find(|d| d.endpoint_id == "all").unwrap();
+    assert_eq!((retry.id, retry.attempts), (head.id, 1));
+    assert!(store
+        .due_deliveries(100, 10, &[retry.id])
+        .unwrap()
+        .iter()
+        .all(|d| d.id != retry.id));
+    store
+        .record_attempt(retry.id, &delivered(100))
+        .await
+        .unwrap()
+        .unwrap();
+    let next = store.due_deliveries(i64::MAX, 10, &[]).unwrap();
+    assert!(next.iter().any(|d| d.event_id == "evt_orderedRoom_started"));
+    let listed = store.deliveries("all", None, 50).unwrap();
+    let done = listed.iter().find(|d| d.id == head.id).unwrap();
+    assert_eq!(
+        (
+            done.state,
+            done.attempts,
+            done.last_status,
+            done.delivered_at
+        ),
+        (
+            duet_protocol::DeliveryState::Delivered,
+            2,
+            Some(200),
+            Some(100)
+        )
+    );
+    // Redelivery queues the same event again; erasure and removal clear the outbox.
+    store.redeliver("all", head.id, 200).await.unwrap().unwrap();
+    assert_eq!(store.deliveries("all", None, 50).unwrap().len(), 4);
+    assert!(matches!(
+        store.redeliver("ends", head.id, 200).await.unwrap(),
+        Err(StoreError::NoSuchDelivery)
+    ));
+    store.erase(&id).await.unwrap().unwrap();
+    assert!(store.deliveries("all", None, 50).unwrap().is_empty());
+    store.remove_webhook("all").await.unwrap().unwrap();
+    assert!(matches!(
+        store.remove_webhook("all").await.unwrap(),
+        Err(StoreError::NoSuchWebhook)
+    ));
+    assert_eq!(store.webhooks().unwrap().len(), 1);
+}
+
+async fn mail_waits_until_sent_and_integration_keys_work_until_revoked<S: Store>(store: &S) {
+    let mail = NewMail {
+        to: "ada@example.com".into(),
+        subject: "Your take-home".into(),
+        body: "https://duet.example.com/interview/x/candidate#token=secret".into(),
+        created_at: 1,
+    };
+    store.queue_mail(&mail).await.unwrap().unwrap();
+    let due = store.due_mail(1, 10, &[]).unwrap();
+    assert_eq!(
+        (due[0].to.as_str(), due[0].body.as_str()),
+        (mail.to.as_str(), mail.body.as_str())
+    );
+    let failed = Attempt {
+        at: 2,
+        status: None,
+        error: Some("connection refused".into()),
+        next: Next::RetryAt(50),
+    };
+    store
+        .record_mail_attempt(due[0].id, &failed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.due_mail(49, 10, &[]).unwrap().is_empty());
+    let again = store.due_mail(50, 10, &[]).unwrap();
+    assert_eq!(again[0].attempts, 1);
+    store
+        .record_mail_attempt(again[0].id, &delivered(51))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store.due_mail(i64::MAX, 10, &[]).unwrap().is_empty(),
+        "sent, and its body forgotten"
+    );
+
+    let key = IntegrationKey {
+        id: "k1".into(),
+        name: "Greenhouse".into(),
+        created_at: 3,
+        revoked_at: None,
+    };
+    store
+        .add_integration_key(&key, &[9; 32])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.integration_key(&[9; 32]).unwrap(), Some(key.clone()));
+    assert_eq!(store.integration_keys().unwrap(), [key]);
+    let test = PartnerTest {
+        partner_interview_id: "gh-1".into(),
+        application_key: "app-1".into(),
+        interview_id: "someRoom".into(),
+        test_id: "two-sum".into(),
+        created_at: 4,
+    };
+    store.add_partner_test(&test).await.unwrap().unwrap();
+    store.add_partner_test(&test).await.unwrap().unwrap();
+    assert_eq!(store.partner_test("gh-1").unwrap(), Some(test.clone()));
+    assert_eq!(store.partner_test_for("app-1").unwrap(), Some(test));
+    store
+        .revoke_integration_key("k1", 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.integration_key(&[9; 32]).unwrap(), None);
+    assert!(matches!(
+        store.revoke_integration_key("k1", 6).await.unwrap(),
+        Err(StoreError::NoSuchToken)
+    ));
 }

@@ -11,6 +11,7 @@
 
 use super::schema::seq_to_sql;
 use crate::people::PeopleWrite;
+use crate::sqlite::outbox::{OutboxWrite, ERASED_WITH_INTERVIEW};
 use crate::{Checkpoint, Failure, Interview, Result, StoreError, TokenHash};
 use duet_protocol::{InterviewId, LogRecord, Role};
 use std::collections::{HashMap, HashSet};
@@ -59,6 +60,11 @@ pub(super) enum Write {
         write: Box<PeopleWrite>,
         ack: oneshot::Sender<Result<()>>,
     },
+    /// A write to the outbox or the integration keys, committed on its own, outside the batch.
+    Outbox {
+        write: Box<OutboxWrite>,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Write {
@@ -87,7 +93,8 @@ impl Write {
             | Write::CreateInterview { ack, .. }
             | Write::ReplaceTokens { ack, .. }
             | Write::Reopen { ack, .. }
-            | Write::People { ack, .. } => ack,
+            | Write::People { ack, .. }
+            | Write::Outbox { ack, .. } => ack,
         }
     }
 }
@@ -267,6 +274,19 @@ pub(super) async fn writer_loop(mut rx: mpsc::UnboundedReceiver<Write>, config: 
                     });
                     let _ = ack.send(done);
                 }
+                Write::Outbox { write, ack } => {
+                    let done = in_transaction(&mut conn, &config, async |client, _| {
+                        super::outbox::apply(client, &write).await
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        e @ (StoreError::Postgres(_) | StoreError::Unreachable(_)) => {
+                            e.for_each_write()
+                        }
+                        refused => refused,
+                    });
+                    let _ = ack.send(done);
+                }
                 write if write.room().is_some_and(|room| failed.contains(room)) => {
                     let _ = write.into_ack().send(Err(StoreError::RoomFailed));
                 }
@@ -419,11 +439,16 @@ async fn commit(
         }
         if let Write::Append { id, record, .. } = write {
             appends.push(id, record);
+            // The webhook event the record is, if any: in this transaction.
+            super::outbox::on_append(txn, id, record).await?;
             continue;
         }
         appends.flush(txn, &statements.append).await?;
         match write {
-            Write::Append { .. } | Write::Reopen { .. } | Write::People { .. } => {}
+            Write::Append { .. }
+            | Write::Reopen { .. }
+            | Write::People { .. }
+            | Write::Outbox { .. } => {}
             Write::Checkpoint {
                 id, checkpoint: cp, ..
             } => {
@@ -435,6 +460,13 @@ async fn commit(
             }
             Write::Erase { id, .. } => {
                 known.insert(id.as_str(), false);
+                for table in ERASED_WITH_INTERVIEW {
+                    txn.execute(
+                        &format!("DELETE FROM {table} WHERE interview_id = $1"),
+                        &[&id.as_str()],
+                    )
+                    .await?;
+                }
                 for sql in [
                     "DELETE FROM room_log WHERE interview_id = $1",
                     "DELETE FROM checkpoints WHERE interview_id = $1",
@@ -472,6 +504,7 @@ async fn commit(
                     )
                     .await?;
                 }
+                super::outbox::on_created(txn, interview).await?;
             }
             Write::ReplaceTokens { id, tokens, .. } => {
                 txn.execute(

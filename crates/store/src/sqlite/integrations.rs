@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS partner_tests (
 ";
 
 /// The integration writes, applied by the outbox's writer path.
-pub(super) enum IntegrationWrite {
+pub(crate) enum IntegrationWrite {
     AddKey(IntegrationKey, TokenHash),
     RevokeKey(String, i64),
     AddPartnerTest(PartnerTest),

@@ -63,7 +63,7 @@ CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_at) WHERE state 
 ";
 
 /// The outbox's writes that stand alone (the events are written with what causes them).
-pub(super) enum OutboxWrite {
+pub(crate) enum OutboxWrite {
     AddWebhook(NewEndpoint),
     RemoveWebhook(String),
     RecordAttempt(i64, Attempt),
@@ -89,76 +89,126 @@ pub(super) fn on_created(conn: &Connection, interview: &Interview) -> Result<()>
 
 /// The event a log record is, if it is one, in the transaction that appends the record.
 pub(super) fn on_append(conn: &Connection, id: &InterviewId, record: &LogRecord) -> Result<()> {
-    let (event, event_id, extra) = match record.kind {
-        EventKind::Join if record.by == Actor::Candidate => (
-            WebhookEvent::InterviewStarted,
-            format!("evt_{id}_started"),
-            None,
-        ),
-        EventKind::TakeHomeStarted => (
-            WebhookEvent::InterviewStarted,
-            format!("evt_{id}_started"),
-            None,
-        ),
-        EventKind::TakeHomeSubmitted => {
-            let Ok(Record::TakeHomeSubmitted(submit)) =
-                Record::decode(record.kind, &record.data, record.at_ms)
-            else {
-                return Ok(());
-            };
-            let submitted = serde_json::json!({
-                "reason": submit.reason,
-                "at": submit.at,
-                "started_at": submit.started_at,
-                "deadline": submit.deadline,
-            });
-            (
-                WebhookEvent::TakeHomeSubmitted,
-                format!("evt_{id}_{}", record.seq),
-                Some(("take_home", submitted)),
-            )
-        }
-        EventKind::End => (
-            WebhookEvent::InterviewEnded,
-            format!("evt_{id}_{}", record.seq),
-            None,
-        ),
-        EventKind::Scorecard => {
-            let Ok(Record::Scorecard(change)) =
-                Record::decode(record.kind, &record.data, record.at_ms)
-            else {
-                return Ok(());
-            };
-            if change.action != "submitted" {
-                return Ok(());
-            }
-            let scorecard = serde_json::json!({
-                "person": change.person,
-                "recommendation": change.scorecard.recommendation,
-                "level": change.scorecard.level,
-                "ratings": change.scorecard.ratings,
-                "submitted_at": change.scorecard.submitted_at,
-            });
-            (
-                WebhookEvent::ScorecardSubmitted,
-                format!("evt_{id}_{}", record.seq),
-                Some(("scorecard", scorecard)),
-            )
-        }
-        _ => return Ok(()),
+    let Some(event) = EventFor::record(id, record) else {
+        return Ok(());
     };
     let Some(interview) = super::reads::get_interview(conn, id)? else {
         return Ok(());
     };
-    // A take-home starts when the candidate presses Start, not when the link opens.
-    if record.kind == EventKind::Join && interview.mode == InterviewMode::TakeHome {
+    let Some(data) = event.data(&interview, record) else {
         return Ok(());
+    };
+    insert_event(conn, &event.event_id, event.event, id, record.at_ms, data)
+}
+
+/// The webhook event a log record is, if it is one: what both stores write beside the record,
+/// in the transaction that appends it.
+pub(crate) struct EventFor {
+    pub(crate) event: WebhookEvent,
+    pub(crate) event_id: String,
+    extra: Option<(&'static str, serde_json::Value)>,
+}
+
+impl EventFor {
+    pub(crate) fn record(id: &InterviewId, record: &LogRecord) -> Option<EventFor> {
+        let (event, event_id, extra) = match record.kind {
+            EventKind::Join if record.by == Actor::Candidate => (
+                WebhookEvent::InterviewStarted,
+                format!("evt_{id}_started"),
+                None,
+            ),
+            EventKind::TakeHomeStarted => (
+                WebhookEvent::InterviewStarted,
+                format!("evt_{id}_started"),
+                None,
+            ),
+            EventKind::TakeHomeSubmitted => {
+                let Ok(Record::TakeHomeSubmitted(submit)) =
+                    Record::decode(record.kind, &record.data, record.at_ms)
+                else {
+                    return None;
+                };
+                let submitted = serde_json::json!({
+                    "reason": submit.reason,
+                    "at": submit.at,
+                    "started_at": submit.started_at,
+                    "deadline": submit.deadline,
+                });
+                (
+                    WebhookEvent::TakeHomeSubmitted,
+                    format!("evt_{id}_{}", record.seq),
+                    Some(("take_home", submitted)),
+                )
+            }
+            EventKind::End => (
+                WebhookEvent::InterviewEnded,
+                format!("evt_{id}_{}", record.seq),
+                None,
+            ),
+            EventKind::Scorecard => {
+                let Ok(Record::Scorecard(change)) =
+                    Record::decode(record.kind, &record.data, record.at_ms)
+                else {
+                    return None;
+                };
+                if change.action != "submitted" {
+                    return None;
+                }
+                let scorecard = serde_json::json!({
+                    "person": change.person,
+                    "recommendation": change.scorecard.recommendation,
+                    "level": change.scorecard.level,
+                    "ratings": change.scorecard.ratings,
+                    "submitted_at": change.scorecard.submitted_at,
+                });
+                (
+                    WebhookEvent::ScorecardSubmitted,
+                    format!("evt_{id}_{}", record.seq),
+                    Some(("scorecard", scorecard)),
+                )
+            }
+            _ => return None,
+        };
+        Some(EventFor {
+            event,
+            event_id,
+            extra,
+        })
     }
-    let mut data = serde_json::json!({ "interview": interview, "seq": record.seq });
-    if let (Some((key, value)), Some(map)) = (extra, data.as_object_mut()) {
-        map.insert(key.to_owned(), value);
+
+    /// The event's data, given its interview; `None` when it is not an event for this one
+    /// after all.
+    pub(crate) fn data(
+        &self,
+        interview: &Interview,
+        record: &LogRecord,
+    ) -> Option<serde_json::Value> {
+        // A take-home starts when the candidate presses Start, not when the link opens.
+        if record.kind == EventKind::Join && interview.mode == InterviewMode::TakeHome {
+            return None;
+        }
+        let mut data = serde_json::json!({ "interview": interview, "seq": record.seq });
+        if let (Some((key, value)), Some(map)) = (self.extra.clone(), data.as_object_mut()) {
+            map.insert(key.to_owned(), value);
+        }
+        Some(data)
     }
-    insert_event(conn, &event_id, event, id, record.at_ms, data)
+}
+
+/// An event's body as endpoints receive it.
+pub(crate) fn body_of_event(
+    event_id: &str,
+    event: WebhookEvent,
+    at_ms: i64,
+    data: serde_json::Value,
+) -> String {
+    serde_json::json!({
+        "id": event_id,
+        "type": event.as_str(),
+        "created": at_ms.div_euclid(1000),
+        "data": data,
+    })
+    .to_string()
 }
 
 /// Stores an event (once: a second with the same id is ignored) and a pending delivery for
@@ -171,13 +221,7 @@ fn insert_event(
     at_ms: i64,
     data: serde_json::Value,
 ) -> Result<()> {
-    let body = serde_json::json!({
-        "id": event_id,
-        "type": event.as_str(),
-        "created": at_ms.div_euclid(1000),
-        "data": data,
-    })
-    .to_string();
+    let body = body_of_event(event_id, event, at_ms, data);
     let added = conn
         .prepare_cached(
             "INSERT INTO webhook_events (event_id, type, interview_id, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -197,9 +241,9 @@ fn insert_event(
 }
 
 /// The tables an interview's erasure clears, in order (deliveries name events).
-pub(super) const ERASED_WITH_INTERVIEW: [&str; 2] = ["webhook_deliveries", "webhook_events"];
+pub(crate) const ERASED_WITH_INTERVIEW: [&str; 2] = ["webhook_deliveries", "webhook_events"];
 
-fn events_text(events: &[WebhookEvent]) -> String {
+pub(crate) fn events_text(events: &[WebhookEvent]) -> String {
     events
         .iter()
         .map(|e| e.as_str())
@@ -207,7 +251,7 @@ fn events_text(events: &[WebhookEvent]) -> String {
         .join(" ")
 }
 
-fn events_from(text: &str) -> Result<Vec<WebhookEvent>> {
+pub(crate) fn events_from(text: &str) -> Result<Vec<WebhookEvent>> {
     text.split_whitespace()
         .map(|e| {
             WebhookEvent::parse(e).ok_or_else(|| StoreError::Corrupt(format!("webhook event {e}")))
@@ -215,7 +259,7 @@ fn events_from(text: &str) -> Result<Vec<WebhookEvent>> {
         .collect()
 }
 
-fn next_columns(next: Next) -> (&'static str, Option<i64>) {
+pub(crate) fn next_columns(next: Next) -> (&'static str, Option<i64>) {
     match next {
         Next::Delivered => (DeliveryState::Delivered.as_str(), None),
         Next::RetryAt(at) => (DeliveryState::Pending.as_str(), Some(at)),

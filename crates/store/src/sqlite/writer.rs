@@ -4,7 +4,6 @@
 //! the room's log never has a gap. Also the writer's connection settings ([`open_writer`]).
 
 use super::outbox::OutboxWrite;
-use crate::people::PeopleWrite;
 use super::schema::seq_to_sql;
 use super::wal::{finish_checkpoint, truncate_wal, Shared};
 use super::{open, Durability, SqliteConfig};
