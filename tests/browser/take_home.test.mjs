@@ -3,8 +3,10 @@
 // scratch editor and a check that runs work), Start, the room with a countdown from the
 // server's deadline and its warnings at 10 and 2 minutes (the page's clock moved on with
 // Playwright's clock; the server's deadline is untouched), Submit with its confirmation, and the
-// submitted page, which is all the link shows after a reload. Photographed in
-// tests/browser/artifacts/.
+// submitted page, which is all the link shows after a reload. The interviewer watches from
+// their own link meanwhile: a read-only editor (the server drops staff edits on a take-home)
+// under a banner that names the candidate's solo round, its stage and its countdown.
+// Photographed in tests/browser/artifacts/.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -58,6 +60,20 @@ test('a candidate starts a take-home, sees the clock run down, submits, and the 
   assert.deepEqual(await axe(page), [], 'the start page: serious or critical accessibility violations')
   await shot(page, 'take-home-start')
 
+  // The interviewer opens their link before the candidate starts: the banner says whose round
+  // it is, that staff watch read-only, and that the clock has not started.
+  const staffContext = await browser.newContext({ viewport: { width: 1366, height: 800 } })
+  const staff = await staffContext.newPage()
+  const staffSeen = record(staff)
+  await staff.goto(created.urls.interviewer)
+  await ready(staff)
+  const staffBanner = staff.getByTestId('take-home-staff')
+  await staffBanner.filter({ hasText: 'Not started' }).waitFor()
+  assert.match(await staffBanner.innerText(), /the candidate's solo round/)
+  assert.match(await staffBanner.innerText(), /read-only/)
+  const staffEditor = staff.locator('[data-testid=editor] .cm-content').first()
+  assert.equal(await staffEditor.getAttribute('contenteditable'), 'false', 'the interviewer cannot type')
+
   // Start: the round's page, with the prompt and a countdown from the server's deadline.
   await page.getByTestId('start').click()
   await ready(page)
@@ -65,8 +81,25 @@ test('a candidate starts a take-home, sees the clock run down, submits, and the 
   await countdown.waitFor()
   assert.match(await countdown.innerText(), /^(30:00|29:[0-5]\d)$/, 'thirty minutes, from the server')
   await page.getByText('Implement the class').first().waitFor()
-  await page.locator('[data-testid=editor] .cm-content').first().waitFor()
+  const editor = page.locator('[data-testid=editor] .cm-content').first()
+  await editor.waitFor()
   await shot(page, 'take-home-round')
+
+  // The candidate writes; the interviewer's page (polling while not started) now counts down
+  // the same round and shows the candidate's line, and their own typing changes nothing.
+  await editor.click()
+  await page.keyboard.press('Control+End')
+  await page.keyboard.type('# solo work')
+  await staffBanner.filter({ hasText: /Running: (30:00|29:[0-5]\d) left/ }).waitFor({ timeout: 20_000 })
+  await staff.locator('[data-testid=editor]').getByText('# solo work').waitFor()
+  assert.equal(await staffEditor.getAttribute('contenteditable'), 'false', 'still read-only while the round runs')
+  const before = await staffEditor.innerText()
+  await staffEditor.click()
+  await staff.keyboard.type('staff was here')
+  assert.equal(await staffEditor.innerText(), before, 'the interviewer\'s typing changes nothing')
+  assert.doesNotMatch(await editor.innerText(), /staff was here/)
+  assert.deepEqual(await axe(staff), [], 'the interviewer\'s take-home page: serious or critical accessibility violations')
+  await shot(staff, 'take-home-staff')
 
   // The page's clock moves on: the warnings at 10 and 2 minutes.
   const warning = page.getByTestId('take-home-warning')
@@ -89,6 +122,10 @@ test('a candidate starts a take-home, sees the clock run down, submits, and the 
   await submitted.waitFor({ timeout: 15_000 })
   assert.match(await submitted.innerText(), /You submitted your take-home/)
   await shot(page, 'take-home-submitted')
+  // The interviewer's banner follows the room's end to the submit.
+  await staffBanner.filter({ hasText: 'Submitted by the candidate' }).waitFor({ timeout: 15_000 })
+  assert.deepEqual(staffSeen.problems, [], 'no CSP violation or page error on the interviewer\'s page')
+  await staffContext.close()
 
   // A reopened link shows only that.
   await page.reload()

@@ -13,6 +13,10 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   let refreshScorecard: () => Promise<void> = async () => {}
   const { token, side } = ctx
   const base = `/api/interviews/${encodeURIComponent(ctx.interview.id)}`
+  if (ctx.interview.mode === 'take_home') {
+    // The candidate's solo round: a banner says staff watch read-only, with the round's clock.
+    void import('./takehome').then(({ mountStaffBanner }) => mountStaffBanner(ctx))
+  }
   const picker = h('select', { id: 'q-pick' }, h('option', { value: '' }, 'Loading the question bank…'))
   const switchBtn = h('button', { type: 'button' }, 'Switch')
   const pickNote = h('p', { class: 'small', role: 'status' })

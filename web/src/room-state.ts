@@ -79,6 +79,11 @@ export interface RoomStateOptions {
   clock: (ms: number) => string
   /** Now, in unix ms. */
   now: () => number
+  /**
+   * The page only watches the code (staff on a take-home, the candidate's solo round: the
+   * server drops their edits), so the editor and the board stay read-only.
+   */
+  watchOnly?: boolean
 }
 
 /**
@@ -125,9 +130,11 @@ export class RoomState {
   private history: RunSummary[] = []
   private readonly clock: (ms: number) => string
   private readonly now: () => number
+  private readonly watchOnly: boolean
 
   constructor(o: RoomStateOptions) {
     this.role = o.role
+    this.watchOnly = o.watchOnly ?? false
     this.phaseNow = o.ended ? 'ended' : 'live'
     this.questionNow = o.question
     this.clock = o.clock
@@ -151,7 +158,7 @@ export class RoomState {
       testTitle: coding ? '' : 'This question has no tests',
       stop: live && this.active !== null,
       input: live && (this.active?.kind === 'run' || this.active?.kind === 'repl'),
-      editable: live,
+      editable: live && !this.watchOnly,
     }
   }
 

@@ -55,6 +55,7 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   const base = `/api/interviews/${encodeURIComponent(id)}`
   const state = new RoomState({
     role, ended: interview.status === 'ended', question: interview.question, clock, now: () => Date.now(),
+    watchOnly: interview.mode === 'take_home' && role !== 'candidate',
   })
   const doc = new Y.Doc()
   // Presence within a second: y-protocols ignores a state from an unknown client unless its

@@ -7,11 +7,16 @@
 // server's `server_now`, taken at the middle of the request). At the deadline the server
 // submits by itself, page open or not; the page then shows the submitted page when the room
 // tells it the interview ended (or, if that does not arrive, when the round's view says so).
+//
+// Staff (the interviewer's page) watch a take-home read-only: the server drops their edits, so
+// the room keeps their editor read-only (room-state.ts's `watchOnly`) and `mountStaffBanner`
+// says why, with the round's stage and its countdown.
 import * as Y from 'yjs'
 import { api, explain } from './api'
 import type { Interview } from './api'
 import type { TakeHomeCheck, TakeHomeStarted, TakeHomeSubmitted, TakeHomeView } from './gen'
 import { h, page, replace, announce, dateTime } from './dom'
+import type { RoomContext } from './room'
 
 /** Warnings before the deadline, in minutes. */
 const WARN_AT = [10, 2]
@@ -176,6 +181,70 @@ function submittedPage(round: TakeHomeView): void {
       h('p', {}, 'Thank you! The team will review it and get back to you. You can close this page.')))
   announce('Your take-home was submitted.')
   ;(window as unknown as { duetReady?: boolean }).duetReady = true
+}
+
+/** How often a staff page asks whether a round not started yet has started. */
+const STAFF_POLL_MS = 15_000
+
+/**
+ * The banner above a take-home's room on the interviewer's page: the candidate's solo round,
+ * read-only for staff, where it stands (not started, running with its countdown, submitted and
+ * why). It reads the round's view on load, every `STAFF_POLL_MS` until the candidate starts,
+ * and again when the room ends (a submit ends it).
+ */
+export function mountStaffBanner(ctx: RoomContext): void {
+  const base = `/api/interviews/${encodeURIComponent(ctx.interview.id)}`
+  const stage = h('span', { 'data-testid': 'take-home-stage' }, 'Loading where the round stands…')
+  const banner = h('div', { class: 'banner take-home-staff', role: 'status', 'data-testid': 'take-home-staff' },
+    h('strong', {}, 'Take-home: the candidate\'s solo round. '),
+    'You watch read-only: the code is theirs alone. ', stage)
+  document.querySelector('.topbar')?.after(banner)
+  let timer = 0
+  let poll = 0
+  const show = (round: TakeHomeView, offset: number) => {
+    window.clearInterval(timer)
+    window.clearTimeout(poll)
+    switch (round.stage) {
+      case 'not_started':
+        stage.textContent = 'Not started: the clock starts when the candidate presses Start.'
+        poll = window.setTimeout(() => void load(), STAFF_POLL_MS)
+        return
+      case 'running': {
+        const started = round.started
+        if (!started) return
+        const tick = () => {
+          const ms = Math.max(0, started.deadline - (Date.now() + offset))
+          stage.textContent = `Running: ${remaining(ms)} left (until ${dateTime(started.deadline)}).`
+          if (ms === 0) window.clearInterval(timer)
+        }
+        timer = window.setInterval(tick, 1_000)
+        tick()
+        return
+      }
+      case 'submitted': {
+        const s = round.submitted
+        stage.textContent = !s
+          ? 'Submitted.'
+          : s.reason === 'time_limit'
+            ? `Submitted automatically at the time limit (${dateTime(s.at)}).`
+            : `Submitted by the candidate at ${dateTime(s.at)}.`
+        return
+      }
+    }
+  }
+  const load = async () => {
+    const sent = Date.now()
+    try {
+      const round = await api<TakeHomeView>(ctx.token, 'GET', `${base}/take-home`)
+      show(round, round.server_now - (sent + Date.now()) / 2)
+    } catch (err) {
+      stage.textContent = `Where the round stands could not be read: ${explain(err)}.`
+    }
+  }
+  // onEnded calls back at once when the room has ended already: then that is the first load.
+  let loading = false
+  ctx.onEnded(() => { loading = true; void load() })
+  if (!loading) void load()
 }
 
 /** `mm:ss`, or `h:mm:ss` from an hour. */
