@@ -196,6 +196,36 @@ async fn both_people_type_into_one_repl_see_each_other_s_answers_and_exit_ends_i
         (detail["kind"].as_str(), detail["environment"].as_str()),
         (Some("repl"), Some("python"))
     );
+    // And in its cast: the answers as they came.
+    let cast = reqwest::Client::new()
+        .get(server.http(&format!(
+            "/api/interviews/{}/runs/{run_id}/cast",
+            interview.id
+        )))
+        .bearer_auth(&tokens.interviewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cast.status(), 200);
+    let cast = cast.text().await.unwrap();
+    // Line 1 is the header; each line after is `[seconds, "o", text]`.
+    let printed: String = cast
+        .lines()
+        .skip(1)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event[1] == "o")
+        .filter_map(|event| event[2].as_str().map(str::to_owned))
+        .collect::<String>()
+        .replace("\r\n", "\n");
+    // The cast marks stderr (here the interpreter's prompts) in red; without them, the answers.
+    let mut answers = printed.clone();
+    while let Some(start) = answers.find("\u{1b}[31m") {
+        let end = answers[start..]
+            .find("\u{1b}[0m")
+            .map_or(answers.len(), |e| start + e + "\u{1b}[0m".len());
+        answers.replace_range(start..end, "");
+    }
+    assert_eq!(answers, "loaded 3\n16\n80\n", "{printed:?}");
     sandbox.shutdown().await;
 }
 
