@@ -11,167 +11,32 @@ use duet_protocol::{
     RunStarted, ScorecardUpdate, Stream, MAIN_FILE,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Text, Transact, Update};
 
-struct Client {
-    doc: Doc,
-    awareness: HashMap<u64, String>,
-    replies: ReplySlots,
-}
+mod common;
+use common::scene::Scene;
 
-impl Client {
-    fn text(&self) -> String {
-        let t = self.doc.get_or_insert_text(MAIN_FILE);
-        t.get_string(&self.doc.transact())
-    }
-}
-
-#[derive(Default)]
-struct Harness {
-    room: Option<Room>,
-    clients: BTreeMap<ConnId, Client>,
-    log: Vec<LogRecord>,
-    closed: Vec<(ConnId, u16, String)>,
-    events: Vec<(Audience, serde_json::Value)>,
-    clock: i64,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness {
-            room: Some(Room::new(RoomConfig::default())),
-            ..Default::default()
-        }
-    }
-    fn room(&mut self) -> &mut Room {
-        self.room.as_mut().expect("room")
-    }
-    fn tick(&mut self) -> i64 {
-        self.clock += 1;
-        self.clock
-    }
-
-    fn join(&mut self, conn: ConnId, role: Role) {
-        // UTF-16 offsets, as the JavaScript clients count.
-        let doc = Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Options::default()
-        });
-        let replies = ReplySlots::default();
-        self.clients.insert(
-            conn,
-            Client {
-                doc,
-                awareness: HashMap::new(),
-                replies: replies.clone(),
-            },
-        );
-        let now = self.tick();
-        let effects = self
-            .room()
-            .join(conn, role, Identity::for_role(role, "Ada"), replies, now);
-        self.run(effects);
-        // The client opens with its own sync step 1, as y-websocket does.
-        let sv = self.clients[&conn].doc.transact().state_vector();
-        self.send(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
-    }
-
-    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let now = self.tick();
-        let effects = self.room().receive(conn, &bytes, now);
-        self.run(effects);
-    }
-
-    fn leave(&mut self, conn: ConnId) {
-        self.clients.remove(&conn);
-        let now = self.tick();
-        let effects = self.room().leave(conn, now);
-        self.run(effects);
-    }
-
+impl Scene {
+    /// `conn` types `chunk` at `index` (UTF-16) of its main file and sends the update.
     fn type_at(&mut self, conn: ConnId, index: u32, chunk: &str) {
         let update = {
-            let client = &self.clients[&conn];
-            let text = client.doc.get_or_insert_text(MAIN_FILE);
-            let mut txn = client.doc.transact_mut();
+            let doc = &self.people[&conn];
+            let text = doc.get_or_insert_text(MAIN_FILE);
+            let mut txn = doc.transact_mut();
             text.insert(&mut txn, index, chunk);
             txn.encode_update_v1()
         };
-        self.send(conn, Message::Sync(SyncMessage::Update(update)).encode_v1());
+        self.send_update(conn, update);
     }
 
-    fn run(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Persist(record) => self.log.push(record),
-                Effect::Send { to, message, reply } => {
-                    // The server's writer frees the reply slot once the answer is written.
-                    if let (Some(reply), Some(client)) = (reply, self.clients.get(&to)) {
-                        client.replies.sent(reply);
-                    }
-                    self.deliver(to, &message)
-                }
-                Effect::Broadcast { except, message } => {
-                    let targets: Vec<_> = self
-                        .clients
-                        .keys()
-                        .copied()
-                        .filter(|c| Some(*c) != except)
-                        .collect();
-                    for to in targets {
-                        self.deliver(to, &message);
-                    }
-                }
-                Effect::Close { conn, code, reason } => {
-                    self.closed.push((conn, code, reason));
-                    self.leave(conn);
-                }
-                Effect::Event { audience, event } => self
-                    .events
-                    .push((audience, serde_json::to_value(&event).expect("event JSON"))),
-                Effect::CancelRun { run_id } => panic!("unexpected cancel of {run_id}"),
-                Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
-            }
-        }
-    }
-
-    fn deliver(&mut self, to: ConnId, message: &[u8]) {
-        let Some(client) = self.clients.get_mut(&to) else {
-            return;
-        };
-        let reply = match Message::decode_v1(message).expect("server sent a valid message") {
-            Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = client.doc.transact().encode_state_as_update_v1(&sv);
-                Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1())
-            }
-            Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                client
-                    .doc
-                    .transact_mut()
-                    .apply_update(Update::decode_v1(&u).expect("update"))
-                    .expect("apply");
-                None
-            }
-            Message::Awareness(update) => {
-                for (id, entry) in update.clients {
-                    client.awareness.insert(id.get(), entry.json.to_string());
-                }
-                None
-            }
-            other => panic!("unexpected message {other:?}"),
-        };
-        if let Some(reply) = reply {
-            self.send(to, reply);
-        }
-    }
-
+    /// The main file as the room has it.
     fn room_text(&mut self) -> String {
-        self.room().text()
+        self.room.text()
     }
 }
 
@@ -189,18 +54,18 @@ fn awareness(client_id: u64, clock: u32, json: &str) -> Vec<u8> {
 
 #[test]
 fn two_editors_converge_and_a_late_joiner_gets_everything() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
     h.type_at(1, 0, "def add(a, b):\n");
     h.type_at(2, 0, "# interview\n");
     h.type_at(1, 26, "    return a + b\n");
-    assert_eq!(h.clients[&1].text(), h.clients[&2].text());
-    assert_eq!(h.clients[&1].text(), h.room_text());
+    assert_eq!(h.text_of(1), h.text_of(2));
+    assert_eq!(h.text_of(1), h.room_text());
 
     h.join(3, Role::Reviewer);
     assert_eq!(
-        h.clients[&3].text(),
+        h.text_of(3),
         h.room_text(),
         "the late joiner receives the whole document"
     );
@@ -208,17 +73,17 @@ fn two_editors_converge_and_a_late_joiner_gets_everything() {
 
 #[test]
 fn reviewer_edits_are_dropped_and_its_connection_stays_open() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "print(1)");
     h.join(2, Role::Reviewer);
     let before = h.log.len();
     h.type_at(2, 0, "import os; ");
     assert_eq!(h.room_text(), "print(1)");
-    assert_eq!(h.clients[&1].text(), "print(1)");
+    assert_eq!(h.text_of(1), "print(1)");
     assert_eq!(h.log.len(), before, "nothing of the reviewer's is stored");
     assert!(h.closed.is_empty());
-    assert_eq!(h.room().connections(), 2);
+    assert_eq!(h.room.connections(), 2);
 }
 
 #[test]
@@ -265,10 +130,10 @@ fn every_edit_is_persisted_before_it_is_broadcast() {
 
 #[test]
 fn awareness_identity_is_stamped_by_the_server() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
-    h.send(
+    h.send_raw(
         1,
         awareness(
             111,
@@ -276,8 +141,7 @@ fn awareness_identity_is_stamped_by_the_server() {
             r#"{"user":{"name":"Mallory","role":"interviewer"},"cursor":{"anchor":3}}"#,
         ),
     );
-    let seen: serde_json::Value =
-        serde_json::from_str(&h.clients[&2].awareness[&111]).expect("json");
+    let seen: serde_json::Value = serde_json::from_str(&h.awareness[&2][&111]).expect("json");
     assert_eq!(seen["user"]["name"], "Ada");
     assert_eq!(seen["user"]["role"], "candidate");
     assert_eq!(
@@ -288,33 +152,32 @@ fn awareness_identity_is_stamped_by_the_server() {
 
 #[test]
 fn a_connection_cannot_speak_for_another_connections_awareness_id() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
     h.join(3, Role::Reviewer);
-    h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
-    h.send(2, awareness(111, 5, r#"{"cursor":99}"#));
-    let seen: serde_json::Value =
-        serde_json::from_str(&h.clients[&3].awareness[&111]).expect("json");
+    h.send_raw(1, awareness(111, 1, r#"{"cursor":1}"#));
+    h.send_raw(2, awareness(111, 5, r#"{"cursor":99}"#));
+    let seen: serde_json::Value = serde_json::from_str(&h.awareness[&3][&111]).expect("json");
     assert_eq!(seen["cursor"], 1);
     assert_eq!(seen["user"]["role"], "candidate");
 }
 
 #[test]
 fn leaving_removes_presence_and_is_logged() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
-    h.send(1, awareness(111, 1, r#"{"cursor":1}"#));
+    h.send_raw(1, awareness(111, 1, r#"{"cursor":1}"#));
     h.leave(1);
-    assert_eq!(h.clients[&2].awareness[&111], "null");
+    assert_eq!(h.awareness[&2][&111], "null");
     assert!(
         h.log.iter().all(|r| r.kind != EventKind::Leave),
         "the leave waits out its grace"
     );
-    let deadline = h.room().next_deadline().expect("a leave is pending");
-    let effects = h.room().tick(deadline);
-    h.run(effects);
+    let deadline = h.room.next_deadline().expect("a leave is pending");
+    let effects = h.room.tick(deadline);
+    h.carry_out(effects);
     let kinds: Vec<_> = h.log.iter().map(|r| (r.kind, r.by)).collect();
     assert_eq!(kinds.first(), Some(&(EventKind::Join, Actor::Candidate)));
     assert_eq!(kinds.last(), Some(&(EventKind::Leave, Actor::Candidate)));
@@ -349,11 +212,11 @@ fn malformed_messages_close_only_the_sender() {
         ("empty varint", vec![0x80], close::INVALID_PAYLOAD),
     ];
     for (what, bytes, code) in cases {
-        let mut h = Harness::new();
+        let mut h = Scene::empty();
         h.join(1, Role::Candidate);
         h.join(2, Role::Interviewer);
         h.type_at(2, 0, "kept");
-        h.send(1, bytes);
+        h.send_raw(1, bytes);
         assert_eq!(h.closed.len(), 1, "{what}: the sender is closed");
         assert_eq!(h.closed[0].0, 1, "{what}");
         assert_eq!(h.closed[0].1, code, "{what}: {}", h.closed[0].2);
@@ -389,12 +252,12 @@ fn random_bytes_never_panic_the_room() {
 #[test]
 fn the_stored_log_rebuilds_the_live_text_from_any_checkpoint() {
     let mut rng = StdRng::seed_from_u64(42);
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
     for _ in 0..300 {
         let conn = rng.gen_range(1..=2);
-        let text = h.clients[&conn].text();
+        let text = h.text_of(conn);
         let chars = rng.gen_range(0..=text.chars().count());
         let at: u32 = text.chars().take(chars).map(|c| c.len_utf16() as u32).sum();
         let ch = ["a", "b", "\n", "é", "🙂"][rng.gen_range(0..5)];
@@ -465,10 +328,10 @@ fn a_corrupt_log_is_an_error_not_an_empty_document() {
 
 #[test]
 fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "print('hi')");
-    let code_seq = h.room().last_seq();
+    let code_seq = h.room.last_seq();
     let started = RunStarted {
         run_id: "r1".into(),
         kind: RunKind::Run,
@@ -479,21 +342,21 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         private: false,
         environment: "python".into(),
     };
-    let mut effects = h.room().run_started(&started, usize::MAX, 10);
+    let mut effects = h.room.run_started(&started, usize::MAX, 10);
     let out = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stdout,
         pieces: vec![(0, 11)],
         bytes: b"hi\n".to_vec(),
     };
-    effects.extend(h.room().run_output(out, Role::Candidate, false, 11));
+    effects.extend(h.room.run_output(out, Role::Candidate, false, 11));
     let err = OutputChunk {
         run_id: "r1".into(),
         stream: Stream::Stderr,
         pieces: vec![(0, 11)],
         bytes: b"warn\n".to_vec(),
     };
-    effects.extend(h.room().run_output(err, Role::Candidate, false, 11));
+    effects.extend(h.room.run_output(err, Role::Candidate, false, 11));
     let fin = RunFinished {
         run_id: "r1".into(),
         status: duet_protocol::RunStatus::Ok,
@@ -504,8 +367,8 @@ fn a_run_takes_its_place_in_the_sequence_and_its_history_reads_back() {
         lint: None,
         at: 12,
     };
-    effects.extend(h.room().run_finished(&fin, Role::Candidate, false, 12));
-    h.run(effects);
+    effects.extend(h.room.run_finished(&fin, Role::Candidate, false, 12));
+    h.carry_out(effects);
 
     let types: Vec<_> = h
         .events
@@ -749,34 +612,34 @@ fn every_event_carries_the_head_of_the_record_it_tells() {
 
 #[test]
 fn a_reconnecting_clients_repeated_state_is_not_logged_again() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "abc");
     let update = {
-        let client = &h.clients[&1];
-        let text = client.doc.get_or_insert_text(MAIN_FILE);
-        let mut txn = client.doc.transact_mut();
+        let doc = &h.people[&1];
+        let text = doc.get_or_insert_text(MAIN_FILE);
+        let mut txn = doc.transact_mut();
         text.remove_range(&mut txn, 0, 1);
         txn.encode_update_v1()
     };
-    h.send(
+    h.send_raw(
         1,
         Message::Sync(SyncMessage::Update(update.clone())).encode_v1(),
     );
     let before = h.log.len();
-    h.send(1, Message::Sync(SyncMessage::SyncStep2(update)).encode_v1());
+    h.send_raw(1, Message::Sync(SyncMessage::SyncStep2(update)).encode_v1());
     assert_eq!(h.log.len(), before, "nothing new, nothing stored");
     assert_eq!(h.room_text(), "bc");
 }
 
 #[test]
 fn structs_under_another_participants_client_id_are_refused() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
     h.type_at(2, 0, "ok");
     // The candidate writes under the interviewer's Yjs client id, one clock ahead.
-    let interviewer_client = h.clients[&2].doc.client_id();
+    let interviewer_client = h.people[&2].client_id();
     let forged = Doc::with_options(Options {
         client_id: interviewer_client,
         offset_kind: OffsetKind::Utf16,
@@ -786,8 +649,7 @@ fn structs_under_another_participants_client_id_are_refused() {
         .transact_mut()
         .apply_update(
             Update::decode_v1(
-                &h.clients[&2]
-                    .doc
+                &h.people[&2]
                     .transact()
                     .encode_state_as_update_v1(&StateVector::default()),
             )
@@ -800,7 +662,7 @@ fn structs_under_another_participants_client_id_are_refused() {
         text.insert(&mut txn, 2, "import os");
         txn.encode_update_v1()
     };
-    h.send(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    h.send_raw(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
     assert_eq!(
         h.closed.first().map(|c| (c.0, c.1)),
         Some((1, close::INVALID_PAYLOAD)),
@@ -822,14 +684,11 @@ fn structs_under_another_participants_client_id_are_refused() {
 
 #[test]
 fn ownership_of_client_ids_survives_a_reload_from_the_log() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(2, Role::Interviewer);
     h.type_at(2, 0, "mine");
     let rebuilt = rebuild(None, h.log.clone()).expect("rebuild");
-    let owner = rebuilt
-        .owners
-        .get(&h.clients[&2].doc.client_id().get())
-        .copied();
+    let owner = rebuilt.owners.get(&h.people[&2].client_id().get()).copied();
     assert_eq!(owner, Some(Actor::Interviewer));
 }
 
@@ -839,10 +698,7 @@ fn a_document_cannot_grow_past_its_cap() {
         max_doc_bytes: 10,
         ..RoomConfig::default()
     };
-    let mut h = Harness {
-        room: Some(Room::new(config)),
-        ..Default::default()
-    };
+    let mut h = Scene::new(Room::new(config));
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "0123456789");
     assert!(h.closed.is_empty());
@@ -892,24 +748,24 @@ fn repeated_sync_requests_are_coalesced_while_an_answer_is_queued() {
 
 #[test]
 fn reconnect_churn_logs_one_join_and_one_leave() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     for conn in 1..=200 {
         h.join(conn, Role::Reviewer);
         h.leave(conn);
     }
-    let effects = h.room().flush_leaves(1_000_000);
-    h.run(effects);
+    let effects = h.room.flush_leaves(1_000_000);
+    h.carry_out(effects);
     let kinds: Vec<_> = h.log.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [EventKind::Join, EventKind::Leave]);
 }
 
 #[test]
 fn the_server_replaces_the_program_in_one_edit_everyone_receives() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.join(2, Role::Interviewer);
     h.type_at(1, 0, "old code");
-    let effects = h.room().replace_text("def solve():\n    pass\n", 100);
+    let effects = h.room.replace_text("def solve():\n    pass\n", 100);
     let edits: Vec<_> = effects
         .iter()
         .filter_map(|e| match e {
@@ -918,9 +774,9 @@ fn the_server_replaces_the_program_in_one_edit_everyone_receives() {
         })
         .collect();
     assert_eq!(edits, [(EventKind::Edit, Actor::Server)]);
-    h.run(effects);
+    h.carry_out(effects);
     for conn in [1, 2] {
-        assert_eq!(h.clients[&conn].text(), "def solve():\n    pass\n");
+        assert_eq!(h.text_of(conn), "def solve():\n    pass\n");
     }
     assert_eq!(
         rebuild(None, h.log.clone()).expect("rebuild").text(),
@@ -932,30 +788,29 @@ fn the_server_replaces_the_program_in_one_edit_everyone_receives() {
 
 #[test]
 fn an_edit_after_the_end_closes_its_sender_and_nothing_is_stored() {
-    let mut h = Harness::new();
+    let mut h = Scene::empty();
     h.join(1, Role::Candidate);
     h.type_at(1, 0, "abc");
     // A deletion, so every full-state step 2 carries a delete set.
     let update = {
-        let client = &h.clients[&1];
-        let text = client.doc.get_or_insert_text(MAIN_FILE);
-        let mut txn = client.doc.transact_mut();
+        let doc = &h.people[&1];
+        let text = doc.get_or_insert_text(MAIN_FILE);
+        let mut txn = doc.transact_mut();
         text.remove_range(&mut txn, 0, 1);
         txn.encode_update_v1()
     };
-    h.send(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
+    h.send_raw(1, Message::Sync(SyncMessage::Update(update)).encode_v1());
     let now = h.tick();
-    let effects = h.room().end(now);
-    h.run(effects);
+    let effects = h.room.end(now);
+    h.carry_out(effects);
     let stored = h.log.len();
 
     // The candidate's page reconnects and answers the server's step 1 with all it has: nothing
     // new, so the connection stays.
-    let everything = h.clients[&1]
-        .doc
+    let everything = h.people[&1]
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
-    h.send(
+    h.send_raw(
         1,
         Message::Sync(SyncMessage::SyncStep2(everything)).encode_v1(),
     );

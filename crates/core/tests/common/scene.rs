@@ -1,20 +1,28 @@
-//! A room and its people for scenario tests: each person a stock yrs document, joined through
-//! the room, with the room's effects carried out by hand (stored records kept in order, messages
-//! delivered and answered as a Yjs client would, closes remembered). A test file adds the
+//! A room and its people for scenario tests: each person a stock yrs document counting UTF-16
+//! offsets as the JavaScript clients do, joined through the room, with the room's effects
+//! carried out by hand (stored records kept in order, messages delivered and answered as a Yjs
+//! client would, reply slots freed once an answer is out as the server's writer frees them,
+//! presence and events-socket events remembered, closes remembered). A test file adds the
 //! helpers of its feature in an `impl Scene` of its own.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
-use duet_core::{ConnId, Effect, ReplySlots, Room, RoomConfig};
-use duet_protocol::{Identity, LogRecord, Role};
-use std::collections::BTreeMap;
+use duet_core::{Audience, ConnId, Effect, ReplySlots, Room, RoomConfig};
+use duet_protocol::{Identity, LogRecord, Role, MAIN_FILE};
+use std::collections::{BTreeMap, HashMap};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, Transact, Update};
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, Transact, Update};
 
 pub struct Scene {
     pub room: Room,
     pub people: BTreeMap<ConnId, Doc>,
+    /// What each person's document knows of presence: awareness id to its JSON.
+    pub awareness: BTreeMap<ConnId, HashMap<u64, String>>,
+    /// Each person's reply slots, freed as the server's writer frees them.
+    pub replies: BTreeMap<ConnId, ReplySlots>,
+    /// Every event for the events socket, with who may receive it, as JSON.
+    pub events: Vec<(Audience, serde_json::Value)>,
     /// Every record the room asked to store, in order.
     pub log: Vec<LogRecord>,
     /// Every connection the room closed: who, the code and the reason.
@@ -27,6 +35,9 @@ impl Scene {
         Scene {
             room,
             people: BTreeMap::new(),
+            awareness: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            events: Vec::new(),
             log: Vec::new(),
             closed: Vec::new(),
             clock: 0,
@@ -38,24 +49,53 @@ impl Scene {
         Scene::new(Room::new(RoomConfig::default()))
     }
 
-    pub fn join(&mut self, conn: ConnId, role: Role) {
-        self.join_with(conn, role, Doc::new());
+    /// The clock, one step on: every call into the room happens at its own time.
+    pub fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        self.clock
     }
 
-    /// `conn` joins with a document it already has (a page that reconnects), and syncs.
+    /// `conn` joins with a new document (UTF-16 offsets, as the JavaScript clients count).
+    pub fn join(&mut self, conn: ConnId, role: Role) {
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        });
+        self.join_with(conn, role, doc);
+    }
+
+    /// `conn` joins with a document it already has (a page that reconnects), and opens with
+    /// its own sync step 1, as y-websocket does.
     pub fn join_with(&mut self, conn: ConnId, role: Role, doc: Doc) {
         self.people.insert(conn, doc);
-        self.clock += 1;
-        let effects = self.room.join(
-            conn,
-            role,
-            Identity::for_role(role, "Ada"),
-            ReplySlots::default(),
-            self.clock,
-        );
+        self.awareness.insert(conn, HashMap::new());
+        let replies = ReplySlots::default();
+        self.replies.insert(conn, replies.clone());
+        let now = self.tick();
+        let effects = self
+            .room
+            .join(conn, role, Identity::for_role(role, "Ada"), replies, now);
         self.carry_out(effects);
         let sv = self.people[&conn].transact().state_vector();
         self.send_raw(conn, Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
+    }
+
+    /// `conn`'s connection ends.
+    pub fn leave(&mut self, conn: ConnId) {
+        self.people.remove(&conn);
+        self.awareness.remove(&conn);
+        self.replies.remove(&conn);
+        let now = self.tick();
+        let effects = self.room.leave(conn, now);
+        self.carry_out(effects);
+    }
+
+    /// The main file as `conn`'s document has it.
+    pub fn text_of(&self, conn: ConnId) -> String {
+        let doc = &self.people[&conn];
+        let text = doc.get_or_insert_text(MAIN_FILE);
+        let txn = doc.transact();
+        text.get_string(&txn)
     }
 
     /// `conn` sends a Yjs update.
@@ -65,8 +105,8 @@ impl Scene {
 
     /// `conn` sends a message as it is on the wire.
     pub fn send_raw(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        self.clock += 1;
-        let effects = self.room.receive(conn, &bytes, self.clock);
+        let now = self.tick();
+        let effects = self.room.receive(conn, &bytes, now);
         self.carry_out(effects);
     }
 
@@ -74,7 +114,13 @@ impl Scene {
         for effect in effects {
             match effect {
                 Effect::Persist(record) => self.log.push(record),
-                Effect::Send { to, message, .. } => self.deliver(to, &message),
+                Effect::Send { to, message, reply } => {
+                    // The server's writer frees the reply slot once the answer is written.
+                    if let (Some(reply), Some(replies)) = (reply, self.replies.get(&to)) {
+                        replies.sent(reply);
+                    }
+                    self.deliver(to, &message)
+                }
                 Effect::Broadcast { except, message } => {
                     let to: Vec<_> = self
                         .people
@@ -88,19 +134,19 @@ impl Scene {
                 }
                 Effect::Close { conn, code, reason } => {
                     self.closed.push((conn, code, reason));
-                    self.people.remove(&conn);
-                    self.clock += 1;
-                    let effects = self.room.leave(conn, self.clock);
-                    self.carry_out(effects);
+                    self.leave(conn);
                 }
-                Effect::Event { .. } => {} // the events socket: not what these scenes are about
+                Effect::Event { audience, event } => self
+                    .events
+                    .push((audience, serde_json::to_value(&event).expect("event JSON"))),
                 Effect::CancelRun { run_id } => panic!("unexpected cancel of {run_id}"),
                 Effect::Reload { reason } => panic!("unexpected reload: {reason}"),
             }
         }
     }
 
-    /// A message reaches `to`'s document, which answers a sync step 1 as a Yjs client does.
+    /// A message reaches `to`'s document, which answers a sync step 1 as a Yjs client does and
+    /// keeps the presence it is told.
     fn deliver(&mut self, to: ConnId, message: &[u8]) {
         let Some(doc) = self.people.get(&to) else {
             return;
@@ -116,7 +162,14 @@ impl Scene {
                 txn.apply_update(update).unwrap_or_else(|e| panic!("{e}"));
                 None
             }
-            _ => None,
+            Message::Awareness(update) => {
+                let known = self.awareness.entry(to).or_default();
+                for (id, entry) in update.clients {
+                    known.insert(id.get(), entry.json.to_string());
+                }
+                None
+            }
+            other => panic!("the room sent an unexpected message {other:?}"),
         };
         if let Some(reply) = reply {
             self.send_raw(to, reply);
