@@ -16,7 +16,7 @@ use duet_server::rooms::{RoomCmd, Rooms, RoomsParts, TakeHomeCmd};
 use duet_store::{Interview, InterviewStore, LogStore, SqliteConfig, SqliteStore, Store};
 use duet_tests::{api, eventually, soon, EventsClient, FakeSandbox, TestServer, YClient};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -371,7 +371,29 @@ async fn a_take_home_from_the_start_page_to_submitted_with_the_hidden_tests_priv
     )
     .await;
     assert_eq!(status, 200, "{timeline}");
-    assert!(timeline.to_string().contains("\"end\""), "{timeline}");
+    // The round has its own entries: the candidate's Start with its deadline, and their submit
+    // (not the time limit), then the end it caused.
+    let round: Vec<&Value> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["type"].as_str(),
+                Some("take_home.started" | "take_home.submitted" | "end")
+            )
+        })
+        .collect();
+    assert_eq!(round.len(), 3, "{timeline}");
+    assert_eq!(round[0]["type"], "take_home.started");
+    assert_eq!(round[0]["by"], "candidate");
+    assert_eq!(round[0]["time_limit_minutes"], 30);
+    assert!(round[0]["deadline"].as_i64().unwrap() > round[0]["at"].as_i64().unwrap());
+    assert_eq!(round[1]["type"], "take_home.submitted");
+    assert_eq!(round[1]["by"], "candidate");
+    assert_eq!(round[1]["reason"], "submitted");
+    assert_eq!(round[1]["deadline"], round[0]["deadline"]);
+    assert_eq!(round[2]["type"], "end");
     let (status, card) = api(&server, Method::PUT, &path("/scorecard"), &tokens.interviewer,
         Some(json!({"ratings": {"coding_quality": 4}, "notes": "clean", "recommendation": "yes", "version": 0}))).await;
     assert_eq!(status, 200, "{card}");

@@ -106,6 +106,8 @@ export async function openReplay(id: string, token: string): Promise<void> {
       case 'signal': return e.kind === 'paste' ? `signal: a paste of ${e.size ?? '?'} characters` : 'signal: the candidate left the tab'
       case 'scorecard': return `scorecard ${e.action} by ${e.name ?? 'the interviewer'}`
       case 'end': return `${e.by} ended the interview`
+      case 'take_home.started': return `${e.by} started the take-home (${e.time_limit_minutes} minutes, until ${clock(e.deadline)})`
+      case 'take_home.submitted': return e.reason === 'time_limit' ? 'take-home submitted at the time limit' : `${e.by} submitted the take-home`
       default: unreachable(e); return 'event'
     }
   }

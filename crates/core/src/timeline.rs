@@ -158,15 +158,21 @@ fn map(entry: &LogEntry, data: Option<&LogRecord>, runs: &mut HashMap<RunId, Run
             kind: signal.kind,
             size: signal.size,
         },
+        Record::TakeHomeStarted(started) => TimelineBody::TakeHomeStarted {
+            deadline: started.deadline,
+            time_limit_minutes: started.time_limit_minutes,
+        },
+        // Who submitted is the head's `by`: the candidate, or the server at the limit.
+        Record::TakeHomeSubmitted(submitted) => TimelineBody::TakeHomeSubmitted {
+            reason: submitted.reason,
+            deadline: submitted.deadline,
+        },
         Record::Edit(_)
         | Record::Join
         | Record::Leave
         | Record::End
         | Record::RunOutput(_)
         | Record::RunInput(_) => return Mapped::Skip,
-        // A take-home's start and submit: the end that follows the submit is on the timeline
-        // (by the candidate, or by the server at the time limit).
-        Record::TakeHomeStarted(_) | Record::TakeHomeSubmitted(_) => return Mapped::Skip,
     })
 }
 
@@ -295,7 +301,7 @@ pub fn timeline(
 mod tests {
     use super::*;
     use crate::replay::tests::{edit, entry};
-    use duet_protocol::Actor;
+    use duet_protocol::{Actor, SubmitReason, TakeHomeStarted, TakeHomeSubmitted};
     use yrs::{Doc, Text};
 
     #[test]
@@ -449,6 +455,72 @@ mod tests {
                 {"type": "signal", "seq": 3, "at": 3, "by": "candidate", "kind": "paste", "size": 420},
                 {"type": "end", "seq": 4, "at": 4, "by": "interviewer"},
             ])
+        );
+    }
+
+    /// A take-home's log, as the room writes it: Start, then the submit and the end it causes.
+    fn take_home_timeline(reason: SubmitReason, by: Actor) -> serde_json::Value {
+        let started = TakeHomeStarted {
+            started_at: 1_000,
+            deadline: 1_801_000,
+            time_limit_minutes: 30,
+        };
+        let submitted = TakeHomeSubmitted {
+            reason,
+            at: 1_500_000,
+            started_at: 1_000,
+            deadline: 1_801_000,
+        };
+        let records = [
+            (
+                1,
+                EventKind::TakeHomeStarted,
+                Actor::Candidate,
+                serde_json::to_vec(&started).unwrap_or_default(),
+            ),
+            (
+                2,
+                EventKind::TakeHomeSubmitted,
+                by,
+                serde_json::to_vec(&submitted).unwrap_or_default(),
+            ),
+            (3, EventKind::End, by, Vec::new()),
+        ]
+        .map(|(seq, kind, by, data)| LogRecord {
+            seq,
+            at_ms: seq as i64,
+            kind,
+            by,
+            data,
+        });
+        let index: Vec<LogEntry> = records.iter().map(entry).collect();
+        let data: Vec<LogRecord> = records
+            .iter()
+            .filter(|r| timeline_needs_data(r.kind))
+            .cloned()
+            .collect();
+        serde_json::to_value(timeline(&index, &data, &[], &EditFacts::default()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_take_home_start_and_the_candidates_submit_have_their_own_entries() {
+        assert_eq!(
+            take_home_timeline(SubmitReason::Submitted, Actor::Candidate),
+            serde_json::json!([
+                {"type": "take_home.started", "seq": 1, "at": 1, "by": "candidate", "deadline": 1_801_000, "time_limit_minutes": 30},
+                {"type": "take_home.submitted", "seq": 2, "at": 2, "by": "candidate", "reason": "submitted", "deadline": 1_801_000},
+                {"type": "end", "seq": 3, "at": 3, "by": "candidate"},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_take_home_submitted_at_the_limit_says_so_and_that_the_server_did_it() {
+        let events = take_home_timeline(SubmitReason::TimeLimit, Actor::Server);
+        assert_eq!(
+            events[1],
+            serde_json::json!({"type": "take_home.submitted", "seq": 2, "at": 2, "by": "server", "reason": "time_limit", "deadline": 1_801_000})
         );
     }
 }

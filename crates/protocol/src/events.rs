@@ -7,8 +7,8 @@
 //! carries output (and leaves `seq` out for the candidate), the timeline carries edit bursts.
 
 use crate::{
-    Actor, LintFinding, Role, RunId, RunKind, RunLimit, RunStatus, SignalKind, Stream, TestCounts,
-    TestResults,
+    Actor, LintFinding, Role, RunId, RunKind, RunLimit, RunStatus, SignalKind, Stream,
+    SubmitReason, TestCounts, TestResults,
 };
 use serde::{Deserialize, Serialize};
 
@@ -268,6 +268,17 @@ pub enum TimelineBody {
     /// The interview was ended.
     #[serde(rename = "end")]
     End,
+    /// A take-home's candidate pressed Start: the round's clock runs until `deadline` (unix ms,
+    /// the server's clock).
+    #[serde(rename = "take_home.started")]
+    TakeHomeStarted {
+        deadline: i64,
+        time_limit_minutes: u32,
+    },
+    /// A take-home was submitted, by the head's `by`: the candidate (`reason` `submitted`) or
+    /// the server at the time limit (`time_limit`). The `end` that follows is its own entry.
+    #[serde(rename = "take_home.submitted")]
+    TakeHomeSubmitted { reason: SubmitReason, deadline: i64 },
     #[serde(rename = "run.started")]
     RunStarted {
         run_id: RunId,

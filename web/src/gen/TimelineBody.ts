@@ -2,6 +2,7 @@
 import type { RunKind } from "./RunKind";
 import type { RunStatus } from "./RunStatus";
 import type { SignalKind } from "./SignalKind";
+import type { SubmitReason } from "./SubmitReason";
 import type { TestCounts } from "./TestCounts";
 
 /**
@@ -46,4 +47,4 @@ person?: string,
  * Who wrote it, by name (the panel member's, or `Interviewer link`): the server fills
  * it in when it serves the timeline.
  */
-name?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };
+name?: string, } | { "type": "signal", kind: SignalKind, size: number | null, } | { "type": "end" } | { "type": "take_home.started", deadline: number, time_limit_minutes: number, } | { "type": "take_home.submitted", reason: SubmitReason, deadline: number, } | { "type": "run.started", run_id: string, kind: RunKind, code_seq: number, private: boolean, } | { "type": "run.finished", run_id: string, kind: RunKind, status: RunStatus, exit_code: number | null, duration_ms: number, tests: TestCounts | null, };

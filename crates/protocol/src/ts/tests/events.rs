@@ -227,6 +227,20 @@ fn timeline_events() -> Vec<TimelineEvent> {
         (at(1, Actor::Server), B::End),
         (
             at(1, Actor::Candidate),
+            B::TakeHomeStarted {
+                deadline: 1_801_000,
+                time_limit_minutes: 30,
+            },
+        ),
+        (
+            at(1, Actor::Server),
+            B::TakeHomeSubmitted {
+                reason: crate::SubmitReason::TimeLimit,
+                deadline: 1_801_000,
+            },
+        ),
+        (
+            at(1, Actor::Candidate),
             B::Board {
                 last_seq: 2,
                 last_at: 3,
@@ -289,7 +303,7 @@ fn every_timeline_event_matches_its_typescript() {
     assert_eq!(check(&events[3])["title"], Value::Null);
     assert_eq!(
         alternatives::<TimelineEvent>().len(),
-        14,
+        16,
         "one alternative per variant"
     );
     check(&Timeline {
