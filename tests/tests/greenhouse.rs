@@ -2,7 +2,8 @@
 //! integration key; Greenhouse lists the tests, sends one (the candidate's mail arrives at a
 //! real SMTP server with their link), sends it again (the same test answers), and polls
 //! test_status as the candidate starts and submits, and after a live interview is scored. Wrong keys, unknown
-//! tests and revoked keys are answered in Greenhouse's error shape.
+//! tests and revoked keys are answered in Greenhouse's error shape. Greenhouse's reports of our
+//! answers it could not validate (response_error) are taken with the key only.
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine;
@@ -365,4 +366,60 @@ async fn bad_partner_requests_are_answered_in_greenhouses_error_shape() {
         "{actions:?}"
     );
     assert!(smtp.messages().is_empty(), "no mail for refused requests");
+}
+
+#[tokio::test]
+async fn greenhouse_reports_an_answer_it_could_not_validate_and_only_with_the_key() {
+    let smtp = SmtpServer::start().await;
+    let (server, key) = start(&smtp).await;
+    // The report as Greenhouse's documentation shows it: ids as numbers, the candidate's email.
+    let report = json!({
+        "api_call": "test_status",
+        "errors": ["partner_status is 'complete' but partner_profile url is missing"],
+        "partner_test_id": 12345,
+        "partner_test_name": "LRU cache",
+        "partner_interview_id": "duet_abc",
+        "candidate_email": "ada@example.com",
+    });
+
+    // Without the integration key it is refused, in Greenhouse's error shape.
+    let (status, body) = partner(
+        &server,
+        Method::POST,
+        "response_error",
+        "not-a-key",
+        Some(report.clone()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+
+    // With it, taken: 200 and the body Greenhouse expects.
+    let (status, body) = partner(&server, Method::POST, "response_error", &key, Some(report)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": 200}));
+
+    // Only api_call and errors are required; a body without them is a 400 that says so.
+    let (status, body) = partner(
+        &server,
+        Method::POST,
+        "response_error",
+        &key,
+        Some(json!({"api_call": "list_tests"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("errors"),
+        "{body}"
+    );
+    let (status, body) = partner(
+        &server,
+        Method::POST,
+        "response_error",
+        &key,
+        Some(json!({"api_call": "list_tests", "errors": []})),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": 200})));
 }

@@ -469,6 +469,59 @@ fn hidden_test_counts(runs: &[duet_protocol::LogRecord]) -> Option<(u32, u32)> {
     last
 }
 
+/// At most this many of a `response_error` report's errors are logged, each cut to
+/// [`REPORTED_ERROR_CHARS`] characters: the report is Greenhouse's, the log is ours.
+const REPORTED_ERRORS: usize = 20;
+const REPORTED_ERROR_CHARS: usize = 500;
+
+/// What Greenhouse reports when an answer of ours did not validate. `api_call` and `errors`
+/// are always sent; the rest as far as Greenhouse knows them (numbers in its examples,
+/// strings in its table: both taken). The candidate's email it may send is not read.
+#[derive(Deserialize)]
+struct ResponseErrorReport {
+    api_call: String,
+    errors: Vec<String>,
+    #[serde(default)]
+    partner_test_id: Option<Value>,
+    #[serde(default)]
+    partner_interview_id: Option<Value>,
+}
+
+/// `POST /api/greenhouse/response_error`: Greenhouse tells the partner that an answer of ours
+/// (`api_call`: `list_tests`, `send_test` or `test_status`) did not validate, and why. Duet
+/// writes it to the server's log as a warning, with the key that Greenhouse used, and answers
+/// `{"status": 200}` as Greenhouse's documentation asks. Nothing else is kept.
+pub async fn response_error(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PartnerError> {
+    let key = partner(&state, &headers).await?;
+    let report: ResponseErrorReport = serde_json::from_slice(&body).map_err(|e| {
+        PartnerError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a response_error report: {e}"),
+        )
+    })?;
+    let errors: Vec<String> = report
+        .errors
+        .iter()
+        .take(REPORTED_ERRORS)
+        .map(|e| e.chars().take(REPORTED_ERROR_CHARS).collect())
+        .collect();
+    let api_call: String = report.api_call.chars().take(64).collect();
+    tracing::warn!(
+        key = %key.id,
+        api_call,
+        partner_test_id = ?report.partner_test_id,
+        partner_interview_id = ?report.partner_interview_id,
+        errors = ?errors,
+        more = report.errors.len().saturating_sub(errors.len()),
+        "Greenhouse could not validate an answer of ours"
+    );
+    Ok(Json(json!({ "status": 200 })).into_response())
+}
+
 // The admin's routes for integration keys.
 
 #[derive(Deserialize)]

@@ -125,6 +125,15 @@ impl AppState {
         }
         tracing::info!(questions = bank.len(), dir = %config.questions_dir.display(), "question bank loaded");
         let questions = Arc::new(bank);
+        let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
+        // One task closes the sockets of sessions that expire or end where this process
+        // cannot see it (another process, another server on the same store).
+        drop(sockets::sweep(
+            sockets.clone(),
+            store.clone(),
+            config.sessions.idle(),
+            shutdown.clone(),
+        ));
         let rooms = Rooms::new(RoomsParts {
             questions: questions.clone(),
             store: store.clone(),
@@ -137,7 +146,6 @@ impl AppState {
         let run_rate = Arc::new(runs_api::RateLimiter::per_minute(
             config.sandbox.runs_per_minute,
         ));
-        let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
         let replay_budget = config.replay_cache_mib.saturating_mul(1 << 20);
         let config_http = config.http.clone();
         let public_url = config
@@ -387,6 +395,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/greenhouse/list_tests", get(greenhouse::list_tests))
         .route("/api/greenhouse/send_test", post(greenhouse::send_test))
         .route("/api/greenhouse/test_status", get(greenhouse::test_status))
+        .route(
+            "/api/greenhouse/response_error",
+            post(greenhouse::response_error),
+        )
         .route("/api/oidc", get(oidc::status))
         .route("/api/oidc/start", get(oidc::start))
         .route("/api/oidc/callback", get(oidc::callback))
