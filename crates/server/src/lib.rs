@@ -128,7 +128,7 @@ impl AppState {
         let sockets = sockets::TokenSockets::new(config.ws.max_per_token);
         // One task closes the sockets of sessions that expire or end where this process
         // cannot see it (another process, another server on the same store).
-        drop(sockets::sweep(
+        tokio::spawn(sockets::sweep(
             sockets.clone(),
             store.clone(),
             config.sessions.idle(),
