@@ -631,6 +631,147 @@ async fn a_session_ends_when_idle_too_long_and_at_its_absolute_end() {
     );
 }
 
+/// A session for Grace as the store would hold it once time passed (its cookie is ours): last
+/// seen `seen_ms_ago`, ending for good `ends_in_ms` from now. Answers her browser.
+async fn planted_session<'a>(
+    server: &'a TestServer,
+    grace_id: &str,
+    seen_ms_ago: i64,
+    ends_in_ms: i64,
+) -> Browser<'a> {
+    let now = duet_server::rooms::now_ms();
+    let token = duet_server::auth::random_token(32);
+    let session = duet_store::NewSession {
+        hash: duet_server::auth::hash(&token),
+        person_id: grace_id.to_owned(),
+        created_at: now - seen_ms_ago,
+        expires_at: now + ends_in_ms,
+    };
+    server
+        .state
+        .store
+        .start_session(&session)
+        .await
+        .unwrap()
+        .unwrap();
+    Browser {
+        cookie: Some(format!("duet_session={token}")),
+        ..Browser::new(server)
+    }
+}
+
+/// Grace, an interviewer on a new interview's panel: her person id and the interview's id.
+async fn grace_on_a_panel(server: &TestServer) -> (String, String) {
+    let grace_id = person(server, "grace@example.com", "interviewer").await;
+    let interview = server.create_interview("Lin").await;
+    seat(server, interview.id.as_str(), &[&grace_id], &[]).await;
+    (grace_id, interview.id.to_string())
+}
+
+#[tokio::test]
+async fn a_sessions_sockets_close_the_moment_it_reaches_its_absolute_end() {
+    let server = TestServer::start().await;
+    let (grace_id, id) = grace_on_a_panel(&server).await;
+    // Signed in a while ago; the session's last moment is two seconds away.
+    let grace = planted_session(&server, &grace_id, 0, 2_000).await;
+    let events = events_by_cookie(&server, &grace, &id).await.unwrap();
+    let editor = yjs_by_cookie(&server, &grace, &id).await.unwrap();
+
+    // Nobody signs out and nothing is sent: the sockets close on their own, saying why.
+    let expired = Some((1008, "your session expired; sign in again".to_owned()));
+    assert_eq!(ended(events).await, expired);
+    assert_eq!(ended(editor).await, expired);
+    assert_eq!(grace.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(
+        events_by_cookie(&server, &grace, &id).await.err(),
+        Some(401),
+        "and the cookie opens nothing more"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_does_not_keep_its_session_alive_past_the_idle_limit() {
+    // The shortest idle limit there is: a minute without a request.
+    let server = TestServer::start_with(|args| args.sessions.idle_minutes = 1).await;
+    let (grace_id, id) = grace_on_a_panel(&server).await;
+    // Her last request was 57 s ago (recent enough that opening a socket, itself a request, is
+    // not written down as one: last use is noted to the minute). The session is good for days.
+    let grace = planted_session(&server, &grace_id, 57_000, 86_400_000).await;
+    let events = events_by_cookie(&server, &grace, &id).await.unwrap();
+    let editor = yjs_by_cookie(&server, &grace, &id).await.unwrap();
+
+    // An open socket is not a request: once the minute is up, the sockets close.
+    let expired = Some((1008, "your session expired; sign in again".to_owned()));
+    assert_eq!(ended(editor).await, expired);
+    assert_eq!(ended(events).await, expired);
+    assert_eq!(grace.call(Method::GET, "/api/session", None).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_session_ended_in_the_shared_store_by_another_server_closes_its_sockets_here() {
+    let server = TestServer::start().await;
+    let (grace_id, id) = grace_on_a_panel(&server).await;
+    let grace = planted_session(&server, &grace_id, 0, 86_400_000).await;
+    let events = events_by_cookie(&server, &grace, &id).await.unwrap();
+
+    // Another server on the same database signs her out: the row goes, this server hears
+    // nothing of it.
+    let cookie = grace.cookie.as_deref().unwrap();
+    let token = cookie.trim_start_matches("duet_session=");
+    server
+        .state
+        .store
+        .end_session(&duet_server::auth::hash(token))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        ended(events).await,
+        Some((1008, "your session ended; sign in again".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn disabling_a_person_from_the_command_line_closes_their_sockets_on_the_running_server() {
+    let server = TestServer::start().await;
+    let (_, id) = grace_on_a_panel(&server).await;
+    let mut grace = Browser::new(&server);
+    assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 200);
+    let events = events_by_cookie(&server, &grace, &id).await.unwrap();
+    let editor = yjs_by_cookie(&server, &grace, &id).await.unwrap();
+
+    // An operator disables her in another process, on the server's own database.
+    let out = tokio::process::Command::new(duet_tests::duet_bin())
+        .args(["user", "disable", "grace@example.com"])
+        .env("DUET_DATA_DIR", server.data_dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Disabled grace@example.com"));
+
+    // The running server never heard of it, yet her sockets close, saying why, and her
+    // cookie and password are refused.
+    let disabled = Some((1008, "your account was disabled".to_owned()));
+    assert_eq!(ended(events).await, disabled);
+    assert_eq!(ended(editor).await, disabled);
+    assert_eq!(grace.call(Method::GET, "/api/session", None).await.0, 401);
+    assert_eq!(grace.sign_in("grace@example.com", PASSWORD).await.0, 401);
+    // Newest first: her refused sign-in, then the command line's disabling.
+    let (_, audit) = admin(&server, Method::GET, "/api/audit?limit=2", None).await;
+    let last = &audit["entries"][1];
+    assert_eq!(
+        (last["action"].as_str(), last["actor"].as_str()),
+        (Some("person_disabled"), Some("cli")),
+        "the command line's disabling is audited: {audit}"
+    );
+}
+
 #[tokio::test]
 async fn behind_https_the_cookie_is_secure_and_host_only() {
     let server = TestServer::start_with(|args| {

@@ -2,16 +2,30 @@
 //! connection ends (so no path can forget to), and through which open sockets are told to
 //! close, with the reason: an interview's when its tokens were replaced, a person's when they
 //! were disabled, signed out everywhere or set a new password, and one session's when it was
-//! signed out.
+//! signed out or expired.
+//!
+//! What this process does closes the sockets at once, where it happens. What it cannot see
+//! happen (a session reaching its idle or absolute end, `duet user disable` in another process,
+//! a sign-out on another server sharing the PostgreSQL store) is found by one [`sweep`] task
+//! for all sockets: it reads the sessions and people that have sockets open, closes those the
+//! next request would refuse, and sleeps until the earliest session's end or [`SWEEP_EVERY`],
+//! whichever comes first.
 
 use crate::error::AppError;
+use crate::rooms::now_ms;
 use crate::session::{Staff, Via};
-use duet_protocol::{InterviewId, Role};
-use duet_store::TokenHash;
+use duet_protocol::{InterviewId, PersonState, Role};
+use duet_store::{Store, TokenHash};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The longest the [`sweep`] goes without reading the store for the open sockets' sessions
+/// and people: how late a change made elsewhere (another process or server) closes them.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why an open socket is told to close (its close frame is 1008 with [`Revoked::reason`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +40,11 @@ pub enum Revoked {
     Disabled,
     /// The person set a new password (their sessions end).
     PasswordSet,
+    /// The session reached its idle or absolute end.
+    Expired,
+    /// The session is gone from the store for a reason this process did not see (a sign-out
+    /// on another server sharing the store).
+    Ended,
 }
 
 impl Revoked {
@@ -37,6 +56,8 @@ impl Revoked {
             Revoked::SignedOutEverywhere => "you signed out everywhere; sign in again",
             Revoked::Disabled => "your account was disabled",
             Revoked::PasswordSet => "your password was set; sign in again",
+            Revoked::Expired => "your session expired; sign in again",
+            Revoked::Ended => "your session ended; sign in again",
         }
     }
 }
@@ -45,6 +66,8 @@ impl Revoked {
 pub struct TokenSockets {
     max: usize,
     open: Mutex<Open>,
+    /// Told when a session gets its first open socket (the sweep learns its end).
+    new_session: Notify,
 }
 
 /// One cause's signal: cancelled when it fires, with why.
@@ -136,11 +159,14 @@ pub struct SocketGuard {
 
 impl SocketGuard {
     /// Resolves, with why, when the socket must close: its token was replaced, its session
-    /// signed out, or the person it opened as disabled or signed out everywhere.
+    /// signed out or expired, or the person it opened as disabled or signed out everywhere.
+    /// When several fired, the interview's reason wins, then the person's (the sweep fires a
+    /// disabled person's before it finds their session gone).
     pub async fn revoked(&self) -> Revoked {
         let person = waiting_on(self.person.as_ref().map(|(_, r)| r));
         let session = waiting_on(self.session.as_ref().map(|(_, r)| r));
         tokio::select! {
+            biased;
             why = self.interview.wait() => why,
             why = person => why,
             why = session => why,
@@ -161,6 +187,7 @@ impl TokenSockets {
         Arc::new(TokenSockets {
             max: max.max(1),
             open: Mutex::new(Open::default()),
+            new_session: Notify::new(),
         })
     }
 
@@ -183,7 +210,21 @@ impl TokenSockets {
 
     /// The session was signed out: every socket opened with it is told to close.
     pub fn revoke_session(&self, session: &TokenHash) {
-        self.open().sessions.fire(session, Revoked::SignedOut);
+        self.end_session(session, Revoked::SignedOut);
+    }
+
+    /// Every socket opened with the session is told to close, saying `why`.
+    fn end_session(&self, session: &TokenHash, why: Revoked) {
+        self.open().sessions.fire(session, why);
+    }
+
+    /// The people and the sessions that have sockets open (what the sweep reads).
+    fn watched(&self) -> (Vec<String>, Vec<TokenHash>) {
+        let open = self.open();
+        (
+            open.people.by.keys().cloned().collect(),
+            open.sessions.by.keys().copied().collect(),
+        )
     }
 
     /// Takes a place for one more websocket of this token, or refuses with 429.
@@ -217,7 +258,13 @@ impl TokenSockets {
         let on_interview = open.interviews.hold(interview);
         let person = staff.map(|s| (s.person.id.clone(), open.people.hold(&s.person.id)));
         let session = match staff.map(|s| &s.via) {
-            Some(Via::Session(hash)) => Some((*hash, open.sessions.hold(hash))),
+            Some(Via::Session(hash)) => {
+                if !open.sessions.by.contains_key(hash) {
+                    // Its end may come before the sweep's next wake.
+                    self.new_session.notify_one();
+                }
+                Some((*hash, open.sessions.hold(hash)))
+            }
             _ => None,
         };
         Ok(SocketGuard {
@@ -256,6 +303,83 @@ impl Drop for SocketGuard {
             open.sessions.release(hash, revocation);
         }
     }
+}
+
+/// Closes the sockets whose session or person the store no longer lets in, until `shutdown`:
+/// one task for every socket, not a timer each. It reads the watched people and sessions,
+/// closes a disabled (or removed) person's sockets, an ended session's and an expired one's
+/// (ending it in the store too, as a request with it would), then sleeps until the earliest
+/// open session's end, [`SWEEP_EVERY`], or a session's first socket, whichever comes first.
+pub async fn sweep(
+    sockets: Arc<TokenSockets>,
+    store: Arc<dyn Store>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next_end = match sweep_once(&sockets, &store, idle).await {
+            Ok(next_end) => next_end,
+            Err(error) => {
+                tracing::warn!(%error, "session sweep: reading the store failed; trying again");
+                None
+            }
+        };
+        let wait = next_end.map_or(SWEEP_EVERY, |at| {
+            Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(SWEEP_EVERY)
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = sockets.new_session.notified() => {}
+        }
+    }
+}
+
+/// One pass of [`sweep`]: the earliest end (unix ms) of the sessions still open, if any.
+async fn sweep_once(
+    sockets: &TokenSockets,
+    store: &Arc<dyn Store>,
+    idle: Duration,
+) -> Result<Option<i64>, AppError> {
+    let (people, sessions) = sockets.watched();
+    if people.is_empty() && sessions.is_empty() {
+        return Ok(None);
+    }
+    let reader = store.clone();
+    let (people, sessions) = crate::api::blocking(move || {
+        let people = people
+            .into_iter()
+            .map(|id| Ok((reader.person(&id)?, id)))
+            .collect::<Result<Vec<_>, duet_store::StoreError>>()?;
+        let sessions = sessions
+            .into_iter()
+            .map(|hash| Ok((reader.session(&hash)?, hash)))
+            .collect::<Result<Vec<_>, duet_store::StoreError>>()?;
+        Ok((people, sessions))
+    })
+    .await?;
+    for (person, id) in people {
+        if !person.is_some_and(|p| p.state == PersonState::Active) {
+            sockets.revoke_person(&id, Revoked::Disabled);
+        }
+    }
+    let now = now_ms();
+    let mut next_end: Option<i64> = None;
+    for (session, hash) in sessions {
+        let Some(session) = session else {
+            // Signed out elsewhere, or its person disabled (whose reason was given above).
+            sockets.end_session(&hash, Revoked::Ended);
+            continue;
+        };
+        let ends_at = crate::session::ends_at(&session, idle);
+        if now >= ends_at {
+            sockets.end_session(&hash, Revoked::Expired);
+            drop(store.end_session(&hash));
+        } else {
+            next_end = Some(next_end.map_or(ends_at, |n| n.min(ends_at)));
+        }
+    }
+    Ok(next_end)
 }
 
 #[cfg(test)]
@@ -314,6 +438,22 @@ mod tests {
         assert_eq!(closed(&link), None);
         sockets.revoke(&interview);
         assert_eq!(closed(&link), Some(Revoked::LinkReplaced));
+    }
+
+    #[test]
+    fn a_disabled_persons_socket_says_so_even_when_their_session_is_found_gone_too() {
+        let sockets = TokenSockets::new(10);
+        let interview = InterviewId::parse("i1").unwrap_or_else(|| panic!("an id"));
+        let socket = sockets
+            .acquire_as(&interview, Role::Interviewer, Some(&staff("grace", 5)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The sweep's order: the person first, then the session it finds gone.
+        sockets.revoke_person("grace", Revoked::Disabled);
+        sockets.end_session(&[5; 32], Revoked::Ended);
+        // Polled afresh each time (an unbiased select would pick either, at random).
+        for _ in 0..32 {
+            assert_eq!(closed(&socket), Some(Revoked::Disabled));
+        }
     }
 
     #[test]
