@@ -100,6 +100,9 @@ pub enum UserAction {
     /// Prints a new one-time link to set the person's password (their earlier links stop
     /// working).
     Link { email: String },
+    /// Disables the person: their sessions end and they cannot sign in; a running server
+    /// closes their open websockets within a few seconds.
+    Disable { email: String },
 }
 
 /// `--role`: the command line's name for [`duet_protocol::StaffRole`].

@@ -1,11 +1,12 @@
 //! `duet user`: staff accounts from the command line, on the server's database directly (a
-//! running server sees the change at once: it reads people from the same database). The first
-//! admin of a new server comes from here.
+//! running server sees the change at once: it reads people from the same database at each
+//! request, and its socket sweep closes a disabled person's websockets within
+//! [`crate::sockets::SWEEP_EVERY`]). The first admin of a new server comes from here.
 
 use crate::config::{UserAction, UserArgs};
 use crate::{auth, people_api, session};
 use anyhow::Context;
-use duet_protocol::{AuditAction, Person, PersonState};
+use duet_protocol::{AuditAction, Person, PersonState, PersonUpdate};
 use duet_store::{NewAudit, Store};
 
 /// Runs one `duet user` action, printing what the operator needs (a link, or a confirmation).
@@ -95,6 +96,26 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
                 "A new link for {email} to set their password (it works once, for {} hours; earlier links no longer work):\n  {link}",
                 args.password_link_hours.max(1)
             );
+        }
+        UserAction::Disable { email } => {
+            let email =
+                session::normalized_email(&email).context("that is not an email address")?;
+            let (person, _) = store
+                .person_by_email(&email)?
+                .with_context(|| format!("nobody here has the address {email}"))?;
+            let update = PersonUpdate {
+                state: Some(PersonState::Disabled),
+                ..PersonUpdate::default()
+            };
+            // Ends their sessions in the same transaction.
+            done(store.update_person(&person.id, &update)).await?;
+            audited(
+                &*store,
+                AuditAction::PersonDisabled,
+                format!("{email} ({}, disabled)", person.role),
+            )
+            .await?;
+            println!("Disabled {email}: their sessions ended and they cannot sign in.");
         }
     }
     Ok(())

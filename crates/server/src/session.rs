@@ -11,8 +11,9 @@
 //! - **Sessions** are 256-bit random cookies (`HttpOnly`, `SameSite=Lax`, `Path=/`, and
 //!   `Secure` with the `__Host-` prefix when the public URL is https). Only their SHA-256 is
 //!   stored. A session ends after [`SessionArgs::idle`] without a request and at
-//!   [`SessionArgs::max_age`] whatever happens; disabling a person or setting their password
-//!   ends all of theirs.
+//!   [`SessionArgs::max_age`] whatever happens ([`ends_at`]); disabling a person or setting
+//!   their password ends all of theirs. A websocket is a request when it opens, not while it
+//!   stays open: [`crate::sockets::sweep`] closes it when its session ends.
 //! - **CSRF**: a write (any method but GET, HEAD and OPTIONS) authenticated by the cookie must
 //!   carry the header `X-Duet-Csrf: 1` (a custom header no cross-site form can send and no
 //!   cross-site script may send without a CORS preflight this server never grants) and an
@@ -33,7 +34,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use duet_protocol::{Person, StaffRole};
-use duet_store::{NewSession, TokenHash};
+use duet_store::{NewSession, SessionRecord, TokenHash};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -328,8 +329,7 @@ pub async fn staff_of(state: &AppState, parts: &Parts) -> Result<Option<Staff>, 
         return Ok(None);
     };
     let now = now_ms();
-    let idle = state.sessions.settings.idle().as_millis() as i64;
-    if now >= session.expires_at || now - session.last_seen_at >= idle {
+    if now >= ends_at(&session, state.sessions.settings.idle()) {
         drop(state.store.end_session(&hashed));
         return Ok(None);
     }
@@ -341,6 +341,15 @@ pub async fn staff_of(state: &AppState, parts: &Parts) -> Result<Option<Staff>, 
         person: session.person,
         via: Via::Session(hashed),
     }))
+}
+
+/// When a session ends (unix ms): `idle` after the last request it authenticated, or at its
+/// absolute end, whichever comes first. From then on it is refused, and its sockets closed.
+pub fn ends_at(session: &SessionRecord, idle: Duration) -> i64 {
+    let idle = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    session
+        .expires_at
+        .min(session.last_seen_at.saturating_add(idle))
 }
 
 /// [`staff_of`], or 401.
