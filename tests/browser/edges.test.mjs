@@ -501,7 +501,12 @@ test('the interviewer follows the candidate\'s cursor (toggle), an off-screen cu
   const ipage = interviewer.page
   const lines = Array.from({ length: 120 }, (_, i) => `x${i + 1} = ${i + 1}`).join('\n') + '\n'
   await typeProgram(cpage, lines)
-  await ipage.waitForFunction(() => document.querySelector('.cm-content').innerText.includes('x120 = 120'))
+  // CodeMirror draws only the lines near its viewport: look at the end of the text.
+  await ipage.waitForFunction(() => {
+    const scroller = document.querySelector('[data-testid=editor] .cm-scroller')
+    scroller.scrollTop = scroller.scrollHeight
+    return scroller.querySelector('.cm-content').innerText.includes('x120 = 120')
+  })
 
   // The candidate goes to the end; the interviewer is at the top and is told where they are.
   await cpage.locator('.cm-content').click()
