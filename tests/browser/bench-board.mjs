@@ -36,8 +36,21 @@ console.log(`bytes opening the board loads: ${(boardBytes / 1024).toFixed(1)} Ki
 // 2. A shape from one browser to the other: the candidate draws a rectangle; the time from its
 // pointer going down until the interviewer's board lists it (polled every animation frame in the interviewer's page).
 const design = await adminApi(server.url, 'POST', '/api/interviews', { title: 'bench', candidate_name: 'Bench', question_id: 'design-read-heavy-cache' })
+// Each page stamps the Yjs document updates it sends (y-websocket's sync message 0, update 2),
+// so the shape's time can also be taken from the drawing page's send, leaving out the synthetic
+// pointer events' devtools round trips and the binding's wait for the next frame.
+const stampUpdates = () => {
+  window.__updatesSent = []
+  const send = WebSocket.prototype.send
+  WebSocket.prototype.send = function (data) {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null
+    if (this.url.includes('/yjs') && bytes && bytes[0] === 0 && bytes[1] === 2) window.__updatesSent.push(performance.timeOrigin + performance.now())
+    return send.call(this, data)
+  }
+}
 const open = async (url) => {
   const context = await browser.newContext({ viewport: { width: 1500, height: 900 } })
+  await context.addInitScript(stampUpdates)
   const page = await context.newPage()
   await page.goto(url)
   await page.locator('[data-testid=board-canvas] canvas').first().waitFor({ timeout: 20_000 })
@@ -46,7 +59,7 @@ const open = async (url) => {
 const cand = await open(design.urls.candidate)
 const intv = await open(design.urls.interviewer)
 const box = await cand.locator('[data-testid=board-canvas]').boundingBox()
-const lags = []
+const lags = []; const wireLags = []
 for (let i = 0; i < 30; i++) {
   const before = await intv.locator('[data-testid=board-summary] li').count()
   const seen = intv.evaluate((n) => new Promise((resolve) => {
@@ -60,8 +73,13 @@ for (let i = 0; i < 30; i++) {
   await cand.mouse.down()
   await cand.mouse.move(x + 40, y + 20)
   await cand.mouse.up()
-  lags.push(Math.round((await seen) - t0))
+  const shown = await seen
+  lags.push(Math.round(shown - t0))
+  const sent = await cand.evaluate((t) => window.__updatesSent.find((s) => s >= t), t0)
+  if (sent !== undefined) wireLags.push(Math.round((shown - sent) * 10) / 10)
 }
 console.log(`a new shape, pointer down in one browser to listed in the other (ms): ${lags.join(', ')}`)
 console.log(`p50 ${pct(lags, 0.5)} ms, p99 ${pct(lags, 0.99)} ms over ${lags.length}`)
+console.log(`the same shapes, the drawing page's update sent to listed in the other (ms): ${wireLags.join(', ')}`)
+console.log(`p50 ${pct(wireLags, 0.5)} ms, p99 ${pct(wireLags, 0.99)} ms over ${wireLags.length}`)
 await browser.close(); await server.stop(); removeDir(dataDir)
