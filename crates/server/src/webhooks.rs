@@ -35,6 +35,9 @@ impl Deliverer {
             .connect_timeout(args.timeout())
             // A redirect could lead anywhere, past the address check: not followed.
             .redirect(reqwest::redirect::Policy::none())
+            // Through an HTTP(S)_PROXY from the environment the proxy would resolve the host,
+            // past the address check: deliveries always connect directly.
+            .no_proxy()
             .dns_resolver(Arc::new(address::Guarded {
                 allow_private: args.allow_private,
             }))
