@@ -260,7 +260,7 @@ mod tests {
     use super::{parse_packages, CONTRACT};
 
     #[test]
-    fn the_packages_label_reads_as_names_and_versions_skipping_anything_else() {
+    fn the_packages_label_reads_as_names_and_versions_and_ignores_malformed_entries() {
         let read = parse_packages("numpy==1.24.2  pandas==1.5.3 junk ==1 x== scipy==1.10.1\n");
         let pairs: Vec<(&str, &str)> = read
             .iter()

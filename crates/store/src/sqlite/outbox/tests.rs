@@ -300,8 +300,10 @@ async fn an_endpoint_added_later_gets_only_later_events_and_a_take_home_starts_a
     assert_eq!(body["data"]["take_home"]["reason"], "time_limit");
 }
 
+/// The retry story runs on both stores in tests/store_suite.rs; this checks what only SQLite's
+/// own table shows: a sent mail's body (the candidate's link) is not kept.
 #[tokio::test]
-async fn mail_waits_until_sent_and_then_forgets_its_body() {
+async fn a_sent_mail_forgets_its_body() {
     let (_dir, store) = store();
     let mail = NewMail {
         to: "ada@example.com".into(),
@@ -311,30 +313,11 @@ async fn mail_waits_until_sent_and_then_forgets_its_body() {
     };
     store.queue_mail(&mail).await.unwrap().unwrap();
     let due = store.due_mail(1, 10, &[]).unwrap();
-    assert_eq!(
-        (due[0].to.as_str(), due[0].body.as_str()),
-        (mail.to.as_str(), mail.body.as_str())
-    );
-    let failed = Attempt {
-        at: 2,
-        status: None,
-        error: Some("connection refused".into()),
-        next: Next::RetryAt(50),
-    };
     store
-        .record_mail_attempt(due[0].id, &failed)
+        .record_mail_attempt(due[0].id, &delivered(2))
         .await
         .unwrap()
         .unwrap();
-    assert!(store.due_mail(49, 10, &[]).unwrap().is_empty());
-    let again = store.due_mail(50, 10, &[]).unwrap();
-    assert_eq!(again[0].attempts, 1);
-    store
-        .record_mail_attempt(again[0].id, &delivered(60))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(store.due_mail(i64::MAX, 10, &[]).unwrap().is_empty());
     let body: Option<String> = store
         .reader()
         .query_row("SELECT body FROM mail_outbox", [], |r| r.get(0))
