@@ -3,9 +3,10 @@
 //! refills in the background.
 //!
 //! Its size follows demand ([`Demand`]): between a minimum and a maximum per engine, enough for
-//! the runs that arrive while one refill takes place, at their peaks. Runs arrive at random
+//! the runs that arrive while one slow refill takes place, at their peaks. Runs arrive at random
 //! (people press Run independently), so the number arriving during a refill is taken as Poisson
-//! with mean (runs a second) × (a refill's time, measured), and the pool holds its 99.5th
+//! with mean (runs a second) × (a slow refill's time: the 90th percentile of the last twenty
+//! measured), and the pool holds its 99.5th
 //! percentile: a run finds the pool empty far less than once in a hundred. The rate is the
 //! busier of the last `pool_window` and its last sixth, so a burst counts at once and a lull
 //! only slowly. The pool grows as soon as the rate does, ahead of the runs that would otherwise
@@ -46,14 +47,16 @@ const FILL_PARALLEL: usize = 2;
 const COVER: f64 = 0.995;
 /// What a refill is taken to cost before one was measured.
 const FILL_GUESS: Duration = Duration::from_millis(500);
+/// Refills remembered for their cost.
+const FILLS_KEPT: usize = 20;
 
 /// Runs arriving and refills' cost, for the pool's target size.
 pub struct Demand {
     window: Duration,
     /// When runs asked this engine's pool for a container, within the window, oldest first.
     arrivals: VecDeque<Instant>,
-    /// Time one refill takes (moving average).
-    fill: Option<Duration>,
+    /// How long the last refills took, oldest first (at most [`FILLS_KEPT`]).
+    fills: VecDeque<Duration>,
 }
 
 impl Demand {
@@ -61,7 +64,7 @@ impl Demand {
         Demand {
             window,
             arrivals: VecDeque::new(),
-            fill: None,
+            fills: VecDeque::new(),
         }
     }
 
@@ -71,10 +74,22 @@ impl Demand {
     }
 
     pub fn filled(&mut self, took: Duration) {
-        self.fill = Some(match self.fill {
-            None => took,
-            Some(avg) => avg.mul_f64(0.7) + took.mul_f64(0.3),
-        });
+        if self.fills.len() == FILLS_KEPT {
+            self.fills.pop_front();
+        }
+        self.fills.push_back(took);
+    }
+
+    /// What a refill is taken to cost: the 90th percentile of the last refills. Not their
+    /// mean: refills are slow exactly when runs bunch (the runs' own start-up and the refills
+    /// share the CPU), and those are the moments a pool sized for the mean runs dry.
+    fn fill_cost(&self) -> Duration {
+        let mut sorted: Vec<Duration> = self.fills.iter().copied().collect();
+        sorted.sort_unstable();
+        match sorted.len() {
+            0 => FILL_GUESS,
+            n => sorted[(n * 9).div_ceil(10) - 1],
+        }
     }
 
     fn forget(&mut self, now: Instant) {
@@ -100,10 +115,10 @@ impl Demand {
         long.max(recent as f64 / short_window.as_secs_f64())
     }
 
-    /// Warm containers to keep: what arrives during a refill at its 99.5th percentile, within
-    /// bounds.
+    /// Warm containers to keep: what arrives during a slow refill (the 90th percentile of the
+    /// last ones) at its 99.5th percentile, within bounds.
     pub fn target(&mut self, now: Instant, min: usize, max: usize) -> usize {
-        let fill = self.fill.unwrap_or(FILL_GUESS).as_secs_f64();
+        let fill = self.fill_cost().as_secs_f64();
         let need = poisson_quantile(self.rate(now) * fill, COVER);
         need.clamp(min, max.max(min))
     }
@@ -387,6 +402,34 @@ mod tests {
         }
         assert_eq!(demand.target(now, MIN, MAX), 7);
         assert_eq!(demand.target(now, MIN, 5), 5, "never past the maximum");
+    }
+
+    #[test]
+    fn a_few_slow_refills_among_quick_ones_size_the_pool_for_the_slow_ones() {
+        let start = Instant::now();
+        let mut demand = Demand::new(Duration::from_secs(60));
+        // 100 runs a minute, evenly.
+        let mut now = start;
+        for _ in 0..100 {
+            now += Duration::from_millis(600);
+            demand.arrived(now);
+        }
+        // Refills of 0.15 s on a quiet engine: 0.26 runs arrive during one, 2 cover 99.5%.
+        for _ in 0..17 {
+            demand.filled(Duration::from_millis(150));
+        }
+        assert_eq!(demand.target(now, MIN, MAX), 2);
+        // Three of the last twenty took a second (runs bunched on a busy CPU): the pool is
+        // sized for those, where 1.7 runs arrive on average and 6 cover 99.5%.
+        for _ in 0..3 {
+            demand.filled(Duration::from_secs(1));
+        }
+        assert_eq!(demand.target(now, MIN, MAX), 6);
+        // Twenty quick refills later, the slow ones are forgotten.
+        for _ in 0..20 {
+            demand.filled(Duration::from_millis(150));
+        }
+        assert_eq!(demand.target(now, MIN, MAX), 2);
     }
 
     #[test]
