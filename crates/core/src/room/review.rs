@@ -235,16 +235,7 @@ impl Room {
             }
             txn.encode_update_v1()
         };
-        self.owners
-            .entry(self.doc.client_id().get())
-            .or_insert(Actor::Server);
-        self.places.learn_update(&update);
-        let mut effects = vec![self.record(Actor::Server, Record::Edit(update.clone()), now_ms)];
-        effects.push(Effect::Broadcast {
-            except: None,
-            message: Message::Sync(SyncMessage::Update(update)).encode_v1(),
-        });
-        effects
+        self.server_edit(update, now_ms)
     }
 
     /// The interviewer link saves its scorecard; answered with the stored card.

@@ -351,16 +351,7 @@ impl Room {
             text.insert(&mut txn, 0, code);
             txn.encode_update_v1()
         };
-        self.owners
-            .entry(self.doc.client_id().get())
-            .or_insert(Actor::Server);
-        self.places.learn_update(&update);
-        let mut effects = vec![self.record(Actor::Server, Record::Edit(update.clone()), now_ms)];
-        effects.push(Effect::Broadcast {
-            except: None,
-            message: Message::Sync(SyncMessage::Update(update)).encode_v1(),
-        });
-        effects
+        self.server_edit(update, now_ms)
     }
 
     /// The server replaces the whole board with `elements` (Excalidraw elements as JSON, each
@@ -400,6 +391,12 @@ impl Room {
             }
             txn.encode_update_v1()
         };
+        self.server_edit(update, now_ms)
+    }
+
+    /// Records `update`, an edit the server made under its own client id, and sends it to every
+    /// client.
+    pub(super) fn server_edit(&mut self, update: Vec<u8>, now_ms: i64) -> Vec<Effect> {
         self.owners
             .entry(self.doc.client_id().get())
             .or_insert(Actor::Server);
