@@ -5,7 +5,8 @@
 // Playwright's clock; the server's deadline is untouched), Submit with its confirmation, and the
 // submitted page, which is all the link shows after a reload. The interviewer watches from
 // their own link meanwhile: a read-only editor (the server drops staff edits on a take-home)
-// under a banner that names the candidate's solo round, its stage and its countdown.
+// under a banner that names the candidate's solo round, its stage and its countdown, and no
+// control that would change the candidate's round (each says why it is off).
 // Photographed in tests/browser/artifacts/.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -135,5 +136,65 @@ test('a candidate starts a take-home, sees the clock run down, submits, and the 
   assert.doesNotMatch(await page.locator('body').innerText(), /Implement the class/)
   assert.deepEqual(await axe(page), [], 'the submitted page: serious or critical accessibility violations')
   assert.deepEqual(seen.problems, [], 'no CSP violation or page error')
+  await context.close()
+})
+
+test('the interviewer watching a running take-home has no control that changes the candidate\'s round, and each says why', async () => {
+  const created = await adminApi(server.url, 'POST', '/api/interviews', {
+    title: 'Screen', candidate_name: 'Grace Hopper', question_id: 'lru-cache', mode: 'take_home', time_limit_minutes: 60,
+  })
+  // The candidate presses Start (their page's button calls this).
+  const started = await fetch(`${server.url}/api/interviews/${created.id}/start`, {
+    method: 'POST', headers: { Authorization: `Bearer ${created.tokens.candidate}`, 'X-Duet-Csrf': '1' },
+  })
+  assert.equal(started.status, 200, await started.text())
+
+  const context = await browser.newContext({ viewport: { width: 1500, height: 900 } })
+  const staff = await context.newPage()
+  const seen = record(staff)
+  await staff.goto(created.urls.interviewer)
+  await ready(staff)
+  await staff.getByTestId('take-home-staff').filter({ hasText: 'Running' }).waitFor()
+
+  // The question: fixed, as the server keeps it (a switch would be refused with 409).
+  const picker = staff.locator('#q-pick')
+  const switchBtn = staff.getByRole('button', { name: 'Switch', exact: true })
+  for (const control of [picker, switchBtn]) {
+    assert.equal(await control.isDisabled(), true)
+    assert.match(await control.getAttribute('title'), /take-home's question is fixed/)
+  }
+  assert.match(await staff.locator('#tabpanel-question').innerText(), /take-home's question is fixed/, 'said in words too, not only on hover')
+
+  // The files: no New file (nor rename or delete), and why.
+  const newFile = staff.getByTestId('new-file')
+  assert.equal(await newFile.isDisabled(), true)
+  assert.match(await newFile.getAttribute('title'), /solo round: staff watch its files read-only/)
+  assert.equal(await staff.locator('[data-testid=file-tree] .file-actions').count(), 0)
+
+  // Run, REPL and Stop would reach the candidate's console: off, and why.
+  for (const id of ['run', 'repl', 'stop']) {
+    const button = staff.getByTestId(id)
+    assert.equal(await button.isDisabled(), true, `${id} is off`)
+    assert.match(await button.getAttribute('title'), /candidate's solo round/, `${id} says why`)
+  }
+  // Staff's own checks are private (the hidden tests, the style check): they stay.
+  assert.equal(await staff.getByRole('button', { name: 'Run tests', exact: true }).isDisabled(), false)
+  await staff.getByRole('tab', { name: 'Checks' }).click()
+  assert.equal(await staff.getByRole('button', { name: 'Run hidden tests' }).isDisabled(), false)
+  assert.equal(await staff.getByRole('button', { name: 'Style check' }).isDisabled(), false)
+
+  // Checked before the board opens: Excalidraw's own menu button has no accessible name.
+  assert.deepEqual(await axe(staff), [], 'serious or critical accessibility violations')
+
+  // The board opens to look at, not to draw on.
+  await staff.getByTestId('show-board').click()
+  await staff.locator('[data-testid=board-canvas] canvas').first().waitFor({ timeout: 20_000 })
+  assert.equal(await staff.locator('[data-testid=board] [data-testid=toolbar-rectangle]').count(), 0, 'no drawing tools')
+
+  // End interview stays (the server lets staff stop a round), and says what it does to the round.
+  assert.match(await staff.getByRole('button', { name: 'End interview' }).getAttribute('title'), /without a submit/)
+  await shot(staff, 'take-home-staff-controls')
+  const cdnFallback = /^CSP: Loading the font 'https:\/\/esm\.sh\/@excalidraw\//
+  assert.deepEqual(seen.problems.filter((p) => !cdnFallback.test(p)), [], 'no CSP violation or page error')
   await context.close()
 })

@@ -19,6 +19,8 @@ export interface ProjectOptions {
   awareness: Awareness
   provider: WebsocketProvider
   readOnly: boolean
+  /** Why the files cannot be changed while read-only: New file's title then. */
+  readOnlyTitle?: string
   onRun?: () => void
 }
 
@@ -52,7 +54,9 @@ export function mountProject(o: ProjectOptions): Project {
   // --- the frame
   const note = h('p', { class: 'files-note', role: 'alert', 'data-testid': 'files-note', hidden: true })
   const formHost = h('div', { class: 'files-form' })
-  const newBtn = h('button', { type: 'button', class: 'small', 'data-testid': 'new-file', title: 'A new file (a path like shop/cart.py makes the folder too)' }, 'New file')
+  const newTitle = 'A new file (a path like shop/cart.py makes the folder too)'
+  const lockedTitle = o.readOnlyTitle ?? 'The files cannot be changed now.'
+  const newBtn = h('button', { type: 'button', class: 'small', 'data-testid': 'new-file', disabled: readOnly, title: readOnly ? lockedTitle : newTitle }, 'New file')
   const treeEl = h('ul', { class: 'file-tree', 'data-testid': 'file-tree' })
   const nav = h('nav', { class: 'files', 'aria-label': 'Files' },
     h('div', { class: 'files-head' }, h('h2', {}, 'Files'), newBtn), formHost, note, treeEl)
@@ -246,6 +250,7 @@ export function mountProject(o: ProjectOptions): Project {
       readOnly = locked
       editor.setReadOnly(locked)
       newBtn.disabled = locked
+      newBtn.title = locked ? lockedTitle : newTitle
       if (locked) closeForm()
       render()
     },

@@ -1,6 +1,7 @@
 // The interviewer's panel, loaded only for the interviewer's token: the question picker and
 // prompt, hints and follow-ups, Run hidden tests, the style check (lint), private notes
-// (Alt+N), the scorecard, and End interview.
+// (Alt+N), the scorecard, and End interview. On a take-home (the candidate's solo round, which
+// staff watch) the question cannot be switched: the picker and Switch are off and say why.
 import { api, explain, unreachable, type Interview, type Question, type QuestionView, type LintFinding, type RoomEvent, type SignalKind, type QuestionSummary, type NewNote, type Note, type SwitchQuestion, type Timeline } from './api'
 import { h, replace, announce, clock } from './dom'
 import { renderMarkdown } from './markdown'
@@ -35,7 +36,19 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
     h('h3', { id: 'signals-h' }, 'Candidate signals ', signalsCount,
       h('span', { class: 'muted small' }, ' · large pastes, leaving the tab: context, not verdicts')),
     signalsList)
-  const endBtn = h('button', { type: 'button', class: 'danger' }, 'End interview')
+  const takeHome = ctx.interview.mode === 'take_home'
+  // The server refuses a take-home's switch (409): its question is the one the candidate was sent.
+  const fixedQuestion = 'A take-home\'s question is fixed: the candidate works alone on the one they were sent.'
+  if (takeHome) {
+    for (const control of [picker, switchBtn]) { control.disabled = true; control.title = fixedQuestion }
+    pickNote.textContent = fixedQuestion
+  }
+  // An interviewer may still end a take-home (the server allows it, for a round that must stop):
+  // it stops the candidate's round with no submit and no hidden-test run, and says so first.
+  const endWords = takeHome
+    ? 'End the candidate\'s take-home now? Their round stops as it is: it is not submitted, and the hidden tests do not run.'
+    : 'End the interview? Nobody can edit or run code afterwards.'
+  const endBtn = h('button', { type: 'button', class: 'danger', title: takeHome ? 'Stops the candidate\'s round now, without a submit' : null }, 'End interview')
   const endNote = h('p', { class: 'small', role: 'status' })
 
   const tab = (id: string, name: string, body: HTMLElement) => ({ id, name, body })
@@ -143,7 +156,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
           showQuestion(iv.question)
           picker.value = iv.question?.id ?? ''
           replace(lintEl, h('p', { class: 'muted small' }, 'No style check yet for this question.'))
-          pickNote.textContent = ''
+          if (!takeHome) pickNote.textContent = ''
         }).catch(() => {})
         break
       case 'signal':
@@ -215,7 +228,7 @@ export function mountInterviewerPanel(ctx: RoomContext): void {
   const scorecardMounted = mountScorecard(scoreHost, token, base)
   refreshScorecard = async () => (await scorecardMounted)()
   endBtn.addEventListener('click', async () => {
-    if (!confirm('End the interview? Nobody can edit or run code afterwards.')) return
+    if (!confirm(endWords)) return
     try {
       await api(token, 'POST', `${base}/end`)
       endNote.textContent = 'The interview has ended.'

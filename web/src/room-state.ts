@@ -69,7 +69,16 @@ export interface Controls {
   stop: boolean
   input: boolean
   editable: boolean
+  /**
+   * Why Run, REPL, Stop and the input line are off on a page that only watches (staff on a
+   * take-home), or ''.
+   */
+  watchTitle: string
 }
+
+/** What a page that only watches a take-home says of the controls it lacks. */
+export const WATCH_ONLY_TITLE = 'A take-home is the candidate\'s solo round: you watch it. A run, Stop or input of yours '
+  + 'would reach their console (Run tests and Style check stay private to staff).'
 
 export interface RoomStateOptions {
   role: Role
@@ -152,13 +161,16 @@ export class RoomState {
     const live = this.phaseNow === 'live'
     const q = this.questionNow
     const coding = q !== null && q.kind === 'coding'
+    // A watching page acts on its own (private) runs only, never on the candidate's.
+    const theirs = this.watchOnly && this.active !== null && this.active.by === 'candidate'
     return {
-      run: live,
+      run: live && !this.watchOnly,
       test: live && coding,
       testTitle: coding ? '' : 'This question has no tests',
-      stop: live && this.active !== null,
-      input: live && (this.active?.kind === 'run' || this.active?.kind === 'repl'),
+      stop: live && this.active !== null && !theirs,
+      input: live && (this.active?.kind === 'run' || this.active?.kind === 'repl') && !theirs,
       editable: live && !this.watchOnly,
+      watchTitle: this.watchOnly ? WATCH_ONLY_TITLE : '',
     }
   }
 

@@ -93,11 +93,12 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   )
 
   // --- toolbar
-  const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter' }, 'Run')
-  const replBtn = h('button', { type: 'button', 'data-testid': 'repl', title: 'python -i: runs the program, then its interpreter with its names in scope; both of you type into it below' }, 'REPL')
+  const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter', 'data-testid': 'run' }, 'Run')
+  const replTitle = 'python -i: runs the program, then its interpreter with its names in scope; both of you type into it below'
+  const replBtn = h('button', { type: 'button', 'data-testid': 'repl', title: replTitle }, 'REPL')
   const envLabel = h('span', { class: 'badge env', 'data-testid': 'environment', title: 'The sandbox environment runs use' }, interview.environment)
   const testBtn = h('button', { type: 'button' }, 'Run tests')
-  const stopBtn = h('button', { type: 'button', disabled: true }, 'Stop')
+  const stopBtn = h('button', { type: 'button', disabled: true, 'data-testid': 'stop' }, 'Stop')
   const runNote = h('span', { class: 'run-note', role: 'status', 'data-testid': 'run-note' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Run controls' },
     runBtn, replBtn, testBtn, stopBtn, envLabel,
@@ -119,6 +120,7 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   // The files, their tabs and the editor (filetree.ts).
   const project = mountProject({
     doc, awareness: provider.awareness, provider, readOnly: !state.controls().editable, onRun: () => void startRun('run'),
+    readOnlyTitle: state.controls().watchTitle ? 'A take-home is the candidate\'s solo round: staff watch its files read-only.' : 'The files cannot be changed now.',
   })
   const { editor, editorHost } = project
   const side = h('aside', { class: 'side', 'aria-label': role === 'interviewer' ? 'Interviewer panel' : 'The question' })
@@ -142,10 +144,13 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   const render = () => {
     const c = state.controls()
     runBtn.disabled = !c.run
+    runBtn.title = c.watchTitle
     replBtn.disabled = !c.run
+    replBtn.title = c.watchTitle || replTitle
     testBtn.disabled = !c.test
     testBtn.title = c.testTitle
     stopBtn.disabled = !c.stop
+    stopBtn.title = c.stop ? '' : c.watchTitle
     if (c.input !== inputOpen) { inputOpen = c.input; consoleView.setRunning(c.input) }
     if (c.editable !== editable) { editable = c.editable; project.setReadOnly(!c.editable); board?.setReadOnly(!c.editable) }
   }

@@ -9,8 +9,10 @@
 // tells it the interview ended (or, if that does not arrive, when the round's view says so).
 //
 // Staff (the interviewer's page) watch a take-home read-only: the server drops their edits, so
-// the room keeps their editor read-only (room-state.ts's `watchOnly`) and `mountStaffBanner`
-// says why, with the round's stage and its countdown.
+// the room keeps their editor, files and board read-only and has no Run, REPL, or Stop or input
+// for the candidate's program (room-state.ts's `watchOnly`; staff's private checks stay), the
+// panel cannot switch the question (interviewer.ts), each control says why, and
+// `mountStaffBanner` says it above the room, with the round's stage and its countdown.
 import * as Y from 'yjs'
 import { api, explain } from './api'
 import type { Interview } from './api'

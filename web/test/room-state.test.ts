@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { QuestionView, RoomEvent, RoomEventOf, RunDetail, RunSummary, TestResults } from '../src/api'
 import type { Role, RunKind, RunLimit, RunStatus } from '../src/api'
-import { RoomState, recordHolds, savedLabel, type ViewCommand } from '../src/room-state'
+import { RoomState, WATCH_ONLY_TITLE, recordHolds, savedLabel, type ViewCommand } from '../src/room-state'
 
 // --- a fake page: what the view would show after carrying out the state's commands
 
@@ -75,10 +75,10 @@ const essay: QuestionView = {
   prompt: 'How would you build it?', environment: 'python', entry: 'main.py', visible_tests: {},
 }
 
-function open(o: { role?: Role; ended?: boolean; question?: QuestionView | null; restoring?: boolean } = {}): Page {
+function open(o: { role?: Role; ended?: boolean; question?: QuestionView | null; restoring?: boolean; watchOnly?: boolean } = {}): Page {
   const state = new RoomState({
     role: o.role ?? 'candidate', ended: o.ended ?? false, question: o.question === undefined ? lru : o.question,
-    clock, now: () => T0 + 60_000,
+    clock, now: () => T0 + 60_000, watchOnly: o.watchOnly,
   })
   const page = new Page(state)
   // Most stories start after the (empty) history loaded; reload stories load it themselves.
@@ -142,7 +142,7 @@ test('the end arriving while the candidate types ends the page: read-only, nothi
   assert.equal(page.ended, 1, 'the page shows the end')
   assert.ok(page.announced.includes('This interview has ended.'))
   assert.equal(page.state.phase, 'ended')
-  assert.deepEqual(page.state.controls(), { run: false, test: false, testTitle: '', stop: false, input: false, editable: false })
+  assert.deepEqual(page.state.controls(), { run: false, test: false, testTitle: '', stop: false, input: false, editable: false, watchTitle: '' })
   assert.equal(page.state.activeRunId, null, 'Stop and the input line act on nothing')
   assert.equal(page.state.refuseRun(), 'The interview has ended: nothing can be run.')
 
@@ -158,6 +158,27 @@ test('the end arriving while the candidate types ends the page: read-only, nothi
   assert.equal(page.ended, 1)
   assert.equal(page.state.controls().stop, false)
   assert.equal(page.state.leaveLosesEdits(3), false, 'leaving an ended room loses nothing the server would keep')
+})
+
+test('staff watching a take-home cannot run, stop or type into the candidate\'s program; their private checks still run and stop', () => {
+  const page = open({ role: 'interviewer', watchOnly: true })
+  assert.deepEqual(page.state.controls(), { run: false, test: true, testTitle: '', stop: false, input: false, editable: false, watchTitle: WATCH_ONLY_TITLE })
+  assert.match(WATCH_ONLY_TITLE, /solo round/)
+
+  // The candidate runs their program: the watching page sees it, and cannot stop it or type into it.
+  page.event(started('r1'))
+  assert.match(page.console, /▶ Run #1 started/)
+  assert.deepEqual({ stop: page.state.controls().stop, input: page.state.controls().input }, { stop: false, input: false })
+  page.event(finished('r1', 'ok'))
+
+  // Their own test run (private, with the hidden tests) is theirs to stop.
+  page.state.runAccepted('r2', 'test')
+  assert.equal(page.state.controls().stop, true)
+
+  // The candidate's page of the same round keeps every control.
+  const theirs = open()
+  theirs.event(started('r3'))
+  assert.deepEqual(theirs.state.controls(), { run: true, test: true, testTitle: '', stop: true, input: true, editable: true, watchTitle: '' })
 })
 
 test('an edit refused after an end this page missed ends the page', () => {
