@@ -3,12 +3,14 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod client;
+mod cluster;
 mod events;
 mod fake_sandbox;
 mod server;
 mod smtp;
 
 pub use client::{Closed, YClient};
+pub use cluster::{haproxy_config, Cluster, ClusterConfig, CLUSTER_ADMIN_TOKEN};
 pub use events::EventsClient;
 pub use fake_sandbox::FakeSandbox;
 pub use server::TestServer;
