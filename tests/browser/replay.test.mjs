@@ -3,7 +3,8 @@
 // main.py and draws a second box; the interviewer cites the first box as evidence. The
 // reviewer's replay at the moment of the first box shows that one box beside shop/cart.py as
 // it stood (with main.py's tab beside it), the end shows both boxes beside main.py, and the
-// scorecard's evidence link opens the board at its moment.
+// scorecard's evidence link opens the board at its moment. After the submit, the debrief lists
+// each card's evidence (a board moment, a run) as links that open the replay at that moment.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -149,5 +150,75 @@ test('the replay at a middle moment shows the board of that moment beside the fi
   await shapes(reviewer, 'replay-board-summary', 1, 'the board at the evidence\'s moment')
   assert.match(await reviewer.getByTestId('when').textContent(), new RegExp(`seq ${firstBoard.last_seq}$`))
   assert.deepEqual(seen.problems, [], 'no page errors or CSP violations')
+  await context.close()
+})
+
+test('the debrief lists a submitted card\'s evidence, a board moment and a run, as links into the replay at those moments', async () => {
+  const loop = await adminApi(server.url, 'POST', '/api/interviews', { title: 'Design', candidate_name: 'Ada', candidate_ref: `replay-loop-${Date.now()}` })
+  const as = (path, method = 'GET', body) => fetch(`${server.url}/api/interviews/${loop.id}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${loop.tokens.interviewer}`, 'Content-Type': 'application/json', 'X-Duet-Csrf': '1' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }).then(async (r) => { assert.ok(r.ok, `${method} ${path}: ${r.status} ${await r.clone().text()}`); return r.json() })
+
+  // The candidate writes a line and draws one box; the interviewer runs the program once.
+  const context = await browser.newContext({ viewport: { width: 1500, height: 900 } })
+  const page = await context.newPage()
+  const seen = record(page)
+  await page.goto(loop.urls.candidate)
+  await page.waitForFunction(() => window.duetReady === true, null, { timeout: 10_000 })
+  await replaceText(page, 'print("hello")\n')
+  await page.getByTestId('show-board').click()
+  await page.locator('[data-testid=board-canvas] canvas').first().waitFor({ timeout: 20_000 })
+  await drawRectangle(page, 0)
+  await shapes(page, 'board-summary', 1, 'the box on the candidate\'s board')
+  let board
+  await until('the line and the box are on the timeline', async () => {
+    const { events } = await as('/timeline')
+    board = events.find((e) => e.type === 'board')
+    return (board !== undefined && events.some((e) => e.type === 'edit')) || events.map((e) => e.type)
+  })
+  await drawRectangle(page, 220) // a second box, after the cited moment
+  await shapes(page, 'board-summary', 2, 'both boxes on the candidate\'s board')
+  const { run_id: runId } = await as('/runs', 'POST', { kind: 'run' })
+  let finished
+  await until('the run finished', async () => {
+    finished = (await as('/timeline')).events.find((e) => e.type === 'run.finished' && e.run_id === runId)
+    return finished !== undefined || 'not finished yet'
+  })
+
+  // The interviewer cites both and submits the card; the debrief opens.
+  const { scorecard } = await as('/scorecard')
+  await as('/scorecard', 'PUT', { version: scorecard.version, ratings: { system_design: 3 }, evidence: { system_design: [board.last_seq], debugging: [runId] } })
+  await as('/scorecard/submit', 'POST')
+  const debrief = await context.newPage()
+  const debriefSeen = record(debrief)
+  await debrief.goto(`${server.url}/debrief/interview/${loop.id}#token=${loop.tokens.interviewer}`)
+  const row = debrief.locator('table.debrief').getByRole('row', { name: /^Evidence/ })
+  await row.waitFor()
+  const links = row.getByTestId('debrief-evidence')
+  assert.equal(await links.count(), 2)
+  assert.match(await row.innerText(), /System design: the board at \S+/)
+  assert.match(await row.innerText(), /Debugging: run at \S+( [AP]M)? · (ok|error)/)
+  assert.doesNotMatch(await row.innerText(), new RegExp(runId), 'the run reads as kind, time and result, not its id')
+  await shot(debrief, 'debrief-evidence')
+
+  // The board moment opens the replay there: one box, not the two of the end.
+  await links.filter({ hasText: 'the board at' }).click()
+  await debrief.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+  assert.equal(new URL(debrief.url()).searchParams.get('seq'), String(board.last_seq))
+  await shapes(debrief, 'replay-board-summary', 1, 'the replay\'s board at the cited moment')
+  assert.match(await debrief.getByTestId('when').textContent(), new RegExp(`seq ${board.last_seq}$`))
+
+  // The run opens the replay at its finish.
+  await debrief.goBack()
+  await debrief.locator('table.debrief').getByRole('row', { name: /^Evidence/ }).getByTestId('debrief-evidence').filter({ hasText: 'run at' }).click()
+  await debrief.waitForFunction(() => window.duetReady === true, null, { timeout: 15_000 })
+  await until('the replay at the run\'s finish', async () =>
+    new RegExp(`seq ${finished.seq}$`).test(await debrief.getByTestId('when').textContent()) || await debrief.getByTestId('when').textContent())
+  // Excalidraw lists its CDN after the server for its fonts; the CSP blocks it (board.test.mjs).
+  const cdnFallback = /^CSP: Loading the font 'https:\/\/esm\.sh\/@excalidraw\//
+  assert.deepEqual(seen.problems.filter((p) => !cdnFallback.test(p)), [], 'the candidate\'s page: no page errors or CSP violations')
+  assert.deepEqual(debriefSeen.problems.filter((p) => !cdnFallback.test(p)), [], 'the debrief and replay: no page errors or CSP violations')
   await context.close()
 })

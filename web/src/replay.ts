@@ -2,8 +2,10 @@
 // board beside it, a scrubber with edits, board strokes, file changes, runs, notes, question
 // switches and signals as marks, play and pause at 1x, 4x and 16x with idle gaps skipped, each
 // run's output played at its moment, and the submitted scorecard beside it with its evidence
-// linked to those moments (a moment of the board as much as one of the code). Built on issue
-// 11's timeline, snapshot and cast endpoints; on a server without them the page says so.
+// linked to those moments (a moment of the board as much as one of the code). A link may open
+// it at a moment (`?seq=57`) or at a run's finish (`?run=<id>`), as the debrief's evidence does.
+// Built on issue 11's timeline, snapshot and cast endpoints; on a server without them the page
+// says so.
 import { api, explain, unreachable, type Interview, type Snapshot, type Timeline, type TimelineEvent } from './api'
 import { h, page, replace, announce, clock } from './dom'
 import { createViewer, setViewerText } from './editor'
@@ -111,11 +113,20 @@ export async function openReplay(id: string, token: string): Promise<void> {
       default: unreachable(e); return 'event'
     }
   }
+  /** The first moment at or after `seq` (the last one past the end). */
+  const momentAt = (seq: number) => {
+    const idx = moments.findIndex((m) => m.seq >= seq)
+    return idx < 0 ? moments.length - 1 : idx
+  }
   const jumpTo = (seq: number) => {
-    let idx = moments.findIndex((m) => m.seq >= seq)
-    if (idx < 0) idx = moments.length - 1
+    const idx = momentAt(seq)
     scrub.value = String(idx)
     void show(idx)
+  }
+  /** Where a run is best seen: its finish, where its whole output shows (its start while it runs). */
+  const runSeq = (runId: string): number | undefined => {
+    const started = runsStarted.find((r) => r.run_id === runId)
+    return started ? (runsFinished.get(started.run_id) ?? started).seq : undefined
   }
   const markItems = timeline.events.map((e) =>
     h('li', { class: `mark mark-${e.type.replace('.', '-')}`, 'data-seq': String(e.seq) },
@@ -261,7 +272,7 @@ export async function openReplay(id: string, token: string): Promise<void> {
           // A run jumps to its finish, where its whole output shows.
           const started = typeof ref === 'number' ? undefined : runsStarted.find((r) => r.run_id === ref)
           const fin = started ? runsFinished.get(started.run_id) : undefined
-          const target = typeof ref === 'number' ? ref : (fin ?? started)?.seq
+          const target = typeof ref === 'number' ? ref : runSeq(ref)
           const text = typeof ref === 'number' ? `moment at seq ${ref}`
             : started ? `${kindLabel(started.kind).toLowerCase()} ${clock(started.at)}${fin ? ` · ${outcomeText(fin)}` : ''}` : 'a run'
           return target !== undefined
@@ -276,7 +287,14 @@ export async function openReplay(id: string, token: string): Promise<void> {
       card.notes ? h('p', { class: 'notes-text' }, card.notes) : null))
   }).catch((err) => replace(side, h('section', { class: 'panel' }, h('h2', {}, 'Scorecard'), h('p', { class: 'muted' }, `Scorecard: ${explain(err)}.`))))
 
-  await show(moments.length - 1)
+  // The moment the link asks for, if any (an unknown run or a seq that is not one: the end).
+  const asked = new URLSearchParams(location.search)
+  const askedRun = asked.get('run')
+  const askedSeq = Number(asked.get('seq'))
+  const target = askedRun !== null ? runSeq(askedRun) : Number.isSafeInteger(askedSeq) && askedSeq > 0 ? askedSeq : undefined
+  const first = target !== undefined ? momentAt(target) : moments.length - 1
+  scrub.value = String(first)
+  await show(first)
   void shown
   ;(window as unknown as { duetReady?: boolean }).duetReady = true
 }
