@@ -483,10 +483,16 @@ impl RunTask {
                 );
             }
         };
-        let warm = inner
-            .pools
-            .get(env)
-            .and_then(|pool| pool.take(&request.limits, &inner.config.limits));
+        let pool = inner.pools.get(env);
+        let mut warm = pool.and_then(|pool| pool.take(&request.limits, &inner.config.limits));
+        if let (None, Some(pool)) = (&warm, pool) {
+            warm = tokio::select! {
+                refilled = pool.wait_for_refill(&request.limits, &inner.config.limits) => refilled,
+                _ = cancel.cancelled() => {
+                    return end(RunStatus::Cancelled, setup_started.elapsed(), None);
+                }
+            };
+        }
         let container = match warm {
             Some(warm) => warm,
             None => {

@@ -234,7 +234,8 @@ pub struct Health {
     pub queued: usize,
     /// Warm containers on every engine.
     pub warm: usize,
-    /// Runs since start that found no warm container and started one on demand.
+    /// Runs since start that started a container on demand (no warm one, and no refill under
+    /// way ready within a typical refill's time).
     pub cold_starts: u64,
     /// Runs since start that waited in the queue for a slot, and their waits' sum.
     pub waited: u64,
@@ -281,7 +282,8 @@ pub struct EngineStatus {
     pub pool_target: usize,
     /// Runs given a slot on it since start.
     pub runs: u64,
-    /// Of those, runs that found no warm container.
+    /// Of those, runs that started a container of their own: none was warm, and no refill
+    /// under way was ready within a typical refill's time.
     pub cold_starts: u64,
 }
 

@@ -70,3 +70,34 @@ async fn cancelled_starts_with_a_warm_pool_leave_only_the_pool_and_shutdown_remo
     sandbox.shutdown().await;
     common::assert_no_containers(&instance).await;
 }
+
+#[tokio::test]
+async fn a_run_that_finds_the_pool_empty_while_it_refills_takes_the_refill_not_a_cold_start() {
+    let mut config = config("pool-refill-wait");
+    config.pool_min = 1;
+    config.pool_max = 1;
+    let instance = config.instance.clone();
+    let sandbox = sandbox(config).await;
+    wait_for_only(&instance, &sandbox, 1).await;
+
+    // The first run takes the one warm container; the pool starts warming another at once.
+    let first = sandbox.start(program("print('first')")).expect("queued");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second arrives while that refill is under way (a start takes ~0.3 s): it waits for
+    // it instead of starting a third container from nothing.
+    let second = sandbox.start(program("print('second')")).expect("queued");
+    let (first, second) = tokio::join!(
+        collect(first.events, Instant::now()),
+        collect(second.events, Instant::now())
+    );
+    assert_eq!(first.out(), "first\n", "{first:?}");
+    assert_eq!(second.out(), "second\n", "{second:?}");
+    assert_eq!(
+        sandbox.health().cold_starts,
+        0,
+        "both runs were served warm: {:?}",
+        sandbox.health()
+    );
+    sandbox.shutdown().await;
+    common::assert_no_containers(&instance).await;
+}
