@@ -161,3 +161,139 @@ async fn balancer_takes_killed_and_paused_nodes_out_and_back() {
         cluster.lb_status().await
     );
 }
+
+/// `deploy/run-local.sh`, as a new user runs it, with the script's own PIDs stopped on drop.
+struct RunLocal {
+    script: std::process::Child,
+}
+
+impl Drop for RunLocal {
+    fn drop(&mut self) {
+        // SIGTERM, as Ctrl-C: the script stops what it started.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.script.id().to_string()])
+            .status();
+        let _ = self.script.wait();
+    }
+}
+
+fn refuses(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+/// deploy/run-local.sh brings up PostgreSQL, three nodes and HAProxy on one machine and prints
+/// the URL and the admin token; an interview created at that URL with that token opens through
+/// the balancer, each node answers on its port, HAProxy's stats page counts three nodes up;
+/// SIGTERM (what Ctrl-C sends) stops every process the script started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_run_local_brings_up_three_nodes_behind_haproxy_and_stops_them() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // As root, the script runs PostgreSQL as the postgres user, who must reach the folder.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut ports = Vec::new();
+    for _ in 0..6 {
+        ports.push(duet_tests::free_loopback_addr().await.port());
+    }
+    let (lb, nodes, pg, stats) = (ports[0], &ports[1..4], ports[4], ports[5]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/run-local.sh");
+    let mut child = std::process::Command::new("bash")
+        .arg(&script)
+        .env("DUET_DEPLOY_DIR", dir.path().join("deploy"))
+        .env("DUET_BIN", duet_tests::duet_bin())
+        .env("DUET_LB_PORT", lb.to_string())
+        .env(
+            "DUET_NODE_PORTS",
+            format!("{} {} {}", nodes[0], nodes[1], nodes[2]),
+        )
+        .env("DUET_PG_PORT", pg.to_string())
+        .env("DUET_LB_STATS_PORT", stats.to_string())
+        .env_remove("DUET_ADMIN_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut run = RunLocal { script: child };
+
+    // What it prints once everything is up: the URL to open and the admin token.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut open, mut token) = (None, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while open.is_none() || token.is_none() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("run-local.sh printed no URL and token within 120 s");
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Open"), Some(url)) => open = Some(url.to_owned()),
+            (Some("Admin"), Some("token")) => token = words.next().map(str::to_owned),
+            _ => {}
+        }
+    }
+    let (open, token) = (open.unwrap(), token.unwrap());
+    assert_eq!(open, format!("http://127.0.0.1:{lb}/admin"));
+
+    // The admin creates an interview at that URL; its candidate link opens there.
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{lb}/api/interviews"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"title": "Pairing", "candidate_name": "Ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = created["urls"]["candidate"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{lb}/interview/")),
+        "{link}"
+    );
+    let (status, _) = get(link.split('#').next().unwrap(), None).await;
+    assert_eq!(status, 200, "the candidate's page through the balancer");
+
+    // Each node answers on its own port; HAProxy counts the three up.
+    for port in nodes {
+        let (status, body) = get(&format!("http://127.0.0.1:{port}/healthz"), None).await;
+        assert_eq!(status, 200, "node on {port}: {body}");
+    }
+    let (_, csv) = get(&format!("http://127.0.0.1:{stats}/stats;csv"), None).await;
+    let up = csv
+        .lines()
+        .filter(|l| l.starts_with("nodes,node") && l.split(',').nth(17) == Some("UP"))
+        .count();
+    assert_eq!(up, 3, "HAProxy's view: {csv}");
+
+    // Ctrl-C (SIGTERM here): the script stops the balancer, the nodes and PostgreSQL, and exits.
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &run.script.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let stopped = eventually(std::time::Duration::from_secs(60), || {
+        matches!(run.script.try_wait(), Ok(Some(_)))
+    })
+    .await;
+    assert!(stopped, "run-local.sh did not exit within 60 s of SIGTERM");
+    for port in [lb, nodes[0], nodes[1], nodes[2], pg, stats] {
+        assert!(
+            refuses(port),
+            "port {port} still answers after the script stopped"
+        );
+    }
+}
