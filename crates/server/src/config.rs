@@ -9,11 +9,13 @@ use std::time::Duration;
 
 mod integrations;
 mod limits;
+mod nodes;
 mod people;
 mod sandbox;
 
 pub use integrations::{GreenhouseArgs, MailArgs, SmtpUrl, WebhookArgs};
 pub use limits::{HttpLimits, WsLimits};
+pub use nodes::NodeArgs;
 pub use people::{OidcArgs, SessionArgs};
 pub use sandbox::SandboxArgs;
 
@@ -195,6 +197,8 @@ pub struct ServeArgs {
     pub mail: MailArgs,
     #[command(flatten)]
     pub greenhouse: GreenhouseArgs,
+    #[command(flatten)]
+    pub nodes: NodeArgs,
 }
 
 /// How rooms live and die.
@@ -280,6 +284,7 @@ impl ServeArgs {
             webhooks: WebhookArgs::default(),
             mail: MailArgs::default(),
             greenhouse: GreenhouseArgs::default(),
+            nodes: NodeArgs::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use duet_store::{Durability, PgConfig, PgStore, SqliteConfig, SqliteStore, Store};
+use duet_store::{Durability, PgConfig, PgStore, RoomLeases, SqliteConfig, SqliteStore, Store};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,25 +35,51 @@ impl std::str::FromStr for DatabaseUrl {
     }
 }
 
+/// The opened database: the store, and on Postgres the rooms' leases (several nodes may share
+/// it); SQLite is one node's and has none.
+pub struct Database {
+    pub store: Arc<dyn Store>,
+    pub leases: Option<Arc<dyn RoomLeases>>,
+}
+
 /// Opens the store: Postgres at `url` when one is given, else SQLite in `data_dir`.
 pub fn open_store(
     data_dir: &Path,
     url: Option<&DatabaseUrl>,
     sync: Durability,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_database(data_dir, url, sync)?.store)
+}
+
+/// Opens the database as [`open_store`] does, with the leases where there are any.
+pub fn open_database(
+    data_dir: &Path,
+    url: Option<&DatabaseUrl>,
+    sync: Durability,
+) -> anyhow::Result<Database> {
     Ok(match url {
         Some(url) => {
-            Arc::new(PgStore::open(PgConfig::at(&url.0)).context("opening the Postgres database")?)
+            let pg = Arc::new(
+                PgStore::open(PgConfig::at(&url.0)).context("opening the Postgres database")?,
+            );
+            Database {
+                store: pg.clone(),
+                leases: Some(pg),
+            }
         }
         None => {
             let config = SqliteConfig {
                 sync,
                 ..SqliteConfig::at(data_dir.join("duet.db"))
             };
-            Arc::new(
-                SqliteStore::open(config)
-                    .with_context(|| format!("opening the database in {}", data_dir.display()))?,
-            )
+            Database {
+                store: Arc::new(
+                    SqliteStore::open(config).with_context(|| {
+                        format!("opening the database in {}", data_dir.display())
+                    })?,
+                ),
+                leases: None,
+            }
         }
     })
 }

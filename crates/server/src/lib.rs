@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod lifecycle_api;
 pub mod mail;
 pub mod metrics;
+pub mod nodes;
 pub mod oidc;
 pub mod outbound;
 pub mod people_api;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub sessions: Arc<session::Sessions>,
     /// Sign-in through an OpenID Connect provider, when one is set up.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// This node among several on one PostgreSQL database (`None` on SQLite: one node).
+    pub cluster: Option<Arc<nodes::Cluster>>,
 }
 
 /// What starting up produced besides the state.
@@ -105,11 +108,30 @@ impl AppState {
     ) -> anyhow::Result<Startup> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-        let store = database::open_store(
+        let database::Database { store, leases } = database::open_database(
             &config.data_dir,
             config.database_url.as_ref(),
             config.store_sync.into(),
         )?;
+        // On Postgres this node holds rooms under leases named by its URL, and forwards the
+        // requests of rooms another node holds (nodes.rs).
+        let (cluster, node_leases) = match leases {
+            Some(leases) => {
+                let node = config
+                    .nodes
+                    .url(local_addr)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                tracing::info!(%node, "several nodes: rooms are held under leases as this node");
+                let cluster = nodes::Cluster::new(node.clone(), leases.clone(), shutdown.clone())?;
+                let node_leases = rooms::NodeLeases {
+                    leases,
+                    node,
+                    ttl: config.nodes.lease_ttl(),
+                };
+                (Some(Arc::new(cluster)), Some(Arc::new(node_leases)))
+            }
+            None => (None, None),
+        };
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
         // The outbox's worker: deliveries go out beside the rooms, never in their way.
@@ -134,15 +156,18 @@ impl AppState {
             config.sessions.idle(),
             shutdown.clone(),
         ));
-        let rooms = Rooms::new(RoomsParts {
-            questions: questions.clone(),
-            store: store.clone(),
-            sandbox: sandbox.clone(),
-            run_limits: config.sandbox.limits(),
-            settings: config.rooms.clone(),
-            metrics: metrics.clone(),
-            shutdown,
-        });
+        let rooms = Rooms::new_on(
+            RoomsParts {
+                questions: questions.clone(),
+                store: store.clone(),
+                sandbox: sandbox.clone(),
+                run_limits: config.sandbox.limits(),
+                settings: config.rooms.clone(),
+                metrics: metrics.clone(),
+                shutdown,
+            },
+            node_leases,
+        );
         let run_rate = Arc::new(runs_api::RateLimiter::per_minute(
             config.sandbox.runs_per_minute,
         ));
@@ -155,6 +180,7 @@ impl AppState {
         let sessions = session::Sessions::new(config.sessions.clone(), &public_url);
         let oidc = oidc::Oidc::from_args(&config.oidc, &public_url)?.map(Arc::new);
         let state = AppState {
+            cluster,
             sessions,
             oidc,
             store,
@@ -258,6 +284,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    // The routes the live room answers: served by the node holding the room (nodes.rs).
+    let owner = axum::middleware::from_fn_with_state(state.clone(), nodes::at_owner);
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
@@ -267,30 +295,51 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/interviews/{id}",
-            get(api::get_interview).delete(lifecycle_api::delete),
+            get(api::get_interview)
+                .delete(lifecycle_api::delete)
+                .route_layer(owner.clone()),
         )
-        .route("/api/interviews/{id}/question", post(api::switch_question))
+        .route(
+            "/api/interviews/{id}/question",
+            post(api::switch_question).route_layer(owner.clone()),
+        )
         .route(
             "/api/interviews/{id}/scorecard",
-            get(scorecard_api::get).put(scorecard_api::put),
+            get(scorecard_api::get)
+                .put(scorecard_api::put)
+                .route_layer(owner.clone()),
         )
         .route(
             "/api/interviews/{id}/scorecard/submit",
-            post(scorecard_api::submit),
+            post(scorecard_api::submit).route_layer(owner.clone()),
         )
         .route(
             "/api/interviews/{id}/notes",
-            post(scorecard_api::add_note).get(scorecard_api::notes),
+            post(scorecard_api::add_note)
+                .get(scorecard_api::notes)
+                .route_layer(owner.clone()),
         )
-        .route("/api/interviews/{id}/end", post(lifecycle_api::end))
+        .route(
+            "/api/interviews/{id}/end",
+            post(lifecycle_api::end).route_layer(owner.clone()),
+        )
         .route("/api/interviews/{id}/take-home", get(take_home_api::view))
-        .route("/api/interviews/{id}/start", post(take_home_api::start))
-        .route("/api/interviews/{id}/submit", post(take_home_api::submit))
+        .route(
+            "/api/interviews/{id}/start",
+            post(take_home_api::start).route_layer(owner.clone()),
+        )
+        .route(
+            "/api/interviews/{id}/submit",
+            post(take_home_api::submit).route_layer(owner.clone()),
+        )
         .route(
             "/api/interviews/{id}/take-home/check",
             post(take_home_api::check),
         )
-        .route("/api/interviews/{id}/signals", post(scorecard_api::signal))
+        .route(
+            "/api/interviews/{id}/signals",
+            post(scorecard_api::signal).route_layer(owner.clone()),
+        )
         .route(
             "/api/interviews/{id}/debrief",
             get(debrief_api::interview_debrief),
@@ -307,7 +356,8 @@ pub fn router(state: AppState) -> Router {
             "/api/interviews/{id}/runs",
             post(runs_api::start)
                 .layer(DefaultBodyLimit::max(RUN_BODY))
-                .get(runs_api::history),
+                .get(runs_api::history)
+                .route_layer(owner.clone()),
         )
         // Replay (interviewer, reviewer) and one run whole (any role that may see it).
         .route("/api/interviews/{id}/timeline", get(replay_api::timeline))
@@ -320,13 +370,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/interviews/{id}/runs/{run_id}/stdin",
-            post(runs_api::stdin).layer(DefaultBodyLimit::max(RUN_BODY)),
+            post(runs_api::stdin)
+                .layer(DefaultBodyLimit::max(RUN_BODY))
+                .route_layer(owner.clone()),
         )
         .route(
             "/api/interviews/{id}/runs/{run_id}/cancel",
-            post(runs_api::cancel),
+            post(runs_api::cancel).route_layer(owner.clone()),
         )
-        .route("/api/interviews/{id}/events", get(events::upgrade))
+        .route(
+            "/api/interviews/{id}/events",
+            get(events::upgrade).route_layer(owner.clone()),
+        )
         // People and sessions (people_api.rs).
         .route(
             "/api/session",
@@ -405,7 +460,7 @@ pub fn router(state: AppState) -> Router {
         .route("/signin", get(web::page))
         .route("/password", get(web::page))
         .route("/me", get(web::page))
-        .route("/yjs/{id}", get(ws::upgrade))
+        .route("/yjs/{id}", get(ws::upgrade).route_layer(owner))
         .route("/", get(web::page))
         .route("/admin", get(web::page))
         .route("/interview/{id}", get(web::page))

@@ -5,7 +5,8 @@
 //! room's sequence once another node has taken it over.
 //!
 //! Only the store's side: which node asks for which room, and what it does when it loses one,
-//! is the server's (not built yet). SQLite has no leases: one process owns every room.
+//! is the server's (`crates/server/src/nodes.rs`, `rooms/lease.rs`). SQLite has no leases: one
+//! process owns every room.
 
 use crate::{Checkpoint, Result, Ticket};
 use duet_protocol::{InterviewId, LogRecord};
@@ -25,6 +26,23 @@ pub struct Lease {
     pub epoch: i64,
 }
 
+/// Who holds a room's lease, as the database sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub node: String,
+    pub epoch: i64,
+    /// How long the lease lasts from now without a renewal, by the database's clock; zero
+    /// when it has lapsed (or was given back).
+    pub live_for: Duration,
+}
+
+impl Holder {
+    /// Whether the lease still holds the room (nobody else can take it yet).
+    pub fn is_live(&self) -> bool {
+        !self.live_for.is_zero()
+    }
+}
+
 /// Room leases and the writes they fence.
 pub trait RoomLeases: Send + Sync + 'static {
     /// Takes the room's lease for `node` for `ttl` (at most [`MAX_LEASE_TTL`]): when nobody
@@ -34,6 +52,8 @@ pub trait RoomLeases: Send + Sync + 'static {
     /// Extends the lease by `ttl` from now if it is still this one and has not lapsed; `false`
     /// when it was lost (taken over, given back, or lapsed: acquire it again, with a new epoch).
     fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool>;
+    /// Who holds the room's lease (live or lapsed), `None` if nobody ever took it.
+    fn holder(&self, room: &InterviewId) -> Result<Option<Holder>>;
     /// Gives the lease back at once (a graceful stop), keeping its epoch for the next holder to
     /// grow from. Nothing happens if it was lost already.
     fn release(&self, lease: &Lease) -> Result<()>;

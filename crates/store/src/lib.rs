@@ -28,7 +28,7 @@ pub mod testing;
 
 use duet_protocol::{EventKind, InterviewId, LogEntry, LogRecord, Role};
 pub use integrations::IntegrationStore;
-pub use lease::{Lease, RoomLeases, MAX_LEASE_TTL};
+pub use lease::{Holder, Lease, RoomLeases, MAX_LEASE_TTL};
 pub use outbox::OutboxStore;
 pub use people::{NewAudit, NewSession, PeopleStore, SessionRecord};
 pub use postgres::{PgConfig, PgStore};

@@ -182,3 +182,24 @@ async fn appends_racing_a_takeover_land_before_it_or_not_at_all() {
     );
     assert_eq!(stored_by_a, (1..=taken_at).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_holder_read_says_who_holds_a_room_and_for_how_long() {
+    let (a, b, room) = two_nodes("heldRoom").await;
+    assert_eq!(b.holder(&room).unwrap(), None, "nobody took it yet");
+    let ttl = Duration::from_secs(6);
+    let lease = a.acquire(&room, "node-a", ttl).unwrap().unwrap();
+    let held = b.holder(&room).unwrap().unwrap();
+    assert_eq!((held.node.as_str(), held.epoch), ("node-a", lease.epoch));
+    assert!(held.is_live() && held.live_for <= ttl, "{held:?}");
+    a.release(&lease).unwrap();
+    let given_back = b.holder(&room).unwrap().unwrap();
+    assert!(
+        !given_back.is_live(),
+        "a released lease has lapsed: {given_back:?}"
+    );
+    assert_eq!(
+        given_back.epoch, lease.epoch,
+        "the epoch stays for the next holder"
+    );
+}

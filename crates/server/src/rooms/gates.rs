@@ -19,7 +19,10 @@ impl RoomTask {
                 Effect::Persist(record) => {
                     let is_edit = record.kind == EventKind::Edit;
                     self.edits_since_checkpoint += u64::from(is_edit);
-                    let ticket = self.rooms.store.append(&self.id, record);
+                    let ticket = match &self.lease {
+                        Some(lease) => lease.append(record),
+                        None => self.rooms.store.append(&self.id, record),
+                    };
                     self.gates.push_back(Gate {
                         ticket,
                         handed_at: Instant::now(),
@@ -84,6 +87,13 @@ impl RoomTask {
                 for delivery in gate.then {
                     self.send(delivery);
                 }
+            }
+            Err(StoreError::LeaseLost) => {
+                // Another node holds the room now: nothing acknowledged is lost (this record
+                // was not), and everyone reconnects to it.
+                tracing::warn!(interview = %self.id, "room: fenced out, another node took the room over");
+                self.moved = true;
+                self.poisoned = Some(MOVED.to_owned());
             }
             Err(e) => {
                 tracing::error!(interview = %self.id, error = %e, "room: storing an event failed");
@@ -176,12 +186,12 @@ impl RoomTask {
             return;
         }
         let (seq, state, owners) = self.room.checkpoint();
-        if let Ok(Err(e)) = self
-            .rooms
-            .store
-            .checkpoint(&self.id, Checkpoint { seq, state, owners })
-            .await
-        {
+        let checkpoint = Checkpoint { seq, state, owners };
+        let ticket = match &self.lease {
+            Some(lease) => lease.checkpoint(checkpoint),
+            None => self.rooms.store.checkpoint(&self.id, checkpoint),
+        };
+        if let Ok(Err(e)) = ticket.await {
             tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
         }
         self.edits_since_checkpoint = 0;
@@ -199,6 +209,9 @@ impl RoomTask {
         self.waiting = 0;
     }
 }
+
+/// Why a room whose lease was lost closes its connections (with 1001: they reconnect).
+pub(super) const MOVED: &str = "room moved to another node; reconnect";
 
 /// An events-socket text frame.
 fn frame(event: &RoomEvent) -> Message {

@@ -1,7 +1,8 @@
 //! A room's life, as the module above states it: loading (or refusing), live, and the ways a
 //! live room ends (poisoned, erasing, retiring, shutting down).
 
-use super::gates::next_ack;
+use super::gates::{next_ack, MOVED};
+use super::lease::{HeldLease, TakeError};
 use super::load::{load, Loaded};
 use super::{
     truncate, RoomClock, RoomCmd, RoomReceiver, RoomTask, Rooms, RunError, WeakRoomSender,
@@ -29,14 +30,64 @@ pub(super) async fn run(
     // once it is done, and hands the room over boxed, so that future holds the live loop and
     // a pointer (an inline task was kept beside the space of the load's result: 4 KiB a room).
     match Box::pin(start(&rooms, &id, generation, me)).await {
-        Ok((mut task, unfinished)) => task.live(unfinished, &mut rx).await,
-        Err(reason) => refuse(&rooms, &id, generation, &mut rx, reason).await,
+        Ok((mut task, unfinished)) => {
+            task.live(unfinished, &mut rx).await;
+            task.let_go().await;
+        }
+        Err(Unloaded::Elsewhere) => {
+            // Another node holds the room: this life ends at once, and whoever asked
+            // reconnects (or retries) and is sent to that node.
+            rooms.forget(&id, generation);
+            rx.close();
+            drain_refusing(&mut rx, close::GOING_AWAY, MOVED).await;
+        }
+        Err(Unloaded::Failed(reason)) => refuse(&rooms, &id, generation, &mut rx, reason).await,
     }
     metrics.rooms_open.fetch_sub(1, Relaxed);
 }
 
-/// Loads the room into a task ready to go live, or says why it cannot be loaded.
+/// Why a room did not load.
+enum Unloaded {
+    /// Another node holds its lease.
+    Elsewhere,
+    /// Its history could not be read (or its lease could not be asked for).
+    Failed(String),
+}
+
+/// Loads the room into a task ready to go live, or says why it cannot be loaded. With several
+/// nodes the room's lease is taken first, so the history read is everything the previous
+/// holder wrote.
 async fn start(
+    rooms: &Arc<Rooms>,
+    id: &InterviewId,
+    generation: u64,
+    me: WeakRoomSender,
+) -> Result<(Box<RoomTask>, Vec<UnfinishedRun>), Unloaded> {
+    let lease = match &rooms.leases {
+        Some(leases) => match leases.take(id).await {
+            Ok(lease) => Some(lease),
+            Err(TakeError::HeldElsewhere) => return Err(Unloaded::Elsewhere),
+            Err(e @ TakeError::Store(_)) => return Err(Unloaded::Failed(e.to_string())),
+        },
+        None => None,
+    };
+    match load_room(rooms, id, generation, me).await {
+        Ok((mut task, unfinished)) => {
+            task.lease = lease;
+            task.start_question();
+            Ok((task, unfinished))
+        }
+        Err(reason) => {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            Err(Unloaded::Failed(reason))
+        }
+    }
+}
+
+/// Reads the room's history into a task.
+async fn load_room(
     rooms: &Arc<Rooms>,
     id: &InterviewId,
     generation: u64,
@@ -75,12 +126,7 @@ async fn start(
     let initial = initial_question.and_then(|q| rooms.questions.get(&q));
     let mut task = RoomTask::new(rooms.clone(), id.clone(), generation, me, room, question);
     task.environment = environment;
-    // A new interview with a question: its starter is the room's first edit.
-    if let Some(initial) = initial {
-        if let Ok((effects, _)) = task.switch_question(initial, Actor::Server) {
-            task.execute(effects);
-        }
-    }
+    task.initial = initial;
     Ok((Box::new(task), unfinished))
 }
 
@@ -136,6 +182,28 @@ impl RoomTask {
             environment: duet_protocol::DEFAULT_ENVIRONMENT.to_owned(),
             erasing: None,
             waiting: 0,
+            lease: None,
+            moved: false,
+            initial: None,
+        }
+    }
+
+    /// A new interview with a question: its starter is the room's first edit (written once
+    /// the room holds its lease, under it).
+    fn start_question(&mut self) {
+        if let Some(initial) = self.initial.take() {
+            if let Ok((effects, _)) = self.switch_question(initial, Actor::Server) {
+                self.execute(effects);
+            }
+        }
+    }
+
+    /// Gives the room's lease back, unless a later life of the room on this node holds it now.
+    async fn let_go(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            if !self.rooms.superseded(&self.id, self.generation) {
+                lease.release().await;
+            }
         }
     }
 
@@ -165,7 +233,12 @@ impl RoomTask {
                 .next_deadline()
                 .map(|at| self.clock.instant_of(at));
             if let Some(reason) = self.poisoned.take() {
-                self.close_everyone(close::INTERNAL, &reason);
+                let code = if self.moved {
+                    close::GOING_AWAY
+                } else {
+                    close::INTERNAL
+                };
+                self.close_everyone(code, &reason);
                 self.rooms.retire(&self.id, self.generation, rx);
                 rx.close();
                 self.drain_refusing(rx, close::TRY_AGAIN, "room reloading; reconnect")
@@ -205,8 +278,15 @@ impl RoomTask {
                 .into_iter()
                 .flatten()
                 .min();
+            let lost = self.lease.as_ref().map(HeldLease::lost);
             tokio::select! {
                 biased;
+                _ = lease_lost(lost.as_ref()) => {
+                    // Lapsed or taken over: whatever this room writes now is fenced out, so
+                    // everyone reconnects to the room's new owner at once.
+                    self.moved = true;
+                    self.poisoned = Some(MOVED.to_owned());
+                }
                 ack = next_ack(&mut self.gates) => self.on_ack(ack),
                 cmd = rx.recv(), if can_take => match cmd {
                     Some(cmd) => {
@@ -249,6 +329,9 @@ impl RoomTask {
                     self.execute(effects);
                     while let Some(ack) = self.pop_ack().await { self.on_ack(ack); }
                     self.checkpoint().await;
+                    // Given back before anyone is closed, so their reconnects find the room
+                    // free on whichever node they reach next.
+                    self.let_go().await;
                     self.close_everyone(close::GOING_AWAY, "server shutting down");
                     return;
                 }
@@ -258,17 +341,30 @@ impl RoomTask {
 
     /// Answers what is left in a closed queue so no connection waits for a room that is gone.
     async fn drain_refusing(&mut self, rx: &mut RoomReceiver, code: u16, reason: &str) {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => {
-                    sink.close(code, reason)
-                }
-                RoomCmd::StartRun { reply, .. } => {
-                    let _ = reply.send(Err(RunError::RoomUnavailable(reason.to_owned())));
-                }
-                _ => {}
+        drain_refusing(rx, code, reason).await
+    }
+}
+
+/// Answers what is left in a closed queue so no connection waits for a room that is gone.
+async fn drain_refusing(rx: &mut RoomReceiver, code: u16, reason: &str) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            RoomCmd::Join { sink, .. } | RoomCmd::Subscribe { sink, .. } => {
+                sink.close(code, reason)
             }
+            RoomCmd::StartRun { reply, .. } => {
+                let _ = reply.send(Err(RunError::RoomUnavailable(reason.to_owned())));
+            }
+            _ => {}
         }
+    }
+}
+
+/// Fires when the room's lease is known lost (never without a lease).
+async fn lease_lost(lost: Option<&tokio_util::sync::CancellationToken>) {
+    match lost {
+        Some(lost) => lost.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -50,11 +50,14 @@ const MAX_WAITING: usize = 16_384;
 
 mod commands;
 mod gates;
+mod lease;
 mod lifecycle;
 mod load;
 mod runs;
 mod take_home;
 
+use lease::HeldLease;
+pub use lease::NodeLeases;
 use runs::ActiveRun;
 pub use runs::RunError;
 pub use take_home::TakeHomeCmd;
@@ -265,10 +268,18 @@ pub struct Rooms {
     generations: AtomicU64,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Several nodes on one database: each room is held here only under its lease.
+    leases: Option<Arc<NodeLeases>>,
 }
 
 impl Rooms {
+    /// Rooms of a single node: no leases (SQLite, or tests).
     pub fn new(parts: RoomsParts) -> Arc<Rooms> {
+        Rooms::new_on(parts, None)
+    }
+
+    /// Rooms held under leases when `leases` is given (several nodes on one database).
+    pub fn new_on(parts: RoomsParts, leases: Option<Arc<NodeLeases>>) -> Arc<Rooms> {
         let RoomsParts {
             questions,
             store,
@@ -289,6 +300,7 @@ impl Rooms {
             generations: AtomicU64::new(0),
             tracker: TaskTracker::new(),
             shutdown,
+            leases,
         })
     }
 
@@ -337,6 +349,23 @@ impl Rooms {
             }
             _ => true, // already replaced: this task is not the registered one any more
         }
+    }
+
+    /// Removes the room from the registry if `generation` is still the one registered, whatever
+    /// waits in its queue (the task answers that itself).
+    fn forget(&self, id: &InterviewId, generation: u64) {
+        let mut map = self.map();
+        if map.get(id).is_some_and(|h| h.generation == generation) {
+            map.remove(id);
+        }
+    }
+
+    /// Whether a later life of the room than `generation` is registered on this node (it holds
+    /// the same lease, which an earlier life must then not give back).
+    fn superseded(&self, id: &InterviewId, generation: u64) -> bool {
+        self.map()
+            .get(id)
+            .is_some_and(|h| h.generation > generation)
     }
 
     /// The room's handle if it is loaded, without loading it.
@@ -423,6 +452,12 @@ struct RoomTask {
     environment: String,
     /// Set when the interview is being deleted: the room closes and answers this.
     erasing: Option<oneshot::Sender<()>>,
+    /// The room's lease, when several nodes share the database.
+    lease: Option<HeldLease>,
+    /// Set when the lease was lost: the room closes everyone so they reconnect to its new owner.
+    moved: bool,
+    /// A new interview's question, switched to once the room goes live.
+    initial: Option<Arc<Question>>,
     /// Deliveries waiting behind gates.
     waiting: usize,
 }

@@ -4,7 +4,7 @@
 
 use super::writer::Write;
 use super::PgStore;
-use crate::lease::{Lease, RoomLeases, MAX_LEASE_TTL};
+use crate::lease::{Holder, Lease, RoomLeases, MAX_LEASE_TTL};
 use crate::{Checkpoint, Result, Ticket};
 use duet_protocol::{InterviewId, LogRecord};
 use std::time::Duration;
@@ -63,6 +63,28 @@ impl RoomLeases for PgStore {
                 )
                 .await?;
             Ok(renewed == 1)
+        })
+    }
+
+    fn holder(&self, room: &InterviewId) -> Result<Option<Holder>> {
+        let room = room.clone();
+        self.read(move |c| async move {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT node, epoch, greatest(expires_at - {NOW_MS}, 0) \
+                         FROM room_leases WHERE interview_id = $1"
+                    ),
+                    &[&room.as_str()],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let live_ms: i64 = row.try_get(2)?;
+            Ok(Some(Holder {
+                node: row.try_get(0)?,
+                epoch: row.try_get(1)?,
+                live_for: Duration::from_millis(u64::try_from(live_ms).unwrap_or(0)),
+            }))
         })
     }
 
