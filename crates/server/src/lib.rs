@@ -134,12 +134,22 @@ impl AppState {
         };
         let (admin_token, new_admin_token) = admin_token(&config)?;
         let metrics = Arc::new(Metrics::default());
-        // The outbox's worker: deliveries go out beside the rooms, never in their way.
+        // The outbox's worker: deliveries go out beside the rooms, never in their way (on one
+        // node at a time when several share the database).
         let deliverer = webhooks::Deliverer::new(&config.webhooks)?;
-        tokio::spawn(webhooks::run(store.clone(), deliverer, shutdown.clone()));
-        if let Some(mailer) = mail::Mailer::from_args(&config.mail)? {
-            let retries = config.webhooks.clone();
-            tokio::spawn(mail::run(store.clone(), mailer, retries, shutdown.clone()));
+        let outbox = store.clone();
+        once_across_nodes(cluster.as_deref(), &shutdown, "webhooks", move |stop| {
+            tokio::spawn(webhooks::run(outbox.clone(), deliverer.clone(), stop));
+        });
+        if mail::Mailer::from_args(&config.mail)?.is_some() {
+            let (args, retries, outbox) =
+                (config.mail.clone(), config.webhooks.clone(), store.clone());
+            once_across_nodes(cluster.as_deref(), &shutdown, "mail", move |stop| {
+                // Made again each time this node starts leading (checked once above).
+                if let Ok(Some(mailer)) = mail::Mailer::from_args(&args) {
+                    tokio::spawn(mail::run(outbox.clone(), mailer, retries.clone(), stop));
+                }
+            });
         }
         let (bank, problems) = questions::QuestionBank::load(&config.questions_dir);
         for problem in &problems {
@@ -529,14 +539,44 @@ pub async fn serve(
             days,
             "retention: ended interviews older than this are deleted hourly"
         );
-        tokio::spawn(jobs::retention(state.clone(), days, shutdown.clone()));
+        let retained = state.clone();
+        once_across_nodes(
+            state.cluster.as_deref(),
+            &shutdown,
+            "retention",
+            move |stop| {
+                tokio::spawn(jobs::retention(retained.clone(), days, stop));
+            },
+        );
     }
-    tokio::spawn(jobs::take_home_clocks(state.clone(), shutdown.clone()));
+    let clocks = state.clone();
+    once_across_nodes(
+        state.cluster.as_deref(),
+        &shutdown,
+        "take-home clocks",
+        move |stop| {
+            tokio::spawn(jobs::take_home_clocks(clocks.clone(), stop));
+        },
+    );
     let app = router(state);
     http::serve(listener, app, &limits, shutdown.clone()).await;
     shutdown.cancel();
     rooms.wait_closed().await;
     Ok(())
+}
+
+/// Starts a background job that must run once across the nodes: here until `shutdown` on one
+/// node (SQLite), or while this node leads the jobs when several share the database.
+fn once_across_nodes(
+    cluster: Option<&nodes::Cluster>,
+    shutdown: &CancellationToken,
+    job: &'static str,
+    start: impl Fn(CancellationToken) + Send + 'static,
+) {
+    match cluster {
+        Some(cluster) => cluster.run_while_leading(job, start),
+        None => start(shutdown.clone()),
+    }
 }
 
 /// Crates the tests need at the same version the server uses.

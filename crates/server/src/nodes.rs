@@ -14,6 +14,12 @@
 //! the holder does not answer at all (its process died), the node waits for its lease to lapse
 //! (at most the lease's time, 10 s at most) and takes the room itself.
 //!
+//! The background jobs that must run once across the nodes (the webhook and mail outboxes,
+//! the take-home clocks, retention) run on one node at a time, the one holding the jobs'
+//! advisory lock in PostgreSQL ([`Cluster::run_while_leading`]); when it goes, another starts
+//! them within a few seconds. (A delivery in flight on a leader that dies is sent again by the
+//! next: deliveries are at least once, with the event's id for receivers to drop repeats.)
+//!
 //! SQLite is one node: no [`Cluster`], and nothing here runs.
 
 pub mod proxy;
@@ -29,7 +35,11 @@ use duet_protocol::InterviewId;
 use duet_store::{RoomLeases, MAX_LEASE_TTL};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// The advisory lock key of the background jobs' leader ("duetjobs").
+const JOBS_KEY: i64 = 0x6475_6574_6a6f_6273;
 
 /// The header a forwarded request carries.
 pub const PROXIED: &str = "x-duet-proxied";
@@ -42,6 +52,8 @@ pub struct Cluster {
     http: reqwest::Client,
     /// Fires at shutdown: relayed websockets close (1001) so their clients reconnect elsewhere.
     shutdown: CancellationToken,
+    /// Whether this node leads the background jobs now.
+    leading: watch::Receiver<bool>,
 }
 
 /// Where a room's requests go.
@@ -65,15 +77,48 @@ impl Cluster {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
-            // A run's start or an end waits for the store; nothing the room answers takes long.
-            .timeout(Duration::from_secs(30))
+            // What the room answers waits for the store at most; no answer in this long counts
+            // as a holder gone (see proxy.rs).
+            .timeout(Duration::from_secs(10))
             .build()?;
+        let leading = leases.leader(JOBS_KEY);
         Ok(Cluster {
             node,
             leases,
             http,
             shutdown,
+            leading,
         })
+    }
+
+    /// Runs a background job only while this node leads the jobs: `start` is called with a
+    /// token each time this node becomes the leader, and the token is cancelled when it stops
+    /// being it (its connection to the database lost) or at shutdown.
+    pub fn run_while_leading(
+        &self,
+        job: &'static str,
+        start: impl Fn(CancellationToken) + Send + 'static,
+    ) {
+        let (mut leading, shutdown) = (self.leading.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    led = leading.wait_for(|l| *l) => if led.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+                tracing::info!(job, "nodes: this node leads the job now");
+                let term = shutdown.child_token();
+                start(term.clone());
+                tokio::select! {
+                    lost = leading.wait_for(|l| !*l) => {
+                        term.cancel();
+                        tracing::warn!(job, "nodes: this node no longer leads the job");
+                        if lost.is_err() { return }
+                    }
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
     }
 
     /// Where the room's requests go now.

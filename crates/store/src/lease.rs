@@ -62,4 +62,9 @@ pub trait RoomLeases: Send + Sync + 'static {
     fn append_fenced(&self, lease: &Lease, record: LogRecord) -> Ticket;
     /// [`crate::LogStore::checkpoint`] under the lease, fenced the same way.
     fn checkpoint_fenced(&self, lease: &Lease, checkpoint: Checkpoint) -> Ticket;
+    /// Competes, for as long as the receiver is kept, to be the one node leading `key` (the
+    /// background jobs that must run once across the nodes): the receiver says whether this
+    /// node leads now. One node leads at a time; when its process or its connection to the
+    /// database goes, another takes over within a few seconds.
+    fn leader(&self, key: i64) -> tokio::sync::watch::Receiver<bool>;
 }

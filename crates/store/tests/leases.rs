@@ -78,8 +78,9 @@ async fn a_paused_owner_cannot_write_after_another_node_took_its_room_over() {
     );
 
     // Node a pauses (SIGSTOP, a long stall, a partition): no renewal. Its lease lapses, and b
-    // takes the room over with a newer epoch and loads it.
-    let lease_b = take_over(&b, &room, "node-b", ttl).await;
+    // takes the room over with a newer epoch and loads it (for long enough that the checks
+    // below, on a busy machine, all run while b holds it).
+    let lease_b = take_over(&b, &room, "node-b", Duration::from_secs(10)).await;
     assert!(lease_b.epoch > lease_a.epoch);
     let history = b.load_history(&room).unwrap();
     assert_eq!(
@@ -201,5 +202,31 @@ async fn the_holder_read_says_who_holds_a_room_and_for_how_long() {
     assert_eq!(
         given_back.epoch, lease.epoch,
         "the epoch stays for the next holder"
+    );
+}
+
+/// One node leads the jobs that must run once (an advisory lock on a connection of its own);
+/// the other waits, and takes over once the leader lets go.
+#[tokio::test]
+async fn one_node_leads_the_jobs_and_another_takes_over_when_it_goes() {
+    let (a, b, _) = two_nodes("leaderRoom").await;
+    let key = 0x6475_6574_7465_7374;
+    let a_leads = a.leader(key);
+    let waits = |rx: &tokio::sync::watch::Receiver<bool>, want: bool| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| *l == want))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(waits(&a_leads, true).await, "the only node never led");
+    let b_leads = b.leader(key);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!*b_leads.borrow(), "two nodes lead at once");
+    drop(a_leads);
+    assert!(
+        waits(&b_leads, true).await,
+        "nobody took over from the leader that went"
     );
 }

@@ -5,8 +5,9 @@
 //! and frames are relayed both ways until either side closes, and the close (its code and
 //! reason) goes on to the other side.
 //!
-//! A holder that cannot be reached at all (connection refused or timed out: its process died)
-//! gives the request back untouched, for this node to serve once the holder's lease lapses.
+//! A holder that cannot be reached (connection refused, or no answer in time: its process died
+//! or is paused) gives the request back untouched, for this node to serve once the holder's
+//! lease lapses; a holder that is alive keeps its lease, and the request is answered 503.
 
 use super::{Cluster, PROXIED};
 use crate::AppState;
@@ -114,7 +115,10 @@ async fn rest(cluster: &Cluster, owner: &str, request: Request) -> Forwarded {
         .await;
     let answer = match sent {
         Ok(answer) => answer,
-        Err(e) if e.is_connect() => {
+        // Refused (its process died), or no answer at all in time (paused, partitioned): the
+        // lease decides whether it is gone; a holder alive but slow keeps renewing it and this
+        // ends in a 503.
+        Err(e) if e.is_connect() || e.is_timeout() => {
             return Forwarded::OwnerDown(Request::from_parts(parts, Body::from(bytes)))
         }
         Err(e) => {

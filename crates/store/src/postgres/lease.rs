@@ -1,6 +1,10 @@
 //! [`RoomLeases`] on Postgres: each a single statement on a pooled connection, timed by the
 //! database's clock (`clock_timestamp()`, unix milliseconds), so the nodes' own clocks never
 //! matter. The fence itself is in the writer's batch (`writer.rs`).
+//!
+//! Leading the jobs that run once across nodes is a session-level advisory lock
+//! (`pg_try_advisory_lock`) held on a connection taken out of the pool for it: PostgreSQL
+//! itself lets it go when that connection ends, however the node ends.
 
 use super::writer::Write;
 use super::PgStore;
@@ -8,6 +12,10 @@ use crate::lease::{Holder, Lease, RoomLeases, MAX_LEASE_TTL};
 use crate::{Checkpoint, Result, Ticket};
 use duet_protocol::{InterviewId, LogRecord};
 use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often a node that does not lead tries again, and the leader checks its connection.
+const LEADER_EVERY: Duration = Duration::from_secs(2);
 
 /// The database's time now, unix milliseconds.
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::int8";
@@ -101,6 +109,53 @@ impl RoomLeases for PgStore {
             .await?;
             Ok(())
         })
+    }
+
+    fn leader(&self, key: i64) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        let pool = self.pool.clone();
+        self.runtime.spawn(async move {
+            while !tx.is_closed() {
+                let client = match pool.get().await {
+                    Ok(pooled) => deadpool_postgres::Object::take(pooled),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "store: no connection to compete for leading the jobs");
+                        tokio::time::sleep(LEADER_EVERY).await;
+                        continue;
+                    }
+                };
+                // This connection holds the lock while this node leads; dropped (lost, or the
+                // receiver gone), the lock goes with it.
+                loop {
+                    let leads = match client
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                        .await
+                    {
+                        Ok(row) => row.try_get::<_, bool>(0).unwrap_or(false),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "store: lost the connection competing for the jobs");
+                            break;
+                        }
+                    };
+                    if leads {
+                        tx.send_replace(true);
+                        while !tx.is_closed() && client.simple_query("SELECT 1").await.is_ok() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(LEADER_EVERY) => {}
+                                _ = tx.closed() => {}
+                            }
+                        }
+                        tx.send_replace(false);
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEADER_EVERY) => {}
+                        _ = tx.closed() => break,
+                    }
+                }
+            }
+        });
+        rx
     }
 
     fn append_fenced(&self, lease: &Lease, record: LogRecord) -> Ticket {
