@@ -7,7 +7,7 @@
 
 use duet_protocol::InterviewId;
 use duet_store::testing::PgCluster;
-use duet_tests::{eventually, Cluster, YClient, PATIENCE};
+use duet_tests::{eventually, Cluster, EventsClient, YClient, PATIENCE};
 use std::time::{Duration, Instant};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact};
@@ -165,6 +165,11 @@ async fn clients_on_different_nodes_share_one_room_held_by_one_node() {
         interviewer.text()
     );
 
+    // The reviewer listens on the events socket of node 2 (relayed from node 0).
+    let events = EventsClient::connect(&cluster.node_events_url(2, &id, &tokens.reviewer))
+        .await
+        .unwrap();
+
     // The interviewer switches the question through node 2: node 0's room does it, and both
     // editors receive the question's starter.
     let (status, body, _) = call(
@@ -181,6 +186,17 @@ async fn clients_on_different_nodes_share_one_room_held_by_one_node() {
             && candidate.text() == interviewer.text())
         .await,
         "the switch did not reach both editors"
+    );
+    assert!(
+        eventually(PATIENCE, || {
+            events
+                .all()
+                .iter()
+                .any(|e| e["type"] == "question" && e["question_id"] == "lru-cache")
+        })
+        .await,
+        "the relayed events socket never told the switch: {:?}",
+        events.all()
     );
 
     // A request marked as forwarded, reaching a node that does not hold the room: 503, retry.
@@ -269,6 +285,63 @@ async fn killing_the_owner_mid_typing_moves_the_room_within_ten_seconds_losing_n
     let (_, epoch, _) = lease_of(&cluster, &id).unwrap();
     assert_eq!(epoch, 2, "one takeover");
     assert_gapless(&log_seqs(&cluster, &id));
+}
+
+/// The node holding a room dies with nobody connected: a REST call the room answers (the end),
+/// reaching another node, finds the holder gone, waits out its lease and is served there; a read
+/// of what is stored never waits for the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_call_for_a_dead_owners_room_is_served_once_its_lease_lapses() {
+    let mut cluster = Cluster::start(3).await;
+    let created = cluster.create_interview("Frances").await;
+    let (id, tokens) = (created.id.clone(), created.tokens.clone());
+    let candidate = connect_synced(&cluster.node_yjs_url(0, &id, &tokens.candidate)).await;
+    assert_eq!(owner_of(&cluster, &id).await, 0);
+    candidate.insert(0, "x = 1\n");
+    let watcher = connect_synced(&cluster.node_yjs_url(0, &id, &tokens.interviewer)).await;
+    assert!(eventually(PATIENCE, || watcher.text() == "x = 1\n").await);
+    cluster.kill(0);
+
+    let (status, timeline, _) = call(
+        &cluster.node_http(2, &format!("/api/interviews/{id}/timeline")),
+        reqwest::Method::GET,
+        &tokens.interviewer,
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a read while the room's holder is dead: {timeline}"
+    );
+    assert_eq!(
+        lease_of(&cluster, &id).map(|(node, _, lapsed)| (node, lapsed)),
+        Some((cluster.node_url(0), false)),
+        "the read took the room"
+    );
+
+    let (status, ended, _) = call(
+        &cluster.node_http(1, &format!("/api/interviews/{id}/end")),
+        reqwest::Method::POST,
+        &tokens.interviewer,
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "the end through node 1: {ended}");
+    assert_eq!(ended["status"], "ended", "{ended}");
+    assert_eq!(
+        owner_of(&cluster, &id).await,
+        1,
+        "node 1 took the room to end it"
+    );
+    let seqs = log_seqs(&cluster, &id);
+    assert_gapless(&seqs);
+    assert_eq!(
+        ended["seq"],
+        *seqs.last().unwrap(),
+        "the end is the log's last record"
+    );
 }
 
 /// The node holding a room is stopped gracefully (SIGTERM): it stores what it holds, gives the
