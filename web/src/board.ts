@@ -8,20 +8,22 @@
 // - map -> local: the changed keys are parsed and merged with the scene by Excalidraw's
 //   `reconcileElements` (the higher `version` wins, ties go to the lower `versionNonce`, and an
 //   element being edited here stays), outside the undo history; a deleted key (the server put
-//   another question's drawing on the board) removes its element.
+//   another question's drawing on the board) removes its element. This runs in the map's
+//   observer, in the task that received the update: nothing waits for a frame or a timer.
 // Images, embeds and iframes never leave this page (the server refuses them: no files in the
 // log); the image tool is hidden and pasted files are refused. Each person's pointer travels in
 // their awareness state (`board: {x, y, tool, button}`) and shows with the name and colour the
 // server stamped. Element text is drawn on the canvas and listed for screen readers as text
-// (textContent), never as markup.
+// (textContent), never as markup; the list changes only where an element did (one line per
+// shape, kept by id), so an update to one shape does not redraw the list of 5,000.
 import { createElement } from 'react'
 import { createRoot } from 'react-dom/client'
-import { Excalidraw, CaptureUpdateAction, reconcileElements, restoreElements } from '@excalidraw/excalidraw'
+import { Excalidraw, CaptureUpdateAction, FONT_FAMILY, reconcileElements, restoreElements } from '@excalidraw/excalidraw'
 import type { ExcalidrawImperativeAPI, Collaborator, SocketId } from '@excalidraw/excalidraw/types'
 import '@excalidraw/excalidraw/index.css'
 import type * as Y from 'yjs'
 import type { Awareness } from 'y-protocols/awareness'
-import { h, replace } from './dom'
+import { h } from './dom'
 
 /** The document's board map: duet_protocol::BOARD. */
 export const BOARD = 'board'
@@ -31,6 +33,9 @@ const MAX_ELEMENT_BYTES = 64 * 1024
 const REFUSED_TYPES = new Set(['image', 'embeddable', 'iframe'])
 /** The origin of this page's own transactions on the map, so its observer skips them. */
 const LOCAL = Symbol('board: this page')
+const utf8 = new TextEncoder()
+/** Excalidraw's font family numbers to the names its fonts are registered under. */
+const FONT_NAMES = new Map<number, string>(Object.entries(FONT_FAMILY).map(([name, n]) => [n, name]))
 
 type SceneElement = ReturnType<ExcalidrawImperativeAPI['getSceneElementsIncludingDeleted']>[number]
 type Elements = readonly SceneElement[]
@@ -75,12 +80,44 @@ export function mountBoard(o: BoardOptions): Board {
     }
   }
 
+  /** The summary's line of each element it lists, and the element version the line shows. */
+  const lines = new Map<string, { li: HTMLElement, version: number, text: string }>()
   const renderSummary = (elements: Elements) => {
-    replace(summary, elements.filter((e) => !e.isDeleted).map((e) =>
-      h('li', {}, 'text' in e && typeof e.text === 'string' && e.text ? `${e.type}: ${e.text}` : e.type)))
+    const shown = new Set<string>()
+    for (const e of elements) {
+      if (e.isDeleted) continue
+      shown.add(e.id)
+      const line = lines.get(e.id)
+      if (line?.version === e.version) continue
+      const text = 'text' in e && typeof e.text === 'string' && e.text ? `${e.type}: ${e.text}` : e.type
+      if (!line) {
+        const li = h('li', {}, text)
+        summary.append(li)
+        lines.set(e.id, { li, version: e.version, text })
+      } else {
+        line.version = e.version
+        if (line.text !== text) { line.li.textContent = text; line.text = text }
+      }
+    }
+    for (const [id, line] of lines) {
+      if (!shown.has(id)) { line.li.remove(); lines.delete(id) }
+    }
   }
 
   // --- the map into the scene
+  // Excalidraw loads the fonts of the scene it starts with, not of text that arrives later: the
+  // page asks for the font of each family a received text uses (once a family), and Excalidraw
+  // redraws its text when the font has loaded (its `loadingdone` listener).
+  const fontsAsked = new Set<number>()
+  const askFonts = (elements: Elements) => {
+    for (const e of elements) {
+      if (e.type !== 'text' || e.isDeleted || fontsAsked.has(e.fontFamily)) continue
+      const name = FONT_NAMES.get(e.fontFamily)
+      if (!name) continue
+      fontsAsked.add(e.fontFamily)
+      document.fonts.load(`20px "${name}"`, e.text || undefined).catch(() => { fontsAsked.delete(e.fontFamily) })
+    }
+  }
   const fromMap: SceneElement[] = []
   for (const json of ymap.values()) {
     const el = parse(json)
@@ -105,8 +142,10 @@ export function mountBoard(o: BoardOptions): Board {
       }
     }
     if (!api) return // Excalidraw is not ready yet: it takes the whole map when it is
-    const local = api.getSceneElementsIncludingDeleted().filter((e) => !removed.has(e.id))
+    const scene = api.getSceneElementsIncludingDeleted()
+    const local = removed.size === 0 ? scene : scene.filter((e) => !removed.has(e.id))
     const restored = restoreElements(incoming, local)
+    askFonts(restored)
     const elements = reconcileElements(local, restored as never, api.getAppState())
     api.updateScene({ elements, captureUpdate: CaptureUpdateAction.NEVER })
     // Restoring may bump an element's version (it marks an empty text deleted, say): what took
@@ -139,7 +178,8 @@ export function mountBoard(o: BoardOptions): Board {
       doc.transact(() => {
         for (const e of changed) {
           const json = JSON.stringify(e)
-          if (new TextEncoder().encode(json).length > MAX_ELEMENT_BYTES) { tooBig += 1; continue }
+          // A UTF-16 unit is at most 3 bytes of UTF-8: most elements need no encoding to know.
+          if (json.length * 3 > MAX_ELEMENT_BYTES && utf8.encode(json).length > MAX_ELEMENT_BYTES) { tooBig += 1; continue }
           ymap.set(e.id, json)
           known.set(e.id, e.version)
         }
