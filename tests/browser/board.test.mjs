@@ -103,8 +103,11 @@ test('both people draw and each sees the other\'s shapes and pointer live; text 
   await interviewer.page.keyboard.type('<b>workers</b> & retries')
   await interviewer.page.keyboard.press('Escape')
   await shapes(interviewer.page, n + 2, 'the interviewer\'s own board after writing')
-  const listed = await shapes(candidate.page, n + 2, 'the candidate\'s board after the interviewer wrote')
-  assert.ok(listed.includes('text: <b>workers</b> & retries'), JSON.stringify(listed))
+  await shapes(candidate.page, n + 2, 'the candidate\'s board after the interviewer wrote')
+  // The text arrives as it is typed: the count can be there a keystroke before the last letter.
+  const label = candidate.page.locator('[data-testid=board-summary] li').filter({ hasText: /^text: <b>workers<\/b> & retries$/ })
+  await label.waitFor({ state: 'attached', timeout: 10_000 }).catch(async () =>
+    assert.fail(`the candidate's board never listed the whole label: ${JSON.stringify(await summaryOf(candidate.page))}`))
   assert.equal(await candidate.page.locator('[data-testid=board-summary] b').count(), 0, 'no markup made it into the page')
 
   // The interviewer's pointer over the board reaches the candidate's board with the name the
