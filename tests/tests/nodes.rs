@@ -7,7 +7,7 @@
 
 use duet_protocol::InterviewId;
 use duet_store::testing::PgCluster;
-use duet_tests::{eventually, Cluster, EventsClient, YClient, PATIENCE};
+use duet_tests::{eventually, Cluster, ClusterConfig, EventsClient, YClient, PATIENCE};
 use std::time::{Duration, Instant};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact};
@@ -135,11 +135,16 @@ async fn call(
 
 /// The candidate opens the room on node 0, which takes its lease; the interviewer reaches it
 /// through node 1 and the reviewer's question switch through node 2: node 0 serves them all,
-/// the text converges, and the lease never moves. A request that was already forwarded once
-/// and reaches a node that does not hold the room is answered 503, never sent on again.
+/// the text converges, and the lease never moves, however many times its 2 s run out (node 0
+/// renews it). A request that was already forwarded once and reaches a node that does not hold
+/// the room is answered 503, never sent on again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_on_different_nodes_share_one_room_held_by_one_node() {
-    let cluster = Cluster::start(3).await;
+    let cluster = Cluster::start_with(ClusterConfig {
+        nodes: 3,
+        node_args: vec!["--room-lease-secs".into(), "2".into()],
+    })
+    .await;
     let created = cluster.create_interview("Ada").await;
     let (id, tokens) = (created.id.clone(), created.tokens.clone());
 
@@ -210,10 +215,14 @@ async fn clients_on_different_nodes_share_one_room_held_by_one_node() {
     .await;
     assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
 
-    let (node, epoch, _) = lease_of(&cluster, &id).unwrap();
+    // Three lease times later the room is still node 0's, and nobody was sent away.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(candidate.closed(), None);
+    assert_eq!(interviewer.closed(), None);
+    let (node, epoch, lapsed) = lease_of(&cluster, &id).unwrap();
     assert_eq!(
-        (node, epoch),
-        (cluster.node_url(0), 1),
+        (node, epoch, lapsed),
+        (cluster.node_url(0), 1, false),
         "the room never changed hands"
     );
     assert_gapless(&log_seqs(&cluster, &id));

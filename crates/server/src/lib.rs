@@ -123,12 +123,8 @@ impl AppState {
                     .map_err(|e| anyhow::anyhow!(e))?;
                 tracing::info!(%node, "several nodes: rooms are held under leases as this node");
                 let cluster = nodes::Cluster::new(node.clone(), leases.clone(), shutdown.clone())?;
-                let node_leases = rooms::NodeLeases {
-                    leases,
-                    node,
-                    ttl: config.nodes.lease_ttl(),
-                };
-                (Some(Arc::new(cluster)), Some(Arc::new(node_leases)))
+                let node_leases = rooms::NodeLeases::new(leases, node, config.nodes.lease_ttl());
+                (Some(Arc::new(cluster)), Some(node_leases))
             }
             None => (None, None),
         };

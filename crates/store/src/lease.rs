@@ -54,6 +54,9 @@ pub trait RoomLeases: Send + Sync + 'static {
     fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool>;
     /// Who holds the room's lease (live or lapsed), `None` if nobody ever took it.
     fn holder(&self, room: &InterviewId) -> Result<Option<Holder>>;
+    /// [`RoomLeases::renew`] for many leases in one statement (a node renews all its rooms at
+    /// once): answers the rooms whose leases were renewed; the others were lost.
+    fn renew_many(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<InterviewId>>;
     /// Gives the lease back at once (a graceful stop), keeping its epoch for the next holder to
     /// grow from. Nothing happens if it was lost already.
     fn release(&self, lease: &Lease) -> Result<()>;

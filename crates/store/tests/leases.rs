@@ -230,3 +230,34 @@ async fn one_node_leads_the_jobs_and_another_takes_over_when_it_goes() {
         "nobody took over from the leader that went"
     );
 }
+
+/// A node renews all its rooms in one statement: the leases it still holds are extended, a
+/// lease another node took over is answered lost.
+#[tokio::test]
+async fn renewing_many_leases_at_once_extends_the_held_ones_only() {
+    let (a, b, first) = two_nodes("manyRoomsA").await;
+    let mut another = a.get_interview(&first).unwrap().unwrap();
+    another.id = InterviewId::parse("manyRoomsB").unwrap();
+    a.create_interview(&another, &[]).await.unwrap().unwrap();
+    let second = another.id;
+    let short = Duration::from_millis(300);
+    let held = a
+        .acquire(&first, "node-a", Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    let lapsing = a.acquire(&second, "node-a", short).unwrap().unwrap();
+    take_over(&b, &second, "node-b", Duration::from_secs(10)).await;
+    let renewed = a
+        .renew_many(&[held.clone(), lapsing], Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        renewed,
+        vec![first.clone()],
+        "only the lease still held is renewed"
+    );
+    assert!(b.holder(&first).unwrap().unwrap().is_live());
+    assert_eq!(
+        a.renew_many(&[], Duration::from_secs(1)).unwrap(),
+        Vec::<InterviewId>::new()
+    );
+}

@@ -1,26 +1,32 @@
 //! A room's lease, when several nodes share one PostgreSQL database: the room task takes it
-//! before it reads the room's history, a task beside it renews it every third of its time, and
-//! every record and checkpoint of the room is written under it (fenced by its epoch, in the
-//! store). A renewal that finds it gone, or no renewal for its whole time, tells the room,
-//! which closes everyone at once so they reconnect to the room's new owner; an append the
-//! store refuses as fenced out does the same (see `gates.rs`). On SQLite there is none: one
-//! process owns every room.
+//! before it reads the room's history, and every record and checkpoint of the room is written
+//! under it (fenced by its epoch, in the store). One task per node renews every lease the node
+//! holds, in one statement, every third of the lease's time. A renewal that finds a lease gone,
+//! or no renewal for its whole time, tells its room, which closes everyone at once so they
+//! reconnect to the room's new owner; an append the store refuses as fenced out does the same
+//! (see `gates.rs`). On SQLite there is none: one process owns every room.
 
-use duet_protocol::InterviewId;
-use duet_protocol::LogRecord;
+use duet_protocol::{InterviewId, LogRecord};
 use duet_store::{Checkpoint, Lease, RoomLeases, Ticket};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
-/// What a node needs to hold rooms: the leases, and its own name in them (its URL).
+/// What a node needs to hold rooms: the leases, its own name in them (its URL), and the
+/// leases it holds now, which one task renews.
 pub struct NodeLeases {
-    pub leases: Arc<dyn RoomLeases>,
+    leases: Arc<dyn RoomLeases>,
     /// This node's URL, which the other nodes forward a room's requests to.
-    pub node: String,
+    node: String,
     /// How long a lease lasts without a renewal.
-    pub ttl: Duration,
+    ttl: Duration,
+    /// The leases held now, each with the token that tells its room it was lost (and which
+    /// [`HeldLease`] holds it).
+    held: Mutex<HashMap<InterviewId, (Lease, CancellationToken, u64)>>,
+    taken: AtomicU64,
 }
 
 /// Why a room's lease could not be taken.
@@ -37,15 +43,35 @@ pub enum TakeError {
 /// A lease this node holds, renewed while it lives; dropping it stops the renewals (the
 /// lease then lapses by itself unless [`HeldLease::release`] gave it back first).
 pub(super) struct HeldLease {
-    leases: Arc<dyn RoomLeases>,
+    node: Arc<NodeLeases>,
     lease: Lease,
     lost: CancellationToken,
-    _renewals: DropGuard,
+    key: u64,
 }
 
 impl NodeLeases {
-    /// Takes the room's lease for this node and starts renewing it.
-    pub(super) async fn take(&self, room: &InterviewId) -> Result<HeldLease, TakeError> {
+    /// This node's leases, renewed by a task of their own for as long as they exist (through
+    /// a graceful stop too, while the rooms store what they hold and give their leases back).
+    pub fn new(leases: Arc<dyn RoomLeases>, node: String, ttl: Duration) -> Arc<NodeLeases> {
+        let this = Arc::new(NodeLeases {
+            leases,
+            node,
+            ttl,
+            held: Mutex::new(HashMap::new()),
+            taken: AtomicU64::new(0),
+        });
+        tokio::spawn(renew(Arc::downgrade(&this)));
+        this
+    }
+
+    fn held(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<InterviewId, (Lease, CancellationToken, u64)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the room's lease for this node; it is renewed while the returned lease lives.
+    pub(super) async fn take(self: &Arc<Self>, room: &InterviewId) -> Result<HeldLease, TakeError> {
         let (leases, id, node, ttl) = (
             self.leases.clone(),
             room.clone(),
@@ -61,20 +87,16 @@ impl NodeLeases {
             epoch = lease.epoch,
             "room: this node holds the room's lease"
         );
-        let lost = CancellationToken::new();
-        let stop = CancellationToken::new();
-        tokio::spawn(renew(
-            self.leases.clone(),
-            lease.clone(),
-            self.ttl,
-            lost.clone(),
-            stop.clone(),
-        ));
+        let (lost, key) = (CancellationToken::new(), self.taken.fetch_add(1, Relaxed));
+        // A later life of the room on this node takes the same lease (the same epoch): its
+        // entry replaces the earlier one's.
+        self.held()
+            .insert(room.clone(), (lease.clone(), lost.clone(), key));
         Ok(HeldLease {
-            leases: self.leases.clone(),
+            node: self.clone(),
             lease,
             lost,
-            _renewals: stop.drop_guard(),
+            key,
         })
     }
 }
@@ -82,12 +104,12 @@ impl NodeLeases {
 impl HeldLease {
     /// Appends under the lease: refused as `LeaseLost` once another node took the room.
     pub(super) fn append(&self, record: LogRecord) -> Ticket {
-        self.leases.append_fenced(&self.lease, record)
+        self.node.leases.append_fenced(&self.lease, record)
     }
 
     /// Stores a checkpoint under the lease.
     pub(super) fn checkpoint(&self, checkpoint: Checkpoint) -> Ticket {
-        self.leases.checkpoint_fenced(&self.lease, checkpoint)
+        self.node.leases.checkpoint_fenced(&self.lease, checkpoint)
     }
 
     /// Fires when the lease is known lost.
@@ -101,7 +123,7 @@ impl HeldLease {
         if self.lost.is_cancelled() {
             return;
         }
-        let (leases, lease) = (self.leases.clone(), self.lease.clone());
+        let (leases, lease) = (self.node.leases.clone(), self.lease.clone());
         match tokio::task::spawn_blocking(move || leases.release(&lease)).await {
             Ok(Ok(())) => tracing::info!(epoch = self.lease.epoch, "room: lease given back"),
             Ok(Err(e)) => {
@@ -112,46 +134,67 @@ impl HeldLease {
     }
 }
 
-/// Renews `lease` every third of `ttl` until `stop`; fires `lost` when a renewal finds it gone,
-/// or when the database could not be reached for so long that it may have lapsed.
-async fn renew(
-    leases: Arc<dyn RoomLeases>,
-    lease: Lease,
-    ttl: Duration,
-    lost: CancellationToken,
-    stop: CancellationToken,
-) {
+impl Drop for HeldLease {
+    /// No more renewals for this room (unless a later life of it took the entry over).
+    fn drop(&mut self) {
+        let mut held = self.node.held();
+        if held
+            .get(&self.lease.room)
+            .is_some_and(|(_, _, key)| *key == self.key)
+        {
+            held.remove(&self.lease.room);
+        }
+    }
+}
+
+/// Renews every lease the node holds every third of their time, until the node's leases are
+/// gone; tells each room whose lease a renewal found gone, and every room when the
+/// database could not be reached for so long that their leases may have lapsed.
+async fn renew(node: Weak<NodeLeases>) {
+    let Some(ttl) = node.upgrade().map(|n| n.ttl) else {
+        return;
+    };
     let every = ttl / 3;
     let mut renewed_at = Instant::now();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+        tokio::time::sleep(every).await;
+        let Some(this) = node.upgrade() else { return };
+        let batch: Vec<(Lease, CancellationToken, u64)> = this.held().values().cloned().collect();
+        if batch.is_empty() {
+            renewed_at = Instant::now();
+            continue;
         }
-        let (store, held) = (leases.clone(), lease.clone());
-        let renewed = tokio::task::spawn_blocking(move || store.renew(&held, ttl)).await;
+        let leases: Vec<Lease> = batch.iter().map(|(lease, _, _)| lease.clone()).collect();
+        let store = this.leases.clone();
+        let renewed = tokio::task::spawn_blocking(move || store.renew_many(&leases, ttl)).await;
         match renewed {
-            Ok(Ok(true)) => renewed_at = Instant::now(),
-            Ok(Ok(false)) => {
-                tracing::warn!(
-                    epoch = lease.epoch,
-                    "room: the lease was lost (another node took the room, or it lapsed)"
-                );
-                lost.cancel();
-                return;
+            Ok(Ok(renewed)) => {
+                renewed_at = Instant::now();
+                for (lease, lost, key) in batch {
+                    if !renewed.contains(&lease.room) {
+                        tracing::warn!(interview = %lease.room, epoch = lease.epoch, "room: the lease was lost (another node took the room, or it lapsed)");
+                        lost.cancel();
+                        // Renewed no more: its room is closing.
+                        let mut held = this.held();
+                        if held.get(&lease.room).is_some_and(|(_, _, k)| *k == key) {
+                            held.remove(&lease.room);
+                        }
+                    }
+                }
             }
             Ok(Err(e)) if renewed_at.elapsed() + every < ttl => {
-                tracing::warn!(error = %e, "room: renewing the lease failed; trying again")
+                tracing::warn!(error = %e, "rooms: renewing the leases failed; trying again")
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "room: the lease could not be renewed in time; letting the room go");
-                lost.cancel();
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "room: the lease renewal crashed; letting the room go");
-                lost.cancel();
-                return;
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => String::new(),
+                };
+                tracing::warn!(error = %why, rooms = batch.len(), "rooms: the leases could not be renewed in time; letting the rooms go");
+                for (_, lost, _) in batch {
+                    lost.cancel();
+                }
             }
         }
     }

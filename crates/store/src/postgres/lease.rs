@@ -74,6 +74,37 @@ impl RoomLeases for PgStore {
         })
     }
 
+    fn renew_many(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<InterviewId>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rooms: Vec<String> = leases.iter().map(|l| l.room.as_str().to_owned()).collect();
+        let nodes: Vec<String> = leases.iter().map(|l| l.node.clone()).collect();
+        let epochs: Vec<i64> = leases.iter().map(|l| l.epoch).collect();
+        let ttl = ttl_ms(ttl);
+        self.read(move |c| async move {
+            let rows = c
+                .query(
+                    &format!(
+                        "UPDATE room_leases l SET expires_at = {NOW_MS} + $4 \
+                         FROM unnest($1::text[], $2::text[], $3::int8[]) AS h(room, node, epoch) \
+                         WHERE l.interview_id = h.room AND l.node = h.node AND l.epoch = h.epoch \
+                         AND l.expires_at > {NOW_MS} \
+                         RETURNING l.interview_id"
+                    ),
+                    &[&rooms, &nodes, &epochs, &ttl],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let id: String = r.try_get(0)?;
+                    InterviewId::parse(&id)
+                        .ok_or_else(|| crate::StoreError::Corrupt(format!("interview id {id:?}")))
+                })
+                .collect()
+        })
+    }
+
     fn holder(&self, room: &InterviewId) -> Result<Option<Holder>> {
         let room = room.clone();
         self.read(move |c| async move {
