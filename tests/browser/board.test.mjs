@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot,
+  requireParts, freePort, startServer, tempDir, removeDir, launchBrowser, adminApi, record, shot, axe,
 } from './harness.mjs'
 
 let server, dataDir, browser, interview, starter
@@ -79,6 +79,7 @@ test('a design prompt opens on the board with its starter drawing, beside the co
     assert.ok(listed.includes('text: SMS provider\n100 req/s, else 429'), `${name}: ${JSON.stringify(listed)}`)
     assert.equal(await page.locator('[data-testid=show-board]').getAttribute('aria-pressed'), 'true')
     assert.ok(await page.locator('[data-testid=editor]').isVisible(), `${name}: the code stays beside the board on a wide screen`)
+    assert.deepEqual(await axe(page), [], `${name}: serious or critical accessibility violations with the board open`)
   }
   await shot(candidate.page, 'board-starter')
   await shot(interviewer.page, 'board-starter-interviewer')

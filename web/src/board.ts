@@ -242,6 +242,12 @@ export function mountBoard(o: BoardOptions): Board {
   awareness.on('change', renderCollaborators)
 
   // --- Excalidraw
+  // Its main menu button has no accessible name (no title or label: axe's "button-name"); it is
+  // named here whenever Excalidraw draws it anew.
+  const menuNamer = new MutationObserver(() => {
+    for (const button of canvas.querySelectorAll('button.main-menu-trigger:not([aria-label])')) button.setAttribute('aria-label', 'Board menu')
+  })
+  menuNamer.observe(canvas, { childList: true, subtree: true })
   const dark = window.matchMedia('(prefers-color-scheme: dark)')
   const root = createRoot(canvas)
   const render = () => {
@@ -285,6 +291,7 @@ export function mountBoard(o: BoardOptions): Board {
       awareness.off('change', renderCollaborators)
       dark.removeEventListener('change', render)
       awareness.setLocalStateField('board', null)
+      menuNamer.disconnect()
       root.unmount()
     },
   }
