@@ -3,13 +3,77 @@
 //! real SMTP server with their link), sends it again (the same test answers), and polls
 //! test_status as the candidate starts and submits, and after a live interview is scored. Wrong keys, unknown
 //! tests and revoked keys are answered in Greenhouse's error shape. Greenhouse's reports of our
-//! answers it could not validate (response_error) are taken with the key only.
+//! answers it could not validate (response_error) are taken with the key only. When a test is
+//! complete Duet PATCHes the `url` Greenhouse gave (its "PATCH Completed Test"), once, even
+//! when Greenhouse is unreachable until after a restart, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine;
-use duet_tests::{api, SmtpServer, TestServer};
+use duet_server::reexports::axum;
+use duet_tests::{api, eventually, SmtpServer, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What Greenhouse's callback endpoint was sent: method, path, Authorization and body.
+type Patched = (String, String, String, String);
+
+/// Greenhouse's side of the completion callback, on loopback: keeps every request, answers 200.
+struct GreenhouseCallbacks {
+    got: Arc<Mutex<Vec<Patched>>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl GreenhouseCallbacks {
+    async fn start(addr: SocketAddr) -> GreenhouseCallbacks {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let got: Arc<Mutex<Vec<Patched>>> = Arc::default();
+        let keep = got.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
+                let keep = keep.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    keep.lock().unwrap().push((
+                        method.to_string(),
+                        uri.path().to_owned(),
+                        auth,
+                        body,
+                    ));
+                    ""
+                }
+            },
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await
+                .unwrap();
+        });
+        GreenhouseCallbacks { got, stop }
+    }
+
+    fn received(&self) -> Vec<Patched> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for GreenhouseCallbacks {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
 
 fn basic(key: &str) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
@@ -46,16 +110,33 @@ fn candidate(email: &str, application: u64) -> Value {
     })
 }
 
-async fn start(smtp: &SmtpServer) -> (TestServer, String) {
-    let url = smtp.url();
-    let server = TestServer::start_with(move |args| {
+/// Mail to `smtp`, fast polling and retries, loopback callbacks allowed (Greenhouse's side runs
+/// on loopback here), and the store at `database` when given (else SQLite in the data dir).
+fn settings(
+    smtp: &SmtpServer,
+    database: Option<&str>,
+) -> impl FnOnce(&mut duet_server::config::ServeArgs) {
+    let (url, database) = (smtp.url(), database.map(str::to_owned));
+    move |args| {
         args.mail.smtp_url = Some(url.parse().unwrap());
         args.mail.from = Some("Duet <duet@example.com>".into());
         args.webhooks.poll_ms = 50;
-    })
-    .await;
+        args.webhooks.allow_private = true;
+        args.webhooks.retry_base_ms = 100;
+        args.webhooks.retry_max_secs = 1;
+        args.database_url = database.map(|d| d.parse().unwrap());
+    }
+}
+
+async fn start(smtp: &SmtpServer) -> (TestServer, String) {
+    let server = TestServer::start_with(settings(smtp, None)).await;
+    let key = new_key(&server).await;
+    (server, key)
+}
+
+async fn new_key(server: &TestServer) -> String {
     let (status, created) = api(
-        &server,
+        server,
         Method::POST,
         "/api/integrations/keys",
         &server.admin_token,
@@ -63,8 +144,7 @@ async fn start(smtp: &SmtpServer) -> (TestServer, String) {
     )
     .await;
     assert_eq!(status, 201, "{created}");
-    let key = created["key"].as_str().unwrap().to_owned();
-    (server, key)
+    created["key"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -195,7 +275,9 @@ async fn a_live_test_is_complete_with_its_score_once_ended_and_scored() {
         .find(|t| t["partner_test_id"].as_str().unwrap().starts_with("live:"))
         .unwrap()
         .clone();
-    let send = json!({"partner_test_id": live["partner_test_id"], "candidate": candidate("grace@example.com", 42), "url": "https://app.greenhouse.io/x"});
+    let addr = duet_tests::free_loopback_addr().await;
+    let greenhouse = GreenhouseCallbacks::start(addr).await;
+    let send = json!({"partner_test_id": live["partner_test_id"], "candidate": candidate("grace@example.com", 42), "url": format!("http://{addr}/done/42")});
     let (_, sent) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
     let pid = sent["partner_interview_id"].as_str().unwrap();
     let (_, listed) = api(
@@ -245,6 +327,16 @@ async fn a_live_test_is_complete_with_its_score_once_ended_and_scored() {
         scored["partner_status"], "complete",
         "not before it ends: {scored}"
     );
+    assert!(
+        greenhouse.received().is_empty()
+            && server
+                .state
+                .store
+                .due_callbacks(i64::MAX, 10, &[])
+                .unwrap()
+                .is_empty(),
+        "no completion callback before it ends"
+    );
     let end = format!("/api/interviews/{interview_id}/end");
     assert_eq!(
         api(&server, Method::POST, &end, interviewer, None).await.0,
@@ -256,6 +348,21 @@ async fn a_live_test_is_complete_with_its_score_once_ended_and_scored() {
     assert_eq!(done["partner_status"], "complete", "{done}");
     assert_eq!(done["partner_score"], 100);
     assert_eq!(done["metadata"]["Recommendations"], "strong yes");
+    // Ended with a submitted card: Greenhouse is told, once.
+    let told = eventually(Duration::from_secs(20), || {
+        !greenhouse.received().is_empty()
+    })
+    .await;
+    assert!(told, "no completion callback after the end");
+    let received = greenhouse.received();
+    assert_eq!(
+        (
+            received.len(),
+            received[0].0.as_str(),
+            received[0].1.as_str()
+        ),
+        (1, "PATCH", "/done/42")
+    );
 }
 
 #[tokio::test]
@@ -422,4 +529,128 @@ async fn greenhouse_reports_an_answer_it_could_not_validate_and_only_with_the_ke
     )
     .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": 200})));
+}
+
+/// Greenhouse sends a take-home (of a data question: the interview gets its environment) whose
+/// completion callback goes to `greenhouse`; the candidate
+/// opens the mailed link, starts and submits while Greenhouse is unreachable; Duet tries, fails
+/// and retries. The server restarts, Greenhouse comes back, and the PATCH arrives once: no
+/// body, the integration key as HTTP Basic username, as Greenhouse's partner docs ask.
+async fn the_completion_patch_arrives_once_after_a_restart(database: Option<String>) {
+    let smtp = SmtpServer::start().await;
+    let greenhouse = duet_tests::free_loopback_addr().await;
+    let server = TestServer::start_with(settings(&smtp, database.as_deref())).await;
+    let key = new_key(&server).await;
+    // A data question: the interview runs in its environment.
+    let test = json!("take_home:clean-messy-records");
+    let callback =
+        format!("http://{greenhouse}/integrations/testing_partners/take_home_tests/12345");
+    let send = json!({"partner_test_id": test, "candidate": candidate("ada@example.com", 7), "url": callback});
+    let (status, sent) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
+    assert_eq!(status, 200, "{sent}");
+    let pid = sent["partner_interview_id"].as_str().unwrap().to_owned();
+    let mail = smtp.wait_for(1, 15).await;
+    let link = mail[0]["body"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/candidate#token="))
+        .unwrap()
+        .to_owned();
+    let token = link.split("#token=").nth(1).unwrap();
+    let interview = link
+        .split("/interview/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let stored = server
+        .state
+        .store
+        .get_interview(&duet_protocol::InterviewId::parse(interview).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.environment, "python-data",
+        "the question's environment"
+    );
+    let round = format!("/api/interviews/{interview}");
+    for step in ["start", "submit"] {
+        let (status, body) = api(
+            &server,
+            Method::POST,
+            &format!("{round}/{step}"),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{step}: {body}");
+    }
+
+    // Greenhouse is down: the callback is tried, fails, and waits for its retry.
+    let store = server.state.store.clone();
+    let tried = eventually(Duration::from_secs(20), || {
+        store
+            .due_callbacks(i64::MAX, 10, &[])
+            .unwrap()
+            .iter()
+            .any(|c| c.attempts >= 1)
+    })
+    .await;
+    assert!(
+        tried,
+        "the callback was attempted while Greenhouse was down"
+    );
+    let dir = server.stop().await;
+
+    // The server restarts; then Greenhouse comes back. The PATCH arrives, once.
+    let server = TestServer::start_in(dir, settings(&smtp, database.as_deref())).await;
+    let greenhouse = GreenhouseCallbacks::start(greenhouse).await;
+    let arrived = eventually(Duration::from_secs(20), || {
+        !greenhouse.received().is_empty()
+    })
+    .await;
+    assert!(arrived, "no PATCH arrived after the restart");
+    let store = server.state.store.clone();
+    let settled = eventually(Duration::from_secs(10), || {
+        store.due_callbacks(i64::MAX, 10, &[]).unwrap().is_empty()
+    })
+    .await;
+    assert!(settled, "the delivered callback is still pending");
+    // Several polls later, still the one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        greenhouse.received(),
+        [(
+            "PATCH".to_owned(),
+            "/integrations/testing_partners/take_home_tests/12345".to_owned(),
+            basic(&key),
+            String::new()
+        )]
+    );
+    // The key was kept only for the callback.
+    let kept = store.partner_test(&pid).unwrap().unwrap();
+    assert_eq!(kept.callback.map(|c| c.key), Some(String::new()));
+    // What Greenhouse then asks: complete.
+    let (_, status) = partner(
+        &server,
+        Method::GET,
+        &format!("test_status?partner_interview_id={pid}"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status["partner_status"], "complete", "{status}");
+}
+
+#[tokio::test]
+async fn the_completion_patch_arrives_once_after_a_restart_on_sqlite() {
+    the_completion_patch_arrives_once_after_a_restart(None).await;
+}
+
+#[tokio::test]
+async fn the_completion_patch_arrives_once_after_a_restart_on_postgres() {
+    let url = duet_store::testing::PgCluster::shared().database();
+    the_completion_patch_arrives_once_after_a_restart(Some(url)).await;
 }

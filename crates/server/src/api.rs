@@ -83,7 +83,7 @@ pub async fn create_interview(
     let urls = links(&state, &id, &tokens);
     if let Some(email) = candidate_email {
         let (subject, body) = crate::mail::candidate_link(&interview, &urls.candidate);
-        crate::mail::queue(&state, &email, subject, body).await?;
+        crate::mail::queue(&state, Some(&id), &email, subject, body).await?;
     }
     Ok((
         StatusCode::CREATED,

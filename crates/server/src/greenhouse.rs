@@ -27,9 +27,9 @@ use axum::Json;
 use base64::Engine;
 use duet_protocol::{
     AuditAction, EventKind, InterviewId, InterviewMode, InterviewStatus, Recommendation, Record,
-    RunKind, SubmitReason, DEFAULT_ENVIRONMENT,
+    RunKind, SubmitReason,
 };
-use duet_store::integrations::{IntegrationKey, PartnerTest};
+use duet_store::integrations::{Callback, IntegrationKey, PartnerTest};
 use duet_store::{Interview, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -78,6 +78,15 @@ impl IntoResponse for PartnerError {
 
 /// The integration key a request carries as its HTTP Basic username, checked.
 async fn partner(state: &AppState, headers: &HeaderMap) -> Result<IntegrationKey, PartnerError> {
+    partner_key(state, headers).await.map(|(key, _)| key)
+}
+
+/// The integration key a request carries, checked, and the key itself (`send_test` keeps it
+/// for the completion callback, which Greenhouse authenticates with the same key).
+async fn partner_key(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(IntegrationKey, String), PartnerError> {
     let unauthorized = |why: &str| PartnerError::new(StatusCode::UNAUTHORIZED, why);
     let value = headers
         .get(header::AUTHORIZATION)
@@ -92,10 +101,14 @@ async fn partner(state: &AppState, headers: &HeaderMap) -> Result<IntegrationKey
     let key = decoded.split(':').next().unwrap_or_default().to_owned();
     let hash = auth::hash(&key);
     let store = state.store.clone();
-    blocking(move || store.integration_key(&hash))
+    let found = blocking(move || store.integration_key(&hash))
         .await?
-        .ok_or_else(|| unauthorized("unknown or revoked integration key"))
+        .ok_or_else(|| unauthorized("unknown or revoked integration key"))?;
+    Ok((found, key))
 }
+
+/// The longest `url` `send_test` takes for the completion callback.
+const MAX_CALLBACK_URL: usize = 2_000;
 
 /// A test Duet offers: a question of the bank, as a take-home or live.
 struct Template {
@@ -155,8 +168,8 @@ struct SendTest {
     /// A string in Greenhouse's documentation, a number in its older examples: both taken.
     partner_test_id: Value,
     candidate: Candidate,
+    /// Where to send the "PATCH Completed Test" when the test is complete.
     #[serde(default)]
-    #[allow(dead_code)] // the PATCH-completed callback is not sent yet (docs/API.md says so)
     url: Option<String>,
 }
 
@@ -177,10 +190,29 @@ pub async fn send_test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PartnerError> {
-    let key = partner(&state, &headers).await?;
+    let (key, secret) = partner_key(&state, &headers).await?;
     let bad = |why: String| PartnerError::new(StatusCode::BAD_REQUEST, why);
     let req: SendTest = serde_json::from_slice(&body)
         .map_err(|e| bad(format!("the body is not a send_test request: {e}")))?;
+    // Only its form here; where it leads is checked at every attempt (webhooks/address.rs).
+    let callback = match req.url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(url) => {
+            let parsed = reqwest::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .filter(|_| url.len() <= MAX_CALLBACK_URL)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "url: not an http(s) URL of at most {MAX_CALLBACK_URL} bytes"
+                    ))
+                })?;
+            Some(Callback {
+                url: parsed.to_string(),
+                key: secret,
+            })
+        }
+    };
     let test_id = match &req.partner_test_id {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -223,12 +255,20 @@ pub async fn send_test(
         req.candidate.first_name.trim(),
         req.candidate.last_name.trim()
     );
-    let title = state
+    let question = state
         .questions
-        .list()
-        .into_iter()
-        .find(|q| q.id == template.question_id)
-        .map_or_else(|| template.question_id.clone(), |q| q.title);
+        .get(&template.question_id)
+        .ok_or_else(|| AppError::Internal("a listed test has no question".into()))?;
+    let title = question.summary.title.clone();
+    // The question's environment (a data question needs its packages), as an interview
+    // created on it through the API gets.
+    let environment = question.environment.clone();
+    if !crate::environments::is_known(&*state.sandbox, &environment) {
+        return Err(PartnerError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("this Duet server has no {environment:?} environment for this test"),
+        ));
+    }
     let id = InterviewId::parse(&auth::random_token(16))
         .ok_or_else(|| AppError::Internal("minted a bad id".into()))?;
     let (tokens, hashes) = crate::api::new_tokens();
@@ -241,7 +281,7 @@ pub async fn send_test(
         candidate_ref: Some(application.chars().take(200).collect()),
         mode: template.mode,
         time_limit_minutes: template.minutes,
-        environment: DEFAULT_ENVIRONMENT.to_owned(),
+        environment,
     };
     written(state.store.create_interview(&interview, &hashes)).await?;
     let sent = PartnerTest {
@@ -250,6 +290,7 @@ pub async fn send_test(
         interview_id: id.to_string(),
         test_id,
         created_at: now_ms(),
+        callback,
     };
     written(state.store.add_partner_test(&sent)).await?;
     let store = state.store.clone();
@@ -274,7 +315,7 @@ pub async fn send_test(
     .await;
     let urls = crate::api::links(&state, &id, &tokens);
     let (subject, text) = crate::mail::candidate_link(&interview, &urls.candidate);
-    crate::mail::queue(&state, &email, subject, text).await?;
+    crate::mail::queue(&state, Some(&id), &email, subject, text).await?;
     Ok(Json(json!({ "partner_interview_id": sent.partner_interview_id })).into_response())
 }
 
@@ -328,7 +369,13 @@ pub async fn test_status(
     metadata.insert("Candidate".into(), interview.candidate_name.clone().into());
     metadata.insert("Question".into(), interview.title.clone().into());
     let recommendations = submitted_recommendations(&scorecards);
-    let hidden = hidden_test_counts(&runs);
+    // A take-home is scored on the hidden tests of the submitted code: the runs after its
+    // submit, never a run during the round.
+    let submitted_at = round
+        .iter()
+        .find(|r| r.kind == EventKind::TakeHomeSubmitted)
+        .map(|r| r.seq);
+    let hidden = submitted_at.and_then(|after| hidden_test_counts(&runs, after));
     let (partner_status, score) = match interview.mode {
         InterviewMode::TakeHome => {
             let score = hidden.map(|(passed, total)| {
@@ -449,13 +496,16 @@ fn average(recommendations: &[Recommendation]) -> Option<i64> {
     Some((points * 100 + recommendations.len() as i64 * 3 / 2) / (recommendations.len() as i64 * 3))
 }
 
-/// The last private test run's (the hidden tests') passed and total counts.
-fn hidden_test_counts(runs: &[duet_protocol::LogRecord]) -> Option<(u32, u32)> {
+/// The passed and total counts of the last private test run (the hidden tests) started after
+/// seq `after`.
+fn hidden_test_counts(runs: &[duet_protocol::LogRecord], after: u64) -> Option<(u32, u32)> {
     let mut private_tests = std::collections::HashSet::new();
     let mut last = None;
     for record in runs {
         match record.decode() {
-            Ok(Record::RunStarted(started)) if started.kind == RunKind::Test && started.private => {
+            Ok(Record::RunStarted(started))
+                if record.seq > after && started.kind == RunKind::Test && started.private =>
+            {
                 private_tests.insert(started.run_id);
             }
             Ok(Record::RunFinished(finished)) if private_tests.contains(&finished.run_id) => {
@@ -614,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn the_score_of_a_take_home_is_its_last_hidden_test_runs_pass_rate() {
+    fn the_score_of_a_take_home_is_its_last_hidden_test_runs_pass_rate_after_the_submit() {
         let started = |run: &str, private: bool| json!({"run_id": run, "kind": "test", "by": "interviewer", "at": 1, "code_seq": 1, "private": private});
         let finished = |run: &str, passed: u32, failed: u32| {
             json!({"run_id": run, "status": "error", "exit_code": 1, "duration_ms": 5, "at": 2,
@@ -628,12 +678,19 @@ mod tests {
             logged(5, EventKind::RunStarted, started("hidden2", true)),
             logged(6, EventKind::RunFinished, finished("hidden2", 3, 1)),
         ];
-        assert_eq!(hidden_test_counts(&runs), Some((3, 4)));
+        assert_eq!(hidden_test_counts(&runs, 0), Some((3, 4)));
         assert_eq!(
-            hidden_test_counts(&runs[..2]),
+            hidden_test_counts(&runs[..2], 0),
             None,
             "visible runs do not count"
         );
+        // Submitted at seq 4: the interviewer's hidden run at seq 3 was during the round.
+        assert_eq!(
+            hidden_test_counts(&runs[..4], 4),
+            None,
+            "a hidden run before the submit does not count"
+        );
+        assert_eq!(hidden_test_counts(&runs, 4), Some((3, 4)));
     }
 
     #[test]

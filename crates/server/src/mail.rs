@@ -81,8 +81,10 @@ pub fn checked_address(to: &str) -> Result<String, AppError> {
 }
 
 /// Queues a mail to `to` in the outbox, when the server sends mail; answers whether it did.
+/// A mail about an interview (`about`: a candidate's link) is erased with it.
 pub async fn queue(
     state: &AppState,
+    about: Option<&duet_protocol::InterviewId>,
     to: &str,
     subject: String,
     body: String,
@@ -91,6 +93,7 @@ pub async fn queue(
         return Ok(false);
     }
     let mail = NewMail {
+        interview_id: about.map(|id| id.as_str().to_owned()),
         to: checked_address(to)?,
         subject,
         body,
@@ -169,7 +172,14 @@ pub async fn invitation(state: &AppState, link: &duet_protocol::PasswordLink) {
          Set your password here (the link works once, for {hours} hours):\n\n{}\n",
         link.person.name, link.link
     );
-    let queued = queue(state, &link.person.email, "Your Duet account".into(), body).await;
+    let queued = queue(
+        state,
+        None,
+        &link.person.email,
+        "Your Duet account".into(),
+        body,
+    )
+    .await;
     if let Err(e) = queued {
         tracing::error!(error = %e, "mail: could not queue an invitation");
     }

@@ -1,6 +1,8 @@
 //! Outbound webhooks: the delivery worker that drains the store's outbox, how a body is
 //! signed ([`sign`]), which addresses a delivery may reach ([`address`]), and the admin's
-//! routes ([`api`]).
+//! routes ([`api`]). The same worker sends Greenhouse's completion callbacks (a PATCH to the
+//! `url` of `send_test`, HTTP Basic with the integration key, no body, as Greenhouse's partner
+//! documentation asks), with the same client, address check, backoff and give-up age.
 //!
 //! The events themselves are written by the store in the transaction of what causes them (see
 //! `duet_store::outbox`); this worker only reads what is due and sends it. It runs beside the
@@ -14,7 +16,7 @@ pub mod sign;
 
 use crate::config::WebhookArgs;
 use crate::rooms::now_ms;
-use duet_store::outbox::{Attempt, DueDelivery, Next};
+use duet_store::outbox::{Attempt, DueCallback, DueDelivery, Next};
 use duet_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +54,18 @@ impl Deliverer {
     /// Sends one delivery and says what became of it.
     pub async fn attempt(&self, delivery: &DueDelivery) -> Attempt {
         let sent = self.send(delivery).await;
+        self.outcome(sent, delivery.attempts, delivery.created_at)
+    }
+
+    /// Sends one completion callback and says what became of it.
+    pub async fn attempt_callback(&self, callback: &DueCallback) -> Attempt {
+        let sent = self.patch(callback).await;
+        self.outcome(sent, callback.attempts, callback.created_at)
+    }
+
+    /// An attempt's record from what the request gave: a 2xx is delivered, anything else is
+    /// retried with backoff until the give-up age.
+    fn outcome(&self, sent: Result<u16, String>, attempts: u32, created_at: i64) -> Attempt {
         let at = now_ms();
         let (status, error) = match sent {
             Ok(status) if (200..300).contains(&status) => {
@@ -69,8 +83,24 @@ impl Deliverer {
             at,
             status,
             error: Some(error),
-            next: next_after(&self.args, delivery.attempts + 1, delivery.created_at, at),
+            next: next_after(&self.args, attempts + 1, created_at, at),
         }
+    }
+
+    /// Greenhouse's "PATCH Completed Test": no body; the integration key as the HTTP Basic
+    /// username, the password empty (as Greenhouse sends it to us).
+    async fn patch(&self, callback: &DueCallback) -> Result<u16, String> {
+        let url = address::checked_url(&callback.url, self.args.allow_private)
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .patch(url)
+            .basic_auth(&callback.key, None::<&str>)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(response.status().as_u16())
     }
 
     async fn send(&self, delivery: &DueDelivery) -> Result<u16, String> {
@@ -122,8 +152,18 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Drains due deliveries until `shutdown`: at most `concurrency` in flight, each recorded in
-/// the store when it ends (a restart finds the rest still pending).
+/// Which outbox row a task in flight carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Delivery(i64),
+    Callback(i64),
+}
+
+/// The share callbacks count against: they all go to Greenhouse, as one endpoint.
+const GREENHOUSE: &str = "greenhouse callbacks";
+
+/// Drains due deliveries and completion callbacks until `shutdown`: at most `concurrency` in
+/// flight, each recorded in the store when it ends (a restart finds the rest still pending).
 pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: CancellationToken) {
     let concurrency = deliverer.args.concurrency.max(1);
     let poll = deliverer.args.poll();
@@ -131,33 +171,51 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
     // timeout) leaves the rest to the others.
     let per_endpoint = (concurrency / 2).max(1);
     let mut in_flight: JoinSet<()> = JoinSet::new();
-    // Which delivery (and endpoint) each task carries, so even a task that panicked frees its
-    // slot.
-    let mut busy: HashMap<tokio::task::Id, (i64, String)> = HashMap::new();
+    // Which row (and endpoint) each task carries, so even a task that panicked frees its slot.
+    let mut busy: HashMap<tokio::task::Id, (Job, String)> = HashMap::new();
     loop {
         let room = concurrency.saturating_sub(busy.len());
         if room > 0 {
-            let (reader, ids) = (
-                store.clone(),
-                busy.values().map(|(id, _)| *id).collect::<Vec<_>>(),
+            let (deliveries, callbacks): (Vec<i64>, Vec<i64>) = (
+                busy.values()
+                    .filter_map(|(job, _)| match job {
+                        Job::Delivery(id) => Some(*id),
+                        Job::Callback(_) => None,
+                    })
+                    .collect(),
+                busy.values()
+                    .filter_map(|(job, _)| match job {
+                        Job::Callback(id) => Some(*id),
+                        Job::Delivery(_) => None,
+                    })
+                    .collect(),
             );
             // More than there is room for: some may belong to an endpoint at its share.
             let wanted = room.saturating_mul(4);
-            let due =
-                tokio::task::spawn_blocking(move || reader.due_deliveries(now_ms(), wanted, &ids))
-                    .await;
+            let reader = store.clone();
+            let due = tokio::task::spawn_blocking(move || {
+                let now = now_ms();
+                Ok::<_, duet_store::StoreError>((
+                    reader.due_deliveries(now, wanted, &deliveries)?,
+                    reader.due_callbacks(now, wanted, &callbacks)?,
+                ))
+            })
+            .await;
             match due {
-                Ok(Ok(due)) => {
+                Ok(Ok((due, callbacks))) => {
                     let mut taken = 0;
-                    for delivery in due {
-                        let held = busy
-                            .values()
-                            .filter(|(_, endpoint)| *endpoint == delivery.endpoint_id)
-                            .count();
+                    let mut take = |endpoint: &str, busy: &HashMap<_, (Job, String)>| {
+                        let held = busy.values().filter(|(_, e)| e == endpoint).count();
                         if taken == room || held >= per_endpoint {
-                            continue;
+                            return false;
                         }
                         taken += 1;
+                        true
+                    };
+                    for delivery in due {
+                        if !take(&delivery.endpoint_id, &busy) {
+                            continue;
+                        }
                         let (id, endpoint) = (delivery.id, delivery.endpoint_id.clone());
                         let (store, deliverer) = (store.clone(), deliverer.clone());
                         let task = in_flight.spawn(async move {
@@ -167,7 +225,24 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
                                 tracing::error!(error = %e, delivery = delivery.id, "webhooks: could not record an attempt");
                             }
                         });
-                        busy.insert(task.id(), (id, endpoint));
+                        busy.insert(task.id(), (Job::Delivery(id), endpoint));
+                    }
+                    for callback in callbacks {
+                        if !take(GREENHOUSE, &busy) {
+                            continue;
+                        }
+                        let id = callback.id;
+                        let (store, deliverer) = (store.clone(), deliverer.clone());
+                        let task = in_flight.spawn(async move {
+                            let attempt = deliverer.attempt_callback(&callback).await;
+                            log_callback(&callback, &attempt);
+                            if let Ok(Err(e)) =
+                                store.record_callback_attempt(callback.id, &attempt).await
+                            {
+                                tracing::error!(error = %e, callback = callback.id, "webhooks: could not record a callback attempt");
+                            }
+                        });
+                        busy.insert(task.id(), (Job::Callback(id), GREENHOUSE.to_owned()));
                     }
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "webhooks: could not read the outbox"),
@@ -189,9 +264,33 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
             _ = tokio::time::sleep(poll) => {}
         }
     }
-    // In-flight attempts are dropped: their deliveries stay pending and go out after a
-    // restart (at least once).
+    // In-flight attempts are dropped: their rows stay pending and go out after a restart (at
+    // least once).
     in_flight.abort_all();
+}
+
+fn log_callback(callback: &DueCallback, attempt: &Attempt) {
+    let (pid, interview) = (&callback.partner_interview_id, &callback.interview_id);
+    match attempt.next {
+        Next::Delivered => tracing::info!(
+            partner_interview_id = %pid,
+            %interview,
+            "greenhouse: told Greenhouse the test is complete"
+        ),
+        Next::RetryAt(at) => tracing::warn!(
+            partner_interview_id = %pid,
+            %interview,
+            error = attempt.error.as_deref().unwrap_or(""),
+            retry_in_ms = at - attempt.at,
+            "greenhouse: the completion callback failed; will retry"
+        ),
+        Next::GiveUp => tracing::error!(
+            partner_interview_id = %pid,
+            %interview,
+            error = attempt.error.as_deref().unwrap_or(""),
+            "greenhouse: the completion callback failed past the give-up age; Greenhouse still reads test_status"
+        ),
+    }
 }
 
 fn log_attempt(delivery: &DueDelivery, attempt: &Attempt) {

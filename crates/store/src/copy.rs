@@ -196,6 +196,7 @@ const TABLES: &[Table] = &[
             ("next_at", Int),
             ("last_error", Text),
             ("sent_at", Int),
+            ("interview_id", Text),
         ],
         key: &["id"],
     },
@@ -218,8 +219,27 @@ const TABLES: &[Table] = &[
             ("interview_id", Text),
             ("test_id", Text),
             ("created_at", Int),
+            ("callback_url", Text),
+            ("callback_key", Text),
         ],
         key: &["partner_interview_id"],
+    },
+    Table {
+        name: "partner_callbacks",
+        columns: &[
+            ("id", Int),
+            ("partner_interview_id", Text),
+            ("interview_id", Text),
+            ("state", Text),
+            ("attempts", Int),
+            ("created_at", Int),
+            ("next_at", Int),
+            ("last_at", Int),
+            ("last_status", Int),
+            ("last_error", Text),
+            ("delivered_at", Int),
+        ],
+        key: &["id"],
     },
 ];
 
@@ -230,6 +250,7 @@ const NUMBERED: &[(&str, &str)] = &[
     ("webhook_events", "seq"),
     ("webhook_deliveries", "id"),
     ("mail_outbox", "id"),
+    ("partner_callbacks", "id"),
 ];
 
 /// One value of a row, as both databases give it.

@@ -23,6 +23,27 @@ pub struct PartnerTest {
     pub interview_id: String,
     pub test_id: String,
     pub created_at: i64,
+    /// Where to say the test is complete, if Greenhouse gave a `url`.
+    pub callback: Option<Callback>,
+}
+
+/// Greenhouse's completion callback for a sent test: a PATCH to `url` with `key` (the
+/// integration key `send_test` came with) as the HTTP Basic username, as Greenhouse's
+/// partner documentation asks. Its `Debug` leaves the key out. The key is kept until the
+/// callback is delivered or given up, and goes with the interview's erasure.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub url: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback")
+            .field("url", &self.url)
+            .field("key", &"<redacted>")
+            .finish()
+    }
 }
 
 pub trait IntegrationStore: Send + Sync + 'static {

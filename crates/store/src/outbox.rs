@@ -12,6 +12,12 @@
 //! endpoint that wants the event at that moment. An implementation of this trait must do the
 //! same in its own `create_interview` and `append`.
 //!
+//! The same transactions queue Greenhouse's completion callback (a PATCH to the `url` its
+//! `send_test` gave) for a test Greenhouse sent: with a take-home's `take_home.submitted`
+//! record, or for a live interview with its first submitted scorecard once it has ended (or
+//! its `end` when a card was submitted before). One per test, however often the condition
+//! recurs.
+//!
 //! Deliveries of one interview's events to one endpoint go in order: [`OutboxStore::due_deliveries`]
 //! offers only the oldest pending delivery of each (endpoint, interview) pair.
 
@@ -32,8 +38,9 @@ pub struct NewEndpoint {
 /// A registered endpoint, with its secret (for signing; the API never serves it).
 pub type Endpoint = NewEndpoint;
 
-/// A delivery whose time has come, with what sending it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A delivery whose time has come, with what sending it needs (its `Debug` leaves the
+/// secret out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct DueDelivery {
     pub id: i64,
     pub endpoint_id: String,
@@ -46,6 +53,52 @@ pub struct DueDelivery {
     pub attempts: u32,
     /// When the delivery was first queued (unix ms): retries stop at the give-up age.
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("id", &self.id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("event_id", &self.event_id)
+            .field("body", &self.body)
+            .field("attempts", &self.attempts)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A completion callback whose time has come: the PATCH Greenhouse asked for (in `send_test`'s
+/// `url`) when a test it sent is complete. Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DueCallback {
+    pub id: i64,
+    pub partner_interview_id: String,
+    pub interview_id: String,
+    /// Where to send the PATCH (`send_test`'s `url`).
+    pub url: String,
+    /// The integration key Greenhouse called `send_test` with: the PATCH's HTTP Basic username.
+    pub key: String,
+    /// Attempts before this one.
+    pub attempts: u32,
+    /// When the callback was queued (unix ms): retries stop at the give-up age.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for DueCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueCallback")
+            .field("id", &self.id)
+            .field("partner_interview_id", &self.partner_interview_id)
+            .field("interview_id", &self.interview_id)
+            .field("url", &self.url)
+            .field("key", &"<redacted>")
+            .field("attempts", &self.attempts)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// What became of an attempt.
@@ -73,6 +126,8 @@ pub struct Attempt {
 /// A mail to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMail {
+    /// The interview the mail is about (a candidate's link), if any: erased with it.
+    pub interview_id: Option<String>,
     pub to: String,
     pub subject: String,
     pub body: String,
@@ -119,7 +174,14 @@ pub trait OutboxStore: Send + Sync + 'static {
     fn queue_mail(&self, mail: &NewMail) -> Ticket;
     /// Up to `limit` mails due at `now`, oldest first, none whose id is in `busy`.
     fn due_mail(&self, now: i64, limit: usize, busy: &[i64]) -> Result<Vec<QueuedMail>>;
-    /// Records an attempt at sending mail `id`; a sent mail's body (it may hold a link) is
-    /// dropped.
+    /// Records an attempt at sending mail `id`; the body of a mail sent or given up (it may
+    /// hold a link) is dropped.
     fn record_mail_attempt(&self, id: i64, attempt: &Attempt) -> Ticket;
+
+    /// Up to `limit` completion callbacks due at `now`, oldest first, none whose id is in
+    /// `busy`.
+    fn due_callbacks(&self, now: i64, limit: usize, busy: &[i64]) -> Result<Vec<DueCallback>>;
+    /// Records an attempt at callback `id`; once it is delivered or given up, the key kept for
+    /// it is dropped.
+    fn record_callback_attempt(&self, id: i64, attempt: &Attempt) -> Ticket;
 }

@@ -13,7 +13,7 @@ use duet_protocol::{
     Actor, ApiTokenInfo, AuditAction, EventKind, Interview, InterviewId, InterviewMode,
     InterviewStatus, LogEntry, LogRecord, Person, PersonState, PersonUpdate, Role, StaffRole,
 };
-use duet_store::integrations::{IntegrationKey, PartnerTest};
+use duet_store::integrations::{Callback, IntegrationKey, PartnerTest};
 use duet_store::outbox::{Attempt, NewEndpoint, NewMail, Next};
 use duet_store::{Checkpoint, NewAudit, NewSession, Store, StoreError};
 
@@ -61,6 +61,7 @@ both_stores!(
     the_audit_log_pages_newest_first,
     interview_events_are_queued_with_their_records_and_offered_in_order,
     mail_waits_until_sent_and_integration_keys_work_until_revoked,
+    a_sent_tests_callback_is_queued_once_when_it_completes_and_forgets_its_key,
 );
 
 fn record(seq: u64, kind: EventKind) -> LogRecord {
@@ -355,7 +356,67 @@ async fn erasing_an_interview_leaves_nothing_of_it<S: Store>(store: &S) {
         .unwrap()
         .unwrap();
 
+    // What the outbox holds about it: the candidate's mail (their link, name and title), the
+    // test Greenhouse sent for it and that test's completion callback.
+    let mail = |interview: &InterviewId| NewMail {
+        interview_id: Some(interview.as_str().to_owned()),
+        to: "ada@example.com".into(),
+        subject: "Your take-home: Doomed".into(),
+        body: format!(
+            "Hello Ada, https://duet.example.com/interview/{interview}/candidate#token=t"
+        ),
+        created_at: 1,
+    };
+    let sent = |interview: &InterviewId| PartnerTest {
+        partner_interview_id: format!("gh-{interview}"),
+        application_key: format!("app {interview}"),
+        interview_id: interview.as_str().to_owned(),
+        test_id: "take_home:two-sum".into(),
+        created_at: 1,
+        callback: Some(Callback {
+            url: "https://app.greenhouse.io/x".into(),
+            key: "duetgh_key".into(),
+        }),
+    };
+    for room in [&id, &keep] {
+        store.queue_mail(&mail(room)).await.unwrap().unwrap();
+        store.add_partner_test(&sent(room)).await.unwrap().unwrap();
+        let submit = duet_protocol::Record::TakeHomeSubmitted(duet_protocol::TakeHomeSubmitted {
+            reason: duet_protocol::SubmitReason::Submitted,
+            at: 10,
+            started_at: 5,
+            deadline: 50,
+        });
+        let seq = store.read_log(room, 0).unwrap().len() as u64 + 1;
+        store
+            .append(room, outbox_record(seq, Actor::Server, &submit))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(store.due_callbacks(i64::MAX, 10, &[]).unwrap().len(), 2);
+
     store.erase(&id).await.unwrap().unwrap();
+    let mails = store.due_mail(i64::MAX, 10, &[]).unwrap();
+    assert_eq!(
+        mails
+            .iter()
+            .map(|m| m.body.contains("keptRoom"))
+            .collect::<Vec<_>>(),
+        [true],
+        "the erased interview's mail is gone, the other's stays: {mails:?}"
+    );
+    assert_eq!(store.partner_test("gh-doomedRoom").unwrap(), None);
+    assert_eq!(store.partner_test_for("app doomedRoom").unwrap(), None);
+    assert!(store.partner_test("gh-keptRoom").unwrap().is_some());
+    let callbacks = store.due_callbacks(i64::MAX, 10, &[]).unwrap();
+    assert_eq!(
+        callbacks
+            .iter()
+            .map(|c| c.interview_id.as_str())
+            .collect::<Vec<_>>(),
+        ["keptRoom"]
+    );
     assert!(store.get_interview(&id).unwrap().is_none());
     assert!(store.read_log(&id, 0).unwrap().is_empty());
     assert!(store.checkpoint_at_or_before(&id, 10).unwrap().is_none());
@@ -372,8 +433,8 @@ async fn erasing_an_interview_leaves_nothing_of_it<S: Store>(store: &S) {
     );
     assert_eq!(
         store.read_log(&keep, 0).unwrap().len(),
-        1,
-        "the other room is untouched"
+        2,
+        "the other room is untouched (its edit and its submit)"
     );
 }
 
@@ -850,6 +911,7 @@ async fn interview_events_are_queued_with_their_records_and_offered_in_order<S: 
 
 async fn mail_waits_until_sent_and_integration_keys_work_until_revoked<S: Store>(store: &S) {
     let mail = NewMail {
+        interview_id: None,
         to: "ada@example.com".into(),
         subject: "Your take-home".into(),
         body: "https://duet.example.com/interview/x/candidate#token=secret".into(),
@@ -904,6 +966,7 @@ async fn mail_waits_until_sent_and_integration_keys_work_until_revoked<S: Store>
         interview_id: "someRoom".into(),
         test_id: "two-sum".into(),
         created_at: 4,
+        callback: None,
     };
     store.add_partner_test(&test).await.unwrap().unwrap();
     store.add_partner_test(&test).await.unwrap().unwrap();
@@ -919,4 +982,180 @@ async fn mail_waits_until_sent_and_integration_keys_work_until_revoked<S: Store>
         store.revoke_integration_key("k1", 6).await.unwrap(),
         Err(StoreError::NoSuchToken)
     ));
+}
+
+async fn a_sent_tests_callback_is_queued_once_when_it_completes_and_forgets_its_key<S: Store>(
+    store: &S,
+) {
+    use duet_protocol::{Record, Scorecard, ScorecardChange, SubmitReason, TakeHomeSubmitted};
+    let sent = |interview: &InterviewId, url: Option<&str>| PartnerTest {
+        partner_interview_id: format!("gh-{interview}"),
+        application_key: format!("app {interview}"),
+        interview_id: interview.as_str().to_owned(),
+        test_id: "t".into(),
+        created_at: 1,
+        callback: url.map(|url| Callback {
+            url: url.into(),
+            key: "duetgh_the_key".into(),
+        }),
+    };
+    let card = |action: &str| {
+        Record::Scorecard(ScorecardChange {
+            action: action.into(),
+            scorecard: Scorecard::default(),
+            person: None,
+        })
+    };
+    let submit = Record::TakeHomeSubmitted(TakeHomeSubmitted {
+        reason: SubmitReason::TimeLimit,
+        at: 10,
+        started_at: 5,
+        deadline: 10,
+    });
+    let log = |id: &InterviewId, records: Vec<Record>| {
+        let id = id.clone();
+        async move {
+            for (i, record) in records.iter().enumerate() {
+                store
+                    .append(&id, outbox_record(i as u64 + 1, Actor::Server, record))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+    };
+    let owed = || {
+        let mut ids: Vec<String> = store
+            .due_callbacks(i64::MAX, 10, &[])
+            .unwrap()
+            .into_iter()
+            .map(|c| c.interview_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // A take-home is complete when it is submitted (its end after that adds nothing).
+    let take_home = created(store, "takeHomeRoom").await;
+    // A live interview whose card was submitted before it ended: complete at its end.
+    let carded_first = created(store, "cardFirstRoom").await;
+    // A live interview ended first: only a submitted card completes it, the first one only.
+    let ended_first = created(store, "endFirstRoom").await;
+    // Sent without a url: Greenhouse polls it, nothing is owed.
+    let no_url = created(store, "noUrlRoom").await;
+    for (room, url) in [
+        (&take_home, Some("https://app.greenhouse.io/t/1")),
+        (&carded_first, Some("https://app.greenhouse.io/t/2")),
+        (&ended_first, Some("https://app.greenhouse.io/t/3")),
+        (&no_url, None),
+    ] {
+        store
+            .add_partner_test(&sent(room, url))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    log(&take_home, vec![Record::Join, submit.clone(), Record::End]).await;
+    log(&carded_first, vec![card("submitted")]).await;
+    log(&ended_first, vec![Record::End, card("saved")]).await;
+    log(&no_url, vec![submit, Record::End]).await;
+    assert_eq!(
+        owed(),
+        ["takeHomeRoom"],
+        "a saved card and a bare end owe nothing"
+    );
+
+    store
+        .append(
+            &carded_first,
+            outbox_record(2, Actor::Interviewer, &Record::End),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    for seq in [3, 4] {
+        store
+            .append(
+                &ended_first,
+                outbox_record(seq, Actor::Interviewer, &card("submitted")),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        owed(),
+        ["cardFirstRoom", "endFirstRoom", "takeHomeRoom"],
+        "one each, however often the condition recurs"
+    );
+
+    // The worker's view: the url and key to PATCH with; a failure waits for its retry time.
+    let due = store.due_callbacks(i64::MAX, 10, &[]).unwrap();
+    let first = due
+        .iter()
+        .find(|c| c.interview_id == "takeHomeRoom")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (first.url.as_str(), first.key.as_str(), first.attempts),
+        ("https://app.greenhouse.io/t/1", "duetgh_the_key", 0)
+    );
+    assert!(
+        !format!("{first:?}").contains("duetgh_the_key"),
+        "its Debug hides the key"
+    );
+    let failed = Attempt {
+        at: 20,
+        status: Some(503),
+        error: Some("answered 503".into()),
+        next: Next::RetryAt(100),
+    };
+    store
+        .record_callback_attempt(first.id, &failed)
+        .await
+        .unwrap()
+        .unwrap();
+    let before_retry = store.due_callbacks(99, 10, &[]).unwrap();
+    assert!(before_retry.iter().all(|c| c.id != first.id));
+    let retried = store.due_callbacks(100, 10, &[]).unwrap();
+    let again = retried.iter().find(|c| c.id == first.id).unwrap();
+    assert_eq!(again.attempts, 1);
+    let others: Vec<i64> = retried
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id != first.id)
+        .collect();
+    assert!(
+        store
+            .due_callbacks(100, 10, &others)
+            .unwrap()
+            .iter()
+            .all(|c| c.id == first.id),
+        "busy ones are left out"
+    );
+
+    // Delivered: never offered again, and the key is no longer kept.
+    store
+        .record_callback_attempt(first.id, &delivered(101))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owed(), ["cardFirstRoom", "endFirstRoom"]);
+    let kept = store.partner_test("gh-takeHomeRoom").unwrap().unwrap();
+    assert_eq!(kept.callback.map(|c| c.key), Some(String::new()));
+    // Given up: the same.
+    let given_up = Attempt {
+        next: Next::GiveUp,
+        ..failed
+    };
+    for callback in store.due_callbacks(i64::MAX, 10, &[]).unwrap() {
+        store
+            .record_callback_attempt(callback.id, &given_up)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(owed().is_empty());
+    let kept = store.partner_test("gh-endFirstRoom").unwrap().unwrap();
+    assert_eq!(kept.callback.map(|c| c.key), Some(String::new()));
 }

@@ -9,7 +9,7 @@ use crate::{Result, StoreError};
 use tokio_postgres::Client;
 
 /// The schema version this code writes: the same number as SQLite's.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// Version 6: interviews, their role tokens, each room's log and checkpoints, the write probe,
 /// the staff's people, password links, sessions, API tokens, panels and audit log, and (on
@@ -121,6 +121,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // 7 -> 8: the outbox (webhooks, mail) and integration keys.
     (8, super::outbox::VERSION_8),
+    // 8 -> 9: Greenhouse's completion callbacks, and the interview a mail is about.
+    (9, super::outbox::VERSION_9),
 ];
 
 /// Any number that is the same for every Duet server: the advisory lock's key.

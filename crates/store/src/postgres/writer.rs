@@ -11,7 +11,7 @@
 
 use super::schema::seq_to_sql;
 use crate::people::PeopleWrite;
-use crate::sqlite::outbox::{OutboxWrite, ERASED_WITH_INTERVIEW};
+use crate::sqlite::outbox::{Completes, OutboxWrite, ERASED_WITH_INTERVIEW};
 use crate::{Checkpoint, Failure, Interview, Result, StoreError, TokenHash};
 use duet_protocol::{InterviewId, LogRecord, Role};
 use std::collections::{HashMap, HashSet};
@@ -439,6 +439,11 @@ async fn commit(
         }
         if let Write::Append { id, record, .. } = write {
             appends.push(id, record);
+            if Completes::record(record) != Completes::No {
+                // Whether it completes a sent test depends on the records before it (an end,
+                // a submitted card), which may be in this batch: stored first.
+                appends.flush(txn, &statements.append).await?;
+            }
             // The webhook event the record is, if any: in this transaction.
             super::outbox::on_append(txn, id, record).await?;
             continue;

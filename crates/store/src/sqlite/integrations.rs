@@ -2,7 +2,7 @@
 
 use super::outbox::OutboxWrite;
 use super::SqliteStore;
-use crate::integrations::{IntegrationKey, PartnerTest};
+use crate::integrations::{Callback, IntegrationKey, PartnerTest};
 use crate::{IntegrationStore, Result, StoreError, Ticket, TokenHash};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -48,10 +48,15 @@ pub(super) fn apply(txn: &Connection, write: &IntegrationWrite) -> Result<()> {
             }
         }
         IntegrationWrite::AddPartnerTest(t) => {
+            let (url, key) = t
+                .callback
+                .as_ref()
+                .map(|c| (c.url.as_str(), c.key.as_str()))
+                .unzip();
             txn.execute(
-                "INSERT INTO partner_tests (partner_interview_id, application_key, interview_id, test_id, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![t.partner_interview_id, t.application_key, t.interview_id, t.test_id, t.created_at],
+                "INSERT INTO partner_tests (partner_interview_id, application_key, interview_id, test_id, created_at, callback_url, callback_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![t.partner_interview_id, t.application_key, t.interview_id, t.test_id, t.created_at, url, key],
             )?;
         }
     }
@@ -68,17 +73,25 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IntegrationKey> {
 }
 
 fn test_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerTest> {
+    let url: Option<String> = r.get(5)?;
+    let key: Option<String> = r.get(6)?;
     Ok(PartnerTest {
         partner_interview_id: r.get(0)?,
         application_key: r.get(1)?,
         interview_id: r.get(2)?,
         test_id: r.get(3)?,
         created_at: r.get(4)?,
+        callback: url.map(|url| Callback {
+            url,
+            key: key.unwrap_or_default(),
+        }),
     })
 }
 
+/// A sent test's columns, as [`test_row`] reads them (the callback's key reads empty once the
+/// callback is delivered or given up).
 const TEST_COLUMNS: &str =
-    "partner_interview_id, application_key, interview_id, test_id, created_at";
+    "partner_interview_id, application_key, interview_id, test_id, created_at, callback_url, callback_key";
 
 impl IntegrationStore for SqliteStore {
     fn add_integration_key(&self, key: &IntegrationKey, hash: &TokenHash) -> Ticket {
@@ -181,6 +194,7 @@ mod tests {
             interview_id: "iv1".into(),
             test_id: "take_home:q".into(),
             created_at: 1,
+            callback: None,
         };
         let again = PartnerTest {
             partner_interview_id: "pi2".into(),

@@ -4,7 +4,9 @@
 
 use super::writer::Write;
 use super::SqliteStore;
-use crate::outbox::{Attempt, DueDelivery, Endpoint, NewEndpoint, NewMail, Next, QueuedMail};
+use crate::outbox::{
+    Attempt, DueCallback, DueDelivery, Endpoint, NewEndpoint, NewMail, Next, QueuedMail,
+};
 use crate::{Interview, OutboxStore, Result, StoreError, Ticket};
 use duet_protocol::{
     Actor, DeliveryState, EventKind, InterviewId, InterviewMode, LogRecord, Record,
@@ -62,6 +64,32 @@ CREATE TABLE IF NOT EXISTS mail_outbox (
 CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (next_at) WHERE state = 'pending';
 ";
 
+/// Schema version 9: Greenhouse's completion callbacks (the `url` and key of each sent test,
+/// and a row per callback owed), and which interview a mail is about (so its erasure takes
+/// the mail too).
+pub(super) const MIGRATION_9: &str = "
+ALTER TABLE partner_tests ADD COLUMN callback_url TEXT;
+ALTER TABLE partner_tests ADD COLUMN callback_key TEXT;
+CREATE INDEX IF NOT EXISTS partner_tests_by_interview ON partner_tests (interview_id);
+CREATE TABLE IF NOT EXISTS partner_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner_interview_id TEXT NOT NULL UNIQUE,
+    interview_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_at INTEGER,
+    last_at INTEGER,
+    last_status INTEGER,
+    last_error TEXT,
+    delivered_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS partner_callbacks_due ON partner_callbacks (next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS partner_callbacks_by_interview ON partner_callbacks (interview_id);
+ALTER TABLE mail_outbox ADD COLUMN interview_id TEXT;
+CREATE INDEX IF NOT EXISTS mail_outbox_by_interview ON mail_outbox (interview_id);
+";
+
 /// The outbox's writes that stand alone (the events are written with what causes them).
 pub(crate) enum OutboxWrite {
     AddWebhook(NewEndpoint),
@@ -70,6 +98,7 @@ pub(crate) enum OutboxWrite {
     Redeliver(String, i64, i64),
     QueueMail(NewMail),
     RecordMailAttempt(i64, Attempt),
+    RecordCallbackAttempt(i64, Attempt),
     Integration(super::integrations::IntegrationWrite),
 }
 
@@ -89,6 +118,7 @@ pub(super) fn on_created(conn: &Connection, interview: &Interview) -> Result<()>
 
 /// The event a log record is, if it is one, in the transaction that appends the record.
 pub(super) fn on_append(conn: &Connection, id: &InterviewId, record: &LogRecord) -> Result<()> {
+    queue_callback(conn, id, record)?;
     let Some(event) = EventFor::record(id, record) else {
         return Ok(());
     };
@@ -99,6 +129,89 @@ pub(super) fn on_append(conn: &Connection, id: &InterviewId, record: &LogRecord)
         return Ok(());
     };
     insert_event(conn, &event.event_id, event.event, id, record.at_ms, data)
+}
+
+/// Queues Greenhouse's completion callback for the interview's sent test, if `record` completes
+/// it (see [`Completes`]) and Greenhouse gave a `url`; once per test.
+fn queue_callback(conn: &Connection, id: &InterviewId, record: &LogRecord) -> Result<()> {
+    let completes = Completes::record(record);
+    if completes == Completes::No {
+        return Ok(());
+    }
+    let owed: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM partner_tests WHERE interview_id = ?1 AND callback_url IS NOT NULL)",
+        )?
+        .query_row([id.as_str()], |r| r.get(0))?;
+    if !owed {
+        return Ok(());
+    }
+    let complete = match completes {
+        Completes::No => false,
+        Completes::Yes => true,
+        Completes::IfEnded => conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM room_log WHERE interview_id = ?1 AND kind = 'end' AND kind <> 'edit')",
+            )?
+            .query_row([id.as_str()], |r| r.get(0))?,
+        Completes::IfCardSubmitted => {
+            let mut stmt = conn.prepare_cached(
+                "SELECT data, at_ms FROM room_log WHERE interview_id = ?1 AND kind = 'scorecard' AND kind <> 'edit'",
+            )?;
+            let cards = stmt.query_map([id.as_str()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut any = false;
+            for card in cards {
+                let (data, at_ms) = card?;
+                any |= is_submitted_card(&data, at_ms);
+            }
+            any
+        }
+    };
+    if complete {
+        conn.prepare_cached(
+            "INSERT INTO partner_callbacks (partner_interview_id, interview_id, state, created_at, next_at) \
+             SELECT partner_interview_id, interview_id, 'pending', ?2, ?2 FROM partner_tests \
+             WHERE interview_id = ?1 AND callback_url IS NOT NULL ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![id.as_str(), record.at_ms])?;
+    }
+    Ok(())
+}
+
+/// Whether a log record completes a test Greenhouse sent, and what else must hold: a
+/// take-home's submit does; a live interview is complete once it has ended and has a
+/// submitted scorecard, whichever comes last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completes {
+    No,
+    Yes,
+    /// A submitted scorecard: complete if the interview has ended.
+    IfEnded,
+    /// The end: complete if a scorecard was submitted before.
+    IfCardSubmitted,
+}
+
+impl Completes {
+    pub(crate) fn record(record: &LogRecord) -> Completes {
+        match record.kind {
+            EventKind::TakeHomeSubmitted => Completes::Yes,
+            EventKind::End => Completes::IfCardSubmitted,
+            EventKind::Scorecard if is_submitted_card(&record.data, record.at_ms) => {
+                Completes::IfEnded
+            }
+            _ => Completes::No,
+        }
+    }
+}
+
+/// Whether a scorecard record's data is a submit.
+pub(crate) fn is_submitted_card(data: &[u8], at_ms: i64) -> bool {
+    matches!(
+        Record::decode(EventKind::Scorecard, data, at_ms),
+        Ok(Record::Scorecard(change)) if change.action == "submitted"
+    )
 }
 
 /// The webhook event a log record is, if it is one: what both stores write beside the record,
@@ -240,8 +353,16 @@ fn insert_event(
     Ok(())
 }
 
-/// The tables an interview's erasure clears, in order (deliveries name events).
-pub(crate) const ERASED_WITH_INTERVIEW: [&str; 2] = ["webhook_deliveries", "webhook_events"];
+/// The outbox's tables an interview's erasure clears (by their `interview_id`), in order
+/// (deliveries name events): its webhook events, the mail about it (a candidate's link, name
+/// and title), the test Greenhouse sent for it and that test's callback.
+pub(crate) const ERASED_WITH_INTERVIEW: [&str; 5] = [
+    "webhook_deliveries",
+    "webhook_events",
+    "mail_outbox",
+    "partner_callbacks",
+    "partner_tests",
+];
 
 pub(crate) fn events_text(events: &[WebhookEvent]) -> String {
     events
@@ -307,19 +428,38 @@ pub(super) fn apply(conn: &mut Connection, write: &OutboxWrite) -> Result<()> {
         }
         OutboxWrite::QueueMail(m) => {
             txn.execute(
-                "INSERT INTO mail_outbox (to_addr, subject, body, state, created_at, next_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
-                params![m.to, m.subject, m.body, m.created_at],
+                "INSERT INTO mail_outbox (to_addr, subject, body, state, created_at, next_at, interview_id) VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?5)",
+                params![m.to, m.subject, m.body, m.created_at, m.interview_id],
             )?;
         }
         OutboxWrite::Integration(write) => super::integrations::apply(&txn, write)?,
         OutboxWrite::RecordMailAttempt(id, a) => {
             let (state, next_at) = next_columns(a.next);
             let sent = a.next == Next::Delivered;
+            // Sent or given up, the body (it may hold a candidate's link) is not needed again.
+            let done = !matches!(a.next, Next::RetryAt(_));
             txn.execute(
                 "UPDATE mail_outbox SET attempts = attempts + 1, state = ?2, next_at = ?3, last_error = ?4, \
-                 sent_at = CASE WHEN ?5 THEN ?6 ELSE sent_at END, body = CASE WHEN ?5 THEN NULL ELSE body END WHERE id = ?1",
-                params![id, state, next_at, a.error, sent, a.at],
+                 sent_at = CASE WHEN ?5 THEN ?6 ELSE sent_at END, body = CASE WHEN ?7 THEN NULL ELSE body END WHERE id = ?1",
+                params![id, state, next_at, a.error, sent, a.at, done],
             )?;
+        }
+        OutboxWrite::RecordCallbackAttempt(id, a) => {
+            let (state, next_at) = next_columns(a.next);
+            let delivered_at = (a.next == Next::Delivered).then_some(a.at);
+            txn.execute(
+                "UPDATE partner_callbacks SET attempts = attempts + 1, state = ?2, next_at = ?3, last_at = ?4, \
+                 last_status = ?5, last_error = ?6, delivered_at = ?7 WHERE id = ?1",
+                params![id, state, next_at, a.at, a.status, a.error, delivered_at],
+            )?;
+            if next_at.is_none() {
+                // Delivered or given up: the key kept for it is not needed again.
+                txn.execute(
+                    "UPDATE partner_tests SET callback_key = NULL WHERE partner_interview_id = \
+                     (SELECT partner_interview_id FROM partner_callbacks WHERE id = ?1)",
+                    [id],
+                )?;
+            }
         }
     }
     txn.commit()?;
@@ -498,6 +638,40 @@ impl OutboxStore for SqliteStore {
 
     fn record_mail_attempt(&self, id: i64, attempt: &Attempt) -> Ticket {
         self.outbox_write(OutboxWrite::RecordMailAttempt(id, attempt.clone()))
+    }
+
+    fn due_callbacks(&self, now: i64, limit: usize, busy: &[i64]) -> Result<Vec<DueCallback>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.id, c.partner_interview_id, c.interview_id, t.callback_url, t.callback_key, c.attempts, c.created_at \
+             FROM partner_callbacks c JOIN partner_tests t ON t.partner_interview_id = c.partner_interview_id \
+             WHERE c.state = 'pending' AND c.next_at <= ?1 AND t.callback_url IS NOT NULL AND t.callback_key IS NOT NULL \
+             ORDER BY c.next_at, c.id LIMIT ?2",
+        )?;
+        let wanted = i64::try_from(limit.saturating_add(busy.len())).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![now, wanted], |r| {
+            Ok(DueCallback {
+                id: r.get(0)?,
+                partner_interview_id: r.get(1)?,
+                interview_id: r.get(2)?,
+                url: r.get(3)?,
+                key: r.get(4)?,
+                attempts: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        let mut due = Vec::new();
+        for row in rows {
+            let row = row?;
+            if !busy.contains(&row.id) && due.len() < limit {
+                due.push(row);
+            }
+        }
+        Ok(due)
+    }
+
+    fn record_callback_attempt(&self, id: i64, attempt: &Attempt) -> Ticket {
+        self.outbox_write(OutboxWrite::RecordCallbackAttempt(id, attempt.clone()))
     }
 }
 

@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS room_log_by_kind ON room_log (interview_id, kind, seq
 
 /// The schema version this code writes. Each step in [`MIGRATIONS`] takes the database one
 /// version forward; a database newer than this is refused.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 const MIGRATIONS: &[(i64, &str)] = &[
     // 1 -> 2: a checkpoint keeps which role owns each Yjs client id.
     (2, "ALTER TABLE checkpoints ADD COLUMN owners BLOB NOT NULL DEFAULT x''; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);"),
@@ -57,6 +57,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // send), then integration keys and the tests Greenhouse sent.
     (8, super::outbox::MIGRATION),
     (8, super::integrations::MIGRATION),
+    // 8 -> 9: Greenhouse's completion callbacks, and the interview a mail is about.
+    (9, super::outbox::MIGRATION_9),
 ];
 
 /// Creates the schema or migrates it forward to [`SCHEMA_VERSION`].

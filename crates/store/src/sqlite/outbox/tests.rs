@@ -301,26 +301,60 @@ async fn an_endpoint_added_later_gets_only_later_events_and_a_take_home_starts_a
 }
 
 /// The retry story runs on both stores in tests/store_suite.rs; this checks what only SQLite's
-/// own table shows: a sent mail's body (the candidate's link) is not kept.
+/// own table shows: the body of a mail sent, or given up, (the candidate's link) is not kept,
+/// while a mail still to be retried keeps it.
 #[tokio::test]
-async fn a_sent_mail_forgets_its_body() {
+async fn a_mail_sent_or_given_up_forgets_its_body() {
     let (_dir, store) = store();
-    let mail = NewMail {
-        to: "ada@example.com".into(),
+    let mail = |to: &str| NewMail {
+        interview_id: None,
+        to: to.into(),
         subject: "Your take-home".into(),
         body: "https://duet.example.com/interview/x/candidate#token=secret".into(),
         created_at: 1,
     };
-    store.queue_mail(&mail).await.unwrap().unwrap();
+    for to in [
+        "sent@example.com",
+        "given-up@example.com",
+        "retried@example.com",
+    ] {
+        store.queue_mail(&mail(to)).await.unwrap().unwrap();
+    }
     let due = store.due_mail(1, 10, &[]).unwrap();
-    store
-        .record_mail_attempt(due[0].id, &delivered(2))
-        .await
-        .unwrap()
-        .unwrap();
-    let body: Option<String> = store
+    let failed = |next| Attempt {
+        at: 2,
+        status: None,
+        error: Some("refused".into()),
+        next,
+    };
+    for (mail, attempt) in
+        due.iter()
+            .zip([delivered(2), failed(Next::GiveUp), failed(Next::RetryAt(3))])
+    {
+        store
+            .record_mail_attempt(mail.id, &attempt)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let bodies: Vec<(String, Option<String>)> = store
         .reader()
-        .query_row("SELECT body FROM mail_outbox", [], |r| r.get(0))
+        .prepare("SELECT to_addr, body FROM mail_outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(body, None, "a sent mail's link is not kept");
+    let kept: Vec<(&str, bool)> = bodies
+        .iter()
+        .map(|(to, body)| (to.as_str(), body.is_some()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("sent@example.com", false),
+            ("given-up@example.com", false),
+            ("retried@example.com", true)
+        ]
+    );
 }
