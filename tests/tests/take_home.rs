@@ -687,3 +687,184 @@ async fn a_deadline_that_passed_while_the_server_was_down_is_submitted_when_it_c
     );
     assert!(submitted_of(&running).is_none());
 }
+
+/// A take-home on a data question (created with `"environment": "python"`, which the question's
+/// own environment outranks for its runs), on the scripted sandbox: the start page's check runs
+/// where the round's runs go; during the round staff run only their private checks (never seen
+/// by the candidate) and touch none of the candidate's runs, nobody starts a REPL, and the
+/// candidate runs as usual; after the submit the server runs the hidden tests, in the same
+/// environment, and staff start nothing more.
+#[tokio::test]
+async fn during_a_take_home_staff_run_only_private_checks_and_nobody_opens_a_repl() {
+    use duet_protocol::Role::{Candidate, Interviewer};
+    let sandbox = FakeSandbox::new();
+    let server =
+        TestServer::start_full(tempfile::tempdir().unwrap(), sandbox.clone(), |_| {}).await;
+    let (status, created) = api(
+        &server,
+        Method::POST,
+        "/api/interviews",
+        &server.admin_token,
+        Some(json!({"title": "Data screen", "candidate_name": "Ada",
+            "question_id": "clean-messy-records", "environment": "python",
+            "mode": "take_home", "time_limit_minutes": 30})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let interview: duet_protocol::CreatedInterview = serde_json::from_value(created).unwrap();
+    let (id, tokens) = (&interview.id, &interview.tokens);
+    let path = |tail: &str| format!("/api/interviews/{id}{tail}");
+    let environments = || {
+        sandbox
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.environment.clone())
+            .collect::<Vec<_>>()
+    };
+
+    // The start page's check runs in the question's environment, where the round's runs go.
+    // (The scripted program waits for input the check never sends: its request is what counts
+    // here; the real sandbox's answer is in the Docker story above.)
+    let check = tokio::spawn(
+        reqwest::Client::new()
+            .post(server.http(&path("/take-home/check")))
+            .bearer_auth(&tokens.candidate)
+            .send(),
+    );
+    assert!(eventually(PATIENCE, || !environments().is_empty()).await);
+    assert_eq!(environments(), ["python-data"]);
+    check.abort();
+
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &path("/start"),
+        &tokens.candidate,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let candidate = YClient::connect(&server.yjs_url(id, &tokens.candidate))
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || candidate.synced()).await);
+    candidate.insert(0, "print('hello')\n");
+    let run = |token: &str, kind: &str| {
+        let (token, kind, path) = (token.to_owned(), kind.to_owned(), path("/runs"));
+        let server = &server;
+        async move {
+            api(
+                server,
+                Method::POST,
+                &path,
+                &token,
+                Some(json!({ "kind": kind })),
+            )
+            .await
+        }
+    };
+
+    // The candidate runs their program, and feeds it.
+    let (status, mine) = run(&tokens.candidate, "run").await;
+    assert_eq!(status, 202, "{mine}");
+    let run_id = mine["run_id"].as_str().unwrap().to_owned();
+    let touch = |token: &str, what: &str, body: Option<Value>| {
+        let (token, what) = (token.to_owned(), path(&format!("/runs/{run_id}/{what}")));
+        let server = &server;
+        async move { api(server, Method::POST, &what, &token, body).await }
+    };
+    let (status, _) = touch(&tokens.candidate, "stdin", Some(json!({"data": "more\n"}))).await;
+    assert_eq!(status, 204);
+
+    // Staff start no run that would print in the candidate's console, and neither feed nor stop
+    // the candidate's.
+    let (status, refused) = run(&tokens.interviewer, "run").await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.to_string().contains("solo round"), "{refused}");
+    let (status, refused) = touch(
+        &tokens.interviewer,
+        "stdin",
+        Some(json!({"data": "exit\n"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let (status, refused) = touch(&tokens.interviewer, "cancel", None).await;
+    assert_eq!(status, 403, "{refused}");
+    // Nobody starts a REPL in a take-home.
+    for token in [&tokens.candidate, &tokens.interviewer] {
+        let (status, refused) = run(token, "repl").await;
+        assert_eq!(status, 403, "{refused}");
+        assert!(refused.to_string().contains("no REPL"), "{refused}");
+    }
+
+    // Staff's private checks run, and the candidate never sees them.
+    let mut private = Vec::new();
+    for kind in ["test", "lint"] {
+        let (status, theirs) = run(&tokens.interviewer, kind).await;
+        assert_eq!(status, 202, "{kind}: {theirs}");
+        let staff_run = theirs["run_id"].as_str().unwrap().to_owned();
+        let (status, _) = api(
+            &server,
+            Method::GET,
+            &path(&format!("/runs/{staff_run}")),
+            &tokens.candidate,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "the candidate cannot see staff's {kind} run");
+        private.push(staff_run);
+    }
+    let (_, listed) = api(
+        &server,
+        Method::GET,
+        &path("/runs"),
+        &tokens.candidate,
+        None,
+    )
+    .await;
+    assert!(
+        private
+            .iter()
+            .all(|r| !listed.to_string().contains(r.as_str())),
+        "the candidate's run list leaves staff's out: {listed}"
+    );
+    let started_by = |server: &TestServer| {
+        server
+            .state
+            .store
+            .read_runs(id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.decode() {
+                Ok(Record::RunStarted(s)) => Some(s.by),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(started_by(&server), [Candidate, Interviewer, Interviewer]);
+
+    // Submitted: the server runs the hidden tests on the interviewer's behalf, in the same
+    // environment; staff start nothing more.
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        &path("/submit"),
+        &tokens.candidate,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(PATIENCE, || started_by(&server).len() == 4).await,
+        "the hidden tests started after the submit"
+    );
+    assert!(
+        environments().iter().all(|e| e == "python-data"),
+        "{:?}",
+        environments()
+    );
+    let (status, _) = run(&tokens.interviewer, "test").await;
+    assert_eq!(status, 409);
+}

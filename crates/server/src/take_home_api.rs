@@ -149,13 +149,23 @@ pub async fn check(
     // A check counts as a run against the candidate's runs a minute.
     state.run_rate.check(&interview.id, Role::Candidate)?;
     state.run_rate.record(&interview.id, Role::Candidate);
+    let question_environment = interview
+        .question_id
+        .as_deref()
+        .and_then(|q| state.questions.get(q))
+        .map(|q| q.environment.clone());
     let request = RunRequest {
         files: [("main.py".to_owned(), CHECK_PROGRAM.to_owned())].into(),
         target: Target::Program {
             entry: "main.py".to_owned(),
         },
-        // The interview's own environment: the check shows that runs work where its runs go.
-        environment: interview.environment.clone(),
+        // Where the round's runs go (its question's environment when that names one beyond
+        // the default): the check shows that runs work there.
+        environment: duet_protocol::run_environment(
+            question_environment.as_deref(),
+            &interview.environment,
+        )
+        .to_owned(),
         stdin: None,
         keep_stdin_open: false,
         limits: state.config.sandbox.limits(),

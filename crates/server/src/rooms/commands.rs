@@ -42,8 +42,8 @@ impl RoomTask {
                 reply,
             } => {
                 // A take-home's candidate runs only while the clock runs (the start page's
-                // check runs outside the room).
-                if let Some((_, reason)) = self.room.take_home_refusal(by) {
+                // check runs outside the room); staff only their private checks, the REPL nobody.
+                if let Some(reason) = self.take_home_run_refusal(by, kind) {
                     let _ = reply.send(Err(super::RunError::Forbidden(reason)));
                     return;
                 }
@@ -111,12 +111,20 @@ impl RoomTask {
                 eof,
                 reply,
             } => {
+                if let Some(reason) = self.take_home_touch_refusal(by, &run_id) {
+                    let _ = reply.send(Err(super::RunError::Forbidden(reason)));
+                    return;
+                }
                 // Answered once the input is stored.
                 let outcome = self.feed_run(&run_id, by, data, eof, now);
                 self.answer_when_stored(outcome.map(|effects| ((), effects)), reply);
                 Vec::new()
             }
             RoomCmd::CancelRun { run_id, by, reply } => {
+                if let Some(reason) = self.take_home_touch_refusal(by, &run_id) {
+                    let _ = reply.send(Err(super::RunError::Forbidden(reason)));
+                    return;
+                }
                 let _ = reply.send(self.cancel_run(&run_id, by));
                 Vec::new()
             }

@@ -14,6 +14,15 @@ use duet_core::TakeHomeError;
 use duet_protocol::{close, Role, RunKind, TakeHomeStarted, TakeHomeSubmitted};
 use tokio::sync::oneshot;
 
+/// Why staff may not start a run that would reach the candidate's console, nor feed or stop
+/// one of theirs, while a take-home's round goes on.
+pub const STAFF_RUNS_REFUSED: &str = "a take-home is the candidate's solo round: until it is \
+     submitted staff run only their private checks (the hidden tests, the style check) and \
+     touch none of the candidate's runs";
+/// Why nobody starts a REPL in a take-home.
+pub const REPL_REFUSED: &str =
+    "a take-home has no REPL: run main.py or the tests (every run is recorded for review)";
+
 /// What a room is asked to do about its take-home.
 pub enum TakeHomeCmd {
     /// The candidate pressed Start (answered with the deadline once it is stored).
@@ -30,6 +39,46 @@ pub enum TakeHomeCmd {
 }
 
 impl RoomTask {
+    /// Why a run of `kind` by `by` may not start in this room now because it is a take-home,
+    /// if it may not. The candidate runs only while their clock runs. Staff, during the round,
+    /// start only their private checks (their test run, with the hidden tests, and the style
+    /// check): those never reach the candidate (a private run is 404 to them and is not sent to
+    /// their sockets) and are not the round's score (`test_status` counts only the hidden-test
+    /// run after the submit), while a public run would print in the candidate's console. After
+    /// the submit staff start nothing but the hidden tests the server starts itself (the room
+    /// has ended). Nobody starts a REPL: it takes lines from anyone in the room, and its
+    /// answers are no test of the work.
+    pub(super) fn take_home_run_refusal(&self, by: Role, kind: RunKind) -> Option<&'static str> {
+        self.room.take_home()?;
+        if let Some((_, reason)) = self.room.take_home_refusal(by) {
+            return Some(reason);
+        }
+        if kind == RunKind::Repl {
+            return Some(REPL_REFUSED);
+        }
+        let private = match kind {
+            RunKind::Lint => true,
+            RunKind::Test => by.can_run_hidden_tests(),
+            RunKind::Run | RunKind::Repl => false,
+        };
+        (self.in_take_home_round(by) && !private).then_some(STAFF_RUNS_REFUSED)
+    }
+
+    /// Why `by` may not feed or stop run `run_id` now, if they are staff during a take-home's
+    /// round and it is not their own (private) run.
+    pub(super) fn take_home_touch_refusal(&self, by: Role, run_id: &str) -> Option<&'static str> {
+        let own = self
+            .runs
+            .get(run_id)
+            .is_some_and(|r| r.by == by && r.private);
+        (self.in_take_home_round(by) && !own).then_some(STAFF_RUNS_REFUSED)
+    }
+
+    /// Whether `by` is staff in a take-home whose round has not ended.
+    fn in_take_home_round(&self, by: Role) -> bool {
+        self.room.take_home().is_some() && by != Role::Candidate && !self.room.is_ended()
+    }
+
     pub(super) fn on_take_home(&mut self, cmd: TakeHomeCmd, now: i64) {
         match cmd {
             TakeHomeCmd::Start { reply } => {
