@@ -11,8 +11,10 @@
 //! load balancer in front need not know who owns what. A forwarded request carries
 //! `X-Duet-Proxied: 1`; a node that receives one for a room it does not hold answers 503 with
 //! `Retry-After` rather than forwarding it again (no loops while a room changes hands). When
-//! the holder does not answer at all (its process died), the node waits for its lease to lapse
-//! (at most the lease's time, 10 s at most) and takes the room itself.
+//! the holder does not answer (a refused connection: its process died; or no answer in time:
+//! it is paused or cut off), the node waits for its lease to lapse (at most the lease's time,
+//! 10 s at most) and takes the room itself; a holder that is alive keeps renewing its lease,
+//! and the request is answered 503 instead.
 //!
 //! The background jobs that must run once across the nodes (the webhook and mail outboxes,
 //! the take-home clocks, retention) run on one node at a time, the one holding the jobs'
