@@ -90,16 +90,17 @@ pub async fn take_home_clocks(state: AppState, shutdown: CancellationToken) {
 }
 
 /// One pass: loads the room of every take-home that started and was not submitted, if it is
-/// not loaded (its room then submits it at once if its deadline has passed). Answers how many
-/// it loaded.
+/// not loaded (its room then submits it at once if its deadline has passed), and of every one
+/// whose hidden tests the submit still owes. Answers how many it loaded. Only the take-homes
+/// the store says are in progress (a query on their rare records) have their round read.
 pub async fn load_running_take_homes(state: &AppState) -> usize {
     let store = state.store.clone();
     let running = blocking(move || {
         let mut running = Vec::new();
-        for interview in store.list_interviews()? {
-            if interview.mode != duet_protocol::InterviewMode::TakeHome {
+        for id in store.take_homes_in_progress()? {
+            let Some(interview) = store.get_interview(&id)? else {
                 continue;
-            }
+            };
             let round = crate::take_home_api::read_round(&*store, &interview)?;
             // A clock to keep (unless an interviewer's End stopped it), or hidden tests the
             // submit still owes.

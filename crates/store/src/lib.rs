@@ -238,6 +238,11 @@ pub trait InterviewStore: Send + Sync + 'static {
     fn status(&self, id: &InterviewId) -> Result<duet_protocol::InterviewStatus>;
     fn interviews_of(&self, candidate_ref: &str) -> Result<Vec<Interview>>;
     fn ended_before(&self, cutoff_ms: i64) -> Result<Vec<InterviewId>>;
+    /// The take-homes whose round started and whose room may still have work to do: not ended,
+    /// or submitted with no run finished after the submit (one that ended as `sandbox_error`
+    /// does not count: its hidden tests are owed again). Read from the rare-kind records only,
+    /// never the whole log.
+    fn take_homes_in_progress(&self) -> Result<Vec<InterviewId>>;
     fn erase(&self, id: &InterviewId) -> Ticket;
     fn find_token(&self, hash: &TokenHash) -> Result<Option<(InterviewId, Role)>>;
 }

@@ -275,6 +275,10 @@ impl InterviewStore for PgStore {
         self.read(move |c| reads::ended_before(c, cutoff_ms))
     }
 
+    fn take_homes_in_progress(&self) -> Result<Vec<InterviewId>> {
+        self.read(reads::take_homes_in_progress)
+    }
+
     fn erase(&self, id: &InterviewId) -> Ticket {
         self.submit(|ack| Write::Erase {
             id: id.clone(),

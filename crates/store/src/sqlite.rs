@@ -215,6 +215,10 @@ impl InterviewStore for SqliteStore {
         reads::ended_before(&self.reader(), cutoff_ms)
     }
 
+    fn take_homes_in_progress(&self) -> Result<Vec<InterviewId>> {
+        reads::take_homes_in_progress(&self.reader())
+    }
+
     fn erase(&self, id: &InterviewId) -> Ticket {
         self.submit(|ack| Write::Erase {
             id: id.clone(),

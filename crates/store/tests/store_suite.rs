@@ -62,6 +62,7 @@ both_stores!(
     interview_events_are_queued_with_their_records_and_offered_in_order,
     mail_waits_until_sent_and_integration_keys_work_until_revoked,
     a_sent_tests_callback_is_queued_once_when_it_completes_and_forgets_its_key,
+    take_homes_in_progress_are_the_started_ones_with_a_clock_or_owed_hidden_tests,
 );
 
 fn record(seq: u64, kind: EventKind) -> LogRecord {
@@ -1158,4 +1159,99 @@ async fn a_sent_tests_callback_is_queued_once_when_it_completes_and_forgets_its_
     assert!(owed().is_empty());
     let kept = store.partner_test("gh-endFirstRoom").unwrap().unwrap();
     assert_eq!(kept.callback.map(|c| c.key), Some(String::new()));
+}
+
+async fn take_homes_in_progress_are_the_started_ones_with_a_clock_or_owed_hidden_tests<S: Store>(
+    store: &S,
+) {
+    use duet_protocol::{
+        Record, RunFinished, RunStatus, SubmitReason, TakeHomeStarted, TakeHomeSubmitted,
+    };
+    let started = Record::TakeHomeStarted(TakeHomeStarted {
+        started_at: 1,
+        deadline: 2,
+        time_limit_minutes: 30,
+    });
+    let submitted = Record::TakeHomeSubmitted(TakeHomeSubmitted {
+        reason: SubmitReason::Submitted,
+        at: 2,
+        started_at: 1,
+        deadline: 2,
+    });
+    let finished = |status| {
+        Record::RunFinished(RunFinished {
+            run_id: "hidden".into(),
+            status,
+            limit: None,
+            exit_code: None,
+            duration_ms: 5,
+            tests: None,
+            lint: None,
+            at: 3,
+        })
+    };
+    // `interview` makes a take-home of one created at 20.
+    let take_home = |name: &str| interview(name, 20, None);
+    let mut rooms = Vec::new();
+    for (name, records) in [
+        ("notStarted", vec![Record::Join]),
+        ("running", vec![started.clone(), Record::Join]),
+        ("stoppedByEnd", vec![started.clone(), Record::End]),
+        (
+            "owesTests",
+            vec![started.clone(), submitted.clone(), Record::End],
+        ),
+        (
+            "tested",
+            vec![
+                started.clone(),
+                submitted.clone(),
+                Record::End,
+                finished(RunStatus::Ok),
+            ],
+        ),
+        (
+            "sandboxFailed",
+            vec![
+                started.clone(),
+                submitted.clone(),
+                Record::End,
+                finished(RunStatus::SandboxError),
+            ],
+        ),
+    ] {
+        let interview = take_home(name);
+        store
+            .create_interview(&interview, &[])
+            .await
+            .unwrap()
+            .unwrap();
+        for (i, record) in records.iter().enumerate() {
+            store
+                .append(
+                    &interview.id,
+                    outbox_record(i as u64 + 1, Actor::Server, record),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        rooms.push(interview.id);
+    }
+    // A live interview is never one, whatever its log.
+    let live = created(store, "liveRoom").await;
+    store
+        .append(&live, outbox_record(1, Actor::Server, &started))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut found: Vec<String> = store
+        .take_homes_in_progress()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["owesTests", "running", "sandboxFailed"]);
 }

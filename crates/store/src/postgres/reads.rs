@@ -145,6 +145,28 @@ pub(super) async fn ended_before(c: Object, cutoff_ms: i64) -> Result<Vec<Interv
         .collect()
 }
 
+/// See [`crate::InterviewStore::take_homes_in_progress`] (and SQLite's twin in
+/// `sqlite/reads.rs`).
+pub(super) async fn take_homes_in_progress(c: Object) -> Result<Vec<InterviewId>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT i.id FROM interviews i WHERE i.mode = 'take_home' \
+             AND EXISTS (SELECT 1 FROM room_log s WHERE s.interview_id = i.id AND s.kind = 'take_home.started' AND s.kind <> 'edit') \
+             AND (NOT EXISTS (SELECT 1 FROM room_log e WHERE e.interview_id = i.id AND e.kind = 'end' AND e.kind <> 'edit') \
+                  OR EXISTS (SELECT 1 FROM room_log t WHERE t.interview_id = i.id AND t.kind = 'take_home.submitted' AND t.kind <> 'edit' \
+                      AND NOT EXISTS (SELECT 1 FROM room_log f WHERE f.interview_id = i.id AND f.kind = 'run.finished' AND f.kind <> 'edit' \
+                          AND f.seq > t.seq \
+                          AND (convert_from(f.data, 'UTF8')::jsonb ->> 'status') IS DISTINCT FROM 'sandbox_error'))) \
+             ORDER BY i.created_at, i.id",
+        )
+        .await?;
+    c.query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|row| interview_id(row.try_get(0)?))
+        .collect()
+}
+
 pub(super) async fn find_token(c: Object, hash: TokenHash) -> Result<Option<(InterviewId, Role)>> {
     let stmt = c
         .prepare_cached("SELECT interview_id, role FROM tokens WHERE hash = $1")

@@ -139,6 +139,27 @@ pub(super) fn ended_before(conn: &Connection, cutoff_ms: i64) -> Result<Vec<Inte
     .collect()
 }
 
+/// See [`crate::InterviewStore::take_homes_in_progress`]: per take-home, a few lookups in the
+/// rare-kind index.
+pub(super) fn take_homes_in_progress(conn: &Connection) -> Result<Vec<InterviewId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id FROM interviews i WHERE i.mode = 'take_home' \
+         AND EXISTS (SELECT 1 FROM room_log s WHERE s.interview_id = i.id AND s.kind = 'take_home.started' AND s.kind <> 'edit') \
+         AND (NOT EXISTS (SELECT 1 FROM room_log e WHERE e.interview_id = i.id AND e.kind = 'end' AND e.kind <> 'edit') \
+              OR EXISTS (SELECT 1 FROM room_log t WHERE t.interview_id = i.id AND t.kind = 'take_home.submitted' AND t.kind <> 'edit' \
+                  AND NOT EXISTS (SELECT 1 FROM room_log f WHERE f.interview_id = i.id AND f.kind = 'run.finished' AND f.kind <> 'edit' \
+                      AND f.seq > t.seq AND json_extract(CAST(f.data AS TEXT), '$.status') IS NOT 'sandbox_error'))) \
+         ORDER BY i.created_at, i.id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        let id = r?;
+        InterviewId::parse(&id)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad interview id {id:?}")))
+    })
+    .collect()
+}
+
 pub(super) fn find_token(
     conn: &Connection,
     hash: &TokenHash,
