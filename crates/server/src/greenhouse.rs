@@ -524,6 +524,21 @@ fn hidden_test_counts(runs: &[duet_protocol::LogRecord], after: u64) -> Option<(
 const REPORTED_ERRORS: usize = 20;
 const REPORTED_ERROR_CHARS: usize = 500;
 
+/// At most this many characters of an id a `response_error` report names are logged.
+const REPORTED_ID_CHARS: usize = 100;
+
+/// An id from a `response_error` report as the log shows it: a string as it is, anything else
+/// (a number in Greenhouse's examples, or whatever was sent) as its JSON, cut to
+/// [`REPORTED_ID_CHARS`] characters.
+fn reported_id(id: Option<&Value>) -> String {
+    let text = match id {
+        None => return String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    text.chars().take(REPORTED_ID_CHARS).collect()
+}
+
 /// What Greenhouse reports when an answer of ours did not validate. `api_call` and `errors`
 /// are always sent; the rest as far as Greenhouse knows them (numbers in its examples,
 /// strings in its table: both taken). The candidate's email it may send is not read.
@@ -563,8 +578,8 @@ pub async fn response_error(
     tracing::warn!(
         key = %key.id,
         api_call,
-        partner_test_id = ?report.partner_test_id,
-        partner_interview_id = ?report.partner_interview_id,
+        partner_test_id = reported_id(report.partner_test_id.as_ref()),
+        partner_interview_id = reported_id(report.partner_interview_id.as_ref()),
         errors = ?errors,
         more = report.errors.len().saturating_sub(errors.len()),
         "Greenhouse could not validate an answer of ours"
@@ -691,6 +706,20 @@ mod tests {
             "a hidden run before the submit does not count"
         );
         assert_eq!(hidden_test_counts(&runs, 4), Some((3, 4)));
+    }
+
+    #[test]
+    fn a_reported_id_is_logged_whole_when_short_and_cut_when_long() {
+        assert_eq!(reported_id(None), "");
+        assert_eq!(reported_id(Some(&json!("duet_abc"))), "duet_abc");
+        assert_eq!(reported_id(Some(&json!(12345))), "12345");
+        let long = json!("x".repeat(1_000_000));
+        assert_eq!(reported_id(Some(&long)).chars().count(), REPORTED_ID_CHARS);
+        let nested = json!({"a": vec![1; 100_000]});
+        assert_eq!(
+            reported_id(Some(&nested)).chars().count(),
+            REPORTED_ID_CHARS
+        );
     }
 
     #[test]

@@ -503,6 +503,8 @@ pub async fn revoke_token(
     written(state.store.revoke_api_token(&staff.person.id, &id))
         .await
         .map_err(map_store)?;
+    // The sockets opened with it close now, as a request with it fails now.
+    state.sockets.revoke_token(&id);
     audit(
         &state,
         staff.person.email,

@@ -42,6 +42,8 @@ pub enum Revoked {
     PasswordSet,
     /// The session reached its idle or absolute end.
     Expired,
+    /// The personal API token the socket opened with was revoked.
+    TokenRevoked,
     /// The session is gone from the store for a reason this process did not see (a sign-out
     /// on another server sharing the store).
     Ended,
@@ -57,6 +59,7 @@ impl Revoked {
             Revoked::Disabled => "your account was disabled",
             Revoked::PasswordSet => "your password was set; sign in again",
             Revoked::Expired => "your session expired; sign in again",
+            Revoked::TokenRevoked => "the API token this opened with was revoked",
             Revoked::Ended => "your session ended; sign in again",
         }
     }
@@ -144,6 +147,8 @@ struct Open {
     people: Waiting<String>,
     /// Per session with a socket open: fired when that session is signed out.
     sessions: Waiting<TokenHash>,
+    /// Per personal API token (by id) with a socket open: fired when it is revoked.
+    tokens: Waiting<String>,
 }
 
 /// One open websocket's place; dropping it frees the place.
@@ -155,6 +160,8 @@ pub struct SocketGuard {
     person: Option<(String, Revocation)>,
     /// The session the socket authenticated with, and its revocation.
     session: Option<(TokenHash, Revocation)>,
+    /// The personal API token the socket authenticated with (its id), and its revocation.
+    token: Option<(String, Revocation)>,
 }
 
 impl SocketGuard {
@@ -165,11 +172,13 @@ impl SocketGuard {
     pub async fn revoked(&self) -> Revoked {
         let person = waiting_on(self.person.as_ref().map(|(_, r)| r));
         let session = waiting_on(self.session.as_ref().map(|(_, r)| r));
+        let token = waiting_on(self.token.as_ref().map(|(_, r)| r));
         tokio::select! {
             biased;
             why = self.interview.wait() => why,
             why = person => why,
             why = session => why,
+            why = token => why,
         }
     }
 }
@@ -211,6 +220,13 @@ impl TokenSockets {
     /// The session was signed out: every socket opened with it is told to close.
     pub fn revoke_session(&self, session: &TokenHash) {
         self.end_session(session, Revoked::SignedOut);
+    }
+
+    /// The personal API token `id` was revoked: every socket opened with it is told to close.
+    pub fn revoke_token(&self, id: &str) {
+        self.open()
+            .tokens
+            .fire(&id.to_owned(), Revoked::TokenRevoked);
     }
 
     /// Every socket opened with the session is told to close, saying `why`.
@@ -267,12 +283,17 @@ impl TokenSockets {
             }
             _ => None,
         };
+        let token = match staff.map(|s| &s.via) {
+            Some(Via::ApiToken(id)) => Some((id.clone(), open.tokens.hold(id))),
+            _ => None,
+        };
         Ok(SocketGuard {
             owner: self.clone(),
             key,
             interview: on_interview,
             person,
             session,
+            token,
         })
     }
 
@@ -301,6 +322,9 @@ impl Drop for SocketGuard {
         }
         if let Some((hash, revocation)) = &self.session {
             open.sessions.release(hash, revocation);
+        }
+        if let Some((id, revocation)) = &self.token {
+            open.tokens.release(id, revocation);
         }
     }
 }
@@ -438,6 +462,35 @@ mod tests {
         assert_eq!(closed(&link), None);
         sockets.revoke(&interview);
         assert_eq!(closed(&link), Some(Revoked::LinkReplaced));
+    }
+
+    #[test]
+    fn revoking_a_personal_api_token_closes_only_the_sockets_opened_with_it() {
+        let sockets = TokenSockets::new(10);
+        let interview = InterviewId::parse("i1").unwrap_or_else(|| panic!("an id"));
+        let with_token = |id: &str| Staff {
+            via: Via::ApiToken(id.to_owned()),
+            ..staff("grace", 1)
+        };
+        let script = sockets
+            .acquire_as(&interview, Role::Interviewer, Some(&with_token("tok1")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other_script = sockets
+            .acquire_as(&interview, Role::Interviewer, Some(&with_token("tok2")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let browser = sockets
+            .acquire_as(&interview, Role::Interviewer, Some(&staff("grace", 1)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        sockets.revoke_token("tok1");
+        assert_eq!(closed(&script), Some(Revoked::TokenRevoked));
+        assert_eq!(closed(&other_script), None);
+        assert_eq!(closed(&browser), None);
+        drop(script);
+        // A socket opened with the same id later waits on a new revocation.
+        let again = sockets
+            .acquire_as(&interview, Role::Interviewer, Some(&with_token("tok1")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(closed(&again), None);
     }
 
     #[test]

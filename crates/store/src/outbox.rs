@@ -185,3 +185,40 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// it is dropped.
     fn record_callback_attempt(&self, id: i64, attempt: &Attempt) -> Ticket;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{DueCallback, DueDelivery};
+
+    #[test]
+    fn debug_never_prints_a_webhook_secret_or_an_integration_key() {
+        let delivery = DueDelivery {
+            id: 1,
+            endpoint_id: "ep".into(),
+            url: "https://hooks.example.com/x".into(),
+            secret: "whsec_do_not_print".into(),
+            event_id: "evt_1".into(),
+            body: "{}".into(),
+            attempts: 0,
+            created_at: 1,
+        };
+        let callback = DueCallback {
+            id: 1,
+            partner_interview_id: "duet_1".into(),
+            interview_id: "room".into(),
+            url: "https://app.greenhouse.io/x".into(),
+            key: "duetgh_do_not_print".into(),
+            attempts: 0,
+            created_at: 1,
+        };
+        for printed in [format!("{delivery:?}"), format!("{callback:?}")] {
+            assert!(!printed.contains("do_not_print"), "{printed}");
+            assert!(printed.contains("<redacted>"), "{printed}");
+        }
+        let callback = crate::integrations::Callback {
+            url: "https://app.greenhouse.io/x".into(),
+            key: "duetgh_do_not_print".into(),
+        };
+        assert!(!format!("{callback:?}").contains("do_not_print"));
+    }
+}
