@@ -654,3 +654,76 @@ async fn the_completion_patch_arrives_once_after_a_restart_on_postgres() {
     let url = duet_store::testing::PgCluster::shared().database();
     the_completion_patch_arrives_once_after_a_restart(Some(url)).await;
 }
+
+/// Greenhouse sends a take-home; the admin revokes the integration key before the candidate
+/// submits. The completion callback is not sent with the revoked key: it is given up, and the
+/// key is no longer kept.
+#[tokio::test]
+async fn a_callback_whose_key_was_revoked_is_given_up_and_never_sent() {
+    let smtp = SmtpServer::start().await;
+    let addr = duet_tests::free_loopback_addr().await;
+    let greenhouse = GreenhouseCallbacks::start(addr).await;
+    let (server, key) = start(&smtp).await;
+    let send = json!({"partner_test_id": "take_home:lru-cache", "candidate": candidate("ada@example.com", 9), "url": format!("http://{addr}/done/9")});
+    let (status, sent) = partner(&server, Method::POST, "send_test", &key, Some(send)).await;
+    assert_eq!(status, 200, "{sent}");
+    let pid = sent["partner_interview_id"].as_str().unwrap().to_owned();
+    let mail = smtp.wait_for(1, 15).await;
+    let link = mail[0]["body"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/candidate#token="))
+        .unwrap()
+        .to_owned();
+    let token = link.split("#token=").nth(1).unwrap();
+    let interview = link
+        .split("/interview/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+
+    let (_, keys) = api(
+        &server,
+        Method::GET,
+        "/api/integrations/keys",
+        &server.admin_token,
+        None,
+    )
+    .await;
+    let key_id = keys[0]["id"].as_str().unwrap();
+    let (status, _) = api(
+        &server,
+        Method::DELETE,
+        &format!("/api/integrations/keys/{key_id}"),
+        &server.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    for step in ["start", "submit"] {
+        let path = format!("/api/interviews/{interview}/{step}");
+        let (status, body) = api(&server, Method::POST, &path, token, None).await;
+        assert_eq!(status, 200, "{step}: {body}");
+    }
+
+    let store = server.state.store.clone();
+    let given_up = eventually(Duration::from_secs(20), || {
+        store.due_callbacks(i64::MAX, 10, &[]).unwrap().is_empty()
+            && store
+                .partner_test(&pid)
+                .unwrap()
+                .unwrap()
+                .callback
+                .map(|c| c.key)
+                == Some(String::new())
+    })
+    .await;
+    assert!(given_up, "the callback is given up and its key dropped");
+    assert!(
+        greenhouse.received().is_empty(),
+        "nothing was sent with the revoked key"
+    );
+}

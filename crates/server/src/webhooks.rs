@@ -234,7 +234,15 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
                         let id = callback.id;
                         let (store, deliverer) = (store.clone(), deliverer.clone());
                         let task = in_flight.spawn(async move {
-                            let attempt = deliverer.attempt_callback(&callback).await;
+                            let attempt = match key_revoked(&store, &callback).await {
+                                true => Attempt {
+                                    at: now_ms(),
+                                    status: None,
+                                    error: Some(KEY_REVOKED.to_owned()),
+                                    next: Next::GiveUp,
+                                },
+                                false => deliverer.attempt_callback(&callback).await,
+                            };
                             log_callback(&callback, &attempt);
                             if let Ok(Err(e)) =
                                 store.record_callback_attempt(callback.id, &attempt).await
@@ -267,6 +275,20 @@ pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: Cancella
     // In-flight attempts are dropped: their rows stay pending and go out after a restart (at
     // least once).
     in_flight.abort_all();
+}
+
+/// Why a callback is given up without an attempt.
+const KEY_REVOKED: &str = "the integration key the test was sent with was revoked";
+
+/// Whether the integration key a callback would authenticate with was revoked (a revoked key
+/// is sent nowhere; the callback is given up, which also drops the key). A store that cannot
+/// answer now counts as not revoked: the attempt goes ahead and is recorded as usual.
+async fn key_revoked(store: &Arc<dyn Store>, callback: &DueCallback) -> bool {
+    let (store, hash) = (store.clone(), crate::auth::hash(&callback.key));
+    matches!(
+        tokio::task::spawn_blocking(move || store.integration_key(&hash)).await,
+        Ok(Ok(None))
+    )
 }
 
 fn log_callback(callback: &DueCallback, attempt: &Attempt) {
