@@ -110,6 +110,33 @@ pub struct Session {
     pub stream: Stream,
 }
 
+/// The server closed the connection before the sync handshake finished.
+#[derive(Debug)]
+pub struct HandshakeClosed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl HandshakeClosed {
+    /// 1001 ("going away"): the server asks the client to connect again, as Duet does when
+    /// the room is held by another node (several nodes); a y-websocket client reconnects.
+    pub fn asks_to_reconnect(&self) -> bool {
+        self.code == 1001
+    }
+}
+
+impl std::fmt::Display for HandshakeClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "closed during the handshake: {} {}",
+            self.code, self.reason
+        )
+    }
+}
+
+impl std::error::Error for HandshakeClosed {}
+
 /// Connects to `url` and runs the sync handshake until the server's sync step 2 arrived.
 pub async fn connect(url: &str) -> anyhow::Result<Session> {
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read, which
@@ -132,7 +159,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Session> {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
                     (u16::from(f.code), f.reason.to_string())
                 });
-                bail!("closed during the handshake: {code} {reason}")
+                return Err(HandshakeClosed { code, reason }.into());
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => bail!("handshake: {e}"),

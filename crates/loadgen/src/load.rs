@@ -157,6 +157,9 @@ struct Seat {
     participant: Option<Participant>,
 }
 
+/// Handshakes closed with 1001 one client tries again before it counts as failed.
+const RECONNECTS: u32 = 20;
+
 async fn client_task(
     seat: Seat,
     track: Arc<RoomTrack>,
@@ -175,7 +178,22 @@ async fn client_task(
     let connected = {
         let _permit = limit.acquire_owned().await;
         tokio::time::timeout(connect_timeout, async {
-            let session = client::connect(&url).await?;
+            // A close with 1001 during the handshake asks the client to come again (Duet's
+            // nodes do so while a room changes hands): reconnect, as y-websocket would.
+            let mut attempts = 0;
+            let session = loop {
+                match client::connect(&url).await {
+                    Err(e)
+                        if attempts < RECONNECTS
+                            && e.downcast_ref::<client::HandshakeClosed>()
+                                .is_some_and(client::HandshakeClosed::asks_to_reconnect) =>
+                    {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    other => break other?,
+                }
+            };
             let events = match &participant {
                 Some(p) => Some(runs::connect_events(p).await?),
                 None => None,
