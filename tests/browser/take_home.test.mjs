@@ -84,6 +84,11 @@ test('a candidate starts a take-home, sees the clock run down, submits, and the 
   await page.getByText('Implement the class').first().waitFor()
   const editor = page.locator('[data-testid=editor] .cm-content').first()
   await editor.waitFor()
+  // The round runs programs and tests, but has no REPL (the server refuses one), and says so.
+  const repl = page.getByTestId('repl')
+  assert.equal(await repl.isDisabled(), true, 'no REPL in a take-home')
+  assert.match(await repl.getAttribute('title'), /take-home round has no REPL/)
+  assert.equal(await page.getByTestId('run').isDisabled(), false, 'the candidate can run')
   await shot(page, 'take-home-round')
 
   // The candidate writes; the interviewer's page (polling while not started) now counts down

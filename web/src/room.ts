@@ -96,6 +96,8 @@ export async function openRoom(id: string, token: string, interview: Interview, 
   const runBtn = h('button', { type: 'button', class: 'primary', 'aria-keyshortcuts': 'Control+Enter Meta+Enter', 'data-testid': 'run' }, 'Run')
   const replTitle = 'python -i: runs the program, then its interpreter with its names in scope; both of you type into it below'
   const replBtn = h('button', { type: 'button', 'data-testid': 'repl', title: replTitle }, 'REPL')
+  // The server refuses a REPL during a take-home: its session would be unrecorded typing.
+  const noRepl = interview.mode === 'take_home' ? 'A take-home round has no REPL: run the program or the tests instead' : ''
   const envLabel = h('span', { class: 'badge env', 'data-testid': 'environment', title: 'The sandbox environment runs use' }, interview.environment)
   const testBtn = h('button', { type: 'button' }, 'Run tests')
   const stopBtn = h('button', { type: 'button', disabled: true, 'data-testid': 'stop' }, 'Stop')
@@ -145,8 +147,8 @@ export async function openRoom(id: string, token: string, interview: Interview, 
     const c = state.controls()
     runBtn.disabled = !c.run
     runBtn.title = c.watchTitle
-    replBtn.disabled = !c.run
-    replBtn.title = c.watchTitle || replTitle
+    replBtn.disabled = !c.run || noRepl !== ''
+    replBtn.title = c.watchTitle || noRepl || replTitle
     testBtn.disabled = !c.test
     testBtn.title = c.testTitle
     stopBtn.disabled = !c.stop
