@@ -167,8 +167,8 @@ const GREENHOUSE: &str = "greenhouse callbacks";
 pub async fn run(store: Arc<dyn Store>, deliverer: Deliverer, shutdown: CancellationToken) {
     let concurrency = deliverer.args.concurrency.max(1);
     let poll = deliverer.args.poll();
-    // One endpoint holds at most half the slots: a dead one (each attempt waiting out its
-    // timeout) leaves the rest to the others.
+    // One endpoint holds at most half the slots (the one slot, when there is only one): a dead
+    // one (each attempt waiting out its timeout) leaves the rest to the others.
     let per_endpoint = (concurrency / 2).max(1);
     let mut in_flight: JoinSet<()> = JoinSet::new();
     // Which row (and endpoint) each task carries, so even a task that panicked frees its slot.
