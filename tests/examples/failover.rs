@@ -113,8 +113,10 @@ async fn trial(cluster: &mut Cluster) -> (usize, Option<Duration>) {
     let node = owner(cluster, &created.id).await;
 
     let t0 = Instant::now();
-    killed.store(true, Ordering::Relaxed);
     cluster.kill(node);
+    // Only once the holder is gone (killed and reaped): a 'b' can then only be stored by
+    // another node. (Set before the kill, a 'b' typed in between reached the old holder.)
+    killed.store(true, Ordering::Relaxed);
     let deadline = t0 + GIVE_UP;
     let mut recovered = None;
     while Instant::now() < deadline {
