@@ -31,9 +31,9 @@ pub struct ClusterConfig {
     /// `duet serve` processes.
     pub nodes: usize,
     /// More `duet serve` flags for every node (after the harness's own: `--listen`,
-    /// `--data-dir`, `--database-url`, `--questions-dir`, `--web-dir`). Settings the harness
-    /// passes as environment variables (`DUET_SANDBOX_POOL=0`, `DUET_LOG`) can be overridden
-    /// here with their flags.
+    /// `--data-dir`, `--database-url`, `--questions-dir`, `--web-dir`). The harness turns the
+    /// warm pool off through the environment (`DUET_SANDBOX_POOL=0`): `--sandbox-pool N` here
+    /// overrides it. The nodes log at `DUET_LOG` (the test's own, else `info`).
     pub node_args: Vec<String>,
 }
 
