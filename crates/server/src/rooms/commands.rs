@@ -3,7 +3,6 @@
 
 use super::{Delivery, RoomCmd, RoomTask};
 use duet_core::Effect;
-use duet_store::Checkpoint;
 use tokio::sync::oneshot;
 
 impl RoomTask {
@@ -136,13 +135,7 @@ impl RoomTask {
         };
         self.execute(effects);
         if self.edits_since_checkpoint >= self.rooms.settings.checkpoint_every {
-            let (seq, state, owners) = self.room.checkpoint();
-            drop(
-                self.rooms
-                    .store
-                    .checkpoint(&self.id, Checkpoint { seq, state, owners }),
-            );
-            self.edits_since_checkpoint = 0;
+            drop(self.store_checkpoint());
         }
     }
 

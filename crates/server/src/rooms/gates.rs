@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::ws::Message;
 use duet_core::{ConnId, Effect, Reply};
 use duet_protocol::{close, sees_log_seq, EventKind, Role, RoomEvent};
-use duet_store::{Checkpoint, StoreError};
+use duet_store::{Checkpoint, StoreError, Ticket};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -185,16 +185,22 @@ impl RoomTask {
         if self.edits_since_checkpoint == 0 {
             return;
         }
-        let (seq, state, owners) = self.room.checkpoint();
-        let checkpoint = Checkpoint { seq, state, owners };
-        let ticket = match &self.lease {
-            Some(lease) => lease.checkpoint(checkpoint),
-            None => self.rooms.store.checkpoint(&self.id, checkpoint),
-        };
-        if let Ok(Err(e)) = ticket.await {
+        if let Ok(Err(e)) = self.store_checkpoint().await {
             tracing::warn!(interview = %self.id, error = %e, "room: checkpoint failed (the log is intact)");
         }
+    }
+
+    /// Writes the whole document as a checkpoint, fenced by the room's lease when it has one
+    /// (several nodes): a node that lost the room can never store its document over the new
+    /// holder's history.
+    pub(super) fn store_checkpoint(&mut self) -> Ticket {
+        let (seq, state, owners) = self.room.checkpoint();
+        let checkpoint = Checkpoint { seq, state, owners };
         self.edits_since_checkpoint = 0;
+        match &self.lease {
+            Some(lease) => lease.checkpoint(checkpoint),
+            None => self.rooms.store.checkpoint(&self.id, checkpoint),
+        }
     }
 
     pub(super) fn close_everyone(&mut self, code: u16, reason: &str) {
