@@ -133,16 +133,21 @@ impl Cluster {
         })
     }
 
-    /// Waits until no other node holds a live lease on the room (its holder stopped
-    /// answering): at most the longest lease, and a little.
-    pub async fn await_lapse(&self, room: &InterviewId) -> Result<(), AppError> {
+    /// Waits until the room's holder `gone` (which stopped answering) no longer holds it: at
+    /// most the longest lease, and a little. Answers where the room's requests go then: here
+    /// when nobody holds it, or the node that took it over meanwhile (another node a client
+    /// reached first), which is not waited out.
+    pub async fn await_lapse(&self, room: &InterviewId, gone: &str) -> Result<Route, AppError> {
         let deadline = tokio::time::Instant::now() + MAX_LEASE_TTL + Duration::from_secs(1);
         loop {
             let (leases, id) = (self.leases.clone(), room.clone());
             let holder = blocking(move || leases.holder(&id)).await?;
             let wait = match holder {
+                Some(h) if h.is_live() && h.node != self.node && h.node != gone => {
+                    return Ok(Route::Owner(h.node))
+                }
                 Some(h) if h.is_live() && h.node != self.node => h.live_for,
-                _ => return Ok(()),
+                _ => return Ok(Route::Here),
             };
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -197,17 +202,26 @@ pub async fn at_owner(
         tracing::info!(interview = %room, %owner, "nodes: a forwarded request for a room held elsewhere; answered 503");
         return retry_soon(moving().into_response());
     }
-    match proxy::forward(&cluster, &state, &owner, request).await {
-        proxy::Forwarded::Answered(response) => response,
-        proxy::Forwarded::OwnerDown(request) => {
-            tracing::warn!(interview = %room, %owner, "nodes: the room's holder does not answer; taking the room over once its lease lapses");
-            match cluster.await_lapse(&room).await {
-                Ok(()) => next.run(request).await,
-                Err(e) => retry_soon(e.into_response()),
-            }
+    let (mut owner, mut request) = (owner, request);
+    // A holder that died, then possibly the node that took its rooms over and died too: a
+    // few hops, never a loop.
+    for _ in 0..MAX_TAKEOVER_HOPS {
+        request = match proxy::forward(&cluster, &state, &owner, request).await {
+            proxy::Forwarded::Answered(response) => return response,
+            proxy::Forwarded::OwnerDown(request) => request,
+        };
+        tracing::warn!(interview = %room, %owner, "nodes: the room's holder does not answer; taking the room over once its lease lapses");
+        match cluster.await_lapse(&room, &owner).await {
+            Ok(Route::Here) => return next.run(request).await,
+            Ok(Route::Owner(next_owner)) => owner = next_owner,
+            Err(e) => return retry_soon(e.into_response()),
         }
     }
+    retry_soon(moving().into_response())
 }
+
+/// Holders a request tries in turn when each it reaches has died.
+const MAX_TAKEOVER_HOPS: usize = 3;
 
 /// Adds `Retry-After: 1`.
 fn retry_soon(mut response: Response) -> Response {
