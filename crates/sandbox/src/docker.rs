@@ -487,7 +487,11 @@ impl RunTask {
         let mut warm = pool.and_then(|pool| pool.take(&request.limits, &inner.config.limits));
         if let (None, Some(pool)) = (&warm, pool) {
             warm = tokio::select! {
-                refilled = pool.wait_for_refill(&request.limits, &inner.config.limits) => refilled,
+                refilled = pool.wait_for_refill(
+                    &request.limits,
+                    &inner.config.limits,
+                    inner.config.setup_timeout,
+                ) => refilled,
                 _ = cancel.cancelled() => {
                     return end(RunStatus::Cancelled, setup_started.elapsed(), None);
                 }

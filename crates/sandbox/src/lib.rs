@@ -25,7 +25,7 @@ mod reaper;
 mod run;
 mod slots;
 
-pub use config::{DockerConfig, EngineAddr, EnvironmentImage};
+pub use config::{DockerConfig, EngineAddr, EnvironmentImage, MIN_UID};
 pub use container::{INSTANCE_LABEL, LABEL};
 pub use docker::DockerSandbox;
 pub use escape::escape;
@@ -234,8 +234,8 @@ pub struct Health {
     pub queued: usize,
     /// Warm containers on every engine.
     pub warm: usize,
-    /// Runs since start that started a container on demand (no warm one, and no refill under
-    /// way ready within a typical refill's time).
+    /// Runs since start that started a container on demand (no warm one, and no refill coming
+    /// for them).
     pub cold_starts: u64,
     /// Runs since start that waited in the queue for a slot, and their waits' sum.
     pub waited: u64,
@@ -282,8 +282,8 @@ pub struct EngineStatus {
     pub pool_target: usize,
     /// Runs given a slot on it since start.
     pub runs: u64,
-    /// Of those, runs that started a container of their own: none was warm, and no refill
-    /// under way was ready within a typical refill's time.
+    /// Of those, runs that started a container of their own: none was warm, and no refill was
+    /// coming for them.
     pub cold_starts: u64,
 }
 

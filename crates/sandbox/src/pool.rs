@@ -11,9 +11,9 @@
 //! busier of the last `pool_window` and its last sixth, so a burst counts at once and a lull
 //! only slowly. The pool grows as soon as the rate does, ahead of the runs that would otherwise
 //! start cold, with up to two refills at once; past the target, idle containers are removed one
-//! a second. A run that finds the pool empty while refills are under way waits for one of them
-//! (up to a typical refill's time) rather than starting a container from nothing: the refill
-//! is further along, and a cold start beside it on a busy engine slows both.
+//! a second. A run that finds the pool empty waits for the refill its arrival set off (or one
+//! already under way) rather than starting a container from nothing: the refill is further
+//! along, and a cold start beside it on a busy engine slows both.
 //!
 //! Measured (BENCHMARKS.md, capacity): at 200 runs a minute the target grows to 4 and cold
 //! starts fell from 7% (a target of the mean three times over) to 1.2%; at 100 runs a minute it
@@ -51,6 +51,8 @@ const COVER: f64 = 0.995;
 const FILL_GUESS: Duration = Duration::from_millis(500);
 /// Refills remembered for their cost.
 const FILLS_KEPT: usize = 20;
+/// How long a run waiting for a refill gives the filler to start one.
+const FILLER_START: Duration = Duration::from_millis(200);
 
 /// Runs arriving and refills' cost, for the pool's target size.
 pub struct Demand {
@@ -80,13 +82,6 @@ impl Demand {
             self.fills.pop_front();
         }
         self.fills.push_back(took);
-    }
-
-    /// A refill's usual cost: the median of the last ones.
-    fn typical_fill(&self) -> Duration {
-        let mut sorted: Vec<Duration> = self.fills.iter().copied().collect();
-        sorted.sort_unstable();
-        sorted.get(sorted.len() / 2).copied().unwrap_or(FILL_GUESS)
     }
 
     /// What a refill is taken to cost: the 90th percentile of the last refills. Not their
@@ -216,16 +211,26 @@ impl Pool {
         taken
     }
 
-    /// When [`Pool::take`] found nothing but refills are under way, waits for one of them (up
-    /// to a typical refill's time) rather than having the run start a container from nothing:
-    /// a refill under way is ready sooner than a cold start begun now, and a cold start on a
-    /// busy engine slows the refills too. Only as many runs wait as there are refills under way;
-    /// `None` sends the run to a cold start.
-    pub async fn wait_for_refill(&self, limits: &Limits, defaults: &Limits) -> Option<Attached> {
+    /// When [`Pool::take`] found nothing, waits for a refill rather than having the run start a
+    /// container from nothing: a refill under way (or the one `take` just asked the filler for)
+    /// is ready sooner than a cold start begun now, and a cold start beside it on a busy engine
+    /// slows both. As many runs wait as refills are coming (those under way, else those the
+    /// filler starts at once); each waits until a refill is ready or none is coming any more,
+    /// at most `bound`. `None` sends the run to a cold start.
+    pub async fn wait_for_refill(
+        &self,
+        limits: &Limits,
+        defaults: &Limits,
+        bound: Duration,
+    ) -> Option<Attached> {
         if self.max == 0 || !same_container_limits(limits, defaults) {
             return None;
         }
-        if self.waiting.fetch_add(1, Relaxed) >= self.launching.load(Relaxed) {
+        let coming = self
+            .launching
+            .load(Relaxed)
+            .max(self.target().min(FILL_PARALLEL));
+        if self.waiting.fetch_add(1, Relaxed) >= coming {
             self.waiting.fetch_sub(1, Relaxed);
             return None;
         }
@@ -236,7 +241,8 @@ impl Pool {
             }
         }
         let _waiting = Waiting(&self.waiting);
-        let deadline = Instant::now() + lock(&self.demand).typical_fill();
+        let deadline = Instant::now() + bound;
+        let mut none_under_way_since: Option<Instant> = None;
         loop {
             let notified = self.filled.notified();
             tokio::pin!(notified);
@@ -244,11 +250,20 @@ impl Pool {
             if let Some(c) = self.take_ready() {
                 return Some(c);
             }
-            if self.launching.load(Relaxed) == 0
-                || tokio::time::timeout_at(deadline, notified).await.is_err()
-            {
-                return self.take_ready();
+            let until = if self.launching.load(Relaxed) > 0 {
+                none_under_way_since = None;
+                deadline
+            } else {
+                // None under way: the filler, woken by `take`, starts one at once; one that has
+                // not within a moment is not going to (it is backing off after failures).
+                let since = *none_under_way_since.get_or_insert_with(Instant::now);
+                (since + FILLER_START).min(deadline)
+            };
+            if Instant::now() >= until {
+                return None;
             }
+            // Woken when a refill is ready or ends, or a launch starts.
+            let _ = tokio::time::timeout_at(until, notified).await;
         }
     }
 
@@ -362,6 +377,8 @@ pub async fn fill(inner: Arc<Inner>, env: usize) {
             });
         }
         pool.launching.store(launches.len(), Relaxed);
+        // Runs waiting for a refill look again: one started, ended, or is ready.
+        pool.filled.notify_waiters();
         let pause = retry_at.map_or(PRUNE_EVERY, |t| t.saturating_duration_since(now));
         tokio::select! {
             Some(done) = launches.join_next(), if !launches.is_empty() => match done {
@@ -369,7 +386,6 @@ pub async fn fill(inner: Arc<Inner>, env: usize) {
                     backoff = BACKOFF_MIN;
                     lock(&pool.demand).filled(took);
                     pool.with_ready(|ready| ready.push_back(c));
-                    pool.filled.notify_one();
                 }
                 Ok((Ok(None), _)) => {}
                 Ok((Err(e), _)) => {
@@ -388,6 +404,8 @@ pub async fn fill(inner: Arc<Inner>, env: usize) {
             _ = tokio::time::sleep(pause) => {}
             _ = inner.shutdown.cancelled() => {}
         }
+        pool.launching.store(launches.len(), Relaxed);
+        pool.filled.notify_waiters();
     }
     // Containers being warmed now are removed before the filler ends.
     pool.launching.store(0, Relaxed);
