@@ -126,7 +126,9 @@ PUBLIC_URL="http://127.0.0.1:$LB_PORT"
 for i in 1 2 3; do
     port=${NODE_PORTS[$((i - 1))]}
     mkdir -p "$DIR/node$i"
+    # Each node its own sandbox uids: the three share this machine's Docker engine.
     DUET_NODE_URL="http://127.0.0.1:$port" DUET_LOG=${DUET_LOG:-info} \
+        DUET_SANDBOX_UID_BASE=$((10001 + (i - 1) * 1000)) \
         "$DUET_BIN" serve --listen "127.0.0.1:$port" --data-dir "$DIR/node$i" \
         --database-url "$DATABASE_URL" --public-url "$PUBLIC_URL" \
         --questions-dir "$ROOT/questions" --web-dir "$ROOT/web/dist" \

@@ -317,6 +317,8 @@ impl Cluster {
             .args(&self.node_args)
             .env("DUET_ADMIN_TOKEN", &self.admin_token)
             .env("DUET_NODE_URL", node.url())
+            // Each node its own sandbox uids: they share this machine's Docker engine.
+            .env("DUET_SANDBOX_UID_BASE", (10001 + 1000 * i).to_string())
             .env("DUET_PUBLIC_URL", self.lb_url())
             .env("DUET_SANDBOX_POOL", "0")
             .env(

@@ -248,6 +248,7 @@ pub fn docker_sandbox(config: &ServeArgs) -> anyhow::Result<duet_sandbox::Docker
         queue: sandbox.queue,
         limits: sandbox.limits(),
         instance,
+        uid_base: sandbox.uid_base,
         ..defaults
     };
     Ok(duet_sandbox::DockerSandbox::new(docker)?)

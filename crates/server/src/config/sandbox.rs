@@ -68,6 +68,16 @@ pub struct SandboxArgs {
     /// Runs at once on each engine (default: the number of cores of this machine).
     #[arg(long = "sandbox-concurrency", env = "DUET_SANDBOX_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// The first host uid sandbox containers run as: each container gets a uid of its own from
+    /// here (engines × (environments × --sandbox-pool-max + concurrency) of them), so no two
+    /// runs share per-user kernel limits. Several Duet nodes sharing one Docker host need
+    /// ranges that do not overlap (e.g. 10001, 11001, 12001).
+    #[arg(
+        long = "sandbox-uid-base",
+        env = "DUET_SANDBOX_UID_BASE",
+        default_value_t = duet_sandbox::MIN_UID
+    )]
+    pub uid_base: u32,
     /// Runs waiting for a slot on any engine before new ones are refused as busy. Interviews
     /// take turns in the queue.
     #[arg(
@@ -129,6 +139,7 @@ impl Default for SandboxArgs {
             pool: 2,
             pool_max: 8,
             concurrency: None,
+            uid_base: duet_sandbox::MIN_UID,
             queue: 32,
             timeout_secs: 10,
             interactive_timeout_secs: 300,
