@@ -109,6 +109,15 @@ pub(crate) fn pg_config(url: &str, application: &str) -> Result<tokio_postgres::
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
+    // A node that stops (paused, cut off) must not hold rows locked for the others for long:
+    // the database ends its open transaction after 15 s idle, another node's wait for a lock
+    // gives up after 5 s (answered as a storage failure, tried again by the caller), and TCP
+    // keepalives notice a vanished peer in about a minute rather than two hours. The migration
+    // waits for another node's migration as long as it takes. Options in the URL win.
+    if application != "duet-migrate" && pg.get_options().is_none() {
+        pg.options("-c idle_in_transaction_session_timeout=15000 -c lock_timeout=5000");
+    }
+    pg.keepalives_idle(Duration::from_secs(30));
     Ok(pg)
 }
 
