@@ -193,6 +193,7 @@ defaults
 
 frontend duet
     bind 127.0.0.1:{lb_port}
+    http-request del-header X-Duet-Proxied
     default_backend nodes
 
 backend nodes

@@ -355,7 +355,11 @@ pub fn router(state: AppState) -> Router {
             "/api/candidates/{candidate_ref}/debrief",
             get(debrief_api::candidate_debrief),
         )
-        .route("/api/interviews/{id}/links", post(api::reissue_links))
+        .route(
+            "/api/interviews/{id}/links",
+            // On the room's holder: the sockets the old links opened are registered there.
+            post(api::reissue_links).route_layer(owner.clone()),
+        )
         .route("/api/environments", get(environments::list))
         .route("/api/questions", get(api::list_questions))
         .route("/api/questions/{id}", get(api::get_question))

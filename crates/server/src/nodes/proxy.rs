@@ -115,10 +115,11 @@ async fn rest(cluster: &Cluster, owner: &str, request: Request) -> Forwarded {
         .await;
     let answer = match sent {
         Ok(answer) => answer,
-        // Refused (its process died), or no answer at all in time (paused, partitioned): the
-        // lease decides whether it is gone; a holder alive but slow keeps renewing it and this
-        // ends in a 503.
-        Err(e) if e.is_connect() || e.is_timeout() => {
+        // Not connected (its process died, or it is paused or cut off): the lease decides
+        // whether it is gone; a holder alive but slow keeps renewing it and this ends in a 503.
+        // A request that was sent and timed out is not sent again elsewhere: the holder may
+        // have carried it out (a run started, a note added); the caller gets a 503 and decides.
+        Err(e) if e.is_connect() => {
             return Forwarded::OwnerDown(Request::from_parts(parts, Body::from(bytes)))
         }
         Err(e) => {
