@@ -569,3 +569,71 @@ async fn sandbox_runs(cluster: &Cluster, i: usize) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// A candidate reaches the room through node 1 and then goes silent (its machine slept, its
+/// network dropped: no frame, no pong). The holder's pings reach it through the relay, but the
+/// relaying node's own client would answer them, so only the relay can tell: it gives the
+/// client up after the peer deadline, and the holder, its upstream closed, logs the leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_silent_behind_a_relay_is_given_up_and_its_leave_logged() {
+    let cluster = Cluster::start_with(ClusterConfig {
+        nodes: 2,
+        node_args: vec![
+            "--ws-ping-secs".into(),
+            "1".into(),
+            "--ws-peer-deadline-secs".into(),
+            "2".into(),
+        ],
+    })
+    .await;
+    let created = cluster.create_interview("Ada").await;
+    let (id, tokens) = (created.id.clone(), created.tokens.clone());
+    let interviewer = connect_synced(&cluster.node_yjs_url(0, &id, &tokens.interviewer)).await;
+    assert_eq!(owner_of(&cluster, &id).await, 0);
+
+    // A raw websocket client that is never read again after the handshake: it answers no ping.
+    let (silent, _) =
+        tokio_tungstenite::connect_async(cluster.node_yjs_url(1, &id, &tokens.candidate))
+            .await
+            .expect("the candidate's socket through node 1");
+    let leaves = || {
+        PgCluster::shared()
+            .psql_on(
+                cluster.database_url(),
+                &format!(
+                    "SELECT count(*) FROM room_log WHERE interview_id = '{id}' \
+                     AND kind = 'leave' AND role = 'candidate'"
+                ),
+            )
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let joined = eventually(PATIENCE, || {
+        PgCluster::shared()
+            .psql_on(
+                cluster.database_url(),
+                &format!(
+                    "SELECT count(*) FROM room_log WHERE interview_id = '{id}' \
+                     AND kind = 'join' AND role = 'candidate'"
+                ),
+            )
+            .trim()
+            == "1"
+    })
+    .await;
+    assert!(
+        joined,
+        "the candidate's join through node 1 was logged on the holder"
+    );
+    assert_eq!(leaves(), 0);
+    assert!(
+        eventually(PATIENCE, || leaves() == 1).await,
+        "the silent candidate was never given up"
+    );
+    drop(silent);
+    assert!(
+        interviewer.closed().is_none(),
+        "the interviewer stays connected"
+    );
+}

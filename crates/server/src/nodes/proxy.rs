@@ -209,27 +209,33 @@ async fn websocket(
         Err(rejection) => return Forwarded::Answered(rejection.into_response()),
     };
     let shutdown = cluster.shutdown.clone();
+    let silent = state.config.ws.peer_deadline();
     let response = upgrade
         .read_buffer_size(crate::ws::READ_BUFFER)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |client| relay(client, upstream, shutdown));
+        .on_upgrade(move |client| relay(client, upstream, shutdown, silent));
     Forwarded::Answered(response)
 }
 
 type Upstream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Relays frames both ways until either side closes or goes; then both are closed.
+/// Relays frames both ways until either side closes or goes; then both are closed. The
+/// holder's pings reach the client through the relay, but this node's own websocket client
+/// answers them too, so the holder cannot tell a client that vanished: the relay gives the
+/// client up itself when no frame at all (not even a pong) came from it within `silent` (the
+/// holder's own deadline for its direct peers).
 async fn relay(
     client: WebSocket,
     upstream: Upstream,
     shutdown: tokio_util::sync::CancellationToken,
+    silent: std::time::Duration,
 ) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
     let up = async {
-        while let Some(Ok(message)) = client_rx.next().await {
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(silent, client_rx.next()).await {
             let closing = matches!(message, Message::Close(_));
             if upstream_tx.send(to_upstream(message)).await.is_err() || closing {
                 break;
