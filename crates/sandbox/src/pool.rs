@@ -6,8 +6,8 @@
 //! the runs that arrive while one slow refill takes place, at their peaks. Runs arrive at random
 //! (people press Run independently), so the number arriving during a refill is taken as Poisson
 //! with mean (runs a second) × (a slow refill's time: the 90th percentile of the last twenty
-//! measured), and the pool holds its 99.5th
-//! percentile: a run finds the pool empty far less than once in a hundred. The rate is the
+//! measured), and the pool holds its 99.5th percentile: a run finds the pool empty far less
+//! than once in a hundred. The rate is the
 //! busier of the last `pool_window` and its last sixth, so a burst counts at once and a lull
 //! only slowly. The pool grows as soon as the rate does, ahead of the runs that would otherwise
 //! start cold, with up to two refills at once; past the target, idle containers are removed one
@@ -15,11 +15,10 @@
 //! already under way) rather than starting a container from nothing: the refill is further
 //! along, and a cold start beside it on a busy engine slows both.
 //!
-//! Measured (BENCHMARKS.md, capacity): at 200 runs a minute the target grows to 4 and cold
-//! starts fell from 7% (a target of the mean three times over) to 1.2%; at 100 runs a minute it
-//! stays at the floor of 2 and 3 to 6% of runs still start cold, more than this model predicts
-//! (the cause is not established: refills slower than measured when runs bunch, or burstier
-//! arrivals).
+//! Measured (BENCHMARKS.md, capacity, build 3): at 50 interviews (about 100 runs a minute) on
+//! one 2-core engine, no run started cold and run to first byte p99 was 115 to 129 ms; sized
+//! for the mean refill and without the wait, 3 to 6% of runs started cold there and the p99
+//! was 331 ms.
 //!
 //! Warm runners do not preload pytest: a worker holding pytest costs ~25 MiB of the run's
 //! memory limit while idle, and killing it when the run is a program (the common case) takes
