@@ -31,27 +31,8 @@ die() { say "$*"; exit 1; }
 command -v docker > /dev/null || die "docker is missing: run scripts/ensure-docker.sh"
 docker info > /dev/null 2>&1 || die "the Docker engine does not answer: run scripts/ensure-docker.sh"
 
-# The first main-archive URI for $SUITE in this machine's apt sources (deb822 or one-line), as
-# in sandbox/build-image.sh.
-mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -e "$f" ] || continue
-        awk -v suite="$SUITE" '
-            function flush() { if (uri != "" && ok) { print uri; found = 1; exit } uri = ""; ok = 0 }
-            /^[[:space:]]*$/ { flush(); next }
-            tolower($1) == "uris:" { uri = $2 }
-            tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
-            END { if (!found) flush() }
-        ' "$f"
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -e "$f" ] || continue
-        awk -v suite="$SUITE" '$1 == "deb" {
-            i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == suite) { print $i; exit } }' "$f"
-    done
-}
+# debian_mirror SUITE: the Debian mirrors this machine's apt uses.
+. "$ROOT/scripts/debian-mirror.sh"
 
 if [ -z "${DUET_BIN:-}" ]; then
     command -v cargo > /dev/null || die "cargo is missing (https://rustup.rs), or set DUET_BIN to a built duet"
@@ -68,7 +49,7 @@ fi
 
 if [ ! -s "$BASE" ] || [ "${DUET_DEPLOY_REBUILD:-0}" = 1 ]; then
     command -v debootstrap > /dev/null || die "debootstrap is missing: apt-get install -y debootstrap"
-    MIRROR="${DUET_DEBIAN_MIRROR:-$(mirror | head -n1)}"
+    MIRROR="${DUET_DEBIAN_MIRROR:-$(debian_mirror "$SUITE" | head -n1)}"
     [ -n "$MIRROR" ] || die "no Debian mirror for $SUITE in /etc/apt/sources.list(.d); set DUET_DEBIAN_MIRROR"
     say "debootstrap $SUITE ($PACKAGES) from $MIRROR"
     work="$(mktemp -d)"
